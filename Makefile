@@ -1,0 +1,165 @@
+# libmmrec build. `make` builds lib/libmmrec.so.X.Y.Z and lib/libmmrec.a.
+#   make BLAS=blis      build against BLIS instead of OpenBLAS
+#   make test           Check suites (prints Check's summary line)
+#   make test-asan      the same suites under AddressSanitizer + UBSan
+#   make abi-check      abidiff against tests/abi/libmmrec.abi
+#   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
+#   make example        build and run examples/quickstart
+#   make bench          run every benchmark (C and its PyTorch counterpart)
+#   make V=1            show the commands
+
+VERSION := $(shell sed -n 's/^\#define MMREC_VERSION_STRING "\(.*\)"/\1/p' include/mmrec/core.h)
+MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+CC ?= cc
+MARCH ?=
+OPT ?= -O3
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+BLAS ?= openblas
+ifeq ($(BLAS),blis)
+  BLIS_HEADER := $(realpath /usr/include/$(MULTIARCH)/blis.h)
+  BLAS_CFLAGS ?= -DMMREC_BLAS_BLIS $(if $(BLIS_HEADER),-I$(dir $(BLIS_HEADER)))
+  BLAS_LIBS ?= -lblis
+  PC_REQUIRES :=
+  PC_LIBS_PRIVATE := -lblis -lm -lpthread
+else ifeq ($(BLAS),openblas)
+  BLAS_CFLAGS ?= -DMMREC_BLAS_OPENBLAS $(shell pkg-config --cflags openblas)
+  BLAS_LIBS ?= $(shell pkg-config --libs openblas)
+  PC_REQUIRES := openblas
+  PC_LIBS_PRIVATE := -lm -lpthread
+else
+  $(error BLAS must be openblas or blis)
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS ?= $(OPT) -g $(MARCH)
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude $(BLAS_CFLAGS) $(CFLAGS)
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DMMREC_BUILDING
+LDLIBS := $(BLAS_LIBS) -lm -lpthread
+
+Q := $(if $(V),,@)
+BUILD := build/$(BLAS)
+
+SRCS := $(sort $(wildcard src/*/*.c))
+OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
+HEADERS := $(wildcard include/mmrec/*.h)
+
+SONAME := libmmrec.so.$(MAJOR)
+SHARED := lib/libmmrec.so.$(VERSION)
+STATIC := lib/libmmrec.a
+MAP := src/libmmrec.map
+
+TEST_SRCS := $(sort $(wildcard tests/*.c))
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+
+.PHONY: all clean test test-asan abi-check abi-baseline check-symbols install uninstall \
+        example bench examples
+all: $(SHARED) $(STATIC) lib/libmmrec.so examples
+
+$(BUILD)/%.o: src/%.c $(HEADERS) $(wildcard src/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $<")
+	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(SHARED): $(OBJS) $(MAP)
+	@mkdir -p lib
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(MAP) -Wl,--no-undefined \
+	    -o $@ $(OBJS) $(LDLIBS)
+
+lib/libmmrec.so: $(SHARED)
+	$(Q)ln -sf libmmrec.so.$(VERSION) lib/$(SONAME)
+	$(Q)ln -sf $(SONAME) lib/libmmrec.so
+
+$(STATIC): $(OBJS)
+	@mkdir -p lib
+	@$(if $(Q),echo "  AR  $@")
+	$(Q)rm -f $@ && ar rcs $@ $(OBJS)
+
+# ---- tests ----
+TEST_BIN := build/tests/$(BLAS)/mmrec_tests
+$(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -DMMREC_TEST_DIR='"$(CURDIR)/tests"' \
+	    -o $@ $(TEST_SRCS) $(STATIC) $(CHECK_LIBS) $(LDLIBS)
+
+test: $(TEST_BIN) lib/libmmrec.so
+	$(Q)MMREC_ROOT=$(CURDIR) BLAS=$(BLAS) $(TEST_BIN)
+
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASAN_BIN := build/tests/asan/mmrec_tests
+$(ASAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $@ (asan+ubsan)")
+	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude -Isrc $(BLAS_CFLAGS) \
+	    $(ASAN_FLAGS) -DMMREC_TEST_DIR='"$(CURDIR)/tests"' -o $@ $(SRCS) $(TEST_SRCS) \
+	    $(CHECK_LIBS) $(LDLIBS)
+
+test-asan: $(ASAN_BIN) lib/libmmrec.so
+	$(Q)CK_FORK=no MMREC_ROOT=$(CURDIR) MMREC_SKIP_INSTALL_TEST=1 \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(ASAN_BIN)
+
+# ---- ABI ----
+ABI_BASELINE := tests/abi/libmmrec.abi
+ABI_SUPPRESS := tests/abi/suppressions.txt
+abi-check: $(SHARED)
+	$(Q)tools/abi-check.sh $(SHARED) $(ABI_BASELINE) $(ABI_SUPPRESS)
+
+abi-baseline: $(SHARED)
+	$(Q)abidw --headers-dir include/mmrec --out-file $(ABI_BASELINE) $(SHARED)
+	@echo "wrote $(ABI_BASELINE): say why in the commit message"
+
+check-symbols: $(SHARED)
+	$(Q)tools/check-symbols.sh $(SHARED) $(MAP)
+
+# ---- install ----
+mmrec.pc: mmrec.pc.in Makefile include/mmrec/core.h
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' \
+	    $< > $@
+
+install: $(SHARED) lib/libmmrec.so $(STATIC) mmrec.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/mmrec $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/mmrec/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmmrec.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 644 mmrec.pc $(DESTDIR)$(PKGCONFIGDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libmmrec.so $(DESTDIR)$(LIBDIR)/libmmrec.a \
+	      $(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/mmrec/,$(notdir $(HEADERS)))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/mmrec
+
+# ---- examples and benchmarks ----
+examples: $(EXAMPLES)
+build/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+example: build/examples/quickstart
+	$(Q)build/examples/quickstart
+
+BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
+build/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+bench: $(BENCH_BINS)
+	$(Q)for b in $(BENCH_BINS); do OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
+
+clean:
+	rm -rf build lib mmrec.pc

@@ -1,0 +1,163 @@
+/* libmmrec core: export macros, version, status codes, the thread-local
+ * error message, the thread-count setting, the allocator hook and the seeded
+ * random generator.
+ *
+ * Every fallible libmmrec call returns an mmrec_status. MMREC_OK (0) is
+ * success; any other value means the call did nothing (outputs untouched) and
+ * mmrec_last_error() holds one sentence naming the function, the argument and
+ * what was expected. Callers branch on the status, never on the text.
+ *
+ * Thread safety: functions here are thread-safe unless their block says
+ * otherwise ("not thread-safe" = global, call before starting threads). */
+#ifndef MMREC_CORE_H
+#define MMREC_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(MMREC_BUILDING)
+#define MMREC_API __declspec(dllexport)
+#elif defined(_WIN32) && !defined(MMREC_STATIC)
+#define MMREC_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define MMREC_API __attribute__((visibility("default")))
+#else
+#define MMREC_API
+#endif
+#define MMREC_API_EXPERIMENTAL MMREC_API
+
+/* The version, defined once here; the Makefile reads it from these lines. */
+#define MMREC_VERSION_MAJOR 0
+#define MMREC_VERSION_MINOR 1
+#define MMREC_VERSION_PATCH 0
+#define MMREC_VERSION_NUMBER \
+    (MMREC_VERSION_MAJOR * 10000 + MMREC_VERSION_MINOR * 100 + MMREC_VERSION_PATCH)
+#define MMREC_VERSION_STRING "0.1.0"
+
+/* Largest tensor rank. Function twin: mmrec_max_dims(). */
+#define MMREC_MAX_DIMS 4
+
+/* Status codes. Values are fixed forever; new codes are appended to their
+ * group. X(name, value, default text). */
+#define MMREC_STATUS_TABLE(X)                                                 \
+    X(MMREC_OK, 0, "success")                                                 \
+    X(MMREC_EINVAL, 10, "invalid argument")                                   \
+    X(MMREC_ESHAPE, 11, "tensor shape mismatch")                              \
+    X(MMREC_ERANGE, 12, "value or index out of range")                        \
+    X(MMREC_ENOTFOUND, 13, "no such name")                                    \
+    X(MMREC_ESTATE, 20, "call not valid in the current state")                \
+    X(MMREC_ESTALE, 21, "tensor used after its tape was reset")               \
+    X(MMREC_EUNSUPPORTED, 22, "operation not supported")                      \
+    X(MMREC_ENOMEM, 30, "out of memory")                                      \
+    X(MMREC_EIO, 31, "input/output error")                                    \
+    X(MMREC_EFORMAT, 32, "malformed, truncated or foreign file")              \
+    X(MMREC_ENUMERIC, 40, "NaN or infinity found")
+
+typedef enum mmrec_status {
+#define MMREC__STATUS_ENUM(name, value, text) name = value,
+    MMREC_STATUS_TABLE(MMREC__STATUS_ENUM)
+#undef MMREC__STATUS_ENUM
+    MMREC__STATUS_FORCE_INT = 0x7fffffff
+} mmrec_status;
+
+/* Short default text of a status ("out of memory"); "unknown status" for a
+ * value not in the table. Never NULL; static storage. Thread-safe. Since 0.1. */
+MMREC_API const char *mmrec_status_str(mmrec_status status);
+
+/* The status's name as a string ("MMREC_ENOMEM"); "MMREC_UNKNOWN" for a value
+ * not in the table. Never NULL; static storage. Thread-safe. Since 0.1. */
+MMREC_API const char *mmrec_status_name(mmrec_status status);
+
+/* The message of the last failed call on this thread: one sentence naming
+ * the function, the argument and expected vs actual. Only meaningful right
+ * after a call returned a status other than MMREC_OK. Never NULL; the memory
+ * is the library's (thread-local) and is overwritten by the next failure.
+ * Thread-safe. Since 0.1. */
+MMREC_API const char *mmrec_last_error(void);
+
+/* Run-time version: MMREC_VERSION_NUMBER and MMREC_VERSION_STRING of the
+ * library actually loaded (compare with the macros to detect a mismatch).
+ * Thread-safe. Since 0.1. */
+MMREC_API unsigned mmrec_version_number(void);
+MMREC_API const char *mmrec_version_string(void);
+
+/* MMREC_MAX_DIMS, for FFI callers. Thread-safe. Since 0.1. */
+MMREC_API int mmrec_max_dims(void);
+
+/* Sets the number of threads every heavy operation (BLAS and the library's
+ * own parallel loops) uses. Results are deterministic for a given seed and
+ * thread count.
+ *   num_threads (in) 1 .. 1024.
+ * Returns MMREC_OK or MMREC_ERANGE.
+ * Thread safety: not thread-safe; call before starting threads that use the
+ * library. Since 0.1. */
+MMREC_API mmrec_status mmrec_set_num_threads(int num_threads);
+
+/* The current thread count (default: the number of online CPUs).
+ * Thread-safe. Since 0.1. */
+MMREC_API int mmrec_get_num_threads(void);
+
+/* Allocator hook. Every allocation the library makes for its own objects
+ * (tensors, tape arenas, models, optimizer state, file buffers) goes through
+ * these functions; BLAS keeps its own allocator. `alloc` returns memory
+ * aligned to at least 64 bytes or NULL; `release` frees it (NULL allowed).
+ * The struct begins with its size (set it to sizeof(mmrec_allocator)). */
+typedef struct mmrec_allocator {
+    size_t struct_size;
+    void *(*alloc)(void *user, size_t size);
+    void (*release)(void *user, void *ptr);
+    void *user;
+} mmrec_allocator;
+
+/* Installs `allocator`, or restores the default (aligned malloc / free) when
+ * it is NULL. Memory allocated under one allocator must be released under the
+ * same one: install it before creating any object, restore after destroying
+ * them all.
+ * Returns MMREC_OK or MMREC_EINVAL (struct_size too small, a NULL function).
+ * Thread safety: not thread-safe (global). Since 0.1. */
+MMREC_API mmrec_status mmrec_set_allocator(const mmrec_allocator *allocator);
+
+/* Seeded pseudo-random generator (xoshiro256**, seeded through splitmix64).
+ * The same seed gives the same stream on every platform. Models and tapes
+ * own one each; this handle is for hosts that want the same generator
+ * (e.g. negative sampling). Per-handle thread safety. */
+typedef struct mmrec_rng mmrec_rng;
+
+/* Creates a generator.
+ *   seed (in)  any value.
+ *   out  (out) new generator, owned by the caller (mmrec_rng_destroy).
+ * Returns MMREC_OK, MMREC_EINVAL (out NULL), MMREC_ENOMEM. Since 0.1. */
+MMREC_API mmrec_status mmrec_rng_create(uint64_t seed, mmrec_rng **out);
+
+/* Destroys a generator; NULL is a no-op. Since 0.1. */
+MMREC_API void mmrec_rng_destroy(mmrec_rng *rng);
+
+/* Restarts the stream from `seed`. Returns MMREC_OK or MMREC_EINVAL.
+ * Since 0.1. */
+MMREC_API mmrec_status mmrec_rng_seed(mmrec_rng *rng, uint64_t seed);
+
+/* Next 64 random bits. Returns MMREC_OK or MMREC_EINVAL (NULL argument).
+ * Since 0.1. */
+MMREC_API mmrec_status mmrec_rng_next_u64(mmrec_rng *rng, uint64_t *out);
+
+/* Fills `values` with `n` draws: uniform in [low, high) or normal with the
+ * given mean and standard deviation (std >= 0).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, low > high, std < 0 or not finite).
+ * Since 0.1. */
+MMREC_API mmrec_status mmrec_rng_uniform(mmrec_rng *rng, float low, float high, float *values,
+                                         size_t n);
+MMREC_API mmrec_status mmrec_rng_normal(mmrec_rng *rng, float mean, float std, float *values,
+                                        size_t n);
+
+/* A uniform integer in [0, bound) without modulo bias (bound >= 1).
+ * Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
+MMREC_API mmrec_status mmrec_rng_below(mmrec_rng *rng, uint64_t bound, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MMREC_CORE_H */

@@ -1,0 +1,92 @@
+/* Internal tape: arena, node record, and the helpers every op uses to make
+ * outputs and record its backward. */
+#ifndef MMREC_AUTOGRAD_INTERNAL_H
+#define MMREC_AUTOGRAD_INTERNAL_H
+
+#include "../tensor/tensor_internal.h"
+#include "arena.h"
+
+struct mmrec_model; /* model/model_internal.h */
+
+typedef struct mmrec__node mmrec__node;
+
+/* Backward of one recorded op: reads node->out->grad and adds into the
+ * grads of the inputs that require one (mmrec__grad gives the buffer). May
+ * only fail with MMREC_ENOMEM (arena growth). */
+typedef mmrec_status (*mmrec__backward_fn)(mmrec__node *node, mmrec_tape *tape);
+
+struct mmrec__node {
+    mmrec__node *prev;
+    mmrec__backward_fn backward;
+    const char *name;    /* op name, for messages */
+    mmrec_tensor *out;
+    mmrec_tensor **in;   /* n_in inputs (arena) */
+    int n_in;
+    void *ctx;           /* op workspace (arena), ctx_size bytes, zeroed */
+};
+
+typedef struct mmrec__retained {
+    struct mmrec__retained *next;
+    struct mmrec_model *model;
+} mmrec__retained;
+
+struct mmrec_tape {
+    uint32_t magic;
+    mmrec_tape_mode mode;
+    uint64_t gen;
+    mmrec__arena data;      /* tensor data, nodes, workspaces */
+    mmrec__arena headers[2];/* tensor headers, alternating per generation */
+    mmrec__node *tail;      /* last recorded node */
+    size_t n_nodes;
+    mmrec__retained *retained;
+    mmrec__rng_state rng;
+};
+
+#define MMREC__TAPE_MAGIC 0x6d6d5450u /* "mmTP" */
+
+/* Rollback point: an op that fails part-way restores the tape to it, so a
+ * failed call leaves the tape as it was. */
+typedef struct mmrec__tape_mark {
+    mmrec__arena_mark data, header;
+    mmrec__node *tail;
+    size_t n_nodes;
+    mmrec__retained *retained;
+} mmrec__tape_mark;
+
+mmrec__tape_mark mmrec__tape_mark_get(mmrec_tape *tape);
+void mmrec__tape_rollback(mmrec_tape *tape, mmrec__tape_mark mark);
+
+/* Validates a tape argument (NULL, magic). */
+mmrec_status mmrec__tape_check(const char *func, const mmrec_tape *tape) MMREC__WUR;
+#define MMREC_CHECK_TAPE(tape) MMREC_FORWARD_IF(mmrec__tape_check(__func__, (tape)))
+
+/* True when the tape records and any of the inputs requires a gradient. */
+bool mmrec__tape_wants_grad(const mmrec_tape *tape, mmrec_tensor *const *in, int n_in);
+
+/* Raw arena memory for this step (64-byte aligned), NULL on OOM. */
+void *mmrec__tape_alloc(mmrec_tape *tape, size_t size);
+void *mmrec__tape_calloc(mmrec_tape *tape, size_t size);
+
+/* A new tensor on the tape (header + data), data uninitialised unless
+ * `zero`. NULL on OOM. Shape must be valid. */
+mmrec_tensor *mmrec__tape_new(mmrec_tape *tape, int ndim, const int64_t *shape, bool zero);
+/* Same shape as `like`. */
+mmrec_tensor *mmrec__tape_new_like(mmrec_tape *tape, const mmrec_tensor *like, bool zero);
+/* A header on the tape viewing `data` (no copy), e.g. a reshape. */
+mmrec_tensor *mmrec__tape_view(mmrec_tape *tape, float *data, int ndim, const int64_t *shape);
+
+/* Records a node producing `out` from `in`, with a zeroed workspace of
+ * ctx_size bytes; marks `out` as requiring a gradient. NULL on OOM. Call
+ * only when mmrec__tape_wants_grad() is true. */
+mmrec__node *mmrec__tape_record(mmrec_tape *tape, const char *name, mmrec__backward_fn backward,
+                                mmrec_tensor *out, mmrec_tensor *const *in, int n_in,
+                                size_t ctx_size);
+
+/* Gradient buffer of `t` for accumulation: a parameter's model-owned
+ * buffer, or a zeroed arena buffer allocated on first use. NULL on OOM. */
+float *mmrec__grad(mmrec_tape *tape, mmrec_tensor *t);
+
+/* Reports OOM after rolling the tape back to `mark`. */
+mmrec_status mmrec__tape_oom(mmrec_tape *tape, mmrec__tape_mark mark, const char *func);
+
+#endif

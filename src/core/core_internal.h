@@ -1,0 +1,82 @@
+/* Internal core: error reporting macros, allocation wrappers, the generator
+ * state and the thread setting. Shared by every area; never installed. */
+#ifndef MMREC_CORE_INTERNAL_H
+#define MMREC_CORE_INTERNAL_H
+
+#include "mmrec/core.h"
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define MMREC__WUR __attribute__((warn_unused_result))
+#define MMREC__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define MMREC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define MMREC__WUR
+#define MMREC__PRINTF(a, b)
+#define MMREC__UNLIKELY(x) (x)
+#endif
+
+/* Writes "func: message" into the thread-local buffer and returns `status`.
+ * Never allocates. */
+mmrec_status mmrec__set_error(mmrec_status status, const char *func, const char *fmt, ...)
+    MMREC__PRINTF(3, 4);
+
+/* Fail with a message when `cond` holds: one line per check at the public
+ * boundary. The message is prefixed with the enclosing function's name. */
+#define MMREC_FAIL_IF(cond, status, ...)                                       \
+    do {                                                                       \
+        if (MMREC__UNLIKELY(cond))                                             \
+            return mmrec__set_error((status), __func__, __VA_ARGS__);          \
+    } while (0)
+
+#define MMREC_FAIL(status, ...) return mmrec__set_error((status), __func__, __VA_ARGS__)
+
+#define MMREC_CHECK_NULL(ptr)                                                  \
+    MMREC_FAIL_IF((ptr) == NULL, MMREC_EINVAL, "argument '%s' is NULL", #ptr)
+
+/* Propagate a callee's failure (its message already set). */
+#define MMREC_FORWARD_IF(expr)                                                 \
+    do {                                                                       \
+        mmrec_status mmrec__fw = (expr);                                       \
+        if (MMREC__UNLIKELY(mmrec__fw != MMREC_OK)) return mmrec__fw;          \
+    } while (0)
+
+/* Allocation: all library memory goes through these (the allocator hook).
+ * Memory is 64-byte aligned. mmrec__alloc returns NULL on failure without
+ * setting an error; callers report MMREC_ENOMEM. */
+void *mmrec__alloc(size_t size);
+void *mmrec__calloc(size_t count, size_t size);
+void mmrec__free(void *ptr);
+char *mmrec__strdup(const char *s);
+
+/* size = a * b with overflow detection; returns false on overflow. */
+static inline bool mmrec__mul_size(size_t a, size_t b, size_t *out) {
+    if (b != 0 && a > SIZE_MAX / b) return false;
+    *out = a * b;
+    return true;
+}
+
+/* Generator state (xoshiro256**). */
+typedef struct mmrec__rng_state {
+    uint64_t s[4];
+} mmrec__rng_state;
+
+void mmrec__rng_seed(mmrec__rng_state *rng, uint64_t seed);
+uint64_t mmrec__rng_u64(mmrec__rng_state *rng);
+/* Uniform in [0, 1) with 24 random bits. */
+float mmrec__rng_uniform(mmrec__rng_state *rng);
+/* Standard normal (Box-Muller, one draw per two uniforms; no cached spare so
+ * the stream position is a pure function of the number of calls). */
+float mmrec__rng_normal(mmrec__rng_state *rng);
+uint64_t mmrec__rng_below(mmrec__rng_state *rng, uint64_t bound);
+
+/* Thread count used by heavy loops and BLAS. */
+int mmrec__num_threads(void);
+/* Applies the thread count to BLAS once (lazily, at the first BLAS call). */
+void mmrec__blas_threads_sync(void);
+
+#endif

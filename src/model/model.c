@@ -1,0 +1,395 @@
+/* Model: parameter registry, modules, freezing, counts, flat buffers. */
+#include "model_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+mmrec_status mmrec__model_check(const char *func, const mmrec_model *model) {
+    if (model == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'model' is NULL");
+    if (model->magic != MMREC__MODEL_MAGIC)
+        return mmrec__set_error(MMREC_EINVAL, func, "argument 'model' is not a model");
+    if (model->destroyed)
+        return mmrec__set_error(MMREC_ESTATE, func, "the model was destroyed");
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__module_check(const char *func, const mmrec_module *module, const char *kind) {
+    if (module == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'module' is NULL");
+    if (module->magic != MMREC__MODULE_MAGIC)
+        return mmrec__set_error(MMREC_EINVAL, func, "argument 'module' is not a module");
+    if (kind && strcmp(module->kind, kind) != 0)
+        return mmrec__set_error(MMREC_EINVAL, func, "module '%s' is a %s, expected a %s",
+                                module->name, module->kind, kind);
+    if (module->model->destroyed)
+        return mmrec__set_error(MMREC_ESTATE, func, "the model of module '%s' was destroyed",
+                                module->name);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_create(mmrec_model **out) {
+    MMREC_CHECK_NULL(out);
+    mmrec_model *model = mmrec__calloc(1, sizeof *model);
+    MMREC_FAIL_IF(model == NULL, MMREC_ENOMEM, "out of memory");
+    model->magic = MMREC__MODEL_MAGIC;
+    model->refs = 1;
+    mmrec__rng_seed(&model->rng, 0);
+    *out = model;
+    return MMREC_OK;
+}
+
+static void mmrec__param_free(mmrec__param *p) {
+    mmrec__free(p->tensor.data);
+    mmrec__free(p->tensor.grad);
+    mmrec__free(p->row_touched);
+    mmrec__free(p->touched_rows);
+    mmrec__free(p->name);
+    p->tensor.magic = 0;
+    mmrec__free(p);
+}
+
+static void mmrec__model_free(mmrec_model *model) {
+    for (size_t i = 0; i < model->n_modules; i++) {
+        mmrec_module *m = model->modules[i];
+        if (m->destroy) m->destroy(m);
+        mmrec__free(m->name);
+        m->magic = 0;
+        mmrec__free(m);
+    }
+    for (size_t i = 0; i < model->n_params; i++) mmrec__param_free(model->params[i]);
+    mmrec__free(model->modules);
+    mmrec__free(model->params);
+    model->magic = 0;
+    mmrec__free(model);
+}
+
+void mmrec__model_retain(mmrec_model *model) { model->refs++; }
+
+void mmrec__model_release(mmrec_model *model) {
+    if (--model->refs == 0) mmrec__model_free(model);
+}
+
+void mmrec_model_destroy(mmrec_model *model) {
+    if (model == NULL || model->magic != MMREC__MODEL_MAGIC || model->destroyed) return;
+    model->destroyed = true;
+    mmrec__model_release(model);
+}
+
+mmrec_status mmrec_model_seed(mmrec_model *model, uint64_t seed) {
+    MMREC_CHECK_MODEL(model);
+    mmrec__rng_seed(&model->rng, seed);
+    return MMREC_OK;
+}
+
+static mmrec__param *mmrec__model_find(const mmrec_model *model, const char *name) {
+    for (size_t i = 0; i < model->n_params; i++)
+        if (strcmp(model->params[i]->name, name) == 0) return model->params[i];
+    return NULL;
+}
+
+static bool mmrec__name_ok(const char *name, size_t len) {
+    if (len == 0 || len > 255) return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) return false;
+    return true;
+}
+
+static bool mmrec__grow(void **array, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t new_cap = *cap ? *cap * 2 : 16;
+    while (new_cap < need) new_cap *= 2;
+    void *grown = mmrec__alloc(new_cap * elem);
+    if (grown == NULL) return false;
+    if (*array) memcpy(grown, *array, *cap * elem);
+    mmrec__free(*array);
+    *array = grown;
+    *cap = new_cap;
+    return true;
+}
+
+static mmrec_status mmrec__param_alloc_grad(mmrec__param *p) {
+    if (p->tensor.grad == NULL) {
+        p->tensor.grad = mmrec__calloc(p->tensor.numel, sizeof(float));
+        if (p->tensor.grad == NULL) return MMREC_ENOMEM;
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__model_add_param(mmrec_model *model, const char *func, const char *prefix,
+                                    const char *leaf, int ndim, const int64_t *shape, bool sparse,
+                                    mmrec_tensor **out) {
+    size_t numel;
+    MMREC_FORWARD_IF(mmrec__shape_check(func, "parameter", ndim, shape, &numel));
+    size_t plen = prefix ? strlen(prefix) : 0, llen = strlen(leaf);
+    char name[512];
+    if (plen + llen + 2 > sizeof name || !mmrec__name_ok(prefix ? prefix : "x", prefix ? plen : 1) ||
+        !mmrec__name_ok(leaf, llen) || plen + llen + (prefix ? 1 : 0) > 255)
+        return mmrec__set_error(MMREC_EINVAL, func,
+                                "parameter name '%s%s%s' is empty, too long (max 255) or has "
+                                "control characters",
+                                prefix ? prefix : "", prefix ? "." : "", leaf);
+    if (prefix) {
+        memcpy(name, prefix, plen);
+        name[plen] = '.';
+        memcpy(name + plen + 1, leaf, llen + 1);
+    } else {
+        memcpy(name, leaf, llen + 1);
+    }
+    if (mmrec__model_find(model, name))
+        return mmrec__set_error(MMREC_ESTATE, func, "a parameter named '%s' already exists", name);
+    if (!mmrec__grow((void **)&model->params, &model->cap_params, model->n_params + 1,
+                     sizeof *model->params))
+        return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
+    mmrec__param *p = mmrec__calloc(1, sizeof *p);
+    if (p == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
+    p->name = mmrec__strdup(name);
+    p->tensor.data = mmrec__calloc(numel, sizeof(float));
+    if (p->name == NULL || p->tensor.data == NULL || mmrec__param_alloc_grad(p) != MMREC_OK)
+        goto oom;
+    if (sparse) {
+        size_t rows = (size_t)shape[0];
+        p->row_touched = mmrec__calloc(rows, 1);
+        p->touched_rows = mmrec__calloc(rows, sizeof *p->touched_rows);
+        if (p->row_touched == NULL || p->touched_rows == NULL) goto oom;
+    }
+    p->tensor.magic = MMREC__TENSOR_MAGIC;
+    p->tensor.flags = MMREC__T_PARAM | MMREC__T_REQUIRES_GRAD;
+    p->tensor.ndim = ndim;
+    memcpy(p->tensor.shape, shape, (size_t)ndim * sizeof *shape);
+    p->tensor.numel = numel;
+    p->tensor.param = p;
+    p->model = model;
+    p->trainable = true;
+    p->sparse = sparse;
+    p->index = model->n_params;
+    model->params[model->n_params++] = p;
+    if (out) *out = &p->tensor;
+    return MMREC_OK;
+oom:
+    mmrec__param_free(p);
+    return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for parameter '%s'", name);
+}
+
+mmrec_status mmrec__model_add_module(mmrec_model *model, const char *func, mmrec_module *module,
+                                     const char *kind, const char *name,
+                                     void (*destroy)(mmrec_module *)) {
+    if (!mmrec__grow((void **)&model->modules, &model->cap_modules, model->n_modules + 1,
+                     sizeof *model->modules))
+        return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
+    module->name = mmrec__strdup(name);
+    if (module->name == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
+    module->magic = MMREC__MODULE_MAGIC;
+    module->kind = kind;
+    module->model = model;
+    module->destroy = destroy;
+    model->modules[model->n_modules++] = module;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_add_param(mmrec_model *model, const char *name, int ndim,
+                                   const int64_t *shape, mmrec_tensor **out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(name);
+    return mmrec__model_add_param(model, __func__, NULL, name, ndim, shape, false, out);
+}
+
+mmrec_status mmrec_model_param(const mmrec_model *model, const char *name, mmrec_tensor **out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(name);
+    MMREC_CHECK_NULL(out);
+    mmrec__param *p = mmrec__model_find(model, name);
+    MMREC_FAIL_IF(p == NULL, MMREC_ENOTFOUND, "no parameter named '%s'", name);
+    *out = &p->tensor;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_num_params(const mmrec_model *model, size_t *out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(out);
+    *out = model->n_params;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t index, const char **name_out,
+                                  mmrec_tensor **out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(index >= model->n_params, MMREC_ERANGE, "index %zu, model has %zu parameters",
+                  index, model->n_params);
+    if (name_out) *name_out = model->params[index]->name;
+    *out = &model->params[index]->tensor;
+    return MMREC_OK;
+}
+
+static mmrec_status mmrec__model_set_trainable(mmrec_model *model, const char *prefix,
+                                               bool trainable, size_t *count_out,
+                                               const char *func) {
+    size_t plen = strlen(prefix), count = 0;
+    if (trainable) /* allocate first so a failure changes nothing */
+        for (size_t i = 0; i < model->n_params; i++)
+            if (strncmp(model->params[i]->name, prefix, plen) == 0 &&
+                mmrec__param_alloc_grad(model->params[i]) != MMREC_OK)
+                return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for gradients");
+    for (size_t i = 0; i < model->n_params; i++) {
+        mmrec__param *p = model->params[i];
+        if (strncmp(p->name, prefix, plen) != 0) continue;
+        count++;
+        if (!trainable) mmrec__param_zero_grad(p);
+        p->trainable = trainable;
+        if (trainable)
+            p->tensor.flags |= MMREC__T_REQUIRES_GRAD;
+        else
+            p->tensor.flags &= ~(uint32_t)MMREC__T_REQUIRES_GRAD;
+    }
+    if (count == 0)
+        return mmrec__set_error(MMREC_ENOTFOUND, func, "no parameter name starts with '%s'",
+                                prefix);
+    if (count_out) *count_out = count;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_freeze(mmrec_model *model, const char *prefix, size_t *count_out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(prefix);
+    return mmrec__model_set_trainable(model, prefix, false, count_out, __func__);
+}
+
+mmrec_status mmrec_model_unfreeze(mmrec_model *model, const char *prefix, size_t *count_out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(prefix);
+    return mmrec__model_set_trainable(model, prefix, true, count_out, __func__);
+}
+
+mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable_out,
+                                     size_t *total_out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(trainable_out);
+    MMREC_CHECK_NULL(total_out);
+    size_t trainable = 0, total = 0;
+    for (size_t i = 0; i < model->n_params; i++) {
+        total += model->params[i]->tensor.numel;
+        if (model->params[i]->trainable) trainable += model->params[i]->tensor.numel;
+    }
+    *trainable_out = trainable;
+    *total_out = total;
+    return MMREC_OK;
+}
+
+void mmrec__param_zero_grad(mmrec__param *p) {
+    if (p->tensor.grad == NULL) return;
+    if (p->sparse) {
+        size_t dim = p->tensor.numel / (size_t)p->tensor.shape[0];
+        for (size_t i = 0; i < p->n_touched; i++) {
+            int64_t row = p->touched_rows[i];
+            memset(p->tensor.grad + (size_t)row * dim, 0, dim * sizeof(float));
+            p->row_touched[row] = 0;
+        }
+        p->n_touched = 0;
+    } else {
+        memset(p->tensor.grad, 0, p->tensor.numel * sizeof(float));
+    }
+}
+
+mmrec_status mmrec_model_zero_grad(mmrec_model *model) {
+    MMREC_CHECK_MODEL(model);
+    for (size_t i = 0; i < model->n_params; i++) mmrec__param_zero_grad(model->params[i]);
+    return MMREC_OK;
+}
+
+/* ---- flat buffers ---- */
+
+static mmrec_status mmrec__flat_check(const mmrec_model *model, const void *buf, size_t n,
+                                      const char *func) {
+    size_t trainable = 0;
+    for (size_t i = 0; i < model->n_params; i++)
+        if (model->params[i]->trainable) trainable += model->params[i]->tensor.numel;
+    if (buf == NULL) return mmrec__set_error(MMREC_EINVAL, func, "buffer argument is NULL");
+    if (n != trainable)
+        return mmrec__set_error(MMREC_EINVAL, func,
+                                "n is %zu, expected %zu (the trainable element count)", n,
+                                trainable);
+    return MMREC_OK;
+}
+
+static mmrec_status mmrec__flat_finite(const float *src, size_t n, const char *func) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(src[i]))
+            return mmrec__set_error(MMREC_ENUMERIC, func, "element %zu is %g", i, (double)src[i]);
+    return MMREC_OK;
+}
+
+/* Copies between the flat buffer and each trainable parameter's data (or
+ * gradient when `grads`); `to_flat` chooses the direction. */
+static void mmrec__flat_copy(const mmrec_model *model, float *flat, bool grads, bool to_flat) {
+    size_t off = 0;
+    for (size_t i = 0; i < model->n_params; i++) {
+        mmrec__param *p = model->params[i];
+        if (!p->trainable) continue;
+        float *mine = grads ? p->tensor.grad : p->tensor.data;
+        size_t n = p->tensor.numel;
+        if (to_flat) {
+            memcpy(flat + off, mine, n * sizeof(float));
+        } else {
+            memcpy(mine, flat + off, n * sizeof(float));
+            if (grads && p->sparse) {
+                size_t dim = n / (size_t)p->tensor.shape[0];
+                for (int64_t r = 0; r < p->tensor.shape[0]; r++) {
+                    const float *row = mine + (size_t)r * dim;
+                    for (size_t j = 0; j < dim; j++)
+                        if (row[j] != 0.0f) {
+                            mmrec__param_touch_row(p, r);
+                            break;
+                        }
+                }
+            }
+        }
+        off += n;
+    }
+}
+
+mmrec_status mmrec_model_export_params(const mmrec_model *model, float *dst, size_t n) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, dst, n, __func__));
+    mmrec__flat_copy(model, dst, false, true);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_export_grads(const mmrec_model *model, float *dst, size_t n) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, dst, n, __func__));
+    mmrec__flat_copy(model, dst, true, true);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, size_t n) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, src, n, __func__));
+    MMREC_FORWARD_IF(mmrec__flat_finite(src, n, __func__));
+    mmrec__flat_copy(model, (float *)src, false, false);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, src, n, __func__));
+    MMREC_FORWARD_IF(mmrec__flat_finite(src, n, __func__));
+    mmrec__flat_copy(model, (float *)src, true, false);
+    return MMREC_OK;
+}
+
+/* ---- initializers ---- */
+
+void mmrec__init_xavier_uniform(mmrec_model *model, mmrec_tensor *weight, int64_t fan_in,
+                                int64_t fan_out) {
+    float bound = sqrtf(6.0f / (float)(fan_in + fan_out));
+    for (size_t i = 0; i < weight->numel; i++)
+        weight->data[i] = bound * (2.0f * mmrec__rng_uniform(&model->rng) - 1.0f);
+}
+
+void mmrec__init_normal(mmrec_model *model, mmrec_tensor *weight, float mean, float std) {
+    for (size_t i = 0; i < weight->numel; i++)
+        weight->data[i] = mean + std * mmrec__rng_normal(&model->rng);
+}
+
+void mmrec__init_fill(mmrec_tensor *weight, float value) {
+    for (size_t i = 0; i < weight->numel; i++) weight->data[i] = value;
+}

@@ -1,0 +1,86 @@
+/* Internal model: parameter records, module base, reference counting. */
+#ifndef MMREC_MODEL_INTERNAL_H
+#define MMREC_MODEL_INTERNAL_H
+
+#include "mmrec/model.h"
+#include "../tensor/tensor_internal.h"
+
+typedef struct mmrec__param {
+    mmrec_tensor tensor;        /* header; flags include MMREC__T_PARAM */
+    char *name;
+    struct mmrec_model *model;
+    size_t index;               /* position in the model's list */
+    bool trainable;             /* false when frozen */
+    bool sparse;                /* row-sparse gradient (embedding tables) */
+    /* Sparse bookkeeping: rows whose gradient may be non-zero since the last
+     * clear, as a flag per row and a list, both sized for every row. */
+    uint8_t *row_touched;
+    int64_t *touched_rows;
+    size_t n_touched;
+} mmrec__param;
+
+/* Base of every module; module-specific structs embed it first. */
+struct mmrec_module {
+    uint32_t magic;
+    const char *kind;            /* "linear", "mlp", ... */
+    char *name;
+    struct mmrec_model *model;
+    void (*destroy)(mmrec_module *module); /* frees the specific part; may be NULL */
+};
+
+#define MMREC__MODULE_MAGIC 0x6d6d4d44u /* "mmMD" */
+#define MMREC__MODEL_MAGIC 0x6d6d4d4cu  /* "mmML" */
+
+struct mmrec_model {
+    uint32_t magic;
+    int refs;                    /* caller + optimizers + tapes holding nodes */
+    bool destroyed;              /* the caller let go; freed at refs == 0 */
+    mmrec__param **params;
+    size_t n_params, cap_params;
+    mmrec_module **modules;
+    size_t n_modules, cap_modules;
+    mmrec__rng_state rng;        /* initialization */
+};
+
+void mmrec__model_retain(struct mmrec_model *model);
+void mmrec__model_release(struct mmrec_model *model);
+
+/* Validates a model argument (NULL, magic, destroyed). */
+mmrec_status mmrec__model_check(const char *func, const mmrec_model *model) MMREC__WUR;
+#define MMREC_CHECK_MODEL(m) MMREC_FORWARD_IF(mmrec__model_check(__func__, (m)))
+
+/* Validates a module argument and that it is of `kind` (NULL: any kind). */
+mmrec_status mmrec__module_check(const char *func, const mmrec_module *module, const char *kind)
+    MMREC__WUR;
+#define MMREC_CHECK_MODULE(mod, kind) MMREC_FORWARD_IF(mmrec__module_check(__func__, (mod), (kind)))
+
+/* Adds a parameter "<prefix>.<leaf>" (or "<leaf>" when prefix is NULL),
+ * zero-filled, trainable, with a zeroed gradient. */
+mmrec_status mmrec__model_add_param(mmrec_model *model, const char *func, const char *prefix,
+                                    const char *leaf, int ndim, const int64_t *shape, bool sparse,
+                                    mmrec_tensor **out) MMREC__WUR;
+
+/* Registers a module (allocated by the caller with mmrec__alloc, base at
+ * offset 0); the model frees it on destruction. Sets base fields. */
+mmrec_status mmrec__model_add_module(mmrec_model *model, const char *func, mmrec_module *module,
+                                     const char *kind, const char *name,
+                                     void (*destroy)(mmrec_module *)) MMREC__WUR;
+
+/* Marks `row` of a sparse parameter as touched (gradient may be non-zero). */
+static inline void mmrec__param_touch_row(mmrec__param *p, int64_t row) {
+    if (!p->row_touched[row]) {
+        p->row_touched[row] = 1;
+        p->touched_rows[p->n_touched++] = row;
+    }
+}
+
+/* Zeroes a parameter's gradient (only the touched rows when sparse). */
+void mmrec__param_zero_grad(mmrec__param *p);
+
+/* Parameter initializers drawing from the model's generator. */
+void mmrec__init_xavier_uniform(mmrec_model *model, mmrec_tensor *weight, int64_t fan_in,
+                                int64_t fan_out);
+void mmrec__init_normal(mmrec_model *model, mmrec_tensor *weight, float mean, float std);
+void mmrec__init_fill(mmrec_tensor *weight, float value);
+
+#endif

@@ -1,0 +1,99 @@
+/* Test helpers shared by every suite: suite registration, random inputs,
+ * the finite-difference gradient check, golden-vector loading and
+ * comparison, and error-message assertions. */
+#ifndef MMREC_MT_H
+#define MMREC_MT_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mmrec/mmrec.h"
+
+/* Registers a suite constructor; the runner adds every registered suite. */
+typedef Suite *(*mt_suite_fn)(void);
+void mt_register(mt_suite_fn fn);
+#define MT_SUITE(fn)                                                     \
+    static Suite *fn(void);                                              \
+    __attribute__((constructor)) static void mt_reg_##fn(void) { mt_register(fn); }
+
+/* Asserts a call returns `expected` and, on failure, that the message
+ * mentions `needle` (NULL: any message). */
+#define MT_EXPECT(call, expected, needle)                                                 \
+    do {                                                                                  \
+        mmrec_status mt__s = (call);                                                      \
+        ck_assert_msg(mt__s == (expected), "%s returned %s, expected %s (%s)", #call,     \
+                      mmrec_status_name(mt__s), mmrec_status_name(expected),              \
+                      mmrec_last_error());                                                \
+        if ((expected) != MMREC_OK) mt_check_message(#call, (needle));                    \
+    } while (0)
+/* Asserts mmrec_last_error() contains `needle` (NULL: anything). */
+void mt_check_message(const char *call, const char *needle);
+#define MT_OK(call) MT_EXPECT(call, MMREC_OK, NULL)
+
+/* Deterministic random fill (own generator, independent of the library). */
+void mt_fill_uniform(float *x, size_t n, float low, float high, uint64_t seed);
+/* Uniform in [low, high) with |x| >= gap: keeps inputs away from kinks. */
+void mt_fill_away(float *x, size_t n, float low, float high, float gap, uint64_t seed);
+
+/* ---- gradient check ----
+ * `forward` computes out from the inputs (tape tensors requiring a gradient,
+ * in the order given) and from any model parameters it uses. The check
+ * seeds backward with a fixed random r (loss = sum(r * out)), compares the
+ * analytic gradient of each input and of each trainable parameter of
+ * `model` (may be NULL) with central differences on up to 64 random
+ * coordinates each, and checks that a second backward doubles every
+ * gradient. */
+typedef mmrec_status (*mt_forward_fn)(void *ctx, mmrec_tape *tape, mmrec_tensor **inputs,
+                                      mmrec_tensor **out);
+
+typedef struct mt_input {
+    int ndim;
+    int64_t shape[MMREC_MAX_DIMS];
+    float *data;     /* caller's buffer, numel floats */
+    bool no_grad;    /* true: not differentiated (e.g. targets, masks) */
+} mt_input;
+
+typedef struct mt_gradcheck_opts {
+    float h;         /* step; 0 = 1e-2 */
+    float tol;       /* 0 = 1e-2 */
+    int max_coords;  /* 0 = 64 */
+} mt_gradcheck_opts;
+
+void mt_gradcheck(const char *name, mt_forward_fn forward, void *ctx, mt_input *inputs,
+                  int n_inputs, mmrec_model *model, const mt_gradcheck_opts *opts);
+
+/* ---- golden vectors ----
+ * A golden file holds named float32 arrays written by
+ * tests/golden/make_golden.py: repeated records of
+ *   u32 name_len, name bytes, u32 ndim, i64 shape[ndim], f32 data[numel]. */
+typedef struct mt_array {
+    char name[64];
+    int ndim;
+    int64_t shape[MMREC_MAX_DIMS];
+    size_t numel;
+    float *data;
+} mt_array;
+
+typedef struct mt_golden {
+    mt_array *arrays;
+    size_t n;
+} mt_golden;
+
+/* Loads tests/golden/<rel_path>; fails the test if missing or malformed. */
+void mt_golden_load(mt_golden *g, const char *rel_path);
+void mt_golden_free(mt_golden *g);
+/* The named array; fails the test if absent. */
+const mt_array *mt_golden_get(const mt_golden *g, const char *name);
+
+/* Asserts |got - want| <= atol + rtol * |want| element-wise (rtol 1e-5,
+ * atol 1e-6 by default when 0), and refuses a reference that is mostly
+ * zeros (it would prove nothing). */
+void mt_assert_close(const char *what, const float *got, const float *want, size_t n, float rtol,
+                     float atol);
+
+/* Path of a file under tests/ (static buffer). */
+const char *mt_path(const char *rel);
+
+#endif

@@ -1,0 +1,257 @@
+/* Tensors and the tape: ownership, staleness, modes, backward semantics,
+ * the malloc-free steady state; matmul as the first recorded op. */
+#include "mt.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+MT_SUITE(tape_suite)
+
+START_TEST(test_tensor_create_wrap_and_accessors) {
+    int64_t shape[2] = {2, 3};
+    mmrec_tensor *t;
+    MT_OK(mmrec_tensor_create(2, shape, &t));
+    int ndim;
+    int64_t got[MMREC_MAX_DIMS];
+    size_t n;
+    MT_OK(mmrec_tensor_shape(t, &ndim, got));
+    MT_OK(mmrec_tensor_numel(t, &n));
+    ck_assert_int_eq(ndim, 2);
+    ck_assert_int_eq(got[1], 3);
+    ck_assert_uint_eq(n, 6);
+    float *d;
+    MT_OK(mmrec_tensor_data(t, &d));
+    for (int i = 0; i < 6; i++) ck_assert(d[i] == 0.0f);
+    mmrec_tensor_destroy(t);
+
+    float buf[6] = {1, 2, 3, 4, 5, 6};
+    MT_OK(mmrec_tensor_wrap(buf, 2, shape, MMREC_TENSOR_READONLY, &t));
+    const float *cd;
+    MT_OK(mmrec_tensor_data_const(t, &cd));
+    ck_assert_ptr_eq(cd, buf);
+    MT_EXPECT(mmrec_tensor_data(t, &d), MMREC_ESTATE, "read-only");
+    MT_EXPECT(mmrec_tensor_copy_from(t, buf, 6), MMREC_ESTATE, "read-only");
+    float copy[6];
+    MT_EXPECT(mmrec_tensor_copy_to(t, copy, 5), MMREC_EINVAL, "n is 5");
+    MT_OK(mmrec_tensor_copy_to(t, copy, 6));
+    ck_assert(copy[5] == 6.0f);
+    mmrec_tensor_destroy(t);
+    mmrec_tensor_destroy(NULL);
+}
+END_TEST
+
+static int mt_released;
+static void mt_release(void *user, float *data) {
+    (void)data;
+    mt_released += *(int *)user;
+}
+
+START_TEST(test_tensor_bad_arguments) {
+    int64_t shape[2] = {2, 3}, bad[2] = {2, 0};
+    mmrec_tensor *t;
+    float buf[6];
+    MT_EXPECT(mmrec_tensor_create(2, NULL, &t), MMREC_EINVAL, "shape is NULL");
+    MT_EXPECT(mmrec_tensor_create(0, shape, &t), MMREC_EINVAL, "0 dims");
+    MT_EXPECT(mmrec_tensor_create(5, shape, &t), MMREC_EINVAL, "5 dims");
+    MT_EXPECT(mmrec_tensor_create(2, bad, &t), MMREC_EINVAL, "shape[1] is 0");
+    MT_EXPECT(mmrec_tensor_create(2, shape, NULL), MMREC_EINVAL, "'out'");
+    MT_EXPECT(mmrec_tensor_wrap(NULL, 2, shape, 0, &t), MMREC_EINVAL, "'data'");
+    MT_EXPECT(mmrec_tensor_wrap(buf, 2, shape, 0x80, &t), MMREC_EINVAL, "flags");
+    int64_t huge[4] = {INT64_C(1) << 40, INT64_C(1) << 40, 2, 2};
+    MT_EXPECT(mmrec_tensor_create(4, huge, &t), MMREC_EINVAL, "overflows");
+    MT_EXPECT(mmrec_tensor_numel(NULL, NULL), MMREC_EINVAL, "'t'");
+    int one = 1;
+    mt_released = 0;
+    MT_OK(mmrec_tensor_wrap_ex(buf, 2, shape, 0, mt_release, &one, &t));
+    float other[6];
+    MT_OK(mmrec_tensor_set_data(t, other));
+    mmrec_tensor_destroy(t);
+    ck_assert_int_eq(mt_released, 1);
+}
+END_TEST
+
+START_TEST(test_tape_tensor_stale_after_reset) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t shape[2] = {2, 2};
+    mmrec_tensor *t, *u;
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, 0, &t));
+    mmrec_tape_reset(tape);
+    size_t n;
+    MT_EXPECT(mmrec_tensor_numel(t, &n), MMREC_ESTALE, "mmrec_tape_reset");
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, 0, &u));
+    MT_EXPECT(mmrec_matmul(tape, t, u, 0, &u), MMREC_ESTALE, "'a'");
+    mmrec_tape_destroy(tape);
+    mmrec_tape_destroy(NULL);
+    mmrec_tape_reset(NULL);
+}
+END_TEST
+
+START_TEST(test_tape_modes) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    mmrec_tape_mode mode;
+    MT_OK(mmrec_tape_get_mode(tape, &mode));
+    ck_assert_int_eq(mode, MMREC_TAPE_TRAIN);
+    MT_EXPECT(mmrec_tape_set_mode(tape, (mmrec_tape_mode)7), MMREC_EINVAL, "mode");
+    int64_t shape[2] = {2, 2};
+    mmrec_tensor *a, *y;
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, MMREC_TENSOR_REQUIRES_GRAD, &a));
+    MT_OK(mmrec_matmul(tape, a, a, 0, &y));
+    MT_EXPECT(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE), MMREC_ESTATE, "reset");
+    MT_EXPECT(mmrec_tape_backward(tape, y), MMREC_EINVAL, "4 elements");
+    mmrec_tape_reset(tape);
+    MT_OK(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE));
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, MMREC_TENSOR_REQUIRES_GRAD, &a));
+    MT_OK(mmrec_matmul(tape, a, a, 0, &y));
+    float ones[4] = {1, 1, 1, 1};
+    MT_EXPECT(mmrec_tape_backward_from(tape, y, ones), MMREC_ESTATE, "inference");
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
+START_TEST(test_tape_backward_from_validates) {
+    mmrec_tape *tape, *other;
+    MT_OK(mmrec_tape_create(&tape));
+    MT_OK(mmrec_tape_create(&other));
+    int64_t shape[2] = {2, 2};
+    mmrec_tensor *a, *y, *b;
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, MMREC_TENSOR_REQUIRES_GRAD, &a));
+    MT_OK(mmrec_tape_tensor(other, 2, shape, 0, &b));
+    MT_OK(mmrec_matmul(tape, a, a, 0, &y));
+    float nan4[4] = {1, NAN, 1, 1};
+    MT_EXPECT(mmrec_tape_backward_from(tape, y, nan4), MMREC_ENUMERIC, "d_out[1]");
+    MT_EXPECT(mmrec_tape_backward_from(tape, y, NULL), MMREC_EINVAL, "d_out");
+    MT_EXPECT(mmrec_tape_backward_from(tape, b, nan4), MMREC_EINVAL, "another tape");
+    MT_EXPECT(mmrec_matmul(tape, a, b, 0, &y), MMREC_EINVAL, "'b' belongs to another tape");
+    mmrec_tape_destroy(tape);
+    mmrec_tape_destroy(other);
+}
+END_TEST
+
+/* ---- matmul ---- */
+
+typedef struct mt_mm {
+    uint32_t flags;
+} mt_mm;
+
+static mmrec_status mt_matmul_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
+                                  mmrec_tensor **out) {
+    return mmrec_matmul(tape, in[0], in[1], ((mt_mm *)ctx)->flags, out);
+}
+
+START_TEST(test_matmul_gradcheck_all_transposes) {
+    for (uint32_t flags = 0; flags < 4; flags++) {
+        /* op(a) [3,4] x op(b) [4,5], batched [2, ...] */
+        float a[2 * 12], b[2 * 20];
+        mt_fill_uniform(a, 24, -1, 1, 1 + flags);
+        mt_fill_uniform(b, 40, -1, 1, 9 + flags);
+        mt_input in[2] = {{3, {2, 3, 4}, a, false}, {3, {2, 4, 5}, b, false}};
+        if (flags & MMREC_TRANS_A) in[0].shape[1] = 4, in[0].shape[2] = 3;
+        if (flags & MMREC_TRANS_B) in[1].shape[1] = 5, in[1].shape[2] = 4;
+        mt_mm ctx = {flags};
+        mt_gradcheck("matmul batched", mt_matmul_fwd, &ctx, in, 2, NULL, NULL);
+        /* shared 2-D right operand */
+        in[1].ndim = 2;
+        in[1].shape[0] = (flags & MMREC_TRANS_B) ? 5 : 4;
+        in[1].shape[1] = (flags & MMREC_TRANS_B) ? 4 : 5;
+        mt_gradcheck("matmul shared b", mt_matmul_fwd, &ctx, in, 2, NULL, NULL);
+        /* shared 2-D left operand */
+        mt_input in2[2] = {{2, {3, 4}, a, false}, {3, {2, 4, 5}, b, false}};
+        if (flags & MMREC_TRANS_A) in2[0].shape[0] = 4, in2[0].shape[1] = 3;
+        if (flags & MMREC_TRANS_B) in2[1].shape[1] = 5, in2[1].shape[2] = 4;
+        mt_gradcheck("matmul shared a", mt_matmul_fwd, &ctx, in2, 2, NULL, NULL);
+    }
+}
+END_TEST
+
+START_TEST(test_matmul_values_and_shapes) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1};
+    int64_t sa[2] = {2, 3}, sb[2] = {3, 2};
+    mmrec_tensor *ta, *tb, *y;
+    MT_OK(mmrec_tape_wrap(tape, a, 2, sa, MMREC_TENSOR_READONLY, &ta));
+    MT_OK(mmrec_tape_wrap(tape, b, 2, sb, MMREC_TENSOR_READONLY, &tb));
+    MT_OK(mmrec_matmul(tape, ta, tb, 0, &y));
+    const float *yd;
+    MT_OK(mmrec_tensor_data_const(y, &yd));
+    float want[4] = {4, 5, 10, 11};
+    for (int i = 0; i < 4; i++) ck_assert(yd[i] == want[i]);
+    MT_EXPECT(mmrec_matmul(tape, ta, ta, 0, &y), MMREC_ESHAPE, "inner dims differ: a is [2,3]");
+    MT_EXPECT(mmrec_matmul(tape, ta, tb, 4, &y), MMREC_EINVAL, "flags");
+    MT_EXPECT(mmrec_matmul(NULL, ta, tb, 0, &y), MMREC_EINVAL, "'tape'");
+    MT_EXPECT(mmrec_matmul(tape, NULL, tb, 0, &y), MMREC_EINVAL, "'a'");
+    MT_EXPECT(mmrec_matmul(tape, ta, tb, 0, NULL), MMREC_EINVAL, "'out'");
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
+/* Steady state: a repeated step does no allocation through the library. */
+static size_t mt_allocs;
+static void *mt_count_alloc(void *user, size_t size) {
+    (void)user;
+    mt_allocs++;
+    void *p = NULL;
+    return posix_memalign(&p, 64, size ? size : 64) == 0 ? p : NULL;
+}
+static void mt_count_release(void *user, void *p) {
+    (void)user;
+    free(p);
+}
+
+START_TEST(test_tape_reset_keeps_capacity_no_malloc) {
+    mmrec_allocator al = {sizeof al, mt_count_alloc, mt_count_release, NULL};
+    MT_OK(mmrec_set_allocator(&al));
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    static float a[64 * 512], b[512 * 512];
+    mt_fill_uniform(a, 64 * 512, -1, 1, 3);
+    mt_fill_uniform(b, 512 * 512, -1, 1, 4);
+    int64_t sa[2] = {64, 512}, sb[2] = {512, 512};
+    size_t counts[6];
+    for (int step = 0; step < 6; step++) {
+        mt_allocs = 0;
+        mmrec_tensor *x, *w, *y, *z;
+        MT_OK(mmrec_tape_wrap(tape, a, 2, sa, MMREC_TENSOR_REQUIRES_GRAD, &x));
+        MT_OK(mmrec_tape_wrap(tape, b, 2, sb, MMREC_TENSOR_REQUIRES_GRAD, &w));
+        for (int l = 0; l < 8; l++) { /* ~ 8 x 128 KiB outputs + grads: spills 1 MiB */
+            MT_OK(mmrec_matmul(tape, x, w, 0, &y));
+            x = y;
+        }
+        MT_OK(mmrec_matmul(tape, x, x, MMREC_TRANS_B, &z));
+        float seed[64 * 64];
+        for (int i = 0; i < 64 * 64; i++) seed[i] = 1e-3f;
+        MT_OK(mmrec_tape_backward_from(tape, z, seed));
+        mmrec_tape_reset(tape);
+        counts[step] = mt_allocs;
+    }
+    ck_assert_uint_gt(counts[0], 0);
+    ck_assert_uint_eq(counts[4], 0);
+    ck_assert_uint_eq(counts[5], 0);
+    size_t cap, hw;
+    MT_OK(mmrec_tape_memory(tape, &cap, &hw));
+    ck_assert_uint_ge(cap, hw);
+    mmrec_tape_destroy(tape);
+    MT_OK(mmrec_set_allocator(NULL));
+}
+END_TEST
+
+static Suite *tape_suite(void) {
+    Suite *s = suite_create("tape");
+    TCase *api = tcase_create("api");
+    tcase_add_test(api, test_tensor_create_wrap_and_accessors);
+    tcase_add_test(api, test_tensor_bad_arguments);
+    tcase_add_test(api, test_tape_tensor_stale_after_reset);
+    tcase_add_test(api, test_tape_modes);
+    tcase_add_test(api, test_tape_backward_from_validates);
+    tcase_add_test(api, test_matmul_values_and_shapes);
+    suite_add_tcase(s, api);
+    TCase *bw = tcase_create("backward");
+    tcase_add_test(bw, test_matmul_gradcheck_all_transposes);
+    suite_add_tcase(s, bw);
+    TCase *lc = tcase_create("lifecycle");
+    tcase_add_test(lc, test_tape_reset_keeps_capacity_no_malloc);
+    suite_add_tcase(s, lc);
+    return s;
+}
