@@ -64,6 +64,15 @@ typedef enum mmrec_status {
     MMREC__STATUS_FORCE_INT = 0x7fffffff
 } mmrec_status;
 
+/* The opaque handles, declared once here so every area header needs only
+ * this one. */
+typedef struct mmrec_tensor mmrec_tensor;
+typedef struct mmrec_tape mmrec_tape;
+typedef struct mmrec_model mmrec_model;
+typedef struct mmrec_module mmrec_module;
+typedef struct mmrec_optimizer mmrec_optimizer;
+typedef struct mmrec_rng mmrec_rng;
+
 /* Short default text of a status ("out of memory"); "unknown status" for a
  * value not in the table. Never NULL; static storage. Thread-safe. Since 0.1. */
 MMREC_API const char *mmrec_status_str(mmrec_status status);
@@ -125,8 +134,6 @@ MMREC_API mmrec_status mmrec_set_allocator(const mmrec_allocator *allocator);
  * The same seed gives the same stream on every platform. Models and tapes
  * own one each; this handle is for hosts that want the same generator
  * (e.g. negative sampling). Per-handle thread safety. */
-typedef struct mmrec_rng mmrec_rng;
-
 /* Creates a generator.
  *   seed (in)  any value.
  *   out  (out) new generator, owned by the caller (mmrec_rng_destroy).

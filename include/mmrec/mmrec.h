@@ -31,5 +31,8 @@
 #include "mmrec/tape.h"
 #include "mmrec/ops.h"
 #include "mmrec/model.h"
+#include "mmrec/modules.h"
+#include "mmrec/losses.h"
+#include "mmrec/optim.h"
 
 #endif /* MMREC_MMREC_H */

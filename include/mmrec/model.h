@@ -27,14 +27,10 @@
 #include <stdint.h>
 
 #include "mmrec/core.h"
-#include "mmrec/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct mmrec_model mmrec_model;
-typedef struct mmrec_module mmrec_module;
 
 /* Creates an empty model whose initialization generator is seeded with 0.
  *   out (out) new model, owned by the caller (mmrec_model_destroy).

@@ -25,8 +25,6 @@
 #include <stdint.h>
 
 #include "mmrec/core.h"
-#include "mmrec/tape.h"
-#include "mmrec/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -27,13 +27,10 @@
 #include <stdint.h>
 
 #include "mmrec/core.h"
-#include "mmrec/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct mmrec_tape mmrec_tape;
 
 typedef enum mmrec_tape_mode {
     MMREC_TAPE_TRAIN = 0,

@@ -23,8 +23,6 @@
 extern "C" {
 #endif
 
-typedef struct mmrec_tensor mmrec_tensor;
-
 /* Flags of mmrec_tensor_wrap(). */
 enum {
     MMREC_TENSOR_READONLY = 1u << 0,     /* the library never writes the data */

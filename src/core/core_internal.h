@@ -80,3 +80,20 @@ int mmrec__num_threads(void);
 void mmrec__blas_threads_sync(void);
 
 #endif
+
+/* Extensible config structs (STYLE.md §5). Every public config begins with
+ * `size_t struct_size`.
+ *
+ * mmrec__config_init: writes the library's `defaults` (ours_size bytes) into
+ * the caller's struct of `size` bytes: the covered prefix, zeros for any tail
+ * the library does not know, struct_size = size. Fails when size < min_size
+ * (the size of the first release of that struct).
+ *
+ * mmrec__config_merge: copies the caller's struct (its struct_size says how
+ * big) over `ours` (pre-filled with defaults): a shorter caller struct
+ * leaves our defaults for the fields it lacks; a longer one is accepted only
+ * if the unknown tail is all zero ("config from a newer libmmrec"). */
+mmrec_status mmrec__config_init(void *cfg, size_t size, const void *defaults, size_t ours_size,
+                                size_t min_size, const char *func) MMREC__WUR;
+mmrec_status mmrec__config_merge(void *ours, size_t ours_size, size_t min_size,
+                                 const void *theirs, const char *func) MMREC__WUR;

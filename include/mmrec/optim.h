@@ -1,0 +1,129 @@
+/* Optimizers over a model's trainable parameters.
+ *
+ * mmrec_optimizer_step() updates every trainable parameter from its
+ * accumulated gradient and then clears the gradients (the one clearing call
+ * besides mmrec_model_zero_grad). Several backward calls before one step
+ * accumulate (gradient accumulation).
+ *
+ * Update rules follow PyTorch's torch.optim classes of the same name:
+ * SGD (momentum, dampening, Nesterov; weight decay added to the gradient),
+ * Adam (L2 weight decay added to the gradient), AdamW (decoupled decay
+ * p -= lr * wd * p), Adagrad (initial accumulator, weight decay added to the
+ * gradient). Optional clipping scales all gradients by
+ * min(1, clip_norm / (global L2 norm + 1e-6)) first, as
+ * torch.nn.utils.clip_grad_norm_.
+ *
+ * Sparse tables (Embedding weights) are updated lazily: only rows whose
+ * gradient was touched since the last step change, and their optimizer state
+ * only then (as torch.optim.SparseAdam for Adam); step time does not depend
+ * on the table size.
+ *
+ * Parameter groups: group 0 holds every parameter; mmrec_optimizer_add_group
+ * moves the parameters whose name starts with a prefix into a new group with
+ * its own learning rate and weight decay.
+ *
+ * The optimizer keeps its model alive. State (step count, moments, group
+ * settings) is saved and loaded with mmrec_checkpoint_save/_load, so training
+ * resumes bit for bit.
+ *
+ * Thread safety: per-handle; the model must not be used meanwhile. */
+#ifndef MMREC_OPTIM_H
+#define MMREC_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mmrec/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mmrec_optimizer_type {
+    MMREC_OPT_SGD = 0,
+    MMREC_OPT_ADAM = 1,
+    MMREC_OPT_ADAMW = 2,
+    MMREC_OPT_ADAGRAD = 3
+} mmrec_optimizer_type;
+
+typedef struct mmrec_optimizer_config {
+    size_t struct_size;
+    mmrec_optimizer_type type;  /* default MMREC_OPT_ADAM */
+    float lr;                   /* default 1e-3; >= 0 */
+    float weight_decay;         /* default -1 = the type's: 0, AdamW 0.01 (PyTorch's) */
+    float momentum;             /* SGD; default 0 */
+    float dampening;            /* SGD; default 0 */
+    int nesterov;               /* SGD; default 0 (needs momentum > 0, dampening 0) */
+    float beta1, beta2;         /* Adam/AdamW; default 0.9, 0.999 */
+    float eps;                  /* Adam/AdamW 1e-8, Adagrad 1e-10 by default */
+    float initial_accumulator;  /* Adagrad; default 0 */
+    float clip_norm;            /* global-norm clipping; default 0 = off */
+} mmrec_optimizer_config;
+
+/* Fills the defaults above (type MMREC_OPT_ADAM); set cfg.type and the
+ * fields you need after it. eps = 0 and, for AdamW, weight_decay < 0 mean
+ * "the type's default".
+ * Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
+MMREC_API mmrec_status mmrec_optimizer_config_init_sized(mmrec_optimizer_config *cfg,
+                                                         size_t size);
+#define mmrec_optimizer_config_init(cfg) mmrec_optimizer_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates an optimizer over the trainable parameters of `model` (those
+ * frozen later are skipped; unfrozen later are included).
+ *   out (out) new optimizer, owned by the caller (mmrec_optimizer_destroy).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a config value out of range: the
+ *         message names it), MMREC_ENOMEM. Since 0.1. */
+MMREC_API mmrec_status mmrec_optimizer_create(mmrec_model *model,
+                                              const mmrec_optimizer_config *cfg,
+                                              mmrec_optimizer **out);
+
+/* Destroys the optimizer and releases its model. NULL is a no-op. Since 0.1. */
+MMREC_API void mmrec_optimizer_destroy(mmrec_optimizer *opt);
+
+/* One update of every trainable parameter, then clears the gradients.
+ * Returns MMREC_OK, MMREC_EINVAL, MMREC_ENUMERIC (a NaN/Inf gradient: the
+ *         message names the parameter; nothing was updated and the gradients
+ *         are kept), MMREC_ENOMEM (state for a parameter unfrozen later).
+ * Since 0.1. */
+MMREC_API mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
+
+/* Moves parameters whose name starts with `prefix` into a new group.
+ *   lr, weight_decay (in) the group's settings (>= 0, finite).
+ *   group_out (out, may be NULL) the new group's id (1, 2, ...).
+ * Returns MMREC_OK, MMREC_EINVAL, MMREC_ENOTFOUND (no parameter matched),
+ *         MMREC_ENOMEM. Since 0.1. */
+MMREC_API mmrec_status mmrec_optimizer_add_group(mmrec_optimizer *opt, const char *prefix,
+                                                 float lr, float weight_decay, int *group_out);
+
+/* Sets / gets a group's learning rate (e.g. a schedule, once per step).
+ * Returns MMREC_OK, MMREC_EINVAL (lr < 0 or not finite), MMREC_ERANGE (no
+ * such group). Since 0.1. */
+MMREC_API mmrec_status mmrec_optimizer_set_lr(mmrec_optimizer *opt, int group, float lr);
+MMREC_API mmrec_status mmrec_optimizer_get_lr(const mmrec_optimizer *opt, int group,
+                                              float *out);
+
+/* Number of steps taken, and the global gradient norm seen by the last step
+ * (before clipping). Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
+MMREC_API mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, uint64_t *out);
+MMREC_API mmrec_status mmrec_optimizer_last_grad_norm(const mmrec_optimizer *opt, float *out);
+
+/* Saves the model's parameters and, when opt is not NULL, the optimizer's
+ * state into one checkpoint (format in model.h), crash-safely.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, opt of another model), MMREC_EIO,
+ *         MMREC_ENOMEM. Since 0.1. */
+MMREC_API mmrec_status mmrec_checkpoint_save(const mmrec_model *model,
+                                             const mmrec_optimizer *opt, const char *path);
+
+/* Loads a checkpoint into the model and, when opt is not NULL, the
+ * optimizer (which must be of the same type and groups). Validates the
+ * whole file first: on error nothing changed.
+ * Returns MMREC_OK, MMREC_EINVAL, MMREC_EIO, MMREC_EFORMAT (truncated,
+ *         corrupt, foreign, another model's or another optimizer's file: the
+ *         message names what differs), MMREC_ENOMEM. Since 0.1. */
+MMREC_API mmrec_status mmrec_checkpoint_load(mmrec_model *model, mmrec_optimizer *opt,
+                                             const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MMREC_OPTIM_H */
