@@ -24,7 +24,7 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BLAS ?= openblas
 ifeq ($(BLAS),blis)
   BLIS_HEADER := $(realpath /usr/include/$(MULTIARCH)/blis.h)
-  BLAS_CFLAGS ?= -DMMREC_BLAS_BLIS $(if $(BLIS_HEADER),-I$(dir $(BLIS_HEADER)))
+  BLAS_CFLAGS ?= -DMMREC_BLAS_BLIS $(if $(BLIS_HEADER),-isystem $(dir $(BLIS_HEADER)))
   BLAS_LIBS ?= -lblis
   PC_REQUIRES :=
   PC_LIBS_PRIVATE := -lblis -lm -lpthread
@@ -68,7 +68,13 @@ $(BUILD)/%.o: src/%.c $(HEADERS) $(wildcard src/*/*.h) Makefile
 	@$(if $(Q),echo "  CC  $<")
 	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
-$(SHARED): $(OBJS) $(MAP)
+# lib/ holds one BLAS variant at a time: relink when it changes.
+BLAS_STAMP := lib/.blas-$(BLAS)
+$(BLAS_STAMP):
+	@mkdir -p lib
+	$(Q)rm -f lib/.blas-* && touch $@
+
+$(SHARED): $(OBJS) $(MAP) $(BLAS_STAMP)
 	@mkdir -p lib
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(MAP) -Wl,--no-undefined \
@@ -78,7 +84,7 @@ lib/libmmrec.so: $(SHARED)
 	$(Q)ln -sf libmmrec.so.$(VERSION) lib/$(SONAME)
 	$(Q)ln -sf $(SONAME) lib/libmmrec.so
 
-$(STATIC): $(OBJS)
+$(STATIC): $(OBJS) $(BLAS_STAMP)
 	@mkdir -p lib
 	@$(if $(Q),echo "  AR  $@")
 	$(Q)rm -f $@ && ar rcs $@ $(OBJS)

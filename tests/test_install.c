@@ -1,0 +1,41 @@
+/* Packaging: the installed library works through pkg-config alone; each
+ * public header compiles by itself as C99 and as C++. */
+#include "mt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+MT_SUITE(install_suite)
+
+static int mt_run(const char *script) {
+    const char *root = getenv("MMREC_ROOT");
+    const char *blas = getenv("BLAS");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "sh '%s/tests/install/%s' '%s' '%s' 2>&1", root, script, root,
+             blas ? blas : "openblas");
+    return system(cmd);
+}
+
+START_TEST(test_install_and_link_with_pkg_config) {
+    ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
+    ck_assert_int_eq(mt_run("install_and_link.sh"), 0);
+}
+END_TEST
+
+START_TEST(test_each_header_compiles_alone) {
+    ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
+    ck_assert_int_eq(mt_run("header_alone.sh"), 0);
+}
+END_TEST
+
+static Suite *install_suite(void) {
+    Suite *s = suite_create("install");
+    TCase *tc = tcase_create("lifecycle");
+    tcase_set_timeout(tc, 300);
+    if (getenv("MMREC_SKIP_INSTALL_TEST") == NULL) {
+        tcase_add_test(tc, test_install_and_link_with_pkg_config);
+        tcase_add_test(tc, test_each_header_compiles_alone);
+    }
+    suite_add_tcase(s, tc);
+    return s;
+}
