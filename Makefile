@@ -160,12 +160,12 @@ example: build/examples/quickstart
 	$(Q)build/examples/quickstart
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
-build/bench/%: bench/%.c $(STATIC)
+build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -DMMREC_BENCH_DIR='"$(CURDIR)/bench"' -o $@ $< $(STATIC) $(LDLIBS)
 
 bench: $(BENCH_BINS)
-	$(Q)for b in $(BENCH_BINS); do OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
+	$(Q)for b in $(BENCH_BINS); do $$b || exit 1; done
 
 clean:
 	rm -rf build lib mmrec.pc

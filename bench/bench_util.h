@@ -1,0 +1,76 @@
+/* Shared by the benchmarks: wall clock, median, peak RSS, and running the
+ * PyTorch counterpart (bench/<name>.py) in the same run. */
+#ifndef MMREC_BENCH_UTIL_H
+#define MMREC_BENCH_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <mmrec/mmrec.h>
+
+#define BENCH_CHECK(call)                                                             \
+    do {                                                                              \
+        mmrec_status s_ = (call);                                                     \
+        if (s_ != MMREC_OK) {                                                         \
+            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #call, \
+                    mmrec_status_name(s_), mmrec_last_error());                       \
+            exit(1);                                                                  \
+        }                                                                             \
+    } while (0)
+
+static inline double bench_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static inline double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Peak resident set of this process so far, in MiB. */
+static inline double bench_peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* Runs `bench/<script> <args>` with the PyTorch interpreter (MMREC_PYTHON,
+ * default /usr/bin/python3) under OPENBLAS_NUM_THREADS=1, and copies the
+ * last line it printed (key=value fields) into `line`. Returns 0 on success. */
+static inline int bench_run_reference(const char *script, const char *args, char *line,
+                                      size_t size) {
+    const char *py = getenv("MMREC_PYTHON");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "OPENBLAS_NUM_THREADS=1 %s %s/%s %s", py ? py : "/usr/bin/python3",
+             MMREC_BENCH_DIR, script, args ? args : "");
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return -1;
+    char buf[1024];
+    line[0] = '\0';
+    while (fgets(buf, sizeof buf, p)) {
+        buf[strcspn(buf, "\n")] = '\0';
+        if (buf[0]) snprintf(line, size, "%s", buf);
+    }
+    int rc = pclose(p);
+    return rc == 0 && line[0] ? 0 : -1;
+}
+
+/* Value of `key=` in a line of key=value fields, or -1. */
+static inline double bench_field(const char *line, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "%s=", key);
+    const char *at = strstr(line, pat);
+    return at ? atof(at + strlen(pat)) : -1.0;
+}
+
+#endif

@@ -1,0 +1,42 @@
+"""PyTorch counterpart of bench/transformer_layer.c: one TransformerEncoderLayer
+training step (256 sequences x 8 tokens, d=128, 4 heads, FFN 512, pre-LN, GELU,
+dropout 0, AdamW), timed the way a competent user would run it here:
+OPENBLAS_NUM_THREADS=1 (set by the caller) and torch.set_num_threads(2).
+Prints one line: ref_ms=<median> runs=<n>."""
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+threads = int(os.environ.get("MMREC_BENCH_THREADS", "2"))
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+B, T, D, H, F = 256, 8, 128, 4, 512
+layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=0.0, activation="gelu",
+                                         batch_first=True, norm_first=True)
+opt = torch.optim.AdamW(layer.parameters(), lr=1e-3)
+x = torch.randn(B, T, D)
+r = torch.randn(B, T, D)
+
+
+def step():
+    opt.zero_grad(set_to_none=True)
+    y = layer(x)
+    loss = (y * r).sum()
+    loss.backward()
+    opt.step()
+
+
+for _ in range(10):
+    step()
+runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+times = []
+for _ in range(runs):
+    t0 = time.perf_counter()
+    step()
+    times.append((time.perf_counter() - t0) * 1e3)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+print(f"ref_ms={statistics.median(times):.3f} runs={runs} threads={threads} peak_rss_mib={peak:.1f}")
