@@ -64,7 +64,9 @@ MMREC_API mmrec_status mmrec_tape_seed(mmrec_tape *tape, uint64_t seed);
  * May be called more than once on the same record: gradients add up.
  * Returns MMREC_OK, MMREC_EINVAL (NULL, loss not of this tape, more than one
  *         element), MMREC_ESTALE, MMREC_ESTATE (inference mode; loss does
- *         not depend on anything that needs a gradient), MMREC_ENOMEM.
+ *         not depend on anything that needs a gradient), MMREC_ENOMEM (the
+ *         arena could not grow mid-walk: some gradients may already have
+ *         been accumulated; clear them with mmrec_model_zero_grad).
  * Thread safety: per-handle (tape); the model must not be used by another
  * thread meanwhile. Since 0.1. */
 MMREC_API mmrec_status mmrec_tape_backward(mmrec_tape *tape, mmrec_tensor *loss);
