@@ -127,20 +127,22 @@ check-symbols: $(SHARED)
 	$(Q)tools/check-symbols.sh $(SHARED) $(MAP)
 
 # ---- install ----
-mmrec.pc: mmrec.pc.in Makefile include/mmrec/core.h
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+# Rendered at install time, so it always carries the PREFIX of this install.
+define render_pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' \
-	    $< > $@
+	    mmrec.pc.in > $(1)
+endef
 
-install: $(SHARED) lib/libmmrec.so $(STATIC) mmrec.pc
+install: $(SHARED) lib/libmmrec.so $(STATIC)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/mmrec $(DESTDIR)$(PKGCONFIGDIR)
+	$(call render_pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc)
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/mmrec/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmmrec.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
-	install -m 644 mmrec.pc $(DESTDIR)$(PKGCONFIGDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
@@ -168,4 +170,4 @@ bench: $(BENCH_BINS)
 	$(Q)for b in $(BENCH_BINS); do $$b || exit 1; done
 
 clean:
-	rm -rf build lib mmrec.pc
+	rm -rf build lib
