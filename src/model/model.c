@@ -142,6 +142,7 @@ mmrec_status mmrec__model_add_param(mmrec_model *model, const char *func, const 
     mmrec__param *p = mmrec__calloc(1, sizeof *p);
     if (p == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
     p->name = mmrec__strdup(name);
+    p->tensor.numel = numel; /* sizes the gradient buffer */
     p->tensor.data = mmrec__calloc(numel, sizeof(float));
     if (p->name == NULL || p->tensor.data == NULL || mmrec__param_alloc_grad(p) != MMREC_OK)
         goto oom;
@@ -155,7 +156,6 @@ mmrec_status mmrec__model_add_param(mmrec_model *model, const char *func, const 
     p->tensor.flags = MMREC__T_PARAM | MMREC__T_REQUIRES_GRAD;
     p->tensor.ndim = ndim;
     memcpy(p->tensor.shape, shape, (size_t)ndim * sizeof *shape);
-    p->tensor.numel = numel;
     p->tensor.param = p;
     p->model = model;
     p->trainable = true;
