@@ -645,6 +645,24 @@ START_TEST(test_checkpoint_optimizer_mismatch_rejected) {
     ck_assert(memcmp(before, c.w->data, sizeof before) == 0);
     mt_run_free(&c);
 
+    /* SGD with and without a momentum buffer */
+    cfg.momentum = 0.9f;
+    mt_run f, g;
+    mt_run_build(&f, &cfg);
+    mt_run_step(&f, 0);
+    MT_OK(mmrec_checkpoint_save(f.m, f.o, path));
+    cfg.momentum = 0.0f;
+    mt_run_build(&g, &cfg);
+    MT_EXPECT(mmrec_checkpoint_load(g.m, g.o, path), MMREC_EFORMAT,
+              "optimizer state 'momentum_buffer:");
+    mt_run_step(&g, 0);
+    MT_OK(mmrec_checkpoint_save(g.m, g.o, path));
+    MT_EXPECT(mmrec_checkpoint_load(f.m, f.o, path), MMREC_EFORMAT,
+              "lacks the optimizer state 'momentum_buffer:enc.w'");
+    mt_run_free(&f);
+    mt_run_free(&g);
+    MT_OK(mmrec_checkpoint_save(a.m, a.o, path));
+
     /* other groups */
     cfg.type = MMREC_OPT_ADAM;
     mmrec_model *m;
@@ -656,6 +674,19 @@ START_TEST(test_checkpoint_optimizer_mismatch_rejected) {
     MT_OK(mmrec_optimizer_add_group(o, "emb.", 0.1f, 0.0f, NULL));
     MT_EXPECT(mmrec_checkpoint_load(m, o, path), MMREC_EFORMAT, "the optimizer has 3");
     mt_run_free(&d);
+
+    /* a parameter added after the optimizer was created */
+    mt_run e;
+    mt_run_build(&e, &cfg);
+    mt_run_step(&e, 0);
+    int64_t s2 = 2;
+    MT_OK(mmrec_model_add_param(e.m, "late", 1, &s2, NULL));
+    MT_OK(mmrec_checkpoint_save(e.m, e.o, path));
+    MT_OK(mmrec_checkpoint_load(e.m, e.o, path));
+    mt_run_step(&e, 1);
+    MT_OK(mmrec_checkpoint_save(e.m, e.o, path));
+    MT_EXPECT(mmrec_checkpoint_load(a.m, a.o, path), MMREC_EFORMAT, "has parameter 'late'");
+    mt_run_free(&e);
     mt_run_free(&a);
     unlink(path);
     unlink(plain);

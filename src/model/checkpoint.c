@@ -260,6 +260,8 @@ static mmrec_status mmrec__match_optim(const mmrec__ckpt_reader *r, mmrec_optimi
                               i % 2 ? "weight decay" : "lr", (double)v);
     }
 
+    /* Parameters added after the optimizer get their slot (and group) now. */
+    MMREC_FORWARD_IF(mmrec__optim_sync_slots(opt, func));
     size_t n_file = 0, matched = 0;
     for (size_t i = 0; i < r->n_entries; i++) n_file += r->entries[i].kind == MMREC__CKPT_OPTIM;
     for (size_t i = 0; i < model->n_params; i++) {
@@ -301,7 +303,6 @@ static mmrec_status mmrec__match_optim(const mmrec__ckpt_reader *r, mmrec_optimi
         return MMREC__BAD("'%s' has duplicate optimizer state entries", path);
     }
     /* Everything matches: make room for the state to load. */
-    MMREC_FORWARD_IF(mmrec__optim_sync_slots(opt, func));
     for (size_t i = 0; i < model->n_params; i++)
         if (mmrec__ckpt_find(r, MMREC__CKPT_OPTIM, "state", model->params[i]->name))
             MMREC_FORWARD_IF(mmrec__optim_slot_alloc(opt, i, func));
