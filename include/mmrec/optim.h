@@ -89,7 +89,8 @@ MMREC_API void mmrec_optimizer_destroy(mmrec_optimizer *opt);
 /* One update of every trainable parameter, then clears the gradients.
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_ENUMERIC (a NaN/Inf gradient: the
  *         message names the parameter; nothing was updated and the gradients
- *         are kept), MMREC_ENOMEM (state for a parameter unfrozen later).
+ *         are kept), MMREC_ENOMEM (state for a parameter unfrozen later),
+ *         MMREC_ESTATE (the model was destroyed; the optimizer kept it alive).
  * Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
 
