@@ -13,10 +13,16 @@
  * min(1, clip_norm / (global L2 norm + 1e-6)) first, as
  * torch.nn.utils.clip_grad_norm_.
  *
+ * Every trainable dense parameter is updated at every step, also when its
+ * gradient is zero (torch with zero_grad(set_to_none=False)); frozen
+ * parameters are skipped and keep their state. State is created at a
+ * parameter's first step, so one unfrozen later starts afresh.
+ *
  * Sparse tables (Embedding weights) are updated lazily: only rows whose
  * gradient was touched since the last step change, and their optimizer state
- * only then (as torch.optim.SparseAdam for Adam); step time does not depend
- * on the table size.
+ * only then (as torch.optim.SparseAdam for Adam, with the parameter's step
+ * count in the bias corrections; weight decay too applies to those rows
+ * only); step time does not depend on the table size.
  *
  * Parameter groups: group 0 holds every parameter; mmrec_optimizer_add_group
  * moves the parameters whose name starts with a prefix into a new group with
@@ -83,7 +89,8 @@ MMREC_API void mmrec_optimizer_destroy(mmrec_optimizer *opt);
 /* One update of every trainable parameter, then clears the gradients.
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_ENUMERIC (a NaN/Inf gradient: the
  *         message names the parameter; nothing was updated and the gradients
- *         are kept), MMREC_ENOMEM (state for a parameter unfrozen later).
+ *         are kept), MMREC_ENOMEM (state for a parameter unfrozen later),
+ *         MMREC_ESTATE (the model was destroyed; the optimizer kept it alive).
  * Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
 
@@ -116,7 +123,10 @@ MMREC_API mmrec_status mmrec_checkpoint_save(const mmrec_model *model,
 
 /* Loads a checkpoint into the model and, when opt is not NULL, the
  * optimizer (which must be of the same type and groups). Validates the
- * whole file first: on error nothing changed.
+ * whole file first: on error nothing changed. The optimizer gets back its
+ * step count, every parameter's state (parameters without state in the file
+ * start afresh) and each group's lr and weight decay; the other settings
+ * (betas, eps, momentum, clipping) stay those of its own config.
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_EIO, MMREC_EFORMAT (truncated,
  *         corrupt, foreign, another model's or another optimizer's file: the
  *         message names what differs), MMREC_ENOMEM. Since 0.1. */

@@ -1,0 +1,489 @@
+/* Model: parameter registry, freezing, counts, flat buffers, lifetime with
+ * optimizers and tapes, checkpoints (round trip, crash-safe writing, and
+ * truncated, corrupt and foreign files). */
+#include "mt.h"
+#include "io/io_internal.h"
+#include "model/model_internal.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+MT_SUITE(model_suite)
+
+/* ---- helpers ---- */
+
+/* A model with "enc.w" [2,3], "enc.b" [3] and "head.v" [3,2], filled with
+ * values from `seed`. */
+static mmrec_model *mt_small_model(uint64_t seed) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    int64_t sw[2] = {2, 3}, sb[1] = {3}, sv[2] = {3, 2};
+    mmrec_tensor *t;
+    float buf[6];
+    MT_OK(mmrec_model_add_param(m, "enc.w", 2, sw, &t));
+    mt_fill_uniform(buf, 6, -1, 1, seed);
+    MT_OK(mmrec_tensor_copy_from(t, buf, 6));
+    MT_OK(mmrec_model_add_param(m, "enc.b", 1, sb, &t));
+    mt_fill_uniform(buf, 3, -1, 1, seed + 1);
+    MT_OK(mmrec_tensor_copy_from(t, buf, 3));
+    MT_OK(mmrec_model_add_param(m, "head.v", 2, sv, &t));
+    mt_fill_uniform(buf, 6, -1, 1, seed + 2);
+    MT_OK(mmrec_tensor_copy_from(t, buf, 6));
+    return m;
+}
+
+static void mt_params(const mmrec_model *m, float *dst, size_t cap, size_t *n_out) {
+    size_t trainable, total;
+    MT_OK(mmrec_model_param_count(m, &trainable, &total));
+    ck_assert_uint_le(trainable, cap);
+    MT_OK(mmrec_model_export_params(m, dst, trainable));
+    *n_out = trainable;
+}
+
+/* A fresh temporary directory; mt_tmp_clean removes it and its files. */
+static char mt_dir[64];
+static const char *mt_tmp_dir(void) {
+    snprintf(mt_dir, sizeof mt_dir, "/tmp/mmrec-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(mt_dir));
+    return mt_dir;
+}
+static const char *mt_tmp_file(const char *name) {
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", mt_dir, name);
+    return path;
+}
+static int mt_count_tmp_files(void) {
+    DIR *d = opendir(mt_dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strstr(e->d_name, ".tmp.")) n++;
+    closedir(d);
+    return n;
+}
+static void mt_tmp_clean(void) {
+    DIR *d = opendir(mt_dir);
+    if (d == NULL) return;
+    char path[400];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", mt_dir, e->d_name);
+        if (remove(path) != 0) rmdir(path);
+    }
+    closedir(d);
+    rmdir(mt_dir);
+}
+
+static unsigned char *mt_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)len + 1);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *size = (size_t)len;
+    return buf;
+}
+static void mt_write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, size, f), size);
+    fclose(f);
+}
+
+/* Loading `path` into `m` fails with `status` naming `needle`, and leaves
+ * the parameters as they were. */
+static void mt_expect_load_fails(mmrec_model *m, const char *path, mmrec_status status,
+                                 const char *needle) {
+    float before[64], after[64];
+    size_t n, n2;
+    mt_params(m, before, 64, &n);
+    MT_EXPECT(mmrec_model_load(m, path), status, needle);
+    mt_params(m, after, 64, &n2);
+    ck_assert_msg(memcmp(before, after, n * sizeof(float)) == 0,
+                  "a failed load changed the model (%s)", needle);
+}
+
+/* ---- registry ---- */
+
+START_TEST(test_model_registry_names_and_lookup) {
+    mmrec_model *m = mt_small_model(1);
+    size_t n;
+    MT_OK(mmrec_model_num_params(m, &n));
+    ck_assert_uint_eq(n, 3);
+    const char *name;
+    mmrec_tensor *t, *u;
+    MT_OK(mmrec_model_param_at(m, 2, &name, &t));
+    ck_assert_str_eq(name, "head.v");
+    MT_OK(mmrec_model_param(m, "head.v", &u));
+    ck_assert_ptr_eq(t, u);
+    MT_OK(mmrec_model_param_at(m, 0, NULL, &t));
+    MT_EXPECT(mmrec_model_param_at(m, 3, &name, &t), MMREC_ERANGE, "index 3");
+    MT_EXPECT(mmrec_model_param(m, "nope", &t), MMREC_ENOTFOUND, "'nope'");
+    int64_t shape[2] = {2, 3}, bad[2] = {2, 0};
+    MT_EXPECT(mmrec_model_add_param(m, "enc.w", 2, shape, NULL), MMREC_ESTATE, "already exists");
+    MT_EXPECT(mmrec_model_add_param(m, "", 2, shape, NULL), MMREC_EINVAL, "name");
+    MT_EXPECT(mmrec_model_add_param(m, "a\nb", 2, shape, NULL), MMREC_EINVAL, "control");
+    MT_EXPECT(mmrec_model_add_param(m, "x", 2, bad, NULL), MMREC_EINVAL, "shape[1] is 0");
+    MT_EXPECT(mmrec_model_add_param(NULL, "x", 2, shape, NULL), MMREC_EINVAL, "'model'");
+    MT_EXPECT(mmrec_model_add_param(m, NULL, 2, shape, NULL), MMREC_EINVAL, "'name'");
+    MT_EXPECT(mmrec_model_num_params(m, NULL), MMREC_EINVAL, "'out'");
+    MT_EXPECT(mmrec_model_param(m, NULL, &t), MMREC_EINVAL, "'name'");
+    MT_EXPECT(mmrec_model_seed(NULL, 1), MMREC_EINVAL, "'model'");
+    MT_OK(mmrec_model_seed(m, 7));
+    /* parameters start at zero */
+    MT_OK(mmrec_model_add_param(m, "zero", 2, shape, &t));
+    const float *d;
+    MT_OK(mmrec_tensor_data_const(t, &d));
+    for (int i = 0; i < 6; i++) ck_assert(d[i] == 0.0f);
+    mmrec_model_destroy(m);
+    mmrec_model_destroy(NULL);
+}
+END_TEST
+
+START_TEST(test_model_freeze_counts_and_frozen_get_no_gradient) {
+    mmrec_model *m = mt_small_model(2);
+    size_t count, trainable, total;
+    MT_OK(mmrec_model_param_count(m, &trainable, &total));
+    ck_assert_uint_eq(trainable, 15);
+    ck_assert_uint_eq(total, 15);
+    MT_OK(mmrec_model_freeze(m, "enc.", &count));
+    ck_assert_uint_eq(count, 2);
+    MT_OK(mmrec_model_param_count(m, &trainable, &total));
+    ck_assert_uint_eq(trainable, 6);
+    ck_assert_uint_eq(total, 15);
+    MT_EXPECT(mmrec_model_freeze(m, "dec", &count), MMREC_ENOTFOUND, "'dec'");
+    MT_EXPECT(mmrec_model_freeze(m, NULL, &count), MMREC_EINVAL, "'prefix'");
+    MT_EXPECT(mmrec_model_param_count(m, NULL, &total), MMREC_EINVAL, "trainable_out");
+
+    /* y = x W V: W frozen gets nothing, V gets its gradient. */
+    mmrec_tensor *w, *v, *x, *h, *y;
+    MT_OK(mmrec_model_param(m, "enc.w", &w));
+    MT_OK(mmrec_model_param(m, "head.v", &v));
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    float xd[4] = {1, 2, 3, 4}, seed[4] = {1, -1, 0.5f, 2};
+    int64_t sx[2] = {2, 2};
+    MT_OK(mmrec_tape_wrap(tape, xd, 2, sx, 0, &x));
+    MT_OK(mmrec_matmul(tape, x, w, 0, &h));
+    MT_OK(mmrec_matmul(tape, h, v, 0, &y));
+    MT_OK(mmrec_tape_backward_from(tape, y, seed));
+    const float *gw, *gv;
+    MT_OK(mmrec_tensor_grad(w, &gw));
+    MT_OK(mmrec_tensor_grad(v, &gv));
+    for (int i = 0; gw && i < 6; i++) ck_assert(gw[i] == 0.0f);
+    ck_assert_ptr_nonnull(gv);
+    float norm = 0;
+    for (int i = 0; i < 6; i++) norm += fabsf(gv[i]);
+    ck_assert(norm > 0);
+    mmrec_tape_reset(tape);
+
+    MT_OK(mmrec_model_unfreeze(m, "", &count));
+    ck_assert_uint_eq(count, 3);
+    MT_OK(mmrec_model_param_count(m, &trainable, &total));
+    ck_assert_uint_eq(trainable, 15);
+    MT_OK(mmrec_model_zero_grad(m));
+    MT_OK(mmrec_tensor_grad(v, &gv));
+    for (int i = 0; i < 6; i++) ck_assert(gv[i] == 0.0f);
+    mmrec_tape_destroy(tape);
+    mmrec_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_model_flat_buffers_round_trip) {
+    mmrec_model *m = mt_small_model(3);
+    float p[15], q[15], g[15];
+    MT_OK(mmrec_model_export_params(m, p, 15));
+    for (int i = 0; i < 15; i++) q[i] = p[i] * 2 + 1;
+    MT_OK(mmrec_model_import_params(m, q, 15));
+    MT_OK(mmrec_model_export_params(m, p, 15));
+    ck_assert(memcmp(p, q, sizeof p) == 0);
+    MT_OK(mmrec_model_import_grads(m, q, 15));
+    MT_OK(mmrec_model_export_grads(m, g, 15));
+    ck_assert(memcmp(g, q, sizeof g) == 0);
+    MT_EXPECT(mmrec_model_export_params(m, p, 14), MMREC_EINVAL, "n is 14, expected 15");
+    MT_EXPECT(mmrec_model_import_grads(m, q, 16), MMREC_EINVAL, "n is 16");
+    MT_EXPECT(mmrec_model_export_grads(m, NULL, 15), MMREC_EINVAL, "NULL");
+    q[4] = NAN;
+    MT_EXPECT(mmrec_model_import_params(m, q, 15), MMREC_ENUMERIC, "element 4");
+    MT_OK(mmrec_model_export_params(m, p, 15));
+    ck_assert(p[4] == 4 * 0 + p[4]); /* unchanged: not NaN */
+    ck_assert(!isnan(p[4]));
+    /* frozen parameters leave the flat view */
+    MT_OK(mmrec_model_freeze(m, "enc.b", NULL));
+    MT_EXPECT(mmrec_model_export_params(m, p, 15), MMREC_EINVAL, "expected 12");
+    MT_OK(mmrec_model_export_params(m, p, 12));
+
+    /* a sparse table: importing gradients marks the non-zero rows */
+    mmrec_tensor *table;
+    int64_t st[2] = {4, 2};
+    MT_OK(mmrec__model_add_param(m, "t", "emb", "table", 2, st, true, &table));
+    float big[20] = {0};
+    big[12 + 3] = 1.0f; /* row 1 of the table (after 12 dense elements) */
+    MT_OK(mmrec_model_import_grads(m, big, 20));
+    ck_assert_uint_eq(table->param->n_touched, 1);
+    ck_assert_int_eq(table->param->touched_rows[0], 1);
+    MT_OK(mmrec_model_zero_grad(m));
+    ck_assert_uint_eq(table->param->n_touched, 0);
+    mmrec_model_destroy(m);
+}
+END_TEST
+
+/* ---- lifetime ---- */
+
+START_TEST(test_model_destroyed_before_optimizer_lives_on) {
+    mmrec_model *m = mt_small_model(4);
+    mmrec_optimizer_config cfg;
+    MT_OK(mmrec_optimizer_config_init(&cfg));
+    mmrec_optimizer *opt;
+    MT_OK(mmrec_optimizer_create(m, &cfg, &opt));
+    mmrec_model_destroy(m); /* the optimizer still holds it */
+    size_t n;
+    MT_EXPECT(mmrec_model_num_params(m, &n), MMREC_ESTATE, "destroyed");
+    MT_EXPECT(mmrec_optimizer_step(opt), MMREC_ESTATE, "destroyed");
+    float lr;
+    MT_OK(mmrec_optimizer_get_lr(opt, 0, &lr));
+    mmrec_model_destroy(m); /* a second destroy is harmless */
+    mmrec_optimizer_destroy(opt); /* frees the model */
+}
+END_TEST
+
+START_TEST(test_model_destroyed_before_tape_lives_on) {
+    for (int reset_first = 0; reset_first < 2; reset_first++) {
+        mmrec_model *m = mt_small_model(5);
+        mmrec_tensor *w, *x, *y;
+        MT_OK(mmrec_model_param(m, "enc.w", &w));
+        mmrec_tape *tape;
+        MT_OK(mmrec_tape_create(&tape));
+        float xd[4] = {1, 2, 3, 4}, seed[6] = {1, 1, 1, 1, 1, 1};
+        int64_t sx[2] = {2, 2};
+        MT_OK(mmrec_tape_wrap(tape, xd, 2, sx, 0, &x));
+        MT_OK(mmrec_matmul(tape, x, w, 0, &y)); /* the node keeps the model alive */
+        mmrec_model_destroy(m);
+        MT_OK(mmrec_tape_backward_from(tape, y, seed));
+        const float *g;
+        MT_OK(mmrec_tensor_grad(w, &g));
+        ck_assert(g[0] == 4.0f && g[3] == 6.0f); /* dW = x^T 1 */
+        if (reset_first) mmrec_tape_reset(tape);
+        mmrec_tape_destroy(tape);
+    }
+}
+END_TEST
+
+/* ---- checkpoints ---- */
+
+START_TEST(test_crc32c_check_value) {
+    ck_assert_uint_eq(mmrec__crc32c(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(mmrec__crc32c(0, "", 0), 0);
+    /* chaining equals one pass, at every split and alignment */
+    unsigned char buf[100];
+    for (int i = 0; i < 100; i++) buf[i] = (unsigned char)(i * 37 + 11);
+    uint32_t whole = mmrec__crc32c(0, buf, 100);
+    for (size_t k = 0; k <= 100; k += 7)
+        ck_assert_uint_eq(mmrec__crc32c(mmrec__crc32c(0, buf, k), buf + k, 100 - k), whole);
+}
+END_TEST
+
+START_TEST(test_checkpoint_round_trip_and_no_temp_file) {
+    mt_tmp_dir();
+    const char *path = mt_tmp_file("m.ckpt");
+    mmrec_model *a = mt_small_model(10), *b = mt_small_model(20);
+    MT_OK(mmrec_model_save(a, path));
+    ck_assert_int_eq(mt_count_tmp_files(), 0);
+    MT_OK(mmrec_model_save(a, path)); /* replaces the old file */
+    ck_assert_int_eq(mt_count_tmp_files(), 0);
+    MT_OK(mmrec_model_load(b, path));
+    float pa[15], pb[15];
+    size_t n;
+    mt_params(a, pa, 15, &n);
+    mt_params(b, pb, 15, &n);
+    ck_assert(memcmp(pa, pb, sizeof pa) == 0);
+    /* 64-byte aligned data, exact size */
+    size_t size;
+    unsigned char *file = mt_read_file(path, &size);
+    ck_assert(memcmp(file, "MMRECCKP", 8) == 0);
+    ck_assert_uint_eq(file[8], 1);
+    uint64_t data_off = 0;
+    for (int i = 7; i >= 0; i--) data_off = (data_off << 8) | file[40 + i];
+    ck_assert_uint_eq(data_off % 64, 0);
+    free(file);
+
+    MT_EXPECT(mmrec_model_save(NULL, path), MMREC_EINVAL, "'model'");
+    MT_EXPECT(mmrec_model_save(a, NULL), MMREC_EINVAL, "'path'");
+    MT_EXPECT(mmrec_model_load(a, NULL), MMREC_EINVAL, "'path'");
+    MT_EXPECT(mmrec_checkpoint_save(NULL, NULL, path), MMREC_EINVAL, "'model'");
+    MT_EXPECT(mmrec_checkpoint_load(a, NULL, NULL), MMREC_EINVAL, "'path'");
+    mmrec_model_destroy(a);
+    mmrec_model_destroy(b);
+    mt_tmp_clean();
+}
+END_TEST
+
+START_TEST(test_checkpoint_io_errors) {
+    mt_tmp_dir();
+    mmrec_model *m = mt_small_model(11);
+    mt_expect_load_fails(m, mt_tmp_file("missing.ckpt"), MMREC_EIO, "No such file");
+    mt_expect_load_fails(m, mt_tmp_file("missing.ckpt"), MMREC_EIO, "missing.ckpt");
+    MT_EXPECT(mmrec_model_save(m, "/nonexistent-mmrec-dir/m.ckpt"), MMREC_EIO,
+              "/nonexistent-mmrec-dir/m.ckpt.tmp.");
+    /* a directory cannot be replaced: the temporary file is removed */
+    const char *dir = mt_tmp_file("adir");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    MT_EXPECT(mmrec_model_save(m, dir), MMREC_EIO, "adir");
+    ck_assert_int_eq(mt_count_tmp_files(), 0);
+    mt_expect_load_fails(m, dir, MMREC_EIO, "not a regular file");
+    mmrec_model_destroy(m);
+    mt_tmp_clean();
+}
+END_TEST
+
+START_TEST(test_checkpoint_truncated_files_rejected) {
+    mt_tmp_dir();
+    char full[128];
+    snprintf(full, sizeof full, "%s", mt_tmp_file("full.ckpt"));
+    const char *cut = mt_tmp_file("cut.ckpt");
+    mmrec_model *a = mt_small_model(12), *b = mt_small_model(13);
+    MT_OK(mmrec_model_save(a, full));
+    size_t size;
+    unsigned char *file = mt_read_file(full, &size);
+    size_t lengths[] = {0, 1, 8, 63, 64, 65, 100, 200, size / 2, size - 64, size - 1};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        mt_write_file(cut, file, lengths[i]);
+        mt_expect_load_fails(b, cut, MMREC_EFORMAT, lengths[i] < 64 ? "shorter than" : "truncated");
+        mt_expect_load_fails(b, cut, MMREC_EFORMAT, "cut.ckpt");
+    }
+    /* a longer file is also refused */
+    unsigned char *longer = calloc(size + 10, 1);
+    memcpy(longer, file, size);
+    mt_write_file(cut, longer, size + 10);
+    mt_expect_load_fails(b, cut, MMREC_EFORMAT, "its header says");
+    free(longer);
+    free(file);
+    mmrec_model_destroy(a);
+    mmrec_model_destroy(b);
+    mt_tmp_clean();
+}
+END_TEST
+
+START_TEST(test_checkpoint_flipped_bytes_rejected) {
+    mt_tmp_dir();
+    char full[128];
+    snprintf(full, sizeof full, "%s", mt_tmp_file("full.ckpt"));
+    const char *bad = mt_tmp_file("bad.ckpt");
+    mmrec_model *a = mt_small_model(14), *b = mt_small_model(15);
+    MT_OK(mmrec_model_save(a, full));
+    size_t size;
+    unsigned char *file = mt_read_file(full, &size);
+    uint64_t data_off = 0;
+    for (int i = 7; i >= 0; i--) data_off = (data_off << 8) | file[40 + i];
+    struct {
+        size_t pos;
+        const char *needle;
+    } cases[] = {
+        {0, "bad magic"},
+        {7, "bad magic"},
+        {8, "header checksum"},
+        {20, "header checksum"},
+        {48, "header checksum"},
+        {61, "header checksum"},
+        {64, "index checksum"},
+        {64 + 70, "index checksum"},
+        {data_off - 1 > 64 + 80 ? 64 + 80 : 64, "index checksum"},
+        {data_off, "data of entry 'enc.w'"},
+        {data_off + 23, "data of entry 'enc.w'"},
+        {data_off + 64, "data of entry 'enc.b'"},
+        {size - 1, "checksum mismatch in the data"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        file[cases[i].pos] ^= 0x10;
+        mt_write_file(bad, file, size);
+        file[cases[i].pos] ^= 0x10;
+        mt_expect_load_fails(b, bad, MMREC_EFORMAT, cases[i].needle);
+    }
+    /* another format version, with a valid header checksum */
+    file[8] = 2;
+    uint32_t crc = mmrec__crc32c(0, file, 60);
+    for (int i = 0; i < 4; i++) file[60 + i] = (unsigned char)(crc >> (8 * i));
+    mt_write_file(bad, file, size);
+    mt_expect_load_fails(b, bad, MMREC_EFORMAT, "format version 2");
+    free(file);
+    /* a foreign file */
+    char text[200];
+    memset(text, 'x', sizeof text);
+    mt_write_file(bad, text, sizeof text);
+    mt_expect_load_fails(b, bad, MMREC_EFORMAT, "not a libmmrec checkpoint");
+    mmrec_model_destroy(a);
+    mmrec_model_destroy(b);
+    mt_tmp_clean();
+}
+END_TEST
+
+START_TEST(test_checkpoint_of_another_model_rejected) {
+    mt_tmp_dir();
+    const char *path = mt_tmp_file("m.ckpt");
+    mmrec_model *a = mt_small_model(16);
+    MT_OK(mmrec_model_save(a, path));
+    int64_t s23[2] = {2, 3}, s32[2] = {3, 2}, s3[1] = {3};
+
+    /* same names, one shape differs */
+    mmrec_model *b;
+    MT_OK(mmrec_model_create(&b));
+    MT_OK(mmrec_model_add_param(b, "enc.w", 2, s32, NULL));
+    MT_OK(mmrec_model_add_param(b, "enc.b", 1, s3, NULL));
+    MT_OK(mmrec_model_add_param(b, "head.v", 2, s32, NULL));
+    mt_expect_load_fails(b, path, MMREC_EFORMAT, "parameter 'enc.w' is [2,3] in");
+    mt_expect_load_fails(b, path, MMREC_EFORMAT, "[3,2] in the model");
+    mmrec_model_destroy(b);
+
+    /* the model has a parameter the file lacks */
+    mmrec_model *c = mt_small_model(17);
+    MT_OK(mmrec_model_add_param(c, "extra", 1, s3, NULL));
+    mt_expect_load_fails(c, path, MMREC_EFORMAT, "has no parameter 'extra'");
+    mmrec_model_destroy(c);
+
+    /* the file has a parameter the model lacks */
+    mmrec_model *d;
+    MT_OK(mmrec_model_create(&d));
+    MT_OK(mmrec_model_add_param(d, "enc.w", 2, s23, NULL));
+    MT_OK(mmrec_model_add_param(d, "head.v", 2, s32, NULL));
+    mt_expect_load_fails(d, path, MMREC_EFORMAT, "has parameter 'enc.b', which the model lacks");
+    mmrec_model_destroy(d);
+
+    /* different names altogether */
+    mmrec_model *e;
+    MT_OK(mmrec_model_create(&e));
+    MT_OK(mmrec_model_add_param(e, "tower.w", 2, s23, NULL));
+    mt_expect_load_fails(e, path, MMREC_EFORMAT, "no parameter 'tower.w'");
+    mmrec_model_destroy(e);
+    mmrec_model_destroy(a);
+    mt_tmp_clean();
+}
+END_TEST
+
+static Suite *model_suite(void) {
+    Suite *s = suite_create("model");
+    TCase *api = tcase_create("api");
+    tcase_add_test(api, test_model_registry_names_and_lookup);
+    tcase_add_test(api, test_model_freeze_counts_and_frozen_get_no_gradient);
+    tcase_add_test(api, test_model_flat_buffers_round_trip);
+    suite_add_tcase(s, api);
+    TCase *lc = tcase_create("lifecycle");
+    tcase_add_test(lc, test_model_destroyed_before_optimizer_lives_on);
+    tcase_add_test(lc, test_model_destroyed_before_tape_lives_on);
+    suite_add_tcase(s, lc);
+    TCase *ck = tcase_create("checkpoint");
+    tcase_add_test(ck, test_crc32c_check_value);
+    tcase_add_test(ck, test_checkpoint_round_trip_and_no_temp_file);
+    tcase_add_test(ck, test_checkpoint_io_errors);
+    tcase_add_test(ck, test_checkpoint_truncated_files_rejected);
+    tcase_add_test(ck, test_checkpoint_flipped_bytes_rejected);
+    tcase_add_test(ck, test_checkpoint_of_another_model_rejected);
+    suite_add_tcase(s, ck);
+    return s;
+}
