@@ -93,7 +93,7 @@ MMREC_API mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec
 
 /* Inverted dropout: on a training tape zeroes each element with probability
  * p (drawn from the tape's generator) and scales the rest by 1/(1-p); on an
- * inference tape, or with p == 0, the identity.
+ * inference tape, or with p == 0, the identity: *out is x itself.
  *   p (in) 0 <= p < 1.
  * Since 0.1. */
 MMREC_API mmrec_status mmrec_dropout(mmrec_tape *tape, mmrec_tensor *x, float p,

@@ -23,4 +23,72 @@ static inline bool mmrec__axis(int axis, int ndim, int *out) {
     return true;
 }
 
+/* Activation kernels, shared with the fused layers of src/modules. */
+typedef enum mmrec__act {
+    MMREC__ACT_RELU,
+    MMREC__ACT_GELU_ERF,
+    MMREC__ACT_GELU_TANH,
+    MMREC__ACT_SIGMOID,
+    MMREC__ACT_TANH
+} mmrec__act;
+
+/* y = act(x) over n elements. */
+void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n);
+/* dx += dy * act'(x); y is the forward output (sigmoid and tanh use it). */
+void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const float *dy,
+                         float *dx, size_t n);
+
+/* Softmax (or log-softmax) of one row of n; mask (may be NULL) read at
+ * mask[j * mask_stride], 0 = removed. */
+void mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
+                        size_t n, bool log);
+/* dx += the row's input gradient from its output y and dy. */
+void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n, bool log);
+
+/* Layer normalization of `rows` rows of n: y = (x - mean) * rstd * w + b
+ * (w, b may be NULL); stores each row's mean and rstd. */
+void mmrec__layer_norm_rows(const float *x, const float *w, const float *b, float eps,
+                            size_t rows, size_t n, float *y, float *mean, float *rstd);
+/* Backward of the above: dx (may be NULL), dw, db (may be NULL) += ... */
+void mmrec__layer_norm_rows_backward(const float *x, const float *w, const float *mean,
+                                     const float *rstd, const float *dy, size_t rows, size_t n,
+                                     float *dx, float *dw, float *db);
+
+/* A dropout mask of n scales (0 or 1/(1-p)) drawn from the tape's
+ * generator, in the arena; NULL on OOM. */
+float *mmrec__dropout_mask(mmrec_tape *tape, size_t n, float p);
+
+/* Numpy broadcasting of up to two operands onto an output, in 4 padded
+ * dims: element (i0,i1,i2,i3) of the output reads a at sum(i * sa) and b at
+ * sum(i * sb) (stride 0 along a broadcast dim). */
+typedef struct mmrec__bcast {
+    int ndim;                          /* of the output */
+    int64_t shape[MMREC_MAX_DIMS];     /* output shape, unpadded */
+    int64_t n[MMREC_MAX_DIMS];         /* padded output sizes */
+    int64_t sa[MMREC_MAX_DIMS], sb[MMREC_MAX_DIMS];
+} mmrec__bcast;
+
+/* Fills `bc` for a op b; false when the shapes do not broadcast. */
+bool mmrec__bcast_init(mmrec__bcast *bc, const mmrec_tensor *a, const mmrec_tensor *b);
+
+/* Visits the output in order; the innermost dim runs `n[3]` elements with
+ * strides sa[3], sb[3] from offsets oa, ob at output offset oy. */
+#define MMREC__BCAST_LOOP(bc, BODY)                                                     \
+    do {                                                                                \
+        size_t oy = 0;                                                                  \
+        for (int64_t i0 = 0; i0 < (bc)->n[0]; i0++)                                     \
+            for (int64_t i1 = 0; i1 < (bc)->n[1]; i1++)                                 \
+                for (int64_t i2 = 0; i2 < (bc)->n[2]; i2++) {                           \
+                    size_t oa = (size_t)(i0 * (bc)->sa[0] + i1 * (bc)->sa[1] +          \
+                                         i2 * (bc)->sa[2]);                             \
+                    size_t ob = (size_t)(i0 * (bc)->sb[0] + i1 * (bc)->sb[1] +          \
+                                         i2 * (bc)->sb[2]);                             \
+                    size_t n3 = (size_t)(bc)->n[3];                                     \
+                    size_t s3a = (size_t)(bc)->sa[3], s3b = (size_t)(bc)->sb[3];        \
+                    (void)oa, (void)ob, (void)s3a, (void)s3b;                           \
+                    BODY;                                                               \
+                    oy += n3;                                                           \
+                }                                                                       \
+    } while (0)
+
 #endif

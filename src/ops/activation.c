@@ -1,0 +1,121 @@
+/* Element-wise activations: ReLU, GELU (erf and tanh forms), sigmoid, tanh.
+ * Reference: torch.nn.functional.relu / gelu / sigmoid / tanh. */
+#include "ops_internal.h"
+
+#include <math.h>
+
+#define MMREC__SQRT1_2 0.70710678118654752440f
+#define MMREC__INV_SQRT_2PI 0.39894228040143267794f
+#define MMREC__SQRT_2_OVER_PI 0.79788456080286535588f
+#define MMREC__GELU_C 0.044715f
+
+void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n) {
+    switch (act) {
+    case MMREC__ACT_RELU:
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case MMREC__ACT_GELU_ERF:
+        for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * MMREC__SQRT1_2));
+        break;
+    case MMREC__ACT_GELU_TANH:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i], u = MMREC__SQRT_2_OVER_PI * (v + MMREC__GELU_C * v * v * v);
+            y[i] = 0.5f * v * (1.0f + tanhf(u));
+        }
+        break;
+    case MMREC__ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            if (v >= 0.0f) {
+                y[i] = 1.0f / (1.0f + expf(-v));
+            } else {
+                float e = expf(v);
+                y[i] = e / (1.0f + e);
+            }
+        }
+        break;
+    case MMREC__ACT_TANH:
+        for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+        break;
+    }
+}
+
+void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const float *dy,
+                         float *dx, size_t n) {
+    switch (act) {
+    case MMREC__ACT_RELU:
+        for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case MMREC__ACT_GELU_ERF:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            float cdf = 0.5f * (1.0f + erff(v * MMREC__SQRT1_2));
+            float pdf = MMREC__INV_SQRT_2PI * expf(-0.5f * v * v);
+            dx[i] += dy[i] * (cdf + v * pdf);
+        }
+        break;
+    case MMREC__ACT_GELU_TANH:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i], v2 = v * v;
+            float t = tanhf(MMREC__SQRT_2_OVER_PI * (v + MMREC__GELU_C * v2 * v));
+            float du = MMREC__SQRT_2_OVER_PI * (1.0f + 3.0f * MMREC__GELU_C * v2);
+            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+        }
+        break;
+    case MMREC__ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case MMREC__ACT_TANH:
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    }
+}
+
+static mmrec_status mmrec__act_node_backward(mmrec__node *node, mmrec_tape *tape) {
+    mmrec__act act = *(const mmrec__act *)node->ctx;
+    mmrec_tensor *x = node->in[0];
+    float *dx = mmrec__grad(tape, x);
+    if (dx == NULL) return MMREC_ENOMEM;
+    mmrec__act_backward(act, x->data, node->out->data, node->out->grad, dx, x->numel);
+    return MMREC_OK;
+}
+
+static mmrec_status mmrec__act_op(const char *func, const char *name, mmrec__act act,
+                                  mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out) {
+    MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "x", x, tape));
+    if (out == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'out' is NULL");
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
+    if (mmrec__tape_wants_grad(tape, &x, 1)) {
+        mmrec__node *node =
+            mmrec__tape_record(tape, name, mmrec__act_node_backward, y, &x, 1, sizeof act);
+        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
+        *(mmrec__act *)node->ctx = act;
+    }
+    mmrec__act_forward(act, x->data, y->data, x->numel);
+    *out = y;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_relu(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out) {
+    return mmrec__act_op(__func__, "relu", MMREC__ACT_RELU, tape, x, out);
+}
+
+mmrec_status mmrec_gelu(mmrec_tape *tape, mmrec_tensor *x, mmrec_gelu_form form,
+                        mmrec_tensor **out) {
+    MMREC_FAIL_IF(form != MMREC_GELU_ERF && form != MMREC_GELU_TANH, MMREC_EINVAL,
+                  "form is %d, expected MMREC_GELU_ERF or MMREC_GELU_TANH", (int)form);
+    return mmrec__act_op(__func__, "gelu",
+                         form == MMREC_GELU_ERF ? MMREC__ACT_GELU_ERF : MMREC__ACT_GELU_TANH, tape,
+                         x, out);
+}
+
+mmrec_status mmrec_sigmoid(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out) {
+    return mmrec__act_op(__func__, "sigmoid", MMREC__ACT_SIGMOID, tape, x, out);
+}
+
+mmrec_status mmrec_tanh(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out) {
+    return mmrec__act_op(__func__, "tanh", MMREC__ACT_TANH, tape, x, out);
+}

@@ -1,0 +1,51 @@
+/* Inverted dropout with masks drawn from the tape's generator. */
+#include "ops_internal.h"
+
+#include <math.h>
+
+float *mmrec__dropout_mask(mmrec_tape *tape, size_t n, float p) {
+    float *mask = mmrec__tape_alloc(tape, n * sizeof(float));
+    if (mask == NULL) return NULL;
+    float keep = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) mask[i] = mmrec__rng_uniform(&tape->rng) < p ? 0.0f : keep;
+    return mask;
+}
+
+static mmrec_status mmrec__dropout_backward(mmrec__node *node, mmrec_tape *tape) {
+    const float *mask = *(float *const *)node->ctx;
+    float *dx = mmrec__grad(tape, node->in[0]);
+    if (dx == NULL) return MMREC_ENOMEM;
+    const float *dy = node->out->grad;
+    for (size_t i = 0; i < node->out->numel; i++) dx[i] += dy[i] * mask[i];
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_dropout(mmrec_tape *tape, mmrec_tensor *x, float p, mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(!(p >= 0.0f && p < 1.0f), MMREC_EINVAL, "p is %g, must be in [0, 1)",
+                  (double)p);
+    if (tape->mode != MMREC_TAPE_TRAIN || p == 0.0f) {
+        *out = x;
+        return MMREC_OK;
+    }
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec__rng_state rng = tape->rng; /* a failed call leaves the stream as it was */
+    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
+    float *mask = y ? mmrec__dropout_mask(tape, x->numel, p) : NULL;
+    mmrec__node *node = NULL;
+    bool record = mmrec__tape_wants_grad(tape, &x, 1);
+    if (mask && record)
+        node = mmrec__tape_record(tape, "dropout", mmrec__dropout_backward, y, &x, 1, sizeof mask);
+    if (mask == NULL || (record && node == NULL)) {
+        tape->rng = rng;
+        return mmrec__tape_oom(tape, mark, __func__);
+    }
+    if (node) {
+        *(float **)node->ctx = mask;
+    }
+    for (size_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] * mask[i];
+    *out = y;
+    return MMREC_OK;
+}

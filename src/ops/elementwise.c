@@ -1,0 +1,172 @@
+/* Element-wise arithmetic with numpy broadcasting: add, sub, mul; scale and
+ * bias-add. Backward sums the gradient over broadcast dims.
+ * Reference: torch.add / torch.sub / torch.mul (tests/golden/make_golden.py). */
+#include "ops_internal.h"
+
+#include <math.h>
+
+typedef enum { MMREC__ADD, MMREC__SUB, MMREC__MUL } mmrec__arith;
+
+typedef struct mmrec__arith_ctx {
+    mmrec__bcast bc;
+    mmrec__arith op;
+} mmrec__arith_ctx;
+
+static void mmrec__strides(const mmrec_tensor *t, int pad, int64_t *stride, const int64_t *n) {
+    int64_t s = 1;
+    for (int d = MMREC_MAX_DIMS - 1; d >= 0; d--) {
+        int td = d - pad;
+        int64_t size = td >= 0 ? t->shape[td] : 1;
+        stride[d] = (size == 1 && n[d] != 1) ? 0 : s;
+        s *= size;
+    }
+}
+
+bool mmrec__bcast_init(mmrec__bcast *bc, const mmrec_tensor *a, const mmrec_tensor *b) {
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    bc->ndim = nd;
+    for (int d = 0; d < MMREC_MAX_DIMS; d++) {
+        int k = d - (MMREC_MAX_DIMS - nd); /* output dim index, < 0 = padding */
+        int ka = k - (nd - a->ndim), kb = k - (nd - b->ndim);
+        int64_t sa = (k >= 0 && ka >= 0) ? a->shape[ka] : 1;
+        int64_t sb = (k >= 0 && kb >= 0) ? b->shape[kb] : 1;
+        if (sa != sb && sa != 1 && sb != 1) return false;
+        bc->n[d] = sa > sb ? sa : sb;
+        if (k >= 0) bc->shape[k] = bc->n[d];
+    }
+    mmrec__strides(a, MMREC_MAX_DIMS - a->ndim, bc->sa, bc->n);
+    mmrec__strides(b, MMREC_MAX_DIMS - b->ndim, bc->sb, bc->n);
+    return true;
+}
+
+static mmrec_status mmrec__arith_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__arith_ctx *c = node->ctx;
+    const mmrec__bcast *bc = &c->bc;
+    mmrec_tensor *a = node->in[0], *b = node->in[1];
+    const float *dy = node->out->grad;
+    if (mmrec__requires_grad(a)) {
+        float *da = mmrec__grad(tape, a);
+        if (da == NULL) return MMREC_ENOMEM;
+        const float *bd = b->data;
+        if (c->op == MMREC__MUL)
+            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) da[oa + j * s3a] +=
+                                  dy[oy + j] * bd[ob + j * s3b]);
+        else
+            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) da[oa + j * s3a] += dy[oy + j]);
+    }
+    if (mmrec__requires_grad(b)) {
+        float *db = mmrec__grad(tape, b);
+        if (db == NULL) return MMREC_ENOMEM;
+        const float *ad = a->data;
+        if (c->op == MMREC__MUL)
+            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) db[ob + j * s3b] +=
+                                  dy[oy + j] * ad[oa + j * s3a]);
+        else if (c->op == MMREC__SUB)
+            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) db[ob + j * s3b] -= dy[oy + j]);
+        else
+            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) db[ob + j * s3b] += dy[oy + j]);
+    }
+    return MMREC_OK;
+}
+
+static void mmrec__arith_forward(const mmrec__arith_ctx *c, const float *ad, const float *bd,
+                                 float *y) {
+    const mmrec__bcast *bc = &c->bc;
+    switch (c->op) {
+    case MMREC__ADD:
+        MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) y[oy + j] =
+                              ad[oa + j * s3a] + bd[ob + j * s3b]);
+        break;
+    case MMREC__SUB:
+        MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) y[oy + j] =
+                              ad[oa + j * s3a] - bd[ob + j * s3b]);
+        break;
+    case MMREC__MUL:
+        MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) y[oy + j] =
+                              ad[oa + j * s3a] * bd[ob + j * s3b]);
+        break;
+    }
+}
+
+static mmrec_status mmrec__arith_op(const char *func, mmrec__arith op, mmrec_tape *tape,
+                                 mmrec_tensor *a, mmrec_tensor *b, mmrec_tensor **out) {
+    MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "a", a, tape));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "b", b, tape));
+    if (out == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'out' is NULL");
+    mmrec__arith_ctx c = {.op = op};
+    if (!mmrec__bcast_init(&c.bc, a, b)) {
+        char sa[64], sb[64];
+        return mmrec__set_error(MMREC_ESHAPE, func, "shapes do not broadcast: a is %s, b is %s",
+                                mmrec__shape_str(a, sa, sizeof sa),
+                                mmrec__shape_str(b, sb, sizeof sb));
+    }
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new(tape, c.bc.ndim, c.bc.shape, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
+    mmrec_tensor *in[2] = {a, b};
+    if (mmrec__tape_wants_grad(tape, in, 2)) {
+        static const char *const names[] = {"add", "sub", "mul"};
+        mmrec__node *node =
+            mmrec__tape_record(tape, names[op], mmrec__arith_backward, y, in, 2, sizeof c);
+        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
+        *(mmrec__arith_ctx *)node->ctx = c;
+    }
+    mmrec__arith_forward(&c, a->data, b->data, y->data);
+    *out = y;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_add(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b, mmrec_tensor **out) {
+    return mmrec__arith_op(__func__, MMREC__ADD, tape, a, b, out);
+}
+
+mmrec_status mmrec_sub(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b, mmrec_tensor **out) {
+    return mmrec__arith_op(__func__, MMREC__SUB, tape, a, b, out);
+}
+
+mmrec_status mmrec_mul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b, mmrec_tensor **out) {
+    return mmrec__arith_op(__func__, MMREC__MUL, tape, a, b, out);
+}
+
+mmrec_status mmrec_bias_add(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *bias,
+                            mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    MMREC_CHECK_TENSOR_ON(bias, tape);
+    if (bias->ndim != 1 || bias->shape[0] != mmrec__last_dim(x))
+        MMREC_FAIL_SHAPE2("bias must be 1-D of x's last dim", x, bias);
+    return mmrec__arith_op(__func__, MMREC__ADD, tape, x, bias, out);
+}
+
+typedef struct mmrec__scale_ctx {
+    float alpha;
+} mmrec__scale_ctx;
+
+static mmrec_status mmrec__scale_backward(mmrec__node *node, mmrec_tape *tape) {
+    float alpha = ((const mmrec__scale_ctx *)node->ctx)->alpha;
+    float *dx = mmrec__grad(tape, node->in[0]);
+    if (dx == NULL) return MMREC_ENOMEM;
+    const float *dy = node->out->grad;
+    for (size_t i = 0; i < node->out->numel; i++) dx[i] += alpha * dy[i];
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_scale(mmrec_tape *tape, mmrec_tensor *x, float alpha, mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(!isfinite(alpha), MMREC_EINVAL, "alpha is %g, must be finite", (double)alpha);
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
+    if (mmrec__tape_wants_grad(tape, &x, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, "scale", mmrec__scale_backward, y, &x, 1,
+                                               sizeof(mmrec__scale_ctx));
+        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        ((mmrec__scale_ctx *)node->ctx)->alpha = alpha;
+    }
+    for (size_t i = 0; i < x->numel; i++) y->data[i] = alpha * x->data[i];
+    *out = y;
+    return MMREC_OK;
+}

@@ -1,0 +1,106 @@
+/* Softmax and log-softmax over the last dim with an optional broadcast mask.
+ * Reference: torch.softmax / torch.log_softmax of x.masked_fill(mask == 0,
+ * -inf) (tests/golden/make_golden.py). */
+#include "ops_internal.h"
+
+#include <math.h>
+
+void mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
+                        size_t n, bool log) {
+    float max = -INFINITY;
+    for (size_t j = 0; j < n; j++)
+        if ((mask == NULL || mask[j * mask_stride] != 0.0f) && x[j] > max) max = x[j];
+    if (max == -INFINITY) { /* every position removed */
+        for (size_t j = 0; j < n; j++) y[j] = log ? -INFINITY : 0.0f;
+        return;
+    }
+    float sum = 0.0f;
+    for (size_t j = 0; j < n; j++) {
+        bool keep = mask == NULL || mask[j * mask_stride] != 0.0f;
+        float e = keep ? expf(x[j] - max) : 0.0f;
+        y[j] = e;
+        sum += e;
+    }
+    if (log) {
+        float lse = max + logf(sum);
+        for (size_t j = 0; j < n; j++)
+            y[j] = (mask == NULL || mask[j * mask_stride] != 0.0f) ? x[j] - lse : -INFINITY;
+    } else {
+        float inv = 1.0f / sum;
+        for (size_t j = 0; j < n; j++) y[j] *= inv;
+    }
+}
+
+void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n,
+                                 bool log) {
+    float s = 0.0f;
+    if (log) {
+        for (size_t j = 0; j < n; j++) s += dy[j];
+        for (size_t j = 0; j < n; j++)
+            if (y[j] != -INFINITY) dx[j] += dy[j] - expf(y[j]) * s;
+    } else {
+        for (size_t j = 0; j < n; j++) s += dy[j] * y[j];
+        for (size_t j = 0; j < n; j++) dx[j] += y[j] * (dy[j] - s);
+    }
+}
+
+static mmrec_status mmrec__softmax_backward(mmrec__node *node, mmrec_tape *tape) {
+    bool log = *(const bool *)node->ctx;
+    mmrec_tensor *x = node->in[0], *y = node->out;
+    float *dx = mmrec__grad(tape, x);
+    if (dx == NULL) return MMREC_ENOMEM;
+    size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
+    for (size_t r = 0; r < rows; r++)
+        mmrec__softmax_row_backward(y->data + r * n, y->grad + r * n, dx + r * n, n, log);
+    return MMREC_OK;
+}
+
+static mmrec_status mmrec__softmax_op(const char *func, bool log, mmrec_tape *tape,
+                                      mmrec_tensor *x, mmrec_tensor *mask, mmrec_tensor **out) {
+    MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "x", x, tape));
+    if (mask != NULL) MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "mask", mask, tape));
+    if (out == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'out' is NULL");
+    mmrec__bcast bc;
+    if (mask != NULL) {
+        bool ok = mmrec__bcast_init(&bc, x, mask) && bc.ndim == x->ndim;
+        for (int d = 0; ok && d < x->ndim; d++) ok = bc.shape[d] == x->shape[d];
+        if (!ok) {
+            char sx[64], sm[64];
+            return mmrec__set_error(MMREC_ESHAPE, func,
+                                    "mask does not broadcast to x: x is %s, mask is %s",
+                                    mmrec__shape_str(x, sx, sizeof sx),
+                                    mmrec__shape_str(mask, sm, sizeof sm));
+        }
+    }
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
+    if (mmrec__tape_wants_grad(tape, &x, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, log ? "log_softmax" : "softmax",
+                                               mmrec__softmax_backward, y, &x, 1, sizeof log);
+        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
+        *(bool *)node->ctx = log;
+    }
+    if (mask == NULL) {
+        size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
+        for (size_t r = 0; r < rows; r++)
+            mmrec__softmax_row(x->data + r * n, NULL, 0, y->data + r * n, n, log);
+    } else {
+        const float *xd = x->data, *md = mask->data;
+        float *yd = y->data;
+        MMREC__BCAST_LOOP(&bc, mmrec__softmax_row(xd + oa, md + ob, s3b, yd + oy, n3, log));
+    }
+    *out = y;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
+                           mmrec_tensor **out) {
+    return mmrec__softmax_op(__func__, false, tape, x, mask, out);
+}
+
+mmrec_status mmrec_log_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
+                               mmrec_tensor **out) {
+    return mmrec__softmax_op(__func__, true, tape, x, mask, out);
+}
