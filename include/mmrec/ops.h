@@ -129,7 +129,8 @@ MMREC_API mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, flo
                                           mmrec_tensor **out);
 
 /* Cosine similarity over the last dim of a and b (same shape):
- * a.b / max(||a|| ||b||, eps), shape of a without its last dim ([1] for 1-D).
+ * a.b / (max(||a||, eps) max(||b||, eps)), shape of a without its last dim
+ * ([1] for 1-D).
  * Since 0.1. */
 MMREC_API mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a,
                                                mmrec_tensor *b, float eps, mmrec_tensor **out);

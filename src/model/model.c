@@ -169,6 +169,16 @@ oom:
     return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for parameter '%s'", name);
 }
 
+void mmrec__model_truncate_params(mmrec_model *model, size_t n_params) {
+    while (model->n_params > n_params) mmrec__param_free(model->params[--model->n_params]);
+}
+
+bool mmrec__model_has_module(const mmrec_model *model, const char *name) {
+    for (size_t i = 0; i < model->n_modules; i++)
+        if (strcmp(model->modules[i]->name, name) == 0) return true;
+    return false;
+}
+
 mmrec_status mmrec__model_add_module(mmrec_model *model, const char *func, mmrec_module *module,
                                      const char *kind, const char *name,
                                      void (*destroy)(mmrec_module *)) {

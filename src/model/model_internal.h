@@ -66,6 +66,13 @@ mmrec_status mmrec__model_add_module(mmrec_model *model, const char *func, mmrec
                                      const char *kind, const char *name,
                                      void (*destroy)(mmrec_module *)) MMREC__WUR;
 
+/* Frees the parameters added after the first n_params (rolls back a
+ * module creation that failed part-way). */
+void mmrec__model_truncate_params(mmrec_model *model, size_t n_params);
+
+/* True when a module of that name exists. */
+bool mmrec__model_has_module(const mmrec_model *model, const char *name);
+
 /* Marks `row` of a sparse parameter as touched (gradient may be non-zero). */
 static inline void mmrec__param_touch_row(mmrec__param *p, int64_t row) {
     if (!p->row_touched[row]) {

@@ -1,0 +1,134 @@
+/* Scaled dot-product attention over a packed q|k|v projection, one node for
+ * every head and batch entry. Per (batch, head), with dh = d / heads:
+ *   S = Q K^T / sqrt(dh), P = softmax(S masked), O = drop(P) V.
+ * Reference: torch.nn.MultiheadAttention (tests/golden/make_golden.py). */
+#include "modules_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct mmrec__attn_ctx {
+    size_t batch, seq, dim, heads, dh;
+    float scale;
+    bool causal;
+    float *probs;    /* [B, H, T, T] softmax output */
+    float *dropped;  /* [B, H, T, T] probabilities after dropout, or NULL */
+    float *dmask;    /* [B, H, T, T] dropout scales, or NULL */
+} mmrec__attn_ctx;
+
+/* Row mask of query i: key j kept when key_mask allows and (causal) j <= i.
+ * NULL when nothing is masked. */
+static const float *mmrec__attn_row_mask(const mmrec__attn_ctx *c, const float *key_mask,
+                                         size_t i, float *buf) {
+    if (!c->causal) return key_mask;
+    for (size_t j = 0; j < c->seq; j++)
+        buf[j] = (j <= i && (key_mask == NULL || key_mask[j] != 0.0f)) ? 1.0f : 0.0f;
+    return buf;
+}
+
+static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__attn_ctx *c = node->ctx;
+    mmrec_tensor *qkv = node->in[0];
+    float *dqkv = mmrec__grad(tape, qkv);
+    float *dp = mmrec__tape_alloc(tape, 2 * c->seq * c->seq * sizeof(float));
+    if (dqkv == NULL || dp == NULL) return MMREC_ENOMEM;
+    float *ds = dp + c->seq * c->seq;
+    size_t T = c->seq, d = c->dim, dh = c->dh, ld = 3 * d, tt = T * T;
+    const float *dout = node->out->grad;
+    for (size_t b = 0; b < c->batch; b++) {
+        for (size_t h = 0; h < c->heads; h++) {
+            size_t bh = b * c->heads + h;
+            const float *q = qkv->data + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
+            float *dq = dqkv + b * T * ld + h * dh, *dk = dq + d, *dv = dq + 2 * d;
+            const float *dO = dout + b * T * d + h * dh;
+            const float *p = c->probs + bh * tt;
+            const float *pd = c->dropped ? c->dropped + bh * tt : p;
+            /* dP = dO V^T; dV += P_d^T dO */
+            mmrec__sgemm(false, true, T, T, dh, 1.0f, dO, d, v, ld, 0.0f, dp, T);
+            mmrec__sgemm(true, false, T, dh, T, 1.0f, pd, T, dO, d, 1.0f, dv, ld);
+            if (c->dmask) {
+                const float *m = c->dmask + bh * tt;
+                for (size_t i = 0; i < tt; i++) dp[i] *= m[i];
+            }
+            memset(ds, 0, tt * sizeof(float));
+            for (size_t i = 0; i < T; i++)
+                mmrec__softmax_row_backward(p + i * T, dp + i * T, ds + i * T, T, false);
+            /* dQ += scale dS K; dK += scale dS^T Q */
+            mmrec__sgemm(false, false, T, dh, T, c->scale, ds, T, k, ld, 1.0f, dq, ld);
+            mmrec__sgemm(true, false, T, dh, T, c->scale, ds, T, q, ld, 1.0f, dk, ld);
+        }
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
+                              mmrec_tensor *key_mask, int heads, bool causal, float dropout,
+                              mmrec_tensor **out) {
+    mmrec__attn_ctx c = {0};
+    c.batch = (size_t)qkv->shape[0];
+    c.seq = (size_t)qkv->shape[1];
+    c.dim = (size_t)qkv->shape[2] / 3;
+    c.heads = (size_t)heads;
+    c.dh = c.dim / c.heads;
+    c.scale = 1.0f / sqrtf((float)c.dh);
+    c.causal = causal;
+    size_t T = c.seq, d = c.dim, dh = c.dh, ld = 3 * d, tt = T * T;
+    bool train = tape->mode == MMREC_TAPE_TRAIN;
+    bool drop = train && dropout > 0.0f;
+
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec__rng_state rng = tape->rng;
+    int64_t shape[3] = {(int64_t)c.batch, (int64_t)T, (int64_t)d};
+    mmrec_tensor *y = mmrec__tape_new(tape, 3, shape, false);
+    mmrec_tensor *in[2] = {qkv, key_mask};
+    bool record = mmrec__tape_wants_grad(tape, in, 1);
+    size_t n_probs = record ? c.batch * c.heads * tt : tt;
+    float *probs = y ? mmrec__tape_alloc(tape, n_probs * sizeof(float)) : NULL;
+    float *rowbuf = probs ? mmrec__tape_alloc(tape, (T + tt) * sizeof(float)) : NULL;
+    float *dmask = NULL, *dropped = NULL;
+    bool ok = rowbuf != NULL;
+    if (ok && drop) {
+        dmask = mmrec__dropout_mask(tape, c.batch * c.heads * tt, dropout);
+        dropped = dmask ? mmrec__tape_alloc(tape, c.batch * c.heads * tt * sizeof(float)) : NULL;
+        ok = dropped != NULL;
+    }
+    mmrec__node *node = NULL;
+    if (ok && record) {
+        node = mmrec__tape_record(tape, "attention", mmrec__attn_backward, y, in,
+                                  key_mask ? 2 : 1, sizeof c);
+        ok = node != NULL;
+    }
+    if (!ok) {
+        tape->rng = rng;
+        return mmrec__tape_oom(tape, mark, func);
+    }
+    c.probs = record ? probs : NULL;
+    c.dropped = record ? dropped : NULL;
+    c.dmask = record ? dmask : NULL;
+    if (node) *(mmrec__attn_ctx *)node->ctx = c;
+
+    float *s = rowbuf + T;
+    for (size_t b = 0; b < c.batch; b++) {
+        const float *km = key_mask ? key_mask->data + b * T : NULL;
+        for (size_t h = 0; h < c.heads; h++) {
+            size_t bh = b * c.heads + h;
+            const float *q = qkv->data + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
+            float *p = record ? probs + bh * tt : probs;
+            mmrec__sgemm(false, true, T, T, dh, c.scale, q, ld, k, ld, 0.0f, s, T);
+            for (size_t i = 0; i < T; i++)
+                mmrec__softmax_row(s + i * T, mmrec__attn_row_mask(&c, km, i, rowbuf), 1,
+                                   p + i * T, T, false);
+            const float *pv = p;
+            if (drop) {
+                float *pd = dropped + bh * tt;
+                const float *m = dmask + bh * tt;
+                for (size_t i = 0; i < tt; i++) pd[i] = p[i] * m[i];
+                pv = pd;
+            }
+            mmrec__sgemm(false, false, T, dh, T, 1.0f, pv, T, v, ld, 0.0f,
+                         y->data + b * T * d + h * dh, d);
+        }
+    }
+    *out = y;
+    return MMREC_OK;
+}

@@ -1,0 +1,85 @@
+/* Building blocks shared by the modules: a fused linear layer that other
+ * modules embed, the attention core, creation bookkeeping. */
+#ifndef MMREC_MODULES_INTERNAL_H
+#define MMREC_MODULES_INTERNAL_H
+
+#include "mmrec/modules.h"
+#include "mmrec/ops.h"
+#include "../model/model_internal.h"
+#include "../ops/ops_internal.h"
+
+/* Weight [out, in] and optional bias [out] of a linear map. */
+typedef struct mmrec__lin {
+    mmrec_tensor *w, *b;
+    int64_t in, out;
+} mmrec__lin;
+
+/* Adds "<prefix>.<w_leaf>" and, when bias, "<prefix>.<b_leaf>" (bias
+ * zero) to the model, the weight initialized per `init`. */
+mmrec_status mmrec__lin_create(mmrec_model *model, const char *func, const char *prefix,
+                               const char *w_leaf, const char *b_leaf, int64_t in, int64_t out,
+                               bool bias, mmrec_init init, float init_std,
+                               mmrec__lin *lin) MMREC__WUR;
+
+/* y = x W^T + b over the last dim of x, one recorded node. */
+mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const char *func,
+                                mmrec_tensor *x, mmrec_tensor **out) MMREC__WUR;
+
+/* Adds "<prefix>.weight" (ones) and "<prefix>.bias" (zeros) of [dim]. */
+mmrec_status mmrec__ln_params(mmrec_model *model, const char *func, const char *prefix,
+                              int64_t dim, mmrec_tensor **weight, mmrec_tensor **bias) MMREC__WUR;
+
+/* Applies an activation through the public ops (NONE: x itself). */
+mmrec_status mmrec__activate(mmrec_tape *tape, mmrec_activation act, mmrec_tensor *x,
+                             mmrec_tensor **out) MMREC__WUR;
+bool mmrec__activation_ok(mmrec_activation act);
+
+/* Scaled dot-product attention of `heads` heads over a packed projection
+ * qkv [B, T, 3d] (q, k, v side by side), with an optional key mask [B, T]
+ * (0 = padding) and causal mask, and dropout p on the probabilities (train
+ * tapes only): out [B, T, d]. One recorded node. */
+mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
+                              mmrec_tensor *key_mask, int heads, bool causal, float dropout,
+                              mmrec_tensor **out) MMREC__WUR;
+
+/* Self-attention parameters and settings, embedded by MHA and the
+ * Transformer layer: "<prefix>.in_proj_weight", "<prefix>.in_proj_bias",
+ * "<prefix>.out_proj.weight", "<prefix>.out_proj.bias". */
+typedef struct mmrec__mha {
+    mmrec__lin in_proj, out_proj;
+    int heads;
+    bool causal;
+    float dropout;
+} mmrec__mha;
+
+mmrec_status mmrec__mha_check(const char *func, int64_t dim, int heads, float dropout) MMREC__WUR;
+mmrec_status mmrec__mha_init(mmrec__mha *m, mmrec_model *model, const char *func,
+                             const char *prefix, int64_t dim, int heads, bool bias, bool causal,
+                             float dropout) MMREC__WUR;
+/* x [B, T, d], key_mask [B, T] or NULL -> out [B, T, d]. */
+mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const char *func,
+                                mmrec_tensor *x, mmrec_tensor *key_mask,
+                                mmrec_tensor **out) MMREC__WUR;
+
+/* Creation bookkeeping: validates the model and a fresh module name, and
+ * remembers where to roll back to should the creation fail. */
+typedef struct mmrec__create {
+    mmrec_model *model;
+    const char *func;
+    size_t n_params;
+    mmrec__rng_state rng;
+} mmrec__create;
+
+mmrec_status mmrec__create_begin(mmrec__create *c, mmrec_model *model, const char *name,
+                                 const void *cfg, const char *func) MMREC__WUR;
+/* On failure (status != OK) undoes the parameters added since begin, frees
+ * `module` (may be NULL) and returns status; on success registers it. */
+mmrec_status mmrec__create_end(mmrec__create *c, mmrec_status status, mmrec_module *module,
+                               const char *kind, const char *name,
+                               void (*destroy)(mmrec_module *), mmrec_module **out);
+
+/* Checks an init choice and its std for a config. */
+mmrec_status mmrec__init_check(const char *func, const char *field, mmrec_init init,
+                               float init_std) MMREC__WUR;
+
+#endif

@@ -1,0 +1,128 @@
+/* Transformer encoder layer (self-attention + feed-forward, pre-LN or
+ * post-LN). Reference: torch.nn.TransformerEncoderLayer(batch_first=True):
+ *   pre-LN:  x = x + drop(sa(ln1(x)));  x = x + drop(ff(ln2(x)))
+ *   post-LN: x = ln1(x + drop(sa(x)));  x = ln2(x + drop(ff(x)))
+ * with ff(x) = linear2(drop(act(linear1(x)))). */
+#include "modules_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+
+typedef struct mmrec__transformer {
+    struct mmrec_module base;
+    mmrec__mha attn;
+    mmrec__lin linear1, linear2;
+    mmrec_tensor *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    mmrec_transformer_config cfg;
+} mmrec__transformer;
+
+static const mmrec_transformer_config mmrec__transformer_defaults = {
+    .struct_size = sizeof(mmrec_transformer_config),
+    .dropout = 0.1f,
+    .activation = MMREC_ACT_GELU,
+    .eps = 1e-5f,
+};
+
+mmrec_status mmrec_transformer_config_init_sized(mmrec_transformer_config *cfg, size_t size) {
+    return mmrec__config_init(cfg, size, &mmrec__transformer_defaults,
+                              sizeof mmrec__transformer_defaults,
+                              sizeof(mmrec_transformer_config), __func__);
+}
+
+static mmrec_status mmrec__transformer_params(mmrec__transformer *m, mmrec_model *model,
+                                              const char *func, const char *name) {
+    const mmrec_transformer_config *c = &m->cfg;
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s.self_attn", name);
+    MMREC_FORWARD_IF(mmrec__mha_init(&m->attn, model, func, prefix, c->dim, c->num_heads, true,
+                                     c->causal != 0, c->dropout));
+    snprintf(prefix, sizeof prefix, "%s.linear1", name);
+    MMREC_FORWARD_IF(mmrec__lin_create(model, func, prefix, "weight", "bias", c->dim, c->ffn_dim,
+                                       true, MMREC_INIT_XAVIER_UNIFORM, 0.0f, &m->linear1));
+    snprintf(prefix, sizeof prefix, "%s.linear2", name);
+    MMREC_FORWARD_IF(mmrec__lin_create(model, func, prefix, "weight", "bias", c->ffn_dim, c->dim,
+                                       true, MMREC_INIT_XAVIER_UNIFORM, 0.0f, &m->linear2));
+    snprintf(prefix, sizeof prefix, "%s.norm1", name);
+    MMREC_FORWARD_IF(mmrec__ln_params(model, func, prefix, c->dim, &m->ln1_w, &m->ln1_b));
+    snprintf(prefix, sizeof prefix, "%s.norm2", name);
+    return mmrec__ln_params(model, func, prefix, c->dim, &m->ln2_w, &m->ln2_b);
+}
+
+mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
+                                      const mmrec_transformer_config *cfg, mmrec_module **out) {
+    mmrec__create cr;
+    MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
+    mmrec_transformer_config c = mmrec__transformer_defaults;
+    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(mmrec__mha_check(__func__, c.dim, c.num_heads, c.dropout));
+    if (c.ffn_dim == 0) c.ffn_dim = 4 * c.dim;
+    MMREC_FAIL_IF(c.ffn_dim < 1, MMREC_EINVAL, "cfg->ffn_dim is %lld, must be >= 1",
+                  (long long)c.ffn_dim);
+    MMREC_FAIL_IF(!mmrec__activation_ok(c.activation) || c.activation == MMREC_ACT_NONE,
+                  MMREC_EINVAL, "cfg->activation is %d, not an mmrec_activation other than NONE",
+                  (int)c.activation);
+    MMREC_FAIL_IF(!(c.eps > 0.0f && isfinite(c.eps)), MMREC_EINVAL, "cfg->eps is %g, must be > 0",
+                  (double)c.eps);
+    mmrec__transformer *m = mmrec__calloc(1, sizeof *m);
+    mmrec_status s = MMREC_OK;
+    if (m) {
+        m->cfg = c;
+        s = mmrec__transformer_params(m, model, __func__, name);
+    }
+    return mmrec__create_end(&cr, s, m ? &m->base : NULL, "transformer", name, NULL, out);
+}
+
+/* ff(x) = linear2(drop(act(linear1(x)))), then dropout. */
+static mmrec_status mmrec__ffn(const mmrec__transformer *m, mmrec_tape *tape, mmrec_tensor *x,
+                               mmrec_tensor **out) {
+    const char *func = "mmrec_transformer_forward";
+    float p = m->cfg.dropout;
+    mmrec_tensor *h;
+    MMREC_FORWARD_IF(mmrec__lin_forward(&m->linear1, tape, func, x, &h));
+    MMREC_FORWARD_IF(mmrec__activate(tape, m->cfg.activation, h, &h));
+    MMREC_FORWARD_IF(mmrec_dropout(tape, h, p, &h));
+    MMREC_FORWARD_IF(mmrec__lin_forward(&m->linear2, tape, func, h, &h));
+    return mmrec_dropout(tape, h, p, out);
+}
+
+static mmrec_status mmrec__transformer_run(const mmrec__transformer *m, mmrec_tape *tape,
+                                           mmrec_tensor *x, mmrec_tensor *key_mask,
+                                           mmrec_tensor **out) {
+    const char *func = "mmrec_transformer_forward";
+    float p = m->cfg.dropout, eps = m->cfg.eps;
+    mmrec_tensor *h, *a, *f;
+    if (m->cfg.norm_first) {
+        MMREC_FORWARD_IF(mmrec_layer_norm(tape, x, m->ln1_w, m->ln1_b, eps, &h));
+        MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, h, key_mask, &a));
+        MMREC_FORWARD_IF(mmrec_dropout(tape, a, p, &a));
+        MMREC_FORWARD_IF(mmrec_add(tape, x, a, &x));
+        MMREC_FORWARD_IF(mmrec_layer_norm(tape, x, m->ln2_w, m->ln2_b, eps, &h));
+        MMREC_FORWARD_IF(mmrec__ffn(m, tape, h, &f));
+        return mmrec_add(tape, x, f, out);
+    }
+    MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, x, key_mask, &a));
+    MMREC_FORWARD_IF(mmrec_dropout(tape, a, p, &a));
+    MMREC_FORWARD_IF(mmrec_add(tape, x, a, &h));
+    MMREC_FORWARD_IF(mmrec_layer_norm(tape, h, m->ln1_w, m->ln1_b, eps, &x));
+    MMREC_FORWARD_IF(mmrec__ffn(m, tape, x, &f));
+    MMREC_FORWARD_IF(mmrec_add(tape, x, f, &h));
+    return mmrec_layer_norm(tape, h, m->ln2_w, m->ln2_b, eps, out);
+}
+
+mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape, mmrec_tensor *x,
+                                       mmrec_tensor *key_mask, mmrec_tensor **out) {
+    MMREC_CHECK_MODULE(layer, "transformer");
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
+    MMREC_CHECK_NULL(out);
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec__rng_state rng = tape->rng;
+    mmrec_status s = mmrec__transformer_run((const mmrec__transformer *)layer, tape, x, key_mask,
+                                            out);
+    if (s != MMREC_OK) {
+        mmrec__tape_rollback(tape, mark);
+        tape->rng = rng;
+    }
+    return s;
+}

@@ -1,0 +1,63 @@
+/* Row gather from a 2-D table with a row-sparse backward.
+ * Reference: torch.nn.functional.embedding / table[ids]. */
+#include "ops_internal.h"
+#include "../model/model_internal.h"
+
+#include <string.h>
+
+typedef struct mmrec__gather_ctx {
+    int64_t *ids; /* copied into the arena: the caller's array is borrowed */
+    size_t n;
+} mmrec__gather_ctx;
+
+static mmrec_status mmrec__gather_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__gather_ctx *c = node->ctx;
+    mmrec_tensor *table = node->in[0];
+    float *dt = mmrec__grad(tape, table);
+    if (dt == NULL) return MMREC_ENOMEM;
+    size_t dim = (size_t)table->shape[1];
+    mmrec__param *p = table->param;
+    bool sparse = p != NULL && p->sparse;
+    for (size_t i = 0; i < c->n; i++) {
+        int64_t row = c->ids[i];
+        float *d = dt + (size_t)row * dim;
+        const float *g = node->out->grad + i * dim;
+        for (size_t j = 0; j < dim; j++) d[j] += g[j];
+        if (sparse) mmrec__param_touch_row(p, row);
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table, const int64_t *ids,
+                               size_t n, mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(table, tape);
+    MMREC_CHECK_NULL(ids);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(table->ndim != 2, MMREC_ESHAPE, "table has %d dims, must be 2-D", table->ndim);
+    MMREC_FAIL_IF(n < 1 || n > (size_t)INT64_MAX, MMREC_EINVAL, "n is %zu, must be >= 1", n);
+    int64_t rows = table->shape[0];
+    for (size_t i = 0; i < n; i++)
+        MMREC_FAIL_IF(ids[i] < 0 || ids[i] >= rows, MMREC_ERANGE,
+                      "ids[%zu] is %lld, outside [0, %lld)", i, (long long)ids[i],
+                      (long long)rows);
+    size_t dim = (size_t)table->shape[1];
+    int64_t shape[2] = {(int64_t)n, (int64_t)dim};
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new(tape, 2, shape, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
+    if (mmrec__tape_wants_grad(tape, &table, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, "gather_rows", mmrec__gather_backward, y,
+                                               &table, 1, sizeof(mmrec__gather_ctx));
+        int64_t *copy = node ? mmrec__tape_alloc(tape, n * sizeof *copy) : NULL;
+        if (copy == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        memcpy(copy, ids, n * sizeof *copy);
+        mmrec__gather_ctx *c = node->ctx;
+        c->ids = copy;
+        c->n = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(y->data + i * dim, table->data + (size_t)ids[i] * dim, dim * sizeof(float));
+    *out = y;
+    return MMREC_OK;
+}

@@ -1,0 +1,143 @@
+/* L2 normalization and cosine similarity over the last dim.
+ * Reference: torch.nn.functional.normalize / cosine_similarity. */
+#include "ops_internal.h"
+
+#include <math.h>
+
+/* ---- l2_normalize: y = x / max(||x||, eps) ---- */
+
+typedef struct mmrec__l2n_ctx {
+    float eps;
+} mmrec__l2n_ctx;
+
+static mmrec_status mmrec__l2n_backward(mmrec__node *node, mmrec_tape *tape) {
+    float eps = ((const mmrec__l2n_ctx *)node->ctx)->eps;
+    mmrec_tensor *x = node->in[0], *y = node->out;
+    float *dx = mmrec__grad(tape, x);
+    if (dx == NULL) return MMREC_ENOMEM;
+    size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * n, *yr = y->data + r * n, *g = y->grad + r * n;
+        float ss = 0.0f;
+        for (size_t j = 0; j < n; j++) ss += xr[j] * xr[j];
+        float norm = sqrtf(ss);
+        float *d = dx + r * n;
+        if (norm <= eps) { /* y = x / eps: linear */
+            for (size_t j = 0; j < n; j++) d[j] += g[j] / eps;
+            continue;
+        }
+        float dot = 0.0f;
+        for (size_t j = 0; j < n; j++) dot += g[j] * yr[j];
+        for (size_t j = 0; j < n; j++) d[j] += (g[j] - yr[j] * dot) / norm;
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
+                                mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(!(eps > 0.0f && isfinite(eps)), MMREC_EINVAL, "eps is %g, must be > 0",
+                  (double)eps);
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
+    if (mmrec__tape_wants_grad(tape, &x, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, "l2_normalize", mmrec__l2n_backward, y, &x,
+                                               1, sizeof(mmrec__l2n_ctx));
+        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        ((mmrec__l2n_ctx *)node->ctx)->eps = eps;
+    }
+    size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * n;
+        float ss = 0.0f;
+        for (size_t j = 0; j < n; j++) ss += xr[j] * xr[j];
+        float norm = sqrtf(ss);
+        float inv = 1.0f / (norm > eps ? norm : eps);
+        for (size_t j = 0; j < n; j++) y->data[r * n + j] = xr[j] * inv;
+    }
+    *out = y;
+    return MMREC_OK;
+}
+
+/* ---- cosine similarity: a.b / (max(||a||, eps) max(||b||, eps)) ---- */
+
+typedef struct mmrec__cos_ctx {
+    float eps;
+} mmrec__cos_ctx;
+
+typedef struct mmrec__cos_row {
+    float dot, na, nb;   /* dot product and the two norms */
+    float ca, cb;        /* the norms clamped to eps */
+} mmrec__cos_row;
+
+static mmrec__cos_row mmrec__cos_stats(const float *a, const float *b, size_t n, float eps) {
+    mmrec__cos_row s = {0, 0, 0, 0, 0};
+    for (size_t j = 0; j < n; j++) {
+        s.dot += a[j] * b[j];
+        s.na += a[j] * a[j];
+        s.nb += b[j] * b[j];
+    }
+    s.na = sqrtf(s.na);
+    s.nb = sqrtf(s.nb);
+    s.ca = s.na > eps ? s.na : eps;
+    s.cb = s.nb > eps ? s.nb : eps;
+    return s;
+}
+
+static mmrec_status mmrec__cos_backward(mmrec__node *node, mmrec_tape *tape) {
+    float eps = ((const mmrec__cos_ctx *)node->ctx)->eps;
+    mmrec_tensor *a = node->in[0], *b = node->in[1];
+    float *da = NULL, *db = NULL;
+    if (mmrec__requires_grad(a) && (da = mmrec__grad(tape, a)) == NULL) return MMREC_ENOMEM;
+    if (mmrec__requires_grad(b) && (db = mmrec__grad(tape, b)) == NULL) return MMREC_ENOMEM;
+    size_t n = (size_t)mmrec__last_dim(a), rows = mmrec__rows(a);
+    for (size_t r = 0; r < rows; r++) {
+        const float *ar = a->data + r * n, *br = b->data + r * n;
+        mmrec__cos_row s = mmrec__cos_stats(ar, br, n, eps);
+        float g = node->out->grad[r], den = s.ca * s.cb, y = s.dot / den;
+        /* dy/da = b / den - y a / ||a||^2 (the second term only unclamped) */
+        float ka = s.na > eps ? y / (s.na * s.na) : 0.0f;
+        float kb = s.nb > eps ? y / (s.nb * s.nb) : 0.0f;
+        for (size_t j = 0; j < n; j++) {
+            if (da) da[r * n + j] += g * (br[j] / den - ka * ar[j]);
+            if (db) db[r * n + j] += g * (ar[j] / den - kb * br[j]);
+        }
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
+                                     float eps, mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(a, tape);
+    MMREC_CHECK_TENSOR_ON(b, tape);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(!(eps > 0.0f && isfinite(eps)), MMREC_EINVAL, "eps is %g, must be > 0",
+                  (double)eps);
+    bool same = a->ndim == b->ndim;
+    for (int d = 0; same && d < a->ndim; d++) same = a->shape[d] == b->shape[d];
+    if (!same) MMREC_FAIL_SHAPE2("a and b must have one shape", a, b);
+    int ndim = a->ndim > 1 ? a->ndim - 1 : 1;
+    int64_t shape[MMREC_MAX_DIMS] = {1};
+    for (int d = 0; d < a->ndim - 1; d++) shape[d] = a->shape[d];
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new(tape, ndim, shape, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
+    mmrec_tensor *in[2] = {a, b};
+    if (mmrec__tape_wants_grad(tape, in, 2)) {
+        mmrec__node *node = mmrec__tape_record(tape, "cosine_similarity", mmrec__cos_backward, y,
+                                               in, 2, sizeof(mmrec__cos_ctx));
+        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        ((mmrec__cos_ctx *)node->ctx)->eps = eps;
+    }
+    size_t n = (size_t)mmrec__last_dim(a), rows = mmrec__rows(a);
+    for (size_t r = 0; r < rows; r++) {
+        mmrec__cos_row s = mmrec__cos_stats(a->data + r * n, b->data + r * n, n, eps);
+        y->data[r] = s.dot / (s.ca * s.cb);
+    }
+    *out = y;
+    return MMREC_OK;
+}

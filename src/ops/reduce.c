@@ -1,0 +1,83 @@
+/* Sum and mean over one axis or over everything. Reference: torch.sum /
+ * torch.mean with dim (keepdim=False). */
+#include "ops_internal.h"
+
+#include <string.h>
+
+typedef struct mmrec__reduce_ctx {
+    size_t outer, len, inner;
+    float scale; /* 1 for sum, 1/len for mean */
+} mmrec__reduce_ctx;
+
+static mmrec_status mmrec__reduce_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__reduce_ctx *c = node->ctx;
+    float *dx = mmrec__grad(tape, node->in[0]);
+    if (dx == NULL) return MMREC_ENOMEM;
+    const float *dy = node->out->grad;
+    for (size_t o = 0; o < c->outer; o++)
+        for (size_t l = 0; l < c->len; l++) {
+            float *d = dx + (o * c->len + l) * c->inner;
+            const float *g = dy + o * c->inner;
+            for (size_t i = 0; i < c->inner; i++) d[i] += c->scale * g[i];
+        }
+    return MMREC_OK;
+}
+
+static mmrec_status mmrec__reduce(const char *func, bool mean, mmrec_tape *tape, mmrec_tensor *x,
+                                  int axis, mmrec_tensor **out) {
+    MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "x", x, tape));
+    if (out == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'out' is NULL");
+    mmrec__reduce_ctx c;
+    int ndim = 1;
+    int64_t shape[MMREC_MAX_DIMS] = {1};
+    if (axis == MMREC_AXIS_ALL) {
+        c.outer = 1;
+        c.len = x->numel;
+        c.inner = 1;
+    } else {
+        int ax;
+        if (!mmrec__axis(axis, x->ndim, &ax))
+            return mmrec__set_error(MMREC_ERANGE, func, "axis %d is out of range for %d dims",
+                                    axis, x->ndim);
+        c.outer = 1;
+        c.inner = 1;
+        c.len = (size_t)x->shape[ax];
+        for (int d = 0; d < ax; d++) c.outer *= (size_t)x->shape[d];
+        for (int d = ax + 1; d < x->ndim; d++) c.inner *= (size_t)x->shape[d];
+        if (x->ndim > 1) {
+            ndim = 0;
+            for (int d = 0; d < x->ndim; d++)
+                if (d != ax) shape[ndim++] = x->shape[d];
+        }
+    }
+    c.scale = mean ? 1.0f / (float)c.len : 1.0f;
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new(tape, ndim, shape, true);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
+    if (mmrec__tape_wants_grad(tape, &x, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, mean ? "mean" : "sum",
+                                               mmrec__reduce_backward, y, &x, 1, sizeof c);
+        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
+        *(mmrec__reduce_ctx *)node->ctx = c;
+    }
+    for (size_t o = 0; o < c.outer; o++) {
+        float *yo = y->data + o * c.inner;
+        for (size_t l = 0; l < c.len; l++) {
+            const float *xs = x->data + (o * c.len + l) * c.inner;
+            for (size_t i = 0; i < c.inner; i++) yo[i] += xs[i];
+        }
+        if (mean)
+            for (size_t i = 0; i < c.inner; i++) yo[i] *= c.scale;
+    }
+    *out = y;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_sum(mmrec_tape *tape, mmrec_tensor *x, int axis, mmrec_tensor **out) {
+    return mmrec__reduce(__func__, false, tape, x, axis, out);
+}
+
+mmrec_status mmrec_mean(mmrec_tape *tape, mmrec_tensor *x, int axis, mmrec_tensor **out) {
+    return mmrec__reduce(__func__, true, tape, x, axis, out);
+}
