@@ -55,7 +55,7 @@ static mmrec_status mt_transpose_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor *
 START_TEST(test_shape_values) {
     mmrec_tape *tape;
     MT_OK(mmrec_tape_create(&tape));
-    float a[6] = {1, 2, 3, 4, 5, 6}, b[2] = {7, 8};
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {7, 8, 9};
     int64_t sa[2] = {2, 3}, sb[2] = {2, 1}, sc[2] = {1, 3};
     mmrec_tensor *ta = mt_tensor(tape, 2, sa, a, 0), *tb = mt_tensor(tape, 2, sb, b, 0), *y;
     mmrec_tensor *xs[2] = {ta, tb};

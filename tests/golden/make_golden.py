@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""Writes the golden reference vectors of libmmrec's tests from PyTorch.
+
+Run with Debian's python3-torch:  /usr/bin/python3 tests/golden/make_golden.py
+Outputs (committed): tests/golden/{ops,losses,modules,optim}.bin.
+
+Every input is a float32 array; the references are computed in float64
+from exactly those values and stored as float32. File format, as read by
+tests/mt.c: repeated records of
+    u32 name_len, name bytes, u32 ndim, i64 shape[ndim], f32 data[numel]
+little-endian. Names are "<case>.<array>".
+
+Op and loss cases ("ops.bin", "losses.bin"):
+    <case>.op      [1]  operation code (OPS below, shared with test_golden.c)
+    <case>.args    [k]  scalar arguments of the call
+    <case>.in<i>        inputs; <case>.d<i> is the gradient of sum(r * y)
+                        with respect to input i when it is differentiated
+    <case>.r            upstream gradient (losses: [1.0])
+    <case>.y            output
+    <case>.ids          integer ids / labels, stored as floats
+Module cases ("modules.bin"): <case>.kind, <case>.cfg, <case>.x, optional
+<case>.key_mask (1 = token, 0 = padding) and <case>.ids, <case>.r, <case>.y,
+<case>.dx, and <case>.param.<torch name> / <case>.grad.<torch name>.
+Optimizer cases ("optim.bin"): <case>.cfg, <case>.steps, and for each
+parameter p<j>: <case>.init.p<j>, <case>.g<k>.p<j> (gradient of step k),
+<case>.final.p<j>.
+"""
+import os
+import struct
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+OUT = os.path.dirname(os.path.abspath(__file__))
+
+OPS = dict(matmul=0, add=1, sub=2, mul=3, scale=4, bias_add=5, relu=6, gelu_erf=7,
+           gelu_tanh=8, sigmoid=9, tanh=10, softmax=11, log_softmax=12, layer_norm=13,
+           concat=14, slice=15, reshape=16, transpose=17, sum=18, mean=19,
+           l2_normalize=20, cosine_similarity=21, gather_rows=22,
+           bce_logits=30, softmax_ce=31, bpr=32, mse=33)
+AXIS_ALL = 1000
+
+
+class Writer:
+    def __init__(self, name):
+        self.path = os.path.join(OUT, name)
+        self.records = []
+
+    def add(self, name, array):
+        a = np.asarray(array, dtype=np.float32)
+        if a.ndim == 0:
+            a = a.reshape(1)
+        rec = struct.pack("<I", len(name)) + name.encode()
+        rec += struct.pack("<I", a.ndim) + struct.pack("<%dq" % a.ndim, *a.shape)
+        rec += a.astype("<f4").tobytes()
+        self.records.append(rec)
+
+    def close(self):
+        with open(self.path, "wb") as f:
+            f.write(b"".join(self.records))
+
+
+gen = torch.Generator().manual_seed(20261123)
+
+
+def rand(*shape, low=-1.0, high=1.0):
+    """float32 values, returned as float64 tensors holding exactly those."""
+    x = torch.rand(*shape, generator=gen, dtype=torch.float32) * (high - low) + low
+    return x.double()
+
+
+def op_case(w, name, op, inputs, fn, args=(), ids=None, diff=None):
+    """inputs: list of float64 tensors; diff[i]: differentiate input i."""
+    diff = diff or [True] * len(inputs)
+    leaves = [x.clone().requires_grad_(d) for x, d in zip(inputs, diff)]
+    y = fn(*leaves)
+    r = torch.ones_like(y) if op >= 30 else rand(*y.shape)
+    y.backward(r)
+    w.add(name + ".op", [op])
+    w.add(name + ".args", list(args) if args else [0])
+    for i, (x, d) in enumerate(zip(leaves, diff)):
+        w.add("%s.in%d" % (name, i), x.detach().numpy())
+        if d:
+            w.add("%s.d%d" % (name, i), x.grad.numpy())
+    if ids is not None:
+        w.add(name + ".ids", np.asarray(ids, dtype=np.float32))
+    w.add(name + ".r", r.numpy())
+    w.add(name + ".y", y.detach().numpy())
+
+
+def masked(x, mask):
+    return x.masked_fill(mask == 0, float("-inf"))
+
+
+def write_ops():
+    w = Writer("ops.bin")
+    # matmul: every transpose combination, batched and with a shared operand
+    for flags in range(4):
+        ta, tb = flags & 1, flags & 2
+        m, k, n = 3, 5, 7
+        a = rand(2, k, m) if ta else rand(2, m, k)
+        b = rand(2, n, k) if tb else rand(2, k, n)
+
+        def mm(a, b, ta=ta, tb=tb):
+            return torch.matmul(a.transpose(-1, -2) if ta else a, b.transpose(-1, -2) if tb else b)
+        op_case(w, "matmul_batched_%d" % flags, OPS["matmul"], [a, b], mm, [flags])
+        op_case(w, "matmul_shared_b_%d" % flags, OPS["matmul"], [a, b[0]], mm, [flags])
+        op_case(w, "matmul_shared_a_%d" % flags, OPS["matmul"], [a[0], b], mm, [flags])
+    for op, fn in (("add", torch.add), ("sub", torch.sub), ("mul", torch.mul)):
+        op_case(w, op + "_same", OPS[op], [rand(3, 5), rand(3, 5)], fn)
+        op_case(w, op + "_bcast", OPS[op], [rand(2, 1, 5), rand(3, 1)], fn)
+        op_case(w, op + "_trailing", OPS[op], [rand(2, 3, 5), rand(5)], fn)
+    op_case(w, "scale", OPS["scale"], [rand(3, 7)], lambda x: x * -1.375, [-1.375])
+    op_case(w, "bias_add", OPS["bias_add"], [rand(2, 3, 7), rand(7)], torch.add)
+    op_case(w, "relu", OPS["relu"], [rand(5, 7, low=-0.5, high=1.5)], F.relu)
+    op_case(w, "gelu_erf", OPS["gelu_erf"], [rand(5, 7, low=-3, high=3)], F.gelu)
+    op_case(w, "gelu_tanh", OPS["gelu_tanh"], [rand(5, 7, low=-3, high=3)],
+            lambda x: F.gelu(x, approximate="tanh"))
+    op_case(w, "sigmoid", OPS["sigmoid"], [rand(5, 7, low=-4, high=4)], torch.sigmoid)
+    op_case(w, "tanh", OPS["tanh"], [rand(5, 7, low=-2, high=2)], torch.tanh)
+    # softmax: plain, with a [B, 1, T] mask broadcast over the rows
+    mask = torch.ones(2, 1, 7, dtype=torch.float64)
+    mask[0, 0, 2] = 0
+    mask[1, 0, 5] = 0
+    for op in ("softmax", "log_softmax"):
+        fn = getattr(torch, op)
+        op_case(w, op, OPS[op], [rand(2, 3, 7, low=-2, high=2)], lambda x, fn=fn: fn(x, -1), [0])
+        op_case(w, op + "_mask", OPS[op], [rand(2, 3, 7, low=-2, high=2), mask],
+                lambda x, m, fn=fn: fn(masked(x, m), -1), [1], diff=[True, False])
+    x = rand(3, 4, 13, low=-2, high=2)
+    op_case(w, "layer_norm_affine", OPS["layer_norm"],
+            [x, rand(13, low=0.5, high=1.5), rand(13)],
+            lambda x, g, b: F.layer_norm(x, (13,), g, b, 1e-5), [1, 1, 1e-5])
+    op_case(w, "layer_norm_plain", OPS["layer_norm"], [x],
+            lambda x: F.layer_norm(x, (13,), None, None, 1e-5), [0, 0, 1e-5])
+    op_case(w, "concat_axis0", OPS["concat"], [rand(2, 5), rand(3, 5), rand(1, 5)],
+            lambda *xs: torch.cat(xs, 0), [0])
+    op_case(w, "concat_last", OPS["concat"], [rand(2, 3, 5), rand(2, 3, 2)],
+            lambda *xs: torch.cat(xs, -1), [-1])
+    op_case(w, "slice", OPS["slice"], [rand(3, 7, 5)], lambda x: x.narrow(1, 2, 4), [1, 2, 4])
+    op_case(w, "reshape", OPS["reshape"], [rand(3, 7, 5)], lambda x: x.reshape(7, 15), [7, 15])
+    op_case(w, "transpose", OPS["transpose"], [rand(3, 7, 5)], lambda x: x.transpose(-1, -2))
+    for op in ("sum", "mean"):
+        fn = getattr(torch, op)
+        op_case(w, op + "_axis1", OPS[op], [rand(3, 7, 5)], lambda x, fn=fn: fn(x, 1), [1])
+        op_case(w, op + "_all", OPS[op], [rand(3, 7, 5)], lambda x, fn=fn: fn(x).reshape(1),
+                [AXIS_ALL])
+    op_case(w, "l2_normalize", OPS["l2_normalize"], [rand(5, 7)],
+            lambda x: F.normalize(x, dim=-1, eps=1e-12), [1e-12])
+    op_case(w, "cosine_similarity", OPS["cosine_similarity"], [rand(3, 5, 7), rand(3, 5, 7)],
+            lambda a, b: F.cosine_similarity(a, b, dim=-1, eps=1e-8), [1e-8])
+    ids = [4, 0, 4, 6, 1, 2]
+    op_case(w, "gather_rows", OPS["gather_rows"], [rand(7, 5)],
+            lambda t: t[torch.tensor(ids)], ids=ids)
+    w.close()
+
+
+def write_losses():
+    w = Writer("losses.bin")
+    op_case(w, "bce_logits", OPS["bce_logits"], [rand(5, 7, low=-4, high=4), rand(5, 7, low=0, high=1)],
+            lambda x, y: F.binary_cross_entropy_with_logits(x, y).reshape(1), diff=[True, False])
+    labels = [3, 0, 12, 5, 5]
+    op_case(w, "softmax_ce", OPS["softmax_ce"], [rand(5, 13, low=-3, high=3)],
+            lambda x: F.cross_entropy(x, torch.tensor(labels)).reshape(1), ids=labels)
+    op_case(w, "bpr", OPS["bpr"], [rand(11, low=-3, high=3), rand(11, low=-3, high=3)],
+            lambda p, n: F.softplus(n - p).mean().reshape(1))
+    op_case(w, "mse", OPS["mse"], [rand(3, 7), rand(3, 7)],
+            lambda p, t: F.mse_loss(p, t).reshape(1), diff=[True, False])
+    w.close()
+
+
+# ---- modules ----
+
+KIND = dict(linear=0, mlp=1, embedding=2, layernorm=3, mha=4, transformer=5)
+
+
+def perturb(module):
+    """Random parameters everywhere (biases and norms too), float32 exact."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(rand(*p.shape, low=-0.5, high=0.5))
+
+
+def module_case(w, name, kind, cfg, module, x=None, key_mask=None, ids=None, call=None,
+                names=None):
+    module = module.double()
+    perturb(module)
+    w.add(name + ".kind", [KIND[kind]])
+    w.add(name + ".cfg", cfg)
+    if x is not None:
+        x = x.clone().requires_grad_(True)
+        w.add(name + ".x", x.detach().numpy())
+    if key_mask is not None:
+        w.add(name + ".key_mask", key_mask.numpy())
+    if ids is not None:
+        w.add(name + ".ids", np.asarray(ids, dtype=np.float32))
+    y = call(module, x)
+    r = rand(*y.shape)
+    y.backward(r)
+    w.add(name + ".r", r.numpy())
+    w.add(name + ".y", y.detach().numpy())
+    if x is not None:
+        w.add(name + ".dx", x.grad.numpy())
+    for pname, p in module.named_parameters():
+        cname = names(pname) if names else pname
+        w.add("%s.param.%s" % (name, cname), p.detach().numpy())
+        w.add("%s.grad.%s" % (name, cname), p.grad.numpy())
+
+
+def write_modules():
+    w = Writer("modules.bin")
+    for bias in (1, 0):
+        module_case(w, "linear_bias%d" % bias, "linear", [7, 5, bias],
+                    torch.nn.Linear(7, 5, bias=bool(bias)), x=rand(2, 3, 7),
+                    call=lambda m, x: m(x))
+    for act, code, mod in (("relu", 1, torch.nn.ReLU()), ("gelu", 2, torch.nn.GELU())):
+        seq = torch.nn.Sequential(torch.nn.Linear(7, 13), mod, torch.nn.Linear(13, 5))
+        # Sequential index 0 and 2 are the Linear layers 0 and 1.
+        module_case(w, "mlp_" + act, "mlp", [7, 13, 5, code], seq, x=rand(4, 7, low=-2, high=2),
+                    call=lambda m, x: m(x),
+                    names=lambda n: n.replace("2.", "1.", 1) if n.startswith("2.") else n)
+    ids = [3, 0, 3, 8, 1, 5, 2]
+    module_case(w, "embedding", "embedding", [9, 6], torch.nn.Embedding(9, 6), ids=ids,
+                call=lambda m, x: m(torch.tensor(ids)))
+    module_case(w, "layernorm", "layernorm", [13, 1e-5], torch.nn.LayerNorm(13),
+                x=rand(3, 4, 13, low=-2, high=2), call=lambda m, x: m(x))
+    B, T, D, H = 2, 5, 12, 3
+    key_mask = torch.ones(B, T, dtype=torch.float64)
+    key_mask[0, 3:] = 0
+    key_mask[1, 1] = 0
+    pad = key_mask == 0
+    causal = torch.triu(torch.full((T, T), float("-inf"), dtype=torch.float64), diagonal=1)
+    module_case(w, "mha_mask", "mha", [D, H, 0], torch.nn.MultiheadAttention(D, H, batch_first=True),
+                x=rand(B, T, D), key_mask=key_mask,
+                call=lambda m, x: m(x, x, x, key_padding_mask=pad, need_weights=False)[0])
+    module_case(w, "mha_causal", "mha", [D, H, 1],
+                torch.nn.MultiheadAttention(D, H, batch_first=True), x=rand(B, T, D),
+                call=lambda m, x: m(x, x, x, attn_mask=causal, need_weights=False)[0])
+    for norm_first in (1, 0):
+        layer = torch.nn.TransformerEncoderLayer(D, H, dim_feedforward=20, dropout=0.0,
+                                                 activation="gelu", batch_first=True,
+                                                 norm_first=bool(norm_first))
+        module_case(w, "transformer_prenorm%d" % norm_first, "transformer",
+                    [D, H, 20, norm_first], layer, x=rand(B, T, D), key_mask=key_mask,
+                    call=lambda m, x: m(x, src_key_padding_mask=pad))
+    w.close()
+
+
+# ---- optimizers ----
+
+OPT = dict(sgd=0, adam=1, adamw=2, adagrad=3)
+
+
+def optim_case(w, name, kind, cfg, make):
+    """cfg: [type, lr, weight_decay, momentum, dampening, nesterov, beta1, beta2,
+    eps, initial_accumulator, clip_norm]."""
+    shapes = [(3, 5), (7,)]
+    params = [torch.nn.Parameter(rand(*s)) for s in shapes]
+    w.add(name + ".cfg", cfg)
+    steps = 5
+    w.add(name + ".steps", [steps])
+    for j, p in enumerate(params):
+        w.add("%s.init.p%d" % (name, j), p.detach().numpy())
+    opt = make(params)
+    clip = cfg[10]
+    for k in range(steps):
+        for j, p in enumerate(params):
+            g = rand(*p.shape, low=-2, high=2)
+            w.add("%s.g%d.p%d" % (name, k, j), g.numpy())
+            p.grad = g.clone()
+        if clip > 0:
+            norm = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+            scale = min(1.0, clip / (float(norm) + 1e-6))
+            for p in params:
+                p.grad.mul_(scale)
+        opt.step()
+    for j, p in enumerate(params):
+        w.add("%s.final.p%d" % (name, j), p.detach().numpy())
+
+
+def write_optim():
+    w = Writer("optim.bin")
+    optim = torch.optim
+    optim_case(w, "sgd", "sgd", [0, 0.1, 0, 0, 0, 0, 0.9, 0.999, 0, 0, 0],
+               lambda ps: optim.SGD(ps, lr=0.1))
+    optim_case(w, "sgd_momentum", "sgd", [0, 0.05, 0.01, 0.9, 0.1, 0, 0.9, 0.999, 0, 0, 0],
+               lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01))
+    optim_case(w, "sgd_nesterov", "sgd", [0, 0.05, 0, 0.8, 0, 1, 0.9, 0.999, 0, 0, 0],
+               lambda ps: optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True))
+    optim_case(w, "adam", "adam", [1, 0.01, 0, 0, 0, 0, 0.9, 0.999, 1e-8, 0, 0],
+               lambda ps: optim.Adam(ps, lr=0.01))
+    optim_case(w, "adam_wd", "adam", [1, 0.01, 0.1, 0, 0, 0, 0.8, 0.99, 1e-6, 0, 0],
+               lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1))
+    optim_case(w, "adamw", "adamw", [2, 0.01, 0.05, 0, 0, 0, 0.9, 0.999, 1e-8, 0, 0],
+               lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.05))
+    optim_case(w, "adagrad", "adagrad", [3, 0.1, 0.01, 0, 0, 0, 0.9, 0.999, 1e-10, 0.1, 0],
+               lambda ps: optim.Adagrad(ps, lr=0.1, weight_decay=0.01,
+                                        initial_accumulator_value=0.1))
+    optim_case(w, "adam_clip", "adam", [1, 0.01, 0, 0, 0, 0, 0.9, 0.999, 1e-8, 0, 1.0],
+               lambda ps: optim.Adam(ps, lr=0.01))
+    w.close()
+
+
+if __name__ == "__main__":
+    torch.set_default_dtype(torch.float64)
+    write_ops()
+    write_losses()
+    write_modules()
+    write_optim()
