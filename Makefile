@@ -159,7 +159,7 @@ build/examples/%: examples/%.c $(STATIC)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 example: build/examples/quickstart
-	$(Q)build/examples/quickstart
+	$(Q)build/examples/quickstart 8 build/quickstart.mmrc
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)

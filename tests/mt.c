@@ -99,14 +99,15 @@ static double mt_gc_numeric(mt_gc *gc, float *x, float h) {
 }
 
 static void mt_gc_compare(mt_gc *gc, const char *what, float *x, const float *analytic,
-                          size_t numel, float h, float tol, int max_coords, uint64_t seed) {
+                          size_t numel, float h, float tol, float floor, int max_coords,
+                          uint64_t seed) {
     uint64_t s = seed;
     size_t count = numel <= (size_t)max_coords ? numel : (size_t)max_coords;
     for (size_t c = 0; c < count; c++) {
         size_t idx = numel <= (size_t)max_coords ? c : (size_t)(mt_next(&s) % numel);
         double gn = mt_gc_numeric(gc, &x[idx], h);
         double ga = analytic ? analytic[idx] : 0.0;
-        double denom = fmax(fmax(fabs(gn), fabs(ga)), 1e-3);
+        double denom = fmax(fmax(fabs(gn), fabs(ga)), floor);
         ck_assert_msg(fabs(gn - ga) / denom <= tol,
                       "%s: d/d %s[%zu]: numeric %.6g, analytic %.6g", gc->name, what, idx, gn, ga);
     }
@@ -117,6 +118,7 @@ void mt_gradcheck(const char *name, mt_forward_fn forward, void *ctx, mt_input *
     float h = opts && opts->h > 0 ? opts->h : 1e-2f;
     float tol = opts && opts->tol > 0 ? opts->tol : 1e-2f;
     int max_coords = opts && opts->max_coords > 0 ? opts->max_coords : 64;
+    float floor = opts && opts->floor > 0 ? opts->floor : 1e-3f;
     ck_assert_int_le(n_inputs, 16);
     mt_gc gc = {name, forward, ctx, inputs, n_inputs, NULL, NULL, 0};
     MT_OK(mmrec_tape_create(&gc.tape));
@@ -186,7 +188,7 @@ void mt_gradcheck(const char *name, mt_forward_fn forward, void *ctx, mt_input *
         if (!g_in[i]) continue;
         char what[32];
         snprintf(what, sizeof what, "input%d", i);
-        mt_gc_compare(&gc, what, inputs[i].data, g_in[i], mt_numel(&inputs[i]), h, tol,
+        mt_gc_compare(&gc, what, inputs[i].data, g_in[i], mt_numel(&inputs[i]), h, tol, floor,
                       max_coords, 1000 + (uint64_t)i);
     }
     for (size_t p = 0; p < n_params; p++) {
@@ -198,7 +200,7 @@ void mt_gradcheck(const char *name, mt_forward_fn forward, void *ctx, mt_input *
         MT_OK(mmrec_model_param_at(model, p, &pname, &t));
         MT_OK(mmrec_tensor_numel(t, &n));
         MT_OK(mmrec_tensor_data(t, &x));
-        mt_gc_compare(&gc, pname, x, g_par[p], n, h, tol, max_coords, 2000 + p);
+        mt_gc_compare(&gc, pname, x, g_par[p], n, h, tol, floor, max_coords, 2000 + p);
     }
     for (int i = 0; i < n_inputs; i++) free(g_in[i]);
     for (size_t p = 0; p < n_params; p++) free(g_par[p]);

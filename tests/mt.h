@@ -59,6 +59,7 @@ typedef struct mt_gradcheck_opts {
     float h;         /* step; 0 = 1e-2 */
     float tol;       /* 0 = 1e-2 */
     int max_coords;  /* 0 = 64 */
+    float floor;     /* smallest |gradient| compared relatively; 0 = 1e-3 */
 } mt_gradcheck_opts;
 
 void mt_gradcheck(const char *name, mt_forward_fn forward, void *ctx, mt_input *inputs,

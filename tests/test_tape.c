@@ -140,6 +140,43 @@ static mmrec_status mt_matmul_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in
     return mmrec_matmul(tape, in[0], in[1], ((mt_mm *)ctx)->flags, out);
 }
 
+/* Products above the small-size cutoff go to BLAS: same results. */
+START_TEST(test_matmul_blas_path) {
+    enum { M = 48, K = 40, N = 36 };
+    static float a[M * K], b[N * K];
+    mt_fill_uniform(a, M * K, -1, 1, 41);
+    mt_fill_uniform(b, N * K, -1, 1, 42);
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t sa[2] = {M, K}, sb[2] = {N, K};
+    mmrec_tensor *ta, *tb, *y;
+    MT_OK(mmrec_tape_wrap(tape, a, 2, sa, MMREC_TENSOR_READONLY, &ta));
+    MT_OK(mmrec_tape_wrap(tape, b, 2, sb, MMREC_TENSOR_READONLY, &tb));
+    for (uint32_t flags = 0; flags < 4; flags++) {
+        /* view a as [K, M] when transposed, b as [K, N] when not */
+        int64_t va[2] = {(flags & MMREC_TRANS_A) ? K : M, (flags & MMREC_TRANS_A) ? M : K};
+        int64_t vb[2] = {(flags & MMREC_TRANS_B) ? N : K, (flags & MMREC_TRANS_B) ? K : N};
+        mmrec_tensor *xa, *xb;
+        MT_OK(mmrec_reshape(tape, ta, 2, va, &xa));
+        MT_OK(mmrec_reshape(tape, tb, 2, vb, &xb));
+        MT_OK(mmrec_matmul(tape, xa, xb, flags, &y));
+        const float *d;
+        MT_OK(mmrec_tensor_data_const(y, &d));
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int p = 0; p < K; p++) {
+                    double av = (flags & MMREC_TRANS_A) ? a[p * M + i] : a[i * K + p];
+                    double bv = (flags & MMREC_TRANS_B) ? b[j * K + p] : b[p * N + j];
+                    s += av * bv;
+                }
+                ck_assert_msg(fabs(d[i * N + j] - s) < 1e-5 + 1e-5 * fabs(s), "flags %u", flags);
+            }
+    }
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 START_TEST(test_matmul_gradcheck_all_transposes) {
     for (uint32_t flags = 0; flags < 4; flags++) {
         /* op(a) [3,4] x op(b) [4,5], batched [2, ...] */
@@ -246,6 +283,7 @@ static Suite *tape_suite(void) {
     tcase_add_test(api, test_tape_modes);
     tcase_add_test(api, test_tape_backward_from_validates);
     tcase_add_test(api, test_matmul_values_and_shapes);
+    tcase_add_test(api, test_matmul_blas_path);
     suite_add_tcase(s, api);
     TCase *bw = tcase_create("backward");
     tcase_add_test(bw, test_matmul_gradcheck_all_transposes);

@@ -7,10 +7,47 @@
 #include <blis.h>
 #endif
 
+/* Products this small cost less than a BLAS call's dispatch and thread
+ * wake-up (attention over short sequences issues thousands of them). */
+#define MMREC__SMALL_GEMM 32768
+
+static void mmrec__sgemm_small(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+                               float alpha, const float *a, size_t lda, const float *b,
+                               size_t ldb, float beta, float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++) {
+        float *crow = c + i * ldc;
+        if (trans_b) {
+            for (size_t j = 0; j < n; j++) {
+                const float *brow = b + j * ldb;
+                float s = 0.0f;
+                if (trans_a)
+                    for (size_t p = 0; p < k; p++) s += a[p * lda + i] * brow[p];
+                else
+                    for (size_t p = 0; p < k; p++) s += a[i * lda + p] * brow[p];
+                crow[j] = beta == 0.0f ? alpha * s : alpha * s + beta * crow[j];
+            }
+            continue;
+        }
+        if (beta == 0.0f)
+            for (size_t j = 0; j < n; j++) crow[j] = 0.0f;
+        else if (beta != 1.0f)
+            for (size_t j = 0; j < n; j++) crow[j] *= beta;
+        for (size_t p = 0; p < k; p++) {
+            float av = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
+            const float *brow = b + p * ldb;
+            for (size_t j = 0; j < n; j++) crow[j] += av * brow[j];
+        }
+    }
+}
+
 void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
                   const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                   size_t ldc) {
     if (m == 0 || n == 0) return;
+    if (m * n * k <= MMREC__SMALL_GEMM) {
+        mmrec__sgemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     mmrec__blas_threads_sync();
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
