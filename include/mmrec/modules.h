@@ -22,8 +22,10 @@
  * MMREC_ENOMEM.
  *
  * Thread safety: creating modules is per-handle (the model). Forward calls
- * on the same module from several threads, each with its own tape, are safe
- * while nobody updates the parameters. */
+ * on the same module from several threads, each with its own inference-mode
+ * tape, are safe while nobody updates the parameters (serving). Training
+ * tapes record into the model (gradients, its reference count): one
+ * training thread per model. */
 #ifndef MMREC_MODULES_H
 #define MMREC_MODULES_H
 

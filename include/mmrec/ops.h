@@ -17,7 +17,8 @@
  * leaves the tape as it was.
  *
  * Thread safety: per-handle (the tape). Parameters may be read by many
- * threads' tapes at once. */
+ * threads' inference-mode tapes at once; training tapes over one model's
+ * parameters belong to one thread. */
 #ifndef MMREC_OPS_H
 #define MMREC_OPS_H
 
