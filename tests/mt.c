@@ -274,3 +274,13 @@ void mt_assert_close(const char *what, const float *got, const float *want, size
         ck_assert_msg(fabsf(got[i] - want[i]) <= atol + rtol * fabsf(want[i]),
                       "%s[%zu]: got %.9g, expected %.9g", what, i, got[i], want[i]);
 }
+
+mmrec_tensor *mt_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape, const float *data,
+                             uint32_t flags) {
+    mmrec_tensor *t;
+    MT_OK(mmrec_tape_tensor(tape, ndim, shape, flags, &t));
+    size_t n;
+    MT_OK(mmrec_tensor_numel(t, &n));
+    MT_OK(mmrec_tensor_copy_from(t, data, n));
+    return t;
+}

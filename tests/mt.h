@@ -32,6 +32,11 @@ void mt_register(mt_suite_fn fn);
 void mt_check_message(const char *call, const char *needle);
 #define MT_OK(call) MT_EXPECT(call, MMREC_OK, NULL)
 
+/* A tape tensor (flags 0 or MMREC_TENSOR_REQUIRES_GRAD) holding a copy of
+ * `data`. */
+mmrec_tensor *mt_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape, const float *data,
+                             uint32_t flags);
+
 /* Deterministic random fill (own generator, independent of the library). */
 void mt_fill_uniform(float *x, size_t n, float low, float high, uint64_t seed);
 /* Uniform in [low, high) with |x| >= gap: keeps inputs away from kinks. */

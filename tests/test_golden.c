@@ -45,10 +45,7 @@ static size_t mt_cases(const mt_golden *g, const char *tag, char (*out)[64], siz
 }
 
 static mmrec_tensor *mt_from(mmrec_tape *tape, const mt_array *a, bool grad) {
-    mmrec_tensor *t;
-    MT_OK(mmrec_tape_tensor(tape, a->ndim, a->shape, grad ? MMREC_TENSOR_REQUIRES_GRAD : 0, &t));
-    MT_OK(mmrec_tensor_copy_from(t, a->data, a->numel));
-    return t;
+    return mt_tape_tensor(tape, a->ndim, a->shape, a->data, grad ? MMREC_TENSOR_REQUIRES_GRAD : 0);
 }
 
 /* Compares a tensor's values (or gradient) with a reference; -inf entries

@@ -5,16 +5,6 @@
 
 MT_SUITE(losses_suite)
 
-static mmrec_tensor *mt_tensor(mmrec_tape *tape, int ndim, const int64_t *shape,
-                               const float *data, uint32_t flags) {
-    mmrec_tensor *t;
-    MT_OK(mmrec_tape_tensor(tape, ndim, shape, flags, &t));
-    size_t n;
-    MT_OK(mmrec_tensor_numel(t, &n));
-    MT_OK(mmrec_tensor_copy_from(t, data, n));
-    return t;
-}
-
 static float mt_value(mmrec_tensor *t) {
     const float *d;
     MT_OK(mmrec_tensor_data_const(t, &d));
@@ -38,7 +28,7 @@ START_TEST(test_loss_values) {
     MT_OK(mmrec_tape_create(&tape));
     int64_t s[1] = {3};
     float x[3] = {-50.0f, 0.0f, 2.0f}, y[3] = {0.0f, 1.0f, 0.25f};
-    mmrec_tensor *tx = mt_tensor(tape, 1, s, x, 0), *ty = mt_tensor(tape, 1, s, y, 0), *l;
+    mmrec_tensor *tx = mt_tape_tensor(tape, 1, s, x, 0), *ty = mt_tape_tensor(tape, 1, s, y, 0), *l;
     MT_OK(mmrec_loss_bce_logits(tape, tx, ty, &l));
     double want = (log1p(exp(-50.0)) + log(2.0) + (2.0 - 0.5 + log1p(exp(-2.0)))) / 3.0;
     ck_assert_msg(fabs(mt_value(l) - want) < 1e-6, "bce %g vs %g", (double)mt_value(l), want);
@@ -51,7 +41,7 @@ START_TEST(test_loss_values) {
     int64_t sl[2] = {2, 3};
     float logits[6] = {1, 2, 3, 1000, 0, -1000};
     int64_t lab[2] = {2, 0};
-    mmrec_tensor *tl = mt_tensor(tape, 2, sl, logits, 0);
+    mmrec_tensor *tl = mt_tape_tensor(tape, 2, sl, logits, 0);
     MT_OK(mmrec_loss_softmax_ce(tape, tl, lab, 2, &l));
     want = (-(3.0 - 3.0 - log(exp(-2.0) + exp(-1.0) + 1.0)) + 0.0) / 2.0;
     ck_assert_msg(fabs(mt_value(l) - want) < 1e-6, "ce %g vs %g", (double)mt_value(l), want);

@@ -6,17 +6,6 @@
 
 MT_SUITE(ops_elementwise_suite)
 
-/* A tape tensor holding `data`. */
-static mmrec_tensor *mt_tensor(mmrec_tape *tape, int ndim, const int64_t *shape,
-                               const float *data, uint32_t flags) {
-    mmrec_tensor *t;
-    MT_OK(mmrec_tape_tensor(tape, ndim, shape, flags, &t));
-    size_t n;
-    MT_OK(mmrec_tensor_numel(t, &n));
-    MT_OK(mmrec_tensor_copy_from(t, data, n));
-    return t;
-}
-
 /* ---- add / sub / mul ---- */
 
 typedef struct mt_arith {
@@ -38,7 +27,7 @@ START_TEST(test_arith_broadcast_values) {
     MT_OK(mmrec_tape_create(&tape));
     int64_t sa[3] = {2, 1, 3}, sb[2] = {2, 1};
     float a[6] = {1, 2, 3, 4, 5, 6}, b[2] = {10, 20};
-    mmrec_tensor *ta = mt_tensor(tape, 3, sa, a, 0), *tb = mt_tensor(tape, 2, sb, b, 0), *y;
+    mmrec_tensor *ta = mt_tape_tensor(tape, 3, sa, a, 0), *tb = mt_tape_tensor(tape, 2, sb, b, 0), *y;
     MT_OK(mmrec_sub(tape, ta, tb, &y));
     int ndim;
     int64_t shape[MMREC_MAX_DIMS];
@@ -140,7 +129,7 @@ START_TEST(test_activation_values) {
     MT_OK(mmrec_tape_create(&tape));
     int64_t s[1] = {4};
     float x[4] = {-2.0f, -0.5f, 0.5f, 3.0f};
-    mmrec_tensor *t = mt_tensor(tape, 1, s, x, 0), *y;
+    mmrec_tensor *t = mt_tape_tensor(tape, 1, s, x, 0), *y;
     const float *d;
     for (int k = 0; k < 5; k++) {
         MT_OK(mt_act_fwd(&k, tape, &t, &y));
@@ -163,7 +152,7 @@ START_TEST(test_activation_values) {
     /* sigmoid stays finite for large |x| */
     float big[2] = {-100.0f, 100.0f};
     int64_t s2[1] = {2};
-    t = mt_tensor(tape, 1, s2, big, 0);
+    t = mt_tape_tensor(tape, 1, s2, big, 0);
     MT_OK(mmrec_sigmoid(tape, t, &y));
     MT_OK(mmrec_tensor_data_const(y, &d));
     ck_assert(d[0] >= 0.0f && d[0] < 1e-30f && d[1] == 1.0f);
@@ -204,7 +193,7 @@ START_TEST(test_softmax_values_and_mask) {
     int64_t s[2] = {3, 3}, sm[2] = {3, 3};
     float x[9] = {1, 2, 3, 1000, 1000, 1000, 5, 6, 7};
     float m[9] = {1, 1, 1, 1, 0, 1, 0, 0, 0};
-    mmrec_tensor *tx = mt_tensor(tape, 2, s, x, 0), *tm = mt_tensor(tape, 2, sm, m, 0), *y;
+    mmrec_tensor *tx = mt_tape_tensor(tape, 2, s, x, 0), *tm = mt_tape_tensor(tape, 2, sm, m, 0), *y;
     MT_OK(mmrec_softmax(tape, tx, tm, &y));
     const float *d;
     MT_OK(mmrec_tensor_data_const(y, &d));
@@ -219,7 +208,7 @@ START_TEST(test_softmax_values_and_mask) {
     /* a row mask [1, 3] broadcast over the rows */
     int64_t sr[2] = {1, 3};
     float mr[3] = {0, 1, 1};
-    mmrec_tensor *trow = mt_tensor(tape, 2, sr, mr, 0);
+    mmrec_tensor *trow = mt_tape_tensor(tape, 2, sr, mr, 0);
     MT_OK(mmrec_softmax(tape, tx, trow, &y));
     MT_OK(mmrec_tensor_data_const(y, &d));
     ck_assert(d[0] == 0.0f && d[3] == 0.0f && d[6] == 0.0f);
@@ -268,7 +257,7 @@ START_TEST(test_layer_norm) {
     MT_OK(mmrec_tape_create(&tape));
     int64_t s[2] = {2, 4};
     float x[8] = {1, 2, 3, 4, -1, -1, -1, -1};
-    mmrec_tensor *tx = mt_tensor(tape, 2, s, x, 0), *y;
+    mmrec_tensor *tx = mt_tape_tensor(tape, 2, s, x, 0), *y;
     MT_OK(mmrec_layer_norm(tape, tx, NULL, NULL, 1e-5f, &y));
     const float *d;
     MT_OK(mmrec_tensor_data_const(y, &d));

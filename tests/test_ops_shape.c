@@ -8,16 +8,6 @@
 
 MT_SUITE(ops_shape_suite)
 
-static mmrec_tensor *mt_tensor(mmrec_tape *tape, int ndim, const int64_t *shape,
-                               const float *data, uint32_t flags) {
-    mmrec_tensor *t;
-    MT_OK(mmrec_tape_tensor(tape, ndim, shape, flags, &t));
-    size_t n;
-    MT_OK(mmrec_tensor_numel(t, &n));
-    MT_OK(mmrec_tensor_copy_from(t, data, n));
-    return t;
-}
-
 static void mt_expect_shape(mmrec_tensor *t, int ndim, const int64_t *want) {
     int nd;
     int64_t s[MMREC_MAX_DIMS];
@@ -57,7 +47,7 @@ START_TEST(test_shape_values) {
     MT_OK(mmrec_tape_create(&tape));
     float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {7, 8, 9};
     int64_t sa[2] = {2, 3}, sb[2] = {2, 1}, sc[2] = {1, 3};
-    mmrec_tensor *ta = mt_tensor(tape, 2, sa, a, 0), *tb = mt_tensor(tape, 2, sb, b, 0), *y;
+    mmrec_tensor *ta = mt_tape_tensor(tape, 2, sa, a, 0), *tb = mt_tape_tensor(tape, 2, sb, b, 0), *y;
     mmrec_tensor *xs[2] = {ta, tb};
     MT_OK(mmrec_concat(tape, xs, 2, -1, &y));
     int64_t want[2] = {2, 4};
@@ -66,7 +56,7 @@ START_TEST(test_shape_values) {
     MT_OK(mmrec_tensor_data_const(y, &d));
     float wc[8] = {1, 2, 3, 7, 4, 5, 6, 8};
     for (int i = 0; i < 8; i++) ck_assert_float_eq(d[i], wc[i]);
-    mmrec_tensor *tc = mt_tensor(tape, 2, sc, b, 0);
+    mmrec_tensor *tc = mt_tape_tensor(tape, 2, sc, b, 0);
     mmrec_tensor *ys[2] = {ta, tc};
     MT_OK(mmrec_concat(tape, ys, 2, 0, &y));
     MT_OK(mmrec_tensor_data_const(y, &d));
@@ -102,7 +92,7 @@ START_TEST(test_shape_values) {
     MT_OK(mmrec_tensor_data_const(y, &d));
     ck_assert(d[0] == 1 && d[1] == 4 && d[2] == 2 && d[5] == 6);
     int64_t s1[1] = {6};
-    mmrec_tensor *t1 = mt_tensor(tape, 1, s1, a, 0);
+    mmrec_tensor *t1 = mt_tape_tensor(tape, 1, s1, a, 0);
     MT_EXPECT(mmrec_transpose(tape, t1, &y), MMREC_ESHAPE, "at least 2");
     mmrec_tape_destroy(tape);
 }
@@ -144,7 +134,7 @@ START_TEST(test_reduce) {
     MT_OK(mmrec_tape_create(&tape));
     float a[6] = {1, 2, 3, 4, 5, 6};
     int64_t sa[2] = {2, 3};
-    mmrec_tensor *ta = mt_tensor(tape, 2, sa, a, 0), *y;
+    mmrec_tensor *ta = mt_tape_tensor(tape, 2, sa, a, 0), *y;
     const float *d;
     MT_OK(mmrec_sum(tape, ta, 0, &y));
     int64_t w3[1] = {3};
@@ -194,7 +184,7 @@ START_TEST(test_normalize) {
     MT_OK(mmrec_tape_create(&tape));
     float a[4] = {3, 4, 0, 0}, b[4] = {6, 8, 1, 0};
     int64_t s[2] = {2, 2};
-    mmrec_tensor *ta = mt_tensor(tape, 2, s, a, 0), *tb = mt_tensor(tape, 2, s, b, 0), *y;
+    mmrec_tensor *ta = mt_tape_tensor(tape, 2, s, a, 0), *tb = mt_tape_tensor(tape, 2, s, b, 0), *y;
     const float *d;
     MT_OK(mmrec_l2_normalize(tape, ta, 1e-12f, &y));
     MT_OK(mmrec_tensor_data_const(y, &d));
@@ -241,7 +231,7 @@ START_TEST(test_gather_rows) {
     mmrec_tape *tape;
     MT_OK(mmrec_tape_create(&tape));
     int64_t s[2] = {7, 3};
-    mmrec_tensor *tt = mt_tensor(tape, 2, s, t, 0), *y;
+    mmrec_tensor *tt = mt_tape_tensor(tape, 2, s, t, 0), *y;
     MT_OK(mmrec_gather_rows(tape, tt, mt_ids, 5, &y));
     const float *d;
     MT_OK(mmrec_tensor_data_const(y, &d));
