@@ -9,10 +9,10 @@
 #include <string.h>
 
 /* e^x for x in any range (saturates to 0 below -87.3 and to FLT_MAX-ish
- * above 88.7); Cephes' range reduction and polynomial. */
+ * above 88.3); Cephes' range reduction and polynomial. */
 static inline float mmrec__exp(float x) {
     x = x < -87.3f ? -87.3f : x;
-    x = x > 88.7f ? 88.7f : x;
+    x = x > 88.3f ? 88.3f : x;
     float fx = x * 1.44269504088896341f + 0.5f;
     int32_t n = (int32_t)fx;
     n -= fx < (float)n; /* floor */
