@@ -160,6 +160,28 @@ START_TEST(test_layernorm_module) {
 }
 END_TEST
 
+static const int64_t mt_emb_ids[6] = {4, 0, 4, 9, 2, 4};
+
+static mmrec_status mt_emb_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
+                               mmrec_tensor **out) {
+    (void)in;
+    return mmrec_embedding_forward(ctx, tape, mt_emb_ids, 6, out);
+}
+
+START_TEST(test_embedding_gradcheck) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_embedding_config c;
+    MT_OK(mmrec_embedding_config_init(&c));
+    c.num_rows = 10;
+    c.dim = 3;
+    mmrec_module *emb;
+    MT_OK(mmrec_embedding_create(model, "emb", &c, &emb));
+    mt_gradcheck("embedding", mt_emb_fwd, emb, NULL, 0, model, NULL);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 START_TEST(test_embedding_module) {
     mmrec_model *model;
     MT_OK(mmrec_model_create(&model));
@@ -338,6 +360,7 @@ static Suite *modules_suite(void) {
     tcase_add_test(tc, test_failed_create_changes_nothing);
     tcase_add_test(tc, test_layernorm_module);
     tcase_add_test(tc, test_embedding_module);
+    tcase_add_test(tc, test_embedding_gradcheck);
     tcase_add_test(tc, test_attention_modules);
     tcase_add_test(tc, test_transformer_dropout_train_vs_eval);
     tcase_add_test(tc, test_config_struct_sizes);

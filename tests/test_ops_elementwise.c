@@ -353,6 +353,23 @@ START_TEST(test_dropout) {
 }
 END_TEST
 
+/* Reseeding before each forward keeps the mask fixed, so finite
+ * differences see one function. */
+static mmrec_status mt_dropout_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
+                                   mmrec_tensor **out) {
+    (void)ctx;
+    mmrec_status s = mmrec_tape_seed(tape, 99);
+    return s != MMREC_OK ? s : mmrec_dropout(tape, in[0], 0.3f, out);
+}
+
+START_TEST(test_dropout_gradcheck) {
+    float x[4 * 9];
+    mt_fill_uniform(x, 36, -1, 1, 17);
+    mt_input in[1] = {{2, {4, 9}, x, false}};
+    mt_gradcheck("dropout", mt_dropout_fwd, NULL, in, 1, NULL, NULL);
+}
+END_TEST
+
 START_TEST(test_dropout_same_seed_same_mask) {
     float first[64];
     for (int rep = 0; rep < 2; rep++) {
@@ -392,6 +409,7 @@ static Suite *ops_elementwise_suite(void) {
     tcase_add_test(tc, test_layer_norm);
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_dropout_same_seed_same_mask);
+    tcase_add_test(tc, test_dropout_gradcheck);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
-/* e^x for x in any range (saturates to 0 below -87.3 and to FLT_MAX-ish
- * above 88.3); Cephes' range reduction and polynomial. */
+/* e^x for any x (below -87.3 it stays at about 1e-38, above 88.3 at about
+ * 2e38); Cephes' range reduction and polynomial. */
 static inline float mmrec__exp(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.3f ? 88.3f : x;
