@@ -54,6 +54,7 @@ class Writer:
         self.records = []
 
     def add(self, name, array):
+        assert len(name) < 64, "tests/mt.c reads names of up to 63 bytes: " + name
         a = np.asarray(array, dtype=np.float32)
         if a.ndim == 0:
             a = a.reshape(1)
@@ -286,13 +287,13 @@ def write_modules():
                     key_mask=key_mask,
                     call=lambda m, x: m(x, x, x, key_padding_mask=pad, attn_mask=causal,
                                         need_weights=False)[0])
-        for norm_first, act, code, is_causal in ((0, "gelu", 2, 1), (1, "relu", 1, 0)):
+        for name, norm_first, act, code, is_causal in (("transformer_causal", 0, "gelu", 2, 1),
+                                                       ("transformer_relu", 1, "relu", 1, 0)):
             layer = torch.nn.TransformerEncoderLayer(D, H, dim_feedforward=20, dropout=0.0,
                                                      activation=act, batch_first=True,
                                                      norm_first=bool(norm_first))
             src_mask = causal if is_causal else None
-            module_case(w, "transformer_prenorm%d_%s_causal%d" % (norm_first, act, is_causal),
-                        "transformer", [D, H, 20, norm_first, is_causal, code], layer,
+            module_case(w, name, "transformer", [D, H, 20, norm_first, is_causal, code], layer,
                         x=rand(B, T, D), key_mask=key_mask,
                         call=lambda m, x, src_mask=src_mask: m(x, src_mask=src_mask,
                                                                src_key_padding_mask=pad))
