@@ -10,7 +10,7 @@
 
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 50;
-    BENCH_CHECK(mmrec_set_num_threads(2));
+    BENCH_CHECK(mmrec_set_num_threads(getenv("MMREC_BENCH_THREADS") ? atoi(getenv("MMREC_BENCH_THREADS")) : 2));
     mmrec_model *m;
     BENCH_CHECK(mmrec_model_create(&m));
     mmrec_transformer_config cfg;

@@ -4,6 +4,8 @@
 
 #include <math.h>
 
+#include "ops/fastmath.h"
+
 MT_SUITE(ops_elementwise_suite)
 
 /* ---- add / sub / mul ---- */
@@ -170,6 +172,25 @@ START_TEST(test_activation_gradcheck) {
         mt_input in[1] = {{2, {3, 7}, x, false}};
         mt_gradcheck("activation", mt_act_fwd, &k, in, 1, NULL, NULL);
     }
+}
+END_TEST
+
+/* The vectorizable exp and normal CDF behind GELU and sigmoid. */
+START_TEST(test_fastmath_accuracy) {
+    double worst_exp = 0, worst_cdf = 0, worst_tail = 0;
+    for (float x = -30.0f; x <= 30.0f; x += 1e-3f) {
+        double e = exp((double)x), c = 0.5 * erfc(-(double)x / sqrt(2.0));
+        worst_exp = fmax(worst_exp, fabs(mmrec__exp(x) - e) / e);
+        double rel = fabs(mmrec__normal_cdf(x) - c) / c;
+        if (c > 1e-6) worst_cdf = fmax(worst_cdf, rel);
+        else if (c > 1e-20) worst_tail = fmax(worst_tail, rel);
+    }
+    ck_assert_msg(worst_exp < 2e-7, "exp relative error %g", worst_exp);
+    ck_assert_msg(worst_cdf < 3e-6, "normal cdf relative error %g", worst_cdf);
+    ck_assert_msg(worst_tail < 2e-5, "normal cdf tail relative error %g", worst_tail);
+    ck_assert(mmrec__exp(-1000.0f) < 1e-37f && mmrec__exp(-1000.0f) >= 0.0f);
+    ck_assert(isfinite(mmrec__exp(1000.0f)));
+    ck_assert(mmrec__normal_cdf(-40.0f) >= 0.0f && mmrec__normal_cdf(40.0f) == 1.0f);
 }
 END_TEST
 
@@ -365,6 +386,7 @@ static Suite *ops_elementwise_suite(void) {
     tcase_add_test(tc, test_scale);
     tcase_add_test(tc, test_activation_values);
     tcase_add_test(tc, test_activation_gradcheck);
+    tcase_add_test(tc, test_fastmath_accuracy);
     tcase_add_test(tc, test_softmax_values_and_mask);
     tcase_add_test(tc, test_softmax_gradcheck);
     tcase_add_test(tc, test_layer_norm);

@@ -1,10 +1,10 @@
 /* Element-wise activations: ReLU, GELU (erf and tanh forms), sigmoid, tanh.
  * Reference: torch.nn.functional.relu / gelu / sigmoid / tanh. */
 #include "ops_internal.h"
+#include "fastmath.h"
 
 #include <math.h>
 
-#define MMREC__SQRT1_2 0.70710678118654752440f
 #define MMREC__INV_SQRT_2PI 0.39894228040143267794f
 #define MMREC__SQRT_2_OVER_PI 0.79788456080286535588f
 #define MMREC__GELU_C 0.044715f
@@ -15,24 +15,16 @@ void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n) {
         for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     case MMREC__ACT_GELU_ERF:
-        for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * MMREC__SQRT1_2));
+        for (size_t i = 0; i < n; i++) y[i] = x[i] * mmrec__normal_cdf(x[i]);
         break;
-    case MMREC__ACT_GELU_TANH:
+    case MMREC__ACT_GELU_TANH: /* 0.5 x (1 + tanh u) = x sigmoid(2u) */
         for (size_t i = 0; i < n; i++) {
             float v = x[i], u = MMREC__SQRT_2_OVER_PI * (v + MMREC__GELU_C * v * v * v);
-            y[i] = 0.5f * v * (1.0f + tanhf(u));
+            y[i] = v / (1.0f + mmrec__exp(-2.0f * u));
         }
         break;
     case MMREC__ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) {
-            float v = x[i];
-            if (v >= 0.0f) {
-                y[i] = 1.0f / (1.0f + expf(-v));
-            } else {
-                float e = expf(v);
-                y[i] = e / (1.0f + e);
-            }
-        }
+        for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + mmrec__exp(-x[i]));
         break;
     case MMREC__ACT_TANH:
         for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
@@ -46,20 +38,20 @@ void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const f
     case MMREC__ACT_RELU:
         for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
         break;
-    case MMREC__ACT_GELU_ERF:
+    case MMREC__ACT_GELU_ERF: /* Phi(x) + x phi(x) */
         for (size_t i = 0; i < n; i++) {
             float v = x[i];
-            float cdf = 0.5f * (1.0f + erff(v * MMREC__SQRT1_2));
-            float pdf = MMREC__INV_SQRT_2PI * expf(-0.5f * v * v);
-            dx[i] += dy[i] * (cdf + v * pdf);
+            float pdf = MMREC__INV_SQRT_2PI * mmrec__exp(-0.5f * v * v);
+            dx[i] += dy[i] * (mmrec__normal_cdf(v) + v * pdf);
         }
         break;
-    case MMREC__ACT_GELU_TANH:
+    case MMREC__ACT_GELU_TANH: /* s + 2 x s (1 - s) u', s = sigmoid(2u) */
         for (size_t i = 0; i < n; i++) {
             float v = x[i], v2 = v * v;
-            float t = tanhf(MMREC__SQRT_2_OVER_PI * (v + MMREC__GELU_C * v2 * v));
+            float s = 1.0f / (1.0f + mmrec__exp(-2.0f * MMREC__SQRT_2_OVER_PI *
+                                                 (v + MMREC__GELU_C * v2 * v)));
             float du = MMREC__SQRT_2_OVER_PI * (1.0f + 3.0f * MMREC__GELU_C * v2);
-            dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+            dx[i] += dy[i] * (s + 2.0f * v * s * (1.0f - s) * du);
         }
         break;
     case MMREC__ACT_SIGMOID:

@@ -14,6 +14,15 @@
 static void mmrec__sgemm_small(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
                                float alpha, const float *a, size_t lda, const float *b,
                                size_t ldb, float beta, float *c, size_t ldc) {
+    float bt[4096];
+    if (trans_b && n * k <= sizeof bt / sizeof *bt) {
+        /* Transpose B once so the inner loop runs along contiguous rows. */
+        for (size_t j = 0; j < n; j++)
+            for (size_t p = 0; p < k; p++) bt[p * n + j] = b[j * ldb + p];
+        b = bt;
+        ldb = n;
+        trans_b = false;
+    }
     for (size_t i = 0; i < m; i++) {
         float *crow = c + i * ldc;
         if (trans_b) {
