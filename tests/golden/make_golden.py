@@ -18,12 +18,18 @@ Op and loss cases ("ops.bin", "losses.bin"):
     <case>.r            upstream gradient (losses: [1.0])
     <case>.y            output
     <case>.ids          integer ids / labels, stored as floats
-Module cases ("modules.bin"): <case>.kind, <case>.cfg, <case>.x, optional
+Module cases ("modules.bin"): <case>.kind, <case>.cfg (transformer:
+[dim, heads, ffn, norm_first] optionally followed by [causal, activation
+code]), <case>.x, optional
 <case>.key_mask (1 = token, 0 = padding) and <case>.ids, <case>.r, <case>.y,
 <case>.dx, and <case>.param.<torch name> / <case>.grad.<torch name>.
 Optimizer cases ("optim.bin"): <case>.cfg, <case>.steps, and for each
 parameter p<j>: <case>.init.p<j>, <case>.g<k>.p<j> (gradient of step k),
 <case>.final.p<j>.
+
+Cases added after the first release of these files draw their values from
+their own generator (own_stream), so the arrays of the earlier cases stay
+byte-identical when cases are added.
 """
 import os
 import struct
@@ -48,6 +54,7 @@ class Writer:
         self.records = []
 
     def add(self, name, array):
+        assert len(name) < 64, "tests/mt.c reads names of up to 63 bytes: " + name
         a = np.asarray(array, dtype=np.float32)
         if a.ndim == 0:
             a = a.reshape(1)
@@ -62,6 +69,21 @@ class Writer:
 
 
 gen = torch.Generator().manual_seed(20261123)
+
+
+class own_stream:
+    """Within the block, rand() draws from a generator of its own."""
+
+    def __init__(self, seed):
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __enter__(self):
+        global gen
+        self.saved, gen = gen, self.gen
+
+    def __exit__(self, *exc):
+        global gen
+        gen = self.saved
 
 
 def rand(*shape, low=-1.0, high=1.0):
@@ -153,6 +175,19 @@ def write_ops():
     ids = [4, 0, 4, 6, 1, 2]
     op_case(w, "gather_rows", OPS["gather_rows"], [rand(7, 5)],
             lambda t: t[torch.tensor(ids)], ids=ids)
+    with own_stream(1):
+        x = rand(3, 4, 13, low=-2, high=2)
+        op_case(w, "layer_norm_weight_only", OPS["layer_norm"], [x, rand(13, low=0.5, high=1.5)],
+                lambda x, g: F.layer_norm(x, (13,), g, None, 1e-5), [1, 0, 1e-5])
+        # a mask of x's own shape: rows with 1, 2 or no removed positions
+        full = torch.ones(3, 5, dtype=torch.float64)
+        full[0, 1] = 0
+        full[1, 0] = 0
+        full[1, 4] = 0
+        for op in ("softmax", "log_softmax"):
+            fn = getattr(torch, op)
+            op_case(w, op + "_full_mask", OPS[op], [rand(3, 5, low=-2, high=2), full],
+                    lambda x, m, fn=fn: fn(masked(x, m), -1), [1], diff=[True, False])
     w.close()
 
 
@@ -244,6 +279,24 @@ def write_modules():
         module_case(w, "transformer_prenorm%d" % norm_first, "transformer",
                     [D, H, 20, norm_first], layer, x=rand(B, T, D), key_mask=key_mask,
                     call=lambda m, x: m(x, src_key_padding_mask=pad))
+    with own_stream(2):
+        # key 0 is real in every sequence: with the causal mask no query
+        # loses every key
+        module_case(w, "mha_mask_causal", "mha", [D, H, 1],
+                    torch.nn.MultiheadAttention(D, H, batch_first=True), x=rand(B, T, D),
+                    key_mask=key_mask,
+                    call=lambda m, x: m(x, x, x, key_padding_mask=pad, attn_mask=causal,
+                                        need_weights=False)[0])
+        for name, norm_first, act, code, is_causal in (("transformer_causal", 0, "gelu", 2, 1),
+                                                       ("transformer_relu", 1, "relu", 1, 0)):
+            layer = torch.nn.TransformerEncoderLayer(D, H, dim_feedforward=20, dropout=0.0,
+                                                     activation=act, batch_first=True,
+                                                     norm_first=bool(norm_first))
+            src_mask = causal if is_causal else None
+            module_case(w, name, "transformer", [D, H, 20, norm_first, is_causal, code], layer,
+                        x=rand(B, T, D), key_mask=key_mask,
+                        call=lambda m, x, src_mask=src_mask: m(x, src_mask=src_mask,
+                                                               src_key_padding_mask=pad))
     w.close()
 
 
