@@ -34,5 +34,6 @@
 #include "mmrec/modules.h"
 #include "mmrec/losses.h"
 #include "mmrec/optim.h"
+#include "mmrec/em3.h"
 
 #endif /* MMREC_MMREC_H */

@@ -86,7 +86,8 @@ MMREC_API mmrec_status mmrec_tensor_data(mmrec_tensor *tensor, float **out);
 MMREC_API mmrec_status mmrec_tensor_data_const(const mmrec_tensor *tensor, const float **out);
 
 /* Pointer to the gradient d(loss)/d(tensor) accumulated by backward, or
- * *out = NULL when no gradient was computed for it. For a parameter it is
+ * *out = NULL when no gradient was computed for it (also for a frozen
+ * parameter). For a parameter it is
  * the model's accumulated gradient (cleared by mmrec_optimizer_step or
  * mmrec_model_zero_grad); for a tape tensor it lives until reset.
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_ESTALE. Since 0.1. */

@@ -47,14 +47,15 @@ static void mmrec__param_free(mmrec__param *p) {
     mmrec__free(p);
 }
 
+static void mmrec__module_free(mmrec_module *m) {
+    if (m->destroy) m->destroy(m);
+    mmrec__free(m->name);
+    m->magic = 0;
+    mmrec__free(m);
+}
+
 static void mmrec__model_free(mmrec_model *model) {
-    for (size_t i = 0; i < model->n_modules; i++) {
-        mmrec_module *m = model->modules[i];
-        if (m->destroy) m->destroy(m);
-        mmrec__free(m->name);
-        m->magic = 0;
-        mmrec__free(m);
-    }
+    for (size_t i = 0; i < model->n_modules; i++) mmrec__module_free(model->modules[i]);
     for (size_t i = 0; i < model->n_params; i++) mmrec__param_free(model->params[i]);
     mmrec__free(model->modules);
     mmrec__free(model->params);
@@ -169,7 +170,8 @@ oom:
     return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for parameter '%s'", name);
 }
 
-void mmrec__model_truncate_params(mmrec_model *model, size_t n_params) {
+void mmrec__model_truncate(mmrec_model *model, size_t n_params, size_t n_modules) {
+    while (model->n_modules > n_modules) mmrec__module_free(model->modules[--model->n_modules]);
     while (model->n_params > n_params) mmrec__param_free(model->params[--model->n_params]);
 }
 

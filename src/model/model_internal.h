@@ -66,9 +66,9 @@ mmrec_status mmrec__model_add_module(mmrec_model *model, const char *func, mmrec
                                      const char *kind, const char *name,
                                      void (*destroy)(mmrec_module *)) MMREC__WUR;
 
-/* Frees the parameters added after the first n_params (rolls back a
- * module creation that failed part-way). */
-void mmrec__model_truncate_params(mmrec_model *model, size_t n_params);
+/* Frees the parameters and modules added after the first n_params and
+ * n_modules (rolls back a creation that failed part-way). */
+void mmrec__model_truncate(mmrec_model *model, size_t n_params, size_t n_modules);
 
 /* True when a module of that name exists. */
 bool mmrec__model_has_module(const mmrec_model *model, const char *name);

@@ -16,6 +16,7 @@ mmrec_status mmrec__create_begin(mmrec__create *c, mmrec_model *model, const cha
     c->model = model;
     c->func = func;
     c->n_params = model->n_params;
+    c->n_modules = model->n_modules;
     c->rng = model->rng;
     return MMREC_OK;
 }
@@ -35,7 +36,7 @@ mmrec_status mmrec__create_end(mmrec__create *c, mmrec_status status, mmrec_modu
             mmrec__free(module->name);
             mmrec__free(module);
         }
-        mmrec__model_truncate_params(c->model, c->n_params);
+        mmrec__model_truncate(c->model, c->n_params, c->n_modules);
         c->model->rng = c->rng;
         return status;
     }

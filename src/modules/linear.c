@@ -61,6 +61,7 @@ mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const c
         return mmrec__set_error(MMREC_ESHAPE, func, "x is %s, its last dim must be %lld",
                                 mmrec__shape_str(x, sx, sizeof sx), (long long)lin->in);
     }
+    if (lin->lora && !lin->lora->merged) return mmrec__lora_forward(lin, tape, func, x, out);
     mmrec__lin_ctx c = {mmrec__rows(x), (size_t)lin->in, (size_t)lin->out};
     int64_t shape[MMREC_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
@@ -89,10 +90,9 @@ mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const c
 
 /* ---- the public Linear module ---- */
 
-typedef struct mmrec__linear {
-    struct mmrec_module base;
-    mmrec__lin lin;
-} mmrec__linear;
+static void mmrec__linear_destroy(mmrec_module *module) {
+    mmrec__free(((mmrec__linear *)module)->lin.lora);
+}
 
 static const mmrec_linear_config mmrec__linear_defaults = {
     .struct_size = sizeof(mmrec_linear_config),
@@ -122,7 +122,8 @@ mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
                                : mmrec__lin_create(model, __func__, name, "weight", "bias",
                                                    c.in_dim, c.out_dim, c.bias != 0, c.init,
                                                    c.init_std, &m->lin);
-    return mmrec__create_end(&cr, s, m ? &m->base : NULL, "linear", name, NULL, out);
+    return mmrec__create_end(&cr, s, m ? &m->base : NULL, "linear", name, mmrec__linear_destroy,
+                             out);
 }
 
 mmrec_status mmrec_linear_forward(mmrec_module *linear, mmrec_tape *tape, mmrec_tensor *x,

@@ -8,11 +8,31 @@
 #include "../model/model_internal.h"
 #include "../ops/ops_internal.h"
 
-/* Weight [out, in] and optional bias [out] of a linear map. */
+/* Low-rank adapter of a linear map (src/em3/lora.c). */
+typedef struct mmrec__lora {
+    mmrec_tensor *a, *b; /* [rank, in], [out, rank] */
+    int rank;
+    float scale;         /* alpha / rank */
+    bool merged;         /* B A folded into the weight */
+} mmrec__lora;
+
+/* Weight [out, in] and optional bias [out] of a linear map, and its LoRA
+ * adapter when one is attached. */
 typedef struct mmrec__lin {
     mmrec_tensor *w, *b;
     int64_t in, out;
+    mmrec__lora *lora;
 } mmrec__lin;
+
+/* The Linear module. */
+typedef struct mmrec__linear {
+    struct mmrec_module base;
+    mmrec__lin lin;
+} mmrec__linear;
+
+/* y = sg(x W^T + b) + scale (x A^T) B^T (src/em3/lora.c). */
+mmrec_status mmrec__lora_forward(const mmrec__lin *lin, mmrec_tape *tape, const char *func,
+                                 mmrec_tensor *x, mmrec_tensor **out) MMREC__WUR;
 
 /* Adds "<prefix>.<w_leaf>" and, when bias, "<prefix>.<b_leaf>" (bias
  * zero) to the model, the weight initialized per `init`. */
@@ -66,7 +86,7 @@ mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const cha
 typedef struct mmrec__create {
     mmrec_model *model;
     const char *func;
-    size_t n_params;
+    size_t n_params, n_modules;
     mmrec__rng_state rng;
 } mmrec__create;
 

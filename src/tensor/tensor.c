@@ -161,7 +161,8 @@ mmrec_status mmrec_tensor_data_const(const mmrec_tensor *t, const float **out) {
 mmrec_status mmrec_tensor_grad(const mmrec_tensor *t, const float **out) {
     MMREC_CHECK_TENSOR(t);
     MMREC_CHECK_NULL(out);
-    *out = t->grad;
+    bool frozen = (t->flags & MMREC__T_PARAM) && !(t->flags & MMREC__T_REQUIRES_GRAD);
+    *out = frozen ? NULL : t->grad;
     return MMREC_OK;
 }
 
