@@ -44,7 +44,7 @@ OPS = dict(matmul=0, add=1, sub=2, mul=3, scale=4, bias_add=5, relu=6, gelu_erf=
            gelu_tanh=8, sigmoid=9, tanh=10, softmax=11, log_softmax=12, layer_norm=13,
            concat=14, slice=15, reshape=16, transpose=17, sum=18, mean=19,
            l2_normalize=20, cosine_similarity=21, gather_rows=22,
-           bce_logits=30, softmax_ce=31, bpr=32, mse=33)
+           bce_logits=30, softmax_ce=31, bpr=32, mse=33, cic=34)
 AXIS_ALL = 1000
 
 
@@ -207,7 +207,8 @@ def write_losses():
 
 # ---- modules ----
 
-KIND = dict(linear=0, mlp=1, embedding=2, layernorm=3, mha=4, transformer=5)
+KIND = dict(linear=0, mlp=1, embedding=2, layernorm=3, mha=4, transformer=5, lora=6,
+            fqformer=7, target_attention=8)
 
 
 def perturb(module):
@@ -218,7 +219,7 @@ def perturb(module):
 
 
 def module_case(w, name, kind, cfg, module, x=None, key_mask=None, ids=None, call=None,
-                names=None):
+                names=None, x2=None):
     module = module.double()
     perturb(module)
     w.add(name + ".kind", [KIND[kind]])
@@ -230,17 +231,23 @@ def module_case(w, name, kind, cfg, module, x=None, key_mask=None, ids=None, cal
         w.add(name + ".key_mask", key_mask.numpy())
     if ids is not None:
         w.add(name + ".ids", np.asarray(ids, dtype=np.float32))
-    y = call(module, x)
+    if x2 is not None:
+        x2 = x2.clone().requires_grad_(True)
+        w.add(name + ".x2", x2.detach().numpy())
+    y = call(module, x) if x2 is None else call(module, x, x2)
     r = rand(*y.shape)
     y.backward(r)
     w.add(name + ".r", r.numpy())
     w.add(name + ".y", y.detach().numpy())
     if x is not None:
         w.add(name + ".dx", x.grad.numpy())
+    if x2 is not None:
+        w.add(name + ".dx2", x2.grad.numpy())
     for pname, p in module.named_parameters():
         cname = names(pname) if names else pname
         w.add("%s.param.%s" % (name, cname), p.detach().numpy())
-        w.add("%s.grad.%s" % (name, cname), p.grad.numpy())
+        if p.grad is not None:  # frozen parameters have none
+            w.add("%s.grad.%s" % (name, cname), p.grad.numpy())
 
 
 def write_modules():
@@ -355,9 +362,115 @@ def write_optim():
     w.close()
 
 
+# ---- EM3 ----
+
+class LoraLinear(torch.nn.Module):
+    """y = sg(x W^T + b) + scale (x A^T) B^T"""
+
+    def __init__(self, n_in, n_out, rank, scale):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(n_out, n_in))
+        self.bias = torch.nn.Parameter(torch.zeros(n_out))
+        self.lora_A = torch.nn.Parameter(torch.zeros(rank, n_in))
+        self.lora_B = torch.nn.Parameter(torch.zeros(n_out, rank))
+        self.scale = scale
+
+    def forward(self, x):
+        base = F.linear(x, self.weight, self.bias).detach()
+        return base + self.scale * F.linear(F.linear(x, self.lora_A), self.lora_B)
+
+
+class FQFormer(torch.nn.Module):
+    def __init__(self, dv, dt, d, q, layers, heads, ffn, norm_first):
+        super().__init__()
+        self.queries = torch.nn.Parameter(torch.zeros(q, d))
+        self.f_v = torch.nn.Linear(dv, d)
+        self.f_t = torch.nn.Linear(dt, d)
+        self.layers = torch.nn.ModuleList(
+            torch.nn.TransformerEncoderLayer(d, heads, ffn, dropout=0.0, activation="gelu",
+                                             batch_first=True, norm_first=norm_first)
+            for _ in range(layers))
+
+    def forward(self, image, text, presence):
+        B, Q = image.shape[0], self.queries.shape[0]
+        tokens = torch.cat([self.queries.expand(B, -1, -1), self.f_v(image), self.f_t(text)], 1)
+        pad = torch.cat([torch.zeros(B, Q, dtype=torch.bool), presence == 0], 1)
+        for layer in self.layers:
+            tokens = layer(tokens, src_key_padding_mask=pad)
+        return tokens[:, :Q]
+
+
+class TargetAttention(torch.nn.Module):
+    def __init__(self, d, hidden=None):
+        super().__init__()
+        self.d = d
+        self.mlp = None
+        if hidden:
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(4 * d, hidden), torch.nn.Sigmoid(),
+                                           torch.nn.Linear(hidden, 1))
+
+    def forward(self, cand, seq, mask):
+        c = cand.unsqueeze(1)
+        if self.mlp is None:
+            scores = (seq * c).sum(-1) / self.d ** 0.5
+        else:
+            cb = c.expand_as(seq)
+            scores = self.mlp(torch.cat([seq, cb, seq - cb, seq * cb], -1)).squeeze(-1)
+        p = torch.softmax(scores.masked_fill(mask == 0, float("-inf")), -1)
+        return (p.unsqueeze(-1) * seq).sum(1)
+
+
+def cic_reference(C, I, negs, tau):
+    """0.5 (L_C2I + L_I2C) with fixed negatives negs [B, H]."""
+    Cn, In = F.normalize(C, dim=-1, eps=1e-12), F.normalize(I, dim=-1, eps=1e-12)
+    idx = torch.tensor(negs)
+    total = 0
+    for a, b in ((Cn, In), (In, Cn)):
+        pos = (a * b).sum(-1, keepdim=True)
+        neg = (a.unsqueeze(1) * b[idx]).sum(-1)
+        logits = torch.cat([pos, neg], 1) / tau
+        total = total + F.cross_entropy(logits, torch.zeros(len(C), dtype=torch.long))
+    return (0.5 * total).reshape(1)
+
+
+def write_em3():
+    w = Writer("em3.bin")
+    with own_stream(3):
+        module_case(w, "lora", "lora", [9, 7, 3, 6.0], LoraLinear(9, 7, 3, 2.0),
+                    x=rand(2, 4, 9), call=lambda m, x: m(x))
+        B, M, K, dv, dt, d = 2, 2, 3, 6, 5, 8
+        presence = torch.tensor([[1, 0, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float64)
+        for norm_first in (1, 0):
+            module_case(w, "fqformer_prenorm%d" % norm_first, "fqformer",
+                        [dv, dt, d, 2, 2, 2, 12, norm_first],
+                        FQFormer(dv, dt, d, 2, 2, 2, 12, bool(norm_first)),
+                        x=rand(B, M, dv), x2=rand(B, K, dt), key_mask=presence,
+                        call=lambda m, a, b: m(a, b, presence))
+        mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 1, 0, 1, 1]],
+                            dtype=torch.float64)
+        for hidden in (0, 7):
+            module_case(w, "target_attention_%s" % ("mlp" if hidden else "dot"),
+                        "target_attention", [6, hidden], TargetAttention(6, hidden),
+                        x=rand(3, 6), x2=rand(3, 5, 6), key_mask=mask,
+                        call=lambda m, c, s: m(c, s, mask),
+                        names=lambda n: n.replace("mlp.2.", "mlp.1.", 1))
+    w.close()
+    w = Writer("em3_losses.bin")
+    with own_stream(4):
+        negs = [[1, 3], [2, 0], [4, 1], [0, 2], [3, 1]]
+        op_case(w, "cic_fixed", OPS["cic"], [rand(5, 6), rand(5, 6)],
+                lambda c, i: cic_reference(c, i, negs, 0.2), [0.2, 2],
+                ids=[j for row in negs for j in row])
+        every = [[j for j in range(4) if j != i] for i in range(4)]
+        op_case(w, "cic_all", OPS["cic"], [rand(4, 6), rand(4, 6)],
+                lambda c, i: cic_reference(c, i, every, 0.5), [0.5, 0])
+    w.close()
+
+
 if __name__ == "__main__":
     torch.set_default_dtype(torch.float64)
     write_ops()
     write_losses()
     write_modules()
     write_optim()
+    write_em3()
