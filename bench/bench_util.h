@@ -73,4 +73,30 @@ static inline double bench_field(const char *line, const char *key) {
     return at ? atof(at + strlen(pat)) : -1.0;
 }
 
+/* Runs the PyTorch counterpart bench/<name>.py with `runs` and prints the
+ * workload's BENCH line. Returns 0, or 1 when the reference failed. */
+static inline int bench_report(const char *name, double c_ms, int runs) {
+    double c_rss = bench_peak_rss_mib();
+    char line[1024], args[32], script[128];
+    snprintf(args, sizeof args, "%d", runs);
+    snprintf(script, sizeof script, "%s.py", name);
+    if (bench_run_reference(script, args, line, sizeof line) != 0) {
+        fprintf(stderr, "%s: PyTorch reference failed (python3-torch installed?)\n", name);
+        printf("BENCH %s c_ms=%.3f ref_ms=nan speedup=nan\n", name, c_ms);
+        return 1;
+    }
+    double ref_ms = bench_field(line, "ref_ms");
+    printf("BENCH %s c_ms=%.3f ref_ms=%.3f speedup=%.2f threads=%d runs=%d "
+           "c_peak_rss_mib=%.1f ref_peak_rss_mib=%.1f\n",
+           name, c_ms, ref_ms, ref_ms / c_ms, mmrec_get_num_threads(), runs, c_rss,
+           bench_field(line, "peak_rss_mib"));
+    return 0;
+}
+
+/* Thread count for a benchmark: MMREC_BENCH_THREADS, default 2. */
+static inline int bench_threads(void) {
+    const char *th = getenv("MMREC_BENCH_THREADS");
+    return th ? atoi(th) : 2;
+}
+
 #endif

@@ -15,8 +15,7 @@
 
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 20;
-    const char *th = getenv("MMREC_BENCH_THREADS");
-    BENCH_CHECK(mmrec_set_num_threads(th ? atoi(th) : 2));
+    BENCH_CHECK(mmrec_set_num_threads(bench_threads()));
     mmrec_model *m;
     BENCH_CHECK(mmrec_model_create(&m));
     mmrec_fqformer_config fc;
@@ -87,23 +86,11 @@ int main(int argc, char **argv) {
         if (i >= 0) times[i] = bench_now_ms() - t0;
     }
     double c_ms = bench_median(times, runs);
-    double c_rss = bench_peak_rss_mib();
-
-    char line[1024], args[32];
-    snprintf(args, sizeof args, "%d", runs);
-    if (bench_run_reference("em3_step.py", args, line, sizeof line) != 0) {
-        fprintf(stderr, "em3_step: PyTorch reference failed (python3-torch installed?)\n");
-        printf("BENCH em3_step c_ms=%.3f ref_ms=nan speedup=nan\n", c_ms);
-        return 1;
-    }
-    double ref_ms = bench_field(line, "ref_ms");
-    printf("BENCH em3_step c_ms=%.3f ref_ms=%.3f speedup=%.2f threads=2 runs=%d "
-           "c_peak_rss_mib=%.1f ref_peak_rss_mib=%.1f\n",
-           c_ms, ref_ms, ref_ms / c_ms, runs, c_rss, bench_field(line, "peak_rss_mib"));
+    int rc = bench_report("em3_step", c_ms, runs);
     free(times);
     mmrec_tape_destroy(tape);
     mmrec_optimizer_destroy(opt);
     mmrec_model_destroy(m);
     mmrec_rng_destroy(rng);
-    return 0;
+    return rc;
 }

@@ -284,3 +284,21 @@ mmrec_tensor *mt_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape, c
     MT_OK(mmrec_tensor_copy_from(t, data, n));
     return t;
 }
+
+void mt_perturb_params(mmrec_model *model, uint64_t seed) {
+    size_t n;
+    MT_OK(mmrec_model_num_params(model, &n));
+    for (size_t i = 0; i < n; i++) {
+        mmrec_tensor *p;
+        size_t k;
+        float *d;
+        MT_OK(mmrec_model_param_at(model, i, NULL, &p));
+        MT_OK(mmrec_tensor_numel(p, &k));
+        MT_OK(mmrec_tensor_data(p, &d));
+        float *noise = malloc(k * sizeof *noise);
+        ck_assert_ptr_nonnull(noise);
+        mt_fill_uniform(noise, k, -0.3f, 0.3f, seed + i);
+        for (size_t j = 0; j < k; j++) d[j] += noise[j];
+        free(noise);
+    }
+}

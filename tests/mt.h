@@ -37,6 +37,10 @@ void mt_check_message(const char *call, const char *needle);
 mmrec_tensor *mt_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape, const float *data,
                              uint32_t flags);
 
+/* Adds U(-0.3, 0.3) noise to every parameter of `model`, so biases, norms
+ * and zero-initialized weights take generic values before a check. */
+void mt_perturb_params(mmrec_model *model, uint64_t seed);
+
 /* Deterministic random fill (own generator, independent of the library). */
 void mt_fill_uniform(float *x, size_t n, float low, float high, uint64_t seed);
 /* Uniform in [low, high) with |x| >= gap: keeps inputs away from kinks. */

@@ -8,23 +8,6 @@
 
 MT_SUITE(em3_suite)
 
-static void mt_perturb(mmrec_model *model, uint64_t seed) {
-    size_t n;
-    MT_OK(mmrec_model_num_params(model, &n));
-    for (size_t i = 0; i < n; i++) {
-        mmrec_tensor *p;
-        const char *name;
-        MT_OK(mmrec_model_param_at(model, i, &name, &p));
-        size_t k;
-        MT_OK(mmrec_tensor_numel(p, &k));
-        float *d, *noise = malloc(k * sizeof *noise);
-        MT_OK(mmrec_tensor_data(p, &d));
-        mt_fill_uniform(noise, k, -0.3f, 0.3f, seed + i);
-        for (size_t j = 0; j < k; j++) d[j] += noise[j];
-        free(noise);
-    }
-}
-
 /* ---- LoRA ---- */
 
 static mmrec_status mt_linear_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
@@ -51,7 +34,7 @@ START_TEST(test_lora) {
     ck_assert_uint_eq(trainable, 3 * 9 + 7 * 3);          /* only A and B train */
     ck_assert_uint_eq(total, 9 * 7 + 7 + 3 * 9 + 7 * 3);
     MT_EXPECT(mmrec_lora_attach(lin, &c), MMREC_ESTATE, "already has LoRA");
-    mt_perturb(model, 5); /* B starts at zero: give the low-rank path a value */
+    mt_perturb_params(model, 5); /* B starts at zero: give the low-rank path a value */
 
     float x[2 * 4 * 9];
     mt_fill_uniform(x, 72, -1, 1, 1);
@@ -134,7 +117,7 @@ START_TEST(test_lora_checkpoint_round_trip) {
         MT_OK(mmrec_lora_config_init(&c));
         c.rank = 2;
         MT_OK(mmrec_lora_attach(lin, &c));
-        if (round == 0) mt_perturb(model, 9);
+        if (round == 0) mt_perturb_params(model, 9);
         else MT_OK(mmrec_model_load(model, path));
         mmrec_tape *tape;
         MT_OK(mmrec_tape_create(&tape));
@@ -190,7 +173,7 @@ START_TEST(test_fqformer) {
     MT_OK(mmrec_model_param(model, "fq.queries", &p));
     MT_OK(mmrec_model_param(model, "fq.f_v.weight", &p));
     MT_OK(mmrec_model_param(model, "fq.layers.1.linear2.bias", &p));
-    mt_perturb(model, 3);
+    mt_perturb_params(model, 3);
 
     float img[2 * 2 * 6], txt[2 * 3 * 5], pres[2 * 5] = {1, 0, 1, 1, 1, 1, 1, 0, 0, 0};
     mt_fill_uniform(img, 24, -1, 1, 1);
@@ -269,7 +252,7 @@ START_TEST(test_target_attention) {
     MT_OK(mmrec_target_attention_create(model, "din", &c, &din));
     mmrec_tensor *p;
     MT_OK(mmrec_model_param(model, "din.mlp.1.weight", &p));
-    mt_perturb(model, 4);
+    mt_perturb_params(model, 4);
 
     float cand[3 * 6], seq[3 * 5 * 6], mask[3 * 5] = {1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1};
     mt_fill_uniform(cand, 18, -1, 1, 1);

@@ -26,24 +26,6 @@ static mmrec_status mt_mod_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
     }
 }
 
-static void mt_perturb_params(mmrec_model *model, uint64_t seed) {
-    size_t n;
-    MT_OK(mmrec_model_num_params(model, &n));
-    for (size_t i = 0; i < n; i++) {
-        mmrec_tensor *p;
-        const char *name;
-        MT_OK(mmrec_model_param_at(model, i, &name, &p));
-        size_t k;
-        MT_OK(mmrec_tensor_numel(p, &k));
-        float *d;
-        MT_OK(mmrec_tensor_data(p, &d));
-        float noise[4096];
-        ck_assert_uint_le(k, 4096);
-        mt_fill_uniform(noise, k, -0.3f, 0.3f, seed + i);
-        for (size_t j = 0; j < k; j++) d[j] += noise[j]; /* biases and norms leave 0 / 1 */
-    }
-}
-
 START_TEST(test_linear_and_mlp) {
     mmrec_model *model;
     MT_OK(mmrec_model_create(&model));
