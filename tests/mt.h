@@ -106,4 +106,26 @@ void mt_assert_close(const char *what, const float *got, const float *want, size
 /* Path of a file under tests/ (static buffer). */
 const char *mt_path(const char *rel);
 
+/* ---- temporary files and allocation counting (mt_files.c) ---- */
+
+/* The directory mt_tmp_dir() made. */
+extern char mt_dir[64];
+/* Makes a fresh temporary directory; mt_tmp_clean() removes it and its
+ * files. */
+const char *mt_tmp_dir(void);
+/* Path of `name` in that directory; `slot` (0..3) picks one of four buffers
+ * so several paths can be held at once. */
+const char *mt_file(int slot, const char *name);
+/* Number of files in it whose name holds ".tmp." (writers' temporaries). */
+int mt_count_tmp_files(void);
+void mt_tmp_clean(void);
+/* Whole-file read (malloc'd, caller frees) and write. */
+unsigned char *mt_read_file(const char *path, size_t *size);
+void mt_write_file(const char *path, const void *data, size_t size);
+
+/* An mmrec_allocator pair that counts allocations in mt_allocs. */
+extern size_t mt_allocs;
+void *mt_count_alloc(void *user, size_t size);
+void mt_count_release(void *user, void *p);
+
 #endif

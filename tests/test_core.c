@@ -85,17 +85,6 @@ START_TEST(test_rng_same_seed_same_stream) {
 }
 END_TEST
 
-static size_t mt_allocs;
-static void *mt_count_alloc(void *user, size_t size) {
-    (void)user;
-    mt_allocs++;
-    void *p = NULL;
-    return posix_memalign(&p, 64, size ? size : 64) == 0 ? p : NULL;
-}
-static void mt_count_release(void *user, void *p) {
-    (void)user;
-    free(p);
-}
 
 START_TEST(test_allocator_hook_counts_and_validates) {
     mmrec_allocator bad = {4, mt_count_alloc, mt_count_release, NULL};

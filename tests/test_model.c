@@ -44,58 +44,6 @@ static void mt_params(const mmrec_model *m, float *dst, size_t cap, size_t *n_ou
     *n_out = trainable;
 }
 
-/* A fresh temporary directory; mt_tmp_clean removes it and its files. */
-static char mt_dir[64];
-static const char *mt_tmp_dir(void) {
-    snprintf(mt_dir, sizeof mt_dir, "/tmp/mmrec-test-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(mt_dir));
-    return mt_dir;
-}
-static const char *mt_tmp_file(const char *name) {
-    static char path[128];
-    snprintf(path, sizeof path, "%s/%s", mt_dir, name);
-    return path;
-}
-static int mt_count_tmp_files(void) {
-    DIR *d = opendir(mt_dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (strstr(e->d_name, ".tmp.")) n++;
-    closedir(d);
-    return n;
-}
-static void mt_tmp_clean(void) {
-    DIR *d = opendir(mt_dir);
-    if (d == NULL) return;
-    char path[400];
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(path, sizeof path, "%s/%s", mt_dir, e->d_name);
-        if (remove(path) != 0) rmdir(path);
-    }
-    closedir(d);
-    rmdir(mt_dir);
-}
-
-static unsigned char *mt_read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)len + 1);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *size = (size_t)len;
-    return buf;
-}
-static void mt_write_file(const char *path, const void *data, size_t size) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, size, f), size);
-    fclose(f);
-}
 
 /* Loading `path` into `m` fails with `status` naming `needle`, and leaves
  * the parameters as they were. */
@@ -292,7 +240,7 @@ END_TEST
 
 START_TEST(test_checkpoint_round_trip_and_no_temp_file) {
     mt_tmp_dir();
-    const char *path = mt_tmp_file("m.ckpt");
+    const char *path = mt_file(0, "m.ckpt");
     mmrec_model *a = mt_small_model(10), *b = mt_small_model(20);
     MT_OK(mmrec_model_save(a, path));
     ck_assert_int_eq(mt_count_tmp_files(), 0);
@@ -328,12 +276,12 @@ END_TEST
 START_TEST(test_checkpoint_io_errors) {
     mt_tmp_dir();
     mmrec_model *m = mt_small_model(11);
-    mt_expect_load_fails(m, mt_tmp_file("missing.ckpt"), MMREC_EIO, "No such file");
-    mt_expect_load_fails(m, mt_tmp_file("missing.ckpt"), MMREC_EIO, "missing.ckpt");
+    mt_expect_load_fails(m, mt_file(0, "missing.ckpt"), MMREC_EIO, "No such file");
+    mt_expect_load_fails(m, mt_file(0, "missing.ckpt"), MMREC_EIO, "missing.ckpt");
     MT_EXPECT(mmrec_model_save(m, "/nonexistent-mmrec-dir/m.ckpt"), MMREC_EIO,
               "/nonexistent-mmrec-dir/m.ckpt.tmp.");
     /* a directory cannot be replaced: the temporary file is removed */
-    const char *dir = mt_tmp_file("adir");
+    const char *dir = mt_file(0, "adir");
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     MT_EXPECT(mmrec_model_save(m, dir), MMREC_EIO, "adir");
     ck_assert_int_eq(mt_count_tmp_files(), 0);
@@ -346,8 +294,8 @@ END_TEST
 START_TEST(test_checkpoint_truncated_files_rejected) {
     mt_tmp_dir();
     char full[128];
-    snprintf(full, sizeof full, "%s", mt_tmp_file("full.ckpt"));
-    const char *cut = mt_tmp_file("cut.ckpt");
+    snprintf(full, sizeof full, "%s", mt_file(0, "full.ckpt"));
+    const char *cut = mt_file(0, "cut.ckpt");
     mmrec_model *a = mt_small_model(12), *b = mt_small_model(13);
     MT_OK(mmrec_model_save(a, full));
     size_t size;
@@ -374,8 +322,8 @@ END_TEST
 START_TEST(test_checkpoint_flipped_bytes_rejected) {
     mt_tmp_dir();
     char full[128];
-    snprintf(full, sizeof full, "%s", mt_tmp_file("full.ckpt"));
-    const char *bad = mt_tmp_file("bad.ckpt");
+    snprintf(full, sizeof full, "%s", mt_file(0, "full.ckpt"));
+    const char *bad = mt_file(0, "bad.ckpt");
     mmrec_model *a = mt_small_model(14), *b = mt_small_model(15);
     MT_OK(mmrec_model_save(a, full));
     size_t size;
@@ -426,7 +374,7 @@ END_TEST
 
 START_TEST(test_checkpoint_of_another_model_rejected) {
     mt_tmp_dir();
-    const char *path = mt_tmp_file("m.ckpt");
+    const char *path = mt_file(0, "m.ckpt");
     mmrec_model *a = mt_small_model(16);
     MT_OK(mmrec_model_save(a, path));
     int64_t s23[2] = {2, 3}, s32[2] = {3, 2}, s3[1] = {3};

@@ -696,17 +696,6 @@ END_TEST
 
 /* ---- steady state ---- */
 
-static size_t mt_allocs;
-static void *mt_count_alloc(void *user, size_t size) {
-    (void)user;
-    mt_allocs++;
-    void *p = NULL;
-    return posix_memalign(&p, 64, size ? size : 64) == 0 ? p : NULL;
-}
-static void mt_count_release(void *user, void *p) {
-    (void)user;
-    free(p);
-}
 
 START_TEST(test_training_step_steady_state_no_malloc) {
     mmrec_allocator al = {sizeof al, mt_count_alloc, mt_count_release, NULL};

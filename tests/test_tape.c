@@ -225,17 +225,6 @@ START_TEST(test_matmul_values_and_shapes) {
 END_TEST
 
 /* Steady state: a repeated step does no allocation through the library. */
-static size_t mt_allocs;
-static void *mt_count_alloc(void *user, size_t size) {
-    (void)user;
-    mt_allocs++;
-    void *p = NULL;
-    return posix_memalign(&p, 64, size ? size : 64) == 0 ? p : NULL;
-}
-static void mt_count_release(void *user, void *p) {
-    (void)user;
-    free(p);
-}
 
 START_TEST(test_tape_reset_keeps_capacity_no_malloc) {
     mmrec_allocator al = {sizeof al, mt_count_alloc, mt_count_release, NULL};

@@ -35,5 +35,6 @@
 #include "mmrec/losses.h"
 #include "mmrec/optim.h"
 #include "mmrec/em3.h"
+#include "mmrec/cache.h"
 
 #endif /* MMREC_MMREC_H */

@@ -1,0 +1,103 @@
+/* Plain file access with error messages (see file_io.h). */
+#define _XOPEN_SOURCE 700
+#include "file_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static mmrec_status mmrec__io_fail(const char *func, const char *what, const char *path, int err) {
+    char msg[128];
+    if (strerror_r(err, msg, sizeof msg) != 0) snprintf(msg, sizeof msg, "errno %d", err);
+    return mmrec__set_error(MMREC_EIO, func, "cannot %s '%s': %s", what, path, msg);
+}
+
+mmrec_status mmrec__io_open_read(const char *path, int *fd_out, size_t *size_out,
+                                 const char *func) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return mmrec__io_fail(func, "open", path, errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return mmrec__io_fail(func, "stat", path, err);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return mmrec__set_error(MMREC_EIO, func, "cannot read '%s': not a regular file", path);
+    }
+    *fd_out = fd;
+    *size_out = (size_t)st.st_size;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__io_map_read(const char *path, const unsigned char **base_out,
+                                size_t *size_out, const char *func) {
+    int fd = -1;
+    size_t size = 0;
+    MMREC_FORWARD_IF(mmrec__io_open_read(path, &fd, &size, func));
+    void *map = NULL;
+    if (size > 0) {
+        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+            int err = errno;
+            close(fd);
+            return mmrec__io_fail(func, "map", path, err);
+        }
+    }
+    close(fd); /* the mapping keeps the file */
+    *base_out = map;
+    *size_out = size;
+    return MMREC_OK;
+}
+
+void mmrec__io_unmap(const unsigned char *base, size_t size) {
+    if (base) munmap((void *)base, size);
+}
+
+mmrec_status mmrec__io_pread(int fd, void *buf, size_t size, uint64_t offset, const char *path,
+                             const char *func) {
+    unsigned char *p = buf;
+    while (size > 0) {
+        ssize_t n = pread(fd, p, size > ((size_t)1 << 30) ? ((size_t)1 << 30) : size,
+                          (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return mmrec__io_fail(func, "read", path, errno);
+        }
+        if (n == 0)
+            return mmrec__set_error(MMREC_EFORMAT, func, "'%s' ends at byte %llu (truncated)",
+                                    path, (unsigned long long)offset);
+        p += n;
+        size -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__io_pwrite(int fd, const void *buf, size_t size, uint64_t offset,
+                              const char *path, const char *func) {
+    const unsigned char *p = buf;
+    while (size > 0) {
+        ssize_t n = pwrite(fd, p, size > ((size_t)1 << 30) ? ((size_t)1 << 30) : size,
+                           (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return mmrec__io_fail(func, "write", path, errno);
+        }
+        p += n;
+        size -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__io_truncate(int fd, uint64_t size, const char *path, const char *func) {
+    while (ftruncate(fd, (off_t)size) != 0)
+        if (errno != EINTR) return mmrec__io_fail(func, "resize", path, errno);
+    return MMREC_OK;
+}

@@ -1,0 +1,80 @@
+/* Test helpers for files and allocations (see mt.h). */
+#include "mt.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+char mt_dir[64];
+
+const char *mt_tmp_dir(void) {
+    snprintf(mt_dir, sizeof mt_dir, "/tmp/mmrec-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(mt_dir));
+    return mt_dir;
+}
+
+const char *mt_file(int slot, const char *name) {
+    static char paths[4][160];
+    ck_assert(slot >= 0 && slot < 4);
+    snprintf(paths[slot], sizeof paths[slot], "%s/%s", mt_dir, name);
+    return paths[slot];
+}
+
+int mt_count_tmp_files(void) {
+    DIR *d = opendir(mt_dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strstr(e->d_name, ".tmp.")) n++;
+    closedir(d);
+    return n;
+}
+
+void mt_tmp_clean(void) {
+    DIR *d = opendir(mt_dir);
+    if (d == NULL) return;
+    char path[400];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", mt_dir, e->d_name);
+        if (remove(path) != 0) rmdir(path);
+    }
+    closedir(d);
+    rmdir(mt_dir);
+}
+
+unsigned char *mt_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *size = (size_t)len;
+    return buf;
+}
+
+void mt_write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, size, f), size);
+    fclose(f);
+}
+
+size_t mt_allocs;
+
+void *mt_count_alloc(void *user, size_t size) {
+    (void)user;
+    mt_allocs++;
+    void *p = NULL;
+    return posix_memalign(&p, 64, size ? size : 64) == 0 ? p : NULL;
+}
+
+void mt_count_release(void *user, void *p) {
+    (void)user;
+    free(p);
+}
