@@ -128,4 +128,10 @@ extern size_t mt_allocs;
 void *mt_count_alloc(void *user, size_t size);
 void mt_count_release(void *user, void *p);
 
+/* Runs `run` with the n-th allocation failing, n = 0, 1, ... until it
+ * succeeds; asserts every failure is MMREC_ENOMEM and leaks nothing. Returns
+ * the number of failed runs. */
+typedef mmrec_status (*mt_scenario)(void *ctx);
+int mt_oom_loop(const char *name, mt_scenario run, void *ctx);
+
 #endif

@@ -78,3 +78,42 @@ void mt_count_release(void *user, void *p) {
     (void)user;
     free(p);
 }
+
+static long mt_fail_at = -1, mt_alloc_index, mt_live;
+
+static void *mt_failing_alloc(void *user, size_t size) {
+    (void)user;
+    if (mt_alloc_index++ == mt_fail_at) return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, size ? size : 64) != 0) return NULL;
+    mt_live++;
+    return p;
+}
+
+static void mt_failing_release(void *user, void *p) {
+    (void)user;
+    if (p) mt_live--;
+    free(p);
+}
+
+int mt_oom_loop(const char *name, mt_scenario run, void *ctx) {
+    mmrec_allocator a = {sizeof a, mt_failing_alloc, mt_failing_release, NULL};
+    MT_OK(mmrec_set_allocator(&a));
+    int failures = 0;
+    for (long n = 0;; n++) {
+        mt_fail_at = n;
+        mt_alloc_index = 0;
+        mt_live = 0;
+        mmrec_status s = run(ctx);
+        ck_assert_msg(mt_live == 0, "%s: %ld allocations leaked when allocation %ld failed",
+                      name, mt_live, n);
+        if (s == MMREC_OK) break;
+        ck_assert_msg(s == MMREC_ENOMEM, "%s: allocation %ld failed gave %s (%s)", name, n,
+                      mmrec_status_name(s), mmrec_last_error());
+        failures++;
+        ck_assert_msg(n < 10000, "%s: never succeeds", name);
+    }
+    mt_fail_at = -1;
+    MT_OK(mmrec_set_allocator(NULL));
+    return failures;
+}

@@ -7,30 +7,8 @@
 
 MT_SUITE(reliability_suite)
 
-static long mt_fail_at = -1; /* allocation index that fails; -1 = none */
-static long mt_count;
-static long mt_live;
-
-static void *mt_alloc(void *user, size_t size) {
-    (void)user;
-    if (mt_count++ == mt_fail_at) return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, size ? size : 64) != 0) return NULL;
-    mt_live++;
-    return p;
-}
-
-static void mt_release(void *user, void *p) {
-    (void)user;
-    if (p) mt_live--;
-    free(p);
-}
-
-/* A scenario builds objects, runs, and destroys everything it made whatever
- * happened; it returns the first non-OK status. */
-typedef mmrec_status (*mt_scenario)(void);
-
-static mmrec_status mt_scenario_step(void) {
+static mmrec_status mt_scenario_step(void *ctx) {
+    (void)ctx;
     mmrec_status s;
     mmrec_model *m = NULL;
     mmrec_tape *tape = NULL;
@@ -54,7 +32,8 @@ done:
     return s;
 }
 
-static mmrec_status mt_scenario_tensors(void) {
+static mmrec_status mt_scenario_tensors(void *ctx) {
+    (void)ctx;
     mmrec_status s;
     mmrec_tensor *t = NULL, *w = NULL;
     mmrec_rng *r = NULL;
@@ -70,31 +49,9 @@ done:
     return s;
 }
 
-static void mt_oom_loop(const char *name, mt_scenario run) {
-    mmrec_allocator a = {sizeof a, mt_alloc, mt_release, NULL};
-    MT_OK(mmrec_set_allocator(&a));
-    int failures = 0;
-    for (long n = 0;; n++) {
-        mt_fail_at = n;
-        mt_count = 0;
-        mt_live = 0;
-        mmrec_status s = run();
-        ck_assert_msg(mt_live == 0, "%s: %ld allocations leaked when allocation %ld failed",
-                      name, mt_live, n);
-        if (s == MMREC_OK) break;
-        ck_assert_msg(s == MMREC_ENOMEM, "%s: allocation %ld failed gave %s (%s)", name, n,
-                      mmrec_status_name(s), mmrec_last_error());
-        failures++;
-        ck_assert_msg(n < 10000, "%s: never succeeds", name);
-    }
-    ck_assert_int_gt(failures, 0);
-    mt_fail_at = -1;
-    MT_OK(mmrec_set_allocator(NULL));
-}
-
 START_TEST(test_oom_every_allocation_reports_enomem_without_leaks) {
-    mt_oom_loop("tensors", mt_scenario_tensors);
-    mt_oom_loop("training step", mt_scenario_step);
+    ck_assert_int_gt(mt_oom_loop("tensors", mt_scenario_tensors, NULL), 0);
+    ck_assert_int_gt(mt_oom_loop("training step", mt_scenario_step, NULL), 0);
 }
 END_TEST
 
