@@ -62,7 +62,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan abi-check abi-baseline check-symbols install uninstall \
+.PHONY: all clean test test-asan example-em3 abi-check abi-baseline check-symbols install uninstall \
         example bench examples
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -163,6 +163,9 @@ build/examples/%: examples/%.c $(STATIC)
 
 example: build/examples/quickstart
 	$(Q)build/examples/quickstart 8 build/quickstart.mmrc
+
+example-em3: build/examples/em3_ranking
+	$(Q)build/examples/em3_ranking build/em3_items.mmfc
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
