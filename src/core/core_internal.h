@@ -20,6 +20,15 @@
 #define MMREC__UNLIKELY(x) (x)
 #endif
 
+/* Hot element-wise loops are compiled for AVX-512, AVX2 and the baseline,
+ * and the loader picks the widest the CPU has (GNU ifunc). The build keeps
+ * ISO C's -ffp-contract=off, so every clone gives the same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(MMREC_NO_CLONES)
+#define MMREC__SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MMREC__SIMD_CLONES
+#endif
+
 /* Writes "func: message" into the thread-local buffer and returns `status`.
  * Never allocates. */
 mmrec_status mmrec__set_error(mmrec_status status, const char *func, const char *fmt, ...)

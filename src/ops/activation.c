@@ -9,6 +9,7 @@
 #define MMREC__SQRT_2_OVER_PI 0.79788456080286535588f
 #define MMREC__GELU_C 0.044715f
 
+MMREC__SIMD_CLONES
 void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n) {
     switch (act) {
     case MMREC__ACT_RELU:
@@ -32,6 +33,7 @@ void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n) {
     }
 }
 
+MMREC__SIMD_CLONES
 void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const float *dy,
                          float *dx, size_t n) {
     switch (act) {

@@ -13,10 +13,13 @@
 static inline float mmrec__exp(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.3f ? 88.3f : x;
-    float fx = x * 1.44269504088896341f + 0.5f;
-    int32_t n = (int32_t)fx;
-    n -= fx < (float)n; /* floor */
-    float fn = (float)n;
+    /* n = round(x log2 e): adding 1.5 * 2^23 rounds to an integer held in
+     * the low bits of the sum. */
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    float fn = t - 12582912.0f;
+    int32_t n;
+    memcpy(&n, &t, sizeof n);
+    n -= 0x4B400000;
     float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
