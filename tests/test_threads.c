@@ -1,5 +1,6 @@
 /* Serving from several threads and run-to-run determinism. */
 #include "mt.h"
+#include "core/core_internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -123,11 +124,78 @@ START_TEST(test_training_is_deterministic) {
 }
 END_TEST
 
+/* ---- the worker pool ---- */
+
+typedef struct mt_cover {
+    int *hits;       /* per index */
+    int parts_seen[64];
+    bool nest;
+} mt_cover;
+
+static void mt_cover_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    mt_cover *c = ctx;
+    ck_assert(part >= 0 && part < 64);
+    __atomic_fetch_add(&c->parts_seen[part], 1, __ATOMIC_RELAXED);
+    for (size_t i = lo; i < hi; i++) __atomic_fetch_add(&c->hits[i], 1, __ATOMIC_RELAXED);
+    if (c->nest) { /* a nested region runs inline and still covers its range */
+        mt_cover inner = {calloc(100, sizeof(int)), {0}, false};
+        mmrec__parallel_for(100, 1, mt_cover_chunk, &inner);
+        for (int i = 0; i < 100; i++) ck_assert_int_eq(inner.hits[i], 1);
+        free(inner.hits);
+    }
+}
+
+static void mt_check_cover(size_t n, size_t grain, bool nest) {
+    mt_cover c = {calloc(n ? n : 1, sizeof(int)), {0}, nest};
+    mmrec__parallel_for(n, grain, mt_cover_chunk, &c);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(c.hits[i] == 1, "n %zu grain %zu: index %zu ran %d times", n, grain, i,
+                      c.hits[i]);
+    int parts = n ? mmrec__parallel_parts(n, grain) : 0;
+    for (int p = 0; p < 64; p++) ck_assert_int_eq(c.parts_seen[p], p < parts ? 1 : 0);
+    free(c.hits);
+}
+
+START_TEST(test_pool_covers_every_index_once) {
+    int threads[] = {1, 2, 3, 8};
+    for (int t = 0; t < 4; t++) {
+        MT_OK(mmrec_set_num_threads(threads[t]));
+        size_t ns[] = {0, 1, 2, 7, 100, 1000, 4097};
+        size_t grains[] = {0, 1, 16, 5000};
+        for (int a = 0; a < 7; a++)
+            for (int g = 0; g < 4; g++) mt_check_cover(ns[a], grains[g], false);
+        mt_check_cover(1000, 1, true);
+        ck_assert_int_eq(mmrec__parallel_parts(1000, 1), threads[t]);
+        ck_assert_int_eq(mmrec__parallel_parts(1000, 600), 1);
+    }
+    MT_OK(mmrec_set_num_threads(2));
+}
+END_TEST
+
+static void *mt_pool_user(void *arg) {
+    (void)arg;
+    for (int r = 0; r < 200; r++) mt_check_cover(997, 8, r % 50 == 0);
+    return NULL;
+}
+
+/* Several threads asking for regions at once: each either gets the pool
+ * or runs its chunks itself; every region still covers its range once. */
+START_TEST(test_pool_from_many_threads) {
+    MT_OK(mmrec_set_num_threads(2));
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, mt_pool_user, NULL), 0);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+}
+END_TEST
+
 static Suite *threads_suite(void) {
     Suite *s = suite_create("threads");
     TCase *tc = tcase_create("threads");
     tcase_add_test(tc, test_inference_from_many_threads);
     tcase_add_test(tc, test_training_is_deterministic);
+    tcase_add_test(tc, test_pool_covers_every_index_once);
+    tcase_add_test(tc, test_pool_from_many_threads);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -97,9 +97,14 @@ MMREC_API const char *mmrec_version_string(void);
 /* MMREC_MAX_DIMS, for FFI callers. Thread-safe. Since 0.1. */
 MMREC_API int mmrec_max_dims(void);
 
-/* Sets the number of threads every heavy operation (BLAS and the library's
- * own parallel loops) uses. Results are deterministic for a given seed and
- * thread count.
+/* Sets the number of threads every heavy operation uses. The library splits
+ * large matrix products, element-wise ops, layer norm and attention over its
+ * own worker pool (the calling thread plus num_threads - 1 workers, started
+ * at the first parallel operation, spinning briefly between operations and
+ * then sleeping); BLAS is told to run single-threaded inside, so two thread
+ * pools never compete for the cores. When several host threads run
+ * operations at once, one uses the pool and the others compute alone.
+ * Results are deterministic for a given seed and thread count.
  *   num_threads (in) 1 .. 1024.
  * Returns MMREC_OK or MMREC_ERANGE.
  * Thread safety: not thread-safe; call before starting threads that use the

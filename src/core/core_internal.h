@@ -85,8 +85,21 @@ uint64_t mmrec__rng_below(mmrec__rng_state *rng, uint64_t bound);
 
 /* Thread count used by heavy loops and BLAS. */
 int mmrec__num_threads(void);
-/* Applies the thread count to BLAS once (lazily, at the first BLAS call). */
+/* Keeps BLAS single-threaded (once, lazily, at the first BLAS call): the
+ * library splits large products over its own pool instead. */
 void mmrec__blas_threads_sync(void);
+
+/* Runs fn(ctx, begin, end, part) over [0, n) split into
+ * mmrec__parallel_parts(n, grain) contiguous chunks (part 0, 1, ...) of at
+ * least `grain` items, on the calling thread and the pool's workers
+ * (pool.c); returns when all are done. The split depends only on n, grain
+ * and the thread count, never on which thread runs a chunk; `part` indexes
+ * per-chunk scratch. Nested calls and calls while another thread's region
+ * runs execute their chunks on the calling thread. */
+typedef void (*mmrec__chunk_fn)(void *ctx, size_t begin, size_t end, int part);
+void mmrec__parallel_for(size_t n, size_t grain, mmrec__chunk_fn fn, void *ctx);
+/* The number of chunks (1 .. 64) mmrec__parallel_for(n, grain) makes. */
+int mmrec__parallel_parts(size_t n, size_t grain);
 
 #endif
 

@@ -1,4 +1,5 @@
-/* The one thread-count setting, applied to BLAS and to the library's loops. */
+/* The one thread-count setting, used by the library's pool (pool.c); BLAS
+ * runs single-threaded inside the pool's chunks. */
 #include "core_internal.h"
 #include "../tensor/blas.h"
 
@@ -6,7 +7,7 @@
 #include <unistd.h>
 
 static int mmrec__threads = 0;           /* 0 = not yet decided: online CPUs */
-static atomic_int mmrec__blas_applied = 0; /* thread count last given to BLAS */
+static atomic_int mmrec__blas_single = 0; /* BLAS set to one thread */
 
 int mmrec__num_threads(void) {
     if (mmrec__threads > 0) return mmrec__threads;
@@ -15,17 +16,15 @@ int mmrec__num_threads(void) {
 }
 
 void mmrec__blas_threads_sync(void) {
-    int want = mmrec__num_threads();
-    if (atomic_load_explicit(&mmrec__blas_applied, memory_order_relaxed) == want) return;
-    mmrec__blas_set_threads(want);
-    atomic_store(&mmrec__blas_applied, want);
+    if (atomic_load_explicit(&mmrec__blas_single, memory_order_relaxed)) return;
+    mmrec__blas_set_threads(1);
+    atomic_store(&mmrec__blas_single, 1);
 }
 
 mmrec_status mmrec_set_num_threads(int num_threads) {
     MMREC_FAIL_IF(num_threads < 1 || num_threads > 1024, MMREC_ERANGE,
                   "num_threads is %d, expected 1..1024", num_threads);
     mmrec__threads = num_threads;
-    mmrec__blas_threads_sync();
     return MMREC_OK;
 }
 

@@ -26,21 +26,34 @@ static const float *mmrec__attn_row_mask(const mmrec__attn_ctx *c, const float *
     return buf;
 }
 
-static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
-    const mmrec__attn_ctx *c = node->ctx;
-    mmrec_tensor *qkv = node->in[0];
-    float *dqkv = mmrec__grad(tape, qkv);
-    float *dp = mmrec__tape_alloc(tape, 2 * c->seq * c->seq * sizeof(float));
-    if (dqkv == NULL || dp == NULL) return MMREC_ENOMEM;
-    float *ds = dp + c->seq * c->seq;
+/* Batch entries are split over the pool in chunks of at least this many
+ * multiply-adds; each chunk has its own scratch. */
+#define MMREC__ATTN_GRAIN_MACS ((size_t)1 << 17)
+
+static size_t mmrec__attn_grain(const mmrec__attn_ctx *c) {
+    size_t per_entry = 4 * c->heads * c->seq * c->seq * c->dh;
+    return per_entry >= MMREC__ATTN_GRAIN_MACS ? 1 : MMREC__ATTN_GRAIN_MACS / per_entry;
+}
+
+typedef struct mmrec__attn_job {
+    const mmrec__attn_ctx *c;
+    const float *qkv, *key_mask, *dout;
+    float *y, *probs, *dqkv;
+    float *scratch; /* per part: scratch_len floats */
+    size_t scratch_len;
+} mmrec__attn_job;
+
+static void mmrec__attn_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__attn_job *j = ctx;
+    const mmrec__attn_ctx *c = j->c;
     size_t T = c->seq, d = c->dim, dh = c->dh, ld = 3 * d, tt = T * T;
-    const float *dout = node->out->grad;
-    for (size_t b = 0; b < c->batch; b++) {
+    float *dp = j->scratch + (size_t)part * j->scratch_len, *ds = dp + tt;
+    for (size_t b = lo; b < hi; b++) {
         for (size_t h = 0; h < c->heads; h++) {
             size_t bh = b * c->heads + h;
-            const float *q = qkv->data + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
-            float *dq = dqkv + b * T * ld + h * dh, *dk = dq + d, *dv = dq + 2 * d;
-            const float *dO = dout + b * T * d + h * dh;
+            const float *q = j->qkv + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
+            float *dq = j->dqkv + b * T * ld + h * dh, *dk = dq + d, *dv = dq + 2 * d;
+            const float *dO = j->dout + b * T * d + h * dh;
             const float *p = c->probs + bh * tt;
             const float *pd = c->dropped ? c->dropped + bh * tt : p;
             /* dP = dO V^T; dV += P_d^T dO */
@@ -58,7 +71,49 @@ static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
             mmrec__sgemm(true, false, T, dh, T, c->scale, ds, T, q, ld, 1.0f, dk, ld);
         }
     }
+}
+
+static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__attn_ctx *c = node->ctx;
+    mmrec_tensor *qkv = node->in[0];
+    size_t grain = mmrec__attn_grain(c), tt = c->seq * c->seq;
+    int parts = mmrec__parallel_parts(c->batch, grain);
+    float *dqkv = mmrec__grad(tape, qkv);
+    float *scratch = mmrec__tape_alloc(tape, (size_t)parts * 2 * tt * sizeof(float));
+    if (dqkv == NULL || scratch == NULL) return MMREC_ENOMEM;
+    mmrec__attn_job job = {c, qkv->data, NULL, node->out->grad, NULL, NULL, dqkv, scratch, 2 * tt};
+    mmrec__parallel_for(c->batch, grain, mmrec__attn_backward_chunk, &job);
     return MMREC_OK;
+}
+
+static void mmrec__attn_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__attn_job *j = ctx;
+    const mmrec__attn_ctx *c = j->c;
+    size_t T = c->seq, d = c->dim, dh = c->dh, ld = 3 * d, tt = T * T;
+    bool record = c->probs != NULL;
+    float *rowbuf = j->scratch + (size_t)part * j->scratch_len, *s = rowbuf + T;
+    float *own = s + tt; /* probabilities when they are not kept */
+    for (size_t b = lo; b < hi; b++) {
+        const float *km = j->key_mask ? j->key_mask + b * T : NULL;
+        for (size_t h = 0; h < c->heads; h++) {
+            size_t bh = b * c->heads + h;
+            const float *q = j->qkv + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
+            float *p = record ? c->probs + bh * tt : own;
+            mmrec__sgemm(false, true, T, T, dh, c->scale, q, ld, k, ld, 0.0f, s, T);
+            for (size_t i = 0; i < T; i++)
+                mmrec__softmax_row(s + i * T, mmrec__attn_row_mask(c, km, i, rowbuf), 1,
+                                   p + i * T, T, false);
+            const float *pv = p;
+            if (c->dmask) {
+                float *pd = c->dropped + bh * tt;
+                const float *m = c->dmask + bh * tt;
+                for (size_t i = 0; i < tt; i++) pd[i] = p[i] * m[i];
+                pv = pd;
+            }
+            mmrec__sgemm(false, false, T, dh, T, 1.0f, pv, T, v, ld, 0.0f,
+                         j->y + b * T * d + h * dh, d);
+        }
+    }
 }
 
 mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
@@ -72,7 +127,7 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     c.dh = c.dim / c.heads;
     c.scale = 1.0f / sqrtf((float)c.dh);
     c.causal = causal;
-    size_t T = c.seq, d = c.dim, dh = c.dh, ld = 3 * d, tt = T * T;
+    size_t T = c.seq, d = c.dim, tt = T * T;
     bool train = tape->mode == MMREC_TAPE_TRAIN;
     bool drop = train && dropout > 0.0f;
 
@@ -82,11 +137,18 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     mmrec_tensor *y = mmrec__tape_new(tape, 3, shape, false);
     mmrec_tensor *in[2] = {qkv, key_mask};
     bool record = mmrec__tape_wants_grad(tape, in, 1);
-    size_t n_probs = record ? c.batch * c.heads * tt : tt;
-    float *probs = y ? mmrec__tape_alloc(tape, n_probs * sizeof(float)) : NULL;
-    float *rowbuf = probs ? mmrec__tape_alloc(tape, (T + tt) * sizeof(float)) : NULL;
-    float *dmask = NULL, *dropped = NULL;
-    bool ok = rowbuf != NULL;
+    size_t grain = mmrec__attn_grain(&c);
+    int parts = mmrec__parallel_parts(c.batch, grain);
+    /* per part: a row mask, the scores and (not recording) the probabilities */
+    size_t scratch_len = T + 2 * tt;
+    float *scratch = y ? mmrec__tape_alloc(tape, (size_t)parts * scratch_len * sizeof(float))
+                       : NULL;
+    float *probs = NULL, *dmask = NULL, *dropped = NULL;
+    bool ok = scratch != NULL;
+    if (ok && record) {
+        probs = mmrec__tape_alloc(tape, c.batch * c.heads * tt * sizeof(float));
+        ok = probs != NULL;
+    }
     if (ok && drop) {
         dmask = mmrec__dropout_mask(tape, c.batch * c.heads * tt, dropout);
         dropped = dmask ? mmrec__tape_alloc(tape, c.batch * c.heads * tt * sizeof(float)) : NULL;
@@ -102,33 +164,13 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
         tape->rng = rng;
         return mmrec__tape_oom(tape, mark, func);
     }
-    c.probs = record ? probs : NULL;
-    c.dropped = record ? dropped : NULL;
-    c.dmask = record ? dmask : NULL;
+    c.probs = probs;
+    c.dropped = dropped;
+    c.dmask = dmask;
     if (node) *(mmrec__attn_ctx *)node->ctx = c;
-
-    float *s = rowbuf + T;
-    for (size_t b = 0; b < c.batch; b++) {
-        const float *km = key_mask ? key_mask->data + b * T : NULL;
-        for (size_t h = 0; h < c.heads; h++) {
-            size_t bh = b * c.heads + h;
-            const float *q = qkv->data + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
-            float *p = record ? probs + bh * tt : probs;
-            mmrec__sgemm(false, true, T, T, dh, c.scale, q, ld, k, ld, 0.0f, s, T);
-            for (size_t i = 0; i < T; i++)
-                mmrec__softmax_row(s + i * T, mmrec__attn_row_mask(&c, km, i, rowbuf), 1,
-                                   p + i * T, T, false);
-            const float *pv = p;
-            if (drop) {
-                float *pd = dropped + bh * tt;
-                const float *m = dmask + bh * tt;
-                for (size_t i = 0; i < tt; i++) pd[i] = p[i] * m[i];
-                pv = pd;
-            }
-            mmrec__sgemm(false, false, T, dh, T, 1.0f, pv, T, v, ld, 0.0f,
-                         y->data + b * T * d + h * dh, d);
-        }
-    }
+    mmrec__attn_job job = {&c, qkv->data, key_mask ? key_mask->data : NULL, NULL, y->data,
+                           probs, NULL, scratch, scratch_len};
+    mmrec__parallel_for(c.batch, grain, mmrec__attn_forward_chunk, &job);
     *out = y;
     return MMREC_OK;
 }

@@ -65,12 +65,35 @@ void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const f
     }
 }
 
+/* Element-wise work is split over the pool in chunks of at least this many
+ * elements. */
+#define MMREC__ACT_GRAIN 16384
+
+typedef struct mmrec__act_job {
+    mmrec__act act;
+    const float *x, *y, *dy;
+    float *out; /* y for forward, dx for backward */
+} mmrec__act_job;
+
+static void mmrec__act_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__act_job *j = ctx;
+    mmrec__act_forward(j->act, j->x + lo, j->out + lo, hi - lo);
+}
+
+static void mmrec__act_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__act_job *j = ctx;
+    mmrec__act_backward(j->act, j->x + lo, j->y + lo, j->dy + lo, j->out + lo, hi - lo);
+}
+
 static mmrec_status mmrec__act_node_backward(mmrec__node *node, mmrec_tape *tape) {
     mmrec__act act = *(const mmrec__act *)node->ctx;
     mmrec_tensor *x = node->in[0];
     float *dx = mmrec__grad(tape, x);
     if (dx == NULL) return MMREC_ENOMEM;
-    mmrec__act_backward(act, x->data, node->out->data, node->out->grad, dx, x->numel);
+    mmrec__act_job job = {act, x->data, node->out->data, node->out->grad, dx};
+    mmrec__parallel_for(x->numel, MMREC__ACT_GRAIN, mmrec__act_backward_chunk, &job);
     return MMREC_OK;
 }
 
@@ -88,7 +111,8 @@ static mmrec_status mmrec__act_op(const char *func, const char *name, mmrec__act
         if (node == NULL) return mmrec__tape_oom(tape, mark, func);
         *(mmrec__act *)node->ctx = act;
     }
-    mmrec__act_forward(act, x->data, y->data, x->numel);
+    mmrec__act_job job = {act, x->data, NULL, NULL, y->data};
+    mmrec__parallel_for(x->numel, MMREC__ACT_GRAIN, mmrec__act_forward_chunk, &job);
     *out = y;
     return MMREC_OK;
 }

@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+MMREC__SIMD_CLONES
 void mmrec__layer_norm_rows(const float *x, const float *w, const float *b, float eps,
                             size_t rows, size_t n, float *y, float *mean, float *rstd) {
     for (size_t r = 0; r < rows; r++) {
@@ -28,6 +29,7 @@ void mmrec__layer_norm_rows(const float *x, const float *w, const float *b, floa
     }
 }
 
+MMREC__SIMD_CLONES
 void mmrec__layer_norm_rows_backward(const float *x, const float *w, const float *mean,
                                      const float *rstd, const float *dy, size_t rows, size_t n,
                                      float *dx, float *dw, float *db) {
@@ -55,6 +57,33 @@ void mmrec__layer_norm_rows_backward(const float *x, const float *w, const float
     }
 }
 
+/* Rows are split over the pool in chunks of at least this many elements. */
+#define MMREC__LN_GRAIN 8192
+
+typedef struct mmrec__ln_job {
+    const float *x, *w, *b, *dy;
+    float eps;
+    size_t n;
+    float *y, *mean, *rstd, *dx;
+} mmrec__ln_job;
+
+static void mmrec__ln_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__ln_job *j = ctx;
+    mmrec__layer_norm_rows(j->x + lo * j->n, j->w, j->b, j->eps, hi - lo, j->n, j->y + lo * j->n,
+                           j->mean + lo, j->rstd + lo);
+}
+
+static void mmrec__ln_dx_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__ln_job *j = ctx;
+    mmrec__layer_norm_rows_backward(j->x + lo * j->n, j->w, j->mean + lo, j->rstd + lo,
+                                    j->dy + lo * j->n, hi - lo, j->n, j->dx + lo * j->n, NULL,
+                                    NULL);
+}
+
+static size_t mmrec__ln_grain(size_t n) { return n >= MMREC__LN_GRAIN ? 1 : MMREC__LN_GRAIN / n; }
+
 typedef struct mmrec__ln_ctx {
     float *mean, *rstd; /* per row, arena */
     bool has_w, has_b;
@@ -69,9 +98,16 @@ static mmrec_status mmrec__layer_norm_backward(mmrec__node *node, mmrec_tape *ta
     if (mmrec__requires_grad(x) && (dx = mmrec__grad(tape, x)) == NULL) return MMREC_ENOMEM;
     if (w && mmrec__requires_grad(w) && (dw = mmrec__grad(tape, w)) == NULL) return MMREC_ENOMEM;
     if (b && mmrec__requires_grad(b) && (db = mmrec__grad(tape, b)) == NULL) return MMREC_ENOMEM;
-    mmrec__layer_norm_rows_backward(x->data, w ? w->data : NULL, c->mean, c->rstd,
-                                    node->out->grad, mmrec__rows(x),
-                                    (size_t)mmrec__last_dim(x), dx, dw, db);
+    size_t rows = mmrec__rows(x), n = (size_t)mmrec__last_dim(x);
+    const float *wd = w ? w->data : NULL;
+    if (dx) {
+        mmrec__ln_job job = {x->data, wd, NULL, node->out->grad, 0.0f, n,
+                             NULL, c->mean, c->rstd, dx};
+        mmrec__parallel_for(rows, mmrec__ln_grain(n), mmrec__ln_dx_chunk, &job);
+    }
+    if (dw || db)
+        mmrec__layer_norm_rows_backward(x->data, wd, c->mean, c->rstd, node->out->grad, rows, n,
+                                        NULL, dw, db);
     return MMREC_OK;
 }
 
@@ -116,8 +152,9 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
         c->mean = mean;
         c->rstd = rstd;
     }
-    mmrec__layer_norm_rows(x->data, weight ? weight->data : NULL, bias ? bias->data : NULL, eps,
-                           rows, (size_t)n, y->data, mean, rstd);
+    mmrec__ln_job job = {x->data, weight ? weight->data : NULL, bias ? bias->data : NULL,
+                         NULL, eps, (size_t)n, y->data, mean, rstd, NULL};
+    mmrec__parallel_for(rows, mmrec__ln_grain((size_t)n), mmrec__ln_forward_chunk, &job);
     *out = y;
     return MMREC_OK;
 }

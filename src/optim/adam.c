@@ -29,6 +29,7 @@ typedef struct mmrec__adam_consts {
     bool decoupled;
 } mmrec__adam_consts;
 
+MMREC__SIMD_CLONES
 static void mmrec__adam_range(const mmrec__adam_consts *k, float *restrict p,
                               const float *restrict g, float *restrict m, float *restrict v,
                               size_t n) {

@@ -11,6 +11,7 @@
  * wake-up (attention over short sequences issues thousands of them). */
 #define MMREC__SMALL_GEMM 32768
 
+MMREC__SIMD_CLONES
 static void mmrec__sgemm_small(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
                                float alpha, const float *a, size_t lda, const float *b,
                                size_t ldb, float beta, float *c, size_t ldc) {
@@ -49,18 +50,58 @@ static void mmrec__sgemm_small(bool trans_a, bool trans_b, size_t m, size_t n, s
     }
 }
 
+static void mmrec__sgemm_blas(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+                              float alpha, const float *a, size_t lda, const float *b,
+                              size_t ldb, float beta, float *c, size_t ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
+                b, (int)ldb, beta, c, (int)ldc);
+}
+
+/* A product split over the pool by rows of C (m >= n) or by columns. */
+typedef struct mmrec__gemm_job {
+    bool trans_a, trans_b, by_rows;
+    size_t m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} mmrec__gemm_job;
+
+static void mmrec__gemm_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__gemm_job *j = ctx;
+    if (j->by_rows)
+        mmrec__sgemm_blas(j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha,
+                          j->trans_a ? j->a + lo : j->a + lo * j->lda, j->lda, j->b, j->ldb,
+                          j->beta, j->c + lo * j->ldc, j->ldc);
+    else
+        mmrec__sgemm_blas(j->trans_a, j->trans_b, j->m, hi - lo, j->k, j->alpha, j->a, j->lda,
+                          j->trans_b ? j->b + lo * j->ldb : j->b + lo, j->ldb, j->beta,
+                          j->c + lo, j->ldc);
+}
+
+/* Products of at least this many multiply-adds are split over threads,
+ * each part at least half of it. */
+#define MMREC__SPLIT_GEMM ((size_t)1 << 18)
+
 void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
                   const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                   size_t ldc) {
     if (m == 0 || n == 0) return;
-    if (m * n * k <= MMREC__SMALL_GEMM) {
+    size_t macs = m * n * k;
+    if (macs <= MMREC__SMALL_GEMM) {
         mmrec__sgemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     mmrec__blas_threads_sync();
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
-                b, (int)ldb, beta, c, (int)ldc);
+    if (macs < MMREC__SPLIT_GEMM) {
+        mmrec__sgemm_blas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    mmrec__gemm_job j = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    size_t len = j.by_rows ? m : n, other = macs / len;
+    size_t grain = (MMREC__SPLIT_GEMM / 2 + other - 1) / other;
+    mmrec__parallel_for(len, grain < 16 ? 16 : grain, mmrec__gemm_chunk, &j);
 }
 
 void mmrec__saxpy(size_t n, float alpha, const float *x, float *y) {
