@@ -1,6 +1,7 @@
 /* Modules: creation, parameter names, gradients (inputs and parameters),
  * masks, config struct sizes, bad input. */
 #include "mt.h"
+#include "modules/modules_internal.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -334,6 +335,70 @@ START_TEST(test_config_struct_sizes) {
 }
 END_TEST
 
+/* A layer computing only its first rows gives the full layer's first rows,
+ * and its gradients check (pre- and post-LN, key mask, causal). */
+typedef struct mt_rows_ctx {
+    mmrec_module *layer;
+    int64_t keep;
+    float *mask; /* [B, T] */
+} mt_rows_ctx;
+
+static mmrec_status mt_rows_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
+                                mmrec_tensor **out) {
+    mt_rows_ctx *c = ctx;
+    int64_t ms[2] = {2, 5};
+    mmrec_tensor *mask = mt_tape_tensor(tape, 2, ms, c->mask, 0);
+    return mmrec__transformer_forward_rows(c->layer, tape, in[0], mask, c->keep, out);
+}
+
+START_TEST(test_transformer_first_rows_only) {
+    for (int variant = 0; variant < 3; variant++) {
+        mmrec_model *model;
+        MT_OK(mmrec_model_create(&model));
+        mmrec_transformer_config tc;
+        MT_OK(mmrec_transformer_config_init(&tc));
+        tc.dim = 8;
+        tc.num_heads = 2;
+        tc.ffn_dim = 12;
+        tc.dropout = 0.0f;
+        tc.norm_first = variant != 1;
+        tc.causal = variant == 2;
+        mmrec_module *layer;
+        MT_OK(mmrec_transformer_create(model, "t", &tc, &layer));
+        mt_perturb_params(model, 7 + (uint64_t)variant);
+        float x[2 * 5 * 8], mask[10] = {1, 1, 0, 1, 1, 1, 1, 1, 0, 0};
+        mt_fill_uniform(x, 80, -1, 1, 3);
+        mmrec_tape *tape;
+        MT_OK(mmrec_tape_create(&tape));
+        int64_t xs[3] = {2, 5, 8}, ms[2] = {2, 5};
+        mmrec_tensor *xt = mt_tape_tensor(tape, 3, xs, x, 0);
+        mmrec_tensor *mt = mt_tape_tensor(tape, 2, ms, mask, 0), *full, *rows;
+        MT_OK(mmrec_transformer_forward(layer, tape, xt, mt, &full));
+        MT_OK(mmrec__transformer_forward_rows(layer, tape, xt, mt, 2, &rows));
+        int nd;
+        int64_t shape[MMREC_MAX_DIMS];
+        MT_OK(mmrec_tensor_shape(rows, &nd, shape));
+        ck_assert(nd == 3 && shape[0] == 2 && shape[1] == 2 && shape[2] == 8);
+        float f[80], r[32];
+        MT_OK(mmrec_tensor_copy_to(full, f, 80));
+        MT_OK(mmrec_tensor_copy_to(rows, r, 32));
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 16; i++)
+                ck_assert_msg(
+                    fabsf(r[b * 16 + i] - f[b * 40 + i]) <= 1e-6f * (1 + fabsf(f[b * 40 + i])),
+                    "variant %d: row value %d of item %d: %g vs %g", variant, i, b,
+                    (double)r[b * 16 + i], (double)f[b * 40 + i]);
+        mmrec_tape_destroy(tape);
+        mt_rows_ctx c = {layer, 2, mask};
+        mt_input in[1] = {{3, {2, 5, 8}, x, false}};
+        /* as the attention checks above: float32 noise below ~1e-4 */
+        mt_gradcheck_opts opts = {.h = 3e-2f, .tol = 2e-2f, .floor = 5e-3f};
+        mt_gradcheck("transformer first rows", mt_rows_fwd, &c, in, 1, model, &opts);
+        mmrec_model_destroy(model);
+    }
+}
+END_TEST
+
 static Suite *modules_suite(void) {
     Suite *s = suite_create("modules");
     TCase *tc = tcase_create("modules");
@@ -346,6 +411,7 @@ static Suite *modules_suite(void) {
     tcase_add_test(tc, test_attention_modules);
     tcase_add_test(tc, test_transformer_dropout_train_vs_eval);
     tcase_add_test(tc, test_config_struct_sizes);
+    tcase_add_test(tc, test_transformer_first_rows_only);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -135,9 +135,12 @@ static mmrec_status mmrec__fq_run(const mmrec__fqformer *m, mmrec_tape *tape, mm
         mmrec_tensor *mparts[2] = {ones, presence};
         MMREC_FORWARD_IF(mmrec_concat(tape, mparts, 2, 1, &mask));
     }
+    /* Only the query positions are read after the last layer: it computes
+     * their rows alone (keys and values still come from every token). */
     for (int l = 0; l < c->num_layers; l++)
-        MMREC_FORWARD_IF(mmrec_transformer_forward(m->layers[l], tape, tokens, mask, &tokens));
-    MMREC_FORWARD_IF(mmrec_slice(tape, tokens, 1, 0, Q, &tokens));
+        MMREC_FORWARD_IF(mmrec__transformer_forward_rows(
+            m->layers[l], tape, tokens, mask, l + 1 == c->num_layers ? Q : 0, &tokens));
+    if (tokens->shape[1] != Q) MMREC_FORWARD_IF(mmrec_slice(tape, tokens, 1, 0, Q, &tokens));
     if (!c->flatten) {
         *out = tokens;
         return MMREC_OK;

@@ -1,6 +1,7 @@
 /* Scaled dot-product attention over a packed q|k|v projection, one node for
  * every head and batch entry. Per (batch, head), with dh = d / heads:
- *   S = Q K^T / sqrt(dh), P = softmax(S masked), O = drop(P) V.
+ *   S = Q K^T / sqrt(dh), P = softmax(S masked), O = drop(P) V,
+ * for all T query rows or only the first tq (every key stays).
  * Reference: torch.nn.MultiheadAttention (tests/golden/make_golden.py). */
 #include "modules_internal.h"
 
@@ -9,11 +10,12 @@
 
 typedef struct mmrec__attn_ctx {
     size_t batch, seq, dim, heads, dh;
+    size_t tq;       /* query rows: the first tq of seq */
     float scale;
     bool causal;
-    float *probs;    /* [B, H, T, T] softmax output */
-    float *dropped;  /* [B, H, T, T] probabilities after dropout, or NULL */
-    float *dmask;    /* [B, H, T, T] dropout scales, or NULL */
+    float *probs;    /* [B, H, tq, T] softmax output */
+    float *dropped;  /* [B, H, tq, T] probabilities after dropout, or NULL */
+    float *dmask;    /* [B, H, tq, T] dropout scales, or NULL */
 } mmrec__attn_ctx;
 
 /* Row mask of query i: key j kept when key_mask allows and (causal) j <= i.
@@ -31,7 +33,7 @@ static const float *mmrec__attn_row_mask(const mmrec__attn_ctx *c, const float *
 #define MMREC__ATTN_GRAIN_MACS ((size_t)1 << 17)
 
 static size_t mmrec__attn_grain(const mmrec__attn_ctx *c) {
-    size_t per_entry = 4 * c->heads * c->seq * c->seq * c->dh;
+    size_t per_entry = 4 * c->heads * c->tq * c->seq * c->dh;
     return per_entry >= MMREC__ATTN_GRAIN_MACS ? 1 : MMREC__ATTN_GRAIN_MACS / per_entry;
 }
 
@@ -46,29 +48,29 @@ typedef struct mmrec__attn_job {
 static void mmrec__attn_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__attn_job *j = ctx;
     const mmrec__attn_ctx *c = j->c;
-    size_t T = c->seq, d = c->dim, dh = c->dh, ld = 3 * d, tt = T * T;
+    size_t T = c->seq, tq = c->tq, d = c->dim, dh = c->dh, ld = 3 * d, tt = tq * T;
     float *dp = j->scratch + (size_t)part * j->scratch_len, *ds = dp + tt;
     for (size_t b = lo; b < hi; b++) {
         for (size_t h = 0; h < c->heads; h++) {
             size_t bh = b * c->heads + h;
             const float *q = j->qkv + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
             float *dq = j->dqkv + b * T * ld + h * dh, *dk = dq + d, *dv = dq + 2 * d;
-            const float *dO = j->dout + b * T * d + h * dh;
+            const float *dO = j->dout + b * tq * d + h * dh;
             const float *p = c->probs + bh * tt;
             const float *pd = c->dropped ? c->dropped + bh * tt : p;
             /* dP = dO V^T; dV += P_d^T dO */
-            mmrec__sgemm(false, true, T, T, dh, 1.0f, dO, d, v, ld, 0.0f, dp, T);
-            mmrec__sgemm(true, false, T, dh, T, 1.0f, pd, T, dO, d, 1.0f, dv, ld);
+            mmrec__sgemm(false, true, tq, T, dh, 1.0f, dO, d, v, ld, 0.0f, dp, T);
+            mmrec__sgemm(true, false, T, dh, tq, 1.0f, pd, T, dO, d, 1.0f, dv, ld);
             if (c->dmask) {
                 const float *m = c->dmask + bh * tt;
                 for (size_t i = 0; i < tt; i++) dp[i] *= m[i];
             }
             memset(ds, 0, tt * sizeof(float));
-            for (size_t i = 0; i < T; i++)
+            for (size_t i = 0; i < tq; i++)
                 mmrec__softmax_row_backward(p + i * T, dp + i * T, ds + i * T, T, false);
             /* dQ += scale dS K; dK += scale dS^T Q */
-            mmrec__sgemm(false, false, T, dh, T, c->scale, ds, T, k, ld, 1.0f, dq, ld);
-            mmrec__sgemm(true, false, T, dh, T, c->scale, ds, T, q, ld, 1.0f, dk, ld);
+            mmrec__sgemm(false, false, tq, dh, T, c->scale, ds, T, k, ld, 1.0f, dq, ld);
+            mmrec__sgemm(true, false, T, dh, tq, c->scale, ds, T, q, ld, 1.0f, dk, ld);
         }
     }
 }
@@ -76,7 +78,7 @@ static void mmrec__attn_backward_chunk(void *ctx, size_t lo, size_t hi, int part
 static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__attn_ctx *c = node->ctx;
     mmrec_tensor *qkv = node->in[0];
-    size_t grain = mmrec__attn_grain(c), tt = c->seq * c->seq;
+    size_t grain = mmrec__attn_grain(c), tt = c->tq * c->seq;
     int parts = mmrec__parallel_parts(c->batch, grain);
     float *dqkv = mmrec__grad(tape, qkv);
     float *scratch = mmrec__tape_alloc(tape, (size_t)parts * 2 * tt * sizeof(float));
@@ -89,7 +91,7 @@ static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
 static void mmrec__attn_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__attn_job *j = ctx;
     const mmrec__attn_ctx *c = j->c;
-    size_t T = c->seq, d = c->dim, dh = c->dh, ld = 3 * d, tt = T * T;
+    size_t T = c->seq, tq = c->tq, d = c->dim, dh = c->dh, ld = 3 * d, tt = tq * T;
     bool record = c->probs != NULL;
     float *rowbuf = j->scratch + (size_t)part * j->scratch_len, *s = rowbuf + T;
     float *own = s + tt; /* probabilities when they are not kept */
@@ -99,8 +101,8 @@ static void mmrec__attn_forward_chunk(void *ctx, size_t lo, size_t hi, int part)
             size_t bh = b * c->heads + h;
             const float *q = j->qkv + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
             float *p = record ? c->probs + bh * tt : own;
-            mmrec__sgemm(false, true, T, T, dh, c->scale, q, ld, k, ld, 0.0f, s, T);
-            for (size_t i = 0; i < T; i++)
+            mmrec__sgemm(false, true, tq, T, dh, c->scale, q, ld, k, ld, 0.0f, s, T);
+            for (size_t i = 0; i < tq; i++)
                 mmrec__softmax_row(s + i * T, mmrec__attn_row_mask(c, km, i, rowbuf), 1,
                                    p + i * T, T, false);
             const float *pv = p;
@@ -110,15 +112,15 @@ static void mmrec__attn_forward_chunk(void *ctx, size_t lo, size_t hi, int part)
                 for (size_t i = 0; i < tt; i++) pd[i] = p[i] * m[i];
                 pv = pd;
             }
-            mmrec__sgemm(false, false, T, dh, T, 1.0f, pv, T, v, ld, 0.0f,
-                         j->y + b * T * d + h * dh, d);
+            mmrec__sgemm(false, false, tq, dh, T, 1.0f, pv, T, v, ld, 0.0f,
+                         j->y + b * tq * d + h * dh, d);
         }
     }
 }
 
 mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
                               mmrec_tensor *key_mask, int heads, bool causal, float dropout,
-                              mmrec_tensor **out) {
+                              int64_t query_rows, mmrec_tensor **out) {
     mmrec__attn_ctx c = {0};
     c.batch = (size_t)qkv->shape[0];
     c.seq = (size_t)qkv->shape[1];
@@ -127,13 +129,14 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     c.dh = c.dim / c.heads;
     c.scale = 1.0f / sqrtf((float)c.dh);
     c.causal = causal;
-    size_t T = c.seq, d = c.dim, tt = T * T;
+    c.tq = query_rows > 0 && (size_t)query_rows < c.seq ? (size_t)query_rows : c.seq;
+    size_t T = c.seq, d = c.dim, tt = c.tq * T;
     bool train = tape->mode == MMREC_TAPE_TRAIN;
     bool drop = train && dropout > 0.0f;
 
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec__rng_state rng = tape->rng;
-    int64_t shape[3] = {(int64_t)c.batch, (int64_t)T, (int64_t)d};
+    int64_t shape[3] = {(int64_t)c.batch, (int64_t)c.tq, (int64_t)d};
     mmrec_tensor *y = mmrec__tape_new(tape, 3, shape, false);
     mmrec_tensor *in[2] = {qkv, key_mask};
     bool record = mmrec__tape_wants_grad(tape, in, 1);

@@ -44,7 +44,8 @@ mmrec_status mmrec__mha_init(mmrec__mha *m, mmrec_model *model, const char *func
 }
 
 mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const char *func,
-                                mmrec_tensor *x, mmrec_tensor *key_mask, mmrec_tensor **out) {
+                                mmrec_tensor *x, mmrec_tensor *key_mask, int64_t query_rows,
+                                mmrec_tensor **out) {
     int64_t dim = m->in_proj.in;
     if (x->ndim != 3 || x->shape[2] != dim) {
         char sx[64];
@@ -63,7 +64,8 @@ mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const cha
     mmrec_tensor *qkv, *ctx;
     mmrec_status s = mmrec__lin_forward(&m->in_proj, tape, func, x, &qkv);
     if (s == MMREC_OK)
-        s = mmrec__attention(tape, func, qkv, key_mask, m->heads, m->causal, m->dropout, &ctx);
+        s = mmrec__attention(tape, func, qkv, key_mask, m->heads, m->causal, m->dropout,
+                             query_rows, &ctx);
     if (s == MMREC_OK) s = mmrec__lin_forward(&m->out_proj, tape, func, ctx, out);
     if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);
     return s;
@@ -96,5 +98,6 @@ mmrec_status mmrec_mha_forward(mmrec_module *mha, mmrec_tape *tape, mmrec_tensor
     MMREC_CHECK_TENSOR_ON(x, tape);
     if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
     MMREC_CHECK_NULL(out);
-    return mmrec__mha_forward(&((mmrec__mha_module *)mha)->mha, tape, __func__, x, key_mask, out);
+    return mmrec__mha_forward(&((mmrec__mha_module *)mha)->mha, tape, __func__, x, key_mask, 0,
+                              out);
 }

@@ -57,10 +57,11 @@ bool mmrec__activation_ok(mmrec_activation act);
 /* Scaled dot-product attention of `heads` heads over a packed projection
  * qkv [B, T, 3d] (q, k, v side by side), with an optional key mask [B, T]
  * (0 = padding) and causal mask, and dropout p on the probabilities (train
- * tapes only): out [B, T, d]. One recorded node. */
+ * tapes only): out [B, tq, d], the outputs of the first tq = query_rows
+ * positions (0: all T). One recorded node. */
 mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
                               mmrec_tensor *key_mask, int heads, bool causal, float dropout,
-                              mmrec_tensor **out) MMREC__WUR;
+                              int64_t query_rows, mmrec_tensor **out) MMREC__WUR;
 
 /* Self-attention parameters and settings, embedded by MHA and the
  * Transformer layer: "<prefix>.in_proj_weight", "<prefix>.in_proj_bias",
@@ -76,10 +77,19 @@ mmrec_status mmrec__mha_check(const char *func, int64_t dim, int heads, float dr
 mmrec_status mmrec__mha_init(mmrec__mha *m, mmrec_model *model, const char *func,
                              const char *prefix, int64_t dim, int heads, bool bias, bool causal,
                              float dropout) MMREC__WUR;
-/* x [B, T, d], key_mask [B, T] or NULL -> out [B, T, d]. */
+/* x [B, T, d], key_mask [B, T] or NULL -> out [B, tq, d]: the outputs of
+ * the first tq = query_rows positions (0: all T), attending to all T. */
 mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const char *func,
-                                mmrec_tensor *x, mmrec_tensor *key_mask,
+                                mmrec_tensor *x, mmrec_tensor *key_mask, int64_t query_rows,
                                 mmrec_tensor **out) MMREC__WUR;
+
+/* A Transformer encoder layer's output at the first keep_rows positions
+ * only (0: all), [B, keep_rows, d]: the same values as the full layer's
+ * first rows, for a fraction of the work when only those are read (the
+ * FQ-Former's last layer). */
+mmrec_status mmrec__transformer_forward_rows(mmrec_module *layer, mmrec_tape *tape,
+                                             mmrec_tensor *x, mmrec_tensor *key_mask,
+                                             int64_t keep_rows, mmrec_tensor **out) MMREC__WUR;
 
 /* Creation bookkeeping: validates the model and a fresh module name, and
  * remembers where to roll back to should the creation fail. */

@@ -85,28 +85,54 @@ static mmrec_status mmrec__ffn(const mmrec__transformer *m, mmrec_tape *tape, mm
     return mmrec_dropout(tape, h, p, out);
 }
 
+/* The residual stream of the kept rows: x itself, or its first keep_rows
+ * positions. */
+static mmrec_status mmrec__kept_rows(mmrec_tape *tape, mmrec_tensor *x, int64_t keep_rows,
+                                     mmrec_tensor **out) {
+    if (keep_rows <= 0 || keep_rows >= x->shape[1]) {
+        *out = x;
+        return MMREC_OK;
+    }
+    return mmrec_slice(tape, x, 1, 0, keep_rows, out);
+}
+
 static mmrec_status mmrec__transformer_run(const mmrec__transformer *m, mmrec_tape *tape,
                                            mmrec_tensor *x, mmrec_tensor *key_mask,
-                                           mmrec_tensor **out) {
+                                           int64_t keep_rows, mmrec_tensor **out) {
     const char *func = "mmrec_transformer_forward";
     float p = m->cfg.dropout, eps = m->cfg.eps;
-    mmrec_tensor *h, *a, *f;
+    mmrec_tensor *h, *a, *f, *xr;
+    MMREC_FORWARD_IF(mmrec__kept_rows(tape, x, keep_rows, &xr));
     if (m->cfg.norm_first) {
         MMREC_FORWARD_IF(mmrec_layer_norm(tape, x, m->ln1_w, m->ln1_b, eps, &h));
-        MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, h, key_mask, &a));
+        MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, h, key_mask, keep_rows, &a));
         MMREC_FORWARD_IF(mmrec_dropout(tape, a, p, &a));
-        MMREC_FORWARD_IF(mmrec_add(tape, x, a, &x));
+        MMREC_FORWARD_IF(mmrec_add(tape, xr, a, &x));
         MMREC_FORWARD_IF(mmrec_layer_norm(tape, x, m->ln2_w, m->ln2_b, eps, &h));
         MMREC_FORWARD_IF(mmrec__ffn(m, tape, h, &f));
         return mmrec_add(tape, x, f, out);
     }
-    MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, x, key_mask, &a));
+    MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, x, key_mask, keep_rows, &a));
     MMREC_FORWARD_IF(mmrec_dropout(tape, a, p, &a));
-    MMREC_FORWARD_IF(mmrec_add(tape, x, a, &h));
+    MMREC_FORWARD_IF(mmrec_add(tape, xr, a, &h));
     MMREC_FORWARD_IF(mmrec_layer_norm(tape, h, m->ln1_w, m->ln1_b, eps, &x));
     MMREC_FORWARD_IF(mmrec__ffn(m, tape, x, &f));
     MMREC_FORWARD_IF(mmrec_add(tape, x, f, &h));
     return mmrec_layer_norm(tape, h, m->ln2_w, m->ln2_b, eps, out);
+}
+
+mmrec_status mmrec__transformer_forward_rows(mmrec_module *layer, mmrec_tape *tape,
+                                             mmrec_tensor *x, mmrec_tensor *key_mask,
+                                             int64_t keep_rows, mmrec_tensor **out) {
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec__rng_state rng = tape->rng;
+    mmrec_status s = mmrec__transformer_run((const mmrec__transformer *)layer, tape, x, key_mask,
+                                            keep_rows, out);
+    if (s != MMREC_OK) {
+        mmrec__tape_rollback(tape, mark);
+        tape->rng = rng;
+    }
+    return s;
 }
 
 mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape, mmrec_tensor *x,
@@ -116,13 +142,5 @@ mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape, mm
     MMREC_CHECK_TENSOR_ON(x, tape);
     if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
     MMREC_CHECK_NULL(out);
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec__rng_state rng = tape->rng;
-    mmrec_status s = mmrec__transformer_run((const mmrec__transformer *)layer, tape, x, key_mask,
-                                            out);
-    if (s != MMREC_OK) {
-        mmrec__tape_rollback(tape, mark);
-        tape->rng = rng;
-    }
-    return s;
+    return mmrec__transformer_forward_rows(layer, tape, x, key_mask, 0, out);
 }
