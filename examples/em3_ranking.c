@@ -23,14 +23,19 @@
  *   interest  u   = target attention of the candidate's v over the v of
  *                   the user's behaviour sequence (padding masked)
  *   logit         = MLP([v, u, v * u]),  L_rank = BCE
- *   CIC           L = L_rank + alpha * CIC(f_CIC(c_i), f'_CIC(e_i)) over the
+ *   CIC           L = L_rank + alpha * CIC(f_CIC(c_i), e_i) over the
  *                   distinct candidate items of the batch, from epoch 2 on
- *                   (in epoch 1 the ID embeddings are still near zero).
- * The ID embeddings learn at 1e-2, the content side at 5e-4: IDs fit warm
- * items fast, and CIC hands what they learned to the content encoder, the
- * only thing a cold item has. The whole training runs twice on the same
- * data and seed, alpha > 0 and alpha = 0; each epoch prints the AUC of
- * held-out warm and cold-item impressions.
+ *                   (in epoch 1 the ID embeddings are still near zero);
+ *                   f_CIC is a Linear d -> d and f'_CIC the identity, so
+ *                   f_CIC maps content into the ID embeddings' space.
+ * The ID embeddings learn at 2e-2, the content side at 2e-4 (a large
+ * content encoder fine-tunes slowly): IDs fit warm items fast. A cold item
+ * has no trained ID row; with CIC its ID embedding is its content mapped
+ * into ID space, f_CIC(c_i) scaled to the warm rows' mean norm, which is
+ * what the contrastive alignment trained f_CIC for. Without CIC there is no
+ * such map and a cold item keeps the unknown row (zero). The whole training
+ * runs twice on the same data and seed, alpha > 0 and alpha = 0; each epoch
+ * prints the AUC of held-out warm and cold-item impressions.
  *
  * Usage: em3_ranking [cache path] [seed] [epochs]
  *        (defaults: build/em3_items.mmfc, 1, 6) */
@@ -63,14 +68,13 @@
 /* model and training */
 #define DIM 32 /* d */
 #define QUERIES 2
-#define CIC_DIM 16
 #define BATCH 256
 #define EVAL_BATCH 500
 #define ALPHA 0.5f
 #define TEMPERATURE 0.1f
 #define CIC_FROM_EPOCH 2
-#define LR 5e-4f
-#define ID_LR 1e-2f
+#define LR 2e-4f
+#define ID_LR 2e-2f
 
 #define CHECK(call)                                                                   \
     do {                                                                              \
@@ -275,7 +279,8 @@ static void gather_features(const mmrec_cache *cache, mmrec_tape *t, const int64
 
 typedef struct net {
     mmrec_model *model;
-    mmrec_module *fq, *fq_out, *ta, *id_emb, *head, *cic_content, *cic_id;
+    mmrec_module *fq, *fq_out, *ta, *id_emb, *head, *cic_content;
+    float cold_id_norm; /* > 0: cold items take f_CIC(c) at this norm as ID embedding */
 } net;
 
 static void net_create(net *n, uint64_t seed) {
@@ -318,9 +323,9 @@ static void net_create(net *n, uint64_t seed) {
     mc.num_sizes = 3;
     CHECK(mmrec_mlp_create(n->model, "head", &mc, &n->head));
     lc.in_dim = DIM;
-    lc.out_dim = CIC_DIM;
+    lc.out_dim = DIM;
     CHECK(mmrec_linear_create(n->model, "cic_content", &lc, &n->cic_content));
-    CHECK(mmrec_linear_create(n->model, "cic_id", &lc, &n->cic_id));
+    n->cold_id_norm = 0.0f;
 }
 
 static int64_t id_row(int64_t item) { return item < N_WARM ? item + 1 : 0; }
@@ -334,6 +339,7 @@ typedef struct batch_index {
     int64_t cand_slot[EVAL_BATCH], seq_slot[EVAL_BATCH * SEQ_MAX], cand_id[EVAL_BATCH];
     int64_t seq_id[EVAL_BATCH * SEQ_MAX];
     float mask[EVAL_BATCH * SEQ_MAX];
+    float cold[EVAL_BATCH]; /* 1 for a candidate without a trained ID row */
     int64_t slot_of[N_ITEMS];
     unsigned stamp[N_ITEMS], generation;
 } batch_index;
@@ -356,6 +362,7 @@ static void index_batch(batch_index *b, const data *d, const int64_t *users,
     for (size_t k = 0; k < n; k++) {
         b->cand_slot[k] = slot(b, items[k]);
         b->cand_id[k] = id_row(items[k]);
+        b->cold[k] = b->cand_id[k] == 0 ? 1.0f : 0.0f;
     }
     b->n_cand_items = b->n_items;
     for (size_t k = 0; k < n; k++) {
@@ -383,6 +390,17 @@ static mmrec_tensor *forward(const net *m, mmrec_tape *t, const mmrec_cache *cac
     /* candidates: v = c + e */
     CHECK(mmrec_gather_rows(t, content, b->cand_slot, n, &cand));
     CHECK(mmrec_embedding_forward(m->id_emb, t, b->cand_id, n, &id));
+    if (m->cold_id_norm > 0.0f) {
+        /* cold items: e = |e|_mean * normalize(f_CIC(c)) */
+        mmrec_tensor *proj, *unit, *cold, *fill;
+        int64_t s2c[2] = {(int64_t)n, 1};
+        CHECK(mmrec_linear_forward(m->cic_content, t, cand, &proj));
+        CHECK(mmrec_l2_normalize(t, proj, 1e-12f, &unit));
+        CHECK(mmrec_tape_wrap(t, b->cold, 2, s2c, MMREC_TENSOR_READONLY, &cold));
+        CHECK(mmrec_mul(t, unit, cold, &fill));
+        CHECK(mmrec_scale(t, fill, m->cold_id_norm, &fill));
+        CHECK(mmrec_add(t, id, fill, &id));
+    }
     CHECK(mmrec_add(t, cand, id, &v));
     /* behaviour sequences: v of each position, padding masked */
     CHECK(mmrec_gather_rows(t, content, b->seq_slot, n * SEQ_MAX, &seq));
@@ -401,17 +419,16 @@ static mmrec_tensor *forward(const net *m, mmrec_tape *t, const mmrec_cache *cac
     CHECK(mmrec_reshape(t, logit, 1, s1, &flat));
     if (cic_out) {
         /* rows [0, n_cand_items) of content are the distinct candidates */
-        mmrec_tensor *c_rows, *e_rows, *c_proj, *e_proj;
+        mmrec_tensor *c_rows, *e_rows, *c_proj;
         size_t nc = b->n_cand_items;
         CHECK(mmrec_slice(t, content, 0, 0, (int64_t)nc, &c_rows));
         CHECK(mmrec_embedding_forward(m->id_emb, t, b->id_rows, nc, &e_rows));
         CHECK(mmrec_linear_forward(m->cic_content, t, c_rows, &c_proj));
-        CHECK(mmrec_linear_forward(m->cic_id, t, e_rows, &e_proj));
         mmrec_cic_config cc;
         CHECK(mmrec_cic_config_init(&cc));
         cc.temperature = TEMPERATURE;
         cc.num_negatives = 0; /* all other candidates of the batch */
-        CHECK(mmrec_loss_cic(t, c_proj, e_proj, &cc, cic_out));
+        CHECK(mmrec_loss_cic(t, c_proj, e_rows, &cc, cic_out));
     }
     return flat;
 }
@@ -435,6 +452,21 @@ static double evaluate(const net *m, const mmrec_cache *cache, const data *d, ba
     double a = auc(scores, imp->label, imp->n);
     free(scores);
     return a;
+}
+
+/* Mean L2 norm of the trained (warm) ID rows. */
+static float mean_id_norm(const net *m) {
+    mmrec_tensor *table;
+    float *rows;
+    CHECK(mmrec_model_param(m->model, "item_id.weight", &table));
+    CHECK(mmrec_tensor_data(table, &rows));
+    double sum = 0;
+    for (int64_t i = 1; i <= N_WARM; i++) {
+        double sq = 0;
+        for (int k = 0; k < DIM; k++) sq += (double)rows[i * DIM + k] * rows[i * DIM + k];
+        sum += sqrt(sq);
+    }
+    return (float)(sum / N_WARM);
 }
 
 static void progress(int epoch, int epochs, size_t step, size_t steps, double loss, int tty) {
@@ -517,8 +549,10 @@ static void train(const mmrec_cache *cache, const data *d, float alpha, int epoc
             mmrec_tape_reset(t);
             progress(epoch, epochs, s + 1, steps, bce_sum / (double)(s + 1), tty);
         }
+        m.cold_id_norm = alpha > 0 ? mean_id_norm(&m) : 0.0f;
         double warm = evaluate(&m, cache, d, &b, &d->test_warm);
         double cold = evaluate(&m, cache, d, &b, &d->test_cold);
+        m.cold_id_norm = 0.0f;
         if (tty) fprintf(stderr, "\r%70s\r", "");
         printf("epoch %d/%d  bce=%.4f", epoch, epochs, bce_sum / (double)steps);
         if (alpha > 0) printf(" cic=%.4f", cic_sum / (double)steps);
