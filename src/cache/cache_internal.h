@@ -67,7 +67,6 @@ extern const char mmrec__cache_magic[8];
 static inline size_t mmrec__cache_elem_size(mmrec_cache_dtype dtype) {
     return dtype == MMREC_CACHE_F32 ? 4 : 2;
 }
-static inline uint64_t mmrec__cache_align(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 /* ---- 16-bit floats (half.c) ---- */
 

@@ -78,7 +78,7 @@ mmrec_status mmrec__cache_field_begin(mmrec_cache_writer *w, mmrec__cache_sink *
     sink->writer = w;
     sink->dtype = dtype;
     sink->dim = dim;
-    sink->start = sink->offset = mmrec__cache_align(w->end, MMREC__CACHE_ALIGN);
+    sink->start = sink->offset = mmrec__align_up(w->end, MMREC__CACHE_ALIGN);
     sink->source = source;
     sink->source_is_file = source_is_file;
     return MMREC_OK;

@@ -12,7 +12,7 @@ const char mmrec__cache_magic[8] = {'M', 'M', 'R', 'C', 'A', 'C', 'H', 'E'};
 /* ---- encoding ---- */
 
 size_t mmrec__cache_entry_size(size_t name_len) {
-    return MMREC__CACHE_ENTRY_FIXED + (size_t)mmrec__cache_align(name_len + 1, 8);
+    return MMREC__CACHE_ENTRY_FIXED + (size_t)mmrec__align_up(name_len + 1, 8);
 }
 
 void mmrec__cache_put_entry(unsigned char *dst, const mmrec__cache_entry *entry) {
@@ -124,18 +124,9 @@ static mmrec_status mmrec__cache_parse_ids(mmrec__cache_version *v, const char *
 static mmrec_status mmrec__cache_validate(mmrec__cache_version *v, const char *path,
                                           const char *func) {
     const unsigned char *h = v->base;
-    if (v->size < MMREC__CACHE_HEADER_SIZE)
-        return MMREC__BAD("'%s' is %zu bytes, shorter than the %u-byte header (truncated or "
-                          "not a feature cache)",
-                          path, v->size, MMREC__CACHE_HEADER_SIZE);
-    if (memcmp(h, mmrec__cache_magic, 8) != 0)
-        return MMREC__BAD("'%s' is not a libmmrec feature cache (bad magic)", path);
-    if (mmrec__crc32c(0, h, 60) != mmrec__le_get32(h + 60))
-        return MMREC__BAD("'%s': header checksum mismatch (corrupt file)", path);
-    uint32_t version = mmrec__le_get32(h + 8);
-    if (version != MMREC__CACHE_VERSION)
-        return MMREC__BAD("'%s' has format version %u, this library reads version %u", path,
-                          version, MMREC__CACHE_VERSION);
+    MMREC_FORWARD_IF(mmrec__io_check_prologue(h, v->size, MMREC__CACHE_HEADER_SIZE,
+                                              mmrec__cache_magic, MMREC__CACHE_VERSION,
+                                              "feature cache", path, func));
     if (mmrec__le_get32(h + 56) != 0)
         return MMREC__BAD("'%s': header has non-zero reserved bytes", path);
     uint32_t n_fields = mmrec__le_get32(h + 12);

@@ -172,7 +172,7 @@ static mmrec_status mmrec__cache_write_tail(mmrec_cache_writer *w, const char *f
         mmrec__cache_put_entry(index + pos, &e);
         pos += mmrec__cache_entry_size(strlen(f->name));
     }
-    uint64_t index_offset = mmrec__cache_align(w->end, 8);
+    uint64_t index_offset = mmrec__align_up(w->end, 8);
     unsigned char header[MMREC__CACHE_HEADER_SIZE];
     mmrec__cache_put_header(header, (uint32_t)w->n_fields, w->n_items, index_offset, index_size,
                             w->ids_crc, mmrec__crc32c(0, index, index_size));

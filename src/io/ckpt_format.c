@@ -4,6 +4,7 @@
  * end of the mapping. */
 #define _XOPEN_SOURCE 700
 #include "io_internal.h"
+#include "file_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,25 +21,6 @@
 static const char mmrec__ckpt_magic[8] = {'M', 'M', 'R', 'E', 'C', 'C', 'K', 'P'};
 
 #define MMREC__ENTRY_FIXED 64u
-
-static void mmrec__put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void mmrec__put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t mmrec__get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t mmrec__get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t mmrec__align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 static size_t mmrec__elem_size(mmrec__ckpt_dtype dtype) { return dtype == MMREC__CKPT_U64 ? 8 : 4; }
 
@@ -79,14 +61,14 @@ mmrec_status mmrec__ckpt_write(const char *path, const mmrec__ckpt_item *items, 
         const mmrec__ckpt_item *it = &items[i];
         size_t len = mmrec__item_name_len(it);
         uint64_t bytes = mmrec__item_bytes(it);
-        mmrec__put_u32(e, (uint32_t)len);
+        mmrec__le_put32(e, (uint32_t)len);
         e[4] = (unsigned char)it->kind;
         e[5] = (unsigned char)it->dtype;
         e[6] = (unsigned char)it->ndim;
-        for (int d = 0; d < it->ndim; d++) mmrec__put_u64(e + 8 + 8 * d, (uint64_t)it->shape[d]);
-        mmrec__put_u64(e + 40, offset);
-        mmrec__put_u64(e + 48, bytes);
-        mmrec__put_u32(e + 56, mmrec__crc32c(0, mmrec__item_data(it), (size_t)bytes));
+        for (int d = 0; d < it->ndim; d++) mmrec__le_put64(e + 8 + 8 * d, (uint64_t)it->shape[d]);
+        mmrec__le_put64(e + 40, offset);
+        mmrec__le_put64(e + 48, bytes);
+        mmrec__le_put32(e + 56, mmrec__crc32c(0, mmrec__item_data(it), (size_t)bytes));
         char *name = (char *)e + MMREC__ENTRY_FIXED;
         if (it->label) {
             size_t l = strlen(it->label);
@@ -101,14 +83,14 @@ mmrec_status mmrec__ckpt_write(const char *path, const mmrec__ckpt_item *items, 
         offset = mmrec__align_up(file_size, MMREC__CKPT_ALIGN);
     }
     memcpy(head, mmrec__ckpt_magic, 8);
-    mmrec__put_u32(head + 8, MMREC__CKPT_VERSION);
-    mmrec__put_u64(head + 16, n_items);
-    mmrec__put_u64(head + 24, index_offset);
-    mmrec__put_u64(head + 32, index_size);
-    mmrec__put_u64(head + 40, data_offset);
-    mmrec__put_u64(head + 48, file_size);
-    mmrec__put_u32(head + 56, mmrec__crc32c(0, head + index_offset, (size_t)index_size));
-    mmrec__put_u32(head + 60, mmrec__crc32c(0, head, 60));
+    mmrec__le_put32(head + 8, MMREC__CKPT_VERSION);
+    mmrec__le_put64(head + 16, n_items);
+    mmrec__le_put64(head + 24, index_offset);
+    mmrec__le_put64(head + 32, index_size);
+    mmrec__le_put64(head + 40, data_offset);
+    mmrec__le_put64(head + 48, file_size);
+    mmrec__le_put32(head + 56, mmrec__crc32c(0, head + index_offset, (size_t)index_size));
+    mmrec__le_put32(head + 60, mmrec__crc32c(0, head, 60));
 
     mmrec__atomic_file f;
     mmrec_status s = mmrec__atomic_open(&f, path, func);
@@ -144,7 +126,7 @@ static mmrec_status mmrec__ckpt_parse_entry(mmrec__ckpt_reader *r, const unsigne
     const char *path = r->path;
     if (avail < MMREC__ENTRY_FIXED)
         return MMREC__BAD("'%s': index entry %zu runs past the index", path, i);
-    uint32_t len = mmrec__get_u32(e);
+    uint32_t len = mmrec__le_get32(e);
     if (len == 0 || len > MMREC__CKPT_MAX_NAME)
         return MMREC__BAD("'%s': index entry %zu has a name of %u bytes (1..%u)", path, i, len,
                           MMREC__CKPT_MAX_NAME);
@@ -167,14 +149,14 @@ static mmrec_status mmrec__ckpt_parse_entry(mmrec__ckpt_reader *r, const unsigne
     if (ndim < 1 || ndim > MMREC_MAX_DIMS)
         return MMREC__BAD("'%s': entry '%.*s' has %u dims (1..%d)", path, nl, name, ndim,
                           MMREC_MAX_DIMS);
-    if (e[7] != 0 || mmrec__get_u32(e + 60) != 0)
+    if (e[7] != 0 || mmrec__le_get32(e + 60) != 0)
         return MMREC__BAD("'%s': entry '%.*s' has non-zero reserved bytes", path, nl, name);
     out->kind = (mmrec__ckpt_kind)kind;
     out->dtype = (mmrec__ckpt_dtype)dtype;
     out->ndim = (int)ndim;
     size_t numel = 1;
     for (int d = 0; d < MMREC_MAX_DIMS; d++) {
-        uint64_t dim = mmrec__get_u64(e + 8 + 8 * d);
+        uint64_t dim = mmrec__le_get64(e + 8 + 8 * d);
         if (d >= (int)ndim) {
             if (dim != 0)
                 return MMREC__BAD("'%s': entry '%.*s' has a size for unused dim %d", path, nl,
@@ -188,7 +170,7 @@ static mmrec_status mmrec__ckpt_parse_entry(mmrec__ckpt_reader *r, const unsigne
         out->shape[d] = (int64_t)dim;
     }
     out->numel = numel;
-    uint64_t off = mmrec__get_u64(e + 40), bytes = mmrec__get_u64(e + 48);
+    uint64_t off = mmrec__le_get64(e + 40), bytes = mmrec__le_get64(e + 48);
     size_t want = 0;
     if (!mmrec__mul_size(numel, mmrec__elem_size(out->dtype), &want) || bytes != want)
         return MMREC__BAD("'%s': entry '%.*s' holds %llu bytes, its shape needs %zu", path, nl,
@@ -201,7 +183,7 @@ static mmrec_status mmrec__ckpt_parse_entry(mmrec__ckpt_reader *r, const unsigne
                           r->size);
     out->data = r->base + off;
     out->size = (size_t)bytes;
-    if (mmrec__crc32c(0, out->data, out->size) != mmrec__get_u32(e + 56))
+    if (mmrec__crc32c(0, out->data, out->size) != mmrec__le_get32(e + 56))
         return MMREC__BAD("'%s': checksum mismatch in the data of entry '%.*s' (corrupt file)",
                           path, nl, name);
     *prev_end = off + bytes;
@@ -212,23 +194,14 @@ static mmrec_status mmrec__ckpt_parse_entry(mmrec__ckpt_reader *r, const unsigne
 static mmrec_status mmrec__ckpt_validate(mmrec__ckpt_reader *r, const char *func) {
     const unsigned char *h = r->base;
     const char *path = r->path;
-    if (r->size < MMREC__CKPT_HEADER_SIZE)
-        return MMREC__BAD("'%s' is %zu bytes, shorter than the %u-byte header (truncated or not "
-                          "a checkpoint)",
-                          path, r->size, MMREC__CKPT_HEADER_SIZE);
-    if (memcmp(h, mmrec__ckpt_magic, 8) != 0)
-        return MMREC__BAD("'%s' is not a libmmrec checkpoint (bad magic)", path);
-    if (mmrec__crc32c(0, h, 60) != mmrec__get_u32(h + 60))
-        return MMREC__BAD("'%s': header checksum mismatch (corrupt file)", path);
-    uint32_t version = mmrec__get_u32(h + 8);
-    if (version != MMREC__CKPT_VERSION)
-        return MMREC__BAD("'%s' has format version %u, this library reads version %u", path,
-                          version, MMREC__CKPT_VERSION);
-    if (mmrec__get_u32(h + 12) != 0)
+    MMREC_FORWARD_IF(mmrec__io_check_prologue(h, r->size, MMREC__CKPT_HEADER_SIZE,
+                                              mmrec__ckpt_magic, MMREC__CKPT_VERSION,
+                                              "checkpoint", path, func));
+    if (mmrec__le_get32(h + 12) != 0)
         return MMREC__BAD("'%s': header has non-zero reserved bytes", path);
-    uint64_t n = mmrec__get_u64(h + 16), index_off = mmrec__get_u64(h + 24);
-    uint64_t index_size = mmrec__get_u64(h + 32), data_off = mmrec__get_u64(h + 40);
-    uint64_t file_size = mmrec__get_u64(h + 48);
+    uint64_t n = mmrec__le_get64(h + 16), index_off = mmrec__le_get64(h + 24);
+    uint64_t index_size = mmrec__le_get64(h + 32), data_off = mmrec__le_get64(h + 40);
+    uint64_t file_size = mmrec__le_get64(h + 48);
     if (file_size != r->size)
         return MMREC__BAD("'%s' is %zu bytes, its header says %llu (truncated or extended)",
                           path, r->size, (unsigned long long)file_size);
@@ -242,7 +215,7 @@ static mmrec_status mmrec__ckpt_validate(mmrec__ckpt_reader *r, const char *func
         return MMREC__BAD("'%s': %llu entries cannot fit in a %llu-byte index", path,
                           (unsigned long long)n, (unsigned long long)index_size);
     const unsigned char *index = h + index_off;
-    if (mmrec__crc32c(0, index, (size_t)index_size) != mmrec__get_u32(h + 56))
+    if (mmrec__crc32c(0, index, (size_t)index_size) != mmrec__le_get32(h + 56))
         return MMREC__BAD("'%s': index checksum mismatch (corrupt file)", path);
     r->entries = mmrec__calloc(n ? (size_t)n : 1, sizeof *r->entries);
     if (r->entries == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");

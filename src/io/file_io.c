@@ -1,6 +1,7 @@
 /* Plain file access with error messages (see file_io.h). */
 #define _XOPEN_SOURCE 700
 #include "file_io.h"
+#include "io_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -99,5 +100,27 @@ mmrec_status mmrec__io_pwrite(int fd, const void *buf, size_t size, uint64_t off
 mmrec_status mmrec__io_truncate(int fd, uint64_t size, const char *path, const char *func) {
     while (ftruncate(fd, (off_t)size) != 0)
         if (errno != EINTR) return mmrec__io_fail(func, "resize", path, errno);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__io_check_prologue(const unsigned char *base, size_t size, size_t header_size,
+                                      const char magic[8], uint32_t version, const char *kind,
+                                      const char *path, const char *func) {
+    if (size < header_size)
+        return mmrec__set_error(MMREC_EFORMAT, func,
+                                "'%s' is %zu bytes, shorter than the %zu-byte header (truncated "
+                                "or not a %s)",
+                                path, size, header_size, kind);
+    if (memcmp(base, magic, 8) != 0)
+        return mmrec__set_error(MMREC_EFORMAT, func, "'%s' is not a libmmrec %s (bad magic)", path,
+                                kind);
+    if (mmrec__crc32c(0, base, 60) != mmrec__le_get32(base + 60))
+        return mmrec__set_error(MMREC_EFORMAT, func,
+                                "'%s': header checksum mismatch (corrupt file)", path);
+    uint32_t found = mmrec__le_get32(base + 8);
+    if (found != version)
+        return mmrec__set_error(MMREC_EFORMAT, func,
+                                "'%s' has format version %u, this library reads version %u", path,
+                                found, version);
     return MMREC_OK;
 }

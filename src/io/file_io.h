@@ -32,6 +32,17 @@ mmrec_status mmrec__io_pwrite(int fd, const void *buf, size_t size, uint64_t off
 mmrec_status mmrec__io_truncate(int fd, uint64_t size, const char *path, const char *func)
     MMREC__WUR;
 
+/* Checks the start every libmmrec file format shares: at least header_size
+ * bytes, the 8-byte magic, the CRC-32C of bytes 0..59 stored at 60, and the
+ * u32 format version at 8. `kind` names the format in messages ("feature
+ * cache", "checkpoint"). MMREC_EFORMAT naming what is wrong. */
+mmrec_status mmrec__io_check_prologue(const unsigned char *base, size_t size, size_t header_size,
+                                      const char magic[8], uint32_t version, const char *kind,
+                                      const char *path, const char *func) MMREC__WUR;
+
+/* x rounded up to a multiple of a. */
+static inline uint64_t mmrec__align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
 /* ---- little-endian fields ---- */
 
 static inline void mmrec__le_put32(unsigned char *p, uint32_t v) {
