@@ -76,13 +76,11 @@ typedef struct mmrec__act_job {
 } mmrec__act_job;
 
 static void mmrec__act_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    (void)part;
     const mmrec__act_job *j = ctx;
     mmrec__act_forward(j->act, j->x + lo, j->out + lo, hi - lo);
 }
 
 static void mmrec__act_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    (void)part;
     const mmrec__act_job *j = ctx;
     mmrec__act_backward(j->act, j->x + lo, j->y + lo, j->dy + lo, j->out + lo, hi - lo);
 }

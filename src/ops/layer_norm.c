@@ -68,14 +68,12 @@ typedef struct mmrec__ln_job {
 } mmrec__ln_job;
 
 static void mmrec__ln_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    (void)part;
     const mmrec__ln_job *j = ctx;
     mmrec__layer_norm_rows(j->x + lo * j->n, j->w, j->b, j->eps, hi - lo, j->n, j->y + lo * j->n,
                            j->mean + lo, j->rstd + lo);
 }
 
 static void mmrec__ln_dx_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    (void)part;
     const mmrec__ln_job *j = ctx;
     mmrec__layer_norm_rows_backward(j->x + lo * j->n, j->w, j->mean + lo, j->rstd + lo,
                                     j->dy + lo * j->n, hi - lo, j->n, j->dx + lo * j->n, NULL,

@@ -68,7 +68,6 @@ typedef struct mmrec__gemm_job {
 } mmrec__gemm_job;
 
 static void mmrec__gemm_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    (void)part;
     const mmrec__gemm_job *j = ctx;
     if (j->by_rows)
         mmrec__sgemm_blas(j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha,
