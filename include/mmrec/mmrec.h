@@ -36,5 +36,6 @@
 #include "mmrec/optim.h"
 #include "mmrec/em3.h"
 #include "mmrec/cache.h"
+#include "mmrec/data.h"
 
 #endif /* MMREC_MMREC_H */
