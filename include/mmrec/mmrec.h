@@ -37,5 +37,6 @@
 #include "mmrec/em3.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
+#include "mmrec/graph.h"
 
 #endif /* MMREC_MMREC_H */

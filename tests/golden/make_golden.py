@@ -467,6 +467,55 @@ def write_em3():
     w.close()
 
 
+def lightgcn_adjacency(users, items, n_users, n_items):
+    """A_hat = D^-1/2 A D^-1/2 as a torch sparse tensor, as LightGCN-PyTorch's
+    getSparseGraph builds it (duplicate pairs count once, zero degree -> 0)."""
+    r = torch.zeros(n_users, n_items, dtype=torch.float64)
+    r[torch.tensor(users), torch.tensor(items)] = 1.0
+    n = n_users + n_items
+    a = torch.zeros(n, n, dtype=torch.float64)
+    a[:n_users, n_users:] = r
+    a[n_users:, :n_users] = r.t()
+    deg = a.sum(1)
+    d_inv = deg.pow(-0.5)
+    d_inv[torch.isinf(d_inv)] = 0.0
+    return (d_inv[:, None] * a * d_inv[None, :]).to_sparse()
+
+
+def write_graph():
+    """Propagation and LightGCN (torch.sparse.mm, layer mean or given
+    weights), forward and backward."""
+    w = Writer("graph.bin")
+    with own_stream(5):
+        U, I, d = 6, 9, 5
+        users = [0, 0, 1, 1, 2, 2, 2, 4, 5, 5, 0, 3, 5]
+        items = [0, 3, 3, 8, 1, 2, 8, 4, 0, 7, 3, 6, 8]  # (0, 3) twice; item 5 isolated
+        adj = lightgcn_adjacency(users, items, U, I)
+        w.add("graph.users", np.asarray(users, dtype=np.float32))
+        w.add("graph.items", np.asarray(items, dtype=np.float32))
+        w.add("graph.sizes", [U, I])
+        for name, layers, weights in (("propagate", -1, None), ("lightgcn3", 3, None),
+                                      ("lightgcn2w", 2, [0.5, 1.25, -0.75])):
+            ego = rand(U + I, d).requires_grad_(True)
+            if layers < 0:
+                y = torch.sparse.mm(adj, ego)
+            else:
+                wk = weights or [1.0 / (layers + 1)] * (layers + 1)
+                e, y = ego, wk[0] * ego
+                for k in range(1, layers + 1):
+                    e = torch.sparse.mm(adj, e)
+                    y = y + wk[k] * e
+            r = rand(*y.shape)
+            y.backward(r)
+            w.add(name + ".layers", [layers])
+            w.add(name + ".weights", weights or [0])
+            w.add(name + ".x", ego.detach().numpy())
+            w.add(name + ".r", r.numpy())
+            w.add(name + ".y", y.detach().numpy())
+            w.add(name + ".dx", ego.grad.numpy())
+    w.close()
+
+
 if __name__ == "__main__":
     torch.set_default_dtype(torch.float64)
     write_ops()
@@ -474,3 +523,4 @@ if __name__ == "__main__":
     write_modules()
     write_optim()
     write_em3()
+    write_graph()

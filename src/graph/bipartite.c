@@ -1,0 +1,146 @@
+/* Building the normalized bipartite adjacency (LightGCN's A_hat) as CSR.
+ *
+ * Counting sorts throughout, O(n + num_users + num_items): the pairs are
+ * bucketed by item and then stably by user, so each user's items come out
+ * sorted and repeats adjacent; the item rows are filled by walking the user
+ * rows in order, so they come out sorted too. Degrees are then the row
+ * lengths and every weight is 1 / sqrt(deg_u deg_i). */
+#include "graph_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MMREC__GRAPH_MAGIC 0x6d6d4752u /* "mmGR" */
+
+mmrec_status mmrec__graph_check(const char *func, const mmrec_graph *graph) {
+    if (graph == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'graph' is NULL");
+    if (graph->magic != MMREC__GRAPH_MAGIC)
+        return mmrec__set_error(MMREC_EINVAL, func, "argument 'graph' is not a graph");
+    return MMREC_OK;
+}
+
+void mmrec_graph_destroy(mmrec_graph *graph) {
+    if (graph == NULL || graph->magic != MMREC__GRAPH_MAGIC) return;
+    graph->magic = 0;
+    mmrec__free(graph->row_ptr);
+    mmrec__free(graph->col);
+    mmrec__free(graph->val);
+    mmrec__free(graph);
+}
+
+/* User rows in O(n + U + I): a counting sort of the pairs by item, then a
+ * stable counting sort of that by user, leaves each user's items in
+ * increasing order; repeats are then adjacent and dropped. Fills
+ * row_ptr[0..U] and col (item node ids, U + item); by_item (n) and
+ * item_ptr (I + 1) are scratch. Returns the distinct pair count. */
+static size_t mmrec__user_rows(const int64_t *users, const int64_t *items, size_t n, size_t U,
+                               size_t I, int64_t *row_ptr, int32_t *col, int32_t *by_item,
+                               int64_t *item_ptr) {
+    memset(item_ptr, 0, (I + 1) * sizeof *item_ptr);
+    for (size_t k = 0; k < n; k++) item_ptr[items[k] + 1]++;
+    for (size_t i = 0; i < I; i++) item_ptr[i + 1] += item_ptr[i];
+    for (size_t k = 0; k < n; k++) by_item[item_ptr[items[k]]++] = (int32_t)k;
+    memset(row_ptr, 0, (U + 1) * sizeof *row_ptr);
+    for (size_t k = 0; k < n; k++) row_ptr[users[k] + 1]++;
+    for (size_t u = 0; u < U; u++) row_ptr[u + 1] += row_ptr[u];
+    /* row_ptr[u] is row u's cursor during the fill, then shifted back */
+    for (size_t j = 0; j < n; j++) {
+        size_t k = (size_t)by_item[j];
+        col[row_ptr[users[k]]++] = (int32_t)(U + (size_t)items[k]);
+    }
+    for (size_t u = U; u > 0; u--) row_ptr[u] = row_ptr[u - 1];
+    row_ptr[0] = 0;
+    size_t w = 0;
+    for (size_t u = 0; u < U; u++) {
+        size_t lo = (size_t)row_ptr[u], hi = (size_t)row_ptr[u + 1];
+        row_ptr[u] = (int64_t)w;
+        for (size_t j = lo; j < hi; j++)
+            if (j == lo || col[j] != col[j - 1]) col[w++] = col[j];
+    }
+    row_ptr[U] = (int64_t)w;
+    return w;
+}
+
+mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *items, size_t n,
+                                          int64_t num_users, int64_t num_items,
+                                          mmrec_graph **out) {
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(n > 0 && (users == NULL || items == NULL), MMREC_EINVAL,
+                  "argument '%s' is NULL", users == NULL ? "users" : "items");
+    MMREC_FAIL_IF(num_users < 1 || num_items < 1 || num_users + num_items >= INT32_MAX,
+                  MMREC_EINVAL,
+                  "num_users is %lld and num_items %lld: each must be >= 1, their sum below "
+                  "2^31 - 1",
+                  (long long)num_users, (long long)num_items);
+    MMREC_FAIL_IF(n >= (size_t)INT32_MAX, MMREC_EINVAL, "n is %zu, must be below 2^31 - 1", n);
+    for (size_t k = 0; k < n; k++) {
+        MMREC_FAIL_IF(users[k] < 0 || users[k] >= num_users, MMREC_ERANGE,
+                      "users[%zu] is %lld, outside [0, %lld)", k, (long long)users[k],
+                      (long long)num_users);
+        MMREC_FAIL_IF(items[k] < 0 || items[k] >= num_items, MMREC_ERANGE,
+                      "items[%zu] is %lld, outside [0, %lld)", k, (long long)items[k],
+                      (long long)num_items);
+    }
+    size_t U = (size_t)num_users, I = (size_t)num_items, N = U + I;
+    mmrec_graph *g = mmrec__calloc(1, sizeof *g);
+    int32_t *ucol = mmrec__alloc((n ? 2 * n : 1) * sizeof *ucol); /* and by_item scratch */
+    int64_t *item_ptr = mmrec__alloc((I + 1) * sizeof *item_ptr);
+    if (g) g->row_ptr = mmrec__alloc((N + 1) * sizeof *g->row_ptr);
+    if (g == NULL || ucol == NULL || item_ptr == NULL || g->row_ptr == NULL) {
+        mmrec__free(ucol);
+        mmrec__free(item_ptr);
+        if (g) mmrec__free(g->row_ptr);
+        mmrec__free(g);
+        MMREC_FAIL(MMREC_ENOMEM, "out of memory for a graph of %zu interactions", n);
+    }
+    int64_t *rp = g->row_ptr;
+    size_t m = mmrec__user_rows(users, items, n, U, I, rp, ucol, ucol + n, item_ptr);
+    mmrec__free(item_ptr);
+    size_t cap = m > 0 ? 2 * m : 1;
+    g->col = mmrec__alloc(cap * sizeof *g->col);
+    g->val = mmrec__alloc(cap * sizeof *g->val);
+    if (g->col == NULL || g->val == NULL) {
+        mmrec__free(ucol);
+        g->magic = MMREC__GRAPH_MAGIC;
+        mmrec_graph_destroy(g);
+        MMREC_FAIL(MMREC_ENOMEM, "out of memory for a graph of %zu interactions", n);
+    }
+    memcpy(g->col, ucol, m * sizeof *ucol);
+    mmrec__free(ucol);
+    /* item rows: counts, offsets after the user block, then a fill that
+     * walks users in increasing order (so each item row is sorted) */
+    for (size_t i = 0; i <= I; i++) rp[U + i] = 0;
+    for (size_t j = 0; j < m; j++) rp[(size_t)g->col[j] + 1]++; /* item node v counted at v+1 */
+    rp[U] = (int64_t)m;
+    for (size_t v = U; v < N; v++) rp[v + 1] += rp[v];
+    for (size_t u = 0; u < U; u++) {
+        /* rp[U] is item row U's cursor by now: the last user row ends at m */
+        int64_t hi = u + 1 < U ? rp[u + 1] : (int64_t)m;
+        for (int64_t j = rp[u]; j < hi; j++) g->col[rp[g->col[j]]++] = (int32_t)u;
+    }
+    for (size_t v = N; v > U; v--) rp[v] = rp[v - 1];
+    rp[U] = (int64_t)m;
+    /* weights 1 / sqrt(deg_r deg_c) */
+    for (size_t r = 0; r < N; r++) {
+        double dr = (double)(rp[r + 1] - rp[r]);
+        for (int64_t j = rp[r]; j < rp[r + 1]; j++) {
+            int32_t c = g->col[j];
+            double dc = (double)(rp[c + 1] - rp[c]);
+            g->val[j] = (float)(1.0 / sqrt(dr * dc));
+        }
+    }
+    g->num_nodes = (int64_t)N;
+    g->num_users = num_users;
+    g->magic = MMREC__GRAPH_MAGIC;
+    *out = g;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_graph_info(const mmrec_graph *graph, int64_t *num_nodes, int64_t *num_users,
+                              int64_t *nnz) {
+    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    if (num_nodes) *num_nodes = graph->num_nodes;
+    if (num_users) *num_users = graph->num_users;
+    if (nnz) *nnz = graph->row_ptr[graph->num_nodes];
+    return MMREC_OK;
+}

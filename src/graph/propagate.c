@@ -1,0 +1,171 @@
+/* Sparse-dense products over a graph and the differentiable ops on them:
+ * one propagation hop and LightGCN's K-layer propagation with layer
+ * weights. A_hat is symmetric, so every backward is the same product.
+ * Reference: LightGCN-PyTorch (torch.sparse.mm over the normalized
+ * adjacency; tests/golden/make_golden.py). */
+#include "graph_internal.h"
+#include "../autograd/autograd_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Rows per chunk of the pool: a few thousand multiply-adds at least. */
+#define MMREC__SPMM_GRAIN 256
+
+typedef struct mmrec__spmm_job {
+    const mmrec_graph *g;
+    const float *x;
+    size_t d;
+    float *y, *acc;
+    float w;
+} mmrec__spmm_job;
+
+MMREC__SIMD_CLONES
+static void mmrec__spmm_rows(const mmrec_graph *g, const float *restrict x, size_t d,
+                             float *restrict y, float w, float *restrict acc, size_t lo,
+                             size_t hi) {
+    for (size_t r = lo; r < hi; r++) {
+        float *yr = y + r * d;
+        for (size_t c = 0; c < d; c++) yr[c] = 0.0f;
+        for (int64_t j = g->row_ptr[r]; j < g->row_ptr[r + 1]; j++) {
+            const float *xr = x + (size_t)g->col[j] * d;
+            float v = g->val[j];
+            for (size_t c = 0; c < d; c++) yr[c] += v * xr[c];
+        }
+        if (acc) {
+            float *ar = acc + r * d;
+            for (size_t c = 0; c < d; c++) ar[c] += w * yr[c];
+        }
+    }
+}
+
+static void mmrec__spmm_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__spmm_job *j = ctx;
+    mmrec__spmm_rows(j->g, j->x, j->d, j->y, j->w, j->acc, lo, hi);
+}
+
+void mmrec__graph_spmm(const mmrec_graph *g, const float *x, size_t d, float *y, float w,
+                       float *acc) {
+    mmrec__spmm_job job = {g, x, d, y, acc, w};
+    mmrec__parallel_for((size_t)g->num_nodes, MMREC__SPMM_GRAIN, mmrec__spmm_chunk, &job);
+}
+
+/* x must be [num_nodes, d]. */
+static mmrec_status mmrec__graph_x_check(const char *func, const mmrec_graph *g,
+                                         const mmrec_tensor *x, const char *name) {
+    if (x->ndim != 2 || x->shape[0] != g->num_nodes) {
+        char s[64];
+        return mmrec__set_error(MMREC_ESHAPE, func,
+                                "%s is %s, expected [%lld, d] (the graph's nodes)", name,
+                                mmrec__shape_str(x, s, sizeof s), (long long)g->num_nodes);
+    }
+    return MMREC_OK;
+}
+
+/* ---- one hop ---- */
+
+typedef struct mmrec__prop_ctx {
+    const mmrec_graph *g;
+} mmrec__prop_ctx;
+
+static mmrec_status mmrec__prop_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec_graph *g = ((const mmrec__prop_ctx *)node->ctx)->g;
+    mmrec_tensor *x = node->in[0];
+    size_t d = (size_t)x->shape[1];
+    float *dx = mmrec__grad(tape, x);
+    float *tmp = mmrec__tape_alloc(tape, x->numel * sizeof(float));
+    if (dx == NULL || tmp == NULL) return MMREC_ENOMEM;
+    mmrec__graph_spmm(g, node->out->grad, d, tmp, 1.0f, dx); /* dx += A^T dy */
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_graph_propagate(mmrec_tape *tape, const mmrec_graph *graph, mmrec_tensor *x,
+                                   mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    MMREC_CHECK_NULL(out);
+    MMREC_FORWARD_IF(mmrec__graph_x_check(__func__, graph, x, "x"));
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
+    if (mmrec__tape_wants_grad(tape, &x, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, "graph_propagate", mmrec__prop_backward, y,
+                                               &x, 1, sizeof(mmrec__prop_ctx));
+        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        ((mmrec__prop_ctx *)node->ctx)->g = graph;
+    }
+    mmrec__graph_spmm(graph, x->data, (size_t)x->shape[1], y->data, 0.0f, NULL);
+    *out = y;
+    return MMREC_OK;
+}
+
+/* ---- LightGCN: out = sum_k w_k A^k E0 ---- */
+
+#define MMREC__LIGHTGCN_MAX_LAYERS 64
+
+typedef struct mmrec__lgcn_ctx {
+    const mmrec_graph *g;
+    int layers;
+    float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
+} mmrec__lgcn_ctx;
+
+/* dE0 = sum_k w_k A^k g = w_0 g + A (w_1 g + A (w_2 g + ...)) (Horner). */
+static mmrec_status mmrec__lgcn_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__lgcn_ctx *c = node->ctx;
+    mmrec_tensor *ego = node->in[0];
+    size_t n = ego->numel, d = (size_t)ego->shape[1];
+    const float *gy = node->out->grad;
+    float *dx = mmrec__grad(tape, ego);
+    float *h = mmrec__tape_alloc(tape, 2 * n * sizeof(float));
+    if (dx == NULL || h == NULL) return MMREC_ENOMEM;
+    float *t = h + n;
+    int K = c->layers;
+    for (size_t i = 0; i < n; i++) h[i] = c->w[K] * gy[i];
+    for (int k = K - 1; k >= 0; k--) {
+        mmrec__graph_spmm(c->g, h, d, t, 0.0f, NULL);
+        for (size_t i = 0; i < n; i++) h[i] = c->w[k] * gy[i] + t[i];
+    }
+    for (size_t i = 0; i < n; i++) dx[i] += h[i];
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_lightgcn(mmrec_tape *tape, const mmrec_graph *graph, mmrec_tensor *ego,
+                            int num_layers, const float *weights, mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    MMREC_CHECK_TENSOR_ON(ego, tape);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(num_layers < 0 || num_layers > MMREC__LIGHTGCN_MAX_LAYERS, MMREC_EINVAL,
+                  "num_layers is %d, expected 0..%d", num_layers, MMREC__LIGHTGCN_MAX_LAYERS);
+    MMREC_FORWARD_IF(mmrec__graph_x_check(__func__, graph, ego, "ego"));
+    float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
+    for (int k = 0; k <= num_layers; k++) {
+        w[k] = weights ? weights[k] : 1.0f / (float)(num_layers + 1);
+        MMREC_FAIL_IF(!isfinite(w[k]), MMREC_EINVAL, "weights[%d] is %g, must be finite", k,
+                      (double)w[k]);
+    }
+    size_t n = ego->numel, d = (size_t)ego->shape[1];
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new_like(tape, ego, false);
+    float *buf = y && num_layers > 0 ? mmrec__tape_alloc(tape, 2 * n * sizeof(float)) : NULL;
+    if (y == NULL || (num_layers > 0 && buf == NULL)) return mmrec__tape_oom(tape, mark, __func__);
+    if (mmrec__tape_wants_grad(tape, &ego, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, "lightgcn", mmrec__lgcn_backward, y, &ego, 1,
+                                               sizeof(mmrec__lgcn_ctx));
+        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        mmrec__lgcn_ctx *c = node->ctx;
+        c->g = graph;
+        c->layers = num_layers;
+        memcpy(c->w, w, (size_t)(num_layers + 1) * sizeof *w);
+    }
+    for (size_t i = 0; i < n; i++) y->data[i] = w[0] * ego->data[i];
+    const float *cur = ego->data;
+    for (int k = 1; k <= num_layers; k++) {
+        float *next = buf + (size_t)(k & 1) * n;
+        mmrec__graph_spmm(graph, cur, d, next, w[k], y->data);
+        cur = next;
+    }
+    *out = y;
+    return MMREC_OK;
+}
