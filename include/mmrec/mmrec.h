@@ -38,5 +38,6 @@
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"
+#include "mmrec/metrics.h"
 
 #endif /* MMREC_MMREC_H */

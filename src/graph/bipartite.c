@@ -6,6 +6,7 @@
  * rows in order, so they come out sorted too. Degrees are then the row
  * lengths and every weight is 1 / sqrt(deg_u deg_i). */
 #include "graph_internal.h"
+#include "../data/data_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,39 +27,6 @@ void mmrec_graph_destroy(mmrec_graph *graph) {
     mmrec__free(graph->col);
     mmrec__free(graph->val);
     mmrec__free(graph);
-}
-
-/* User rows in O(n + U + I): a counting sort of the pairs by item, then a
- * stable counting sort of that by user, leaves each user's items in
- * increasing order; repeats are then adjacent and dropped. Fills
- * row_ptr[0..U] and col (item node ids, U + item); by_item (n) and
- * item_ptr (I + 1) are scratch. Returns the distinct pair count. */
-static size_t mmrec__user_rows(const int64_t *users, const int64_t *items, size_t n, size_t U,
-                               size_t I, int64_t *row_ptr, int32_t *col, int32_t *by_item,
-                               int64_t *item_ptr) {
-    memset(item_ptr, 0, (I + 1) * sizeof *item_ptr);
-    for (size_t k = 0; k < n; k++) item_ptr[items[k] + 1]++;
-    for (size_t i = 0; i < I; i++) item_ptr[i + 1] += item_ptr[i];
-    for (size_t k = 0; k < n; k++) by_item[item_ptr[items[k]]++] = (int32_t)k;
-    memset(row_ptr, 0, (U + 1) * sizeof *row_ptr);
-    for (size_t k = 0; k < n; k++) row_ptr[users[k] + 1]++;
-    for (size_t u = 0; u < U; u++) row_ptr[u + 1] += row_ptr[u];
-    /* row_ptr[u] is row u's cursor during the fill, then shifted back */
-    for (size_t j = 0; j < n; j++) {
-        size_t k = (size_t)by_item[j];
-        col[row_ptr[users[k]]++] = (int32_t)(U + (size_t)items[k]);
-    }
-    for (size_t u = U; u > 0; u--) row_ptr[u] = row_ptr[u - 1];
-    row_ptr[0] = 0;
-    size_t w = 0;
-    for (size_t u = 0; u < U; u++) {
-        size_t lo = (size_t)row_ptr[u], hi = (size_t)row_ptr[u + 1];
-        row_ptr[u] = (int64_t)w;
-        for (size_t j = lo; j < hi; j++)
-            if (j == lo || col[j] != col[j - 1]) col[w++] = col[j];
-    }
-    row_ptr[U] = (int64_t)w;
-    return w;
 }
 
 mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *items, size_t n,
@@ -94,7 +62,7 @@ mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *i
         MMREC_FAIL(MMREC_ENOMEM, "out of memory for a graph of %zu interactions", n);
     }
     int64_t *rp = g->row_ptr;
-    size_t m = mmrec__user_rows(users, items, n, U, I, rp, ucol, ucol + n, item_ptr);
+    size_t m = mmrec__pairs_by_user(users, items, n, U, I, (int32_t)U, rp, ucol, ucol + n, item_ptr);
     mmrec__free(item_ptr);
     size_t cap = m > 0 ? 2 * m : 1;
     g->col = mmrec__alloc(cap * sizeof *g->col);

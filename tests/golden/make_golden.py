@@ -516,6 +516,46 @@ def write_graph():
     w.close()
 
 
+def write_metrics():
+    """Full ranking as LightGCN-PyTorch evaluates: scores = U I^T, training
+    items set to -inf, torch.topk; Recall, NDCG, Precision, HR, MRR at K."""
+    w = Writer("metrics.bin")
+    with own_stream(6):
+        U, I, d = 40, 60, 8
+        ue, ie = rand(U, d).float(), rand(I, d).float()
+        g = torch.Generator().manual_seed(7)
+        train, test = set(), set()
+        for u in range(U - 3):  # the last 3 users have no test items
+            for i in torch.randperm(I, generator=g)[:9].tolist():
+                (train if len([p for p in train if p[0] == u]) < 6 else test).add((u, i))
+        train, test = sorted(train), sorted(test)
+        scores = ue @ ie.t()
+        for u, i in train:
+            scores[u, i] = float("-inf")
+        ks = [1, 5, 10, 20]
+        rows = []
+        for k in ks:
+            top = torch.topk(scores, k, dim=1).indices
+            m = np.zeros(5)
+            users = sorted({u for u, _ in test})
+            for u in users:
+                items = {i for v, i in test if v == u}
+                hits = [1.0 if top[u, p].item() in items else 0.0 for p in range(k)]
+                dcg = sum(h / np.log2(p + 2) for p, h in enumerate(hits))
+                idcg = sum(1 / np.log2(p + 2) for p in range(min(k, len(items))))
+                first = next((p for p, h in enumerate(hits) if h), None)
+                m += [sum(hits) / len(items), dcg / idcg, sum(hits) / k, float(any(hits)),
+                      0.0 if first is None else 1.0 / (first + 1)]
+            rows.append(m / len(users))
+        w.add("rank.user_emb", ue.numpy())
+        w.add("rank.item_emb", ie.numpy())
+        w.add("rank.train", np.asarray(train, dtype=np.float32))
+        w.add("rank.test", np.asarray(test, dtype=np.float32))
+        w.add("rank.ks", ks)
+        w.add("rank.metrics", np.asarray(rows))
+    w.close()
+
+
 if __name__ == "__main__":
     torch.set_default_dtype(torch.float64)
     write_ops()
@@ -524,3 +564,4 @@ if __name__ == "__main__":
     write_optim()
     write_em3()
     write_graph()
+    write_metrics()
