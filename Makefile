@@ -62,7 +62,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 abi-check abi-baseline check-symbols install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn abi-check abi-baseline check-symbols install uninstall \
         example bench examples
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -166,6 +166,12 @@ example: build/examples/quickstart
 
 example-em3: build/examples/em3_ranking
 	$(Q)build/examples/em3_ranking build/em3_items.mmfc
+
+# LightGCN on the Gowalla split (LightGCN's train.txt / test.txt layout).
+GOWALLA ?= ../shared/data/gowalla
+LIGHTGCN_ARGS ?=
+example-lightgcn: build/examples/lightgcn
+	$(Q)build/examples/lightgcn $(GOWALLA) $(LIGHTGCN_ARGS)
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)

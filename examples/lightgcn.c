@@ -1,0 +1,292 @@
+/* lightgcn: LightGCN (He et al., SIGIR 2020) trained with BPR on the
+ * LightGCN-format Gowalla split, evaluated by full ranking.
+ *
+ *   E = mean_k A_hat^k E0 over K = 3 layers (mmrec_lightgcn, one op),
+ *   BPR over (user, positive, uniform negative) triples, plus
+ *   L2 = lambda / 2 (|E0_u|^2 + |E0_i|^2 + |E0_j|^2) / batch on the ego rows,
+ *   Adam; Recall@20 and NDCG@20 over all items with training items masked.
+ *
+ * Usage: lightgcn <data dir> [--epochs N] [--batch B] [--lr LR] [--eval-every N]
+ *                 [--valid] [--seed S]
+ *   <data dir> holds train.txt and test.txt ("user item item ..." lines);
+ *   with --valid, training uses train_minus_valid.txt and evaluation
+ *   valid.txt (model selection), as ../shared/data/gowalla provides.
+ * Each epoch draws as many triples as there are training interactions
+ * (LightGCN-PyTorch's sampler) and shows a progress bar; the last line is
+ * RESULT lightgcn recall@20=... ndcg@20=... epochs=... seconds=... */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mmrec/mmrec.h>
+
+#define DIM 64
+#define LAYERS 3
+#define L2 1e-4f
+
+#define CHECK(call)                                                                   \
+    do {                                                                              \
+        mmrec_status s_ = (call);                                                     \
+        if (s_ != MMREC_OK) {                                                         \
+            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #call, \
+                    mmrec_status_name(s_), mmrec_last_error());                       \
+            exit(1);                                                                  \
+        }                                                                             \
+    } while (0)
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void *xmalloc(size_t size) {
+    void *p = malloc(size ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* Each user's training items, sorted (for the negative sampler). */
+typedef struct user_lists {
+    int64_t *ptr, *items;
+    int64_t *active; /* users with at least one item */
+    size_t n_active;
+} user_lists;
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void build_lists(const mmrec_interactions *train, int64_t U, user_lists *l) {
+    const int64_t *us, *is;
+    size_t n;
+    CHECK(mmrec_interactions_pairs(train, &us, &is));
+    CHECK(mmrec_interactions_info(train, NULL, NULL, &n));
+    l->ptr = xmalloc((size_t)(U + 1) * sizeof *l->ptr);
+    l->items = xmalloc(n * sizeof *l->items);
+    memset(l->ptr, 0, (size_t)(U + 1) * sizeof *l->ptr);
+    for (size_t k = 0; k < n; k++) l->ptr[us[k] + 1]++;
+    for (int64_t u = 0; u < U; u++) l->ptr[u + 1] += l->ptr[u];
+    int64_t *fill = xmalloc((size_t)U * sizeof *fill);
+    memcpy(fill, l->ptr, (size_t)U * sizeof *fill);
+    for (size_t k = 0; k < n; k++) l->items[fill[us[k]]++] = is[k];
+    free(fill);
+    l->active = xmalloc((size_t)U * sizeof *l->active);
+    l->n_active = 0;
+    for (int64_t u = 0; u < U; u++) {
+        qsort(l->items + l->ptr[u], (size_t)(l->ptr[u + 1] - l->ptr[u]), sizeof *l->items,
+              cmp_i64);
+        if (l->ptr[u + 1] > l->ptr[u]) l->active[l->n_active++] = u;
+    }
+}
+
+static int has_item(const user_lists *l, int64_t u, int64_t item) {
+    int64_t lo = l->ptr[u], hi = l->ptr[u + 1];
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (l->items[mid] < item) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < l->ptr[u + 1] && l->items[lo] == item;
+}
+
+static uint64_t below(mmrec_rng *rng, uint64_t n) {
+    uint64_t v;
+    CHECK(mmrec_rng_below(rng, n, &v));
+    return v;
+}
+
+/* One batch of triples: node ids users, U + positive, U + negative. */
+static void sample(const user_lists *l, int64_t U, int64_t I, mmrec_rng *rng, size_t b,
+                   int64_t *ids) {
+    for (size_t k = 0; k < b; k++) {
+        int64_t u = l->active[below(rng, l->n_active)];
+        int64_t n_pos = l->ptr[u + 1] - l->ptr[u];
+        int64_t pos = l->items[l->ptr[u] + (int64_t)below(rng, (uint64_t)n_pos)];
+        int64_t neg;
+        do neg = (int64_t)below(rng, (uint64_t)I);
+        while (has_item(l, u, neg));
+        ids[k] = u;
+        ids[b + k] = U + pos;
+        ids[2 * b + k] = U + neg;
+    }
+}
+
+static void progress(int epoch, size_t step, size_t steps, double loss, double t0, int tty) {
+    if (!tty) {
+        if (step == steps)
+            fprintf(stderr, "  epoch %d: %zu batches, loss %.5f, %.1f s\n", epoch, steps, loss,
+                    now_s() - t0);
+        return;
+    }
+    char bar[31];
+    size_t done = 30 * step / steps;
+    for (size_t k = 0; k < 30; k++) bar[k] = k < done ? '=' : k == done ? '>' : ' ';
+    bar[30] = 0;
+    fprintf(stderr, "\r  epoch %d [%s] %zu/%zu loss %.5f %.1f s", epoch, bar, step, steps, loss,
+            now_s() - t0);
+    if (step == steps) fputc('\n', stderr);
+}
+
+/* Recall@20 and NDCG@20 of the propagated embeddings. */
+static void evaluate(mmrec_tape *tape, const mmrec_graph *g, mmrec_tensor *ego, int64_t U,
+                     int64_t I, const mmrec_interactions *train, const mmrec_interactions *test,
+                     double *recall, double *ndcg) {
+    CHECK(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE));
+    mmrec_tensor *e;
+    float *data;
+    CHECK(mmrec_lightgcn(tape, g, ego, LAYERS, NULL, &e));
+    CHECK(mmrec_tensor_data(e, &data));
+    int ks[1] = {20};
+    mmrec_rank_metrics m[1];
+    m[0].struct_size = sizeof m[0];
+    CHECK(mmrec_eval_full_ranking(data, data + U * DIM, U, I, DIM, train, test, ks, 1, m));
+    *recall = m[0].recall;
+    *ndcg = m[0].ndcg;
+    mmrec_tape_reset(tape);
+    CHECK(mmrec_tape_set_mode(tape, MMREC_TAPE_TRAIN));
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s <data dir> [--epochs N] [--batch B] [--lr LR] "
+                        "[--eval-every N] [--valid] [--seed S]\n",
+                argv[0]);
+        return 2;
+    }
+    const char *dir = argv[1];
+    int epochs = 20, eval_every = 5, use_valid = 0;
+    size_t batch = 2048;
+    float lr = 1e-3f;
+    uint64_t seed = 2020;
+    for (int a = 2; a < argc; a++) {
+        const char *v = a + 1 < argc ? argv[a + 1] : "";
+        if (strcmp(argv[a], "--epochs") == 0) epochs = atoi(v), a++;
+        else if (strcmp(argv[a], "--batch") == 0) batch = (size_t)atol(v), a++;
+        else if (strcmp(argv[a], "--lr") == 0) lr = (float)atof(v), a++;
+        else if (strcmp(argv[a], "--eval-every") == 0) eval_every = atoi(v), a++;
+        else if (strcmp(argv[a], "--seed") == 0) seed = strtoull(v, NULL, 10), a++;
+        else if (strcmp(argv[a], "--valid") == 0) use_valid = 1;
+        else {
+            fprintf(stderr, "unknown option '%s'\n", argv[a]);
+            return 2;
+        }
+    }
+    if (epochs < 1 || batch < 1 || !(lr > 0) || eval_every < 1) {
+        fprintf(stderr, "epochs, batch, lr and eval-every must be positive\n");
+        return 2;
+    }
+    CHECK(mmrec_set_num_threads(2));
+    char train_path[1024], test_path[1024];
+    snprintf(train_path, sizeof train_path, "%s/%s", dir,
+             use_valid ? "train_minus_valid.txt" : "train.txt");
+    snprintf(test_path, sizeof test_path, "%s/%s", dir, use_valid ? "valid.txt" : "test.txt");
+    mmrec_interactions *train, *test;
+    CHECK(mmrec_interactions_read_lightgcn(train_path, &train));
+    CHECK(mmrec_interactions_read_lightgcn(test_path, &test));
+    int64_t U, I, tu, ti;
+    size_t n_train, n_test;
+    CHECK(mmrec_interactions_info(train, &U, &I, &n_train));
+    CHECK(mmrec_interactions_info(test, &tu, &ti, &n_test));
+    if (tu > U) U = tu;
+    if (ti > I) I = ti;
+    printf("lightgcn: %s, %lld users, %lld items, %zu train / %zu %s interactions\n", dir,
+           (long long)U, (long long)I, n_train, n_test, use_valid ? "valid" : "test");
+    printf("d=%d layers=%d batch=%zu lr=%g l2=%g epochs=%d seed=%llu threads=%d\n", DIM, LAYERS,
+           batch, (double)lr, (double)L2, epochs, (unsigned long long)seed,
+           mmrec_get_num_threads());
+
+    const int64_t *pu, *pi;
+    CHECK(mmrec_interactions_pairs(train, &pu, &pi));
+    mmrec_graph *g;
+    CHECK(mmrec_graph_create_bipartite(pu, pi, n_train, U, I, &g));
+    user_lists lists;
+    build_lists(train, U, &lists);
+
+    mmrec_model *model;
+    CHECK(mmrec_model_create(&model));
+    int64_t shape[2] = {U + I, DIM};
+    mmrec_tensor *ego;
+    CHECK(mmrec_model_add_param(model, "embedding", 2, shape, &ego));
+    float *ego_data;
+    CHECK(mmrec_tensor_data(ego, &ego_data));
+    mmrec_rng *rng;
+    CHECK(mmrec_rng_create(seed, &rng));
+    CHECK(mmrec_rng_normal(rng, 0.0f, 0.1f, ego_data, (size_t)((U + I) * DIM)));
+    mmrec_optimizer_config oc;
+    CHECK(mmrec_optimizer_config_init(&oc));
+    oc.type = MMREC_OPT_ADAM;
+    oc.lr = lr;
+    mmrec_optimizer *opt;
+    CHECK(mmrec_optimizer_create(model, &oc, &opt));
+    mmrec_tape *tape;
+    CHECK(mmrec_tape_create(&tape));
+
+    int64_t *ids = xmalloc(3 * batch * sizeof *ids);
+    size_t steps = (n_train + batch - 1) / batch;
+    int tty = isatty(2);
+    double t_start = now_s(), recall = 0, ndcg = 0;
+    for (int epoch = 1; epoch <= epochs; epoch++) {
+        double t0 = now_s(), loss_sum = 0;
+        for (size_t s = 0; s < steps; s++) {
+            sample(&lists, U, I, rng, batch, ids);
+            mmrec_tensor *e, *rows, *ur, *pr, *nr, *ps, *ns, *prod, *bpr, *ego_rows, *sq, *reg,
+                *loss;
+            CHECK(mmrec_lightgcn(tape, g, ego, LAYERS, NULL, &e));
+            CHECK(mmrec_gather_rows(tape, e, ids, 3 * batch, &rows));
+            CHECK(mmrec_slice(tape, rows, 0, 0, (int64_t)batch, &ur));
+            CHECK(mmrec_slice(tape, rows, 0, (int64_t)batch, (int64_t)batch, &pr));
+            CHECK(mmrec_slice(tape, rows, 0, (int64_t)(2 * batch), (int64_t)batch, &nr));
+            CHECK(mmrec_mul(tape, ur, pr, &prod));
+            CHECK(mmrec_sum(tape, prod, 1, &ps));
+            CHECK(mmrec_mul(tape, ur, nr, &prod));
+            CHECK(mmrec_sum(tape, prod, 1, &ns));
+            CHECK(mmrec_loss_bpr(tape, ps, ns, &bpr));
+            /* L2 on the ego rows of the batch: lambda / 2 * sum of squares / batch */
+            CHECK(mmrec_gather_rows(tape, ego, ids, 3 * batch, &ego_rows));
+            CHECK(mmrec_mul(tape, ego_rows, ego_rows, &sq));
+            CHECK(mmrec_sum(tape, sq, MMREC_AXIS_ALL, &reg));
+            CHECK(mmrec_scale(tape, reg, 0.5f * L2 / (float)batch, &reg));
+            CHECK(mmrec_add(tape, bpr, reg, &loss));
+            float value;
+            CHECK(mmrec_tensor_copy_to(bpr, &value, 1));
+            loss_sum += value;
+            CHECK(mmrec_tape_backward(tape, loss));
+            CHECK(mmrec_optimizer_step(opt));
+            mmrec_tape_reset(tape);
+            if (tty || s + 1 == steps)
+                progress(epoch, s + 1, steps, loss_sum / (double)(s + 1), t0, tty);
+        }
+        if (epoch % eval_every == 0 || epoch == epochs) {
+            double te0 = now_s();
+            evaluate(tape, g, ego, U, I, train, test, &recall, &ndcg);
+            printf("epoch %d  loss %.5f  recall@20 %.4f  ndcg@20 %.4f  (eval %.1f s, %.0f s "
+                   "total)\n",
+                   epoch, loss_sum / (double)steps, recall, ndcg, now_s() - te0,
+                   now_s() - t_start);
+            fflush(stdout);
+        }
+    }
+    double seconds = now_s() - t_start;
+    printf("RESULT lightgcn recall@20=%.4f ndcg@20=%.4f epochs=%d seconds=%.0f\n", recall, ndcg,
+           epochs, seconds);
+    free(ids);
+    free(lists.ptr);
+    free(lists.items);
+    free(lists.active);
+    mmrec_tape_destroy(tape);
+    mmrec_optimizer_destroy(opt);
+    mmrec_model_destroy(model);
+    mmrec_rng_destroy(rng);
+    mmrec_graph_destroy(g);
+    mmrec_interactions_destroy(train);
+    mmrec_interactions_destroy(test);
+    return 0;
+}
