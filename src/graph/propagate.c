@@ -11,6 +11,10 @@
 
 /* Rows per chunk of the pool: a few thousand multiply-adds at least. */
 #define MMREC__SPMM_GRAIN 256
+/* Entries ahead whose source rows are prefetched. */
+#ifndef MMREC__SPMM_AHEAD
+#define MMREC__SPMM_AHEAD 8
+#endif
 
 typedef struct mmrec__spmm_job {
     const mmrec_graph *g;
@@ -24,10 +28,17 @@ MMREC__SIMD_CLONES
 static void mmrec__spmm_rows(const mmrec_graph *g, const float *restrict x, size_t d,
                              float *restrict y, float w, float *restrict acc, size_t lo,
                              size_t hi) {
+    int64_t end = g->row_ptr[hi];
     for (size_t r = lo; r < hi; r++) {
         float *yr = y + r * d;
         for (size_t c = 0; c < d; c++) yr[c] = 0.0f;
         for (int64_t j = g->row_ptr[r]; j < g->row_ptr[r + 1]; j++) {
+            /* the gathers are latency-bound: fetch rows a few entries ahead */
+            if (j + MMREC__SPMM_AHEAD < end) {
+                const char *next = (const char *)(x + (size_t)g->col[j + MMREC__SPMM_AHEAD] * d);
+                for (size_t off = 0; off < d * sizeof(float); off += 64)
+                    __builtin_prefetch(next + off);
+            }
             const float *xr = x + (size_t)g->col[j] * d;
             float v = g->val[j];
             for (size_t c = 0; c < d; c++) yr[c] += v * xr[c];
