@@ -1,4 +1,4 @@
-"""PyTorch counterpart of the future bench/lightgcn_eval.c: LightGCN full-ranking
+"""PyTorch counterpart of bench/lightgcn_eval.c: LightGCN full-ranking
 evaluation on Gowalla as LightGCN-PyTorch (gusye1234) does it. Final
 embeddings: a 3-layer propagation (layer mean) of N(0, 0.1) ego embeddings,
 seeded, d = 64 (or, with --emb path.npy, a float32 [users + items, 64]
@@ -10,8 +10,9 @@ users with at least one test item. Timed: the whole evaluation (scoring,
 masking, top-k, metrics); the propagation is not timed. With runs > 1 the
 first run is a warm-up and not counted. (The port scores sigmoid(u.i), masks
 with -1024 and defaults to 100 users per batch; the ranking is the same.)
-Usage: lightgcn_eval.py [runs=3] [user_batch=2048] [--emb path.npy] [--reuse]
-(--reuse: one preallocated scores buffer instead of a fresh one per batch);
+Usage: lightgcn_eval.py [runs=3] [user_batch=2048] [--emb path.npy] [--no-reuse]
+(default: one preallocated scores buffer, the faster setup here; --no-reuse:
+a fresh one per batch, as the port does);
 threads from $MMREC_BENCH_THREADS (default 2).
 Prints one line: ref_ms=<median> recall= ndcg= runs= user_batch= reuse= threads=
 peak_rss_mib=."""
@@ -74,7 +75,8 @@ def main():
     ap.add_argument("runs", nargs="?", type=int, default=3)
     ap.add_argument("user_batch", nargs="?", type=int, default=2048)
     ap.add_argument("--emb", help="float32 [users + items, 64] final embeddings (.npy)")
-    ap.add_argument("--reuse", action="store_true", help="one preallocated scores buffer (mm out=)")
+    ap.add_argument("--no-reuse", dest="reuse", action="store_false",
+                    help="a fresh scores tensor per batch, as the port does (slower here)")
     args = ap.parse_args()
     threads = int(os.environ.get("MMREC_BENCH_THREADS", "2"))
     torch.set_num_threads(threads)
