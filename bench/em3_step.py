@@ -4,7 +4,8 @@ d = 128; FQ-Former with Q = 4 learned queries, 2 pre-LN layers (4 heads, FFN
 512, dropout 0); flatten, Linear 512 -> 128; dot with the item-ID embedding
 from a 100k x 128 table; BCE with logits. The fast idiomatic setup: a sparse
 embedding updated by SparseAdam, AdamW for the dense parameters,
-torch.set_num_threads(2) with OPENBLAS_NUM_THREADS=1 (set by the caller).
+torch.set_num_threads(2); the caller runs it with OPENBLAS_NUM_THREADS=1 and
+with OpenBLAS's default threads and compares with the faster.
 Prints one line: ref_ms=<median> runs=<n> peak_rss_mib=<MiB>."""
 import os
 import resource

@@ -1,7 +1,8 @@
 """PyTorch counterpart of bench/transformer_layer.c: one TransformerEncoderLayer
 training step (256 sequences x 8 tokens, d=128, 4 heads, FFN 512, pre-LN, GELU,
 dropout 0, AdamW), timed the way a competent user would run it here:
-OPENBLAS_NUM_THREADS=1 (set by the caller) and torch.set_num_threads(2).
+torch.set_num_threads(2), run by the caller with OPENBLAS_NUM_THREADS=1 and
+with OpenBLAS's default threads (compared with the faster).
 Prints one line: ref_ms=<median> runs=<n>."""
 import os
 import resource
