@@ -91,6 +91,15 @@ static inline bool mmrec__below(float sa, int32_t ia, float sb, int32_t ib) {
     return sa < sb || (sa == sb && ia > ib);
 }
 
+static inline void mmrec__heap_swap(float *s, int32_t *id, size_t a, size_t b) {
+    float ts = s[a];
+    s[a] = s[b];
+    s[b] = ts;
+    int32_t ti = id[a];
+    id[a] = id[b];
+    id[b] = ti;
+}
+
 /* Sift the heap root down (a min-heap by rank: the worst kept at 0). */
 static void mmrec__heap_down(float *s, int32_t *id, size_t n, size_t i) {
     for (;;) {
@@ -98,12 +107,7 @@ static void mmrec__heap_down(float *s, int32_t *id, size_t n, size_t i) {
         if (l < n && mmrec__below(s[l], id[l], s[m], id[m])) m = l;
         if (r < n && mmrec__below(s[r], id[r], s[m], id[m])) m = r;
         if (m == i) return;
-        float ts = s[i];
-        s[i] = s[m];
-        s[m] = ts;
-        int32_t ti = id[i];
-        id[i] = id[m];
-        id[m] = ti;
+        mmrec__heap_swap(s, id, i, m);
         i = m;
     }
 }
@@ -112,12 +116,7 @@ static void mmrec__heap_up(float *s, int32_t *id, size_t i) {
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (!mmrec__below(s[i], id[i], s[p], id[p])) return;
-        float ts = s[i];
-        s[i] = s[p];
-        s[p] = ts;
-        int32_t ti = id[i];
-        id[i] = id[p];
-        id[p] = ti;
+        mmrec__heap_swap(s, id, i, p);
         i = p;
     }
 }
@@ -160,12 +159,7 @@ static void mmrec__top_k_scan(const float *row, size_t base, size_t len, size_t 
 /* Sorts a top-k heap best first (heap sort: pop the worst to the back). */
 static void mmrec__top_k_sort(float *hs, int32_t *hid, size_t n) {
     for (size_t m = n; m > 1; m--) {
-        float ts = hs[0];
-        hs[0] = hs[m - 1];
-        hs[m - 1] = ts;
-        int32_t ti = hid[0];
-        hid[0] = hid[m - 1];
-        hid[m - 1] = ti;
+        mmrec__heap_swap(hs, hid, 0, m - 1);
         mmrec__heap_down(hs, hid, m - 1, 0);
     }
 }
