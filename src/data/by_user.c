@@ -1,11 +1,12 @@
-/* Grouping pairs by user with two counting sorts (see data_internal.h). */
+/* Checking pairs and grouping them by user with two counting sorts (see
+ * data_internal.h). */
 #include "data_internal.h"
 
 #include <string.h>
 
-size_t mmrec__pairs_by_user(const int64_t *users, const int64_t *items, size_t n, size_t U,
-                            size_t I, int32_t offset, int64_t *row_ptr, int32_t *col,
-                            int32_t *by_item, int64_t *item_ptr) {
+static size_t mmrec__pairs_by_user(const int64_t *users, const int64_t *items, size_t n,
+                                   size_t U, size_t I, int32_t offset, int64_t *row_ptr,
+                                   int32_t *col, int32_t *by_item, int64_t *item_ptr) {
     /* stable order by item, then stable by user: each row comes out sorted */
     memset(item_ptr, 0, (I + 1) * sizeof *item_ptr);
     for (size_t k = 0; k < n; k++) item_ptr[items[k] + 1]++;
@@ -30,4 +31,35 @@ size_t mmrec__pairs_by_user(const int64_t *users, const int64_t *items, size_t n
     }
     row_ptr[U] = (int64_t)w;
     return w;
+}
+
+mmrec_status mmrec__group_by_user(const int64_t *users, const int64_t *items, size_t n, size_t U,
+                                  size_t I, int32_t offset, size_t extra_rows, const char *name,
+                                  int64_t **row_ptr_out, int32_t **col_out, size_t *distinct,
+                                  const char *func) {
+    for (size_t k = 0; k < n; k++) {
+        if (users[k] < 0 || (uint64_t)users[k] >= U)
+            return mmrec__set_error(MMREC_ERANGE, func, "%susers[%zu] is %lld, outside [0, %zu)",
+                                    name, k, (long long)users[k], U);
+        if (items[k] < 0 || (uint64_t)items[k] >= I)
+            return mmrec__set_error(MMREC_ERANGE, func, "%sitems[%zu] is %lld, outside [0, %zu)",
+                                    name, k, (long long)items[k], I);
+    }
+    int64_t *row_ptr = mmrec__alloc((U + 1 + extra_rows) * sizeof *row_ptr);
+    int32_t *col = mmrec__alloc((n ? 2 * n : 1) * sizeof *col);
+    int64_t *item_ptr = mmrec__alloc((I + 1) * sizeof *item_ptr);
+    if (row_ptr == NULL || col == NULL || item_ptr == NULL) {
+        mmrec__free(row_ptr);
+        mmrec__free(col);
+        mmrec__free(item_ptr);
+        return mmrec__set_error(MMREC_ENOMEM, func, "out of memory grouping %zu %spairs by user",
+                                n, name);
+    }
+    /* the upper half of col is the sort's scratch */
+    *distinct = mmrec__pairs_by_user(users, items, n, U, I, offset, row_ptr, col, col + n,
+                                     item_ptr);
+    mmrec__free(item_ptr);
+    *row_ptr_out = row_ptr;
+    *col_out = col;
+    return MMREC_OK;
 }

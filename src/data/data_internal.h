@@ -20,13 +20,17 @@ struct mmrec_interactions {
     int64_t num_users, num_items;
 };
 
-/* Pairs grouped by user in O(n + U + I) (two counting sorts): row_ptr
- * [U + 1] and col get each user's items, increasing, repeats dropped, each
- * stored as item + offset. by_item (n) and item_ptr (I + 1) are scratch.
- * Ids must be checked by the caller: users below U, items below I, and
- * I + offset below 2^31. Returns the distinct pair count (col's length). */
-size_t mmrec__pairs_by_user(const int64_t *users, const int64_t *items, size_t n, size_t U,
-                            size_t I, int32_t offset, int64_t *row_ptr, int32_t *col,
-                            int32_t *by_item, int64_t *item_ptr);
+/* Checks the pairs (users below U, items below I: MMREC_ERANGE naming
+ * "<name>users[k]" or "<name>items[k]"; name is a prefix such as "train "
+ * or "") and groups them by user in O(n + U + I)
+ * with two counting sorts. *row_ptr_out gets U + 1 + extra_rows entries,
+ * the first U + 1 the row offsets; *col_out gets room for 2 n entries (at
+ * least 1), the first *distinct each user's items, increasing, repeats
+ * dropped, stored as item + offset (I + offset must be below 2^31); the
+ * rest is the caller's. Both are freed with mmrec__free. MMREC_ENOMEM. */
+mmrec_status mmrec__group_by_user(const int64_t *users, const int64_t *items, size_t n, size_t U,
+                                  size_t I, int32_t offset, size_t extra_rows, const char *name,
+                                  int64_t **row_ptr_out, int32_t **col_out, size_t *distinct,
+                                  const char *func) MMREC__WUR;
 
 #endif

@@ -41,40 +41,22 @@ mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *i
                   "2^31 - 1",
                   (long long)num_users, (long long)num_items);
     MMREC_FAIL_IF(n >= (size_t)INT32_MAX, MMREC_EINVAL, "n is %zu, must be below 2^31 - 1", n);
-    for (size_t k = 0; k < n; k++) {
-        MMREC_FAIL_IF(users[k] < 0 || users[k] >= num_users, MMREC_ERANGE,
-                      "users[%zu] is %lld, outside [0, %lld)", k, (long long)users[k],
-                      (long long)num_users);
-        MMREC_FAIL_IF(items[k] < 0 || items[k] >= num_items, MMREC_ERANGE,
-                      "items[%zu] is %lld, outside [0, %lld)", k, (long long)items[k],
-                      (long long)num_items);
-    }
-    size_t U = (size_t)num_users, I = (size_t)num_items, N = U + I;
+    size_t U = (size_t)num_users, I = (size_t)num_items, N = U + I, m;
     mmrec_graph *g = mmrec__calloc(1, sizeof *g);
-    int32_t *ucol = mmrec__alloc((n ? 2 * n : 1) * sizeof *ucol); /* and by_item scratch */
-    int64_t *item_ptr = mmrec__alloc((I + 1) * sizeof *item_ptr);
-    if (g) g->row_ptr = mmrec__alloc((N + 1) * sizeof *g->row_ptr);
-    if (g == NULL || ucol == NULL || item_ptr == NULL || g->row_ptr == NULL) {
-        mmrec__free(ucol);
-        mmrec__free(item_ptr);
-        if (g) mmrec__free(g->row_ptr);
-        mmrec__free(g);
-        MMREC_FAIL(MMREC_ENOMEM, "out of memory for a graph of %zu interactions", n);
-    }
-    int64_t *rp = g->row_ptr;
-    size_t m = mmrec__pairs_by_user(users, items, n, U, I, (int32_t)U, rp, ucol, ucol + n, item_ptr);
-    mmrec__free(item_ptr);
-    size_t cap = m > 0 ? 2 * m : 1;
-    g->col = mmrec__alloc(cap * sizeof *g->col);
-    g->val = mmrec__alloc(cap * sizeof *g->val);
-    if (g->col == NULL || g->val == NULL) {
-        mmrec__free(ucol);
+    MMREC_FAIL_IF(g == NULL, MMREC_ENOMEM, "out of memory for a graph of %zu interactions", n);
+    /* user rows first; col's room for 2 n entries takes the item rows too */
+    mmrec_status s = mmrec__group_by_user(users, items, n, U, I, (int32_t)U, I, "", &g->row_ptr,
+                                          &g->col, &m, __func__);
+    g->val = s == MMREC_OK ? mmrec__alloc((m > 0 ? 2 * m : 1) * sizeof *g->val) : NULL;
+    if (s == MMREC_OK && g->val == NULL)
+        s = mmrec__set_error(MMREC_ENOMEM, __func__,
+                             "out of memory for a graph of %zu interactions", n);
+    if (s != MMREC_OK) {
         g->magic = MMREC__GRAPH_MAGIC;
         mmrec_graph_destroy(g);
-        MMREC_FAIL(MMREC_ENOMEM, "out of memory for a graph of %zu interactions", n);
+        return s;
     }
-    memcpy(g->col, ucol, m * sizeof *ucol);
-    mmrec__free(ucol);
+    int64_t *rp = g->row_ptr;
     /* item rows: counts, offsets after the user block, then a fill that
      * walks users in increasing order (so each item row is sorted) */
     for (size_t i = 0; i <= I; i++) rp[U + i] = 0;

@@ -11,6 +11,7 @@
 #include "../tensor/blas.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -38,29 +39,11 @@ static mmrec_status mmrec__lists_build(const mmrec_interactions *x, const char *
     if (x->magic != MMREC__INTERACTIONS_MAGIC)
         return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is not an interactions object",
                                 name);
-    for (size_t k = 0; k < x->count; k++) {
-        if ((uint64_t)x->users[k] >= U)
-            return mmrec__set_error(MMREC_ERANGE, func,
-                                    "%s pair %zu has user %lld, outside [0, %zu)", name, k,
-                                    (long long)x->users[k], U);
-        if ((uint64_t)x->items[k] >= I)
-            return mmrec__set_error(MMREC_ERANGE, func,
-                                    "%s pair %zu has item %lld, outside [0, %zu)", name, k,
-                                    (long long)x->items[k], I);
-    }
-    size_t n = x->count;
-    l->ptr = mmrec__alloc((U + 1) * sizeof *l->ptr);
-    l->items = mmrec__alloc((n ? 2 * n : 1) * sizeof *l->items);
-    int64_t *item_ptr = mmrec__alloc((I + 1) * sizeof *item_ptr);
-    if (l->ptr == NULL || l->items == NULL || item_ptr == NULL) {
-        mmrec__free(item_ptr);
-        mmrec__lists_free(l);
-        return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for the %s lists", name);
-    }
-    mmrec__pairs_by_user(x->users, x->items, n, U, I, 0, l->ptr, l->items, l->items + n,
-                         item_ptr);
-    mmrec__free(item_ptr);
-    return MMREC_OK;
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%s ", name);
+    size_t distinct;
+    return mmrec__group_by_user(x->users, x->items, x->count, U, I, 0, 0, prefix, &l->ptr,
+                                &l->items, &distinct, func);
 }
 
 static mmrec_status mmrec__check_finite(const float *x, size_t n, const char *name,
