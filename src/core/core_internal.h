@@ -98,6 +98,11 @@ void mmrec__blas_threads_sync(void);
  * runs execute their chunks on the calling thread. */
 typedef void (*mmrec__chunk_fn)(void *ctx, size_t begin, size_t end, int part);
 void mmrec__parallel_for(size_t n, size_t grain, mmrec__chunk_fn fn, void *ctx);
+/* The grain (items per chunk) that gives each chunk at least min_work units
+ * of work when one item costs per_item units. */
+static inline size_t mmrec__grain(size_t per_item, size_t min_work) {
+    return per_item == 0 ? min_work : per_item >= min_work ? 1 : min_work / per_item;
+}
 /* The number of chunks (1 .. 64) mmrec__parallel_for(n, grain) makes. */
 int mmrec__parallel_parts(size_t n, size_t grain);
 

@@ -33,14 +33,13 @@ static const float *mmrec__attn_row_mask(const mmrec__attn_ctx *c, const float *
 #define MMREC__ATTN_GRAIN_MACS ((size_t)1 << 17)
 
 static size_t mmrec__attn_grain(const mmrec__attn_ctx *c) {
-    size_t per_entry = 4 * c->heads * c->tq * c->seq * c->dh;
-    return per_entry >= MMREC__ATTN_GRAIN_MACS ? 1 : MMREC__ATTN_GRAIN_MACS / per_entry;
+    return mmrec__grain(4 * c->heads * c->tq * c->seq * c->dh, MMREC__ATTN_GRAIN_MACS);
 }
 
 typedef struct mmrec__attn_job {
     const mmrec__attn_ctx *c;
     const float *qkv, *key_mask, *dout;
-    float *y, *probs, *dqkv;
+    float *y, *dqkv;
     float *scratch; /* per part: scratch_len floats */
     size_t scratch_len;
 } mmrec__attn_job;
@@ -83,7 +82,7 @@ static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
     float *dqkv = mmrec__grad(tape, qkv);
     float *scratch = mmrec__tape_alloc(tape, (size_t)parts * 2 * tt * sizeof(float));
     if (dqkv == NULL || scratch == NULL) return MMREC_ENOMEM;
-    mmrec__attn_job job = {c, qkv->data, NULL, node->out->grad, NULL, NULL, dqkv, scratch, 2 * tt};
+    mmrec__attn_job job = {c, qkv->data, NULL, node->out->grad, NULL, dqkv, scratch, 2 * tt};
     mmrec__parallel_for(c->batch, grain, mmrec__attn_backward_chunk, &job);
     return MMREC_OK;
 }
@@ -171,8 +170,8 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     c.dropped = dropped;
     c.dmask = dmask;
     if (node) *(mmrec__attn_ctx *)node->ctx = c;
-    mmrec__attn_job job = {&c, qkv->data, key_mask ? key_mask->data : NULL, NULL, y->data,
-                           probs, NULL, scratch, scratch_len};
+    mmrec__attn_job job = {&c, qkv->data, key_mask ? key_mask->data : NULL, NULL, y->data, NULL,
+                           scratch, scratch_len};
     mmrec__parallel_for(c.batch, grain, mmrec__attn_forward_chunk, &job);
     *out = y;
     return MMREC_OK;

@@ -80,7 +80,6 @@ static void mmrec__ln_dx_chunk(void *ctx, size_t lo, size_t hi, int part) {
                                     NULL);
 }
 
-static size_t mmrec__ln_grain(size_t n) { return n >= MMREC__LN_GRAIN ? 1 : MMREC__LN_GRAIN / n; }
 
 typedef struct mmrec__ln_ctx {
     float *mean, *rstd; /* per row, arena */
@@ -101,7 +100,7 @@ static mmrec_status mmrec__layer_norm_backward(mmrec__node *node, mmrec_tape *ta
     if (dx) {
         mmrec__ln_job job = {x->data, wd, NULL, node->out->grad, 0.0f, n,
                              NULL, c->mean, c->rstd, dx};
-        mmrec__parallel_for(rows, mmrec__ln_grain(n), mmrec__ln_dx_chunk, &job);
+        mmrec__parallel_for(rows, mmrec__grain(n, MMREC__LN_GRAIN), mmrec__ln_dx_chunk, &job);
     }
     if (dw || db)
         mmrec__layer_norm_rows_backward(x->data, wd, c->mean, c->rstd, node->out->grad, rows, n,
@@ -152,7 +151,8 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
     }
     mmrec__ln_job job = {x->data, weight ? weight->data : NULL, bias ? bias->data : NULL,
                          NULL, eps, (size_t)n, y->data, mean, rstd, NULL};
-    mmrec__parallel_for(rows, mmrec__ln_grain((size_t)n), mmrec__ln_forward_chunk, &job);
+    mmrec__parallel_for(rows, mmrec__grain((size_t)n, MMREC__LN_GRAIN), mmrec__ln_forward_chunk,
+                        &job);
     *out = y;
     return MMREC_OK;
 }
