@@ -166,6 +166,7 @@ int main(int argc, char **argv) {
     size_t batch = 2048;
     float lr = 1e-3f;
     uint64_t seed = 2020;
+    int threads = 2;
     for (int a = 2; a < argc; a++) {
         const char *v = a + 1 < argc ? argv[a + 1] : "";
         if (strcmp(argv[a], "--epochs") == 0) epochs = atoi(v), a++;
@@ -173,17 +174,18 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[a], "--lr") == 0) lr = (float)atof(v), a++;
         else if (strcmp(argv[a], "--eval-every") == 0) eval_every = atoi(v), a++;
         else if (strcmp(argv[a], "--seed") == 0) seed = strtoull(v, NULL, 10), a++;
+        else if (strcmp(argv[a], "--threads") == 0) threads = atoi(v), a++;
         else if (strcmp(argv[a], "--valid") == 0) use_valid = 1;
         else {
             fprintf(stderr, "unknown option '%s'\n", argv[a]);
             return 2;
         }
     }
-    if (epochs < 1 || batch < 1 || !(lr > 0) || eval_every < 1) {
-        fprintf(stderr, "epochs, batch, lr and eval-every must be positive\n");
+    if (epochs < 1 || batch < 1 || !(lr > 0) || eval_every < 1 || threads < 1) {
+        fprintf(stderr, "epochs, batch, lr, eval-every and threads must be positive\n");
         return 2;
     }
-    CHECK(mmrec_set_num_threads(2));
+    CHECK(mmrec_set_num_threads(threads));
     char train_path[1024], test_path[1024];
     snprintf(train_path, sizeof train_path, "%s/%s", dir,
              use_valid ? "train_minus_valid.txt" : "train.txt");

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the golden reference vectors of libmmrec's tests from PyTorch.
 
-Run with Debian's python3-torch:  /usr/bin/python3 tests/golden/make_golden.py
+Run with Debian's python3-torch:  /usr/bin/python3 tests/golden/make_golden.py [name ...]
+(names as in WRITERS at the end; none: every file).
 Outputs (committed): tests/golden/{ops,losses,modules,optim}.bin.
 
 Every input is a float32 array; the references are computed in float64
@@ -556,12 +557,12 @@ def write_metrics():
     w.close()
 
 
+WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
+               em3=write_em3, graph=write_graph, metrics=write_metrics)
+
 if __name__ == "__main__":
+    # make_golden.py [name ...]: only the named files (default: all of them)
+    import sys
     torch.set_default_dtype(torch.float64)
-    write_ops()
-    write_losses()
-    write_modules()
-    write_optim()
-    write_em3()
-    write_graph()
-    write_metrics()
+    for name in sys.argv[1:] or list(WRITERS):
+        WRITERS[name]()
