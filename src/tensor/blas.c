@@ -83,20 +83,27 @@ static void mmrec__gemm_chunk(void *ctx, size_t lo, size_t hi, int part) {
  * each part at least half of it. */
 #define MMREC__SPLIT_GEMM ((size_t)1 << 18)
 
-void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
-                  const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-                  size_t ldc) {
+void mmrec__sgemm_serial(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                         const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                         float *c, size_t ldc) {
     if (m == 0 || n == 0) return;
-    size_t macs = m * n * k;
-    if (macs <= MMREC__SMALL_GEMM) {
+    if (m * n * k <= MMREC__SMALL_GEMM) {
         mmrec__sgemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     mmrec__blas_threads_sync();
+    mmrec__sgemm_blas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                  const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                  size_t ldc) {
+    size_t macs = m * n * k;
     if (macs < MMREC__SPLIT_GEMM) {
-        mmrec__sgemm_blas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        mmrec__sgemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
+    mmrec__blas_threads_sync();
     mmrec__gemm_job j = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
     size_t len = j.by_rows ? m : n, other = macs / len;
     size_t grain = (MMREC__SPLIT_GEMM / 2 + other - 1) / other;
