@@ -11,8 +11,6 @@
 #include <math.h>
 #include <string.h>
 
-#define MMREC__GRAPH_MAGIC 0x6d6d4752u /* "mmGR" */
-
 mmrec_status mmrec__graph_check(const char *func, const mmrec_graph *graph) {
     if (graph == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'graph' is NULL");
     if (graph->magic != MMREC__GRAPH_MAGIC)
@@ -26,6 +24,9 @@ void mmrec_graph_destroy(mmrec_graph *graph) {
     mmrec__free(graph->row_ptr);
     mmrec__free(graph->col);
     mmrec__free(graph->val);
+    mmrec__free(graph->t_row_ptr);
+    mmrec__free(graph->t_col);
+    mmrec__free(graph->t_val);
     mmrec__free(graph);
 }
 

@@ -1,6 +1,7 @@
 /* Sparse-dense products over a graph and the differentiable ops on them:
  * one propagation hop and LightGCN's K-layer propagation with layer
- * weights. A_hat is symmetric, so every backward is the same product.
+ * weights. Every backward is the product with A_hat^T: the same product
+ * for the symmetric bipartite graph, the stored transpose for the kNN graph.
  * Reference: LightGCN-PyTorch (torch.sparse.mm over the normalized
  * adjacency; tests/golden/make_golden.py). */
 #include "graph_internal.h"
@@ -17,7 +18,9 @@
 #endif
 
 typedef struct mmrec__spmm_job {
-    const mmrec_graph *g;
+    const int64_t *row_ptr;
+    const int32_t *col;
+    const float *val;
     const float *x;
     size_t d;
     float *y, *acc;
@@ -25,22 +28,22 @@ typedef struct mmrec__spmm_job {
 } mmrec__spmm_job;
 
 MMREC__SIMD_CLONES
-static void mmrec__spmm_rows(const mmrec_graph *g, const float *restrict x, size_t d,
-                             float *restrict y, float w, float *restrict acc, size_t lo,
-                             size_t hi) {
-    int64_t end = g->row_ptr[hi];
+static void mmrec__spmm_rows(const int64_t *row_ptr, const int32_t *col, const float *val,
+                             const float *restrict x, size_t d, float *restrict y, float w,
+                             float *restrict acc, size_t lo, size_t hi) {
+    int64_t end = row_ptr[hi];
     for (size_t r = lo; r < hi; r++) {
         float *yr = y + r * d;
         for (size_t c = 0; c < d; c++) yr[c] = 0.0f;
-        for (int64_t j = g->row_ptr[r]; j < g->row_ptr[r + 1]; j++) {
+        for (int64_t j = row_ptr[r]; j < row_ptr[r + 1]; j++) {
             /* the gathers are latency-bound: fetch rows a few entries ahead */
             if (j + MMREC__SPMM_AHEAD < end) {
-                const char *next = (const char *)(x + (size_t)g->col[j + MMREC__SPMM_AHEAD] * d);
+                const char *next = (const char *)(x + (size_t)col[j + MMREC__SPMM_AHEAD] * d);
                 for (size_t off = 0; off < d * sizeof(float); off += 64)
                     __builtin_prefetch(next + off);
             }
-            const float *xr = x + (size_t)g->col[j] * d;
-            float v = g->val[j];
+            const float *xr = x + (size_t)col[j] * d;
+            float v = val[j];
             for (size_t c = 0; c < d; c++) yr[c] += v * xr[c];
         }
         if (acc) {
@@ -52,17 +55,26 @@ static void mmrec__spmm_rows(const mmrec_graph *g, const float *restrict x, size
 
 static void mmrec__spmm_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__spmm_job *j = ctx;
-    mmrec__spmm_rows(j->g, j->x, j->d, j->y, j->w, j->acc, lo, hi);
+    mmrec__spmm_rows(j->row_ptr, j->col, j->val, j->x, j->d, j->y, j->w, j->acc, lo, hi);
 }
 
 void mmrec__graph_spmm(const mmrec_graph *g, const float *x, size_t d, float *y, float w,
                        float *acc) {
-    mmrec__spmm_job job = {g, x, d, y, acc, w};
+    mmrec__spmm_job job = {g->row_ptr, g->col, g->val, x, d, y, acc, w};
     mmrec__parallel_for((size_t)g->num_nodes, MMREC__SPMM_GRAIN, mmrec__spmm_chunk, &job);
 }
 
-/* x must be [num_nodes, d]. */
-static mmrec_status mmrec__graph_x_check(const char *func, const mmrec_graph *g,
+void mmrec__graph_spmm_t(const mmrec_graph *g, const float *x, size_t d, float *y, float w,
+                         float *acc) {
+    if (g->t_row_ptr == NULL) {
+        mmrec__graph_spmm(g, x, d, y, w, acc);
+        return;
+    }
+    mmrec__spmm_job job = {g->t_row_ptr, g->t_col, g->t_val, x, d, y, acc, w};
+    mmrec__parallel_for((size_t)g->num_nodes, MMREC__SPMM_GRAIN, mmrec__spmm_chunk, &job);
+}
+
+mmrec_status mmrec__graph_x_check(const char *func, const mmrec_graph *g,
                                          const mmrec_tensor *x, const char *name) {
     if (x->ndim != 2 || x->shape[0] != g->num_nodes) {
         char s[64];
@@ -86,7 +98,7 @@ static mmrec_status mmrec__prop_backward(mmrec__node *node, mmrec_tape *tape) {
     float *dx = mmrec__grad(tape, x);
     float *tmp = mmrec__tape_alloc(tape, x->numel * sizeof(float));
     if (dx == NULL || tmp == NULL) return MMREC_ENOMEM;
-    mmrec__graph_spmm(g, node->out->grad, d, tmp, 1.0f, dx); /* dx += A^T dy */
+    mmrec__graph_spmm_t(g, node->out->grad, d, tmp, 1.0f, dx); /* dx += A^T dy */
     return MMREC_OK;
 }
 
@@ -113,7 +125,19 @@ mmrec_status mmrec_graph_propagate(mmrec_tape *tape, const mmrec_graph *graph, m
 
 /* ---- LightGCN: out = sum_k w_k A^k E0 ---- */
 
-#define MMREC__LIGHTGCN_MAX_LAYERS 64
+mmrec_status mmrec__lightgcn_weights(const char *func, int num_layers, const float *weights,
+                                     float *w) {
+    if (num_layers < 0 || num_layers > MMREC__LIGHTGCN_MAX_LAYERS)
+        return mmrec__set_error(MMREC_EINVAL, func, "num_layers is %d, expected 0..%d",
+                                num_layers, MMREC__LIGHTGCN_MAX_LAYERS);
+    for (int k = 0; k <= num_layers; k++) {
+        w[k] = weights ? weights[k] : 1.0f / (float)(num_layers + 1);
+        if (!isfinite(w[k]))
+            return mmrec__set_error(MMREC_EINVAL, func, "weights[%d] is %g, must be finite", k,
+                                    (double)w[k]);
+    }
+    return MMREC_OK;
+}
 
 typedef struct mmrec__lgcn_ctx {
     const mmrec_graph *g;
@@ -121,7 +145,7 @@ typedef struct mmrec__lgcn_ctx {
     float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
 } mmrec__lgcn_ctx;
 
-/* dE0 = sum_k w_k A^k g = w_0 g + A (w_1 g + A (w_2 g + ...)) (Horner). */
+/* dE0 = sum_k w_k (A^T)^k g = w_0 g + A^T (w_1 g + A^T (w_2 g + ...)) (Horner). */
 static mmrec_status mmrec__lgcn_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__lgcn_ctx *c = node->ctx;
     mmrec_tensor *ego = node->in[0];
@@ -134,7 +158,7 @@ static mmrec_status mmrec__lgcn_backward(mmrec__node *node, mmrec_tape *tape) {
     int K = c->layers;
     for (size_t i = 0; i < n; i++) h[i] = c->w[K] * gy[i];
     for (int k = K - 1; k >= 0; k--) {
-        mmrec__graph_spmm(c->g, h, d, t, 0.0f, NULL);
+        mmrec__graph_spmm_t(c->g, h, d, t, 0.0f, NULL);
         for (size_t i = 0; i < n; i++) h[i] = c->w[k] * gy[i] + t[i];
     }
     for (size_t i = 0; i < n; i++) dx[i] += h[i];
@@ -147,15 +171,9 @@ mmrec_status mmrec_lightgcn(mmrec_tape *tape, const mmrec_graph *graph, mmrec_te
     MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
     MMREC_CHECK_TENSOR_ON(ego, tape);
     MMREC_CHECK_NULL(out);
-    MMREC_FAIL_IF(num_layers < 0 || num_layers > MMREC__LIGHTGCN_MAX_LAYERS, MMREC_EINVAL,
-                  "num_layers is %d, expected 0..%d", num_layers, MMREC__LIGHTGCN_MAX_LAYERS);
     MMREC_FORWARD_IF(mmrec__graph_x_check(__func__, graph, ego, "ego"));
     float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
-    for (int k = 0; k <= num_layers; k++) {
-        w[k] = weights ? weights[k] : 1.0f / (float)(num_layers + 1);
-        MMREC_FAIL_IF(!isfinite(w[k]), MMREC_EINVAL, "weights[%d] is %g, must be finite", k,
-                      (double)w[k]);
-    }
+    MMREC_FORWARD_IF(mmrec__lightgcn_weights(__func__, num_layers, weights, w));
     size_t n = ego->numel, d = (size_t)ego->shape[1];
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec_tensor *y = mmrec__tape_new_like(tape, ego, false);

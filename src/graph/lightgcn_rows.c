@@ -1,0 +1,218 @@
+/* LightGCN's output at a batch's rows only, exactly as mmrec_lightgcn's rows:
+ * a training loss reads the propagated embeddings only at the batch's users
+ * and items, and its gradient enters only there. So the last forward hop is
+ * computed at those rows alone, and the first backward hop (A applied to a
+ * gradient that is zero outside those rows) scatters from them alone. For
+ * K layers that is K - 1 full sparse products each way instead of K. */
+#include "graph_internal.h"
+#include "../autograd/autograd_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MMREC__ROWS_GRAIN 64
+
+typedef struct mmrec__lgrows_ctx {
+    const mmrec_graph *g;
+    int layers;
+    float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
+    int64_t *rows; /* copied into the arena */
+    size_t n_rows;
+} mmrec__lgrows_ctx;
+
+/* ---- forward: out[p] += w (A x)[rows[p]] ---- */
+
+typedef struct mmrec__gather_hop_job {
+    const mmrec_graph *g;
+    const float *x;
+    const int64_t *rows;
+    size_t d;
+    float w;
+    float *out;
+} mmrec__gather_hop_job;
+
+MMREC__SIMD_CLONES
+static void mmrec__gather_hop_rows(const mmrec_graph *g, const float *restrict x,
+                                   const int64_t *rows, size_t d, float w, float *restrict out,
+                                   size_t lo, size_t hi) {
+    for (size_t p = lo; p < hi; p++) {
+        int64_t r = rows[p], end = g->row_ptr[r + 1];
+        float *o = out + p * d;
+        for (int64_t j = g->row_ptr[r]; j < end; j++) {
+            const float *xr = x + (size_t)g->col[j] * d;
+            float v = w * g->val[j];
+            for (size_t c = 0; c < d; c++) o[c] += v * xr[c];
+        }
+    }
+}
+
+static void mmrec__gather_hop_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__gather_hop_job *j = ctx;
+    mmrec__gather_hop_rows(j->g, j->x, j->rows, j->d, j->w, j->out, lo, hi);
+}
+
+/* out[p] += w * x[rows[p]] */
+static void mmrec__add_rows(float *out, const float *x, const int64_t *rows, size_t n, size_t d,
+                            float w) {
+    for (size_t p = 0; p < n; p++) {
+        const float *xr = x + (size_t)rows[p] * d;
+        float *o = out + p * d;
+        for (size_t c = 0; c < d; c++) o[c] += w * xr[c];
+    }
+}
+
+/* t[rows[p]] += w * g[p] */
+static void mmrec__scatter_rows(float *t, const float *g, const int64_t *rows, size_t n, size_t d,
+                                float w) {
+    for (size_t p = 0; p < n; p++) {
+        float *tr = t + (size_t)rows[p] * d;
+        const float *gp = g + p * d;
+        for (size_t c = 0; c < d; c++) tr[c] += w * gp[c];
+    }
+}
+
+/* ---- backward: t = A^T h for h zero outside the distinct rows `set` ---- */
+
+typedef struct mmrec__scatter_job {
+    const mmrec_graph *g;
+    const int64_t *set; /* distinct rows */
+    size_t n_set, d;
+    const float *h; /* [n_set, d], row q belongs to node set[q] */
+    float *t;       /* [num_nodes, d], zero on entry */
+    size_t parts;
+} mmrec__scatter_job;
+
+/* t = A^T h (the backward's product), h given at the distinct rows `set`:
+ * t[c] = sum_r A[r, c] h[r], a scatter along the rows r of A. Part `part`
+ * owns the destination nodes [lo, hi): every part walks all entries and
+ * adds only into its own nodes, in the same order whatever the thread
+ * count, so the sums have the same bits. */
+MMREC__SIMD_CLONES
+static void mmrec__scatter_part(const mmrec_graph *g, const int64_t *set, size_t n_set, size_t d,
+                                const float *restrict h, float *restrict t, int64_t lo,
+                                int64_t hi) {
+    for (size_t q = 0; q < n_set; q++) {
+        int64_t r = set[q];
+        const float *hr = h + q * d;
+        for (int64_t j = g->row_ptr[r]; j < g->row_ptr[r + 1]; j++) {
+            int64_t c = g->col[j];
+            if (c < lo || c >= hi) continue;
+            float v = g->val[j], *tc = t + (size_t)c * d;
+            for (size_t k = 0; k < d; k++) tc[k] += v * hr[k];
+        }
+    }
+}
+
+static void mmrec__scatter_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__scatter_job *j = ctx;
+    int64_t n = j->g->num_nodes;
+    for (size_t p = lo; p < hi; p++)
+        mmrec__scatter_part(j->g, j->set, j->n_set, j->d, j->h, j->t,
+                            n * (int64_t)p / (int64_t)j->parts,
+                            n * (int64_t)(p + 1) / (int64_t)j->parts);
+}
+
+/* dE0 = sum_k w_k (A^T)^k S g, S scattering the rows' gradients onto nodes;
+ * Horner from the innermost term, whose product is a scatter. */
+static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__lgrows_ctx *c = node->ctx;
+    const mmrec_graph *g = c->g;
+    mmrec_tensor *ego = node->in[0];
+    size_t n = ego->numel, d = (size_t)ego->shape[1], nodes = (size_t)g->num_nodes;
+    const float *gy = node->out->grad;
+    const int64_t *rows = c->rows;
+    int K = c->layers;
+    float *dx = mmrec__grad(tape, ego);
+    if (dx == NULL) return MMREC_ENOMEM;
+    if (K == 0) {
+        mmrec__scatter_rows(dx, gy, rows, c->n_rows, d, c->w[0]);
+        return MMREC_OK;
+    }
+    int32_t *slot = mmrec__tape_alloc(tape, nodes * sizeof *slot);
+    int64_t *set = mmrec__tape_alloc(tape, c->n_rows * sizeof *set);
+    float *h = mmrec__tape_alloc(tape, c->n_rows * d * sizeof *h);
+    float *buf = mmrec__tape_alloc(tape, 2 * n * sizeof *buf);
+    if (slot == NULL || set == NULL || h == NULL || buf == NULL) return MMREC_ENOMEM;
+    /* h = w_K S g, compacted to the distinct rows in order of appearance */
+    memset(slot, 0xff, nodes * sizeof *slot);
+    size_t n_set = 0;
+    for (size_t p = 0; p < c->n_rows; p++) {
+        int64_t r = rows[p];
+        if (slot[r] < 0) {
+            slot[r] = (int32_t)n_set;
+            set[n_set] = r;
+            memset(h + n_set * d, 0, d * sizeof *h);
+            n_set++;
+        }
+        float *hr = h + (size_t)slot[r] * d;
+        const float *gp = gy + p * d;
+        for (size_t k = 0; k < d; k++) hr[k] += c->w[K] * gp[k];
+    }
+    float *t = buf;
+    memset(t, 0, n * sizeof *t);
+    size_t parts = (size_t)mmrec__num_threads();
+    mmrec__scatter_job job = {g, set, n_set, d, h, t, parts};
+    mmrec__parallel_for(parts, 1, mmrec__scatter_chunk, &job);
+    for (int k = K - 1;; k--) {
+        mmrec__scatter_rows(t, gy, rows, c->n_rows, d, c->w[k]); /* + w_k S g */
+        if (k == 0) break;
+        float *u = t == buf ? buf + n : buf;
+        mmrec__graph_spmm_t(g, t, d, u, 0.0f, NULL);
+        t = u;
+    }
+    for (size_t i = 0; i < n; i++) dx[i] += t[i];
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph, mmrec_tensor *ego,
+                                 int num_layers, const float *weights, const int64_t *rows,
+                                 size_t n_rows, mmrec_tensor **out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    MMREC_CHECK_TENSOR_ON(ego, tape);
+    MMREC_CHECK_NULL(rows);
+    MMREC_CHECK_NULL(out);
+    MMREC_FORWARD_IF(mmrec__graph_x_check(__func__, graph, ego, "ego"));
+    float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
+    MMREC_FORWARD_IF(mmrec__lightgcn_weights(__func__, num_layers, weights, w));
+    MMREC_FAIL_IF(n_rows < 1 || n_rows > (size_t)INT32_MAX, MMREC_EINVAL,
+                  "n_rows is %zu, expected 1 .. 2^31 - 1", n_rows);
+    for (size_t p = 0; p < n_rows; p++)
+        MMREC_FAIL_IF(rows[p] < 0 || rows[p] >= graph->num_nodes, MMREC_ERANGE,
+                      "rows[%zu] is %lld, outside [0, %lld)", p, (long long)rows[p],
+                      (long long)graph->num_nodes);
+    size_t n = ego->numel, d = (size_t)ego->shape[1];
+    int64_t shape[2] = {(int64_t)n_rows, (int64_t)d};
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y = mmrec__tape_new(tape, 2, shape, true);
+    float *buf = y && num_layers > 1 ? mmrec__tape_alloc(tape, 2 * n * sizeof(float)) : NULL;
+    if (y == NULL || (num_layers > 1 && buf == NULL)) return mmrec__tape_oom(tape, mark, __func__);
+    if (mmrec__tape_wants_grad(tape, &ego, 1)) {
+        mmrec__node *node = mmrec__tape_record(tape, "lightgcn_rows", mmrec__lgrows_backward, y,
+                                               &ego, 1, sizeof(mmrec__lgrows_ctx));
+        int64_t *copy = node ? mmrec__tape_alloc(tape, n_rows * sizeof *copy) : NULL;
+        if (copy == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        memcpy(copy, rows, n_rows * sizeof *copy);
+        mmrec__lgrows_ctx *c = node->ctx;
+        c->g = graph;
+        c->layers = num_layers;
+        memcpy(c->w, w, (size_t)(num_layers + 1) * sizeof *w);
+        c->rows = copy;
+        c->n_rows = n_rows;
+    }
+    /* layers 0 .. K-1 in full, read at the rows; layer K at the rows only */
+    mmrec__add_rows(y->data, ego->data, rows, n_rows, d, w[0]);
+    const float *cur = ego->data;
+    for (int k = 1; k < num_layers; k++) {
+        float *next = buf + (size_t)(k & 1) * n;
+        mmrec__graph_spmm(graph, cur, d, next, 0.0f, NULL);
+        mmrec__add_rows(y->data, next, rows, n_rows, d, w[k]);
+        cur = next;
+    }
+    if (num_layers > 0) {
+        mmrec__gather_hop_job job = {graph, cur, rows, d, w[num_layers], y->data};
+        mmrec__parallel_for(n_rows, MMREC__ROWS_GRAIN, mmrec__gather_hop_chunk, &job);
+    }
+    *out = y;
+    return MMREC_OK;
+}
