@@ -5,13 +5,10 @@
  * metrics summed per block. Blocks are split over the pool with per-chunk
  * scratch, and the block sums are added in block order, so the result does
  * not depend on the thread count. */
-#include "mmrec/metrics.h"
-#include "../core/core_internal.h"
-#include "../data/data_internal.h"
+#include "metrics_internal.h"
 #include "../tensor/blas.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -22,38 +19,6 @@
 #define MMREC__EVAL_TILE 2048
 enum { MMREC__M_RECALL, MMREC__M_NDCG, MMREC__M_PRECISION, MMREC__M_HIT, MMREC__M_MRR,
        MMREC__M_COUNT };
-
-/* A user's item lists (CSR over users). */
-typedef struct mmrec__lists {
-    int64_t *ptr;
-    int32_t *items;
-} mmrec__lists;
-
-static void mmrec__lists_free(mmrec__lists *l) {
-    mmrec__free(l->ptr);
-    mmrec__free(l->items);
-}
-
-static mmrec_status mmrec__lists_build(const mmrec_interactions *x, const char *name, size_t U,
-                                       size_t I, mmrec__lists *l, const char *func) {
-    if (x->magic != MMREC__INTERACTIONS_MAGIC)
-        return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is not an interactions object",
-                                name);
-    char prefix[16];
-    snprintf(prefix, sizeof prefix, "%s ", name);
-    size_t distinct;
-    return mmrec__group_by_user(x->users, x->items, x->count, U, I, 0, 0, prefix, &l->ptr,
-                                &l->items, &distinct, func);
-}
-
-static mmrec_status mmrec__check_finite(const float *x, size_t n, const char *name,
-                                        const char *func) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return mmrec__set_error(MMREC_ENUMERIC, func, "%s[%zu] is %g (must be finite)", name,
-                                    i, (double)x[i]);
-    return MMREC_OK;
-}
 
 typedef struct mmrec__eval_job {
     const float *user_emb, *item_emb;
@@ -247,13 +212,13 @@ mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_em
                       "ks[%d] is %d, expected 1..%zu", q, ks[q], kcap);
         if ((size_t)ks[q] > kmax) kmax = (size_t)ks[q];
     }
-    MMREC_FORWARD_IF(mmrec__check_finite(user_emb, U * d, "user_emb", __func__));
-    MMREC_FORWARD_IF(mmrec__check_finite(item_emb, I * d, "item_emb", __func__));
+    MMREC_FORWARD_IF(mmrec__metrics_check_finite(user_emb, U * d, "user_emb", __func__));
+    MMREC_FORWARD_IF(mmrec__metrics_check_finite(item_emb, I * d, "item_emb", __func__));
     mmrec__lists tr = {NULL, NULL}, te = {NULL, NULL};
-    if (train) MMREC_FORWARD_IF(mmrec__lists_build(train, "train", U, I, &tr, __func__));
-    mmrec_status s = mmrec__lists_build(test, "test", U, I, &te, __func__);
+    if (train) MMREC_FORWARD_IF(mmrec__metrics_lists_build(train, "train", U, I, &tr, __func__));
+    mmrec_status s = mmrec__metrics_lists_build(test, "test", U, I, &te, __func__);
     if (s != MMREC_OK) {
-        mmrec__lists_free(&tr);
+        mmrec__metrics_lists_free(&tr);
         return s;
     }
     size_t n_eval = 0;
@@ -296,7 +261,7 @@ mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_em
     mmrec__free(scratch);
     mmrec__free(heap_ids);
     mmrec__free(sums);
-    mmrec__lists_free(&tr);
-    mmrec__lists_free(&te);
+    mmrec__metrics_lists_free(&tr);
+    mmrec__metrics_lists_free(&te);
     return s;
 }

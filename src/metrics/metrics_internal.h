@@ -1,0 +1,72 @@
+/* Internal metrics helpers shared by the evaluations of src/metrics/: the
+ * users' item lists, the finiteness check of embeddings, and the full-row
+ * scorer (every query against every item, whole rows at a time). Never
+ * installed. */
+#ifndef MMREC_METRICS_INTERNAL_H
+#define MMREC_METRICS_INTERNAL_H
+
+#include "mmrec/metrics.h"
+#include "../core/core_internal.h"
+
+/* Each user's distinct items, increasing (CSR over users): the items of
+ * user u are items[ptr[u] .. ptr[u + 1]). */
+typedef struct mmrec__lists {
+    int64_t *ptr;
+    int32_t *items;
+} mmrec__lists;
+
+/* Groups an interactions object by user (mmrec__group_by_user). `name`
+ * names the argument in messages ("train", "test"). MMREC_EINVAL (not an
+ * interactions object), MMREC_ERANGE (a user >= U or an item >= I; the
+ * message names "<name> users[k]" or "<name> items[k]"), MMREC_ENOMEM. On
+ * failure *l is left empty. */
+mmrec_status mmrec__metrics_lists_build(const mmrec_interactions *x, const char *name, size_t U,
+                                        size_t I, mmrec__lists *l, const char *func) MMREC__WUR;
+/* Frees both arrays (NULL members allowed) and empties *l. */
+void mmrec__metrics_lists_free(mmrec__lists *l);
+
+/* MMREC_ENUMERIC naming "<name>[i]" for the first value of x[0 .. n) that
+ * is NaN or infinite. */
+mmrec_status mmrec__metrics_check_finite(const float *x, size_t n, const char *name,
+                                         const char *func) MMREC__WUR;
+
+/* ---- the full-row scorer (rows.c) ----
+ * Queries are scored in blocks of up to 64 against every item with one BLAS
+ * product per block (scores[r, i] = query_r . item_i), whole rows at once,
+ * so a query's scores are all from one product and compare exactly. Blocks
+ * are split over the pool; each block adds into its own num_sums doubles,
+ * and the block sums are added in block order, so the totals do not depend
+ * on the thread count. */
+typedef struct mmrec__rows {
+    const float *items;  /* [num_items, dim] */
+    size_t num_items, dim, num_queries;
+    size_t num_sums;     /* doubles each block adds into (may be 0) */
+    size_t scratch_size; /* bytes of per-chunk scratch for fill and reduce */
+    /* Writes queries first .. first + n - 1 into q ([n, dim]). */
+    void (*fill)(void *ctx, size_t first, size_t n, float *q, void *scratch);
+    /* Reads (and may overwrite) their scores [n, num_items] and adds into
+     * sums[0 .. num_sums), zeroed per block. */
+    void (*reduce)(void *ctx, size_t first, size_t n, float *scores, double *sums,
+                   void *scratch);
+    void *ctx;
+} mmrec__rows;
+
+/* Runs the scorer: totals[0 .. num_sums) = the sums over all blocks (zeros
+ * without queries). Memory: per chunk (at most one per thread) a block of
+ * queries, a block of scores (at most 16 MiB, one row when a row is larger)
+ * and scratch_size bytes; num_sums doubles per block. MMREC_ENOMEM (message
+ * set) is the only failure. */
+mmrec_status mmrec__metrics_rows_run(const mmrec__rows *rows, double *totals,
+                                     const char *func) MMREC__WUR;
+
+/* Counts of a row against one score s, masked (NaN) entries never counted:
+ * *lt_out = #{j : row[j] < s}, *le_out = #{j : row[j] <= s}. */
+void mmrec__metrics_count_below(const float *row, size_t n, float s, size_t *lt_out,
+                                size_t *le_out);
+
+/* Rank (1-based) of row[target] among the row's unmasked entries, equal
+ * scores ranking the lower index first: 1 + #{j < target : row[j] >= s} +
+ * #{j > target : row[j] > s}, s = row[target] (not NaN). */
+size_t mmrec__metrics_rank_of(const float *row, size_t n, size_t target);
+
+#endif
