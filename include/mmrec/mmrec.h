@@ -35,6 +35,7 @@
 #include "mmrec/losses.h"
 #include "mmrec/optim.h"
 #include "mmrec/em3.h"
+#include "mmrec/alignrec.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"
