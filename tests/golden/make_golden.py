@@ -517,6 +517,64 @@ def write_graph():
     w.close()
 
 
+def knn_adjacency(x, k, binary):
+    """AlignRec's item-item graph as the MMRec / AlignRec code builds it:
+    F.normalize, sim = x x^T, torch.topk per row, a sparse adjacency with
+    the kept values (binary: ones), row-sum degrees, w / sqrt(deg_i deg_j)
+    (libmmrec: 0 where a degree is <= 0). torch.topk leaves the order of
+    ties open; libmmrec keeps the lower id, as a stable sort does, and the
+    cases have no other ties at a row's k-th value."""
+    xn = F.normalize(x, dim=1)
+    sim = xn @ xn.t()
+    val, ind = torch.sort(sim, dim=-1, descending=True, stable=True)
+    top = torch.topk(sim, k, dim=-1).indices
+    for i in range(len(x)):
+        if k < len(x) and val[i, k - 1] != val[i, k]:
+            assert val[i, k - 1] - val[i, k] > 1e-4, "near tie in row %d" % i
+            assert set(top[i].tolist()) == set(ind[i, :k].tolist())
+    rows = torch.arange(len(x)).repeat_interleave(k)
+    cols = ind[:, :k].flatten()
+    vals = torch.ones(len(rows)) if binary else val[:, :k].flatten()
+    deg = torch.zeros(len(x)).scatter_add_(0, rows, vals)
+    d_inv = torch.where(deg > 0, deg.clamp_min(1e-300).pow(-0.5), torch.zeros_like(deg))
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), d_inv[rows] * vals * d_inv[cols],
+                                   (len(x), len(x))).coalesce()
+
+
+def write_knn():
+    """The kNN content graph (dense), and propagation and 2-layer LightGCN
+    over it, forward and backward (dx = A^T r: A is not symmetric)."""
+    w = Writer("knn.bin")
+    with own_stream(7):
+        x = rand(12, 6)
+        x[7] = 0.0  # a zero row: similarity 0 to everything, its own row ties
+        x[9] = x[3]  # a duplicate: both in each other's top k
+        neg = torch.tensor([[1.0], [-1.0], [-2.0], [-4.0], [-0.5]])  # row 0's degree is -1
+        for name, feats, k, binary in (("knn", x, 4, 0), ("knn_binary", x, 3, 1),
+                                       ("knn_negdeg", neg, 3, 0)):
+            adj = knn_adjacency(feats, k, binary)
+            w.add(name + ".features", feats.numpy())
+            w.add(name + ".cfg", [k, binary])
+            w.add(name + ".adj", adj.to_dense().numpy())
+            for layers in (-1, 2):
+                ego = rand(len(feats), 5).requires_grad_(True)
+                if layers < 0:
+                    y = torch.sparse.mm(adj, ego)
+                else:
+                    e, y = ego, ego / 3
+                    for _ in range(layers):
+                        e = torch.sparse.mm(adj, e)
+                        y = y + e / 3
+                r = rand(*y.shape)
+                y.backward(r)
+                case = "%s.%s" % (name, "propagate" if layers < 0 else "lightgcn2")
+                w.add(case + ".x", ego.detach().numpy())
+                w.add(case + ".r", r.numpy())
+                w.add(case + ".y", y.detach().numpy())
+                w.add(case + ".dx", ego.grad.numpy())
+    w.close()
+
+
 def write_metrics():
     """Full ranking as LightGCN-PyTorch evaluates: scores = U I^T, training
     items set to -inf, torch.topk; Recall, NDCG, Precision, HR, MRR at K."""
@@ -557,8 +615,332 @@ def write_metrics():
     w.close()
 
 
+# ---- AlignRec ----
+# A transcription of ALIGNREC (github.com/sjtulyf123/AlignRec_CIKM24,
+# src/models/alignrec.py) with MMRec's EmbLoss and the LATTICE utilities
+# (src/common/loss.py, src/utils/utils.py), dense matrices for the sparse
+# ones, in float64.
+
+def alignrec_infonce(view1, view2, temperature):
+    """ALIGNREC.InfoNCE: one direction, view1's rows are the anchors."""
+    view1, view2 = F.normalize(view1, dim=1), F.normalize(view2, dim=1)
+    pos_score = torch.exp((view1 * view2).sum(dim=-1) / temperature)
+    ttl_score = torch.exp(torch.matmul(view1, view2.transpose(0, 1)) / temperature).sum(dim=1)
+    return torch.mean(-torch.log(pos_score / ttl_score))
+
+
+def alignrec_build_sim(context):
+    context_norm = context.div(torch.norm(context, p=2, dim=-1, keepdim=True))
+    return torch.mm(context_norm, context_norm.transpose(1, 0))
+
+
+def alignrec_sim_loss(embedding, sim):
+    """ALIGNREC.sim_loss with EmbLoss: torch.norm(x, p=2) / rows."""
+    diff = torch.mm(embedding, embedding.t()) - sim.detach()
+    return torch.norm(diff, p=2) / diff.shape[0]
+
+
+def alignrec_ui_cosine(u, i):
+    return 1 - F.cosine_similarity(u, i, dim=-1).mean()
+
+
+def alignrec_knn_adj(features, topk):
+    """build_knn_normalized_graph(build_sim(features), topk, sparse, 'sym')
+    as a dense matrix: each row keeps its top-k similarities, then
+    w_ij / sqrt(deg_i deg_j) with deg the row sums of the kept values."""
+    sim = alignrec_build_sim(features)
+    knn_val, knn_ind = torch.topk(sim, topk, dim=-1)
+    adj = torch.zeros_like(sim).scatter_(-1, knn_ind, knn_val)
+    d_inv_sqrt = adj.sum(-1).pow(-0.5)
+    d_inv_sqrt[torch.isinf(d_inv_sqrt)] = 0.0
+    return d_inv_sqrt[:, None] * adj * d_inv_sqrt[None, :]
+
+
+class AlignRecRef(torch.nn.Module):
+    """ALIGNREC.forward(adj, train=True) with use_ln, n_ui_layers,
+    n_layers; parameters named as libmmrec names them."""
+
+    def __init__(self, n_users, n_items, features, dim, id_layers, mm_layers, use_ln):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.id_layers, self.mm_layers = id_layers, mm_layers
+        self.user_embedding = torch.nn.Embedding(n_users, dim)
+        self.item_embedding = torch.nn.Embedding(n_items, dim)
+        cdim = features.shape[1]
+        self.content = torch.nn.Module()
+        # nn.Embedding.from_pretrained(v_feat, freeze=False) in the reference
+        self.content.features = torch.nn.Parameter(features.clone())
+        self.content.norm = torch.nn.LayerNorm(cdim) if use_ln else None
+        self.content.proj = torch.nn.Linear(cdim, dim)
+        self.content.gate = torch.nn.Linear(dim, dim)
+
+    def forward(self, norm_adj, mm_adj):
+        feats = self.content.features
+        if self.content.norm is not None:
+            feats = self.content.norm(feats)
+        mm_feats = self.content.proj(feats)
+        mm_item = self.item_embedding.weight * torch.sigmoid(self.content.gate(mm_feats))
+        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight], 0)
+        layers = [ego]
+        for _ in range(self.id_layers):
+            ego = torch.mm(norm_adj, ego)
+            layers.append(ego)
+        content_embeds = torch.stack(layers, 1).mean(1)
+        for _ in range(self.mm_layers):
+            mm_item = torch.mm(mm_adj, mm_item)
+        R = norm_adj[:self.n_users, self.n_users:]
+        mm_user = torch.mm(R, mm_item)
+        mm_embeds = torch.cat([mm_user, mm_item], 0)
+        all_embeds = content_embeds + mm_embeds
+        return all_embeds, content_embeds, mm_embeds
+
+
+def alignrec_case(w, name, U, I, cdim, dim, id_layers, mm_layers, use_ln, knn_k,
+                  users, items, batch, weights):
+    """Forward views and ALIGNREC.calculate_loss (ui_cosine_loss on) with
+    its gradients. weights: [reg_weight, cl_loss, sim_weight,
+    ui_cosine_loss_weight]; temperature 0.2 as the reference."""
+    features = rand(I, cdim, low=0.05, high=1.0)  # positive: every top-k similarity > 0
+    model = AlignRecRef(U, I, features, dim, id_layers, mm_layers, bool(use_ln))
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname != "content.features":
+                p.copy_(rand(*p.shape, low=-0.5, high=0.5))
+    norm_adj = lightgcn_adjacency(users, items, U, I).to_dense()
+    mm_adj = alignrec_knn_adj(features, knn_k)
+    all_e, id_e, mm_e = model(norm_adj, mm_adj)
+    bu, bi, bj = (torch.tensor(x) for x in batch)
+    ua, ia = torch.split(all_e, [U, I], 0)
+    u_g, pos_g, neg_g = ua[bu], ia[bi], ia[bj]
+    reg_weight, cl_weight, sim_weight, ui_weight = weights
+    pos_scores = (u_g * pos_g).sum(1)
+    neg_scores = (u_g * neg_g).sum(1)
+    reg = 0.5 * (u_g ** 2).sum() + 0.5 * (pos_g ** 2).sum() + 0.5 * (neg_g ** 2).sum()
+    mf_loss = -torch.mean(F.logsigmoid(pos_scores - neg_scores))
+    emb_loss = reg_weight * reg / len(batch[0])
+    mm_u, mm_i = torch.split(mm_e, [U, I], 0)
+    id_u, id_i = torch.split(id_e, [U, I], 0)
+    cl = alignrec_infonce(mm_i[bi], id_i[bi], 0.2) + alignrec_infonce(mm_u[bu], id_u[bu], 0.2)
+    mf_loss = mf_loss + alignrec_ui_cosine(u_g, pos_g) * ui_weight
+    # v_feat aliases mm_embedding.weight in the reference: the table's rows
+    sim = alignrec_sim_loss(mm_i[bi], alignrec_build_sim(model.content.features[bi].detach()))
+    loss = mf_loss + emb_loss + cl_weight * cl + sim_weight * sim
+    loss.backward()
+    w.add(name + ".cfg", [U, I, cdim, dim, id_layers, mm_layers, use_ln, knn_k])
+    w.add(name + ".weights", weights)
+    w.add(name + ".inter", np.asarray([users, items], dtype=np.float32))
+    w.add(name + ".batch", np.asarray(batch, dtype=np.float32))
+    w.add(name + ".mm_adj", mm_adj.numpy())
+    for tag, t in (("users", ua), ("items", ia), ("id_users", id_u), ("id_items", id_i),
+                   ("mm_users", mm_u), ("mm_items", mm_i)):
+        w.add("%s.%s" % (name, tag), t.detach().numpy())
+    w.add(name + ".loss", loss.detach().reshape(1).numpy())
+    for pname, p in model.named_parameters():
+        w.add("%s.param.%s" % (name, pname), p.detach().numpy())
+        w.add("%s.grad.%s" % (name, pname), p.grad.numpy())
+
+
+def write_alignrec():
+    """AlignRec's losses (inputs, output, input gradients of the loss
+    itself) and the whole block with the reference's training loss."""
+    w = Writer("alignrec.bin")
+    with own_stream(40):
+        for name, fn, shapes in (
+                ("infonce", lambda a, b: alignrec_infonce(a, b, 0.2), [(6, 5), (6, 5)]),
+                ("infonce_t05", lambda a, b: alignrec_infonce(a, b, 0.5), [(4, 3), (4, 3)]),
+                ("anti_collapse", lambda m, c: alignrec_sim_loss(m, alignrec_build_sim(c)),
+                 [(5, 4), (5, 7)]),
+                ("ui_alignment", alignrec_ui_cosine, [(6, 5), (6, 5)])):
+            xs = [rand(*s).requires_grad_(True) for s in shapes]
+            y = fn(*xs).reshape(1)
+            y.backward()
+            for k, x in enumerate(xs):
+                w.add("%s.in%d" % (name, k), x.detach().numpy())
+                if x.grad is not None:
+                    w.add("%s.d%d" % (name, k), x.grad.numpy())
+            w.add(name + ".y", y.detach().numpy())
+        U, I = 5, 8
+        users = [0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4, 1]
+        items = [0, 2, 5, 1, 2, 3, 6, 7, 4, 0, 7, 5]
+        batch = [[0, 1, 2, 3, 4, 2], [2, 1, 6, 4, 7, 3], [4, 3, 0, 1, 5, 1]]
+        alignrec_case(w, "ar_plain", U, I, 6, 4, 2, 1, 0, 3, users, items, batch,
+                      [1e-2, 0.5, 0.3, 0.1])
+        alignrec_case(w, "ar_ln", U, I, 6, 4, 1, 2, 1, 4, users, items, batch,
+                      [1e-2, 0.5, 0.3, 0.1])
+        alignrec_case(w, "ar_nomm", U, I, 6, 4, 2, 0, 1, 3, users, items, batch,
+                      [1e-2, 0.5, 0.3, 0.1])
+    w.close()
+
+
+def pair_auc(pos, neg):
+    """AUC by brute force over all (positive, negative) pairs, ties 1/2."""
+    pos, neg = torch.as_tensor(pos).double(), torch.as_tensor(neg).double()
+    gt = (pos[:, None] > neg[None, :]).sum().item()
+    eq = (pos[:, None] == neg[None, :]).sum().item()
+    return (gt + 0.5 * eq) / (len(pos) * len(neg))
+
+
+def write_metrics_auc():
+    """Pointwise AUC and GAUC (DIN: groups weighted by their sample count,
+    groups lacking a positive or a negative skipped) and the per-user AUC of
+    full ranking (candidates: all items but the user's train items), all by
+    brute force over pairs, as sklearn.metrics.roc_auc_score defines AUC."""
+    w = Writer("metrics_auc.bin")
+    with own_stream(31):
+        n = 400
+        scores = (rand(n) * 10).round() / 10  # ties, and -0.0 next to 0.0
+        labels = (rand(n, low=0, high=1) < 0.3).double()
+        groups = (rand(n, low=-6, high=14)).floor()
+        w.add("point.scores", scores.numpy())
+        w.add("point.labels", labels.numpy())
+        w.add("point.groups", groups.numpy())
+        w.add("point.auc", [pair_auc(scores[labels == 1], scores[labels == 0])])
+        num = den = kept = 0.0
+        for g in sorted(set(groups.tolist())):
+            m = groups == g
+            pos, neg = scores[m & (labels == 1)], scores[m & (labels == 0)]
+            if len(pos) and len(neg):
+                num += m.sum().item() * pair_auc(pos, neg)
+                den += m.sum().item()
+                kept += 1
+        w.add("point.gauc", [num / den])
+        w.add("point.groups_kept", [kept])
+        # full ranking: embeddings on a 1/8 grid make float32 scores exact,
+        # so ties are real and the C products match these ones bit for bit
+        U, I, d = 30, 70, 6
+        ue = (rand(U, d) * 8).round() / 8
+        ie = (rand(I, d) * 8).round() / 8
+        ie[5] = ie[9]  # tied items
+        g = torch.Generator().manual_seed(32)
+        train, test = set(), set()
+        for u in range(U - 2):  # the last two users have no test items
+            items = torch.randperm(I, generator=g)[:12].tolist()
+            train.update((u, i) for i in items[:8])
+            test.update((u, i) for i in items[8:8 + 1 + u % 4])
+        train.add((3, 0))  # a test item also in train: not a candidate
+        test.add((3, 0))
+        train, test = sorted(train), sorted(test)
+        scores = ue @ ie.t()
+        aucs, weights = [], []
+        for u in sorted({u for u, _ in test}):
+            tr = {i for v, i in train if v == u}
+            pos = [i for v, i in test if v == u and i not in tr]
+            neg = [i for i in range(I) if i not in tr and i not in pos]
+            if pos and neg:
+                aucs.append(pair_auc(scores[u, pos], scores[u, neg]))
+                weights.append(len(pos))
+        aucs, weights = np.array(aucs), np.array(weights)
+        w.add("full.user_emb", ue.numpy())
+        w.add("full.item_emb", ie.numpy())
+        w.add("full.train", np.asarray(train, dtype=np.float32))
+        w.add("full.test", np.asarray(test, dtype=np.float32))
+        w.add("full.auc", [aucs.mean(), (aucs * weights).sum() / weights.sum(), len(aucs)])
+    w.close()
+
+
+def cosine_rank(q, feats, target, excluded):
+    """Rank (1-based) of `target` among the items not in `excluded` by
+    cosine similarity to q (0 with a zero vector), lower id first on ties;
+    and the smallest gap between the target's score and another candidate's
+    (ties between zero rows excepted), which must stay clear of float32
+    rounding."""
+    qn, norms = q.norm(), feats.norm(dim=1)
+    cos, nz = torch.zeros(len(feats)), norms > 0
+    if qn > 0:
+        cos[nz] = feats[nz] @ q / (norms[nz] * qn)
+    s, rank, gap = cos[target].item(), 1, float("inf")
+    for j in range(len(feats)):
+        if j == target or j in excluded:
+            continue
+        c = cos[j].item()
+        rank += c > s or (c == s and j < target)
+        if not (c == s and (norms[j] == 0 or qn == 0)):
+            gap = min(gap, abs(c - s))
+    return rank, gap
+
+
+def one_target_metrics(ranks, ks):
+    rows = []
+    for k in ks:
+        hit = np.array([r <= k for r in ranks], dtype=np.float64)
+        ndcg = np.array([1 / np.log2(r + 1) if r <= k else 0.0 for r in ranks])
+        mrr = np.array([1 / r if r <= k else 0.0 for r in ranks])
+        rows.append([hit.mean(), ndcg.mean(), hit.mean() / k, hit.mean(), mrr.mean()])
+    return np.asarray(rows)
+
+
+def write_content_eval():
+    """AlignRec's intermediate evaluations (shared/METHODS.md): zero-shot
+    (query = mean content of the history without the last item, history
+    items excluded, target = the last item) and item-CF (target = the item
+    with the most common users, lower id on ties; the item itself excluded),
+    cosine ranking, per K: recall, ndcg, precision, hit rate, mrr."""
+    w = Writer("content_eval.bin")
+    I, F, U = 60, 12, 36
+    ks = [1, 5, 10, 20]
+    for attempt in range(50):  # the first draw whose ranks are clear of rounding
+        with own_stream(41 + attempt):
+            feats = rand(I, F)
+            feats[7] = 0.0  # a zero row: cosine 0
+            g = torch.Generator().manual_seed(42 + attempt)
+            seqs = []
+            for u in range(U):
+                length = int(torch.randint(1, 9, (1,), generator=g))
+                seqs.append(torch.randint(0, I, (length,), generator=g).tolist())
+            seqs[4] = [3, 11, 3, 20, 11]  # the target also earlier in the history
+            # the users' pairs interleaved at random, each user's in order
+            slots = [u for u in range(U) for _ in seqs[u]]
+            pairs, seen = [], [0] * U
+            for k in torch.randperm(len(slots), generator=g).tolist():
+                u = slots[k]
+                pairs.append((u, seqs[u][seen[u]]))
+                seen[u] += 1
+            zs_ranks, gaps = [], []
+            for u in range(U):
+                if len(seqs[u]) < 2:
+                    continue
+                hist, target = seqs[u][:-1], seqs[u][-1]
+                q = feats[hist].mean(0)
+                r, gap = cosine_rank(q, feats, target, set(hist) - {target})
+                zs_ranks.append(r)
+                gaps.append(gap)
+            # item-CF
+            R = torch.zeros(U + 4, I)
+            for u in range(U + 4):
+                for i in torch.randperm(I, generator=g)[:int(torch.randint(2, 9, (1,),
+                                                                           generator=g))]:
+                    R[u, i] = 1
+            inter = [(u, i) for u in range(U + 4) for i in range(I) if R[u, i]]
+            inter += inter[:5]  # repeats count once
+            C = R.t() @ R
+            C.fill_diagonal_(0)
+            cf_ranks = []
+            for j in range(I):
+                if C[j].max() == 0:
+                    continue
+                target = int(torch.argmax(C[j]))  # the first maximum: the lowest id
+                r, gap = cosine_rank(feats[j], feats, target, {j})
+                cf_ranks.append(r)
+                gaps.append(gap)
+            if min(gaps) > 1e-4:
+                break
+    else:
+        raise SystemExit("content_eval: no draw clear of rounding")
+    w.add("ks", ks)
+    w.add("features", feats.numpy())
+    w.add("zero_shot.pairs", np.asarray(pairs, dtype=np.float32))
+    w.add("zero_shot.metrics", one_target_metrics(zs_ranks, ks))
+    w.add("zero_shot.users", [len(zs_ranks)])
+    w.add("item_cf.pairs", np.asarray(inter, dtype=np.float32))
+    w.add("item_cf.metrics", one_target_metrics(cf_ranks, ks))
+    w.add("item_cf.items", [len(cf_ranks)])
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
-               em3=write_em3, graph=write_graph, metrics=write_metrics)
+               em3=write_em3, graph=write_graph, metrics=write_metrics,
+               alignrec=write_alignrec, knn=write_knn,
+               metrics_auc=write_metrics_auc, content_eval=write_content_eval)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
