@@ -239,10 +239,9 @@ int main(int argc, char **argv) {
         double t0 = now_s(), loss_sum = 0;
         for (size_t s = 0; s < steps; s++) {
             sample(&lists, U, I, rng, batch, ids);
-            mmrec_tensor *e, *rows, *ur, *pr, *nr, *ps, *ns, *prod, *bpr, *ego_rows, *sq, *reg,
+            mmrec_tensor *rows, *ur, *pr, *nr, *ps, *ns, *prod, *bpr, *ego_rows, *sq, *reg,
                 *loss;
-            CHECK(mmrec_lightgcn(tape, g, ego, LAYERS, NULL, &e));
-            CHECK(mmrec_gather_rows(tape, e, ids, 3 * batch, &rows));
+            CHECK(mmrec_lightgcn_rows(tape, g, ego, LAYERS, NULL, ids, 3 * batch, &rows));
             CHECK(mmrec_slice(tape, rows, 0, 0, (int64_t)batch, &ur));
             CHECK(mmrec_slice(tape, rows, 0, (int64_t)batch, (int64_t)batch, &pr));
             CHECK(mmrec_slice(tape, rows, 0, (int64_t)(2 * batch), (int64_t)batch, &nr));
