@@ -29,6 +29,21 @@ void mt_fill_away(float *x, size_t n, float low, float high, float gap, uint64_t
     }
 }
 
+uint64_t mt_lcg(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *s >> 33;
+}
+
+bool mt_has_pair(const mmrec_interactions *x, int64_t u, int64_t i) {
+    const int64_t *us, *is;
+    size_t n;
+    MT_OK(mmrec_interactions_pairs(x, &us, &is));
+    MT_OK(mmrec_interactions_info(x, NULL, NULL, &n));
+    for (size_t k = 0; k < n; k++)
+        if (us[k] == u && is[k] == i) return true;
+    return false;
+}
+
 const char *mt_path(const char *rel) {
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", MMREC_TEST_DIR, rel);

@@ -45,6 +45,12 @@ void mt_perturb_params(mmrec_model *model, uint64_t seed);
 void mt_fill_uniform(float *x, size_t n, float low, float high, uint64_t seed);
 /* Uniform in [low, high) with |x| >= gap: keeps inputs away from kinks. */
 void mt_fill_away(float *x, size_t n, float low, float high, float gap, uint64_t seed);
+/* The LCG the data tests draw ids and small integers from (Knuth's MMIX
+ * constants): advances *s and returns its top 31 bits. */
+uint64_t mt_lcg(uint64_t *s);
+
+/* Whether `x` holds the pair (u, i) (a linear scan). */
+bool mt_has_pair(const mmrec_interactions *x, int64_t u, int64_t i);
 
 /* ---- gradient check ----
  * `forward` computes out from the inputs (tape tensors requiring a gradient,
@@ -133,5 +139,27 @@ void mt_count_release(void *user, void *p);
  * the number of failed runs. */
 typedef mmrec_status (*mt_scenario)(void *ctx);
 int mt_oom_loop(const char *name, mt_scenario run, void *ctx);
+
+/* ---- the golden graph (mt_graph.c) ----
+ * tests/golden/graph.bin (make_golden.py::write_graph): one bipartite
+ * graph and the cases PyTorch ran on it ("propagate", "lightgcn3",
+ * "lightgcn2w"). */
+typedef struct mt_graph_case {
+    int layers;                     /* -1: one mmrec_graph_propagate */
+    const float *weights;           /* per-layer weights; NULL: the mean */
+    const mt_array *x, *r, *y, *dx; /* ego, upstream gradient, output, ego gradient */
+} mt_graph_case;
+
+/* Loads graph.bin into *gold and returns its graph (the caller destroys
+ * both). */
+mmrec_graph *mt_golden_graph(mt_golden *gold);
+/* The arrays of case `name`, borrowed from *gold. */
+void mt_golden_graph_case(const mt_golden *gold, const char *name, mt_graph_case *c);
+/* Checks `out` (n <= 256 values) against `want`, then runs the backward
+ * from `out` seeded with `r` and checks the gradient of `ego` (a tape
+ * tensor holding c->x) against c->dx. */
+void mt_golden_graph_check(const char *name, const mt_graph_case *c, mmrec_tape *tape,
+                           mmrec_tensor *ego, mmrec_tensor *out, const float *want,
+                           const float *r, size_t n);
 
 #endif

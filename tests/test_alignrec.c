@@ -330,14 +330,19 @@ static void mt_features(float *f, uint64_t seed) {
     mt_fill_uniform(f, MT_I * MT_C, 0.05f, 1.0f, seed);
 }
 
+/* The sizes of the test block and its features, set in `c`. */
+static void mt_block_sizes(mmrec_alignrec_config *c, const float *features) {
+    c->num_users = MT_U;
+    c->num_items = MT_I;
+    c->content_dim = MT_C;
+    c->features = features;
+}
+
 static mmrec_module *mt_block(mmrec_model *model, const char *name, const float *features,
                               int id_layers, int mm_layers, int layernorm) {
     mmrec_alignrec_config c;
     MT_OK(mmrec_alignrec_config_init(&c));
-    c.num_users = MT_U;
-    c.num_items = MT_I;
-    c.content_dim = MT_C;
-    c.features = features;
+    mt_block_sizes(&c, features);
     c.dim = MT_D;
     c.id_layers = id_layers;
     c.mm_layers = mm_layers;
@@ -355,6 +360,29 @@ static mmrec_graph *mt_knn(const float *features, int k) {
     mmrec_graph *g;
     MT_OK(mmrec_graph_create_knn(features, MT_I, MT_C, &kc, &g));
     return g;
+}
+
+/* A block "ar" (2 ID layers, 1 kNN hop) on features drawn with `seed`, its
+ * user-item graph and the features' kNN graph (k neighbours). */
+typedef struct mt_fixture {
+    float f[MT_I * MT_C];
+    mmrec_graph *ui, *items;
+    mmrec_model *model;
+    mmrec_module *ar;
+} mt_fixture;
+
+static void mt_fixture_open(mt_fixture *x, uint64_t seed, int k, int layernorm) {
+    mt_features(x->f, seed);
+    x->ui = mt_ui_graph();
+    x->items = mt_knn(x->f, k);
+    MT_OK(mmrec_model_create(&x->model));
+    x->ar = mt_block(x->model, "ar", x->f, 2, 1, layernorm);
+}
+
+static void mt_fixture_close(mt_fixture *x) {
+    mmrec_model_destroy(x->model);
+    mmrec_graph_destroy(x->items);
+    mmrec_graph_destroy(x->ui);
 }
 
 START_TEST(test_block_parameters_and_init) {
@@ -421,10 +449,7 @@ START_TEST(test_block_bad_config) {
     mmrec_alignrec_config c;
     MT_OK(mmrec_alignrec_config_init(&c));
     ck_assert(c.dim == 64 && c.id_layers == 2 && c.mm_layers == 1 && c.layernorm == 0);
-    c.num_users = MT_U;
-    c.num_items = MT_I;
-    c.content_dim = MT_C;
-    c.features = f;
+    mt_block_sizes(&c, f);
     mmrec_alignrec_config bad = c;
     MT_EXPECT(mmrec_alignrec_create(NULL, "ar", &c, NULL), MMREC_EINVAL, "model");
     MT_EXPECT(mmrec_alignrec_create(model, NULL, &c, NULL), MMREC_EINVAL, "name");
@@ -467,10 +492,7 @@ START_TEST(test_block_bad_config) {
     MT_OK(mmrec_alignrec_config_init_sized(&big.c, sizeof big));
     ck_assert_uint_eq(big.c.struct_size, sizeof big);
     ck_assert(big.extra == 0 && big.c.dim == 64);
-    big.c.num_users = MT_U;
-    big.c.num_items = MT_I;
-    big.c.content_dim = MT_C;
-    big.c.features = f;
+    mt_block_sizes(&big.c, f);
     big.c.dim = MT_D;
     MT_OK(mmrec_alignrec_create(model, "big", &big.c, NULL));
     big.extra = 1;
@@ -583,6 +605,21 @@ static mmrec_status mt_reference_loss(mmrec_tape *t, const mmrec_alignrec_views 
     MT_TRY(mmrec_gather_rows(t, features, b->i, b->n, &ci));
     MT_TRY(mmrec_loss_anti_collapse(t, mi, ci, &sim));
     return mt_weighted_add(t, loss, sim, b->sim_weight, out);
+}
+
+/* The block's views on `tape` and the reference loss of a fixed batch of
+ * three triples. */
+static mmrec_status mt_batch_loss(mmrec_module *ar, mmrec_model *model, mmrec_tape *tape,
+                                  const mmrec_graph *ui, const mmrec_graph *items,
+                                  mmrec_tensor **out) {
+    static const int64_t bu[3] = {0, 2, 4}, bi[3] = {2, 6, 7}, bj[3] = {4, 0, 1};
+    mt_batch b = {bu, bi, bj, 3, 1e-4f, 0.1f, 0.3f, 0.1f};
+    mmrec_alignrec_views v;
+    mmrec_tensor *features;
+    MT_TRY(mmrec_alignrec_views_init(&v));
+    MT_TRY(mmrec_alignrec_forward(ar, tape, ui, items, &v));
+    MT_TRY(mmrec_model_param(model, "ar.content.features", &features));
+    return mt_reference_loss(tape, &v, features, &b, out);
 }
 
 /* tests/golden/make_golden.py::write_alignrec: views and the whole loss's
@@ -700,12 +737,9 @@ END_TEST
 
 /* Per-group learning rates: the content path in its own group. */
 START_TEST(test_content_group_learns_at_its_own_rate) {
-    float f[MT_I * MT_C];
-    mt_features(f, 5);
-    mmrec_graph *ui = mt_ui_graph(), *items = mt_knn(f, 3);
-    mmrec_model *model;
-    MT_OK(mmrec_model_create(&model));
-    mmrec_module *ar = mt_block(model, "ar", f, 2, 1, 1);
+    mt_fixture fx;
+    mt_fixture_open(&fx, 5, 3, 1);
+    mmrec_model *model = fx.model;
     mmrec_optimizer_config oc;
     MT_OK(mmrec_optimizer_config_init(&oc));
     oc.type = MMREC_OPT_SGD;
@@ -724,14 +758,8 @@ START_TEST(test_content_group_learns_at_its_own_rate) {
     MT_OK(mmrec_model_export_params(model, before, total));
     mmrec_tape *tape;
     MT_OK(mmrec_tape_create(&tape));
-    mmrec_alignrec_views v;
-    MT_OK(mmrec_alignrec_views_init(&v));
-    MT_OK(mmrec_alignrec_forward(ar, tape, ui, items, &v));
-    int64_t bu[3] = {0, 2, 4}, bi[3] = {2, 6, 7}, bj[3] = {4, 0, 1};
-    mmrec_tensor *features, *loss;
-    MT_OK(mmrec_model_param(model, "ar.content.features", &features));
-    mt_batch b = {bu, bi, bj, 3, 1e-4f, 0.1f, 0.3f, 0.1f};
-    MT_OK(mt_reference_loss(tape, &v, features, &b, &loss));
+    mmrec_tensor *loss;
+    MT_OK(mt_batch_loss(fx.ar, model, tape, fx.ui, fx.items, &loss));
     MT_OK(mmrec_tape_backward(tape, loss));
     MT_OK(mmrec_model_export_grads(model, grads, total));
     MT_OK(mmrec_optimizer_step(opt));
@@ -754,9 +782,7 @@ START_TEST(test_content_group_learns_at_its_own_rate) {
     }
     mmrec_tape_destroy(tape);
     mmrec_optimizer_destroy(opt);
-    mmrec_model_destroy(model);
-    mmrec_graph_destroy(items);
-    mmrec_graph_destroy(ui);
+    mt_fixture_close(&fx);
     free(before);
     free(grads);
     free(after);
@@ -764,13 +790,12 @@ START_TEST(test_content_group_learns_at_its_own_rate) {
 END_TEST
 
 START_TEST(test_block_forward_bad_input_and_modes) {
-    float f[MT_I * MT_C];
-    mt_features(f, 6);
-    mmrec_graph *ui = mt_ui_graph(), *items = mt_knn(f, 4), *wrong;
+    mt_fixture fx;
+    mt_fixture_open(&fx, 6, 4, 0);
+    mmrec_graph *ui = fx.ui, *items = fx.items, *wrong;
     MT_OK(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, MT_U, MT_I + 1, &wrong));
-    mmrec_model *model;
-    MT_OK(mmrec_model_create(&model));
-    mmrec_module *ar = mt_block(model, "ar", f, 2, 1, 0), *lin;
+    mmrec_model *model = fx.model;
+    mmrec_module *ar = fx.ar, *lin;
     mmrec_linear_config lc;
     MT_OK(mmrec_linear_config_init(&lc));
     lc.in_dim = lc.out_dim = 2;
@@ -827,14 +852,12 @@ START_TEST(test_block_forward_bad_input_and_modes) {
         ck_assert(memcmp(x, y, numel * sizeof(float)) == 0);
     }
     /* mm_layers 0: the item graph is not needed */
-    mmrec_module *nomm = mt_block(model, "nomm", f, 1, 0, 0);
+    mmrec_module *nomm = mt_block(model, "nomm", fx.f, 1, 0, 0);
     MT_OK(mmrec_alignrec_forward(nomm, inf, ui, NULL, &w));
     mmrec_tape_destroy(inf);
     mmrec_tape_destroy(tape);
-    mmrec_model_destroy(model);
     mmrec_graph_destroy(wrong);
-    mmrec_graph_destroy(items);
-    mmrec_graph_destroy(ui);
+    mt_fixture_close(&fx);
 }
 END_TEST
 
@@ -843,32 +866,21 @@ END_TEST
 START_TEST(test_block_step_steady_state_no_malloc) {
     mmrec_allocator al = {sizeof al, mt_count_alloc, mt_count_release, NULL};
     MT_OK(mmrec_set_allocator(&al));
-    float f[MT_I * MT_C];
-    mt_features(f, 8);
-    mmrec_graph *ui = mt_ui_graph(), *items = mt_knn(f, 3);
-    mmrec_model *model;
-    MT_OK(mmrec_model_create(&model));
-    mmrec_module *ar = mt_block(model, "ar", f, 2, 1, 1);
+    mt_fixture fx;
+    mt_fixture_open(&fx, 8, 3, 1);
     mmrec_optimizer_config oc;
     MT_OK(mmrec_optimizer_config_init(&oc));
     mmrec_optimizer *opt;
-    MT_OK(mmrec_optimizer_create(model, &oc, &opt));
+    MT_OK(mmrec_optimizer_create(fx.model, &oc, &opt));
     MT_OK(mmrec_optimizer_add_group(opt, "ar.content.", 1e-4f, 0.0f, NULL));
     mmrec_tape *tape;
     MT_OK(mmrec_tape_create(&tape));
-    mmrec_tensor *features;
-    MT_OK(mmrec_model_param(model, "ar.content.features", &features));
-    int64_t bu[3] = {0, 2, 4}, bi[3] = {2, 6, 7}, bj[3] = {4, 0, 1};
-    mt_batch b = {bu, bi, bj, 3, 1e-4f, 0.1f, 0.3f, 0.1f};
     size_t counts[4];
     for (int step = 0; step < 4; step++) {
         mt_allocs = 0;
         mmrec_tape_reset(tape);
-        mmrec_alignrec_views v;
-        MT_OK(mmrec_alignrec_views_init(&v));
-        MT_OK(mmrec_alignrec_forward(ar, tape, ui, items, &v));
         mmrec_tensor *loss;
-        MT_OK(mt_reference_loss(tape, &v, features, &b, &loss));
+        MT_OK(mt_batch_loss(fx.ar, fx.model, tape, fx.ui, fx.items, &loss));
         MT_OK(mmrec_tape_backward(tape, loss));
         MT_OK(mmrec_optimizer_step(opt));
         counts[step] = mt_allocs;
@@ -878,9 +890,7 @@ START_TEST(test_block_step_steady_state_no_malloc) {
     ck_assert_uint_eq(counts[3], 0);
     mmrec_tape_destroy(tape);
     mmrec_optimizer_destroy(opt);
-    mmrec_model_destroy(model);
-    mmrec_graph_destroy(items);
-    mmrec_graph_destroy(ui);
+    mt_fixture_close(&fx);
     MT_OK(mmrec_set_allocator(NULL));
 }
 END_TEST
@@ -904,23 +914,14 @@ static mmrec_status mt_block_oom(void *ctx) {
     if (s == MMREC_OK) {
         mmrec_alignrec_config c;
         s = mmrec_alignrec_config_init(&c);
-        c.num_users = MT_U;
-        c.num_items = MT_I;
-        c.content_dim = MT_C;
-        c.features = f;
+        mt_block_sizes(&c, f);
         c.dim = MT_D;
         c.layernorm = 1;
         if (s == MMREC_OK) s = mmrec_alignrec_create(model, "ar", &c, &ar);
     }
     if (s == MMREC_OK) s = mmrec_tape_create(&tape);
-    mmrec_alignrec_views v;
-    if (s == MMREC_OK) s = mmrec_alignrec_views_init(&v);
-    if (s == MMREC_OK) s = mmrec_alignrec_forward(ar, tape, ui, items, &v);
-    mmrec_tensor *features, *loss;
-    int64_t bu[3] = {0, 2, 4}, bi[3] = {2, 6, 7}, bj[3] = {4, 0, 1};
-    mt_batch b = {bu, bi, bj, 3, 1e-4f, 0.1f, 0.3f, 0.1f};
-    if (s == MMREC_OK) s = mmrec_model_param(model, "ar.content.features", &features);
-    if (s == MMREC_OK) s = mt_reference_loss(tape, &v, features, &b, &loss);
+    mmrec_tensor *loss;
+    if (s == MMREC_OK) s = mt_batch_loss(ar, model, tape, ui, items, &loss);
     if (s == MMREC_OK) s = mmrec_tape_backward(tape, loss);
     mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);

@@ -10,11 +10,6 @@
 
 MT_SUITE(content_eval_suite)
 
-static uint64_t mt_lcg(uint64_t *s) {
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return *s >> 33;
-}
-
 /* Integer features in [-2, 2]; item 3 a zero row, items 10 and 11 copies
  * of item 2 (exact ties). */
 static void mt_int_features(float *f, int64_t I, int64_t F, uint64_t seed) {
@@ -83,6 +78,31 @@ static void mt_expect_metrics(const char *what, const mmrec_rank_metrics *out, c
             ck_assert_msg(fabs(got[j] - m[j]) < 1e-12, "%s K %d metric %d: %.15g vs %.15g", what,
                           ks[q], j, got[j], m[j]);
     }
+}
+
+typedef mmrec_status (*mt_content_eval)(const float *features, int64_t num_items,
+                                        int64_t feat_dim, const mmrec_interactions *x,
+                                        const int *ks, int num_ks, mmrec_rank_metrics *out);
+
+/* Runs `eval` at 1, 2 and 3 threads (2 again after): each run matches the
+ * brute-force ranks, and all give the same bytes. */
+static void mt_expect_ranks_any_threads(const char *what, mt_content_eval eval, const float *f,
+                                        int64_t I, int64_t F, const mmrec_interactions *x,
+                                        const int *ks, int num_ks, const int64_t *ranks,
+                                        size_t n) {
+    mmrec_rank_metrics out[4], first[4];
+    ck_assert_int_le(num_ks, 4);
+    size_t bytes = (size_t)num_ks * sizeof out[0];
+    out[0].struct_size = sizeof out[0];
+    for (int threads = 1; threads <= 3; threads++) {
+        MT_OK(mmrec_set_num_threads(threads));
+        mmrec_status s = eval(f, I, F, x, ks, num_ks, out);
+        ck_assert_msg(s == MMREC_OK, "%s at %d threads: %s", what, threads, mmrec_last_error());
+        mt_expect_metrics(what, out, ks, num_ks, ranks, n);
+        if (threads == 1) memcpy(first, out, bytes);
+        else ck_assert(memcmp(first, out, bytes) == 0);
+    }
+    MT_OK(mmrec_set_num_threads(2));
 }
 
 /* ---- zero-shot ---- */
@@ -158,17 +178,8 @@ START_TEST(test_zero_shot_matches_brute_force) {
         mmrec_interactions *x = mt_sequences(U, I, 3 + (uint64_t)t);
         int64_t *ranks = malloc((size_t)U * sizeof *ranks);
         size_t n = mt_zero_shot_ranks(f, I, F, x, ranks);
-        const int *ks = all_ks[t];
-        mmrec_rank_metrics out[4], first[4];
-        out[0].struct_size = sizeof out[0];
-        for (int threads = 1; threads <= 3; threads++) {
-            MT_OK(mmrec_set_num_threads(threads));
-            MT_OK(mmrec_eval_zero_shot(f, I, F, x, ks, 4, out));
-            mt_expect_metrics("zero-shot", out, ks, 4, ranks, n);
-            if (threads == 1) memcpy(first, out, sizeof out);
-            else ck_assert(memcmp(first, out, sizeof out) == 0);
-        }
-        MT_OK(mmrec_set_num_threads(2));
+        mt_expect_ranks_any_threads("zero-shot", mmrec_eval_zero_shot, f, I, F, x, all_ks[t], 4,
+                                    ranks, n);
         mmrec_interactions_destroy(x);
         free(ranks);
         free(f);
@@ -263,16 +274,7 @@ START_TEST(test_item_cf_matches_brute_force) {
     ck_assert_uint_gt(n, I / 2);
     ck_assert_uint_lt(n, I); /* items without interactions have no target */
     int ks[3] = {1, 5, 20};
-    mmrec_rank_metrics out[3], first[3];
-    out[0].struct_size = sizeof out[0];
-    for (int threads = 1; threads <= 3; threads++) {
-        MT_OK(mmrec_set_num_threads(threads));
-        MT_OK(mmrec_eval_item_cf(f, I, F, x, ks, 3, out));
-        mt_expect_metrics("item-CF", out, ks, 3, ranks, n);
-        if (threads == 1) memcpy(first, out, sizeof out);
-        else ck_assert(memcmp(first, out, sizeof out) == 0);
-    }
-    MT_OK(mmrec_set_num_threads(2));
+    mt_expect_ranks_any_threads("item-CF", mmrec_eval_item_cf, f, I, F, x, ks, 3, ranks, n);
     mmrec_interactions_destroy(x);
 }
 END_TEST

@@ -139,55 +139,27 @@ END_TEST
  * order, must give torch.sparse.mm's LightGCN rows and gradient. */
 START_TEST(test_lightgcn_rows_golden_pytorch) {
     mt_golden gold;
-    mt_golden_load(&gold, "graph.bin");
-    const mt_array *gu = mt_golden_get(&gold, "graph.users");
-    const mt_array *gi = mt_golden_get(&gold, "graph.items");
-    const mt_array *sizes = mt_golden_get(&gold, "graph.sizes");
-    int64_t users[64], items[64];
-    ck_assert_uint_le(gu->numel, 64);
-    for (size_t k = 0; k < gu->numel; k++) {
-        users[k] = (int64_t)gu->data[k];
-        items[k] = (int64_t)gi->data[k];
-    }
-    mmrec_graph *g;
-    MT_OK(mmrec_graph_create_bipartite(users, items, gu->numel, (int64_t)sizes->data[0],
-                                       (int64_t)sizes->data[1], &g));
+    mmrec_graph *g = mt_golden_graph(&gold);
     const char *cases[2] = {"lightgcn3", "lightgcn2w"};
     for (int c = 0; c < 2; c++) {
-        char name[64];
-        snprintf(name, sizeof name, "%s.layers", cases[c]);
-        int layers = (int)mt_golden_get(&gold, name)->data[0];
-        snprintf(name, sizeof name, "%s.weights", cases[c]);
-        const mt_array *wts = mt_golden_get(&gold, name);
-        snprintf(name, sizeof name, "%s.x", cases[c]);
-        const mt_array *x = mt_golden_get(&gold, name);
-        snprintf(name, sizeof name, "%s.r", cases[c]);
-        const mt_array *r = mt_golden_get(&gold, name);
-        snprintf(name, sizeof name, "%s.y", cases[c]);
-        const mt_array *y = mt_golden_get(&gold, name);
-        snprintf(name, sizeof name, "%s.dx", cases[c]);
-        const mt_array *dx = mt_golden_get(&gold, name);
-        size_t n = (size_t)x->shape[0], d = (size_t)x->shape[1];
+        mt_graph_case k;
+        mt_golden_graph_case(&gold, cases[c], &k);
+        size_t n = (size_t)k.x->shape[0], d = (size_t)k.x->shape[1];
         ck_assert_uint_le(n * d, 256);
         int64_t rows[64];
-        float rr[256], want[256], got[256];
+        float rr[256], want[256];
         for (size_t p = 0; p < n; p++) rows[p] = (int64_t)((p * 7 + 3) % n); /* 7 coprime to n */
         for (size_t p = 0; p < n; p++) {
-            memcpy(rr + p * d, r->data + (size_t)rows[p] * d, d * sizeof(float));
-            memcpy(want + p * d, y->data + (size_t)rows[p] * d, d * sizeof(float));
+            memcpy(rr + p * d, k.r->data + (size_t)rows[p] * d, d * sizeof(float));
+            memcpy(want + p * d, k.y->data + (size_t)rows[p] * d, d * sizeof(float));
         }
         mmrec_tape *tape;
         MT_OK(mmrec_tape_create(&tape));
-        mmrec_tensor *e = mt_tape_tensor(tape, 2, x->shape, x->data, MMREC_TENSOR_REQUIRES_GRAD);
+        mmrec_tensor *e = mt_tape_tensor(tape, 2, k.x->shape, k.x->data,
+                                         MMREC_TENSOR_REQUIRES_GRAD);
         mmrec_tensor *out;
-        MT_OK(mmrec_lightgcn_rows(tape, g, e, layers, wts->numel > 1 ? wts->data : NULL, rows, n,
-                                  &out));
-        MT_OK(mmrec_tensor_copy_to(out, got, n * d));
-        mt_assert_close(cases[c], got, want, n * d, 0, 0);
-        MT_OK(mmrec_tape_backward_from(tape, out, rr));
-        const float *grad;
-        MT_OK(mmrec_tensor_grad(e, &grad));
-        mt_assert_close(cases[c], grad, dx->data, dx->numel, 0, 0);
+        MT_OK(mmrec_lightgcn_rows(tape, g, e, k.layers, k.weights, rows, n, &out));
+        mt_golden_graph_check(cases[c], &k, tape, e, out, want, rr, n * d);
         mmrec_tape_destroy(tape);
     }
     mmrec_graph_destroy(g);

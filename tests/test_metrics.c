@@ -11,11 +11,6 @@ MT_SUITE(metrics_suite)
 
 enum { MT_U = 37, MT_I = 53, MT_D = 4 };
 
-static uint64_t mt_lcg(uint64_t *s) {
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return *s >> 33;
-}
-
 /* Random pairs: each user u < MT_U - 2 gets `per` distinct items. */
 static mmrec_interactions *mt_pairs(uint64_t seed, int per, const mmrec_interactions *avoid) {
     int64_t users[MT_U * 8], items[MT_U * 8];
@@ -43,16 +38,6 @@ static mmrec_interactions *mt_pairs(uint64_t seed, int per, const mmrec_interact
     return x;
 }
 
-static bool mt_has(const mmrec_interactions *x, int64_t u, int64_t i) {
-    const int64_t *us, *is;
-    size_t n;
-    MT_OK(mmrec_interactions_pairs(x, &us, &is));
-    MT_OK(mmrec_interactions_info(x, NULL, NULL, &n));
-    for (size_t k = 0; k < n; k++)
-        if (us[k] == u && is[k] == i) return true;
-    return false;
-}
-
 /* Brute force: rank every non-train item by (score desc, id asc). */
 static void mt_reference(const float *ue, const float *ie, int64_t U, int64_t I,
                          const mmrec_interactions *train, const mmrec_interactions *test, int k,
@@ -62,14 +47,14 @@ static void mt_reference(const float *ue, const float *ie, int64_t U, int64_t I,
     for (int j = 0; j < 6; j++) m[j] = 0;
     for (int64_t u = 0; u < U; u++) {
         int n_test = 0;
-        for (int64_t i = 0; i < I; i++) n_test += mt_has(test, u, i);
+        for (int64_t i = 0; i < I; i++) n_test += mt_has_pair(test, u, i);
         if (n_test == 0) continue;
         int n = 0;
         for (int64_t i = 0; i < I; i++) {
             float s = 0;
             for (int c = 0; c < MT_D; c++) s += ue[u * MT_D + c] * ie[i * MT_D + c];
             sc[i] = s;
-            if (!mt_has(train, u, i)) order[n++] = (int)i;
+            if (!mt_has_pair(train, u, i)) order[n++] = (int)i;
         }
         for (int a = 1; a < n; a++) /* insertion sort: score desc, id asc */
             for (int b = a; b > 0; b--) {
@@ -84,7 +69,7 @@ static void mt_reference(const float *ue, const float *ie, int64_t U, int64_t I,
         int hits = 0;
         double dcg = 0, idcg = 0, rr = 0;
         for (int p = 0; p < k && p < n; p++)
-            if (mt_has(test, u, order[p])) {
+            if (mt_has_pair(test, u, order[p])) {
                 hits++;
                 dcg += 1 / log2(p + 2.0);
                 if (rr == 0) rr = 1.0 / (p + 1);

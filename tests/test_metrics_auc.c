@@ -11,11 +11,6 @@
 
 MT_SUITE(metrics_auc_suite)
 
-static uint64_t mt_lcg(uint64_t *s) {
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return *s >> 33;
-}
-
 /* AUC over all (positive, negative) pairs of the samples with mask[k]
  * (NULL: all); -1 when either class is missing. */
 static double mt_pair_auc(const float *scores, const float *labels, const bool *mask, size_t n) {
@@ -197,16 +192,6 @@ static void mt_split(uint64_t seed, mmrec_interactions **train, mmrec_interactio
     *test = mt_make(su, si, ns);
 }
 
-static bool mt_has(const mmrec_interactions *x, int64_t u, int64_t i) {
-    const int64_t *us, *is;
-    size_t n;
-    MT_OK(mmrec_interactions_pairs(x, &us, &is));
-    MT_OK(mmrec_interactions_info(x, NULL, NULL, &n));
-    for (size_t k = 0; k < n; k++)
-        if (us[k] == u && is[k] == i) return true;
-    return false;
-}
-
 /* Brute force over pairs: mean and positive-weighted mean of AUC_u. */
 static void mt_full_reference(const float *ue, const float *ie, int64_t U, int64_t I, int64_t D,
                               const mmrec_interactions *train, const mmrec_interactions *test,
@@ -220,8 +205,8 @@ static void mt_full_reference(const float *ue, const float *ie, int64_t U, int64
             float s = 0;
             for (int64_t c = 0; c < D; c++) s += ue[u * D + c] * ie[i * D + c];
             sc[i] = s;
-            cand[i] = !(train && mt_has(train, u, i));
-            lb[i] = (float)(cand[i] && mt_has(test, u, i));
+            cand[i] = !(train && mt_has_pair(train, u, i));
+            lb[i] = (float)(cand[i] && mt_has_pair(test, u, i));
             pos += cand[i] && lb[i] == 1;
             neg += cand[i] && lb[i] == 0;
         }

@@ -186,9 +186,7 @@ typedef struct mmrec__full_auc {
 
 static void mmrec__full_auc_fill(void *ctx, size_t first, size_t n, float *q, void *scratch) {
     const mmrec__full_auc *j = ctx;
-    for (size_t r = 0; r < n; r++)
-        memcpy(q + r * j->dim, j->user_emb + (size_t)j->users[first + r] * j->dim,
-               j->dim * sizeof *q);
+    mmrec__metrics_copy_rows(q, j->user_emb, j->dim, j->users + first, n);
 }
 
 static int mmrec__float_cmp(const void *a, const void *b) {
@@ -248,21 +246,12 @@ mmrec_status mmrec_eval_full_auc(const float *user_emb, const float *item_emb, i
     MMREC_CHECK_NULL(item_emb);
     MMREC_CHECK_NULL(test);
     MMREC_CHECK_NULL(mean_out);
-    MMREC_FAIL_IF(num_users < 1 || num_items < 1 || num_items >= INT32_MAX || dim < 1 ||
-                      dim > (1 << 20),
-                  MMREC_EINVAL, "num_users %lld, num_items %lld, dim %lld: each must be >= 1 "
-                  "(num_items below 2^31 - 1, dim at most 2^20)",
-                  (long long)num_users, (long long)num_items, (long long)dim);
+    MMREC_FORWARD_IF(mmrec__metrics_check_sizes(num_users, num_items, dim, __func__));
     size_t U = (size_t)num_users, I = (size_t)num_items, d = (size_t)dim;
-    MMREC_FORWARD_IF(mmrec__metrics_check_finite(user_emb, U * d, "user_emb", __func__));
-    MMREC_FORWARD_IF(mmrec__metrics_check_finite(item_emb, I * d, "item_emb", __func__));
-    mmrec__lists tr = {NULL, NULL}, te = {NULL, NULL};
-    if (train) MMREC_FORWARD_IF(mmrec__metrics_lists_build(train, "train", U, I, &tr, __func__));
-    mmrec_status s = mmrec__metrics_lists_build(test, "test", U, I, &te, __func__);
-    if (s != MMREC_OK) {
-        mmrec__metrics_lists_free(&tr);
-        return s;
-    }
+    mmrec__lists tr, te;
+    MMREC_FORWARD_IF(mmrec__metrics_eval_inputs(user_emb, item_emb, U, I, d, train, test, &tr,
+                                                &te, __func__));
+    mmrec_status s = MMREC_OK;
     size_t n_eval = 0, longest = 0;
     for (size_t u = 0; u < U; u++) {
         size_t len = (size_t)(te.ptr[u + 1] - te.ptr[u]);

@@ -19,9 +19,24 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Checks what both evaluations share (pointers already checked). */
+/* Checks an interactions argument: the object, and items below I. */
+static mmrec_status mmrec__content_pairs(const mmrec_interactions *x, const char *name, size_t I,
+                                         const char *func) {
+    if (x->magic != MMREC__INTERACTIONS_MAGIC)
+        return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is not an interactions object",
+                                name);
+    for (size_t k = 0; k < x->count; k++)
+        if ((uint64_t)x->items[k] >= I)
+            return mmrec__set_error(MMREC_ERANGE, func, "%s items[%zu] is %lld, outside [0, %zu)",
+                                    name, k, (long long)x->items[k], I);
+    return MMREC_OK;
+}
+
+/* Checks what both evaluations share (pointers already checked), the
+ * interactions argument `x` (named `name`) last. */
 static mmrec_status mmrec__content_check(const float *features, int64_t num_items,
-                                         int64_t feat_dim, const int *ks, int num_ks,
+                                         int64_t feat_dim, const mmrec_interactions *x,
+                                         const char *name, const int *ks, int num_ks,
                                          const mmrec_rank_metrics *out, const char *func) {
     if (num_items < 1 || num_items >= INT32_MAX || feat_dim < 1 || feat_dim > (1 << 20))
         return mmrec__set_error(MMREC_EINVAL, func,
@@ -40,21 +55,9 @@ static mmrec_status mmrec__content_check(const float *features, int64_t num_item
         if (ks[q] < 1 || ks[q] > num_items)
             return mmrec__set_error(MMREC_EINVAL, func, "ks[%d] is %d, expected 1..%lld", q,
                                     ks[q], (long long)num_items);
-    return mmrec__metrics_check_finite(features, (size_t)num_items * (size_t)feat_dim,
-                                       "features", func);
-}
-
-/* Checks an interactions argument: the object, and items below I. */
-static mmrec_status mmrec__content_pairs(const mmrec_interactions *x, const char *name, size_t I,
-                                         const char *func) {
-    if (x->magic != MMREC__INTERACTIONS_MAGIC)
-        return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is not an interactions object",
-                                name);
-    for (size_t k = 0; k < x->count; k++)
-        if ((uint64_t)x->items[k] >= I)
-            return mmrec__set_error(MMREC_ERANGE, func, "%s items[%zu] is %lld, outside [0, %zu)",
-                                    name, k, (long long)x->items[k], I);
-    return MMREC_OK;
+    MMREC_FORWARD_IF(mmrec__metrics_check_finite(features, (size_t)num_items * (size_t)feat_dim,
+                                                 "features", func));
+    return mmrec__content_pairs(x, name, (size_t)num_items, func);
 }
 
 /* 1 / |features[i]| per item, 0 for a zero row. */
@@ -145,10 +148,9 @@ mmrec_status mmrec_eval_zero_shot(const float *features, int64_t num_items, int6
     MMREC_CHECK_NULL(sequences);
     MMREC_CHECK_NULL(ks);
     MMREC_CHECK_NULL(out);
-    MMREC_FORWARD_IF(mmrec__content_check(features, num_items, feat_dim, ks, num_ks, out,
-                                          __func__));
+    MMREC_FORWARD_IF(mmrec__content_check(features, num_items, feat_dim, sequences, "sequences",
+                                          ks, num_ks, out, __func__));
     size_t I = (size_t)num_items, F = (size_t)feat_dim;
-    MMREC_FORWARD_IF(mmrec__content_pairs(sequences, "sequences", I, __func__));
     size_t U = (size_t)sequences->num_users, n = sequences->count;
     /* each user's items in pair order: a stable counting sort by user */
     int64_t *ptr = mmrec__calloc(U + 1, sizeof *ptr);
@@ -232,15 +234,14 @@ static void mmrec__cooc_chunk(void *ctx, size_t lo, size_t hi, int part) {
 typedef struct mmrec__item_cf {
     const float *features, *inv;
     size_t I, F;
-    const int32_t *queries, *targets;
+    const int64_t *queries; /* the items with a target */
+    const int32_t *targets;
     int64_t *ranks;
 } mmrec__item_cf;
 
 static void mmrec__item_cf_fill(void *ctx, size_t first, size_t n, float *q, void *scratch) {
     const mmrec__item_cf *j = ctx;
-    for (size_t r = 0; r < n; r++)
-        memcpy(q + r * j->F, j->features + (size_t)j->queries[first + r] * j->F,
-               j->F * sizeof *q);
+    mmrec__metrics_copy_rows(q, j->features, j->F, j->queries + first, n);
 }
 
 static void mmrec__item_cf_reduce(void *ctx, size_t first, size_t n, float *scores, double *sums,
@@ -262,16 +263,16 @@ mmrec_status mmrec_eval_item_cf(const float *features, int64_t num_items, int64_
     MMREC_CHECK_NULL(interactions);
     MMREC_CHECK_NULL(ks);
     MMREC_CHECK_NULL(out);
-    MMREC_FORWARD_IF(mmrec__content_check(features, num_items, feat_dim, ks, num_ks, out,
-                                          __func__));
+    MMREC_FORWARD_IF(mmrec__content_check(features, num_items, feat_dim, interactions,
+                                          "interactions", ks, num_ks, out, __func__));
     size_t I = (size_t)num_items, F = (size_t)feat_dim;
-    MMREC_FORWARD_IF(mmrec__content_pairs(interactions, "interactions", I, __func__));
     MMREC_FAIL_IF(interactions->num_users >= INT32_MAX, MMREC_EINVAL,
                   "interactions has %lld users, at most 2^31 - 2 supported",
                   (long long)interactions->num_users);
     size_t U = (size_t)interactions->num_users, n = interactions->count, distinct;
     int64_t *uptr = NULL, *iptr = NULL;
-    int32_t *uitems = NULL, *iusers = NULL, *queries = NULL;
+    int32_t *uitems = NULL, *iusers = NULL;
+    int64_t *queries = NULL;
     float *inv = NULL;
     mmrec__cooc_job cj = {I, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     mmrec__item_cf job = {features, NULL, I, F, NULL, NULL, NULL};
@@ -301,7 +302,7 @@ mmrec_status mmrec_eval_item_cf(const float *features, int64_t num_items, int64_
     if (queries == NULL || job.ranks == NULL) goto oom;
     n_q = 0;
     for (size_t i = 0; i < I; i++)
-        if (cj.targets[i] >= 0) queries[n_q++] = (int32_t)i;
+        if (cj.targets[i] >= 0) queries[n_q++] = (int64_t)i;
     job.queries = queries;
     job.targets = cj.targets;
     mmrec__rows rows = {features, I, F, n_q, 0, 0, mmrec__item_cf_fill, mmrec__item_cf_reduce,

@@ -30,6 +30,22 @@ void mmrec__metrics_lists_free(mmrec__lists *l);
 mmrec_status mmrec__metrics_check_finite(const float *x, size_t n, const char *name,
                                          const char *func) MMREC__WUR;
 
+/* ---- the user-by-item evaluations (ranking.c, auc.c) ----
+ * Their arguments are checked in two steps, so an evaluation can check its
+ * own arguments in between. First the sizes: MMREC_EINVAL naming num_users,
+ * num_items and dim unless each is >= 1, num_items below 2^31 - 1 and dim
+ * at most 2^20. */
+mmrec_status mmrec__metrics_check_sizes(int64_t num_users, int64_t num_items, int64_t dim,
+                                        const char *func) MMREC__WUR;
+/* Then the inputs: user_emb [U, dim] and item_emb [I, dim] finite
+ * (mmrec__metrics_check_finite), then the users' train lists (train NULL:
+ * *tr stays empty) and test lists (mmrec__metrics_lists_build). Both lists
+ * are the caller's to free; on failure both are left empty. */
+mmrec_status mmrec__metrics_eval_inputs(const float *user_emb, const float *item_emb, size_t U,
+                                        size_t I, size_t dim, const mmrec_interactions *train,
+                                        const mmrec_interactions *test, mmrec__lists *tr,
+                                        mmrec__lists *te, const char *func) MMREC__WUR;
+
 /* ---- the full-row scorer (rows.c) ----
  * Queries are scored in blocks of up to 64 against every item with one BLAS
  * product per block (scores[r, i] = query_r . item_i), whole rows at once,
@@ -58,6 +74,11 @@ typedef struct mmrec__rows {
  * set) is the only failure. */
 mmrec_status mmrec__metrics_rows_run(const mmrec__rows *rows, double *totals,
                                      const char *func) MMREC__WUR;
+
+/* A fill's usual body: q[r] = table[ids[r]] for r < n, rows of dim
+ * floats. */
+void mmrec__metrics_copy_rows(float *q, const float *table, size_t dim, const int64_t *ids,
+                              size_t n);
 
 /* Counts of a row against one score s, masked (NaN) entries never counted:
  * *lt_out = #{j : row[j] < s}, *le_out = #{j : row[j] <= s}. */

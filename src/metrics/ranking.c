@@ -192,11 +192,7 @@ mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_em
     MMREC_CHECK_NULL(test);
     MMREC_CHECK_NULL(ks);
     MMREC_CHECK_NULL(out);
-    MMREC_FAIL_IF(num_users < 1 || num_items < 1 || num_items >= INT32_MAX || dim < 1 ||
-                      dim > (1 << 20),
-                  MMREC_EINVAL, "num_users %lld, num_items %lld, dim %lld: each must be >= 1 "
-                  "(num_items below 2^31 - 1, dim at most 2^20)",
-                  (long long)num_users, (long long)num_items, (long long)dim);
+    MMREC_FORWARD_IF(mmrec__metrics_check_sizes(num_users, num_items, dim, __func__));
     MMREC_FAIL_IF(num_ks < 1 || num_ks > 64, MMREC_EINVAL, "num_ks is %d, expected 1..64",
                   num_ks);
     size_t min_size = offsetof(mmrec_rank_metrics, mrr) + sizeof(double);
@@ -212,15 +208,10 @@ mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_em
                       "ks[%d] is %d, expected 1..%zu", q, ks[q], kcap);
         if ((size_t)ks[q] > kmax) kmax = (size_t)ks[q];
     }
-    MMREC_FORWARD_IF(mmrec__metrics_check_finite(user_emb, U * d, "user_emb", __func__));
-    MMREC_FORWARD_IF(mmrec__metrics_check_finite(item_emb, I * d, "item_emb", __func__));
-    mmrec__lists tr = {NULL, NULL}, te = {NULL, NULL};
-    if (train) MMREC_FORWARD_IF(mmrec__metrics_lists_build(train, "train", U, I, &tr, __func__));
-    mmrec_status s = mmrec__metrics_lists_build(test, "test", U, I, &te, __func__);
-    if (s != MMREC_OK) {
-        mmrec__metrics_lists_free(&tr);
-        return s;
-    }
+    mmrec__lists tr, te;
+    MMREC_FORWARD_IF(mmrec__metrics_eval_inputs(user_emb, item_emb, U, I, d, train, test, &tr,
+                                                &te, __func__));
+    mmrec_status s = MMREC_OK;
     size_t n_eval = 0;
     for (size_t u = 0; u < U; u++) n_eval += te.ptr[u + 1] > te.ptr[u];
     size_t block = MMREC__EVAL_BLOCK, tile = I < MMREC__EVAL_TILE ? I : MMREC__EVAL_TILE;

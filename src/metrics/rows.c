@@ -75,6 +75,12 @@ mmrec_status mmrec__metrics_rows_run(const mmrec__rows *rows, double *totals, co
     return MMREC_OK;
 }
 
+void mmrec__metrics_copy_rows(float *q, const float *table, size_t dim, const int64_t *ids,
+                              size_t n) {
+    for (size_t r = 0; r < n; r++)
+        memcpy(q + r * dim, table + (size_t)ids[r] * dim, dim * sizeof *q);
+}
+
 MMREC__SIMD_CLONES
 void mmrec__metrics_count_below(const float *row, size_t n, float s, size_t *lt_out,
                                 size_t *le_out) {
