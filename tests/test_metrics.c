@@ -1,7 +1,10 @@
 /* Ranking metrics: full ranking against a brute-force reference (integer
- * embeddings, so scores are exact and ties frequent), thread independence,
- * PyTorch golden values, bad input. */
+ * or dyadic embeddings, so scores are exact and ties frequent), both
+ * scorers (AVX-512 and BLAS) on the same data, scores a unit in the last
+ * place apart at the K-th place, thread independence, PyTorch golden
+ * values, bad input. */
 #include "mt.h"
+#include "metrics/metrics_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -38,38 +41,58 @@ static mmrec_interactions *mt_pairs(uint64_t seed, int per, const mmrec_interact
     return x;
 }
 
-/* Brute force: rank every non-train item by (score desc, id asc). */
-static void mt_reference(const float *ue, const float *ie, int64_t U, int64_t I,
+typedef struct mt_scored {
+    float score;
+    int id;
+} mt_scored;
+
+/* Score descending, then id ascending. */
+static int mt_rank_cmp(const void *pa, const void *pb) {
+    const mt_scored *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* flags[u * I + i]: 1 = a train pair, 2 = a test pair. */
+static unsigned char *mt_pair_flags(const mmrec_interactions *train,
+                                    const mmrec_interactions *test, int64_t U, int64_t I) {
+    unsigned char *f = calloc((size_t)(U * I), 1);
+    const mmrec_interactions *x[2] = {train, test};
+    for (int t = 0; t < 2; t++) {
+        if (x[t] == NULL) continue;
+        const int64_t *us, *is;
+        size_t n;
+        MT_OK(mmrec_interactions_pairs(x[t], &us, &is));
+        MT_OK(mmrec_interactions_info(x[t], NULL, NULL, &n));
+        for (size_t k = 0; k < n; k++) f[us[k] * I + is[k]] |= (unsigned char)(1 << t);
+    }
+    return f;
+}
+
+/* Brute force: rank every non-train item by (score desc, id asc), scores
+ * summed in float in dimension order (exact for the data used here). */
+static void mt_reference(const float *ue, const float *ie, int64_t U, int64_t I, int64_t D,
                          const mmrec_interactions *train, const mmrec_interactions *test, int k,
                          double m[6]) {
-    int *order = malloc((size_t)I * sizeof *order);
-    float *sc = malloc((size_t)I * sizeof *sc);
+    unsigned char *flags = mt_pair_flags(train, test, U, I);
+    mt_scored *order = malloc((size_t)I * sizeof *order);
     for (int j = 0; j < 6; j++) m[j] = 0;
     for (int64_t u = 0; u < U; u++) {
-        int n_test = 0;
-        for (int64_t i = 0; i < I; i++) n_test += mt_has_pair(test, u, i);
+        const unsigned char *f = flags + u * I;
+        int n_test = 0, n = 0;
+        for (int64_t i = 0; i < I; i++) n_test += (f[i] & 2) != 0;
         if (n_test == 0) continue;
-        int n = 0;
         for (int64_t i = 0; i < I; i++) {
+            if (f[i] & 1) continue;
             float s = 0;
-            for (int c = 0; c < MT_D; c++) s += ue[u * MT_D + c] * ie[i * MT_D + c];
-            sc[i] = s;
-            if (!mt_has_pair(train, u, i)) order[n++] = (int)i;
+            for (int64_t c = 0; c < D; c++) s += ue[u * D + c] * ie[i * D + c];
+            order[n++] = (mt_scored){s, (int)i};
         }
-        for (int a = 1; a < n; a++) /* insertion sort: score desc, id asc */
-            for (int b = a; b > 0; b--) {
-                int x = order[b - 1], y = order[b];
-                if (sc[y] > sc[x] || (sc[y] == sc[x] && y < x)) {
-                    order[b - 1] = y;
-                    order[b] = x;
-                } else {
-                    break;
-                }
-            }
+        qsort(order, (size_t)n, sizeof *order, mt_rank_cmp);
         int hits = 0;
         double dcg = 0, idcg = 0, rr = 0;
         for (int p = 0; p < k && p < n; p++)
-            if (mt_has_pair(test, u, order[p])) {
+            if (f[order[p].id] & 2) {
                 hits++;
                 dcg += 1 / log2(p + 2.0);
                 if (rr == 0) rr = 1.0 / (p + 1);
@@ -84,7 +107,47 @@ static void mt_reference(const float *ue, const float *ie, int64_t U, int64_t I,
     }
     for (int j = 0; j < 5; j++) m[j] /= m[5];
     free(order);
-    free(sc);
+    free(flags);
+}
+
+/* Both scorers (the AVX-512 one where this CPU has it) with 1 and 2
+ * threads: bitwise the same metrics, and the brute force's. */
+static void mt_check_scorers(const char *what, const float *ue, const float *ie, int64_t U,
+                             int64_t I, int64_t D, const mmrec_interactions *train,
+                             const mmrec_interactions *test, const int *ks, int nk) {
+    mmrec_rank_metrics first[8], out[8];
+    ck_assert_int_le(nk, 8);
+    for (int run = 0; run < 4; run++) {
+        bool kernel = run < 2;
+        MT_OK(mmrec_set_num_threads(1 + run % 2));
+        out[0].struct_size = sizeof out[0];
+        MT_OK(mmrec__eval_full_ranking_with(ue, ie, U, I, D, train, test, ks, nk, out, kernel,
+                                            "test"));
+        if (run == 0) memcpy(first, out, sizeof out);
+        for (int q = 0; q < nk; q++) {
+            double a[5] = {out[q].recall, out[q].ndcg, out[q].precision, out[q].hit_rate,
+                           out[q].mrr};
+            double b[5] = {first[q].recall, first[q].ndcg, first[q].precision,
+                           first[q].hit_rate, first[q].mrr};
+            for (int j = 0; j < 5; j++)
+                ck_assert_msg(a[j] == b[j],
+                              "%s, K %d metric %d: %s scorer, %d threads: %.17g, "
+                              "AVX-512 scorer, 1 thread: %.17g",
+                              what, ks[q], j, kernel ? "AVX-512" : "BLAS", 1 + run % 2, a[j],
+                              b[j]);
+        }
+    }
+    MT_OK(mmrec_set_num_threads(2));
+    for (int q = 0; q < nk; q++) {
+        double m[6];
+        mt_reference(ue, ie, U, I, D, train, test, ks[q], m);
+        ck_assert_int_eq(first[q].users, (int64_t)m[5]);
+        double got[5] = {first[q].recall, first[q].ndcg, first[q].precision, first[q].hit_rate,
+                         first[q].mrr};
+        for (int j = 0; j < 5; j++)
+            ck_assert_msg(fabs(got[j] - m[j]) < 1e-12, "%s, K %d metric %d: %.15g vs %.15g",
+                          what, ks[q], j, got[j], m[j]);
+    }
 }
 
 START_TEST(test_full_ranking_matches_brute_force) {
@@ -101,7 +164,7 @@ START_TEST(test_full_ranking_matches_brute_force) {
         MT_OK(mmrec_eval_full_ranking(ue, ie, MT_U, MT_I, MT_D, train, test, ks, 3, out));
         for (int q = 0; q < 3; q++) {
             double m[6];
-            mt_reference(ue, ie, MT_U, MT_I, train, test, ks[q], m);
+            mt_reference(ue, ie, MT_U, MT_I, MT_D, train, test, ks[q], m);
             ck_assert_int_eq(out[q].k, ks[q]);
             ck_assert_int_eq(out[q].users, (int64_t)m[5]);
             double got[5] = {out[q].recall, out[q].ndcg, out[q].precision, out[q].hit_rate,
@@ -142,7 +205,7 @@ START_TEST(test_full_ranking_across_tiles) {
     MT_OK(mmrec_eval_full_ranking(ue, ie, U, I, MT_D, train, test, ks, 2, out));
     for (int q = 0; q < 2; q++) {
         double m[6];
-        mt_reference(ue, ie, U, I, train, test, ks[q], m);
+        mt_reference(ue, ie, U, I, MT_D, train, test, ks[q], m);
         double got[5] = {out[q].recall, out[q].ndcg, out[q].precision, out[q].hit_rate,
                          out[q].mrr};
         for (int j = 0; j < 5; j++)
@@ -153,6 +216,149 @@ START_TEST(test_full_ranking_across_tiles) {
     mmrec_interactions_destroy(test);
     free(ue);
     free(ie);
+}
+END_TEST
+
+/* Random interactions for U users over I items: each user u with
+ * u % 5 != 4 gets about `per` distinct items (pairs in `avoid` skipped). */
+static mmrec_interactions *mt_random_pairs(int64_t U, int64_t I, int per, uint64_t seed,
+                                           const mmrec_interactions *avoid) {
+    unsigned char *taken = avoid ? mt_pair_flags(avoid, NULL, U, I) : calloc((size_t)(U * I), 1);
+    int64_t *us = malloc((size_t)(U * per) * sizeof *us);
+    int64_t *is = malloc((size_t)(U * per) * sizeof *is);
+    size_t n = 0;
+    uint64_t s = seed;
+    for (int64_t u = 0; u < U; u++)
+        for (int k = 0; u % 5 != 4 && k < per; k++) {
+            int64_t i = (int64_t)(mt_lcg(&s) % (uint64_t)I);
+            if (taken[u * I + i]) continue;
+            taken[u * I + i] = 1;
+            us[n] = u;
+            is[n++] = i;
+        }
+    mmrec_interactions *x;
+    MT_OK(mmrec_interactions_create(us, is, n, &x));
+    free(taken);
+    free(us);
+    free(is);
+    return x;
+}
+
+/* Dyadic embeddings, k / 8 with |k| <= 4: every product and partial sum is
+ * exact in float, so both scorers and the brute force agree on every score
+ * and equal scores are frequent. Shapes cover partial blocks of users, the
+ * last short run of items, several BLAS tiles, dims the kernel takes and
+ * one it does not (300: BLAS twice). */
+START_TEST(test_full_ranking_scorers_agree) {
+    static const int64_t shapes[][3] = {
+        {150, 5000, 64}, {70, 601, 3}, {65, 13, 17}, {9, 7, 1}, {40, 300, 300}};
+    for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+        int64_t U = shapes[c][0], I = shapes[c][1], D = shapes[c][2];
+        float *ue = malloc((size_t)(U * D) * sizeof *ue);
+        float *ie = malloc((size_t)(I * D) * sizeof *ie);
+        uint64_t s = 40 + c;
+        for (int64_t i = 0; i < U * D; i++) ue[i] = (float)((int)(mt_lcg(&s) % 9) - 4) / 8.0f;
+        for (int64_t i = 0; i < I * D; i++) ie[i] = (float)((int)(mt_lcg(&s) % 9) - 4) / 8.0f;
+        int per = I < 60 ? 2 : (int)(I / 30);
+        mmrec_interactions *train = mt_random_pairs(U, I, per, 7 + c, NULL);
+        /* a test item for about a quarter of the items: most changes of a
+         * user's top K change the metrics */
+        mmrec_interactions *test = mt_random_pairs(U, I, (int)(I / 4 + 1), 9 + c, train);
+        /* the largest K sets the thresholds: a small one, then a large one */
+        int ks[2][3] = {{1, 5, 20}, {2, 20, 250}};
+        for (int set = 0; set < 2; set++) {
+            for (int q = 0; q < 3; q++) ks[set][q] = ks[set][q] < I ? ks[set][q] : (int)I;
+            char what[64];
+            snprintf(what, sizeof what, "U %lld I %lld D %lld K <= %d", (long long)U,
+                     (long long)I, (long long)D, ks[set][2]);
+            mt_check_scorers(what, ue, ie, U, I, D, train, test, ks[set], 3);
+        }
+        mmrec_interactions_destroy(train);
+        mmrec_interactions_destroy(test);
+        free(ue);
+        free(ie);
+    }
+}
+END_TEST
+
+/* Scores a unit in the last place apart around the K-th place, with long
+ * runs of equal scores: user u is (+-1, w_u, 0, ...), item i is (1, c_i *
+ * 2^-23, 0, ...), so the score is +-(1 + w_u c_i 2^-23), exact, with c_i in
+ * 0..3 and c_i = 3 for only a few items. The K-th place falls inside a run
+ * of equal scores or between two runs one unit apart; the test items sit
+ * on both sides of it, and some train items among the best. */
+START_TEST(test_full_ranking_boundary_exact) {
+    enum { U = 70, I = 3001, D = 5 };
+    float *ue = calloc(U * D, sizeof *ue), *ie = calloc(I * D, sizeof *ie);
+    uint64_t s = 5;
+    for (int i = 0; i < I; i++) {
+        int r = (int)(mt_lcg(&s) % 100);
+        int ci = r < 1 ? 3 : r < 30 ? 2 : r < 60 ? 1 : 0;
+        ie[i * D] = 1.0f;
+        ie[i * D + 1] = ldexpf((float)ci, -23);
+    }
+    for (int u = 0; u < U; u++) {
+        float sign = u % 3 == 2 ? -1.0f : 1.0f;
+        ue[u * D] = sign;
+        ue[u * D + 1] = sign * (float)(1 + u % 2);
+    }
+    /* train: a third of the items of each score level, by id; test: items
+     * spread over the ids, so they land on both sides of the cut */
+    int64_t tu[U * 40], ti[U * 40], su[U * 12], si[U * 12];
+    size_t nt = 0, ns = 0;
+    for (int64_t u = 0; u < U; u++) {
+        for (int k = 0; k < 40; k++) tu[nt] = u, ti[nt++] = (int64_t)((u * 13 + k * 75) % I);
+        for (int k = 0; k < 12; k++) su[ns] = u, si[ns++] = (int64_t)((u * 7 + k * 251 + 1) % I);
+    }
+    mmrec_interactions *train, *test;
+    MT_OK(mmrec_interactions_create(tu, ti, nt, &train));
+    MT_OK(mmrec_interactions_create(su, si, ns, &test));
+    int ks[5] = {1, 10, 29, 30, 1000};
+    mt_check_scorers("boundary", ue, ie, U, I, D, train, test, ks, 5);
+    /* without train items */
+    mt_check_scorers("boundary, no train", ue, ie, U, I, D, NULL, test, ks, 5);
+    mmrec_interactions_destroy(train);
+    mmrec_interactions_destroy(test);
+    free(ue);
+    free(ie);
+}
+END_TEST
+
+/* Scores that overflow: +inf ranks first (ties by id like any score), -inf
+ * and NaN never enter a top K. Users are (1e30, 1e30); items 5-9 score
+ * +inf, 10-14 -inf, 15-19 finite, and items 0-4, (1e30, -1e30), score NaN
+ * as inf + -inf in the BLAS scorer (this small product is the library's own
+ * loop, unfused) but +inf in the AVX-512 one, whose fused multiply-adds add
+ * the exact product -1e60 to +inf: a chain of them never makes NaN from
+ * finite values. */
+START_TEST(test_full_ranking_overflow_scores) {
+    enum { U = 3, I = 20, D = 2 };
+    float ue[U * D], ie[I * D];
+    for (int i = 0; i < U * D; i++) ue[i] = 1e30f;
+    for (int i = 0; i < I; i++) {
+        ie[i * D] = i < 10 ? 1e30f : i < 15 ? -1e30f : 0.0f;
+        ie[i * D + 1] = i < 5 ? -1e30f : i < 10 ? 1e30f : i < 15 ? -1e30f : (float)(i - 14);
+    }
+    /* the test items of user 0 are NaN or +inf, of user 1 -inf, of user 2 +inf */
+    int64_t su[6] = {0, 0, 1, 1, 2, 2}, si[6] = {0, 4, 10, 14, 5, 9};
+    mmrec_interactions *test;
+    MT_OK(mmrec_interactions_create(su, si, 6, &test));
+    int ks[3] = {1, 5, 20};
+    /* BLAS: user 2 alone, top 1 = item 5; AVX-512: all users rank items 0-9
+     * first, by id */
+    double want[2][3] = {{0.5 / 3, 1.0 / 3, 1.0 / 3}, {0.5 / 3, 1.0 / 3, 2.0 / 3}};
+    for (int kernel = 0; kernel < 2; kernel++) {
+        if (kernel && !mmrec__score_kernel_usable(D)) break;
+        mmrec_rank_metrics out[3];
+        out[0].struct_size = sizeof out[0];
+        MT_OK(mmrec__eval_full_ranking_with(ue, ie, U, I, D, NULL, test, ks, 3, out,
+                                            kernel == 1, "test"));
+        for (int q = 0; q < 3; q++)
+            ck_assert_msg(fabs(out[q].recall - want[kernel][q]) < 1e-15,
+                          "%s scorer, K %d: recall %.17g, expected %.17g",
+                          kernel ? "AVX-512" : "BLAS", ks[q], out[q].recall, want[kernel][q]);
+    }
+    mmrec_interactions_destroy(test);
 }
 END_TEST
 
@@ -185,11 +391,17 @@ START_TEST(test_full_ranking_golden_pytorch) {
     for (int q = 0; q < nk; q++) ks[q] = (int)kk->data[q];
     mmrec_rank_metrics out[8];
     out[0].struct_size = sizeof out[0];
-    MT_OK(mmrec_eval_full_ranking(ue->data, ie->data, U, I, D, x[0], x[1], ks, nk, out));
-    for (int q = 0; q < nk; q++) {
-        float got[5] = {(float)out[q].recall, (float)out[q].ndcg, (float)out[q].precision,
-                        (float)out[q].hit_rate, (float)out[q].mrr};
-        mt_assert_close("full ranking", got, want->data + 5 * q, 5, 1e-5f, 1e-6f);
+    for (int scorer = 0; scorer < 2; scorer++) { /* the public call, then the BLAS scorer */
+        if (scorer == 0)
+            MT_OK(mmrec_eval_full_ranking(ue->data, ie->data, U, I, D, x[0], x[1], ks, nk, out));
+        else
+            MT_OK(mmrec__eval_full_ranking_with(ue->data, ie->data, U, I, D, x[0], x[1], ks, nk,
+                                                out, false, "test"));
+        for (int q = 0; q < nk; q++) {
+            float got[5] = {(float)out[q].recall, (float)out[q].ndcg, (float)out[q].precision,
+                            (float)out[q].hit_rate, (float)out[q].mrr};
+            mt_assert_close("full ranking", got, want->data + 5 * q, 5, 1e-5f, 1e-6f);
+        }
     }
     mmrec_interactions_destroy(x[0]);
     mmrec_interactions_destroy(x[1]);
@@ -235,6 +447,9 @@ static Suite *metrics_suite(void) {
     TCase *tc = tcase_create("ranking");
     tcase_add_test(tc, test_full_ranking_matches_brute_force);
     tcase_add_test(tc, test_full_ranking_across_tiles);
+    tcase_add_test(tc, test_full_ranking_scorers_agree);
+    tcase_add_test(tc, test_full_ranking_boundary_exact);
+    tcase_add_test(tc, test_full_ranking_overflow_scores);
     tcase_add_test(tc, test_full_ranking_golden_pytorch);
     tcase_add_test(tc, test_full_ranking_bad_input);
     suite_add_tcase(s, tc);

@@ -1,10 +1,23 @@
-/* Full-ranking evaluation (metrics.h): users with test items are scored in
- * blocks of 64 against tiles of 2048 items, one sgemm per tile, so the
- * scores stay in cache for the scan that follows; each user's training
- * items are dropped, the top K kept with a bounded heap per user, and the
- * metrics summed per block. Blocks are split over the pool with per-chunk
- * scratch, and the block sums are added in block order, so the result does
- * not depend on the thread count. */
+/* Full-ranking evaluation (metrics.h): users with test items are taken in
+ * blocks of 64; each user's train items are dropped and the top K kept with
+ * a bounded heap, items offered in increasing id (so of two equal scores the
+ * item kept first, the lower id, stays ahead); the metrics are summed per
+ * block. Two scorers, chosen per call:
+ *   - AVX-512 (score_kernel.c), when the CPU has it and dim <= 256: the
+ *     block against runs of 6 items, the scores compared in registers with
+ *     each user's threshold (-inf until K items are kept, then the K-th best
+ *     score); only the runs holding a score above it come back here, and
+ *     only those scores are offered. Items in random order give a user about
+ *     K (1 + ln(num_items / K)) such scores, not num_items.
+ *   - BLAS: the block against tiles of 2048 items, one sgemm per tile, so
+ *     the scores stay in cache for the scan that follows (a vectorized
+ *     count skips 64 items at a time that cannot enter).
+ * Both offer exactly the scores above the threshold, so they keep the same
+ * items when the scores agree; the scores themselves may differ in the last
+ * bit between the scorers (see score_kernel.c), never within one call.
+ * Blocks are split over the pool with per-chunk scratch, and the block sums
+ * are added in block order, so the result does not depend on the thread
+ * count. */
 #include "metrics_internal.h"
 #include "../tensor/blas.h"
 
@@ -28,15 +41,18 @@ typedef struct mmrec__eval_job {
     const mmrec__lists *train, *test;
     const int *ks;
     int num_ks;
-    float *scratch;    /* per part: block * dim users, block * tile scores, block * kmax */
+    bool kernel;       /* the AVX-512 scorer, else BLAS */
+    float *scratch;    /* per part: block * dim users, block thresholds, block * kmax heap
+                        * scores, then (BLAS) block * tile scores */
     int32_t *heap_ids; /* per part: block * kmax */
     size_t scratch_len, tile;
-    double *sums;   /* per block: num_ks * MMREC__M_COUNT */
+    double *sums; /* per block: num_ks * MMREC__M_COUNT */
 } mmrec__eval_job;
 
-/* "a ranks below b": lower score, or equal score and higher id. */
+/* "a ranks below b": lower score, or equal score and higher id (no
+ * branches: the outcome is unpredictable). */
 static inline bool mmrec__below(float sa, int32_t ia, float sb, int32_t ib) {
-    return sa < sb || (sa == sb && ia > ib);
+    return (sa < sb) | ((sa == sb) & (ia > ib));
 }
 
 static inline void mmrec__heap_swap(float *s, int32_t *id, size_t a, size_t b) {
@@ -48,16 +64,18 @@ static inline void mmrec__heap_swap(float *s, int32_t *id, size_t a, size_t b) {
     id[b] = ti;
 }
 
-/* Sift the heap root down (a min-heap by rank: the worst kept at 0). */
-static void mmrec__heap_down(float *s, int32_t *id, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && mmrec__below(s[l], id[l], s[m], id[m])) m = l;
-        if (r < n && mmrec__below(s[r], id[r], s[m], id[m])) m = r;
-        if (m == i) return;
-        mmrec__heap_swap(s, id, i, m);
-        i = m;
+/* Puts (x, xid) into the hole at i of a heap of n (a min-heap by rank: the
+ * worst kept at 0) and sifts it down: the lower child moves up while it
+ * ranks below x. */
+static void mmrec__heap_sift(float *s, int32_t *id, size_t n, size_t i, float x, int32_t xid) {
+    for (size_t c; (c = 2 * i + 1) < n; i = c) {
+        c += c + 1 < n && mmrec__below(s[c + 1], id[c + 1], s[c], id[c]);
+        if (!mmrec__below(s[c], id[c], x, xid)) break;
+        s[i] = s[c];
+        id[i] = id[c];
     }
+    s[i] = x;
+    id[i] = xid;
 }
 
 static void mmrec__heap_up(float *s, int32_t *id, size_t i) {
@@ -69,24 +87,37 @@ static void mmrec__heap_up(float *s, int32_t *id, size_t i) {
     }
 }
 
+/* Offers item `id` with score s to a user's top k (hs, hid, *n_kept),
+ * items being offered in increasing id: while fewer than k are kept any
+ * score above -inf enters (masked items are -inf; a NaN score never
+ * enters), then only a score above the worst kept, since a later item ties
+ * below it. */
+static inline void mmrec__top_k_offer(float *hs, int32_t *hid, size_t *n_kept, size_t k,
+                                      float s, int32_t id) {
+    size_t n = *n_kept;
+    if (n < k) {
+        if (!(s > -INFINITY)) return;
+        hs[n] = s;
+        hid[n] = id;
+        mmrec__heap_up(hs, hid, n);
+        *n_kept = n + 1;
+    } else if (s > hs[0]) {
+        mmrec__heap_sift(hs, hid, n, 0, s, id);
+    }
+}
+
 /* Items scanned per step of the top-k prefilter. */
 #define MMREC__TOPK_STRIDE 64
 
-/* Adds the items base .. base + len - 1 with scores row[0 .. len) to a
- * user's running top k (hs, hid, *n kept; masked entries are -inf and never
- * kept). Items come in increasing id, so a later item ties below the heap's
- * worst: only a strictly higher score enters, and a step whose items all
- * stay at or below the worst kept score (a vectorized count) is skipped. */
+/* Offers the items base .. base + len - 1 with scores row[0 .. len) to a
+ * user's running top k, skipping a step whose scores all stay at or below
+ * the worst kept (a vectorized count) once k are kept. */
 MMREC__SIMD_CLONES
 static void mmrec__top_k_scan(const float *row, size_t base, size_t len, size_t k, float *hs,
                               int32_t *hid, size_t *n_kept) {
-    size_t n = *n_kept, i = 0;
-    for (; i < len && n < k; i++) {
-        if (row[i] == -INFINITY) continue;
-        hs[n] = row[i];
-        hid[n] = (int32_t)(base + i);
-        mmrec__heap_up(hs, hid, n++);
-    }
+    size_t i = 0;
+    for (; i < len && *n_kept < k; i++)
+        mmrec__top_k_offer(hs, hid, n_kept, k, row[i], (int32_t)(base + i));
     while (i < len) {
         size_t end = len - i < MMREC__TOPK_STRIDE ? len : i + MMREC__TOPK_STRIDE;
         float thr = hs[0];
@@ -94,21 +125,19 @@ static void mmrec__top_k_scan(const float *row, size_t base, size_t len, size_t 
         for (size_t j = i; j < end; j++) above += row[j] > thr;
         if (above)
             for (size_t j = i; j < end; j++)
-                if (row[j] > hs[0]) {
-                    hs[0] = row[j];
-                    hid[0] = (int32_t)(base + j);
-                    mmrec__heap_down(hs, hid, n, 0);
-                }
+                mmrec__top_k_offer(hs, hid, n_kept, k, row[j], (int32_t)(base + j));
         i = end;
     }
-    *n_kept = n;
 }
 
 /* Sorts a top-k heap best first (heap sort: pop the worst to the back). */
 static void mmrec__top_k_sort(float *hs, int32_t *hid, size_t n) {
     for (size_t m = n; m > 1; m--) {
-        mmrec__heap_swap(hs, hid, 0, m - 1);
-        mmrec__heap_down(hs, hid, m - 1, 0);
+        float x = hs[m - 1];
+        int32_t xid = hid[m - 1];
+        hs[m - 1] = hs[0];
+        hid[m - 1] = hid[0];
+        mmrec__heap_sift(hs, hid, m - 1, 0, x, xid);
     }
 }
 
@@ -122,40 +151,91 @@ static bool mmrec__contains(const int32_t *items, size_t n, int32_t item) {
     return lo < n && items[lo] == item;
 }
 
+/* Whether `item` is a train item of the user, whose train items are
+ * items[*cursor .. end), sorted; items are asked in increasing order. */
+static bool mmrec__is_train(const int32_t *items, size_t end, size_t *cursor, int32_t item) {
+    while (*cursor < end && items[*cursor] < item) ++*cursor;
+    return *cursor < end && items[*cursor] == item;
+}
+
+/* The AVX-512 scorer over all items for the n users of a block: thr[r] is
+ * -inf until user r keeps K items, then its K-th best score (+inf for the
+ * rows past n); each run of items the scorer stops at is offered, item by
+ * item, in increasing id. */
+static void mmrec__eval_block_kernel(const mmrec__eval_job *j, const int64_t *users, size_t n,
+                                     float *packed, float *thr, float *heap_s, int32_t *heap_i,
+                                     size_t *kept, size_t *cursor) {
+    enum { RUN = MMREC__SCORE_RUN, USERS = MMREC__SCORE_USERS };
+    size_t K = j->kmax;
+    float scores[RUN * USERS];
+    uint64_t masks[RUN];
+    mmrec__score_pack_users(packed, j->user_emb, j->dim, users, n);
+    for (size_t r = 0; r < USERS; r++) thr[r] = r < n ? -INFINITY : INFINITY;
+    for (size_t i = 0;
+         (i = mmrec__score_find(packed, j->item_emb, j->dim, i, j->I, thr, scores, masks)) < j->I;
+         i += RUN)
+        for (size_t q = 0; q < RUN && i + q < j->I; q++)
+            for (uint64_t m = masks[q]; m != 0; m &= m - 1) {
+                size_t r = (size_t)__builtin_ctzll(m);
+                float s = scores[q * USERS + r];
+                int32_t item = (int32_t)(i + q);
+                if (!(s > thr[r])) continue; /* raised by an earlier item of the run */
+                if (j->train && mmrec__is_train(j->train->items,
+                                                (size_t)j->train->ptr[users[r] + 1], &cursor[r],
+                                                item))
+                    continue;
+                float *hs = heap_s + r * K;
+                mmrec__top_k_offer(hs, heap_i + r * K, &kept[r], K, s, item);
+                thr[r] = kept[r] < K ? -INFINITY : hs[0];
+            }
+}
+
+/* The BLAS scorer: tiles of scores, the user's train items in each set to
+ * -inf, then the scan. */
+static void mmrec__eval_block_blas(const mmrec__eval_job *j, const int64_t *users, size_t n,
+                                   float *ub, float *scores, float *heap_s, int32_t *heap_i,
+                                   size_t *kept, size_t *cursor) {
+    size_t K = j->kmax;
+    mmrec__metrics_copy_rows(ub, j->user_emb, j->dim, users, n);
+    for (size_t t0 = 0; t0 < j->I; t0 += j->tile) {
+        size_t len = j->I - t0 < j->tile ? j->I - t0 : j->tile;
+        mmrec__sgemm(false, true, n, len, j->dim, 1.0f, ub, j->dim, j->item_emb + t0 * j->dim,
+                     j->dim, 0.0f, scores, len);
+        for (size_t r = 0; r < n; r++) {
+            float *row = scores + r * len;
+            if (j->train) { /* the user's train items in this tile (sorted lists) */
+                size_t end = (size_t)j->train->ptr[users[r] + 1];
+                while (cursor[r] < end && (size_t)j->train->items[cursor[r]] < t0 + len)
+                    row[(size_t)j->train->items[cursor[r]++] - t0] = -INFINITY;
+            }
+            mmrec__top_k_scan(row, t0, len, K, heap_s + r * K, heap_i + r * K, &kept[r]);
+        }
+    }
+}
+
 static void mmrec__eval_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__eval_job *j = ctx;
     size_t B = j->block, K = j->kmax;
     float *ub = j->scratch + (size_t)part * j->scratch_len;
-    float *scores = ub + B * j->dim, *heap_s = scores + B * j->tile;
+    float *thr = ub + B * j->dim, *heap_s = thr + B, *scores = heap_s + B * K;
     int32_t *heap_i = j->heap_ids + (size_t)part * B * K;
     size_t kept[MMREC__EVAL_BLOCK], cursor[MMREC__EVAL_BLOCK];
     for (size_t b = lo; b < hi; b++) {
         size_t first = b * B;
         size_t n = j->n_users - first < B ? j->n_users - first : B;
+        const int64_t *users = j->users + first;
         for (size_t r = 0; r < n; r++) {
-            size_t u = (size_t)j->users[first + r];
-            memcpy(ub + r * j->dim, j->user_emb + u * j->dim, j->dim * sizeof(float));
             kept[r] = 0;
-            cursor[r] = j->train ? (size_t)j->train->ptr[u] : 0;
+            cursor[r] = j->train ? (size_t)j->train->ptr[users[r]] : 0;
         }
-        for (size_t t0 = 0; t0 < j->I; t0 += j->tile) {
-            size_t len = j->I - t0 < j->tile ? j->I - t0 : j->tile;
-            mmrec__sgemm(false, true, n, len, j->dim, 1.0f, ub, j->dim,
-                         j->item_emb + t0 * j->dim, j->dim, 0.0f, scores, len);
-            for (size_t r = 0; r < n; r++) {
-                float *row = scores + r * len;
-                if (j->train) { /* the user's train items in this tile (sorted lists) */
-                    size_t u = (size_t)j->users[first + r], end = (size_t)j->train->ptr[u + 1];
-                    while (cursor[r] < end && (size_t)j->train->items[cursor[r]] < t0 + len)
-                        row[(size_t)j->train->items[cursor[r]++] - t0] = -INFINITY;
-                }
-                mmrec__top_k_scan(row, t0, len, K, heap_s + r * K, heap_i + r * K, &kept[r]);
-            }
-        }
+        if (j->kernel)
+            mmrec__eval_block_kernel(j, users, n, ub, thr, heap_s, heap_i, kept, cursor);
+        else
+            mmrec__eval_block_blas(j, users, n, ub, scores, heap_s, heap_i, kept, cursor);
         double *sums = j->sums + b * (size_t)j->num_ks * MMREC__M_COUNT;
         memset(sums, 0, (size_t)j->num_ks * MMREC__M_COUNT * sizeof *sums);
         for (size_t r = 0; r < n; r++) {
-            size_t u = (size_t)j->users[first + r];
+            size_t u = (size_t)users[r];
             float *hs = heap_s + r * K;
             int32_t *hid = heap_i + r * K;
             mmrec__top_k_sort(hs, hid, kept[r]);
@@ -196,42 +276,56 @@ mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_em
     MMREC_FAIL_IF(num_ks < 1 || num_ks > 64, MMREC_EINVAL, "num_ks is %d, expected 1..64",
                   num_ks);
     size_t min_size = offsetof(mmrec_rank_metrics, mrr) + sizeof(double);
-    size_t stride = out[0].struct_size;
-    MMREC_FAIL_IF(stride < min_size, MMREC_EINVAL,
+    MMREC_FAIL_IF(out[0].struct_size < min_size, MMREC_EINVAL,
                   "out[0].struct_size is %zu, expected at least %zu (set it to "
                   "sizeof(mmrec_rank_metrics))",
-                  stride, min_size);
-    size_t U = (size_t)num_users, I = (size_t)num_items, d = (size_t)dim, kmax = 0;
-    size_t kcap = I < MMREC__EVAL_MAX_K ? I : MMREC__EVAL_MAX_K;
-    for (int q = 0; q < num_ks; q++) {
+                  out[0].struct_size, min_size);
+    size_t kcap = (size_t)num_items < MMREC__EVAL_MAX_K ? (size_t)num_items : MMREC__EVAL_MAX_K;
+    for (int q = 0; q < num_ks; q++)
         MMREC_FAIL_IF(ks[q] < 1 || (size_t)ks[q] > kcap, MMREC_EINVAL,
                       "ks[%d] is %d, expected 1..%zu", q, ks[q], kcap);
+    return mmrec__eval_full_ranking_with(user_emb, item_emb, num_users, num_items, dim, train,
+                                         test, ks, num_ks, out, true, __func__);
+}
+
+mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *item_emb,
+                                           int64_t num_users, int64_t num_items, int64_t dim,
+                                           const mmrec_interactions *train,
+                                           const mmrec_interactions *test, const int *ks,
+                                           int num_ks, mmrec_rank_metrics *out, bool kernel,
+                                           const char *func) {
+    size_t min_size = offsetof(mmrec_rank_metrics, mrr) + sizeof(double);
+    size_t stride = out[0].struct_size;
+    size_t U = (size_t)num_users, I = (size_t)num_items, d = (size_t)dim, kmax = 0;
+    for (int q = 0; q < num_ks; q++)
         if ((size_t)ks[q] > kmax) kmax = (size_t)ks[q];
-    }
     mmrec__lists tr, te;
     MMREC_FORWARD_IF(mmrec__metrics_eval_inputs(user_emb, item_emb, U, I, d, train, test, &tr,
-                                                &te, __func__));
+                                                &te, func));
     mmrec_status s = MMREC_OK;
     size_t n_eval = 0;
     for (size_t u = 0; u < U; u++) n_eval += te.ptr[u + 1] > te.ptr[u];
+    kernel = kernel && mmrec__score_kernel_usable(d);
     size_t block = MMREC__EVAL_BLOCK, tile = I < MMREC__EVAL_TILE ? I : MMREC__EVAL_TILE;
     size_t n_blocks = n_eval ? (n_eval + block - 1) / block : 0;
     int parts = n_blocks ? mmrec__parallel_parts(n_blocks, 1) : 1;
-    size_t scratch_len = block * (d + tile + kmax);
+    /* whole 64-byte lines per part, so the kernel's vectors of users and
+     * thresholds stay aligned */
+    size_t scratch_len = (block * (d + 1 + kmax + (kernel ? 0 : tile)) + 15) & ~(size_t)15;
     int64_t *users = mmrec__alloc((n_eval ? n_eval : 1) * sizeof *users);
     float *scratch = mmrec__alloc((size_t)parts * scratch_len * sizeof *scratch);
     int32_t *heap_ids = mmrec__alloc((size_t)parts * block * kmax * sizeof *heap_ids);
     double *sums = mmrec__alloc((n_blocks ? n_blocks : 1) * (size_t)num_ks * MMREC__M_COUNT *
                                 sizeof *sums);
     if (users == NULL || scratch == NULL || heap_ids == NULL || sums == NULL) {
-        s = mmrec__set_error(MMREC_ENOMEM, __func__, "out of memory for the evaluation");
+        s = mmrec__set_error(MMREC_ENOMEM, func, "out of memory for the evaluation");
     } else {
         size_t e = 0;
         for (size_t u = 0; u < U; u++)
             if (te.ptr[u + 1] > te.ptr[u]) users[e++] = (int64_t)u;
         mmrec__eval_job job = {user_emb, item_emb, I, d, block, kmax, users, n_eval,
-                               train ? &tr : NULL, &te, ks, num_ks, scratch, heap_ids,
-                               scratch_len, tile, sums};
+                               train ? &tr : NULL, &te, ks, num_ks, kernel, scratch,
+                               heap_ids, scratch_len, tile, sums};
         mmrec__parallel_for(n_blocks, 1, mmrec__eval_chunk, &job);
     }
     if (s == MMREC_OK) {
