@@ -62,7 +62,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn abi-check abi-baseline check-symbols install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec abi-check abi-baseline check-symbols install uninstall \
         example bench examples
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -172,6 +172,13 @@ GOWALLA ?= ../shared/data/gowalla
 LIGHTGCN_ARGS ?=
 example-lightgcn: build/examples/lightgcn
 	$(Q)build/examples/lightgcn $(GOWALLA) $(LIGHTGCN_ARGS)
+
+# AlignRec, BPR alone vs with the alignment losses, on Amazon Industrial and
+# Scientific (IISAN's item titles and user sequences); ALIGNREC_ARGS="--epochs 2" is a smoke run.
+IISAN_SCIENTIFIC ?= ../shared/data/iisan-scientific
+ALIGNREC_ARGS ?=
+example-alignrec: build/examples/alignrec
+	$(Q)build/examples/alignrec $(IISAN_SCIENTIFIC) $(ALIGNREC_ARGS)
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
