@@ -58,24 +58,30 @@ static void mmrec__spmm_chunk(void *ctx, size_t lo, size_t hi, int part) {
     mmrec__spmm_rows(j->row_ptr, j->col, j->val, j->x, j->d, j->y, j->w, j->acc, lo, hi);
 }
 
+/* The product with one CSR form (A's or its transpose's), rows split over
+ * the pool. */
+static void mmrec__spmm_csr(const mmrec_graph *g, const int64_t *row_ptr, const int32_t *col,
+                            const float *val, const float *x, size_t d, float *y, float w,
+                            float *acc) {
+    mmrec__spmm_job job = {row_ptr, col, val, x, d, y, acc, w};
+    mmrec__parallel_for((size_t)g->num_nodes, MMREC__SPMM_GRAIN, mmrec__spmm_chunk, &job);
+}
+
 void mmrec__graph_spmm(const mmrec_graph *g, const float *x, size_t d, float *y, float w,
                        float *acc) {
-    mmrec__spmm_job job = {g->row_ptr, g->col, g->val, x, d, y, acc, w};
-    mmrec__parallel_for((size_t)g->num_nodes, MMREC__SPMM_GRAIN, mmrec__spmm_chunk, &job);
+    mmrec__spmm_csr(g, g->row_ptr, g->col, g->val, x, d, y, w, acc);
 }
 
 void mmrec__graph_spmm_t(const mmrec_graph *g, const float *x, size_t d, float *y, float w,
                          float *acc) {
-    if (g->t_row_ptr == NULL) {
-        mmrec__graph_spmm(g, x, d, y, w, acc);
-        return;
-    }
-    mmrec__spmm_job job = {g->t_row_ptr, g->t_col, g->t_val, x, d, y, acc, w};
-    mmrec__parallel_for((size_t)g->num_nodes, MMREC__SPMM_GRAIN, mmrec__spmm_chunk, &job);
+    if (g->t_row_ptr == NULL) /* symmetric: A^T = A */
+        mmrec__spmm_csr(g, g->row_ptr, g->col, g->val, x, d, y, w, acc);
+    else
+        mmrec__spmm_csr(g, g->t_row_ptr, g->t_col, g->t_val, x, d, y, w, acc);
 }
 
-mmrec_status mmrec__graph_x_check(const char *func, const mmrec_graph *g,
-                                         const mmrec_tensor *x, const char *name) {
+mmrec_status mmrec__graph_x_check(const char *func, const mmrec_graph *g, const mmrec_tensor *x,
+                                  const char *name) {
     if (x->ndim != 2 || x->shape[0] != g->num_nodes) {
         char s[64];
         return mmrec__set_error(MMREC_ESHAPE, func,
