@@ -150,17 +150,28 @@ END_TEST
 /* A random larger graph: the result is the same, bit for bit, on 1 and 2
  * threads (rows are independent), and the backward of a model parameter
  * accumulates. */
-START_TEST(test_graph_threads_give_the_same_bits) {
-    enum { U = 700, I = 900, P = 9000, D = 16 };
-    int64_t *u = malloc(P * sizeof *u), *it = malloc(P * sizeof *it);
+enum { MT_BU = 700, MT_BI = 900, MT_BP = 9000 };
+
+/* A random bipartite graph of MT_BU users and MT_BI items, more stored
+ * entries than one part of the pool takes. */
+static mmrec_graph *mt_big_graph(void) {
+    int64_t *u = malloc(MT_BP * sizeof *u), *it = malloc(MT_BP * sizeof *it);
     uint64_t s = 42;
-    for (int k = 0; k < P; k++) {
+    for (int k = 0; k < MT_BP; k++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        u[k] = (int64_t)((s >> 33) % U);
-        it[k] = (int64_t)((s >> 13) % I);
+        u[k] = (int64_t)((s >> 33) % MT_BU);
+        it[k] = (int64_t)((s >> 13) % MT_BI);
     }
     mmrec_graph *g;
-    MT_OK(mmrec_graph_create_bipartite(u, it, P, U, I, &g));
+    MT_OK(mmrec_graph_create_bipartite(u, it, MT_BP, MT_BU, MT_BI, &g));
+    free(u);
+    free(it);
+    return g;
+}
+
+START_TEST(test_graph_threads_give_the_same_bits) {
+    enum { U = MT_BU, I = MT_BI, D = 16 };
+    mmrec_graph *g = mt_big_graph();
     float *x = malloc((size_t)(U + I) * D * sizeof *x);
     mt_fill_uniform(x, (size_t)(U + I) * D, -1, 1, 9);
     float *out[2];
@@ -180,8 +191,47 @@ START_TEST(test_graph_threads_give_the_same_bits) {
     free(out[0]);
     free(out[1]);
     free(x);
-    free(u);
-    free(it);
+    mmrec_graph_destroy(g);
+}
+END_TEST
+
+/* Products of any width (blocks of 64, 32 and 16 columns and a rest) give
+ * each column the bits of that column propagated alone, on 1 and 2
+ * threads. */
+START_TEST(test_graph_column_blocks_match_single_columns) {
+    enum { N = MT_BU + MT_BI };
+    static const int widths[] = {1, 7, 16, 33, 48, 64, 80, 130, 200};
+    mmrec_graph *g = mt_big_graph();
+    float *x = malloc((size_t)N * 200 * sizeof *x), *wide = malloc((size_t)N * 200 * sizeof *wide);
+    float *one = malloc(N * sizeof *one), *col = malloc(N * sizeof *col);
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
+        for (int t = 1; t <= 2; t++) {
+            int d = widths[w];
+            MT_OK(mmrec_set_num_threads(t));
+            mt_fill_uniform(x, (size_t)N * d, -1, 1, 70 + (uint64_t)d);
+            mmrec_tape *tape;
+            MT_OK(mmrec_tape_create(&tape));
+            int64_t sh[2] = {N, d}, sh1[2] = {N, 1};
+            mmrec_tensor *e = mt_tape_tensor(tape, 2, sh, x, 0), *y;
+            MT_OK(mmrec_graph_propagate(tape, g, e, &y));
+            MT_OK(mmrec_tensor_copy_to(y, wide, (size_t)N * d));
+            for (int c = 0; c < d; c++) {
+                for (int r = 0; r < N; r++) col[r] = x[(size_t)r * d + c];
+                mmrec_tensor *e1 = mt_tape_tensor(tape, 2, sh1, col, 0), *y1;
+                MT_OK(mmrec_graph_propagate(tape, g, e1, &y1));
+                MT_OK(mmrec_tensor_copy_to(y1, one, N));
+                int r = 0;
+                while (r < N && memcmp(&one[r], &wide[(size_t)r * d + c], sizeof(float)) == 0) r++;
+                ck_assert_msg(r == N, "d %d threads %d row %d column %d: %a vs %a", d, t, r, c,
+                              (double)wide[(size_t)(r % N) * d + c], (double)one[r % N]);
+            }
+            mmrec_tape_destroy(tape);
+        }
+    MT_OK(mmrec_set_num_threads(2));
+    free(x);
+    free(wide);
+    free(one);
+    free(col);
     mmrec_graph_destroy(g);
 }
 END_TEST
@@ -289,6 +339,7 @@ static Suite *graph_suite(void) {
     tcase_add_test(tc, test_graph_gradients);
     tcase_add_test(tc, test_graph_golden_pytorch);
     tcase_add_test(tc, test_graph_threads_give_the_same_bits);
+    tcase_add_test(tc, test_graph_column_blocks_match_single_columns);
     tcase_add_test(tc, test_graph_bad_input);
     tcase_add_test(tc, test_graph_oom_reports_enomem_without_leaks);
     suite_add_tcase(s, tc);

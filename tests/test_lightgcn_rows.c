@@ -41,13 +41,14 @@ static void mt_batch_rows(int64_t *rows, size_t n, uint64_t seed) {
     rows[n - 1] = MT_RN - 1; /* an isolated item */
 }
 
-/* Forward and ego gradient of lightgcn_rows (rows_op) or lightgcn + gather. */
-static void mt_run(const mmrec_graph *g, int K, const float *w, const float *x,
-                   const int64_t *rows, size_t n, const float *r, int rows_op, float *y,
-                   float *dx) {
+/* Forward and ego gradient of lightgcn_rows (rows_op) or lightgcn + gather,
+ * embeddings of width d. */
+static void mt_run_d(const mmrec_graph *g, int K, const float *w, const float *x, size_t d,
+                     const int64_t *rows, size_t n, const float *r, int rows_op, float *y,
+                     float *dx) {
     mmrec_tape *tape;
     MT_OK(mmrec_tape_create(&tape));
-    int64_t sh[2] = {MT_RN, MT_RD};
+    int64_t sh[2] = {MT_RN, (int64_t)d};
     mmrec_tensor *e = mt_tape_tensor(tape, 2, sh, x, MMREC_TENSOR_REQUIRES_GRAD), *out;
     if (rows_op) {
         MT_OK(mmrec_lightgcn_rows(tape, g, e, K, w, rows, n, &out));
@@ -56,44 +57,57 @@ static void mt_run(const mmrec_graph *g, int K, const float *w, const float *x,
         MT_OK(mmrec_lightgcn(tape, g, e, K, w, &all));
         MT_OK(mmrec_gather_rows(tape, all, rows, n, &out));
     }
-    MT_OK(mmrec_tensor_copy_to(out, y, n * MT_RD));
+    MT_OK(mmrec_tensor_copy_to(out, y, n * d));
     MT_OK(mmrec_tape_backward_from(tape, out, r));
     const float *grad;
     MT_OK(mmrec_tensor_grad(e, &grad));
-    memcpy(dx, grad, (size_t)MT_RN * MT_RD * sizeof *dx);
+    memcpy(dx, grad, (size_t)MT_RN * d * sizeof *dx);
     mmrec_tape_destroy(tape);
 }
 
+static void mt_run(const mmrec_graph *g, int K, const float *w, const float *x,
+                   const int64_t *rows, size_t n, const float *r, int rows_op, float *y,
+                   float *dx) {
+    mt_run_d(g, K, w, x, MT_RD, rows, n, r, rows_op, y, dx);
+}
+
+/* The forward pass gives the full op's bits at the rows (each row's last hop
+ * is the same sum, added with the same weight); the backward scatters in
+ * another order, so it agrees to rounding. Widths 8 and 80 take different
+ * column blocks. */
 START_TEST(test_lightgcn_rows_matches_full_then_gather) {
     mmrec_graph *g = mt_random_graph(3);
-    enum { N = 500 };
+    enum { N = 500, DMAX = 80 };
     int64_t rows[N];
     mt_batch_rows(rows, N, 17);
-    float *x = malloc((size_t)MT_RN * MT_RD * sizeof *x), r[N * MT_RD];
-    mt_fill_uniform(x, (size_t)MT_RN * MT_RD, -1, 1, 5);
-    mt_fill_uniform(r, N * MT_RD, -1, 1, 6);
+    float *x = malloc((size_t)MT_RN * DMAX * sizeof *x), *r = malloc(N * DMAX * sizeof *r);
     float wts[5] = {0.3f, -0.5f, 1.25f, 0.7f, 0.2f};
     float *y[2], *dx[2];
     for (int t = 0; t < 2; t++) {
-        y[t] = malloc(N * MT_RD * sizeof(float));
-        dx[t] = malloc((size_t)MT_RN * MT_RD * sizeof(float));
+        y[t] = malloc(N * DMAX * sizeof(float));
+        dx[t] = malloc((size_t)MT_RN * DMAX * sizeof(float));
     }
-    for (int K = 0; K <= 4; K++)
-        for (int weighted = 0; weighted < 2; weighted++) {
-            const float *w = weighted ? wts : NULL;
-            mt_run(g, K, w, x, rows, N, r, 1, y[0], dx[0]);
-            mt_run(g, K, w, x, rows, N, r, 0, y[1], dx[1]);
-            char what[64];
-            snprintf(what, sizeof what, "K=%d weighted=%d forward", K, weighted);
-            mt_assert_close(what, y[0], y[1], N * MT_RD, 1e-5f, 1e-6f);
-            snprintf(what, sizeof what, "K=%d weighted=%d backward", K, weighted);
-            mt_assert_close(what, dx[0], dx[1], (size_t)MT_RN * MT_RD, 1e-5f, 1e-6f);
-        }
+    for (size_t d = MT_RD; d <= DMAX; d += DMAX - MT_RD) {
+        mt_fill_uniform(x, (size_t)MT_RN * d, -1, 1, 5);
+        mt_fill_uniform(r, N * d, -1, 1, 6);
+        for (int K = 0; K <= 4; K++)
+            for (int weighted = 0; weighted < 2; weighted++) {
+                const float *w = weighted ? wts : NULL;
+                mt_run_d(g, K, w, x, d, rows, N, r, 1, y[0], dx[0]);
+                mt_run_d(g, K, w, x, d, rows, N, r, 0, y[1], dx[1]);
+                ck_assert_msg(memcmp(y[0], y[1], N * d * sizeof(float)) == 0,
+                              "d=%zu K=%d weighted=%d: forward differs", d, K, weighted);
+                char what[64];
+                snprintf(what, sizeof what, "d=%zu K=%d weighted=%d backward", d, K, weighted);
+                mt_assert_close(what, dx[0], dx[1], (size_t)MT_RN * d, 1e-5f, 1e-6f);
+            }
+    }
     for (int t = 0; t < 2; t++) {
         free(y[t]);
         free(dx[t]);
     }
     free(x);
+    free(r);
     mmrec_graph_destroy(g);
 }
 END_TEST
@@ -122,7 +136,7 @@ START_TEST(test_lightgcn_rows_knn_graph) {
     for (int K = 1; K <= 3; K++) {
         mt_run(g, K, NULL, x, rows, N, r, 1, y[0], dx[0]);
         mt_run(g, K, NULL, x, rows, N, r, 0, y[1], dx[1]);
-        mt_assert_close("knn forward", y[0], y[1], N * MT_RD, 1e-5f, 1e-6f);
+        ck_assert(memcmp(y[0], y[1], N * MT_RD * sizeof(float)) == 0);
         mt_assert_close("knn backward", dx[0], dx[1], (size_t)MT_RN * MT_RD, 1e-5f, 1e-6f);
     }
     for (int t = 0; t < 2; t++) {

@@ -44,5 +44,9 @@ void mmrec__graph_spmm(const mmrec_graph *g, const float *x, size_t d, float *y,
  * mmrec__graph_spmm. */
 void mmrec__graph_spmm_t(const mmrec_graph *g, const float *x, size_t d, float *y, float w,
                          float *acc);
+/* y[p] = (A x)[rows[p]] for p < n, y [n, d] overwritten; rows valid node
+ * ids. The same sums, bit for bit, as mmrec__graph_spmm's at those rows. */
+void mmrec__graph_spmm_rows(const mmrec_graph *g, const float *x, size_t d, const int64_t *rows,
+                            size_t n, float *y);
 
 #endif

@@ -10,45 +10,32 @@
 #include <math.h>
 #include <string.h>
 
-#define MMREC__ROWS_GRAIN 64
-
 typedef struct mmrec__lgrows_ctx {
     const mmrec_graph *g;
     int layers;
     float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
     int64_t *rows; /* copied into the arena */
     size_t n_rows;
+    /* the distinct rows in increasing order and each node's place among
+     * them (-1 for the others), as the forward pass built them */
+    const int64_t *set;
+    const int32_t *slot;
+    size_t n_set;
 } mmrec__lgrows_ctx;
 
-/* ---- forward: out[p] += w (A x)[rows[p]] ---- */
-
-typedef struct mmrec__gather_hop_job {
-    const mmrec_graph *g;
-    const float *x;
-    const int64_t *rows;
-    size_t d;
-    float w;
-    float *out;
-} mmrec__gather_hop_job;
-
-MMREC__SIMD_CLONES
-static void mmrec__gather_hop_rows(const mmrec_graph *g, const float *restrict x,
-                                   const int64_t *rows, size_t d, float w, float *restrict out,
-                                   size_t lo, size_t hi) {
-    for (size_t p = lo; p < hi; p++) {
-        int64_t r = rows[p], end = g->row_ptr[r + 1];
-        float *o = out + p * d;
-        for (int64_t j = g->row_ptr[r]; j < end; j++) {
-            const float *xr = x + (size_t)g->col[j] * d;
-            float v = w * g->val[j];
-            for (size_t c = 0; c < d; c++) o[c] += v * xr[c];
+/* The distinct rows in increasing order into set, each node's place in it
+ * into slot (-1 for nodes not in it); returns their number. */
+static size_t mmrec__row_set(const int64_t *rows, size_t n_rows, size_t nodes, int64_t *set,
+                             int32_t *slot) {
+    memset(slot, 0xff, nodes * sizeof *slot);
+    for (size_t p = 0; p < n_rows; p++) slot[rows[p]] = 0;
+    size_t n_set = 0;
+    for (size_t v = 0; v < nodes; v++)
+        if (slot[v] >= 0) {
+            slot[v] = (int32_t)n_set;
+            set[n_set++] = (int64_t)v;
         }
-    }
-}
-
-static void mmrec__gather_hop_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    const mmrec__gather_hop_job *j = ctx;
-    mmrec__gather_hop_rows(j->g, j->x, j->rows, j->d, j->w, j->out, lo, hi);
+    return n_set;
 }
 
 /* out[p] += w * x[rows[p]] */
@@ -118,7 +105,7 @@ static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) 
     const mmrec__lgrows_ctx *c = node->ctx;
     const mmrec_graph *g = c->g;
     mmrec_tensor *ego = node->in[0];
-    size_t n = ego->numel, d = (size_t)ego->shape[1], nodes = (size_t)g->num_nodes;
+    size_t n = ego->numel, d = (size_t)ego->shape[1];
     const float *gy = node->out->grad;
     const int64_t *rows = c->rows;
     int K = c->layers;
@@ -128,23 +115,16 @@ static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) 
         mmrec__scatter_rows(dx, gy, rows, c->n_rows, d, c->w[0]);
         return MMREC_OK;
     }
-    int32_t *slot = mmrec__tape_alloc(tape, nodes * sizeof *slot);
-    int64_t *set = mmrec__tape_alloc(tape, c->n_rows * sizeof *set);
-    float *h = mmrec__tape_alloc(tape, c->n_rows * d * sizeof *h);
+    const int64_t *set = c->set;
+    const int32_t *slot = c->slot;
+    size_t n_set = c->n_set;
+    float *h = mmrec__tape_alloc(tape, n_set * d * sizeof *h);
     float *buf = mmrec__tape_alloc(tape, 2 * n * sizeof *buf);
-    if (slot == NULL || set == NULL || h == NULL || buf == NULL) return MMREC_ENOMEM;
-    /* h = w_K S g, compacted to the distinct rows in order of appearance */
-    memset(slot, 0xff, nodes * sizeof *slot);
-    size_t n_set = 0;
+    if (h == NULL || buf == NULL) return MMREC_ENOMEM;
+    /* h = w_K S g, compacted to the distinct rows */
+    memset(h, 0, n_set * d * sizeof *h);
     for (size_t p = 0; p < c->n_rows; p++) {
-        int64_t r = rows[p];
-        if (slot[r] < 0) {
-            slot[r] = (int32_t)n_set;
-            set[n_set] = r;
-            memset(h + n_set * d, 0, d * sizeof *h);
-            n_set++;
-        }
-        float *hr = h + (size_t)slot[r] * d;
+        float *hr = h + (size_t)slot[rows[p]] * d;
         const float *gp = gy + p * d;
         for (size_t k = 0; k < d; k++) hr[k] += c->w[K] * gp[k];
     }
@@ -181,12 +161,24 @@ mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph, mmr
         MMREC_FAIL_IF(rows[p] < 0 || rows[p] >= graph->num_nodes, MMREC_ERANGE,
                       "rows[%zu] is %lld, outside [0, %lld)", p, (long long)rows[p],
                       (long long)graph->num_nodes);
-    size_t n = ego->numel, d = (size_t)ego->shape[1];
+    size_t n = ego->numel, d = (size_t)ego->shape[1], nodes = (size_t)graph->num_nodes;
     int64_t shape[2] = {(int64_t)n_rows, (int64_t)d};
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec_tensor *y = mmrec__tape_new(tape, 2, shape, true);
-    float *buf = y && num_layers > 1 ? mmrec__tape_alloc(tape, 2 * n * sizeof(float)) : NULL;
-    if (y == NULL || (num_layers > 1 && buf == NULL)) return mmrec__tape_oom(tape, mark, __func__);
+    float *buf = NULL, *hop = NULL;
+    int64_t *set = NULL;
+    int32_t *slot = NULL;
+    if (y && num_layers > 1) buf = mmrec__tape_alloc(tape, 2 * n * sizeof *buf);
+    if (y && num_layers > 0) {
+        hop = mmrec__tape_alloc(tape, n_rows * d * sizeof *hop);
+        set = mmrec__tape_alloc(tape, n_rows * sizeof *set);
+        slot = mmrec__tape_alloc(tape, nodes * sizeof *slot);
+    }
+    if (y == NULL || (num_layers > 1 && buf == NULL) ||
+        (num_layers > 0 && (hop == NULL || set == NULL || slot == NULL)))
+        return mmrec__tape_oom(tape, mark, __func__);
+    /* the last hop is computed once per distinct row, in node order */
+    size_t n_set = num_layers > 0 ? mmrec__row_set(rows, n_rows, nodes, set, slot) : 0;
     if (mmrec__tape_wants_grad(tape, &ego, 1)) {
         mmrec__node *node = mmrec__tape_record(tape, "lightgcn_rows", mmrec__lgrows_backward, y,
                                                &ego, 1, sizeof(mmrec__lgrows_ctx));
@@ -199,6 +191,9 @@ mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph, mmr
         memcpy(c->w, w, (size_t)(num_layers + 1) * sizeof *w);
         c->rows = copy;
         c->n_rows = n_rows;
+        c->set = set;
+        c->slot = slot;
+        c->n_set = n_set;
     }
     /* layers 0 .. K-1 in full, read at the rows; layer K at the rows only */
     mmrec__add_rows(y->data, ego->data, rows, n_rows, d, w[0]);
@@ -210,8 +205,12 @@ mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph, mmr
         cur = next;
     }
     if (num_layers > 0) {
-        mmrec__gather_hop_job job = {graph, cur, rows, d, w[num_layers], y->data};
-        mmrec__parallel_for(n_rows, MMREC__ROWS_GRAIN, mmrec__gather_hop_chunk, &job);
+        mmrec__graph_spmm_rows(graph, cur, d, set, n_set, hop);
+        for (size_t p = 0; p < n_rows; p++) {
+            const float *hr = hop + (size_t)slot[rows[p]] * d;
+            float *o = y->data + p * d;
+            for (size_t c = 0; c < d; c++) o[c] += w[num_layers] * hr[c];
+        }
     }
     *out = y;
     return MMREC_OK;

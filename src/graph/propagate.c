@@ -10,61 +10,137 @@
 #include <math.h>
 #include <string.h>
 
-/* Rows per chunk of the pool: a few thousand multiply-adds at least. */
-#define MMREC__SPMM_GRAIN 256
+/* Stored entries per part of the pool at least. */
+#define MMREC__SPMM_MIN_WORK 8192
 /* Entries ahead whose source rows are prefetched. */
 #ifndef MMREC__SPMM_AHEAD
 #define MMREC__SPMM_AHEAD 8
 #endif
+/* Widest column block whose sums are kept in registers (4 AVX-512 vectors). */
+#define MMREC__SPMM_BLOCK 64
+/* Parts of one product at most (the pool's own bound). */
+#define MMREC__SPMM_MAX_PARTS 64
 
+/* One CSR form (A's or its transpose's) and a product with it:
+ * y[p] = (A x)[r_p] for the rows r_p = rows ? rows[p] : p, p < n, and
+ * acc[p] += w y[p] when acc is non-NULL. The parts split the rows so each
+ * holds about the same number of stored entries: a row's sums do not
+ * depend on the split, so neither do the results. */
 typedef struct mmrec__spmm_job {
     const int64_t *row_ptr;
     const int32_t *col;
     const float *val;
     const float *x;
     size_t d;
+    const int64_t *rows;
     float *y, *acc;
     float w;
+    size_t bound[MMREC__SPMM_MAX_PARTS + 1];
 } mmrec__spmm_job;
 
-MMREC__SIMD_CLONES
-static void mmrec__spmm_rows(const int64_t *row_ptr, const int32_t *col, const float *val,
-                             const float *restrict x, size_t d, float *restrict y, float w,
-                             float *restrict acc, size_t lo, size_t hi) {
-    int64_t end = row_ptr[hi];
-    for (size_t r = lo; r < hi; r++) {
-        float *yr = y + r * d;
-        for (size_t c = 0; c < d; c++) yr[c] = 0.0f;
+/* Columns [c0, c0 + W) of the rows p in [lo, hi). A row's sums stay in
+ * registers across its entries (W <= MMREC__SPMM_BLOCK); with W a constant
+ * at the call, each clone unrolls and vectorizes the block. The sums are
+ * formed in entry order, as a plain loop would. */
+static inline __attribute__((always_inline)) void
+mmrec__spmm_block(const mmrec__spmm_job *job, size_t c0, size_t W, size_t lo, size_t hi) {
+    const int64_t *row_ptr = job->row_ptr, *rows = job->rows;
+    const int32_t *col = job->col;
+    const float *val = job->val, *restrict x = job->x;
+    float *restrict y = job->y, *restrict acc = job->acc;
+    size_t d = job->d;
+    /* without a row list the rows are consecutive: prefetch across them */
+    int64_t end = rows ? 0 : row_ptr[hi];
+    for (size_t p = lo; p < hi; p++) {
+        size_t r = rows ? (size_t)rows[p] : p;
+        int64_t stop = rows ? row_ptr[r + 1] : end;
+        float s[MMREC__SPMM_BLOCK];
+        for (size_t c = 0; c < W; c++) s[c] = 0.0f;
         for (int64_t j = row_ptr[r]; j < row_ptr[r + 1]; j++) {
             /* the gathers are latency-bound: fetch rows a few entries ahead */
-            if (j + MMREC__SPMM_AHEAD < end) {
-                const char *next = (const char *)(x + (size_t)col[j + MMREC__SPMM_AHEAD] * d);
-                for (size_t off = 0; off < d * sizeof(float); off += 64)
+            if (j + MMREC__SPMM_AHEAD < stop) {
+                const char *next = (const char *)(x + (size_t)col[j + MMREC__SPMM_AHEAD] * d + c0);
+                for (size_t off = 0; off < W * sizeof(float); off += 64)
                     __builtin_prefetch(next + off);
             }
-            const float *xr = x + (size_t)col[j] * d;
+            const float *xr = x + (size_t)col[j] * d + c0;
             float v = val[j];
-            for (size_t c = 0; c < d; c++) yr[c] += v * xr[c];
+            for (size_t c = 0; c < W; c++) s[c] += v * xr[c];
+        }
+        if (y) {
+            float *yr = y + p * d + c0;
+            for (size_t c = 0; c < W; c++) yr[c] = s[c];
         }
         if (acc) {
-            float *ar = acc + r * d;
-            for (size_t c = 0; c < d; c++) ar[c] += w * yr[c];
+            float *ar = acc + p * d + c0;
+            for (size_t c = 0; c < W; c++) ar[c] += job->w * s[c];
         }
     }
 }
 
-static void mmrec__spmm_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    const mmrec__spmm_job *j = ctx;
-    mmrec__spmm_rows(j->row_ptr, j->col, j->val, j->x, j->d, j->y, j->w, j->acc, lo, hi);
+MMREC__SIMD_CLONES
+static void mmrec__spmm_range(const mmrec__spmm_job *job, size_t lo, size_t hi) {
+    size_t c0 = 0, d = job->d;
+    for (; c0 + MMREC__SPMM_BLOCK <= d; c0 += MMREC__SPMM_BLOCK)
+        mmrec__spmm_block(job, c0, MMREC__SPMM_BLOCK, lo, hi);
+    if (d - c0 >= 32) {
+        mmrec__spmm_block(job, c0, 32, lo, hi);
+        c0 += 32;
+    }
+    if (d - c0 >= 16) {
+        mmrec__spmm_block(job, c0, 16, lo, hi);
+        c0 += 16;
+    }
+    if (c0 < d) mmrec__spmm_block(job, c0, d - c0, lo, hi);
 }
 
-/* The product with one CSR form (A's or its transpose's), rows split over
- * the pool. */
+static void mmrec__spmm_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__spmm_job *job = ctx;
+    mmrec__spmm_range(job, job->bound[lo], job->bound[hi]);
+}
+
+/* Splits the n rows into parts of about equal stored entries and runs them
+ * over the pool. */
+static void mmrec__spmm_run(mmrec__spmm_job *job, size_t n) {
+    const int64_t *rp = job->row_ptr, *rows = job->rows;
+    int64_t total = 0;
+    if (rows)
+        for (size_t p = 0; p < n; p++) total += rp[rows[p] + 1] - rp[rows[p]];
+    else
+        total = rp[n] - rp[0];
+    size_t parts = (size_t)mmrec__parallel_parts((size_t)total, MMREC__SPMM_MIN_WORK);
+    if (parts > MMREC__SPMM_MAX_PARTS) parts = MMREC__SPMM_MAX_PARTS;
+    job->bound[0] = 0;
+    job->bound[parts] = n;
+    if (rows) { /* one walk: part k ends where the entries pass k / parts */
+        size_t k = 1;
+        int64_t seen = 0;
+        for (size_t p = 0; p < n && k < parts; p++) {
+            seen += rp[rows[p] + 1] - rp[rows[p]];
+            while (k < parts && seen * (int64_t)parts >= total * (int64_t)k) job->bound[k++] = p + 1;
+        }
+        while (k < parts) job->bound[k++] = n;
+    } else { /* the first row starting at or past k / parts of the entries */
+        for (size_t k = 1; k < parts; k++) {
+            int64_t target = rp[0] + total * (int64_t)k / (int64_t)parts;
+            size_t lo = job->bound[k - 1], hi = n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (rp[mid] < target) lo = mid + 1;
+                else hi = mid;
+            }
+            job->bound[k] = lo;
+        }
+    }
+    mmrec__parallel_for(parts, 1, mmrec__spmm_chunk, job);
+}
+
+/* The product with one CSR form over all rows. */
 static void mmrec__spmm_csr(const mmrec_graph *g, const int64_t *row_ptr, const int32_t *col,
                             const float *val, const float *x, size_t d, float *y, float w,
                             float *acc) {
-    mmrec__spmm_job job = {row_ptr, col, val, x, d, y, acc, w};
-    mmrec__parallel_for((size_t)g->num_nodes, MMREC__SPMM_GRAIN, mmrec__spmm_chunk, &job);
+    mmrec__spmm_job job = {row_ptr, col, val, x, d, NULL, y, acc, w, {0}};
+    mmrec__spmm_run(&job, (size_t)g->num_nodes);
 }
 
 void mmrec__graph_spmm(const mmrec_graph *g, const float *x, size_t d, float *y, float w,
@@ -78,6 +154,12 @@ void mmrec__graph_spmm_t(const mmrec_graph *g, const float *x, size_t d, float *
         mmrec__spmm_csr(g, g->row_ptr, g->col, g->val, x, d, y, w, acc);
     else
         mmrec__spmm_csr(g, g->t_row_ptr, g->t_col, g->t_val, x, d, y, w, acc);
+}
+
+void mmrec__graph_spmm_rows(const mmrec_graph *g, const float *x, size_t d, const int64_t *rows,
+                            size_t n, float *y) {
+    mmrec__spmm_job job = {g->row_ptr, g->col, g->val, x, d, rows, y, NULL, 0.0f, {0}};
+    mmrec__spmm_run(&job, n);
 }
 
 mmrec_status mmrec__graph_x_check(const char *func, const mmrec_graph *g, const mmrec_tensor *x,
