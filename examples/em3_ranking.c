@@ -181,7 +181,12 @@ static void make_impressions(data *d, mmrec_rng *rng, impressions *imp, int coun
     }
 }
 
-static double auc(const float *score, const float *label, size_t n);
+/* AUC, tied scores counted one half (mmrec_metric_auc). */
+static double auc(const float *score, const float *label, size_t n) {
+    double a;
+    CHECK(mmrec_metric_auc(score, label, n, &a));
+    return a;
+}
 
 static double oracle_auc(const data *d, const impressions *imp) {
     float *p = malloc(imp->n * sizeof *p);
@@ -217,35 +222,6 @@ static void make_data(data *d, uint64_t seed) {
     d->oracle_warm = oracle_auc(d, &d->test_warm);
     d->oracle_cold = oracle_auc(d, &d->test_cold);
     mmrec_rng_destroy(rng);
-}
-
-/* ---- AUC: the Mann-Whitney statistic, tied scores get their average rank ---- */
-
-static const float *g_sort_score;
-static int by_score(const void *a, const void *b) {
-    float x = g_sort_score[*(const size_t *)a], y = g_sort_score[*(const size_t *)b];
-    return (x > y) - (x < y);
-}
-
-static double auc(const float *score, const float *label, size_t n) {
-    size_t *idx = malloc(n * sizeof *idx);
-    if (!idx) exit(1);
-    for (size_t k = 0; k < n; k++) idx[k] = k;
-    g_sort_score = score;
-    qsort(idx, n, sizeof *idx, by_score);
-    double rank_sum = 0, pos = 0;
-    for (size_t lo = 0; lo < n;) {
-        size_t hi = lo;
-        while (hi + 1 < n && score[idx[hi + 1]] == score[idx[lo]]) hi++;
-        double rank = 0.5 * (double)(lo + hi) + 1.0; /* ranks are 1-based */
-        for (size_t k = lo; k <= hi; k++)
-            if (label[idx[k]] > 0.5f) rank_sum += rank, pos++;
-        lo = hi + 1;
-    }
-    free(idx);
-    double neg = (double)n - pos;
-    if (pos == 0 || neg == 0) return 0.5;
-    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
 }
 
 /* ---- features ---- */

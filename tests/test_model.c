@@ -108,7 +108,13 @@ START_TEST(test_model_freeze_counts_and_frozen_get_no_gradient) {
     ck_assert_uint_eq(total, 15);
     MT_EXPECT(mmrec_model_freeze(m, "dec", &count), MMREC_ENOTFOUND, "'dec'");
     MT_EXPECT(mmrec_model_freeze(m, NULL, &count), MMREC_EINVAL, "'prefix'");
-    MT_EXPECT(mmrec_model_param_count(m, NULL, &total), MMREC_EINVAL, "trainable_out");
+    total = 0;
+    MT_OK(mmrec_model_param_count(m, NULL, &total));
+    ck_assert_uint_eq(total, 15);
+    trainable = 0;
+    MT_OK(mmrec_model_param_count(m, &trainable, NULL));
+    ck_assert_uint_eq(trainable, 6);
+    MT_EXPECT(mmrec_model_param_count(NULL, &trainable, &total), MMREC_EINVAL, "model");
 
     /* y = x W V: W frozen gets nothing, V gets its gradient. */
     mmrec_tensor *w, *v, *x, *h, *y;

@@ -157,7 +157,12 @@ typedef struct mmrec_alignrec_config {
     int64_t num_users, num_items; /* required, >= 1 */
     int64_t content_dim;          /* required, >= 1 */
     const float *features;        /* required: [num_items, content_dim] row-major,
-                                     finite; copied at creation (borrowed) */
+                                     finite; copied at creation (borrowed). The
+                                     content Linear layers start at torch's
+                                     default scale, so give the values about
+                                     unit size (rows of norm ~sqrt(content_dim)):
+                                     with unit-norm rows the gate barely moves
+                                     from its start */
     int64_t dim;                  /* default 64 */
     int id_layers;                /* LightGCN layers on the bipartite graph, 0 .. 64;
                                      default 2 */

@@ -79,7 +79,10 @@ MMREC_API mmrec_status mmrec_model_unfreeze(mmrec_model *model, const char *pref
                                             size_t *count_out);
 
 /* Element counts of the trainable parameters and of all parameters.
- * Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
+ *   trainable_out (out, may be NULL) elements of the trainable parameters.
+ *   total_out     (out, may be NULL) elements of all parameters.
+ * Returns MMREC_OK or MMREC_EINVAL (model NULL or not a model).
+ * Since 0.1. */
 MMREC_API mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable_out,
                                                size_t *total_out);
 

@@ -274,15 +274,13 @@ mmrec_status mmrec_model_unfreeze(mmrec_model *model, const char *prefix, size_t
 mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable_out,
                                      size_t *total_out) {
     MMREC_CHECK_MODEL(model);
-    MMREC_CHECK_NULL(trainable_out);
-    MMREC_CHECK_NULL(total_out);
     size_t trainable = 0, total = 0;
     for (size_t i = 0; i < model->n_params; i++) {
         total += model->params[i]->tensor.numel;
         if (model->params[i]->trainable) trainable += model->params[i]->tensor.numel;
     }
-    *trainable_out = trainable;
-    *total_out = total;
+    if (trainable_out) *trainable_out = trainable;
+    if (total_out) *total_out = total;
     return MMREC_OK;
 }
 

@@ -39,8 +39,9 @@ void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const f
                          float *dx, size_t n);
 
 /* Softmax (or log-softmax) of one row of n; mask (may be NULL) read at
- * mask[j * mask_stride], 0 = removed. */
-void mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
+ * mask[j * mask_stride], 0 = removed. Returns the row's log-sum-exp
+ * (-INFINITY when every position is removed). */
+float mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
                         size_t n, bool log);
 /* dx += the row's input gradient from its output y and dy. */
 void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n, bool log);

@@ -5,14 +5,14 @@
 
 #include <math.h>
 
-void mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
-                        size_t n, bool log) {
+float mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
+                         size_t n, bool log) {
     float max = -INFINITY;
     for (size_t j = 0; j < n; j++)
         if ((mask == NULL || mask[j * mask_stride] != 0.0f) && x[j] > max) max = x[j];
     if (max == -INFINITY) { /* every position removed */
         for (size_t j = 0; j < n; j++) y[j] = log ? -INFINITY : 0.0f;
-        return;
+        return -INFINITY;
     }
     float sum = 0.0f;
     for (size_t j = 0; j < n; j++) {
@@ -21,14 +21,15 @@ void mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, f
         y[j] = e;
         sum += e;
     }
+    float lse = max + logf(sum);
     if (log) {
-        float lse = max + logf(sum);
         for (size_t j = 0; j < n; j++)
             y[j] = (mask == NULL || mask[j * mask_stride] != 0.0f) ? x[j] - lse : -INFINITY;
     } else {
         float inv = 1.0f / sum;
         for (size_t j = 0; j < n; j++) y[j] *= inv;
     }
+    return lse;
 }
 
 void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n,
