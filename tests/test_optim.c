@@ -493,6 +493,145 @@ START_TEST(test_sparse_all_rows_touched_equals_dense) {
 }
 END_TEST
 
+/* ---- row-sparse tables written by dense ops ----
+ * An embedding table used as a dense operand (the weight of a matmul, a
+ * full softmax over the table) must train as a dense parameter does: the
+ * dense write makes the next step a dense update that also clears the
+ * gradient, while the row gather keeps its row-only path. */
+
+typedef enum { MT_DENSE_ONLY, MT_MIXED, MT_GATHER_ONLY } mt_use;
+
+#define MT_ROWS 7
+#define MT_DIM 3
+
+/* One training step on `table` ([MT_ROWS, MT_DIM]): the rows of a gather
+ * and/or the whole table as the right operand of matmul(q, table^T), into
+ * a softmax cross-entropy; backward; step. */
+static void mt_table_step(mmrec_optimizer *o, mmrec_tensor *table, mt_use use, int t) {
+    static const int64_t ids[3] = {5, 1, 5};
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    mmrec_tensor *q, *logits, *loss;
+    if (use == MT_GATHER_ONLY || use == MT_MIXED) {
+        MT_OK(mmrec_gather_rows(tape, table, ids, 3, &q));
+    } else {
+        float qd[3 * MT_DIM];
+        mt_fill_uniform(qd, 3 * MT_DIM, -1, 1, 40 + (uint64_t)t);
+        int64_t qs[2] = {3, MT_DIM};
+        q = mt_tape_tensor(tape, 2, qs, qd, 0);
+    }
+    int64_t labels[3] = {(t + 2) % MT_ROWS, 4, (t * 3) % MT_ROWS};
+    if (use == MT_GATHER_ONLY) {
+        float target[3 * MT_DIM];
+        mt_fill_uniform(target, 3 * MT_DIM, -1, 1, 60 + (uint64_t)t);
+        int64_t ts[2] = {3, MT_DIM};
+        MT_OK(mmrec_loss_mse(tape, q, mt_tape_tensor(tape, 2, ts, target, 0), &loss));
+    } else {
+        MT_OK(mmrec_matmul(tape, q, table, MMREC_TRANS_B, &logits));
+        MT_OK(mmrec_loss_softmax_ce(tape, logits, labels, 3, &loss));
+    }
+    MT_OK(mmrec_tape_backward(tape, loss));
+    MT_OK(mmrec_optimizer_step(o));
+    mmrec_tape_destroy(tape);
+    for (size_t i = 0; i < table->numel; i++)
+        ck_assert_msg(table->grad[i] == 0.0f, "gradient not cleared at %zu", i);
+}
+
+typedef struct mt_table_pair {
+    mmrec_model *ms, *md;
+    mmrec_optimizer *os, *od;
+    mmrec_tensor *sparse, *dense;
+} mt_table_pair;
+
+/* An Embedding module's table and a dense parameter with the same values,
+ * each with an optimizer of `type`. */
+static void mt_table_pair_make(mt_table_pair *p, mmrec_optimizer_type type, float momentum) {
+    MT_OK(mmrec_model_create(&p->ms));
+    MT_OK(mmrec_model_create(&p->md));
+    mmrec_embedding_config ec;
+    MT_OK(mmrec_embedding_config_init(&ec));
+    ec.num_rows = MT_ROWS;
+    ec.dim = MT_DIM;
+    mmrec_module *emb;
+    MT_OK(mmrec_embedding_create(p->ms, "emb", &ec, &emb));
+    MT_OK(mmrec_model_param(p->ms, "emb.weight", &p->sparse));
+    int64_t shape[2] = {MT_ROWS, MT_DIM};
+    MT_OK(mmrec_model_add_param(p->md, "emb.weight", 2, shape, &p->dense));
+    MT_OK(mmrec_tensor_copy_from(p->dense, p->sparse->data, MT_ROWS * MT_DIM));
+    mmrec_optimizer_config cfg;
+    MT_OK(mmrec_optimizer_config_init(&cfg));
+    cfg.type = type;
+    cfg.lr = 0.1f;
+    cfg.momentum = momentum;
+    cfg.weight_decay = 0.01f;
+    MT_OK(mmrec_optimizer_create(p->ms, &cfg, &p->os));
+    MT_OK(mmrec_optimizer_create(p->md, &cfg, &p->od));
+}
+
+static void mt_table_pair_free(mt_table_pair *p) {
+    mmrec_optimizer_destroy(p->os);
+    mmrec_optimizer_destroy(p->od);
+    mmrec_model_destroy(p->ms);
+    mmrec_model_destroy(p->md);
+}
+
+static const struct {
+    mmrec_optimizer_type type;
+    float momentum;
+    const char *name;
+} mt_all_opts[5] = {{MMREC_OPT_SGD, 0.0f, "SGD"},
+                    {MMREC_OPT_SGD, 0.9f, "SGD momentum"},
+                    {MMREC_OPT_ADAM, 0.0f, "Adam"},
+                    {MMREC_OPT_ADAMW, 0.0f, "AdamW"},
+                    {MMREC_OPT_ADAGRAD, 0.0f, "Adagrad"}};
+
+/* Dense use alone and dense use mixed with a gather in one step: the table
+ * follows the dense parameter bit for bit over three steps. */
+START_TEST(test_sparse_table_dense_use_trains_as_dense) {
+    mt_use uses[2] = {MT_DENSE_ONLY, MT_MIXED};
+    for (int u = 0; u < 2; u++)
+        for (int k = 0; k < 5; k++) {
+            mt_table_pair p;
+            mt_table_pair_make(&p, mt_all_opts[k].type, mt_all_opts[k].momentum);
+            float before[MT_ROWS * MT_DIM];
+            memcpy(before, p.sparse->data, sizeof before);
+            for (int t = 0; t < 3; t++) {
+                mt_table_step(p.os, p.sparse, uses[u], t);
+                mt_table_step(p.od, p.dense, uses[u], t);
+                ck_assert_msg(memcmp(p.sparse->data, p.dense->data, sizeof before) == 0,
+                              "%s, %s use, step %d: the table differs from a dense parameter",
+                              mt_all_opts[k].name, u ? "mixed" : "dense", t);
+            }
+            ck_assert_msg(memcmp(p.sparse->data, before, sizeof before) != 0, "%s: no update",
+                          mt_all_opts[k].name);
+            mt_table_pair_free(&p);
+        }
+}
+END_TEST
+
+/* After a dense step, a gather-only step is row-sparse again: only the
+ * gathered rows (1 and 5) change, and the gradient is clear. */
+START_TEST(test_sparse_table_gather_after_dense_is_row_only) {
+    for (int k = 0; k < 5; k++) {
+        mt_table_pair p;
+        mt_table_pair_make(&p, mt_all_opts[k].type, mt_all_opts[k].momentum);
+        mt_table_step(p.os, p.sparse, MT_MIXED, 0);
+        float before[MT_ROWS * MT_DIM];
+        memcpy(before, p.sparse->data, sizeof before);
+        mt_table_step(p.os, p.sparse, MT_GATHER_ONLY, 1);
+        for (int r = 0; r < MT_ROWS; r++) {
+            bool gathered = r == 1 || r == 5;
+            bool changed = memcmp(p.sparse->data + r * MT_DIM, before + r * MT_DIM,
+                                  MT_DIM * sizeof(float)) != 0;
+            ck_assert_msg(changed == gathered, "%s: row %d %s", mt_all_opts[k].name, r,
+                          changed ? "changed" : "did not change");
+        }
+        ck_assert_uint_eq(p.sparse->param->n_touched, 0);
+        mt_table_pair_free(&p);
+    }
+}
+END_TEST
+
 /* ---- checkpoints with optimizer state, and resume ---- */
 
 typedef struct mt_run {
@@ -808,6 +947,8 @@ static Suite *optim_suite(void) {
     tcase_add_test(rules, test_frozen_skipped_and_unfrozen_gets_state_later);
     tcase_add_test(rules, test_sparse_rows_only_touched_rows_and_state_change);
     tcase_add_test(rules, test_sparse_all_rows_touched_equals_dense);
+    tcase_add_test(rules, test_sparse_table_dense_use_trains_as_dense);
+    tcase_add_test(rules, test_sparse_table_gather_after_dense_is_row_only);
     suite_add_tcase(s, rules);
     TCase *lc = tcase_create("lifecycle");
     tcase_add_test(lc, test_resume_is_bit_identical);

@@ -86,8 +86,8 @@ MMREC_API mmrec_status mmrec_model_unfreeze(mmrec_model *model, const char *pref
 MMREC_API mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable_out,
                                                size_t *total_out);
 
-/* Zeroes every trainable parameter's gradient (only touched rows of sparse
- * tables). Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
+/* Zeroes every trainable parameter's gradient (only the touched rows of a
+ * sparse table that only row gathers wrote). Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
 MMREC_API mmrec_status mmrec_model_zero_grad(mmrec_model *model);
 
 /* Flat buffers of the trainable parameters in creation order, for

@@ -101,7 +101,9 @@ MMREC_API mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mm
 
 /* ---- Embedding: rows of a [num_rows, dim] table ("<name>.weight") ----
  * The gradient is row-sparse: backward and the optimizer touch only the
- * rows gathered in the step. */
+ * rows gathered in the step. Used by any other op as well (e.g. its weight
+ * as the output layer of a full softmax), the table trains as a dense
+ * parameter in the steps where that happens (optim.h). */
 typedef struct mmrec_embedding_config {
     size_t struct_size;
     int64_t num_rows, dim;  /* required, >= 1 */

@@ -22,7 +22,12 @@
  * gradient was touched since the last step change, and their optimizer state
  * only then (as torch.optim.SparseAdam for Adam, with the parameter's step
  * count in the bias corrections; weight decay too applies to those rows
- * only); step time does not depend on the table size.
+ * only); step time does not depend on the table size. This holds while the
+ * table is only read through row gathers (mmrec_embedding_forward,
+ * mmrec_gather_rows). A step after which any other op wrote the table's
+ * gradient (the table as a matmul operand for a full softmax, tied weights,
+ * graph propagation, a loss on the whole table) updates and clears every
+ * row, as for a dense parameter; the next gather-only step is lazy again.
  *
  * Parameter groups: group 0 holds every parameter; mmrec_optimizer_add_group
  * moves the parameters whose name starts with a prefix into a new group with

@@ -83,8 +83,13 @@ mmrec__node *mmrec__tape_record(mmrec_tape *tape, const char *name, mmrec__backw
                                 size_t ctx_size);
 
 /* Gradient buffer of `t` for accumulation: a parameter's model-owned
- * buffer, or a zeroed arena buffer allocated on first use. NULL on OOM. */
+ * buffer, or a zeroed arena buffer allocated on first use. NULL on OOM.
+ * The caller may write anywhere in it: a row-sparse parameter's next
+ * optimizer step becomes a dense one. */
 float *mmrec__grad(mmrec_tape *tape, mmrec_tensor *t);
+/* The same buffer for a writer that adds only into rows it marks with
+ * mmrec__param_touch_row (the row gather): the step stays row-sparse. */
+float *mmrec__grad_rows(mmrec_tape *tape, mmrec_tensor *t);
 
 /* Reports OOM after rolling the tape back to `mark`. */
 mmrec_status mmrec__tape_oom(mmrec_tape *tape, mmrec__tape_mark mark, const char *func);

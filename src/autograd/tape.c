@@ -204,9 +204,15 @@ mmrec__node *mmrec__tape_record(mmrec_tape *tape, const char *name, mmrec__backw
     return node;
 }
 
-float *mmrec__grad(mmrec_tape *tape, mmrec_tensor *t) {
+float *mmrec__grad_rows(mmrec_tape *tape, mmrec_tensor *t) {
     if (t->grad == NULL) t->grad = mmrec__tape_calloc(tape, t->numel * sizeof(float));
     return t->grad;
+}
+
+float *mmrec__grad(mmrec_tape *tape, mmrec_tensor *t) {
+    /* A dense write into a row-sparse table: its next step is dense. */
+    if (t->param && t->param->sparse) t->param->dense_grad = true;
+    return mmrec__grad_rows(tape, t);
 }
 
 /* ---- backward ---- */

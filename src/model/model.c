@@ -286,17 +286,18 @@ mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable
 
 void mmrec__param_zero_grad(mmrec__param *p) {
     if (p->tensor.grad == NULL) return;
+    bool rows_only = mmrec__param_rows_only(p);
     if (p->sparse) {
         size_t dim = p->tensor.numel / (size_t)p->tensor.shape[0];
         for (size_t i = 0; i < p->n_touched; i++) {
             int64_t row = p->touched_rows[i];
-            memset(p->tensor.grad + (size_t)row * dim, 0, dim * sizeof(float));
+            if (rows_only) memset(p->tensor.grad + (size_t)row * dim, 0, dim * sizeof(float));
             p->row_touched[row] = 0;
         }
         p->n_touched = 0;
-    } else {
-        memset(p->tensor.grad, 0, p->tensor.numel * sizeof(float));
+        p->dense_grad = false;
     }
+    if (!rows_only) memset(p->tensor.grad, 0, p->tensor.numel * sizeof(float));
 }
 
 mmrec_status mmrec_model_zero_grad(mmrec_model *model) {

@@ -13,10 +13,14 @@ typedef struct mmrec__param {
     bool trainable;             /* false when frozen */
     bool sparse;                /* row-sparse gradient (embedding tables) */
     /* Sparse bookkeeping: rows whose gradient may be non-zero since the last
-     * clear, as a flag per row and a list, both sized for every row. */
+     * clear, as a flag per row and a list, both sized for every row. Only
+     * the row gather marks rows (mmrec__grad_rows); any other write into the
+     * gradient (a matmul, a graph product, a loss: mmrec__grad) sets
+     * dense_grad, and the next step then updates and clears every row. */
     uint8_t *row_touched;
     int64_t *touched_rows;
     size_t n_touched;
+    bool dense_grad;
 } mmrec__param;
 
 /* Base of every module; module-specific structs embed it first. */
@@ -81,7 +85,12 @@ static inline void mmrec__param_touch_row(mmrec__param *p, int64_t row) {
     }
 }
 
-/* Zeroes a parameter's gradient (only the touched rows when sparse). */
+/* Whether the next step updates only the touched rows. */
+static inline bool mmrec__param_rows_only(const mmrec__param *p) {
+    return p->sparse && !p->dense_grad;
+}
+
+/* Zeroes a parameter's gradient (only the touched rows when rows-only). */
 void mmrec__param_zero_grad(mmrec__param *p);
 
 /* Parameter initializers drawing from the model's generator. */

@@ -13,7 +13,7 @@ typedef struct mmrec__gather_ctx {
 static mmrec_status mmrec__gather_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__gather_ctx *c = node->ctx;
     mmrec_tensor *table = node->in[0];
-    float *dt = mmrec__grad(tape, table);
+    float *dt = mmrec__grad_rows(tape, table);
     if (dt == NULL) return MMREC_ENOMEM;
     size_t dim = (size_t)table->shape[1];
     mmrec__param *p = table->param;

@@ -251,12 +251,12 @@ static size_t mmrec__param_row_dim(const mmrec__param *p) {
     return p->tensor.numel / (size_t)p->tensor.shape[0];
 }
 
-/* Sum of squares of a gradient in double (touched rows only when sparse):
+/* Sum of squares of a gradient in double (touched rows only when rows-only):
  * finite exactly when every element is. */
 static double mmrec__grad_sumsq(const mmrec__param *p) {
     const float *g = p->tensor.grad;
     double s = 0.0;
-    if (p->sparse) {
+    if (mmrec__param_rows_only(p)) {
         size_t dim = mmrec__param_row_dim(p);
         for (size_t r = 0; r < p->n_touched; r++) {
             const float *row = g + (size_t)p->touched_rows[r] * dim;
@@ -326,7 +326,7 @@ mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt) {
         const mmrec__opt_group *g = &opt->groups[slot->group];
         mmrec__opt_update u = {&opt->cfg, g->lr, g->weight_decay, coef, slot->step,
                                p->tensor.numel, NULL, 1};
-        if (p->sparse) {
+        if (mmrec__param_rows_only(p)) {
             u.dim = mmrec__param_row_dim(p);
             u.rows = p->touched_rows;
             u.n_rows = p->n_touched;
