@@ -123,7 +123,7 @@ abi-check: $(SHARED)
 	$(Q)tools/abi-check.sh $(SHARED) $(ABI_BASELINE) $(ABI_SUPPRESS)
 
 abi-baseline: $(SHARED)
-	$(Q)abidw --headers-dir include/mmrec --out-file $(ABI_BASELINE) $(SHARED)
+	$(Q)abidw --headers-dir include/mmrec --exported-interfaces-only --out-file $(ABI_BASELINE) $(SHARED)
 	@echo "wrote $(ABI_BASELINE): say why in the commit message"
 
 check-symbols: $(SHARED)

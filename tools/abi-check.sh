@@ -9,7 +9,7 @@ lib=$1 baseline=$2 suppress=$3
 if ! command -v abidiff >/dev/null; then echo "abi-check: abidiff not found (abigail-tools)"; exit 1; fi
 if [ ! -f "$baseline" ]; then echo "abi-check: no baseline $baseline (make abi-baseline)"; exit 1; fi
 tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
-abidw --headers-dir include/mmrec --out-file "$tmp" "$lib" || exit 1
+abidw --headers-dir include/mmrec --exported-interfaces-only --out-file "$tmp" "$lib" || exit 1
 abidiff --suppressions "$suppress" --no-added-syms "$baseline" "$tmp"
 rc=$?
 if [ $rc -eq 0 ]; then echo "abi-check: ABI identical to $baseline"; exit 0; fi
