@@ -1,5 +1,5 @@
-/* EM3 blocks: LoRA, FQ-Former, target attention, CIC: gradients, masks,
- * merge equivalence, bad input. */
+/* EM3 blocks: FQ-Former, target attention, CIC: gradients, masks, bad
+ * input. */
 #include "mt.h"
 
 #include <math.h>
@@ -7,134 +7,6 @@
 #include <unistd.h>
 
 MT_SUITE(em3_suite)
-
-/* ---- LoRA ---- */
-
-static mmrec_status mt_linear_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
-                                  mmrec_tensor **out) {
-    return mmrec_linear_forward(ctx, tape, in[0], out);
-}
-
-START_TEST(test_lora) {
-    mmrec_model *model;
-    MT_OK(mmrec_model_create(&model));
-    mmrec_linear_config lc;
-    MT_OK(mmrec_linear_config_init(&lc));
-    lc.in_dim = 9;
-    lc.out_dim = 7;
-    mmrec_module *lin;
-    MT_OK(mmrec_linear_create(model, "lin", &lc, &lin));
-    size_t trainable, total;
-    mmrec_lora_config c;
-    MT_OK(mmrec_lora_config_init(&c));
-    c.rank = 3;
-    c.alpha = 6.0f;
-    MT_OK(mmrec_lora_attach(lin, &c));
-    MT_OK(mmrec_model_param_count(model, &trainable, &total));
-    ck_assert_uint_eq(trainable, 3 * 9 + 7 * 3);          /* only A and B train */
-    ck_assert_uint_eq(total, 9 * 7 + 7 + 3 * 9 + 7 * 3);
-    MT_EXPECT(mmrec_lora_attach(lin, &c), MMREC_ESTATE, "already has LoRA");
-    mt_perturb_params(model, 5); /* B starts at zero: give the low-rank path a value */
-
-    float x[2 * 4 * 9];
-    mt_fill_uniform(x, 72, -1, 1, 1);
-    /* sg: x's gradient is by design not the derivative of y, so only the
-     * parameters are compared with finite differences here */
-    mt_input in[1] = {{3, {2, 4, 9}, x, true}};
-    mt_gradcheck("lora", mt_linear_fwd, lin, in, 1, model, NULL);
-
-    /* x's gradient comes from the low-rank path only: dx = scale (dy B) A */
-    mmrec_tape *tape;
-    MT_OK(mmrec_tape_create(&tape));
-    mmrec_tensor *tx = mt_tape_tensor(tape, 3, in[0].shape, x, MMREC_TENSOR_REQUIRES_GRAD), *y;
-    MT_OK(mmrec_linear_forward(lin, tape, tx, &y));
-    float ones[56], want_dx[72] = {0};
-    for (int i = 0; i < 56; i++) ones[i] = 1.0f;
-    MT_OK(mmrec_tape_backward_from(tape, y, ones));
-    mmrec_tensor *ta, *tb;
-    const float *a, *b, *dx;
-    MT_OK(mmrec_model_param(model, "lin.lora_A", &ta));
-    MT_OK(mmrec_model_param(model, "lin.lora_B", &tb));
-    MT_OK(mmrec_tensor_data_const(ta, &a));
-    MT_OK(mmrec_tensor_data_const(tb, &b));
-    MT_OK(mmrec_tensor_grad(tx, &dx));
-    for (int row = 0; row < 8; row++)
-        for (int k = 0; k < 9; k++) {
-            double v = 0;
-            for (int r = 0; r < 3; r++) {
-                double colsum = 0; /* sum over outputs of dy * B[o, r], dy = 1 */
-                for (int o = 0; o < 7; o++) colsum += b[o * 3 + r];
-                v += colsum * a[r * 9 + k];
-            }
-            want_dx[row * 9 + k] = (float)(2.0 * v); /* scale = alpha / rank = 2 */
-        }
-    mt_assert_close("lora dx", dx, want_dx, 72, 1e-5f, 1e-6f);
-    MT_OK(mmrec_model_zero_grad(model));
-    mmrec_tape_reset(tape);
-    tx = mt_tape_tensor(tape, 3, in[0].shape, x, MMREC_TENSOR_REQUIRES_GRAD);
-    float unmerged[2 * 4 * 7], merged[2 * 4 * 7];
-    MT_OK(mmrec_linear_forward(lin, tape, tx, &y));
-    MT_OK(mmrec_tensor_copy_to(y, unmerged, 56));
-    MT_OK(mmrec_lora_merge(lin));
-    MT_EXPECT(mmrec_lora_merge(lin), MMREC_ESTATE, "already merged");
-    MT_OK(mmrec_linear_forward(lin, tape, tx, &y));
-    MT_OK(mmrec_tensor_copy_to(y, merged, 56));
-    mt_assert_close("merged vs unmerged", merged, unmerged, 56, 1e-5f, 1e-6f);
-    MT_OK(mmrec_lora_unmerge(lin));
-    MT_EXPECT(mmrec_lora_unmerge(lin), MMREC_ESTATE, "already unmerged");
-    MT_OK(mmrec_linear_forward(lin, tape, tx, &y));
-    MT_OK(mmrec_tensor_copy_to(y, merged, 56));
-    mt_assert_close("unmerged again", merged, unmerged, 56, 1e-5f, 1e-6f);
-
-    mmrec_module *lin2;
-    lc.in_dim = 2;
-    MT_OK(mmrec_linear_create(model, "small", &lc, &lin2));
-    c.rank = 3;
-    MT_EXPECT(mmrec_lora_attach(lin2, &c), MMREC_EINVAL, "cfg->rank is 3");
-    MT_EXPECT(mmrec_lora_merge(lin2), MMREC_ESTATE, "has no LoRA");
-    MT_EXPECT(mmrec_lora_attach(NULL, &c), MMREC_EINVAL, "module");
-    mmrec_tape_destroy(tape);
-    mmrec_model_destroy(model);
-}
-END_TEST
-
-START_TEST(test_lora_checkpoint_round_trip) {
-    char path[] = "/tmp/mmrec-lora-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    float before[7], after[7];
-    for (int round = 0; round < 2; round++) {
-        mmrec_model *model;
-        MT_OK(mmrec_model_create(&model));
-        MT_OK(mmrec_model_seed(model, (uint64_t)round + 1));
-        mmrec_linear_config lc;
-        MT_OK(mmrec_linear_config_init(&lc));
-        lc.in_dim = 5;
-        lc.out_dim = 7;
-        mmrec_module *lin;
-        MT_OK(mmrec_linear_create(model, "lin", &lc, &lin));
-        mmrec_lora_config c;
-        MT_OK(mmrec_lora_config_init(&c));
-        c.rank = 2;
-        MT_OK(mmrec_lora_attach(lin, &c));
-        if (round == 0) mt_perturb_params(model, 9);
-        else MT_OK(mmrec_model_load(model, path));
-        mmrec_tape *tape;
-        MT_OK(mmrec_tape_create(&tape));
-        int64_t s[2] = {1, 5};
-        float xv[5] = {1, -2, 3, -4, 5};
-        mmrec_tensor *x = mt_tape_tensor(tape, 2, s, xv, 0), *y;
-        MT_OK(mmrec_linear_forward(lin, tape, x, &y));
-        MT_OK(mmrec_tensor_copy_to(y, round ? after : before, 7));
-        if (round == 0) MT_OK(mmrec_model_save(model, path));
-        mmrec_tape_destroy(tape);
-        mmrec_model_destroy(model);
-    }
-    for (int i = 0; i < 7; i++) ck_assert_float_eq(before[i], after[i]);
-    close(fd);
-    unlink(path);
-}
-END_TEST
 
 /* ---- FQ-Former ---- */
 
@@ -393,8 +265,6 @@ static Suite *em3_suite(void) {
     Suite *s = suite_create("em3");
     TCase *tc = tcase_create("em3");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_lora);
-    tcase_add_test(tc, test_lora_checkpoint_round_trip);
     tcase_add_test(tc, test_fqformer);
     tcase_add_test(tc, test_target_attention);
     tcase_add_test(tc, test_cic);

@@ -1,15 +1,15 @@
 /* EM3 building blocks (End-to-end training of Multimodal Model and ranking
- * Model): LoRA on a Linear layer, the FQ-Former content encoder, target
- * attention over a behaviour sequence, and the content-ID contrastive (CIC)
- * loss. They compose with the modules of modules.h on one model and tape.
+ * Model): the FQ-Former content encoder, target attention over a behaviour
+ * sequence, and the content-ID contrastive (CIC) loss. They compose with the
+ * modules of modules.h on one model and tape; LoRA, which EM3 puts on long
+ * sequences, is an adapter of the Linear module (modules.h).
  *
  * Errors: MMREC_EINVAL (NULL, bad config value: the message names the
  * field), MMREC_ESTATE (name taken; LoRA already attached or merged),
  * MMREC_ESHAPE (both shapes in the message), MMREC_ERANGE, MMREC_ESTALE,
  * MMREC_ENOMEM. A failed call changes nothing.
  *
- * Thread safety: as modules.h: creation and LoRA attach / merge are
- * per-handle (the model); forward calls on inference tapes from many
+ * Thread safety: as modules.h: creation is per-handle (the model); forward calls on inference tapes from many
  * threads are safe while nobody changes the parameters. */
 #ifndef MMREC_EM3_H
 #define MMREC_EM3_H
@@ -23,35 +23,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- LoRA on a Linear module ----
- * y = sg(x W^T + b) + (alpha / rank) (x A^T) B^T, with A [rank, in] and
- * B [out, rank] added to the model as "<linear>.lora_A" / "<linear>.lora_B"
- * (A Xavier-uniform, B zero, so the layer starts as before). Attaching
- * freezes the layer's weight and bias; sg (stop-gradient) means the frozen
- * path passes no gradient at all, also not to x: only the low-rank path
- * trains and backpropagates, which is what makes LoRA cheap on long
- * sequences. Parameter counts, optimizers and checkpoints see A and B like
- * any parameter. */
-typedef struct mmrec_lora_config {
-    size_t struct_size;
-    int rank;    /* required, 1 .. min(in, out) */
-    float alpha; /* scale numerator; default = rank (scale 1) when 0 */
-} mmrec_lora_config;
-
-MMREC_API mmrec_status mmrec_lora_config_init_sized(mmrec_lora_config *cfg, size_t size);
-#define mmrec_lora_config_init(cfg) mmrec_lora_config_init_sized((cfg), sizeof *(cfg))
-
-/* Attaches LoRA to a Linear module (once). Since 0.1. */
-MMREC_API mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cfg);
-
-/* Merge for serving: W += (alpha / rank) B A, after which the forward is the
- * plain Linear (one product). Unmerge subtracts the same product (W comes
- * back up to float rounding). Merging twice, or unmerging an unmerged
- * layer, returns MMREC_ESTATE. A checkpoint holds W as it is at save time:
- * save unmerged models for training. Since 0.1. */
-MMREC_API mmrec_status mmrec_lora_merge(mmrec_module *linear);
-MMREC_API mmrec_status mmrec_lora_unmerge(mmrec_module *linear);
 
 /* ---- FQ-Former: fixed-length content embedding from modality tokens ----
  * tokens = [q_1..q_Q, f_v(image_1..image_M), f_t(text_1..text_K)], an

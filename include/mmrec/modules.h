@@ -78,6 +78,44 @@ MMREC_API mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
 MMREC_API mmrec_status mmrec_linear_forward(mmrec_module *linear, mmrec_tape *tape,
                                             mmrec_tensor *x, mmrec_tensor **out);
 
+/* ---- LoRA on a Linear module ----
+ * y = sg(x W^T + b) + (alpha / rank) (x A^T) B^T, with A [rank, in] and
+ * B [out, rank] added to the model as "<linear>.lora_A" / "<linear>.lora_B"
+ * (A Xavier-uniform, B zero, so the layer starts as before). Attaching
+ * freezes the layer's weight and bias; sg (stop-gradient) means the frozen
+ * path passes no gradient at all, also not to x: only the low-rank path
+ * trains and backpropagates, which is what makes LoRA cheap on long
+ * sequences. Parameter counts, optimizers and checkpoints see A and B like
+ * any parameter. */
+typedef struct mmrec_lora_config {
+    size_t struct_size;
+    int rank;    /* required, 1 .. min(in, out) */
+    float alpha; /* scale numerator; default = rank (scale 1) when 0 */
+} mmrec_lora_config;
+
+MMREC_API mmrec_status mmrec_lora_config_init_sized(mmrec_lora_config *cfg, size_t size);
+#define mmrec_lora_config_init(cfg) mmrec_lora_config_init_sized((cfg), sizeof *(cfg))
+
+/* Attaches LoRA to a Linear module (once): adds A and B, freezes W and the
+ * bias. Returns MMREC_OK, MMREC_EINVAL (NULL, not a Linear, rank outside
+ * [1, min(in, out)], alpha < 0 or not finite), MMREC_ESTATE (already
+ * attached), MMREC_ENOMEM. Thread safety: per-handle (the model).
+ * Since 0.1. */
+MMREC_API mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cfg);
+
+/* Merge for serving: W += (alpha / rank) B A, after which the forward is the
+ * plain Linear (one product). While merged, W, the bias, A and B are held
+ * frozen: the optimizer skips them (a step cannot train B A into W), and
+ * mmrec_model_freeze / _unfreeze naming any of them, mmrec_checkpoint_save /
+ * _load and mmrec_model_save / _load return MMREC_ESTATE. Unmerge restores W
+ * exactly (from a copy taken at merge, which the merge allocates) and the
+ * four parameters' trainable state as it was before the merge.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a Linear), MMREC_ESTATE (no
+ * LoRA; merging twice, unmerging an unmerged layer), MMREC_ENOMEM (merge).
+ * Thread safety: per-handle (the model). Since 0.1. */
+MMREC_API mmrec_status mmrec_lora_merge(mmrec_module *linear);
+MMREC_API mmrec_status mmrec_lora_unmerge(mmrec_module *linear);
+
 /* ---- MLP: Linear layers with an activation (and dropout) between ----
  * Parameters "<name>.<i>.weight", "<name>.<i>.bias" for layer i. */
 typedef struct mmrec_mlp_config {

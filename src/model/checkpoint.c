@@ -108,12 +108,14 @@ mmrec_status mmrec_checkpoint_save(const mmrec_model *model, const mmrec_optimiz
         MMREC_FAIL_IF(opt->model != model, MMREC_EINVAL,
                       "argument 'opt' belongs to another model");
     }
+    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "saving"));
     return mmrec__checkpoint_save(model, opt, path, __func__);
 }
 
 mmrec_status mmrec_model_save(const mmrec_model *model, const char *path) {
     MMREC_CHECK_MODEL(model);
     MMREC_CHECK_NULL(path);
+    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "saving"));
     return mmrec__checkpoint_save(model, NULL, path, __func__);
 }
 
@@ -373,11 +375,13 @@ mmrec_status mmrec_checkpoint_load(mmrec_model *model, mmrec_optimizer *opt, con
         MMREC_FAIL_IF(opt->model != model, MMREC_EINVAL,
                       "argument 'opt' belongs to another model");
     }
+    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "loading"));
     return mmrec__checkpoint_load(model, opt, path, __func__);
 }
 
 mmrec_status mmrec_model_load(mmrec_model *model, const char *path) {
     MMREC_CHECK_MODEL(model);
     MMREC_CHECK_NULL(path);
+    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "loading"));
     return mmrec__checkpoint_load(model, NULL, path, __func__);
 }

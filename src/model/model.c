@@ -242,15 +242,18 @@ static mmrec_status mmrec__model_set_trainable(mmrec_model *model, const char *p
                 mmrec__param_alloc_grad(model->params[i]) != MMREC_OK)
                 return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for gradients");
     for (size_t i = 0; i < model->n_params; i++) {
+        const mmrec__param *p = model->params[i];
+        if (p->held && strncmp(p->name, prefix, plen) == 0)
+            return mmrec__set_error(MMREC_ESTATE, func,
+                                    "parameter '%s' is held frozen by a merged LoRA; unmerge "
+                                    "it first",
+                                    p->name);
+    }
+    for (size_t i = 0; i < model->n_params; i++) {
         mmrec__param *p = model->params[i];
         if (strncmp(p->name, prefix, plen) != 0) continue;
         count++;
-        if (!trainable) mmrec__param_zero_grad(p);
-        p->trainable = trainable;
-        if (trainable)
-            p->tensor.flags |= MMREC__T_REQUIRES_GRAD;
-        else
-            p->tensor.flags &= ~(uint32_t)MMREC__T_REQUIRES_GRAD;
+        mmrec__param_set_trainable(p, trainable);
     }
     if (count == 0)
         return mmrec__set_error(MMREC_ENOTFOUND, func, "no parameter name starts with '%s'",
@@ -281,6 +284,26 @@ mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable
     }
     if (trainable_out) *trainable_out = trainable;
     if (total_out) *total_out = total;
+    return MMREC_OK;
+}
+
+void mmrec__param_set_trainable(mmrec__param *p, bool trainable) {
+    assert(p->tensor.grad != NULL);
+    if (!trainable) mmrec__param_zero_grad(p);
+    p->trainable = trainable;
+    if (trainable)
+        p->tensor.flags |= MMREC__T_REQUIRES_GRAD;
+    else
+        p->tensor.flags &= ~(uint32_t)MMREC__T_REQUIRES_GRAD;
+}
+
+mmrec_status mmrec__model_check_unheld(const mmrec_model *model, const char *func,
+                                       const char *what) {
+    for (size_t i = 0; i < model->n_params; i++)
+        if (model->params[i]->held)
+            return mmrec__set_error(MMREC_ESTATE, func,
+                                    "parameter '%s' holds a merged LoRA; unmerge before %s",
+                                    model->params[i]->name, what);
     return MMREC_OK;
 }
 

@@ -11,6 +11,8 @@ typedef struct mmrec__param {
     struct mmrec_model *model;
     size_t index;               /* position in the model's list */
     bool trainable;             /* false when frozen */
+    bool held;                  /* held frozen by a merged adapter (LoRA): freeze,
+                                 * unfreeze, save and load refuse */
     bool sparse;                /* row-sparse gradient (embedding tables) */
     /* Sparse bookkeeping: rows whose gradient may be non-zero since the last
      * clear, as a flag per row and a list, both sized for every row. Only
@@ -84,6 +86,16 @@ static inline void mmrec__param_touch_row(mmrec__param *p, int64_t row) {
         p->touched_rows[p->n_touched++] = row;
     }
 }
+
+/* Freezes (gradient cleared) or unfreezes one parameter; its gradient
+ * buffer exists (every parameter gets one at creation). */
+void mmrec__param_set_trainable(mmrec__param *p, bool trainable);
+
+/* Fails with MMREC_ESTATE naming the first parameter held frozen by a
+ * merged adapter, for an operation (`what`) that would undo or bypass the
+ * hold. */
+mmrec_status mmrec__model_check_unheld(const mmrec_model *model, const char *func,
+                                       const char *what) MMREC__WUR;
 
 /* Whether the next step updates only the touched rows. */
 static inline bool mmrec__param_rows_only(const mmrec__param *p) {

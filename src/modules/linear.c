@@ -91,7 +91,7 @@ mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const c
 /* ---- the public Linear module ---- */
 
 static void mmrec__linear_destroy(mmrec_module *module) {
-    mmrec__free(((mmrec__linear *)module)->lin.lora);
+    mmrec__lin_free_adapter(&((mmrec__linear *)module)->lin);
 }
 
 static const mmrec_linear_config mmrec__linear_defaults = {

@@ -1,8 +1,10 @@
 /* LoRA on a Linear layer: y = sg(x W^T + b) + (alpha / r) (x A^T) B^T, with
- * merge / unmerge of B A into W for serving. Reference: the LoRA paper's
- * formula as EM3 uses it (METHODS.md, EM3); tests/golden/make_golden.py. */
-#include "../modules/modules_internal.h"
-#include "mmrec/em3.h"
+ * merge / unmerge of B A into W for serving. While merged, W, b, A and B
+ * are held frozen (the optimizer skips them; freeze / unfreeze refuse), so
+ * nothing can train B A into W, and unmerge restores W from the copy taken
+ * at merge: bit for bit what it was. Reference: the LoRA paper's formula as
+ * EM3 uses it (METHODS.md, EM3); tests/golden/make_golden.py::write_modules. */
+#include "modules_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -16,12 +18,23 @@ mmrec_status mmrec_lora_config_init_sized(mmrec_lora_config *cfg, size_t size) {
                               sizeof(mmrec_lora_config), __func__);
 }
 
-static void mmrec__param_freeze(mmrec_tensor *t) {
-    if (t == NULL) return;
-    mmrec__param *p = t->param;
-    mmrec__param_zero_grad(p);
-    p->trainable = false;
-    t->flags &= ~(uint32_t)MMREC__T_REQUIRES_GRAD;
+static void mmrec__lora_free(mmrec__lora *lora) {
+    if (lora == NULL) return;
+    mmrec__free(lora->saved_w);
+    mmrec__free(lora);
+}
+
+void mmrec__lin_free_adapter(mmrec__lin *lin) {
+    mmrec__lora_free(lin->lora);
+    lin->lora = NULL;
+}
+
+/* The parameters a merge holds frozen: W, b (may be NULL), A, B. */
+static void mmrec__lora_params(const mmrec__lin *lin, mmrec__param *out[4]) {
+    out[0] = lin->w->param;
+    out[1] = lin->b ? lin->b->param : NULL;
+    out[2] = lin->lora->a->param;
+    out[3] = lin->lora->b->param;
 }
 
 mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cfg) {
@@ -51,45 +64,70 @@ mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cf
     if (s != MMREC_OK) {
         mmrec__model_truncate(model, n_params, n_modules);
         model->rng = rng;
-        mmrec__free(lora);
+        mmrec__lora_free(lora);
         return s;
     }
     mmrec__init_xavier_uniform(model, lora->a, lin->in, c.rank);
     lora->rank = c.rank;
     lora->scale = (c.alpha > 0.0f ? c.alpha : (float)c.rank) / (float)c.rank;
-    mmrec__param_freeze(lin->w);
-    mmrec__param_freeze(lin->b);
+    mmrec__param_set_trainable(lin->w->param, false);
+    if (lin->b) mmrec__param_set_trainable(lin->b->param, false);
     lin->lora = lora;
     return MMREC_OK;
 }
 
-/* W += sign * scale * B A */
-static void mmrec__lora_fold(mmrec__lin *lin, float sign) {
-    mmrec__lora *l = lin->lora;
-    mmrec__sgemm(false, false, (size_t)lin->out, (size_t)lin->in, (size_t)l->rank,
-                 sign * l->scale, l->b->data, (size_t)l->rank, l->a->data, (size_t)lin->in, 1.0f,
-                 lin->w->data, (size_t)lin->in);
-}
-
-static mmrec_status mmrec__lora_set_merged(const char *func, mmrec_module *linear, bool merge) {
+static mmrec_status mmrec__lora_check(const char *func, mmrec_module *linear, bool merge) {
     MMREC_FORWARD_IF(mmrec__module_check(func, linear, "linear"));
-    mmrec__lin *lin = &((mmrec__linear *)linear)->lin;
+    const mmrec__lin *lin = &((mmrec__linear *)linear)->lin;
     if (lin->lora == NULL)
         return mmrec__set_error(MMREC_ESTATE, func, "linear '%s' has no LoRA", linear->name);
     if (lin->lora->merged == merge)
         return mmrec__set_error(MMREC_ESTATE, func, "LoRA of '%s' is already %s", linear->name,
                                 merge ? "merged" : "unmerged");
-    mmrec__lora_fold(lin, merge ? 1.0f : -1.0f);
-    lin->lora->merged = merge;
     return MMREC_OK;
 }
 
 mmrec_status mmrec_lora_merge(mmrec_module *linear) {
-    return mmrec__lora_set_merged(__func__, linear, true);
+    MMREC_FORWARD_IF(mmrec__lora_check(__func__, linear, true));
+    mmrec__lin *lin = &((mmrec__linear *)linear)->lin;
+    mmrec__lora *l = lin->lora;
+    size_t numel = lin->w->numel;
+    l->saved_w = mmrec__alloc(numel * sizeof(float));
+    MMREC_FAIL_IF(l->saved_w == NULL, MMREC_ENOMEM, "out of memory for a copy of '%s.weight'",
+                  linear->name);
+    memcpy(l->saved_w, lin->w->data, numel * sizeof(float));
+    mmrec__param *held[4];
+    mmrec__lora_params(lin, held);
+    for (int i = 0; i < 4; i++) {
+        if (held[i] == NULL) continue;
+        l->was_trainable[i] = held[i]->trainable;
+        mmrec__param_set_trainable(held[i], false);
+        held[i]->held = true;
+    }
+    /* W += scale * B A */
+    mmrec__sgemm(false, false, (size_t)lin->out, (size_t)lin->in, (size_t)l->rank, l->scale,
+                 l->b->data, (size_t)l->rank, l->a->data, (size_t)lin->in, 1.0f, lin->w->data,
+                 (size_t)lin->in);
+    l->merged = true;
+    return MMREC_OK;
 }
 
 mmrec_status mmrec_lora_unmerge(mmrec_module *linear) {
-    return mmrec__lora_set_merged(__func__, linear, false);
+    MMREC_FORWARD_IF(mmrec__lora_check(__func__, linear, false));
+    mmrec__lin *lin = &((mmrec__linear *)linear)->lin;
+    mmrec__lora *l = lin->lora;
+    memcpy(lin->w->data, l->saved_w, lin->w->numel * sizeof(float));
+    mmrec__free(l->saved_w);
+    l->saved_w = NULL;
+    mmrec__param *held[4];
+    mmrec__lora_params(lin, held);
+    for (int i = 0; i < 4; i++) {
+        if (held[i] == NULL) continue;
+        held[i]->held = false;
+        mmrec__param_set_trainable(held[i], l->was_trainable[i]);
+    }
+    l->merged = false;
+    return MMREC_OK;
 }
 
 mmrec_status mmrec__lora_forward(const mmrec__lin *lin, mmrec_tape *tape, const char *func,

@@ -8,12 +8,14 @@
 #include "../model/model_internal.h"
 #include "../ops/ops_internal.h"
 
-/* Low-rank adapter of a linear map (src/em3/lora.c). */
+/* Low-rank adapter of a linear map (lora.c). */
 typedef struct mmrec__lora {
-    mmrec_tensor *a, *b; /* [rank, in], [out, rank] */
+    mmrec_tensor *a, *b;    /* [rank, in], [out, rank] */
     int rank;
-    float scale;         /* alpha / rank */
-    bool merged;         /* B A folded into the weight */
+    float scale;            /* alpha / rank */
+    bool merged;            /* B A folded into the weight */
+    float *saved_w;         /* the weight before the merge, while merged */
+    bool was_trainable[4];  /* W, b, A, B before the merge */
 } mmrec__lora;
 
 /* Weight [out, in] and optional bias [out] of a linear map, and its LoRA
@@ -30,9 +32,11 @@ typedef struct mmrec__linear {
     mmrec__lin lin;
 } mmrec__linear;
 
-/* y = sg(x W^T + b) + scale (x A^T) B^T (src/em3/lora.c). */
+/* y = sg(x W^T + b) + scale (x A^T) B^T (lora.c). */
 mmrec_status mmrec__lora_forward(const mmrec__lin *lin, mmrec_tape *tape, const char *func,
                                  mmrec_tensor *x, mmrec_tensor **out) MMREC__WUR;
+/* Frees the adapter of a linear map, if any (lora.c). */
+void mmrec__lin_free_adapter(mmrec__lin *lin);
 
 /* Adds "<prefix>.<w_leaf>" and, when bias, "<prefix>.<b_leaf>" (bias
  * zero) to the model, the weight initialized per `init`. */
