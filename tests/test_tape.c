@@ -226,6 +226,81 @@ END_TEST
 
 /* Steady state: a repeated step does no allocation through the library. */
 
+/* A call that fails part-way leaves the tape's generator where it was: the
+ * rollback mark holds it. Multi-head attention draws its dropout mask, then
+ * fails to get memory for the output projection; the next dropout draw must
+ * equal that of a tape on which the failed call never happened. The arena
+ * is pre-filled to sizes that make the growth fall at each point of the
+ * call in turn. */
+static bool mt_fail_all;
+static void *mt_maybe_alloc(void *user, size_t size) {
+    (void)user;
+    if (mt_fail_all) return NULL;
+    void *p = NULL;
+    return posix_memalign(&p, 64, size ? size : 64) == 0 ? p : NULL;
+}
+
+static void mt_draw_after(mmrec_tape *tape, float *mask) {
+    float ones[64];
+    for (int i = 0; i < 64; i++) ones[i] = 1.0f;
+    int64_t s1[1] = {64};
+    mmrec_tensor *x = mt_tape_tensor(tape, 1, s1, ones, 0), *y;
+    MT_OK(mmrec_dropout(tape, x, 0.5f, &y));
+    MT_OK(mmrec_tensor_copy_to(y, mask, 64));
+}
+
+START_TEST(test_failed_call_leaves_generator_unmoved) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_mha_config mc;
+    MT_OK(mmrec_mha_config_init(&mc));
+    mc.dim = 16;
+    mc.num_heads = 2;
+    mc.dropout = 0.5f;
+    mmrec_module *mha;
+    MT_OK(mmrec_mha_create(model, "mha", &mc, &mha));
+    float x[2 * 8 * 16];
+    mt_fill_uniform(x, sizeof x / sizeof x[0], -1, 1, 3);
+    int64_t xs[3] = {2, 8, 16};
+    mmrec_allocator al = {sizeof al, mt_maybe_alloc, mt_count_release, NULL};
+    int failures = 0;
+    /* the arena's first block is 1 MiB: leave 0 .. 16 KiB of it free */
+    for (int64_t left = 0; left <= 16384; left += 256) {
+        int64_t fill[1] = {(int64_t)((1u << 20) - 1024 - (size_t)left) / 4};
+        float got[64], want[64];
+        for (int run = 0; run < 2; run++) {
+            mmrec_tape *tape;
+            MT_OK(mmrec_tape_create(&tape));
+            MT_OK(mmrec_tape_seed(tape, 11));
+            mmrec_tensor *pad, *tx, *y;
+            MT_OK(mmrec_tape_tensor(tape, 1, fill, 0, &pad));
+            tx = mt_tape_tensor(tape, 3, xs, x, 0);
+            if (run == 0) {
+                MT_OK(mmrec_set_allocator(&al));
+                mt_fail_all = true;
+                mmrec_status s = mmrec_mha_forward(mha, tape, tx, NULL, &y);
+                mt_fail_all = false;
+                MT_OK(mmrec_set_allocator(NULL));
+                if (s == MMREC_OK) {
+                    mmrec_tape_destroy(tape);
+                    break;
+                }
+                ck_assert_int_eq(s, MMREC_ENOMEM);
+                failures++;
+            }
+            mt_draw_after(tape, run == 0 ? got : want);
+            mmrec_tape_destroy(tape);
+            if (run == 1)
+                ck_assert_msg(memcmp(got, want, sizeof got) == 0,
+                              "%lld bytes left: a failed forward moved the generator",
+                              (long long)left);
+        }
+    }
+    ck_assert_int_gt(failures, 4);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 START_TEST(test_tape_reset_keeps_capacity_no_malloc) {
     mmrec_allocator al = {sizeof al, mt_count_alloc, mt_count_release, NULL};
     MT_OK(mmrec_set_allocator(&al));
@@ -279,6 +354,7 @@ static Suite *tape_suite(void) {
     suite_add_tcase(s, bw);
     TCase *lc = tcase_create("lifecycle");
     tcase_add_test(lc, test_tape_reset_keeps_capacity_no_malloc);
+    tcase_add_test(lc, test_failed_call_leaves_generator_unmoved);
     suite_add_tcase(s, lc);
     return s;
 }

@@ -45,12 +45,14 @@ struct mmrec_tape {
 #define MMREC__TAPE_MAGIC 0x6d6d5450u /* "mmTP" */
 
 /* Rollback point: an op that fails part-way restores the tape to it, so a
- * failed call leaves the tape as it was. */
+ * failed call leaves the tape as it was: its arena, its record and the
+ * position of its generator (dropout and sampling draws are undone). */
 typedef struct mmrec__tape_mark {
     mmrec__arena_mark data, header;
     mmrec__node *tail;
     size_t n_nodes;
     mmrec__retained *retained;
+    mmrec__rng_state rng;
 } mmrec__tape_mark;
 
 mmrec__tape_mark mmrec__tape_mark_get(mmrec_tape *tape);

@@ -101,6 +101,7 @@ mmrec__tape_mark mmrec__tape_mark_get(mmrec_tape *tape) {
     m.tail = tape->tail;
     m.n_nodes = tape->n_nodes;
     m.retained = tape->retained;
+    m.rng = tape->rng;
     return m;
 }
 
@@ -109,6 +110,7 @@ void mmrec__tape_rollback(mmrec_tape *tape, mmrec__tape_mark mark) {
     mmrec__arena_rollback(&tape->headers[tape->gen & 1], mark.header);
     tape->tail = mark.tail;
     tape->n_nodes = mark.n_nodes;
+    tape->rng = mark.rng;
     mmrec__tape_release_models(tape, mark.retained);
 }
 

@@ -113,11 +113,7 @@ mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content, mmrec_tenso
                   "cfg->negatives given without cfg->num_negatives");
     if (c.num_negatives == 0) c.num_negatives = (int)(B - 1);
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec__rng_state rng = tape->rng;
     mmrec_status s = mmrec__cic_run(tape, content, ids, &c, out);
-    if (s != MMREC_OK) {
-        mmrec__tape_rollback(tape, mark);
-        tape->rng = rng;
-    }
+    if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);
     return s;
 }

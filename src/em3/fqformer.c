@@ -161,11 +161,7 @@ mmrec_status mmrec_fqformer_forward(mmrec_module *fq, mmrec_tape *tape, mmrec_te
     const mmrec__fqformer *m = (const mmrec__fqformer *)fq;
     MMREC_FORWARD_IF(mmrec__fq_check(m, image, text, presence));
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec__rng_state rng = tape->rng;
     mmrec_status s = mmrec__fq_run(m, tape, image, text, presence, out);
-    if (s != MMREC_OK) {
-        mmrec__tape_rollback(tape, mark);
-        tape->rng = rng;
-    }
+    if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);
     return s;
 }

@@ -134,7 +134,6 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     bool drop = train && dropout > 0.0f;
 
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec__rng_state rng = tape->rng;
     int64_t shape[3] = {(int64_t)c.batch, (int64_t)c.tq, (int64_t)d};
     mmrec_tensor *y = mmrec__tape_new(tape, 3, shape, false);
     mmrec_tensor *in[2] = {qkv, key_mask};
@@ -162,10 +161,7 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
                                   key_mask ? 2 : 1, sizeof c);
         ok = node != NULL;
     }
-    if (!ok) {
-        tape->rng = rng;
-        return mmrec__tape_oom(tape, mark, func);
-    }
+    if (!ok) return mmrec__tape_oom(tape, mark, func);
     c.probs = probs;
     c.dropped = dropped;
     c.dmask = dmask;

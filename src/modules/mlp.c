@@ -74,7 +74,6 @@ mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mmrec_tensor
     MMREC_CHECK_NULL(out);
     const mmrec__mlp *m = (const mmrec__mlp *)mlp;
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec__rng_state rng = tape->rng; /* dropout draws; restored on failure */
     mmrec_tensor *h = x;
     mmrec_status s = MMREC_OK;
     for (int i = 0; i < m->n_layers && s == MMREC_OK; i++) {
@@ -85,7 +84,6 @@ mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mmrec_tensor
     }
     if (s != MMREC_OK) {
         mmrec__tape_rollback(tape, mark);
-        tape->rng = rng;
         return s;
     }
     *out = h;

@@ -125,13 +125,9 @@ mmrec_status mmrec__transformer_forward_rows(mmrec_module *layer, mmrec_tape *ta
                                              mmrec_tensor *x, mmrec_tensor *key_mask,
                                              int64_t keep_rows, mmrec_tensor **out) {
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec__rng_state rng = tape->rng;
     mmrec_status s = mmrec__transformer_run((const mmrec__transformer *)layer, tape, x, key_mask,
                                             keep_rows, out);
-    if (s != MMREC_OK) {
-        mmrec__tape_rollback(tape, mark);
-        tape->rng = rng;
-    }
+    if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);
     return s;
 }
 

@@ -31,17 +31,13 @@ mmrec_status mmrec_dropout(mmrec_tape *tape, mmrec_tensor *x, float p, mmrec_ten
         return MMREC_OK;
     }
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec__rng_state rng = tape->rng; /* a failed call leaves the stream as it was */
     mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
     float *mask = y ? mmrec__dropout_mask(tape, x->numel, p) : NULL;
     mmrec__node *node = NULL;
     bool record = mmrec__tape_wants_grad(tape, &x, 1);
     if (mask && record)
         node = mmrec__tape_record(tape, "dropout", mmrec__dropout_backward, y, &x, 1, sizeof mask);
-    if (mask == NULL || (record && node == NULL)) {
-        tape->rng = rng;
-        return mmrec__tape_oom(tape, mark, __func__);
-    }
+    if (mask == NULL || (record && node == NULL)) return mmrec__tape_oom(tape, mark, __func__);
     if (node) {
         *(float **)node->ctx = mask;
     }
