@@ -81,6 +81,7 @@ $(SHARED): $(OBJS) $(MAP) $(BLAS_STAMP)
 	@mkdir -p lib
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(MAP) -Wl,--no-undefined \
+	    -Wl,-z,nodelete \
 	    -o $@ $(OBJS) $(LDLIBS)
 
 lib/libmmrec.so: $(SHARED)

@@ -1,10 +1,15 @@
-/* Serving from several threads and run-to-run determinism. */
+/* Serving from several threads, run-to-run determinism, the worker pool
+ * (regions, a thread count changing under it, dlclose). */
 #include "mt.h"
 #include "core/core_internal.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 MT_SUITE(threads_suite)
 
@@ -139,7 +144,7 @@ static void mt_cover_chunk(void *ctx, size_t lo, size_t hi, int part) {
     for (size_t i = lo; i < hi; i++) __atomic_fetch_add(&c->hits[i], 1, __ATOMIC_RELAXED);
     if (c->nest) { /* a nested region runs inline and still covers its range */
         mt_cover inner = {calloc(100, sizeof(int)), {0}, false};
-        mmrec__parallel_for(100, 1, mt_cover_chunk, &inner);
+        mmrec__parallel_for(100, mmrec__parallel_parts(100, 1), mt_cover_chunk, &inner);
         for (int i = 0; i < 100; i++) ck_assert_int_eq(inner.hits[i], 1);
         free(inner.hits);
     }
@@ -147,11 +152,12 @@ static void mt_cover_chunk(void *ctx, size_t lo, size_t hi, int part) {
 
 static void mt_check_cover(size_t n, size_t grain, bool nest) {
     mt_cover c = {calloc(n ? n : 1, sizeof(int)), {0}, nest};
-    mmrec__parallel_for(n, grain, mt_cover_chunk, &c);
+    int parts = mmrec__parallel_parts(n, grain);
+    mmrec__parallel_for(n, parts, mt_cover_chunk, &c);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(c.hits[i] == 1, "n %zu grain %zu: index %zu ran %d times", n, grain, i,
                       c.hits[i]);
-    int parts = n ? mmrec__parallel_parts(n, grain) : 0;
+    if (n == 0) parts = 0;
     for (int p = 0; p < 64; p++) ck_assert_int_eq(c.parts_seen[p], p < parts ? 1 : 0);
     free(c.hits);
 }
@@ -189,13 +195,178 @@ START_TEST(test_pool_from_many_threads) {
 }
 END_TEST
 
+/* The thread count changing while regions run (mmrec_set_num_threads is
+ * documented as not thread-safe, but a host may still call it): every
+ * region keeps the part count its caller sized its scratch for, so no part
+ * index runs past it. Attention sizes per-part scratch in the tape arena
+ * (AddressSanitizer sees a write past it); its output must stay exact. */
+typedef struct mt_flip {
+    volatile int stop;
+} mt_flip;
+
+static void *mt_flipper(void *arg) {
+    mt_flip *f = arg;
+    static const int counts[4] = {1, 2, 1, 2};
+    for (unsigned i = 0; !f->stop; i++) {
+        mmrec_set_num_threads(counts[i % 4]);
+        sched_yield(); /* the machine may have no core to spare */
+    }
+    return NULL;
+}
+
+typedef struct mt_parts_seen {
+    int parts, bad;
+} mt_parts_seen;
+
+static void mt_parts_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    mt_parts_seen *c = ctx;
+    (void)lo, (void)hi;
+    if (part < 0 || part >= c->parts) __atomic_fetch_add(&c->bad, 1, __ATOMIC_RELAXED);
+}
+
+enum { MT_FB = 64, MT_FT = 16, MT_FD = 64, MT_FN = MT_FB * MT_FT * MT_FD };
+
+/* Self-attention of x [64, 16, 64] into out on an inference tape: big
+ * enough that its batch is split over every thread. */
+static void mt_attend(mmrec_module *mha, const float *x, float *out) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    MT_OK(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE));
+    int64_t s[3] = {MT_FB, MT_FT, MT_FD};
+    mmrec_tensor *tx, *y;
+    MT_OK(mmrec_tape_wrap(tape, (float *)x, 3, s, MMREC_TENSOR_READONLY, &tx));
+    MT_OK(mmrec_mha_forward(mha, tape, tx, NULL, &y));
+    MT_OK(mmrec_tensor_copy_to(y, out, MT_FN));
+    mmrec_tape_destroy(tape);
+}
+
+START_TEST(test_thread_count_changing_during_regions) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_mha_config mc;
+    MT_OK(mmrec_mha_config_init(&mc));
+    mc.dim = MT_FD;
+    mc.num_heads = 4;
+    mmrec_module *mha;
+    MT_OK(mmrec_mha_create(model, "mha", &mc, &mha));
+    float *x = malloc(MT_FN * sizeof *x), *want = malloc(MT_FN * sizeof *want),
+          *got = malloc(MT_FN * sizeof *got);
+    mt_fill_uniform(x, MT_FN, -1, 1, 21);
+    MT_OK(mmrec_set_num_threads(1));
+    mt_attend(mha, x, want);
+    mt_flip f = {0};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, mt_flipper, &f), 0);
+    for (int rep = 0; rep < 40; rep++) {
+        mt_parts_seen c = {mmrec__parallel_parts(1000, 1), 0};
+        mmrec__parallel_for(1000, c.parts, mt_parts_chunk, &c);
+        ck_assert_int_eq(c.bad, 0);
+        mt_attend(mha, x, got);
+        /* split products may round differently; corruption would not be close */
+        mt_assert_close("output", got, want, MT_FN, 1e-4f, 1e-5f);
+    }
+    f.stop = 1;
+    pthread_join(t, NULL);
+    MT_OK(mmrec_set_num_threads(2));
+    free(x);
+    free(want);
+    free(got);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
+/* A host that dlopen()s the library, runs a parallel operation and
+ * dlclose()s it: the pool's workers, still spinning, must not find their
+ * code unmapped (the library is linked with -z nodelete). */
+typedef mmrec_status (*mt_set_threads_fn)(int);
+typedef mmrec_status (*mt_tape_create_fn)(mmrec_tape **);
+typedef void (*mt_tape_destroy_fn)(mmrec_tape *);
+typedef mmrec_status (*mt_tape_tensor_fn)(mmrec_tape *, int, const int64_t *, uint32_t,
+                                          mmrec_tensor **);
+typedef mmrec_status (*mt_relu_fn)(mmrec_tape *, mmrec_tensor *, mmrec_tensor **);
+
+START_TEST(test_dlclose_leaves_workers_running) {
+    const char *root = getenv("MMREC_ROOT");
+    ck_assert_msg(root != NULL, "run through make test (MMREC_ROOT unset)");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lib/libmmrec.so.0", root);
+    for (int round = 0; round < 3; round++) {
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        ck_assert_msg(h != NULL, "dlopen %s: %s", path, dlerror());
+        mt_set_threads_fn set_threads = (mt_set_threads_fn)dlsym(h, "mmrec_set_num_threads");
+        mt_tape_create_fn create = (mt_tape_create_fn)dlsym(h, "mmrec_tape_create");
+        mt_tape_destroy_fn destroy = (mt_tape_destroy_fn)dlsym(h, "mmrec_tape_destroy");
+        mt_tape_tensor_fn tensor = (mt_tape_tensor_fn)dlsym(h, "mmrec_tape_tensor");
+        mt_relu_fn relu = (mt_relu_fn)dlsym(h, "mmrec_relu");
+        ck_assert(set_threads && create && destroy && tensor && relu);
+        ck_assert_int_eq(set_threads(2), MMREC_OK);
+        mmrec_tape *tape;
+        mmrec_tensor *x, *y;
+        int64_t n[1] = {1 << 20};
+        ck_assert_int_eq(create(&tape), MMREC_OK);
+        ck_assert_int_eq(tensor(tape, 1, n, 0, &x), MMREC_OK);
+        ck_assert_int_eq(relu(tape, x, &y), MMREC_OK); /* starts a worker */
+        destroy(tape);
+        ck_assert_int_eq(dlclose(h), 0);
+        void *still = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+        ck_assert_msg(still != NULL, "dlclose unloaded the library");
+        dlclose(still);
+        struct timespec wait = {0, 50 * 1000 * 1000};
+        nanosleep(&wait, NULL); /* the worker spins, then sleeps, in the library's code */
+    }
+}
+END_TEST
+
+/* Optimizers created and destroyed on several threads at once hold and
+ * drop references to one model: the count stays exact (AddressSanitizer
+ * reports the model freed early or never). */
+static void *mt_opt_churn(void *arg) {
+    mmrec_model *model = arg;
+    mmrec_optimizer_config c;
+    if (mmrec_optimizer_config_init(&c) != MMREC_OK) return (void *)1;
+    for (int i = 0; i < 2000; i++) {
+        mmrec_optimizer *o;
+        if (mmrec_optimizer_create(model, &c, &o) != MMREC_OK) return (void *)1;
+        mmrec_optimizer_destroy(o);
+    }
+    return NULL;
+}
+
+START_TEST(test_model_references_from_many_threads) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    int64_t n[1] = {4};
+    mmrec_tensor *w;
+    MT_OK(mmrec_model_add_param(model, "w", 1, n, &w));
+    mmrec_optimizer_config c;
+    MT_OK(mmrec_optimizer_config_init(&c));
+    mmrec_optimizer *last;
+    MT_OK(mmrec_optimizer_create(model, &c, &last));
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, mt_opt_churn, model), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        ck_assert_ptr_null(rc);
+    }
+    mmrec_model_destroy(model); /* the optimizer still holds it */
+    MT_EXPECT(mmrec_optimizer_step(last), MMREC_ESTATE, "destroyed");
+    mmrec_optimizer_destroy(last); /* frees the model */
+}
+END_TEST
+
 static Suite *threads_suite(void) {
     Suite *s = suite_create("threads");
     TCase *tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_inference_from_many_threads);
     tcase_add_test(tc, test_training_is_deterministic);
     tcase_add_test(tc, test_pool_covers_every_index_once);
     tcase_add_test(tc, test_pool_from_many_threads);
+    tcase_add_test(tc, test_thread_count_changing_during_regions);
+    tcase_add_test(tc, test_dlclose_leaves_workers_running);
+    tcase_add_test(tc, test_model_references_from_many_threads);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -101,10 +101,19 @@ MMREC_API int mmrec_max_dims(void);
  * large matrix products, element-wise ops, layer norm and attention over its
  * own worker pool (the calling thread plus num_threads - 1 workers, started
  * at the first parallel operation, spinning briefly between operations and
- * then sleeping); BLAS is told to run single-threaded inside, so two thread
- * pools never compete for the cores. When several host threads run
- * operations at once, one uses the pool and the others compute alone.
- * Results are deterministic for a given seed and thread count.
+ * then sleeping); BLAS runs single-threaded inside, so two thread pools
+ * never compete for the cores. When several host threads run operations at
+ * once, one uses the pool and the others compute alone. Results are
+ * deterministic for a given seed and thread count.
+ * BLAS's thread count is a process-wide setting: at its first matrix
+ * product the library sets it to one (openblas_set_num_threads(1), or
+ * BLIS's bli_thread_set_num_threads(1)) for the whole process and never
+ * restores it, so a host that calls the same BLAS directly gets
+ * single-threaded products from then on. A host that sets BLAS threads
+ * again makes the library's products compete with its pool (slower, and
+ * their last bits may change).
+ * The workers live until the process ends; the shared library is linked
+ * with -z nodelete, so dlclose() never unmaps code they run.
  *   num_threads (in) 1 .. 1024.
  * Returns MMREC_OK or MMREC_ERANGE.
  * Thread safety: not thread-safe; call before starting threads that use the

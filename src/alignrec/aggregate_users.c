@@ -43,7 +43,8 @@ static void mmrec__agg_run(const mmrec_graph *g, const float *src, float *dst, s
     mmrec__agg_job job = {g, src, dst, d, row_base, col_offset, accumulate};
     int64_t nnz = g->row_ptr[row_base + (int64_t)rows] - g->row_ptr[row_base];
     size_t per_row = ((size_t)nnz / (rows ? rows : 1) + 1) * d;
-    mmrec__parallel_for(rows, mmrec__grain(per_row, 16384), mmrec__agg_chunk, &job);
+    mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain(per_row, 16384)),
+                        mmrec__agg_chunk, &job);
 }
 
 static mmrec_status mmrec__agg_backward(mmrec__node *node, mmrec_tape *tape) {

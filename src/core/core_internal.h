@@ -89,21 +89,24 @@ int mmrec__num_threads(void);
  * library splits large products over its own pool instead. */
 void mmrec__blas_threads_sync(void);
 
-/* Runs fn(ctx, begin, end, part) over [0, n) split into
- * mmrec__parallel_parts(n, grain) contiguous chunks (part 0, 1, ...) of at
- * least `grain` items, on the calling thread and the pool's workers
- * (pool.c); returns when all are done. The split depends only on n, grain
- * and the thread count, never on which thread runs a chunk; `part` indexes
- * per-chunk scratch. Nested calls and calls while another thread's region
+/* Runs fn(ctx, begin, end, part) over [0, n) split into `parts` contiguous
+ * chunks (part 0 .. parts - 1), on the calling thread and the pool's
+ * workers (pool.c); returns when all are done. `parts` comes from one call
+ * of mmrec__parallel_parts, made by the caller, which sizes any per-part
+ * scratch from the same value: the thread count is read once per region,
+ * so a concurrent mmrec_set_num_threads cannot make a part index run past
+ * that scratch. The split depends only on n and parts, never on which
+ * thread runs a chunk. Nested calls and calls while another thread's region
  * runs execute their chunks on the calling thread. */
 typedef void (*mmrec__chunk_fn)(void *ctx, size_t begin, size_t end, int part);
-void mmrec__parallel_for(size_t n, size_t grain, mmrec__chunk_fn fn, void *ctx);
+void mmrec__parallel_for(size_t n, int parts, mmrec__chunk_fn fn, void *ctx);
 /* The grain (items per chunk) that gives each chunk at least min_work units
  * of work when one item costs per_item units. */
 static inline size_t mmrec__grain(size_t per_item, size_t min_work) {
     return per_item == 0 ? min_work : per_item >= min_work ? 1 : min_work / per_item;
 }
-/* The number of chunks (1 .. 64) mmrec__parallel_for(n, grain) makes. */
+/* The number of chunks (1 .. 64) to split n items into, each of at least
+ * `grain` items, from the current thread count. */
 int mmrec__parallel_parts(size_t n, size_t grain);
 
 #endif

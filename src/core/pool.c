@@ -127,10 +127,10 @@ int mmrec__parallel_parts(size_t n, size_t grain) {
     return parts < 1 ? 1 : parts;
 }
 
-void mmrec__parallel_for(size_t n, size_t grain, mmrec__chunk_fn fn, void *ctx) {
+void mmrec__parallel_for(size_t n, int parts, mmrec__chunk_fn fn, void *ctx) {
+    assert(parts >= 1 && parts <= MMREC__POOL_MAX);
     if (n == 0) return;
-    int parts = mmrec__parallel_parts(n, grain);
-    if (parts == 1) {
+    if (parts <= 1) {
         fn(ctx, 0, n, 0);
         return;
     }

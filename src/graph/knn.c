@@ -247,7 +247,8 @@ mmrec_status mmrec_graph_create_knn(const float *features, int64_t num_items, in
     mmrec_graph *g = NULL;
     if (inv == NULL || deg == NULL) goto oom;
     mmrec__knn_norm_job nj = {features, d, inv, deg};
-    mmrec__parallel_for(I, mmrec__grain(d, 1 << 16), mmrec__knn_norm_chunk, &nj);
+    mmrec__parallel_for(I, mmrec__parallel_parts(I, mmrec__grain(d, 1 << 16)), mmrec__knn_norm_chunk,
+                        &nj);
     s = mmrec__knn_check_finite(features, deg, I, d, __func__);
     if (s != MMREC_OK) goto done;
 
@@ -269,7 +270,7 @@ mmrec_status mmrec_graph_create_knn(const float *features, int64_t num_items, in
     for (size_t i = 0; i <= I; i++) g->row_ptr[i] = (int64_t)(i * K);
     mmrec__knn_job job = {features, inv, I, d, K, tile, c.binary == 1, scratch, scratch_len,
                           g, deg};
-    mmrec__parallel_for(n_blocks, 1, mmrec__knn_chunk, &job);
+    mmrec__parallel_for(n_blocks, (int)parts, mmrec__knn_chunk, &job);
     mmrec__knn_normalize(g, deg);
     mmrec__knn_transpose(g);
     *out = g;

@@ -130,9 +130,9 @@ static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) 
     }
     float *t = buf;
     memset(t, 0, n * sizeof *t);
-    size_t parts = (size_t)mmrec__num_threads();
-    mmrec__scatter_job job = {g, set, n_set, d, h, t, parts};
-    mmrec__parallel_for(parts, 1, mmrec__scatter_chunk, &job);
+    int parts = mmrec__parallel_parts((size_t)g->num_nodes, 1);
+    mmrec__scatter_job job = {g, set, n_set, d, h, t, (size_t)parts};
+    mmrec__parallel_for((size_t)parts, parts, mmrec__scatter_chunk, &job);
     for (int k = K - 1;; k--) {
         mmrec__scatter_rows(t, gy, rows, c->n_rows, d, c->w[k]); /* + w_k S g */
         if (k == 0) break;

@@ -132,7 +132,7 @@ static void mmrec__spmm_run(mmrec__spmm_job *job, size_t n) {
             job->bound[k] = lo;
         }
     }
-    mmrec__parallel_for(parts, 1, mmrec__spmm_chunk, job);
+    mmrec__parallel_for(parts, (int)parts, mmrec__spmm_chunk, job);
 }
 
 /* The product with one CSR form over all rows. */

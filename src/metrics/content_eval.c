@@ -294,7 +294,7 @@ mmrec_status mmrec_eval_item_cf(const float *features, int64_t num_items, int64_
     cj.targets = mmrec__alloc(I * sizeof *cj.targets);
     job.inv = inv = mmrec__inverse_norms(features, I, F);
     if (cj.counts == NULL || cj.touched == NULL || cj.targets == NULL || inv == NULL) goto oom;
-    mmrec__parallel_for(I, grain, mmrec__cooc_chunk, &cj);
+    mmrec__parallel_for(I, parts, mmrec__cooc_chunk, &cj);
     size_t n_q = 0;
     for (size_t i = 0; i < I; i++) n_q += cj.targets[i] >= 0;
     queries = mmrec__alloc((n_q ? n_q : 1) * sizeof *queries);

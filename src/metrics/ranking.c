@@ -326,7 +326,7 @@ mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *i
         mmrec__eval_job job = {user_emb, item_emb, I, d, block, kmax, users, n_eval,
                                train ? &tr : NULL, &te, ks, num_ks, kernel, scratch,
                                heap_ids, scratch_len, tile, sums};
-        mmrec__parallel_for(n_blocks, 1, mmrec__eval_chunk, &job);
+        mmrec__parallel_for(n_blocks, parts, mmrec__eval_chunk, &job);
     }
     if (s == MMREC_OK) {
         for (int q = 0; q < num_ks; q++) {

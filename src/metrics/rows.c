@@ -67,7 +67,7 @@ mmrec_status mmrec__metrics_rows_run(const mmrec__rows *rows, double *totals, co
                                 "out of memory for the scores of %zu queries x %zu items",
                                 rows->num_queries, rows->num_items);
     }
-    mmrec__parallel_for(n_blocks, 1, mmrec__rows_chunk, &job);
+    mmrec__parallel_for(n_blocks, parts, mmrec__rows_chunk, &job);
     for (size_t b = 0; b < n_blocks; b++)
         for (size_t m = 0; m < rows->num_sums; m++) totals[m] += job.sums[b * rows->num_sums + m];
     mmrec__free(job.scratch);

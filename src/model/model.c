@@ -31,7 +31,7 @@ mmrec_status mmrec_model_create(mmrec_model **out) {
     mmrec_model *model = mmrec__calloc(1, sizeof *model);
     MMREC_FAIL_IF(model == NULL, MMREC_ENOMEM, "out of memory");
     model->magic = MMREC__MODEL_MAGIC;
-    model->refs = 1;
+    atomic_init(&model->refs, 1);
     mmrec__rng_seed(&model->rng, 0);
     *out = model;
     return MMREC_OK;
@@ -63,10 +63,14 @@ static void mmrec__model_free(mmrec_model *model) {
     mmrec__free(model);
 }
 
-void mmrec__model_retain(mmrec_model *model) { model->refs++; }
+void mmrec__model_retain(mmrec_model *model) {
+    atomic_fetch_add_explicit(&model->refs, 1, memory_order_relaxed);
+}
 
 void mmrec__model_release(mmrec_model *model) {
-    if (--model->refs == 0) mmrec__model_free(model);
+    /* the last reference, on whichever thread drops it, frees the model */
+    if (atomic_fetch_sub_explicit(&model->refs, 1, memory_order_acq_rel) == 1)
+        mmrec__model_free(model);
 }
 
 void mmrec_model_destroy(mmrec_model *model) {

@@ -5,6 +5,8 @@
 #include "mmrec/model.h"
 #include "../tensor/tensor_internal.h"
 
+#include <stdatomic.h>
+
 typedef struct mmrec__param {
     mmrec_tensor tensor;        /* header; flags include MMREC__T_PARAM */
     char *name;
@@ -39,7 +41,7 @@ struct mmrec_module {
 
 struct mmrec_model {
     uint32_t magic;
-    int refs;                    /* caller + optimizers + tapes holding nodes */
+    atomic_int refs;             /* caller + optimizers + tapes holding nodes */
     bool destroyed;              /* the caller let go; freed at refs == 0 */
     mmrec__param **params;
     size_t n_params, cap_params;

@@ -83,7 +83,7 @@ static mmrec_status mmrec__attn_backward(mmrec__node *node, mmrec_tape *tape) {
     float *scratch = mmrec__tape_alloc(tape, (size_t)parts * 2 * tt * sizeof(float));
     if (dqkv == NULL || scratch == NULL) return MMREC_ENOMEM;
     mmrec__attn_job job = {c, qkv->data, NULL, node->out->grad, NULL, dqkv, scratch, 2 * tt};
-    mmrec__parallel_for(c->batch, grain, mmrec__attn_backward_chunk, &job);
+    mmrec__parallel_for(c->batch, parts, mmrec__attn_backward_chunk, &job);
     return MMREC_OK;
 }
 
@@ -168,7 +168,7 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     if (node) *(mmrec__attn_ctx *)node->ctx = c;
     mmrec__attn_job job = {&c, qkv->data, key_mask ? key_mask->data : NULL, NULL, y->data, NULL,
                            scratch, scratch_len};
-    mmrec__parallel_for(c.batch, grain, mmrec__attn_forward_chunk, &job);
+    mmrec__parallel_for(c.batch, parts, mmrec__attn_forward_chunk, &job);
     *out = y;
     return MMREC_OK;
 }

@@ -91,7 +91,8 @@ static mmrec_status mmrec__act_node_backward(mmrec__node *node, mmrec_tape *tape
     float *dx = mmrec__grad(tape, x);
     if (dx == NULL) return MMREC_ENOMEM;
     mmrec__act_job job = {act, x->data, node->out->data, node->out->grad, dx};
-    mmrec__parallel_for(x->numel, MMREC__ACT_GRAIN, mmrec__act_backward_chunk, &job);
+    mmrec__parallel_for(x->numel, mmrec__parallel_parts(x->numel, MMREC__ACT_GRAIN),
+                        mmrec__act_backward_chunk, &job);
     return MMREC_OK;
 }
 
@@ -110,7 +111,8 @@ static mmrec_status mmrec__act_op(const char *func, const char *name, mmrec__act
         *(mmrec__act *)node->ctx = act;
     }
     mmrec__act_job job = {act, x->data, NULL, NULL, y->data};
-    mmrec__parallel_for(x->numel, MMREC__ACT_GRAIN, mmrec__act_forward_chunk, &job);
+    mmrec__parallel_for(x->numel, mmrec__parallel_parts(x->numel, MMREC__ACT_GRAIN),
+                        mmrec__act_forward_chunk, &job);
     *out = y;
     return MMREC_OK;
 }

@@ -100,7 +100,8 @@ static mmrec_status mmrec__layer_norm_backward(mmrec__node *node, mmrec_tape *ta
     if (dx) {
         mmrec__ln_job job = {x->data, wd, NULL, node->out->grad, 0.0f, n,
                              NULL, c->mean, c->rstd, dx};
-        mmrec__parallel_for(rows, mmrec__grain(n, MMREC__LN_GRAIN), mmrec__ln_dx_chunk, &job);
+        mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain(n, MMREC__LN_GRAIN)),
+                            mmrec__ln_dx_chunk, &job);
     }
     if (dw || db)
         mmrec__layer_norm_rows_backward(x->data, wd, c->mean, c->rstd, node->out->grad, rows, n,
@@ -151,7 +152,8 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
     }
     mmrec__ln_job job = {x->data, weight ? weight->data : NULL, bias ? bias->data : NULL,
                          NULL, eps, (size_t)n, y->data, mean, rstd, NULL};
-    mmrec__parallel_for(rows, mmrec__grain((size_t)n, MMREC__LN_GRAIN), mmrec__ln_forward_chunk,
+    mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain((size_t)n, MMREC__LN_GRAIN)),
+                        mmrec__ln_forward_chunk,
                         &job);
     *out = y;
     return MMREC_OK;

@@ -107,7 +107,8 @@ void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, floa
     mmrec__gemm_job j = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
     size_t len = j.by_rows ? m : n, other = macs / len;
     size_t grain = (MMREC__SPLIT_GEMM / 2 + other - 1) / other;
-    mmrec__parallel_for(len, grain < 16 ? 16 : grain, mmrec__gemm_chunk, &j);
+    mmrec__parallel_for(len, mmrec__parallel_parts(len, grain < 16 ? 16 : grain), mmrec__gemm_chunk,
+                        &j);
 }
 
 void mmrec__saxpy(size_t n, float alpha, const float *x, float *y) {
