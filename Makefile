@@ -94,7 +94,7 @@ $(STATIC): $(OBJS) $(BLAS_STAMP)
 
 # ---- tests ----
 TEST_BIN := build/tests/$(BLAS)/mmrec_tests
-$(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h) $(STATIC)
+$(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h tests/*/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -DMMREC_TEST_DIR='"$(CURDIR)/tests"' \
@@ -105,7 +105,7 @@ test: $(TEST_BIN) lib/libmmrec.so
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_BIN := build/tests/asan/mmrec_tests
-$(ASAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard tests/*.h)
+$(ASAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $@ (asan+ubsan)")
 	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FPFLAGS) -Iinclude -Isrc $(BLAS_CFLAGS) \
