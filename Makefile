@@ -3,6 +3,8 @@
 #   make test           Check suites (prints Check's summary line)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
+#   make check-symbols  exports vs version script, headers and frozen lists
+#   make map            regenerate src/libmmrec.map (tools/gen-map.sh)
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
 #   make bench          run every benchmark (C and its PyTorch counterpart)
@@ -62,7 +64,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec abi-check abi-baseline check-symbols install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec abi-check abi-baseline check-symbols map install uninstall \
         example bench examples
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -127,7 +129,12 @@ abi-baseline: $(SHARED)
 	@echo "wrote $(ABI_BASELINE): say why in the commit message"
 
 check-symbols: $(SHARED)
-	$(Q)tools/check-symbols.sh $(SHARED) $(MAP)
+	$(Q)tools/check-symbols.sh $(SHARED) $(MAP) $(ABI_BASELINE)
+
+# The version script: one node per release, generated from the headers and
+# the frozen lists tools/abi/MMREC_*.syms (release procedure: tools/gen-map.sh).
+map:
+	$(Q)tools/gen-map.sh $(MAP)
 
 # ---- install ----
 # Rendered at install time, so it always carries the PREFIX of this install.
