@@ -4,6 +4,11 @@
 # is the "Since 0.N" tag of the declaration's doc comment (the last comment
 # that starts in column 0 before it, so the declarations grouped under one
 # block share its tag) or "-" when that comment has none.
+#
+# There is no experimental API: a declaration marked MMREC_API_EXPERIMENTAL
+# is an error here, because the version script has no node for it and it
+# would silently stay unexported. Adding an experimental section means giving
+# it its own node in tools/gen-map.sh and a suppression for abidiff.
 set -eu
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -16,7 +21,11 @@ function since_of(text) {
     return "-"
 }
 function end_statement(   piece, name) {
-    if (match(stmt, /MMREC_API(_EXPERIMENTAL)?[ \t]+[^;{}()]*\(/)) {
+    if (stmt ~ /MMREC_API_EXPERIMENTAL/) {
+        printf "api-symbols: %s:%d: MMREC_API_EXPERIMENTAL, but there is no experimental node\n",
+            FILENAME, stmtline > "/dev/stderr"
+        bad = 1
+    } else if (match(stmt, /MMREC_API[ \t]+[^;{}()]*\(/)) {
         piece = substr(stmt, RSTART, RLENGTH - 1)
         sub(/[ \t]+$/, "", piece)
         match(piece, /[A-Za-z_][A-Za-z0-9_]*$/)
