@@ -3,6 +3,8 @@
 #   make test           Check suites (prints Check's summary line)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
+#   make check-symbols  exports vs version script, headers and frozen lists
+#   make map            regenerate src/libmmrec.map (tools/gen-map.sh)
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
 #   make bench          run every benchmark (C and its PyTorch counterpart)
@@ -62,7 +64,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec abi-check abi-baseline check-symbols install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec abi-check abi-baseline check-symbols map install uninstall \
         example bench examples
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -95,7 +97,7 @@ $(STATIC): $(OBJS) $(BLAS_STAMP)
 
 # ---- tests ----
 TEST_BIN := build/tests/$(BLAS)/mmrec_tests
-$(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h) $(STATIC)
+$(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h tests/*/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -DMMREC_TEST_DIR='"$(CURDIR)/tests"' \
@@ -106,7 +108,7 @@ test: $(TEST_BIN) lib/libmmrec.so
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_BIN := build/tests/asan/mmrec_tests
-$(ASAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard tests/*.h)
+$(ASAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $@ (asan+ubsan)")
 	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FPFLAGS) -Iinclude -Isrc $(BLAS_CFLAGS) \
@@ -128,7 +130,12 @@ abi-baseline: $(SHARED)
 	@echo "wrote $(ABI_BASELINE): say why in the commit message"
 
 check-symbols: $(SHARED)
-	$(Q)tools/check-symbols.sh $(SHARED) $(MAP)
+	$(Q)tools/check-symbols.sh $(SHARED) $(MAP) $(ABI_BASELINE)
+
+# The version script: one node per release, generated from the headers and
+# the frozen lists tools/abi/MMREC_*.syms (release procedure: tools/gen-map.sh).
+map:
+	$(Q)tools/gen-map.sh $(MAP)
 
 # ---- install ----
 # Rendered at install time, so it always carries the PREFIX of this install.

@@ -32,11 +32,11 @@ extern "C" {
 
 /* The version, defined once here; the Makefile reads it from these lines. */
 #define MMREC_VERSION_MAJOR 0
-#define MMREC_VERSION_MINOR 1
+#define MMREC_VERSION_MINOR 2
 #define MMREC_VERSION_PATCH 0
 #define MMREC_VERSION_NUMBER \
     (MMREC_VERSION_MAJOR * 10000 + MMREC_VERSION_MINOR * 100 + MMREC_VERSION_PATCH)
-#define MMREC_VERSION_STRING "0.1.0"
+#define MMREC_VERSION_STRING "0.2.0"
 
 /* Largest tensor rank. Function twin: mmrec_max_dims(). */
 #define MMREC_MAX_DIMS 4
