@@ -38,11 +38,25 @@ void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n);
 void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const float *dy,
                          float *dx, size_t n);
 
+/* A row's log-sum-exp kept as its two parts, lse = max + log_sum. The sum
+ * is never formed: with logits near 1e4, max + log_sum rounds to a multiple
+ * of 2^-10 and x - lse loses the low bits of log_sum. Log-softmax is
+ * (x - max) - log_sum, as mmrec__log_softmax_at computes it. */
+typedef struct mmrec__row_lse {
+    float max;      /* of the kept positions; -INFINITY when none is kept */
+    double log_sum; /* log(sum of exp(x - max) over the kept positions) */
+} mmrec__row_lse;
+
+/* log softmax(x)[j] for x = x[j] of a row with log-sum-exp `lse`. */
+static inline double mmrec__log_softmax_at(mmrec__row_lse lse, float x) {
+    return ((double)x - (double)lse.max) - lse.log_sum;
+}
+
 /* Softmax (or log-softmax) of one row of n; mask (may be NULL) read at
- * mask[j * mask_stride], 0 = removed. Returns the row's log-sum-exp
- * (-INFINITY when every position is removed). */
-float mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
-                        size_t n, bool log);
+ * mask[j * mask_stride], 0 = removed. Returns the row's log-sum-exp in its
+ * two parts. The exponentials are summed in double. */
+mmrec__row_lse mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride,
+                                  float *y, size_t n, bool log);
 /* dx += the row's input gradient from its output y and dy. */
 void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n, bool log);
 

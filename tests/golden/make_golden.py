@@ -28,6 +28,12 @@ Optimizer cases ("optim.bin"): <case>.cfg, <case>.steps, and for each
 parameter p<j>: <case>.init.p<j>, <case>.g<k>.p<j> (gradient of step k),
 <case>.final.p<j>.
 
+Accuracy cases ("numerics.bin"): as op cases, but each reference
+(<case>.y, <case>.d<i>) is computed in float64 and stored as two float32
+arrays, <name> = float32(ref) and <name>_lo = float32(ref - <name>), with
+<name>_terr [1], the largest absolute error of PyTorch's own float32
+result against it.
+
 Cases added after the first release of these files draw their values from
 their own generator (own_stream), so the arrays of the earlier cases stay
 byte-identical when cases are added.
@@ -937,10 +943,83 @@ def write_content_eval():
     w.close()
 
 
+# ---- numerics: accuracy against float64 on large offsets ----
+
+def randn(*shape, mean=0.0, std=1.0):
+    """float32 normal values, returned as float64 tensors holding exactly those."""
+    x = torch.randn(*shape, generator=gen, dtype=torch.float32) * std + mean
+    return x.double()
+
+
+def layer_norm_f64(x, w, b, eps):
+    """Two-pass LayerNorm in float64: exact mean and variance for
+    float32 inputs (a constant row has variance 0, not a rounding residue)."""
+    mu = x.mean(-1, keepdim=True)
+    d = x - mu
+    var = (d * d).mean(-1, keepdim=True)
+    y = d / torch.sqrt(var + eps)
+    return y if w is None else y * w + b
+
+
+def add_hi_lo(w, name, t):
+    """A float64 reference as two float32 arrays: hi = float32(t) and
+    lo = float32(t - hi), so a test recovers t to about 2^-48 relative."""
+    hi = t.float().double()
+    w.add(name, hi.numpy())
+    w.add(name + "_lo", (t - hi).numpy())
+
+
+def accuracy_case(w, name, op, inputs, fn64, fn32=None, args=(), ids=None, diff=None):
+    """Like op_case, with the float64 reference stored as hi/lo pairs
+    (<case>.y, <case>.d<i>, each with _lo) and, for every stored
+    reference, the largest absolute error of PyTorch's float32 result
+    (<case>.y_terr, <case>.d<i>_terr): a float32 implementation is as
+    careful as PyTorch's when its error is within a small factor of that."""
+    fn32 = fn32 or fn64
+    diff = diff or [True] * len(inputs)
+    leaves = [x.clone().requires_grad_(d) for x, d in zip(inputs, diff)]
+    y = fn64(*leaves)
+    r = torch.ones_like(y) if op >= 30 else rand(*y.shape)
+    y.backward(r)
+    leaves32 = [x.float().requires_grad_(d) for x, d in zip(inputs, diff)]
+    y32 = fn32(*leaves32)
+    y32.backward(r.float())
+    w.add(name + ".op", [op])
+    w.add(name + ".args", list(args) if args else [0])
+    if ids is not None:
+        w.add(name + ".ids", np.asarray(ids, dtype=np.float32))
+    w.add(name + ".r", r.numpy())
+    pairs = [("y", y.detach(), y32.detach())]
+    for i, (x, x32, d) in enumerate(zip(leaves, leaves32, diff)):
+        w.add("%s.in%d" % (name, i), x.detach().numpy())
+        if d:
+            pairs.append(("d%d" % i, x.grad, x32.grad))
+    for tag, ref, got in pairs:
+        add_hi_lo(w, "%s.%s" % (name, tag), ref)
+        w.add("%s.%s_terr" % (name, tag), [(got.double() - ref).abs().max().item()])
+
+
+def write_numerics():
+    """Log-softmax and softmax cross-entropy at logit offsets 1e2 .. 1e4."""
+    w = Writer("numerics.bin")
+    with own_stream(100):
+        for tag, off in (("1e2", 1e2), ("1e3", 1e3), ("1e4", 1e4)):
+            accuracy_case(w, "log_softmax_o" + tag, OPS["log_softmax"],
+                          [rand(5, 33, low=off - 8, high=off + 8)],
+                          lambda x: torch.log_softmax(x, -1), args=[0])
+            labels = torch.randint(0, 41, (6,), generator=gen).tolist()
+            accuracy_case(w, "softmax_ce_o" + tag, OPS["softmax_ce"],
+                          [rand(6, 41, low=off - 8, high=off + 8)],
+                          lambda x, lab=labels: F.cross_entropy(x, torch.tensor(lab)).reshape(1),
+                          ids=labels)
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
-               metrics_auc=write_metrics_auc, content_eval=write_content_eval)
+               metrics_auc=write_metrics_auc, content_eval=write_content_eval,
+               numerics=write_numerics)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
