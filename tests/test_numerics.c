@@ -184,12 +184,60 @@ START_TEST(test_log_softmax_offset_cancels_exactly) {
 }
 END_TEST
 
+/* ---- row statistics ---- */
+
+START_TEST(test_layer_norm_offset_rows_match_float64) {
+    ck_assert_int_eq(mt_num_cases("layer_norm_"), 6);
+}
+END_TEST
+
+/* A constant row has variance 0: it normalizes to the bias exactly, the
+ * weight gets no gradient and dx = rstd * (g - mean(g)), g = dy * w. A
+ * float mean of 12345.68 summed in float is off by some ulps, and that
+ * residue times rstd = 1/sqrt(eps) comes out as an O(1) output. */
+START_TEST(test_layer_norm_constant_row_gives_bias) {
+    enum { N = 768 };
+    static float x[N], w[N], b[N], r[N];
+    for (int j = 0; j < N; j++) x[j] = 12345.68f;
+    mt_fill_uniform(w, N, 0.5f, 1.5f, 11);
+    mt_fill_uniform(b, N, -1.0f, 1.0f, 12);
+    mt_fill_uniform(r, N, -1.0f, 1.0f, 13);
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t sx[2] = {1, N}, sw[1] = {N};
+    mmrec_tensor *tx = mt_tape_tensor(tape, 2, sx, x, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *tw = mt_tape_tensor(tape, 1, sw, w, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *tb = mt_tape_tensor(tape, 1, sw, b, MMREC_TENSOR_REQUIRES_GRAD), *y;
+    MT_OK(mmrec_layer_norm(tape, tx, tw, tb, 1e-5f, &y));
+    const float *d;
+    MT_OK(mmrec_tensor_data_const(y, &d));
+    for (int j = 0; j < N; j++)
+        ck_assert_msg(d[j] == b[j], "y[%d] = %.9g, b is %.9g", j, (double)d[j], (double)b[j]);
+    MT_OK(mmrec_tape_backward_from(tape, y, r));
+    MT_OK(mmrec_tensor_grad(tw, &d));
+    for (int j = 0; j < N; j++) ck_assert_msg(d[j] == 0.0f, "dw[%d] = %g", j, (double)d[j]);
+    double mg = 0.0, rs = 1.0 / sqrt((double)1e-5f);
+    for (int j = 0; j < N; j++) mg += (double)r[j] * w[j] / N;
+    MT_OK(mmrec_tensor_grad(tx, &d));
+    for (int j = 0; j < N; j++) {
+        double want = rs * ((double)r[j] * w[j] - mg);
+        ck_assert_msg(fabs(d[j] - want) <= 4 * FLT_EPSILON * rs, "dx[%d] = %.9g, want %.9g", j,
+                      (double)d[j], want);
+    }
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 static Suite *numerics_suite(void) {
     Suite *s = suite_create("numerics");
     TCase *tc = tcase_create("log_sum_exp");
     tcase_add_test(tc, test_log_softmax_large_logits_match_float64);
     tcase_add_test(tc, test_softmax_ce_large_logits_match_float64);
     tcase_add_test(tc, test_log_softmax_offset_cancels_exactly);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("row_stats");
+    tcase_add_test(tc, test_layer_norm_offset_rows_match_float64);
+    tcase_add_test(tc, test_layer_norm_constant_row_gives_bias);
     suite_add_tcase(s, tc);
     return s;
 }

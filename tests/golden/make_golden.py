@@ -952,8 +952,8 @@ def randn(*shape, mean=0.0, std=1.0):
 
 
 def layer_norm_f64(x, w, b, eps):
-    """Two-pass LayerNorm in float64: exact mean and variance for
-    float32 inputs (a constant row has variance 0, not a rounding residue)."""
+    """Two-pass LayerNorm in float64 (F.layer_norm's float64 Welford
+    leaves a residue of about 1e-12 on a constant row of 12345.68)."""
     mu = x.mean(-1, keepdim=True)
     d = x - mu
     var = (d * d).mean(-1, keepdim=True)
@@ -1000,7 +1000,10 @@ def accuracy_case(w, name, op, inputs, fn64, fn32=None, args=(), ids=None, diff=
 
 
 def write_numerics():
-    """Log-softmax and softmax cross-entropy at logit offsets 1e2 .. 1e4."""
+    """Log-softmax and softmax cross-entropy at logit offsets 1e2 .. 1e4;
+    LayerNorm on rows whose mean is large against their spread and on
+    constant rows (float64 reference: two-pass, so a constant row has
+    variance 0)."""
     w = Writer("numerics.bin")
     with own_stream(100):
         for tag, off in (("1e2", 1e2), ("1e3", 1e3), ("1e4", 1e4)):
@@ -1012,6 +1015,26 @@ def write_numerics():
                           [rand(6, 41, low=off - 8, high=off + 8)],
                           lambda x, lab=labels: F.cross_entropy(x, torch.tensor(lab)).reshape(1),
                           ids=labels)
+    with own_stream(101):
+        def ln(x, g, b):
+            return layer_norm_f64(x, g, b, 1e-5)
+
+        def ln32(x, g, b):
+            return F.layer_norm(x, x.shape[-1:], g, b, 1e-5)
+
+        for name, x in (("layer_norm_m2.5_n56", randn(6, 56, mean=-2.5, std=0.1)),
+                        ("layer_norm_m2.5_n768", randn(2, 768, mean=-2.5, std=0.1)),
+                        ("layer_norm_m12345_n200", randn(3, 200, mean=12345.68, std=1.0)),
+                        ("layer_norm_const_n56", torch.full((3, 56), 12345.68).float().double()),
+                        ("layer_norm_const_n768",
+                         torch.full((2, 768), 12345.68).float().double())):
+            n = x.shape[-1]
+            accuracy_case(w, name, OPS["layer_norm"],
+                          [x, rand(n, low=0.5, high=1.5), rand(n)], ln, ln32, args=[1, 1, 1e-5])
+        accuracy_case(w, "layer_norm_plain_m100_n200", OPS["layer_norm"],
+                      [randn(3, 200, mean=100.0, std=0.5)],
+                      lambda x: layer_norm_f64(x, None, None, 1e-5),
+                      lambda x: F.layer_norm(x, x.shape[-1:], None, None, 1e-5), args=[0, 0, 1e-5])
     w.close()
 
 
