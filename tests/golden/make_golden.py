@@ -980,10 +980,11 @@ def accuracy_case(w, name, op, inputs, fn64, fn32=None, args=(), ids=None, diff=
     leaves = [x.clone().requires_grad_(d) for x, d in zip(inputs, diff)]
     y = fn64(*leaves)
     r = torch.ones_like(y) if op >= 30 else rand(*y.shape)
-    y.backward(r)
     leaves32 = [x.float().requires_grad_(d) for x, d in zip(inputs, diff)]
     y32 = fn32(*leaves32)
-    y32.backward(r.float())
+    if any(diff):
+        y.backward(r)
+        y32.backward(r.float())
     w.add(name + ".op", [op])
     w.add(name + ".args", list(args) if args else [0])
     if ids is not None:
@@ -1003,7 +1004,8 @@ def write_numerics():
     """Log-softmax and softmax cross-entropy at logit offsets 1e2 .. 1e4;
     LayerNorm on rows whose mean is large against their spread and on
     constant rows (float64 reference: two-pass, so a constant row has
-    variance 0)."""
+    variance 0); sum, mean, L2 normalization and cosine similarity on
+    offset data."""
     w = Writer("numerics.bin")
     with own_stream(100):
         for tag, off in (("1e2", 1e2), ("1e3", 1e3), ("1e4", 1e4)):
@@ -1035,6 +1037,25 @@ def write_numerics():
                       [randn(3, 200, mean=100.0, std=0.5)],
                       lambda x: layer_norm_f64(x, None, None, 1e-5),
                       lambda x: F.layer_norm(x, x.shape[-1:], None, None, 1e-5), args=[0, 0, 1e-5])
+    with own_stream(102):
+        # the backward of sum and mean (a scaled copy of dy) is not compared
+        accuracy_case(w, "mean_last_m12345_n768", OPS["mean"],
+                      [randn(2, 768, mean=12345.68)], lambda x: x.mean(-1), args=[-1],
+                      diff=[False])
+        accuracy_case(w, "sum_last_m2.5_n4096", OPS["sum"], [randn(1, 4096, mean=-2.5, std=0.1)],
+                      lambda x: x.sum(-1), args=[-1], diff=[False])
+        accuracy_case(w, "mean_axis0_m100", OPS["mean"], [randn(500, 8, mean=100.0)],
+                      lambda x: x.mean(0), args=[0], diff=[False])
+        accuracy_case(w, "mean_all_m12345", OPS["mean"], [randn(50, 100, mean=12345.68)],
+                      lambda x: x.mean().reshape(1), args=[AXIS_ALL], diff=[False])
+        accuracy_case(w, "l2_normalize_m100_n512", OPS["l2_normalize"],
+                      [randn(2, 512, mean=100.0)],
+                      lambda x: F.normalize(x, dim=-1, eps=1e-12), args=[1e-12])
+        accuracy_case(w, "cosine_n512", OPS["cosine_similarity"], [randn(2, 512), randn(2, 512)],
+                      lambda a, b: F.cosine_similarity(a, b, dim=-1, eps=1e-8), args=[1e-8])
+        accuracy_case(w, "cosine_m100_n512", OPS["cosine_similarity"],
+                      [randn(2, 512, mean=100.0), randn(2, 512, mean=100.0)],
+                      lambda a, b: F.cosine_similarity(a, b, dim=-1, eps=1e-8), args=[1e-8])
     w.close()
 
 
