@@ -8,8 +8,9 @@
 mmrec__row_lse mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride,
                                   float *y, size_t n, bool log) {
     mmrec__row_lse lse = {-INFINITY, 0.0};
-    for (size_t j = 0; j < n; j++)
-        if ((mask == NULL || mask[j * mask_stride] != 0.0f) && x[j] > lse.max) lse.max = x[j];
+    for (size_t j = 0; j < n; j++) /* a kept NaN makes the max, and the row, NaN */
+        if ((mask == NULL || mask[j * mask_stride] != 0.0f) && (x[j] > lse.max || isnan(x[j])))
+            lse.max = x[j];
     if (lse.max == -INFINITY) { /* every position removed */
         for (size_t j = 0; j < n; j++) y[j] = log ? -INFINITY : 0.0f;
         return lse;
