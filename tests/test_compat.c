@@ -6,13 +6,16 @@
  *
  * 0.1: a checkpoint with AdamW state must give back every parameter, the
  * step count, both groups' learning rates and the last gradient norm, and the
- * next step taken from it must reproduce 0.1's parameters bit for bit (the
- * step uses only correctly rounded float32 operations in a fixed order, see
- * recipe_0.1.h); a model file must load; a feature cache must list its items
- * and fields and gather the written values exactly, 16-bit fields included. */
+ * next step taken from it must reproduce 0.1's parameters to float32
+ * rounding (a later release may compute a step's row statistics more
+ * precisely than 0.1 did, which moves the last bits; a lost optimizer state
+ * moves them by far more); a model file must load; a feature cache must list
+ * its items and fields and gather the written values exactly, 16-bit fields
+ * included. */
 #include "mt.h"
 #include "compat/recipe_0.1.h"
 
+#include <math.h>
 #include <stdio.h>
 
 MT_SUITE(compat_suite)
@@ -27,9 +30,11 @@ static void c01_expected(mt_golden *g) {
     mt_golden_load(g, "../compat/0.1/checkpoint_adamw.expected");
 }
 
-/* Asserts every parameter of r equals, bit for bit, the record
- * "<prefix>/<name>" of g, and that g has no record for a parameter r lacks. */
-static void c01_expect_params(const compat01_run *r, const mt_golden *g, const char *prefix) {
+/* Asserts every parameter of r equals the record "<prefix>/<name>" of g,
+ * bit for bit when `exact`, else to 1e-5 relative (1e-6 absolute), and that
+ * g has no record for a parameter r lacks. */
+static void c01_expect_params(const compat01_run *r, const mt_golden *g, const char *prefix,
+                              bool exact) {
     size_t count, records = 0, plen = strlen(prefix);
     MT_OK(mmrec_model_num_params(r->model, &count));
     for (size_t i = 0; i < g->n; i++)
@@ -49,10 +54,13 @@ static void c01_expect_params(const compat01_run *r, const mt_golden *g, const c
         const mt_array *want = mt_golden_get(g, rec);
         ck_assert_int_eq(ndim, want->ndim);
         for (int d = 0; d < ndim; d++) ck_assert_int_eq(shape[d], want->shape[d]);
-        for (size_t k = 0; k < want->numel; k++)
-            ck_assert_msg(memcmp(&data[k], &want->data[k], sizeof(float)) == 0,
-                          "%s[%zu] is %a, 0.1 had %a", rec, k, (double)data[k],
+        for (size_t k = 0; k < want->numel; k++) {
+            float d = fabsf(data[k] - want->data[k]);
+            bool same = exact ? memcmp(&data[k], &want->data[k], sizeof(float)) == 0
+                              : d <= 1e-6f + 1e-5f * fabsf(want->data[k]);
+            ck_assert_msg(same, "%s[%zu] is %a, 0.1 had %a", rec, k, (double)data[k],
                           (double)want->data[k]);
+        }
     }
 }
 
@@ -70,10 +78,10 @@ START_TEST(test_checkpoint_0_1_loads_every_parameter_bitwise) {
     c01_expected(&g);
     compat01_run r;
     c01_load(&r, true);
-    c01_expect_params(&r, &g, "saved");
+    c01_expect_params(&r, &g, "saved", true);
     compat01_free(&r);
     c01_load(&r, false); /* parameters only */
-    c01_expect_params(&r, &g, "saved");
+    c01_expect_params(&r, &g, "saved", true);
     compat01_free(&r);
     mt_golden_free(&g);
 }
@@ -103,7 +111,7 @@ START_TEST(test_checkpoint_0_1_restores_step_count_lrs_and_grad_norm) {
 }
 END_TEST
 
-START_TEST(test_checkpoint_0_1_resumes_the_next_step_bitwise) {
+START_TEST(test_checkpoint_0_1_resumes_the_next_step) {
     int threads = mmrec_get_num_threads();
     MT_OK(mmrec_set_num_threads(1)); /* as 0.1 ran it */
     mt_golden g;
@@ -111,7 +119,7 @@ START_TEST(test_checkpoint_0_1_resumes_the_next_step_bitwise) {
     compat01_run r;
     c01_load(&r, true);
     MT_OK(compat01_step(&r, COMPAT01_SAVED_STEPS));
-    c01_expect_params(&r, &g, "resumed");
+    c01_expect_params(&r, &g, "resumed", false);
     uint64_t steps;
     MT_OK(mmrec_optimizer_step_count(r.opt, &steps));
     ck_assert_uint_eq(steps, COMPAT01_SAVED_STEPS + 1);
@@ -144,7 +152,9 @@ START_TEST(test_checkpoint_0_1_resumes_the_next_step_bitwise) {
     MT_OK(mmrec_model_param(r.model, "head.weight", &hw));
     MT_OK(mmrec_tensor_data_const(hw, &head));
     const mt_array *want = mt_golden_get(&g, "resumed/head.weight");
-    ck_assert(memcmp(head, want->data, want->numel * sizeof(float)) != 0);
+    float far = 0.0f;
+    for (size_t k = 0; k < want->numel; k++) far = fmaxf(far, fabsf(head[k] - want->data[k]));
+    ck_assert_msg(far > 1e-3f, "without the state the step is off by only %g", (double)far);
     compat01_free(&r);
     mt_golden_free(&g);
     MT_OK(mmrec_set_num_threads(threads));
@@ -158,7 +168,7 @@ START_TEST(test_model_0_1_loads_into_the_same_model) {
     char path[512];
     MT_OK(compat01_build(&r, COMPAT01_SEED + 7, COMPAT01_LR, COMPAT01_ITEM_LR));
     MT_OK(mmrec_model_load(r.model, c01_path(path, sizeof path, "model.mmrc")));
-    c01_expect_params(&r, &g, "resumed"); /* saved after step 5 */
+    c01_expect_params(&r, &g, "resumed", true); /* saved after step 5 */
     compat01_free(&r);
     mt_golden_free(&g);
 }
@@ -259,7 +269,7 @@ static Suite *compat_suite(void) {
     TCase *v01 = tcase_create("v0.1");
     tcase_add_test(v01, test_checkpoint_0_1_loads_every_parameter_bitwise);
     tcase_add_test(v01, test_checkpoint_0_1_restores_step_count_lrs_and_grad_norm);
-    tcase_add_test(v01, test_checkpoint_0_1_resumes_the_next_step_bitwise);
+    tcase_add_test(v01, test_checkpoint_0_1_resumes_the_next_step);
     tcase_add_test(v01, test_model_0_1_loads_into_the_same_model);
     tcase_add_test(v01, test_cache_0_1_lists_items_fields_dims_and_dtypes);
     tcase_add_test(v01, test_cache_0_1_gathers_the_written_values_exactly);

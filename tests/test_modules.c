@@ -399,11 +399,43 @@ START_TEST(test_transformer_first_rows_only) {
 }
 END_TEST
 
+/* A NaN feature reaches the loss through a ReLU MLP: a ReLU that mapped
+ * NaN to 0 would hide it behind a finite loss. */
+START_TEST(test_mlp_nan_input_gives_nan_loss) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    int64_t sizes[3] = {4, 8, 1};
+    mmrec_mlp_config mc;
+    MT_OK(mmrec_mlp_config_init(&mc));
+    mc.sizes = sizes;
+    mc.num_sizes = 3;
+    ck_assert_int_eq(mc.activation, MMREC_ACT_RELU);
+    mmrec_module *mlp;
+    MT_OK(mmrec_mlp_create(model, "mlp", &mc, &mlp));
+    float x[3 * 4], target[3] = {0, 1, 0};
+    mt_fill_uniform(x, 12, -1, 1, 5);
+    x[1 * 4 + 2] = NAN;
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t sx[2] = {3, 4}, st[2] = {3, 1};
+    mmrec_tensor *tx = mt_tape_tensor(tape, 2, sx, x, 0);
+    mmrec_tensor *tt = mt_tape_tensor(tape, 2, st, target, 0), *y, *loss;
+    MT_OK(mmrec_mlp_forward(mlp, tape, tx, &y));
+    MT_OK(mmrec_loss_bce_logits(tape, y, tt, &loss));
+    const float *d;
+    MT_OK(mmrec_tensor_data_const(loss, &d));
+    ck_assert_msg(isnan(d[0]), "loss is %g", (double)d[0]);
+    mmrec_tape_destroy(tape);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 static Suite *modules_suite(void) {
     Suite *s = suite_create("modules");
     TCase *tc = tcase_create("modules");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_linear_and_mlp);
+    tcase_add_test(tc, test_mlp_nan_input_gives_nan_loss);
     tcase_add_test(tc, test_failed_create_changes_nothing);
     tcase_add_test(tc, test_layernorm_module);
     tcase_add_test(tc, test_embedding_module);

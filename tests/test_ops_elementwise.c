@@ -175,6 +175,49 @@ START_TEST(test_activation_gradcheck) {
 }
 END_TEST
 
+/* NaN in, NaN out, in the vector body and the tail of every activation
+ * loop. Backward with a finite dy, as PyTorch: ReLU passes dy through at
+ * a NaN (its mask is output <= 0), the others give NaN. */
+START_TEST(test_activations_propagate_nan) {
+    enum { N = 67 };
+    float x[N], r[N];
+    mt_fill_away(x, N, -3, 3, 0.05f, 21);
+    mt_fill_uniform(r, N, 0.5f, 1.5f, 22);
+    const int nan_at[4] = {0, 9, 40, 66};
+    for (int i = 0; i < 4; i++) x[nan_at[i]] = NAN;
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t s[1] = {N};
+    for (int k = 0; k < 5; k++) {
+        mmrec_tensor *t = mt_tape_tensor(tape, 1, s, x, MMREC_TENSOR_REQUIRES_GRAD), *y;
+        MT_OK(mt_act_fwd(&k, tape, &t, &y));
+        const float *d;
+        MT_OK(mmrec_tensor_data_const(y, &d));
+        for (int i = 0; i < N; i++)
+            ck_assert_msg(isnan(d[i]) == isnan(x[i]), "act %d: x[%d] = %g gives %g", k, i,
+                          (double)x[i], (double)d[i]);
+        MT_OK(mmrec_tape_backward_from(tape, y, r));
+        MT_OK(mmrec_tensor_grad(t, &d));
+        for (int i = 0; i < N; i++) {
+            bool ok = !isnan(x[i]) ? isfinite(d[i]) : k == 0 ? d[i] == r[i] : isnan(d[i]);
+            ck_assert_msg(ok, "act %d: x[%d] = %g, dy %g gives dx %g", k, i, (double)x[i],
+                          (double)r[i], (double)d[i]);
+        }
+        mmrec_tape_reset(tape);
+    }
+    /* PyTorch's ReLU keeps -0.0 and maps -inf to 0 */
+    float edge[2] = {-0.0f, -INFINITY};
+    int64_t s2[1] = {2};
+    mmrec_tensor *t = mt_tape_tensor(tape, 1, s2, edge, 0), *y;
+    MT_OK(mmrec_relu(tape, t, &y));
+    const float *d;
+    MT_OK(mmrec_tensor_data_const(y, &d));
+    ck_assert(d[0] == 0.0f && signbit(d[0]) && d[1] == 0.0f && !signbit(d[1]));
+    ck_assert(isnan(mmrec__exp(NAN)) && isnan(mmrec__normal_cdf(NAN)));
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 /* The vectorizable exp and normal CDF behind GELU and sigmoid. */
 START_TEST(test_fastmath_accuracy) {
     double worst_exp = 0, worst_cdf = 0, worst_tail = 0;
@@ -242,6 +285,29 @@ START_TEST(test_softmax_values_and_mask) {
     MT_OK(mmrec_tape_tensor(tape, 3, s4, 0, &bad));
     MT_EXPECT(mmrec_log_softmax(tape, tx, bad, &y), MMREC_ESHAPE, "does not broadcast");
     MT_EXPECT(mmrec_softmax(tape, NULL, NULL, &y), MMREC_EINVAL, "'x'");
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
+/* A NaN at a kept position makes its row NaN (PyTorch's softmax does the
+ * same), also when every kept position is NaN; a NaN at a removed one does
+ * not matter. */
+START_TEST(test_softmax_nan_row_is_nan) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t s[2] = {3, 3};
+    float x[9] = {NAN, NAN, NAN, 1, NAN, 2, NAN, 1, 2}, m[9] = {1, 1, 1, 1, 1, 1, 0, 1, 1};
+    mmrec_tensor *tx = mt_tape_tensor(tape, 2, s, x, 0), *tm = mt_tape_tensor(tape, 2, s, m, 0);
+    for (int log = 0; log < 2; log++) {
+        mmrec_tensor *y;
+        MT_OK(log ? mmrec_log_softmax(tape, tx, tm, &y) : mmrec_softmax(tape, tx, tm, &y));
+        const float *d;
+        MT_OK(mmrec_tensor_data_const(y, &d));
+        for (int i = 0; i < 6; i++)
+            ck_assert_msg(isnan(d[i]), "log %d: y[%d] = %g", log, i, (double)d[i]);
+        for (int i = 6; i < 9; i++)
+            ck_assert_msg(!isnan(d[i]), "log %d: y[%d] = %g", log, i, (double)d[i]);
+    }
     mmrec_tape_destroy(tape);
 }
 END_TEST
@@ -403,9 +469,11 @@ static Suite *ops_elementwise_suite(void) {
     tcase_add_test(tc, test_scale);
     tcase_add_test(tc, test_activation_values);
     tcase_add_test(tc, test_activation_gradcheck);
+    tcase_add_test(tc, test_activations_propagate_nan);
     tcase_add_test(tc, test_fastmath_accuracy);
     tcase_add_test(tc, test_softmax_values_and_mask);
     tcase_add_test(tc, test_softmax_gradcheck);
+    tcase_add_test(tc, test_softmax_nan_row_is_nan);
     tcase_add_test(tc, test_layer_norm);
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_dropout_same_seed_same_mask);

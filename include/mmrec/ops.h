@@ -61,7 +61,10 @@ MMREC_API mmrec_status mmrec_scale(mmrec_tape *tape, mmrec_tensor *x, float alph
 MMREC_API mmrec_status mmrec_bias_add(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *bias,
                                       mmrec_tensor **out);
 
-/* Activations, element-wise. */
+/* Activations, element-wise. NaN propagates as in PyTorch: every
+ * activation maps NaN to NaN. In the backward, GELU, sigmoid and tanh give
+ * NaN at a NaN input; ReLU, whose mask is "output <= 0" as PyTorch's,
+ * passes the upstream gradient through there unchanged. */
 typedef enum mmrec_gelu_form {
     MMREC_GELU_ERF = 0, /* x * Phi(x), PyTorch's default */
     MMREC_GELU_TANH = 1 /* tanh approximation, PyTorch approximate="tanh" */
@@ -73,7 +76,8 @@ MMREC_API mmrec_status mmrec_gelu(mmrec_tape *tape, mmrec_tensor *x, mmrec_gelu_
 MMREC_API mmrec_status mmrec_sigmoid(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
 MMREC_API mmrec_status mmrec_tanh(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
 
-/* Softmax / log-softmax over the last dim.
+/* Softmax / log-softmax over the last dim. A row with a NaN at a kept
+ * position is all NaN (as in PyTorch).
  *   mask (in, may be NULL) broadcastable to x; an entry 0 removes that
  *        position (probability 0), non-zero keeps it. A row with every
  *        position removed gives all zeros (softmax) or all -inf

@@ -157,8 +157,8 @@ mmrec_status mmrec_loss_softmax_ce(mmrec_tape *tape, mmrec_tensor *logits, const
     for (size_t r = 0; r < c->n; r++) {
         const float *x = logits->data + r * c->classes;
         float *p = c->probs + r * c->classes;
-        float lse = mmrec__softmax_row(x, NULL, 0, p, c->classes, false);
-        sum -= x[c->labels[r]] - lse; /* -log softmax(x)[label] */
+        mmrec__row_lse lse = mmrec__softmax_row(x, NULL, 0, p, c->classes, false);
+        sum -= mmrec__log_softmax_at(lse, x[c->labels[r]]);
     }
     (*out)->data[0] = (float)(sum / (double)c->n);
     return MMREC_OK;

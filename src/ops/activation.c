@@ -12,8 +12,8 @@
 MMREC__SIMD_CLONES
 void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n) {
     switch (act) {
-    case MMREC__ACT_RELU:
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    case MMREC__ACT_RELU: /* NaN stays NaN (x < 0 is false), as in PyTorch */
+        for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
         break;
     case MMREC__ACT_GELU_ERF:
         for (size_t i = 0; i < n; i++) y[i] = x[i] * mmrec__normal_cdf(x[i]);
@@ -37,8 +37,8 @@ MMREC__SIMD_CLONES
 void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const float *dy,
                          float *dx, size_t n) {
     switch (act) {
-    case MMREC__ACT_RELU:
-        for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    case MMREC__ACT_RELU: /* PyTorch's mask, output <= 0: a NaN input passes dy */
+        for (size_t i = 0; i < n; i++) dx[i] += x[i] <= 0.0f ? 0.0f : dy[i];
         break;
     case MMREC__ACT_GELU_ERF: /* Phi(x) + x phi(x) */
         for (size_t i = 0; i < n; i++) {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* e^x for any x (below -87.3 it stays at about 1e-38, above 88.3 at about
- * 2e38); Cephes' range reduction and polynomial. */
+ * 2e38; NaN gives NaN); Cephes' range reduction and polynomial. */
 static inline float mmrec__exp(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.3f ? 88.3f : x;
@@ -28,7 +28,7 @@ static inline float mmrec__exp(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = (n + 127) << 23;
+    uint32_t bits = (uint32_t)(n + 127) << 23; /* x NaN: any bits, p is NaN */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
@@ -50,7 +50,7 @@ static inline float mmrec__erfc_pos(float z) {
     return t * mmrec__exp(-z * z + p);
 }
 
-/* Phi(x) = P(N(0,1) <= x) = erfc(-x / sqrt 2) / 2. */
+/* Phi(x) = P(N(0,1) <= x) = erfc(-x / sqrt 2) / 2; NaN gives NaN. */
 static inline float mmrec__normal_cdf(float x) {
     float z = x * 0.70710678118654752440f;
     float e = 0.5f * mmrec__erfc_pos(z < 0.0f ? -z : z);

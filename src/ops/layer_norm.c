@@ -4,24 +4,38 @@
 
 #include <math.h>
 
+/* (x - mean) * rstd with the mean as hi + lo, hi the float nearest it:
+ * x - hi is exact for x near the mean, so a row far from 0 keeps its
+ * spread's bits. */
+static inline float mmrec__ln_xhat(float x, float hi, float lo, float rs) {
+    return ((x - hi) - lo) * rs;
+}
+
 MMREC__SIMD_CLONES
 void mmrec__layer_norm_rows(const float *x, const float *w, const float *b, float eps,
-                            size_t rows, size_t n, float *y, float *mean, float *rstd) {
+                            size_t rows, size_t n, float *y, double *mean, float *rstd) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float *yr = y + r * n;
-        float sum = 0.0f;
-        for (size_t j = 0; j < n; j++) sum += xr[j];
-        float mu = sum / (float)n, var = 0.0f;
-        for (size_t j = 0; j < n; j++) {
-            float d = xr[j] - mu;
-            var += d * d;
+        double mu = mmrec__sum_wide(xr, n) / (double)n;
+        double acc[MMREC__LANES] = {0}; /* sum of (x - mu)^2, two-pass */
+        size_t j = 0;
+        for (; j + MMREC__LANES <= n; j += MMREC__LANES)
+            for (size_t k = 0; k < MMREC__LANES; k++) {
+                double d = (double)xr[j + k] - mu;
+                acc[k] += d * d;
+            }
+        for (size_t k = 0; j + k < n; k++) {
+            double d = (double)xr[j + k] - mu;
+            acc[k] += d * d;
         }
-        float rs = 1.0f / sqrtf(var / (float)n + eps);
+        double var = mmrec__lanes_total(acc) / (double)n;
+        float rs = (float)(1.0 / sqrt(var + (double)eps));
+        float hi = (float)mu, lo = (float)(mu - (double)hi);
         mean[r] = mu;
         rstd[r] = rs;
-        for (size_t j = 0; j < n; j++) {
-            float v = (xr[j] - mu) * rs;
+        for (j = 0; j < n; j++) {
+            float v = mmrec__ln_xhat(xr[j], hi, lo, rs);
             if (w) v *= w[j];
             if (b) v += b[j];
             yr[j] = v;
@@ -30,29 +44,38 @@ void mmrec__layer_norm_rows(const float *x, const float *w, const float *b, floa
 }
 
 MMREC__SIMD_CLONES
-void mmrec__layer_norm_rows_backward(const float *x, const float *w, const float *mean,
+void mmrec__layer_norm_rows_backward(const float *x, const float *w, const double *mean,
                                      const float *rstd, const float *dy, size_t rows, size_t n,
                                      float *dx, float *dw, float *db) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * n, *dyr = dy + r * n;
-        float mu = mean[r], rs = rstd[r];
+        float rs = rstd[r], hi = (float)mean[r], lo = (float)(mean[r] - (double)hi);
         if (dw || db)
             for (size_t j = 0; j < n; j++) {
-                if (dw) dw[j] += dyr[j] * (xr[j] - mu) * rs;
+                if (dw) dw[j] += dyr[j] * mmrec__ln_xhat(xr[j], hi, lo, rs);
                 if (db) db[j] += dyr[j];
             }
         if (dx == NULL) continue;
-        float sg = 0.0f, sgx = 0.0f;
-        for (size_t j = 0; j < n; j++) {
-            float g = w ? dyr[j] * w[j] : dyr[j];
-            sg += g;
-            sgx += g * (xr[j] - mu) * rs;
+        /* g = dy * w: sums of g and g * xhat, in double lanes */
+        double sg[MMREC__LANES] = {0}, sgx[MMREC__LANES] = {0};
+        size_t j = 0;
+        for (; j + MMREC__LANES <= n; j += MMREC__LANES)
+            for (size_t k = 0; k < MMREC__LANES; k++) {
+                float g = w ? dyr[j + k] * w[j + k] : dyr[j + k];
+                sg[k] += (double)g;
+                sgx[k] += (double)g * (double)mmrec__ln_xhat(xr[j + k], hi, lo, rs);
+            }
+        for (size_t k = 0; j + k < n; k++) {
+            float g = w ? dyr[j + k] * w[j + k] : dyr[j + k];
+            sg[k] += (double)g;
+            sgx[k] += (double)g * (double)mmrec__ln_xhat(xr[j + k], hi, lo, rs);
         }
-        float mg = sg / (float)n, mgx = sgx / (float)n;
+        float mg = (float)(mmrec__lanes_total(sg) / (double)n);
+        float mgx = (float)(mmrec__lanes_total(sgx) / (double)n);
         float *dxr = dx + r * n;
-        for (size_t j = 0; j < n; j++) {
+        for (j = 0; j < n; j++) {
             float g = w ? dyr[j] * w[j] : dyr[j];
-            dxr[j] += rs * (g - mg - (xr[j] - mu) * rs * mgx);
+            dxr[j] += rs * (g - mg - mmrec__ln_xhat(xr[j], hi, lo, rs) * mgx);
         }
     }
 }
@@ -64,7 +87,8 @@ typedef struct mmrec__ln_job {
     const float *x, *w, *b, *dy;
     float eps;
     size_t n;
-    float *y, *mean, *rstd, *dx;
+    float *y, *rstd, *dx;
+    double *mean;
 } mmrec__ln_job;
 
 static void mmrec__ln_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
@@ -82,7 +106,8 @@ static void mmrec__ln_dx_chunk(void *ctx, size_t lo, size_t hi, int part) {
 
 
 typedef struct mmrec__ln_ctx {
-    float *mean, *rstd; /* per row, arena */
+    double *mean; /* per row, arena */
+    float *rstd;
     bool has_w, has_b;
 } mmrec__ln_ctx;
 
@@ -99,7 +124,7 @@ static mmrec_status mmrec__layer_norm_backward(mmrec__node *node, mmrec_tape *ta
     const float *wd = w ? w->data : NULL;
     if (dx) {
         mmrec__ln_job job = {x->data, wd, NULL, node->out->grad, 0.0f, n,
-                             NULL, c->mean, c->rstd, dx};
+                             NULL, c->rstd, dx, c->mean};
         mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain(n, MMREC__LN_GRAIN)),
                             mmrec__ln_dx_chunk, &job);
     }
@@ -134,7 +159,8 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
     if (weight) in[n_in++] = weight;
     if (bias) in[n_in++] = bias;
     mmrec__ln_ctx *c = NULL;
-    float *mean, *rstd;
+    double *mean;
+    float *rstd;
     if (mmrec__tape_wants_grad(tape, in, n_in)) {
         mmrec__node *node = mmrec__tape_record(tape, "layer_norm", mmrec__layer_norm_backward, y,
                                                in, n_in, sizeof *c);
@@ -143,15 +169,15 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
         c->has_w = weight != NULL;
         c->has_b = bias != NULL;
     }
-    mean = mmrec__tape_alloc(tape, 2 * rows * sizeof(float));
+    mean = mmrec__tape_alloc(tape, rows * (sizeof *mean + sizeof *rstd));
     if (mean == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    rstd = mean + rows;
+    rstd = (float *)(mean + rows);
     if (c) {
         c->mean = mean;
         c->rstd = rstd;
     }
     mmrec__ln_job job = {x->data, weight ? weight->data : NULL, bias ? bias->data : NULL,
-                         NULL, eps, (size_t)n, y->data, mean, rstd, NULL};
+                         NULL, eps, (size_t)n, y->data, rstd, NULL, mean};
     mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain((size_t)n, MMREC__LN_GRAIN)),
                         mmrec__ln_forward_chunk,
                         &job);

@@ -1,4 +1,5 @@
-/* L2 normalization and cosine similarity over the last dim.
+/* L2 normalization and cosine similarity over the last dim; norms and dot
+ * products accumulated in double.
  * Reference: torch.nn.functional.normalize / cosine_similarity. */
 #include "ops_internal.h"
 
@@ -17,18 +18,17 @@ static mmrec_status mmrec__l2n_backward(mmrec__node *node, mmrec_tape *tape) {
     if (dx == NULL) return MMREC_ENOMEM;
     size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
     for (size_t r = 0; r < rows; r++) {
-        const float *xr = x->data + r * n, *yr = y->data + r * n, *g = y->grad + r * n;
-        float ss = 0.0f;
-        for (size_t j = 0; j < n; j++) ss += xr[j] * xr[j];
-        float norm = sqrtf(ss);
+        const float *xr = x->data + r * n, *g = y->grad + r * n;
+        double norm = sqrt(mmrec__dot_wide(xr, xr, n));
         float *d = dx + r * n;
         if (norm <= eps) { /* y = x / eps: linear */
             for (size_t j = 0; j < n; j++) d[j] += g[j] / eps;
             continue;
         }
-        float dot = 0.0f;
-        for (size_t j = 0; j < n; j++) dot += g[j] * yr[j];
-        for (size_t j = 0; j < n; j++) d[j] += (g[j] - yr[j] * dot) / norm;
+        /* dx = (g - y (g . y)) / ||x||, y = x / ||x|| */
+        double inv = 1.0 / norm, gy = mmrec__dot_wide(g, xr, n) * inv;
+        for (size_t j = 0; j < n; j++)
+            d[j] += (float)(((double)g[j] - (double)xr[j] * inv * gy) * inv);
     }
     return MMREC_OK;
 }
@@ -52,11 +52,9 @@ mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
     size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x->data + r * n;
-        float ss = 0.0f;
-        for (size_t j = 0; j < n; j++) ss += xr[j] * xr[j];
-        float norm = sqrtf(ss);
-        float inv = 1.0f / (norm > eps ? norm : eps);
-        for (size_t j = 0; j < n; j++) y->data[r * n + j] = xr[j] * inv;
+        double norm = sqrt(mmrec__dot_wide(xr, xr, n));
+        double inv = 1.0 / (norm > eps ? norm : eps);
+        for (size_t j = 0; j < n; j++) y->data[r * n + j] = (float)((double)xr[j] * inv);
     }
     *out = y;
     return MMREC_OK;
@@ -69,19 +67,15 @@ typedef struct mmrec__cos_ctx {
 } mmrec__cos_ctx;
 
 typedef struct mmrec__cos_row {
-    float dot, na, nb;   /* dot product and the two norms */
-    float ca, cb;        /* the norms clamped to eps */
+    double dot, na, nb;  /* dot product and the two norms */
+    double ca, cb;       /* the norms clamped to eps */
 } mmrec__cos_row;
 
 static mmrec__cos_row mmrec__cos_stats(const float *a, const float *b, size_t n, float eps) {
-    mmrec__cos_row s = {0, 0, 0, 0, 0};
-    for (size_t j = 0; j < n; j++) {
-        s.dot += a[j] * b[j];
-        s.na += a[j] * a[j];
-        s.nb += b[j] * b[j];
-    }
-    s.na = sqrtf(s.na);
-    s.nb = sqrtf(s.nb);
+    mmrec__cos_row s;
+    s.dot = mmrec__dot_wide(a, b, n);
+    s.na = sqrt(mmrec__dot_wide(a, a, n));
+    s.nb = sqrt(mmrec__dot_wide(b, b, n));
     s.ca = s.na > eps ? s.na : eps;
     s.cb = s.nb > eps ? s.nb : eps;
     return s;
@@ -97,13 +91,13 @@ static mmrec_status mmrec__cos_backward(mmrec__node *node, mmrec_tape *tape) {
     for (size_t r = 0; r < rows; r++) {
         const float *ar = a->data + r * n, *br = b->data + r * n;
         mmrec__cos_row s = mmrec__cos_stats(ar, br, n, eps);
-        float g = node->out->grad[r], den = s.ca * s.cb, y = s.dot / den;
+        double g = node->out->grad[r], inv = 1.0 / (s.ca * s.cb), y = s.dot * inv;
         /* dy/da = b / den - y a / ||a||^2 (the second term only unclamped) */
-        float ka = s.na > eps ? y / (s.na * s.na) : 0.0f;
-        float kb = s.nb > eps ? y / (s.nb * s.nb) : 0.0f;
+        double ka = s.na > eps ? y / (s.na * s.na) : 0.0;
+        double kb = s.nb > eps ? y / (s.nb * s.nb) : 0.0;
         for (size_t j = 0; j < n; j++) {
-            if (da) da[r * n + j] += g * (br[j] / den - ka * ar[j]);
-            if (db) db[r * n + j] += g * (ar[j] / den - kb * br[j]);
+            if (da) da[r * n + j] += (float)(g * ((double)br[j] * inv - ka * ar[j]));
+            if (db) db[r * n + j] += (float)(g * ((double)ar[j] * inv - kb * br[j]));
         }
     }
     return MMREC_OK;
@@ -136,7 +130,7 @@ mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a, mmrec_te
     size_t n = (size_t)mmrec__last_dim(a), rows = mmrec__rows(a);
     for (size_t r = 0; r < rows; r++) {
         mmrec__cos_row s = mmrec__cos_stats(a->data + r * n, b->data + r * n, n, eps);
-        y->data[r] = s.dot / (s.ca * s.cb);
+        y->data[r] = (float)(s.dot / (s.ca * s.cb));
     }
     *out = y;
     return MMREC_OK;

@@ -23,6 +23,42 @@ static inline bool mmrec__axis(int axis, int ndim, int *out) {
     return true;
 }
 
+/* Row reductions in double over MMREC__LANES independent accumulators,
+ * lane k taking elements k, k + LANES, ..., added up in one fixed order at
+ * the end. Each lane is its own sequence of additions, so the loops
+ * vectorize without reassociation and every SIMD clone gives the same
+ * bits; in double, a float32 row loses nothing to its offset or length
+ * before the final rounding (DESIGN.md 6). */
+#define MMREC__LANES 16
+
+/* The lanes' total: pairwise, in a fixed order. */
+static inline double mmrec__lanes_total(const double *acc) {
+    double s8[8], s4[4];
+    for (int k = 0; k < 8; k++) s8[k] = acc[k] + acc[k + 8];
+    for (int k = 0; k < 4; k++) s4[k] = s8[k] + s8[k + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+/* sum of x[0 .. n) */
+static inline double mmrec__sum_wide(const float *x, size_t n) {
+    double acc[MMREC__LANES] = {0};
+    size_t j = 0;
+    for (; j + MMREC__LANES <= n; j += MMREC__LANES)
+        for (size_t k = 0; k < MMREC__LANES; k++) acc[k] += (double)x[j + k];
+    for (size_t k = 0; j + k < n; k++) acc[k] += (double)x[j + k];
+    return mmrec__lanes_total(acc);
+}
+
+/* sum of a[j] * b[j] (each product exact in double) */
+static inline double mmrec__dot_wide(const float *a, const float *b, size_t n) {
+    double acc[MMREC__LANES] = {0};
+    size_t j = 0;
+    for (; j + MMREC__LANES <= n; j += MMREC__LANES)
+        for (size_t k = 0; k < MMREC__LANES; k++) acc[k] += (double)a[j + k] * (double)b[j + k];
+    for (size_t k = 0; j + k < n; k++) acc[k] += (double)a[j + k] * (double)b[j + k];
+    return mmrec__lanes_total(acc);
+}
+
 /* Activation kernels, shared with the fused layers of src/modules. */
 typedef enum mmrec__act {
     MMREC__ACT_RELU,
@@ -38,20 +74,36 @@ void mmrec__act_forward(mmrec__act act, const float *x, float *y, size_t n);
 void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const float *dy,
                          float *dx, size_t n);
 
+/* A row's log-sum-exp kept as its two parts, lse = max + log_sum. The sum
+ * is never formed: with logits near 1e4, max + log_sum rounds to a multiple
+ * of 2^-10 and x - lse loses the low bits of log_sum. Log-softmax is
+ * (x - max) - log_sum, as mmrec__log_softmax_at computes it. */
+typedef struct mmrec__row_lse {
+    float max;      /* of the kept positions; -INFINITY when none is kept */
+    double log_sum; /* log(sum of exp(x - max) over the kept positions) */
+} mmrec__row_lse;
+
+/* log softmax(x)[j] for x = x[j] of a row with log-sum-exp `lse`. */
+static inline double mmrec__log_softmax_at(mmrec__row_lse lse, float x) {
+    return ((double)x - (double)lse.max) - lse.log_sum;
+}
+
 /* Softmax (or log-softmax) of one row of n; mask (may be NULL) read at
- * mask[j * mask_stride], 0 = removed. Returns the row's log-sum-exp
- * (-INFINITY when every position is removed). */
-float mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
-                        size_t n, bool log);
+ * mask[j * mask_stride], 0 = removed. Returns the row's log-sum-exp in its
+ * two parts. The exponentials are summed in double. */
+mmrec__row_lse mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride,
+                                  float *y, size_t n, bool log);
 /* dx += the row's input gradient from its output y and dy. */
 void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n, bool log);
 
 /* Layer normalization of `rows` rows of n: y = (x - mean) * rstd * w + b
- * (w, b may be NULL); stores each row's mean and rstd. */
+ * (w, b may be NULL); stores each row's mean (double: a row far from 0
+ * keeps the bits a float mean would round away) and rstd. Two passes, row
+ * sums in double lanes. */
 void mmrec__layer_norm_rows(const float *x, const float *w, const float *b, float eps,
-                            size_t rows, size_t n, float *y, float *mean, float *rstd);
+                            size_t rows, size_t n, float *y, double *mean, float *rstd);
 /* Backward of the above: dx (may be NULL), dw, db (may be NULL) += ... */
-void mmrec__layer_norm_rows_backward(const float *x, const float *w, const float *mean,
+void mmrec__layer_norm_rows_backward(const float *x, const float *w, const double *mean,
                                      const float *rstd, const float *dy, size_t rows, size_t n,
                                      float *dx, float *dw, float *db);
 

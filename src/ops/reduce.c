@@ -1,8 +1,11 @@
-/* Sum and mean over one axis or over everything. Reference: torch.sum /
- * torch.mean with dim (keepdim=False). */
+/* Sum and mean over one axis or over everything, accumulated in double.
+ * Reference: torch.sum / torch.mean with dim (keepdim=False). */
 #include "ops_internal.h"
 
 #include <string.h>
+
+/* Columns summed together when the reduced axis is not the last. */
+#define MMREC__REDUCE_BLOCK 64
 
 typedef struct mmrec__reduce_ctx {
     size_t outer, len, inner;
@@ -61,14 +64,24 @@ static mmrec_status mmrec__reduce(const char *func, bool mean, mmrec_tape *tape,
         if (node == NULL) return mmrec__tape_oom(tape, mark, func);
         *(mmrec__reduce_ctx *)node->ctx = c;
     }
+    double div = mean ? (double)c.len : 1.0;
     for (size_t o = 0; o < c.outer; o++) {
         float *yo = y->data + o * c.inner;
-        for (size_t l = 0; l < c.len; l++) {
-            const float *xs = x->data + (o * c.len + l) * c.inner;
-            for (size_t i = 0; i < c.inner; i++) yo[i] += xs[i];
+        const float *xo = x->data + o * c.len * c.inner;
+        if (c.inner == 1) {
+            yo[0] = (float)(mmrec__sum_wide(xo, c.len) / div);
+            continue;
         }
-        if (mean)
-            for (size_t i = 0; i < c.inner; i++) yo[i] *= c.scale;
+        /* strided: a block of columns at a time, each summed in double */
+        for (size_t i0 = 0; i0 < c.inner; i0 += MMREC__REDUCE_BLOCK) {
+            size_t m = c.inner - i0 < MMREC__REDUCE_BLOCK ? c.inner - i0 : MMREC__REDUCE_BLOCK;
+            double acc[MMREC__REDUCE_BLOCK] = {0};
+            for (size_t l = 0; l < c.len; l++) {
+                const float *xs = xo + l * c.inner + i0;
+                for (size_t i = 0; i < m; i++) acc[i] += (double)xs[i];
+            }
+            for (size_t i = 0; i < m; i++) yo[i0 + i] = (float)(acc[i] / div);
+        }
     }
     *out = y;
     return MMREC_OK;

@@ -5,28 +5,31 @@
 
 #include <math.h>
 
-float mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, float *y,
-                         size_t n, bool log) {
-    float max = -INFINITY;
-    for (size_t j = 0; j < n; j++)
-        if ((mask == NULL || mask[j * mask_stride] != 0.0f) && x[j] > max) max = x[j];
-    if (max == -INFINITY) { /* every position removed */
+mmrec__row_lse mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride,
+                                  float *y, size_t n, bool log) {
+    mmrec__row_lse lse = {-INFINITY, 0.0};
+    for (size_t j = 0; j < n; j++) /* a kept NaN makes the max, and the row, NaN */
+        if ((mask == NULL || mask[j * mask_stride] != 0.0f) && (x[j] > lse.max || isnan(x[j])))
+            lse.max = x[j];
+    if (lse.max == -INFINITY) { /* every position removed */
         for (size_t j = 0; j < n; j++) y[j] = log ? -INFINITY : 0.0f;
-        return -INFINITY;
+        return lse;
     }
-    float sum = 0.0f;
+    double sum = 0.0;
     for (size_t j = 0; j < n; j++) {
         bool keep = mask == NULL || mask[j * mask_stride] != 0.0f;
-        float e = keep ? expf(x[j] - max) : 0.0f;
+        float e = keep ? expf(x[j] - lse.max) : 0.0f;
         y[j] = e;
         sum += e;
     }
-    float lse = max + logf(sum);
+    lse.log_sum = log1p(sum - 1.0); /* sum >= 1: the maximum contributes exp(0) */
     if (log) {
         for (size_t j = 0; j < n; j++)
-            y[j] = (mask == NULL || mask[j * mask_stride] != 0.0f) ? x[j] - lse : -INFINITY;
+            y[j] = (mask == NULL || mask[j * mask_stride] != 0.0f)
+                       ? (float)mmrec__log_softmax_at(lse, x[j])
+                       : -INFINITY;
     } else {
-        float inv = 1.0f / sum;
+        float inv = (float)(1.0 / sum);
         for (size_t j = 0; j < n; j++) y[j] *= inv;
     }
     return lse;
@@ -34,14 +37,16 @@ float mmrec__softmax_row(const float *x, const float *mask, size_t mask_stride, 
 
 void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n,
                                  bool log) {
-    float s = 0.0f;
+    double s = 0.0;
     if (log) {
         for (size_t j = 0; j < n; j++) s += dy[j];
+        float sf = (float)s;
         for (size_t j = 0; j < n; j++)
-            if (y[j] != -INFINITY) dx[j] += dy[j] - expf(y[j]) * s;
+            if (y[j] != -INFINITY) dx[j] += dy[j] - expf(y[j]) * sf;
     } else {
-        for (size_t j = 0; j < n; j++) s += dy[j] * y[j];
-        for (size_t j = 0; j < n; j++) dx[j] += y[j] * (dy[j] - s);
+        for (size_t j = 0; j < n; j++) s += (double)dy[j] * y[j];
+        float sf = (float)s;
+        for (size_t j = 0; j < n; j++) dx[j] += y[j] * (dy[j] - sf);
     }
 }
 

@@ -28,6 +28,12 @@ Optimizer cases ("optim.bin"): <case>.cfg, <case>.steps, and for each
 parameter p<j>: <case>.init.p<j>, <case>.g<k>.p<j> (gradient of step k),
 <case>.final.p<j>.
 
+Accuracy cases ("numerics.bin"): as op cases, but each reference
+(<case>.y, <case>.d<i>) is computed in float64 and stored as two float32
+arrays, <name> = float32(ref) and <name>_lo = float32(ref - <name>), with
+<name>_terr [1], the largest absolute error of PyTorch's own float32
+result against it.
+
 Cases added after the first release of these files draw their values from
 their own generator (own_stream), so the arrays of the earlier cases stay
 byte-identical when cases are added.
@@ -937,10 +943,127 @@ def write_content_eval():
     w.close()
 
 
+# ---- numerics: accuracy against float64 on large offsets ----
+
+def randn(*shape, mean=0.0, std=1.0):
+    """float32 normal values, returned as float64 tensors holding exactly those."""
+    x = torch.randn(*shape, generator=gen, dtype=torch.float32) * std + mean
+    return x.double()
+
+
+def layer_norm_f64(x, w, b, eps):
+    """Two-pass LayerNorm in float64 (F.layer_norm's float64 Welford
+    leaves a residue of about 1e-12 on a constant row of 12345.68)."""
+    mu = x.mean(-1, keepdim=True)
+    d = x - mu
+    var = (d * d).mean(-1, keepdim=True)
+    y = d / torch.sqrt(var + eps)
+    return y if w is None else y * w + b
+
+
+def add_hi_lo(w, name, t):
+    """A float64 reference as two float32 arrays: hi = float32(t) and
+    lo = float32(t - hi), so a test recovers t to about 2^-48 relative."""
+    hi = t.float().double()
+    w.add(name, hi.numpy())
+    w.add(name + "_lo", (t - hi).numpy())
+
+
+def accuracy_case(w, name, op, inputs, fn64, fn32=None, args=(), ids=None, diff=None):
+    """Like op_case, with the float64 reference stored as hi/lo pairs
+    (<case>.y, <case>.d<i>, each with _lo) and, for every stored
+    reference, the largest absolute error of PyTorch's float32 result
+    (<case>.y_terr, <case>.d<i>_terr): a float32 implementation is as
+    careful as PyTorch's when its error is within a small factor of that."""
+    fn32 = fn32 or fn64
+    diff = diff or [True] * len(inputs)
+    leaves = [x.clone().requires_grad_(d) for x, d in zip(inputs, diff)]
+    y = fn64(*leaves)
+    r = torch.ones_like(y) if op >= 30 else rand(*y.shape)
+    leaves32 = [x.float().requires_grad_(d) for x, d in zip(inputs, diff)]
+    y32 = fn32(*leaves32)
+    if any(diff):
+        y.backward(r)
+        y32.backward(r.float())
+    w.add(name + ".op", [op])
+    w.add(name + ".args", list(args) if args else [0])
+    if ids is not None:
+        w.add(name + ".ids", np.asarray(ids, dtype=np.float32))
+    w.add(name + ".r", r.numpy())
+    pairs = [("y", y.detach(), y32.detach())]
+    for i, (x, x32, d) in enumerate(zip(leaves, leaves32, diff)):
+        w.add("%s.in%d" % (name, i), x.detach().numpy())
+        if d:
+            pairs.append(("d%d" % i, x.grad, x32.grad))
+    for tag, ref, got in pairs:
+        add_hi_lo(w, "%s.%s" % (name, tag), ref)
+        w.add("%s.%s_terr" % (name, tag), [(got.double() - ref).abs().max().item()])
+
+
+def write_numerics():
+    """Log-softmax and softmax cross-entropy at logit offsets 1e2 .. 1e4;
+    LayerNorm on rows whose mean is large against their spread and on
+    constant rows (float64 reference: two-pass, so a constant row has
+    variance 0); sum, mean, L2 normalization and cosine similarity on
+    offset data."""
+    w = Writer("numerics.bin")
+    with own_stream(100):
+        for tag, off in (("1e2", 1e2), ("1e3", 1e3), ("1e4", 1e4)):
+            accuracy_case(w, "log_softmax_o" + tag, OPS["log_softmax"],
+                          [rand(5, 33, low=off - 8, high=off + 8)],
+                          lambda x: torch.log_softmax(x, -1), args=[0])
+            labels = torch.randint(0, 41, (6,), generator=gen).tolist()
+            accuracy_case(w, "softmax_ce_o" + tag, OPS["softmax_ce"],
+                          [rand(6, 41, low=off - 8, high=off + 8)],
+                          lambda x, lab=labels: F.cross_entropy(x, torch.tensor(lab)).reshape(1),
+                          ids=labels)
+    with own_stream(101):
+        def ln(x, g, b):
+            return layer_norm_f64(x, g, b, 1e-5)
+
+        def ln32(x, g, b):
+            return F.layer_norm(x, x.shape[-1:], g, b, 1e-5)
+
+        for name, x in (("layer_norm_m2.5_n56", randn(6, 56, mean=-2.5, std=0.1)),
+                        ("layer_norm_m2.5_n768", randn(2, 768, mean=-2.5, std=0.1)),
+                        ("layer_norm_m12345_n200", randn(3, 200, mean=12345.68, std=1.0)),
+                        ("layer_norm_const_n56", torch.full((3, 56), 12345.68).float().double()),
+                        ("layer_norm_const_n768",
+                         torch.full((2, 768), 12345.68).float().double())):
+            n = x.shape[-1]
+            accuracy_case(w, name, OPS["layer_norm"],
+                          [x, rand(n, low=0.5, high=1.5), rand(n)], ln, ln32, args=[1, 1, 1e-5])
+        accuracy_case(w, "layer_norm_plain_m100_n200", OPS["layer_norm"],
+                      [randn(3, 200, mean=100.0, std=0.5)],
+                      lambda x: layer_norm_f64(x, None, None, 1e-5),
+                      lambda x: F.layer_norm(x, x.shape[-1:], None, None, 1e-5), args=[0, 0, 1e-5])
+    with own_stream(102):
+        # the backward of sum and mean (a scaled copy of dy) is not compared
+        accuracy_case(w, "mean_last_m12345_n768", OPS["mean"],
+                      [randn(2, 768, mean=12345.68)], lambda x: x.mean(-1), args=[-1],
+                      diff=[False])
+        accuracy_case(w, "sum_last_m2.5_n4096", OPS["sum"], [randn(1, 4096, mean=-2.5, std=0.1)],
+                      lambda x: x.sum(-1), args=[-1], diff=[False])
+        accuracy_case(w, "mean_axis0_m100", OPS["mean"], [randn(500, 8, mean=100.0)],
+                      lambda x: x.mean(0), args=[0], diff=[False])
+        accuracy_case(w, "mean_all_m12345", OPS["mean"], [randn(50, 100, mean=12345.68)],
+                      lambda x: x.mean().reshape(1), args=[AXIS_ALL], diff=[False])
+        accuracy_case(w, "l2_normalize_m100_n512", OPS["l2_normalize"],
+                      [randn(2, 512, mean=100.0)],
+                      lambda x: F.normalize(x, dim=-1, eps=1e-12), args=[1e-12])
+        accuracy_case(w, "cosine_n512", OPS["cosine_similarity"], [randn(2, 512), randn(2, 512)],
+                      lambda a, b: F.cosine_similarity(a, b, dim=-1, eps=1e-8), args=[1e-8])
+        accuracy_case(w, "cosine_m100_n512", OPS["cosine_similarity"],
+                      [randn(2, 512, mean=100.0), randn(2, 512, mean=100.0)],
+                      lambda a, b: F.cosine_similarity(a, b, dim=-1, eps=1e-8), args=[1e-8])
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
-               metrics_auc=write_metrics_auc, content_eval=write_content_eval)
+               metrics_auc=write_metrics_auc, content_eval=write_content_eval,
+               numerics=write_numerics)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
