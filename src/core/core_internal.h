@@ -83,11 +83,8 @@ float mmrec__rng_uniform(mmrec__rng_state *rng);
 float mmrec__rng_normal(mmrec__rng_state *rng);
 uint64_t mmrec__rng_below(mmrec__rng_state *rng, uint64_t bound);
 
-/* Thread count used by heavy loops and BLAS. */
+/* Thread count used by heavy loops. */
 int mmrec__num_threads(void);
-/* Keeps BLAS single-threaded (once, lazily, at the first BLAS call): the
- * library splits large products over its own pool instead. */
-void mmrec__blas_threads_sync(void);
 
 /* Runs fn(ctx, begin, end, part) over [0, n) split into `parts` contiguous
  * chunks (part 0 .. parts - 1), on the calling thread and the pool's

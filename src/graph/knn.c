@@ -6,14 +6,15 @@
  *   A_ij = w_ij / sqrt(deg_i deg_j), 0 when either degree is <= 0.
  * S is never formed: a block of rows (normalized) is multiplied against
  * tiles of raw columns, one sgemm per tile, the scores scaled by the
- * columns' inverse norms and fed to a bounded heap per row. Blocks are split
- * over the pool with per-chunk scratch; a row's scores come from the same
- * products whatever the thread count, so the graph has the same bits on any
- * number of threads. A is not symmetric: its transpose is stored for the
- * backward products (propagate.c).
+ * columns' inverse norms and fed to a bounded top-k heap per row
+ * (kernels/topk.c). Blocks are split over the pool with per-chunk scratch;
+ * a row's scores come from the same products whatever the thread count, so
+ * the graph has the same bits on any number of threads. A is not
+ * symmetric: its transpose is stored for the backward products
+ * (propagate.c).
  * Reference: tests/golden/make_golden.py::write_knn. */
 #include "graph_internal.h"
-#include "../tensor/blas.h"
+#include "../kernels/kernels_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -34,49 +35,6 @@ static const mmrec_knn_config mmrec__knn_defaults = {
 mmrec_status mmrec_knn_config_init_sized(mmrec_knn_config *cfg, size_t size) {
     return mmrec__config_init(cfg, size, &mmrec__knn_defaults, sizeof mmrec__knn_defaults,
                               sizeof(mmrec_knn_config), __func__);
-}
-
-/* ---- a row's top k: a min-heap by rank, the worst kept at the root ---- */
-
-/* "a ranks below b": lower similarity, or equal and higher id. */
-static inline bool mmrec__knn_below(float sa, int32_t ia, float sb, int32_t ib) {
-    return sa < sb || (sa == sb && ia > ib);
-}
-
-static void mmrec__knn_sift(float *s, int32_t *id, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < n && mmrec__knn_below(s[l], id[l], s[m], id[m])) m = l;
-        if (l + 1 < n && mmrec__knn_below(s[l + 1], id[l + 1], s[m], id[m])) m = l + 1;
-        if (m == i) return;
-        float ts = s[i];
-        int32_t ti = id[i];
-        s[i] = s[m], id[i] = id[m];
-        s[m] = ts, id[m] = ti;
-        i = m;
-    }
-}
-
-/* Adds columns base .. base + len - 1 (similarities sim[0 .. len)) to a
- * row's top k (hs, hid, *n_kept of them so far). Columns come in increasing
- * id, so one that ties with the worst kept ranks below it: only a strictly
- * higher similarity enters. */
-static void mmrec__knn_scan(const float *sim, size_t base, size_t len, size_t k, float *hs,
-                            int32_t *hid, size_t *n_kept) {
-    size_t n = *n_kept, c = 0;
-    for (; c < len && n < k; c++, n++) {
-        hs[n] = sim[c];
-        hid[n] = (int32_t)(base + c);
-        if (n + 1 == k)
-            for (size_t i = k / 2; i-- > 0;) mmrec__knn_sift(hs, hid, k, i);
-    }
-    for (; c < len; c++)
-        if (sim[c] > hs[0]) {
-            hs[0] = sim[c];
-            hid[0] = (int32_t)(base + c);
-            mmrec__knn_sift(hs, hid, k, 0);
-        }
-    *n_kept = n;
 }
 
 typedef struct mmrec__knn_entry {
@@ -138,7 +96,7 @@ static void mmrec__knn_chunk(void *ctx, size_t lo, size_t hi, int part) {
                                 scores, len);
             for (size_t r = 0; r < n; r++) {
                 mmrec__knn_scale(scores + r * len, j->inv + t0, len);
-                mmrec__knn_scan(scores + r * len, t0, len, K, hs + r * K, hid + r * K, &kept[r]);
+                mmrec__topk_scan(scores + r * len, t0, len, K, hs + r * K, hid + r * K, &kept[r]);
             }
         }
         /* each row in id order, its raw weights and degree */

@@ -7,6 +7,7 @@
 
 #include "mmrec/metrics.h"
 #include "../core/core_internal.h"
+#include "../kernels/kernels_internal.h"
 
 /* Each user's distinct items, increasing (CSR over users): the items of
  * user u are items[ptr[u] .. ptr[u + 1]). */
@@ -101,32 +102,5 @@ void mmrec__metrics_count_below(const float *row, size_t n, float s, size_t *lt_
  * scores ranking the lower index first: 1 + #{j < target : row[j] >= s} +
  * #{j > target : row[j] > s}, s = row[target] (not NaN). */
 size_t mmrec__metrics_rank_of(const float *row, size_t n, size_t target);
-
-/* ---- the AVX-512 scorer of full ranking (score_kernel.c) ----
- * A block of up to 64 users against runs of 6 consecutive items, each score
- * one fused multiply-add chain over the dimensions in order from zero; the
- * scorer stops at the first run holding a score above its user's
- * threshold. */
-#define MMREC__SCORE_USERS 64
-#define MMREC__SCORE_RUN 6
-
-/* Whether the scorer runs here: an x86-64 CPU with AVX-512F, dim <= 256. */
-bool mmrec__score_kernel_usable(size_t dim);
-
-/* dst[k * 64 + r] = user_emb[ids[r] * dim + k] for r < n, zero for the
- * rows r = n .. 63: the users of a block, [dim, 64]. */
-void mmrec__score_pack_users(float *dst, const float *user_emb, size_t dim, const int64_t *ids,
-                             size_t n);
-
-/* Scores the packed users against the runs of items first, first + 6, ...
- * (rows of `items`, [*, dim]) before `end`, and returns the start i of the
- * first run with a score s(r, i + j) > thr[r] (j < 6, i + j < end; thr has
- * 64 entries, +inf for unused rows; a NaN score is never above), writing
- * scores[j * 64 + r] = s(r, i + j) and bit r of masks[j] = [s(r, i + j) >
- * thr[r]] for j < 6 (rows j with i + j >= end repeat item end - 1). Returns
- * `end`, writing nothing, when no run has one. Only when
- * mmrec__score_kernel_usable(dim). */
-size_t mmrec__score_find(const float *users, const float *items, size_t dim, size_t first,
-                         size_t end, const float *thr, float *scores, uint64_t *masks);
 
 #endif

@@ -3,7 +3,7 @@
  * a bounded heap, items offered in increasing id (so of two equal scores the
  * item kept first, the lower id, stays ahead); the metrics are summed per
  * block. Two scorers, chosen per call:
- *   - AVX-512 (score_kernel.c), when the CPU has it and dim <= 256: the
+ *   - AVX-512 (kernels/score.c), when the CPU has it and dim <= 256: the
  *     block against runs of 6 items, the scores compared in registers with
  *     each user's threshold (-inf until K items are kept, then the K-th best
  *     score); only the runs holding a score above it come back here, and
@@ -14,12 +14,11 @@
  *     count skips 64 items at a time that cannot enter).
  * Both offer exactly the scores above the threshold, so they keep the same
  * items when the scores agree; the scores themselves may differ in the last
- * bit between the scorers (see score_kernel.c), never within one call.
+ * bit between the scorers (see kernels/score.c), never within one call.
  * Blocks are split over the pool with per-chunk scratch, and the block sums
  * are added in block order, so the result does not depend on the thread
  * count. */
 #include "metrics_internal.h"
-#include "../tensor/blas.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -48,98 +47,6 @@ typedef struct mmrec__eval_job {
     size_t scratch_len, tile;
     double *sums; /* per block: num_ks * MMREC__M_COUNT */
 } mmrec__eval_job;
-
-/* "a ranks below b": lower score, or equal score and higher id (no
- * branches: the outcome is unpredictable). */
-static inline bool mmrec__below(float sa, int32_t ia, float sb, int32_t ib) {
-    return (sa < sb) | ((sa == sb) & (ia > ib));
-}
-
-static inline void mmrec__heap_swap(float *s, int32_t *id, size_t a, size_t b) {
-    float ts = s[a];
-    s[a] = s[b];
-    s[b] = ts;
-    int32_t ti = id[a];
-    id[a] = id[b];
-    id[b] = ti;
-}
-
-/* Puts (x, xid) into the hole at i of a heap of n (a min-heap by rank: the
- * worst kept at 0) and sifts it down: the lower child moves up while it
- * ranks below x. */
-static void mmrec__heap_sift(float *s, int32_t *id, size_t n, size_t i, float x, int32_t xid) {
-    for (size_t c; (c = 2 * i + 1) < n; i = c) {
-        c += c + 1 < n && mmrec__below(s[c + 1], id[c + 1], s[c], id[c]);
-        if (!mmrec__below(s[c], id[c], x, xid)) break;
-        s[i] = s[c];
-        id[i] = id[c];
-    }
-    s[i] = x;
-    id[i] = xid;
-}
-
-static void mmrec__heap_up(float *s, int32_t *id, size_t i) {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!mmrec__below(s[i], id[i], s[p], id[p])) return;
-        mmrec__heap_swap(s, id, i, p);
-        i = p;
-    }
-}
-
-/* Offers item `id` with score s to a user's top k (hs, hid, *n_kept),
- * items being offered in increasing id: while fewer than k are kept any
- * score above -inf enters (masked items are -inf; a NaN score never
- * enters), then only a score above the worst kept, since a later item ties
- * below it. */
-static inline void mmrec__top_k_offer(float *hs, int32_t *hid, size_t *n_kept, size_t k,
-                                      float s, int32_t id) {
-    size_t n = *n_kept;
-    if (n < k) {
-        if (!(s > -INFINITY)) return;
-        hs[n] = s;
-        hid[n] = id;
-        mmrec__heap_up(hs, hid, n);
-        *n_kept = n + 1;
-    } else if (s > hs[0]) {
-        mmrec__heap_sift(hs, hid, n, 0, s, id);
-    }
-}
-
-/* Items scanned per step of the top-k prefilter. */
-#define MMREC__TOPK_STRIDE 64
-
-/* Offers the items base .. base + len - 1 with scores row[0 .. len) to a
- * user's running top k, skipping a step whose scores all stay at or below
- * the worst kept (a vectorized count) once k are kept. */
-MMREC__SIMD_CLONES
-static void mmrec__top_k_scan(const float *row, size_t base, size_t len, size_t k, float *hs,
-                              int32_t *hid, size_t *n_kept) {
-    size_t i = 0;
-    for (; i < len && *n_kept < k; i++)
-        mmrec__top_k_offer(hs, hid, n_kept, k, row[i], (int32_t)(base + i));
-    while (i < len) {
-        size_t end = len - i < MMREC__TOPK_STRIDE ? len : i + MMREC__TOPK_STRIDE;
-        float thr = hs[0];
-        int above = 0;
-        for (size_t j = i; j < end; j++) above += row[j] > thr;
-        if (above)
-            for (size_t j = i; j < end; j++)
-                mmrec__top_k_offer(hs, hid, n_kept, k, row[j], (int32_t)(base + j));
-        i = end;
-    }
-}
-
-/* Sorts a top-k heap best first (heap sort: pop the worst to the back). */
-static void mmrec__top_k_sort(float *hs, int32_t *hid, size_t n) {
-    for (size_t m = n; m > 1; m--) {
-        float x = hs[m - 1];
-        int32_t xid = hid[m - 1];
-        hs[m - 1] = hs[0];
-        hid[m - 1] = hid[0];
-        mmrec__heap_sift(hs, hid, m - 1, 0, x, xid);
-    }
-}
 
 static bool mmrec__contains(const int32_t *items, size_t n, int32_t item) {
     size_t lo = 0, hi = n;
@@ -185,7 +92,7 @@ static void mmrec__eval_block_kernel(const mmrec__eval_job *j, const int64_t *us
                                                 item))
                     continue;
                 float *hs = heap_s + r * K;
-                mmrec__top_k_offer(hs, heap_i + r * K, &kept[r], K, s, item);
+                mmrec__topk_offer(hs, heap_i + r * K, &kept[r], K, s, item);
                 thr[r] = kept[r] < K ? -INFINITY : hs[0];
             }
 }
@@ -208,7 +115,7 @@ static void mmrec__eval_block_blas(const mmrec__eval_job *j, const int64_t *user
                 while (cursor[r] < end && (size_t)j->train->items[cursor[r]] < t0 + len)
                     row[(size_t)j->train->items[cursor[r]++] - t0] = -INFINITY;
             }
-            mmrec__top_k_scan(row, t0, len, K, heap_s + r * K, heap_i + r * K, &kept[r]);
+            mmrec__topk_scan(row, t0, len, K, heap_s + r * K, heap_i + r * K, &kept[r]);
         }
     }
 }
@@ -238,7 +145,7 @@ static void mmrec__eval_chunk(void *ctx, size_t lo, size_t hi, int part) {
             size_t u = (size_t)users[r];
             float *hs = heap_s + r * K;
             int32_t *hid = heap_i + r * K;
-            mmrec__top_k_sort(hs, hid, kept[r]);
+            mmrec__topk_sort(hs, hid, kept[r]);
             const int32_t *test = j->test->items + j->test->ptr[u];
             size_t n_test = (size_t)(j->test->ptr[u + 1] - j->test->ptr[u]);
             for (int q = 0; q < j->num_ks; q++) {

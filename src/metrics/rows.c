@@ -4,7 +4,6 @@
  * which streams tiles. A block's rows come from one BLAS product, so the
  * scores of one query are compared only with scores of the same product. */
 #include "metrics_internal.h"
-#include "../tensor/blas.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
 
 #include "mmrec/ops.h"
 #include "../autograd/autograd_internal.h"
-#include "../tensor/blas.h"
+#include "../kernels/kernels_internal.h"
 
 /* Fails with MMREC_ESHAPE naming both shapes. */
 #define MMREC_FAIL_SHAPE2(what, a, b)                                                \

@@ -1,8 +1,8 @@
 /* CBLAS wrappers: OpenBLAS by default, BLIS with `make BLAS=blis`. */
-#include "blas.h"
-#include "../core/core_internal.h"
+#include "kernels_internal.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #if defined(MMREC_BLAS_BLIS)
 #include <blis.h>
 #endif
@@ -111,14 +111,15 @@ void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, floa
                         &j);
 }
 
-void mmrec__saxpy(size_t n, float alpha, const float *x, float *y) {
-    for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
-}
 
-void mmrec__blas_set_threads(int num_threads) {
+static atomic_int mmrec__blas_single = 0; /* BLAS set to one thread */
+
+void mmrec__blas_threads_sync(void) {
+    if (atomic_load_explicit(&mmrec__blas_single, memory_order_relaxed)) return;
 #if defined(MMREC_BLAS_BLIS)
-    bli_thread_set_num_threads(num_threads);
+    bli_thread_set_num_threads(1);
 #else
-    openblas_set_num_threads(num_threads);
+    openblas_set_num_threads(1);
 #endif
+    atomic_store(&mmrec__blas_single, 1);
 }

@@ -1,5 +1,5 @@
-/* The AVX-512 scorer of full ranking (metrics_internal.h, used by
- * ranking.c): a block of 64 users against runs of 6 consecutive items. The
+/* The AVX-512 scorer of full ranking (kernels_internal.h, used by
+ * metrics/ranking.c): a block of 64 users against runs of 6 consecutive items. The
  * 64 x 6 scores of a run live in 24 registers of 16 floats (users across
  * lanes, an item's value broadcast) and are compared there with each user's
  * threshold, the K-th best score kept so far; only a run holding a score
@@ -14,7 +14,7 @@
  * for all its scores, and the tests compare the two on exactly
  * representable data. Compiled for AVX-512F by a function attribute, whatever the build
  * flags, and used only when the CPU has it (mmrec__score_kernel_usable). */
-#include "metrics_internal.h"
+#include "kernels_internal.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>

@@ -1,0 +1,130 @@
+/* Kernels: the computational primitives every layer above core shares and
+ * that know nothing of tensors or tapes: the one BLAS boundary (blas.c),
+ * the AVX-512 scorer of full ranking (score.c) and the bounded top-K heap
+ * (topk.c). The full-ranking evaluation, the kNN graph and the serving
+ * index build on them. Never installed. */
+#ifndef MMREC_KERNELS_INTERNAL_H
+#define MMREC_KERNELS_INTERNAL_H
+
+#include "../core/core_internal.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- BLAS (blas.c): every matrix product of the library, row-major,
+ * float32, OpenBLAS or BLIS underneath ---- */
+
+/* C = alpha * op(A) op(B) + beta * C; op(A) is [m,k], op(B) [k,n]. Large
+ * products are split over the pool by rows or columns. */
+void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                  const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                  size_t ldc);
+
+/* The same product in one call on the calling thread, never split over the
+ * pool: BLAS's blocking, and so the last bits, change with a split, so a
+ * caller that splits its own work over the pool uses this to get results
+ * that do not depend on the thread count. */
+void mmrec__sgemm_serial(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                         const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                         float *c, size_t ldc);
+
+/* Sets BLAS to one thread for the process, once, at the first product: the
+ * library splits large products over its own pool instead (core.h). */
+void mmrec__blas_threads_sync(void);
+
+/* ---- the AVX-512 scorer of full ranking (score.c) ----
+ * A block of up to 64 users against runs of 6 consecutive items, each score
+ * one fused multiply-add chain over the dimensions in order from zero; the
+ * scorer stops at the first run holding a score above its user's
+ * threshold. */
+#define MMREC__SCORE_USERS 64
+#define MMREC__SCORE_RUN 6
+
+/* Whether the scorer runs here: an x86-64 CPU with AVX-512F, dim <= 256. */
+bool mmrec__score_kernel_usable(size_t dim);
+
+/* dst[k * 64 + r] = user_emb[ids[r] * dim + k] for r < n, zero for the
+ * rows r = n .. 63: the users of a block, [dim, 64]. */
+void mmrec__score_pack_users(float *dst, const float *user_emb, size_t dim, const int64_t *ids,
+                             size_t n);
+
+/* Scores the packed users against the runs of items first, first + 6, ...
+ * (rows of `items`, [*, dim]) before `end`, and returns the start i of the
+ * first run with a score s(r, i + j) > thr[r] (j < 6, i + j < end; thr has
+ * 64 entries, +inf for unused rows; a NaN score is never above), writing
+ * scores[j * 64 + r] = s(r, i + j) and bit r of masks[j] = [s(r, i + j) >
+ * thr[r]] for j < 6 (rows j with i + j >= end repeat item end - 1). Returns
+ * `end`, writing nothing, when no run has one. Only when
+ * mmrec__score_kernel_usable(dim). */
+size_t mmrec__score_find(const float *users, const float *items, size_t dim, size_t first,
+                         size_t end, const float *thr, float *scores, uint64_t *masks);
+
+/* ---- the bounded top-K heap (topk.c) ----
+ * A row's k best (score, id) pairs in two arrays, a min-heap by rank with
+ * the worst kept at index 0. "a ranks below b": a lower score, or an equal
+ * score and a higher id, so ids offered in increasing order keep the lower
+ * id ahead on ties; a NaN score never enters, nor -inf (masked entries). */
+
+static inline bool mmrec__topk_below(float sa, int32_t ia, float sb, int32_t ib) {
+    return (sa < sb) | ((sa == sb) & (ia > ib)); /* no branches: unpredictable */
+}
+
+/* Puts (x, xid) into the hole at i of a heap of n and sifts it down. */
+static inline void mmrec__topk_sift(float *s, int32_t *id, size_t n, size_t i, float x,
+                                    int32_t xid) {
+    for (size_t c; (c = 2 * i + 1) < n; i = c) {
+        c += c + 1 < n && mmrec__topk_below(s[c + 1], id[c + 1], s[c], id[c]);
+        if (!mmrec__topk_below(s[c], id[c], x, xid)) break;
+        s[i] = s[c];
+        id[i] = id[c];
+    }
+    s[i] = x;
+    id[i] = xid;
+}
+
+/* Sifts entry i up towards the root. */
+static inline void mmrec__topk_up(float *s, int32_t *id, size_t i) {
+    float x = s[i];
+    int32_t xid = id[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!mmrec__topk_below(x, xid, s[p], id[p])) break;
+        s[i] = s[p];
+        id[i] = id[p];
+        i = p;
+    }
+    s[i] = x;
+    id[i] = xid;
+}
+
+/* Offers id with score s to a top k (hs, hid, *n_kept of them so far), ids
+ * being offered in increasing order: while fewer than k are kept any score
+ * above -inf enters, then only a score above the worst kept (a later id
+ * that ties ranks below it). */
+static inline void mmrec__topk_offer(float *hs, int32_t *hid, size_t *n_kept, size_t k, float s,
+                                     int32_t id) {
+    size_t n = *n_kept;
+    if (n < k) {
+        if (!(s > -INFINITY)) return;
+        hs[n] = s;
+        hid[n] = id;
+        mmrec__topk_up(hs, hid, n);
+        *n_kept = n + 1;
+    } else if (s > hs[0]) {
+        mmrec__topk_sift(hs, hid, n, 0, s, id);
+    }
+}
+
+/* Offers ids base .. base + len - 1 with scores row[0 .. len), skipping
+ * runs of 64 whose scores all stay at or below the worst kept (a vectorized
+ * count) once k are kept. */
+void mmrec__topk_scan(const float *row, size_t base, size_t len, size_t k, float *hs,
+                      int32_t *hid, size_t *n_kept);
+
+/* Sorts a top-k heap of n best first (heap sort: the worst popped to the
+ * back). */
+void mmrec__topk_sort(float *hs, int32_t *hid, size_t n);
+
+#endif
