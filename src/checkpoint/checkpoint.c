@@ -1,5 +1,7 @@
 /* Checkpoints: the model's parameters and, optionally, the optimizer's state
- * in one container file (format in src/io/io_internal.h).
+ * in one container file (format in src/io/io_internal.h). This area sits
+ * above both model/ and optim/, which do not include each other's
+ * internals (optim/ only reads the model's parameter records).
  *
  * Entries written:
  *   param  "<name>"              f32, the parameter's shape
@@ -16,8 +18,8 @@
  * Loading validates the file, then matches it against the model (and the
  * optimizer), allocates what it needs, and only then copies: a failed load
  * changes nothing. */
-#include "model_internal.h"
 #include "../io/io_internal.h"
+#include "../model/model_internal.h"
 #include "../optim/optim_internal.h"
 
 #include <math.h>
