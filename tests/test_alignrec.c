@@ -272,7 +272,7 @@ static mmrec_graph *mt_ui_graph(void) {
 
 static mmrec_status mt_agg_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
                                mmrec_tensor **out) {
-    return mmrec_alignrec_aggregate_users(tape, ctx, in[0], out);
+    return mmrec_graph_aggregate_users(tape, ctx, in[0], out);
 }
 
 START_TEST(test_aggregate_users_is_the_user_item_block) {
@@ -291,9 +291,14 @@ START_TEST(test_aggregate_users_is_the_user_item_block) {
     MT_OK(mmrec_tape_create(&tape));
     int64_t s[2] = {MT_I, D};
     mmrec_tensor *tx = mt_tape_tensor(tape, 2, s, x, 0), *y;
-    MT_OK(mmrec_alignrec_aggregate_users(tape, g, tx, &y));
-    float got[MT_U * D];
+    MT_OK(mmrec_graph_aggregate_users(tape, g, tx, &y));
+    float got[MT_U * D], alias[MT_U * D];
     MT_OK(mmrec_tensor_copy_to(y, got, MT_U * D));
+    /* the 0.1 name is the same operation */
+    MT_OK(mmrec_alignrec_aggregate_users(tape, g, tx, &y));
+    MT_OK(mmrec_tensor_copy_to(y, alias, MT_U * D));
+    ck_assert(memcmp(got, alias, sizeof got) == 0);
+    MT_EXPECT(mmrec_alignrec_aggregate_users(tape, g, NULL, &y), MMREC_EINVAL, "items");
     for (int i = 0; i < MT_U * D; i++)
         ck_assert_msg(fabs(got[i] - want[i]) < 1e-6, "entry %d: %g vs %g", i, (double)got[i],
                       want[i]);
@@ -303,7 +308,7 @@ START_TEST(test_aggregate_users_is_the_user_item_block) {
     /* a user without items gets zeros */
     mmrec_graph *g2;
     MT_OK(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, MT_U + 1, MT_I, &g2));
-    MT_OK(mmrec_alignrec_aggregate_users(tape, g2, tx, &y));
+    MT_OK(mmrec_graph_aggregate_users(tape, g2, tx, &y));
     const float *yd;
     MT_OK(mmrec_tensor_data_const(y, &yd));
     for (int e = 0; e < D; e++) ck_assert(yd[MT_U * D + e] == 0.0f);
@@ -311,11 +316,11 @@ START_TEST(test_aggregate_users_is_the_user_item_block) {
     int64_t bad[2] = {MT_I + 1, D};
     mmrec_tensor *tb;
     MT_OK(mmrec_tape_tensor(tape, 2, bad, 0, &tb));
-    MT_EXPECT(mmrec_alignrec_aggregate_users(tape, g, tb, &y), MMREC_ESHAPE, "expected [8, d]");
-    MT_EXPECT(mmrec_alignrec_aggregate_users(NULL, g, tx, &y), MMREC_EINVAL, "tape");
-    MT_EXPECT(mmrec_alignrec_aggregate_users(tape, NULL, tx, &y), MMREC_EINVAL, "graph");
-    MT_EXPECT(mmrec_alignrec_aggregate_users(tape, g, NULL, &y), MMREC_EINVAL, "items");
-    MT_EXPECT(mmrec_alignrec_aggregate_users(tape, g, tx, NULL), MMREC_EINVAL, "out");
+    MT_EXPECT(mmrec_graph_aggregate_users(tape, g, tb, &y), MMREC_ESHAPE, "expected [8, d]");
+    MT_EXPECT(mmrec_graph_aggregate_users(NULL, g, tx, &y), MMREC_EINVAL, "tape");
+    MT_EXPECT(mmrec_graph_aggregate_users(tape, NULL, tx, &y), MMREC_EINVAL, "graph");
+    MT_EXPECT(mmrec_graph_aggregate_users(tape, g, NULL, &y), MMREC_EINVAL, "items");
+    MT_EXPECT(mmrec_graph_aggregate_users(tape, g, tx, NULL), MMREC_EINVAL, "out");
     mmrec_tape_destroy(tape);
     mmrec_graph_destroy(g2);
     mmrec_graph_destroy(g);

@@ -62,7 +62,6 @@
 #include <stdint.h>
 
 #include "mmrec/core.h"
-#include "mmrec/graph.h" /* mmrec_graph */
 
 #ifdef __cplusplus
 extern "C" {
@@ -123,20 +122,9 @@ MMREC_API mmrec_status mmrec_loss_ui_alignment(mmrec_tape *tape, mmrec_tensor *u
 
 /* ---- user view from item embeddings ---- */
 
-/* out = R_hat items: each user's normalized sum of its items' rows,
- *   out[u] = sum_{i in N(u)} items[i] / sqrt(deg_u deg_i),
- * R_hat the user-item block of the bipartite graph's A_hat (degrees of the
- * whole graph), as AlignRec's torch.sparse.mm(self.R, mm_item_embeds).
- * A user without items gets zeros. Differentiable in `items` (the backward
- * is the item-user block, R_hat^T).
- *   graph (in)  a bipartite graph (mmrec_graph_create_bipartite); borrowed,
- *               read until the step's backward.
- *   items (in)  [num_items, d].
- *   out   (out) [num_users, d], owned by `tape`.
- * Returns MMREC_OK, MMREC_EINVAL (NULL, graph not bipartite),
- *         MMREC_ESHAPE, MMREC_ESTALE, MMREC_ENOMEM.
- * Thread safety: per-tape; rows are split over the library's threads.
- * Since 0.1. */
+/* The user view of item rows, R_hat items: the same operation as
+ * mmrec_graph_aggregate_users (graph.h), which new code calls; this name
+ * stays for 0.1 callers. Since 0.1. */
 MMREC_API mmrec_status mmrec_alignrec_aggregate_users(mmrec_tape *tape,
                                                       const mmrec_graph *graph,
                                                       mmrec_tensor *items, mmrec_tensor **out);

@@ -44,9 +44,6 @@
 extern "C" {
 #endif
 
-typedef struct mmrec_cache mmrec_cache;
-typedef struct mmrec_cache_writer mmrec_cache_writer;
-
 /* Storage type of a field. 16-bit types are rounded to nearest, ties to even,
  * when written, and widened exactly to float32 when gathered. */
 typedef enum mmrec_cache_dtype {

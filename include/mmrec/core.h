@@ -72,6 +72,10 @@ typedef struct mmrec_model mmrec_model;
 typedef struct mmrec_module mmrec_module;
 typedef struct mmrec_optimizer mmrec_optimizer;
 typedef struct mmrec_rng mmrec_rng;
+typedef struct mmrec_cache mmrec_cache;
+typedef struct mmrec_cache_writer mmrec_cache_writer;
+typedef struct mmrec_interactions mmrec_interactions;
+typedef struct mmrec_graph mmrec_graph;
 
 /* Short default text of a status ("out of memory"); "unknown status" for a
  * value not in the table. Never NULL; static storage. Thread-safe. Since 0.1. */

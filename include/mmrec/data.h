@@ -39,8 +39,6 @@
 extern "C" {
 #endif
 
-typedef struct mmrec_interactions mmrec_interactions;
-
 /* Makes an interactions object from caller memory: n pairs
  * (users[k], items[k]), copied.
  *   users (in)  n user ids, each 0 .. INT64_MAX - 1; borrowed for the

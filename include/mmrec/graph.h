@@ -22,13 +22,10 @@
 #include <stdint.h>
 
 #include "mmrec/core.h"
-#include "mmrec/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct mmrec_graph mmrec_graph;
 
 /* Builds the normalized bipartite adjacency of n interactions
  * (users[k], items[k]) in O(n + num_users + num_items) time (counting
@@ -153,6 +150,24 @@ MMREC_API mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *
                                            mmrec_tensor *ego, int num_layers,
                                            const float *weights, const int64_t *rows,
                                            size_t n_rows, mmrec_tensor **out);
+
+/* The user view of item rows, out = R_hat items: each user's normalized
+ * sum of its items' rows,
+ *   out[u] = sum_{i in N(u)} items[i] / sqrt(deg_u deg_i),
+ * R_hat the user-item block of the bipartite graph's A_hat (degrees of the
+ * whole graph), as AlignRec's torch.sparse.mm(self.R, mm_item_embeds).
+ * A user without items gets zeros. Differentiable in `items` (the backward
+ * is the item-user block, R_hat^T).
+ *   graph (in)  a bipartite graph (mmrec_graph_create_bipartite); borrowed,
+ *               read until the step's backward.
+ *   items (in)  [num_items, d].
+ *   out   (out) [num_users, d], owned by `tape`.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, graph not bipartite),
+ *         MMREC_ESHAPE, MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-tape; rows are split over the library's threads.
+ * Since 0.2 (as mmrec_alignrec_aggregate_users since 0.1). */
+MMREC_API mmrec_status mmrec_graph_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
+                                                   mmrec_tensor *items, mmrec_tensor **out);
 
 #ifdef __cplusplus
 }

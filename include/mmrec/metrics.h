@@ -28,7 +28,6 @@
 #include <stdint.h>
 
 #include "mmrec/core.h"
-#include "mmrec/data.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -171,7 +171,7 @@ static mmrec_status mmrec__ar_run(const mmrec__alignrec *m, mmrec_tape *tape,
     /* item-item view, then users from their items */
     for (int l = 0; l < c->mm_layers; l++)
         MMREC_FORWARD_IF(mmrec_graph_propagate(tape, item_graph, mm_items, &mm_items));
-    MMREC_FORWARD_IF(mmrec_alignrec_aggregate_users(tape, ui, mm_items, &mm_users));
+    MMREC_FORWARD_IF(mmrec_graph_aggregate_users(tape, ui, mm_items, &mm_users));
     /* user-item view */
     mmrec_tensor *tables[2] = {m->user_emb, m->item_emb};
     MMREC_FORWARD_IF(mmrec_concat(tape, tables, 2, 0, &ego));
@@ -214,4 +214,9 @@ mmrec_status mmrec_alignrec_forward(mmrec_module *alignrec, mmrec_tape *tape,
     views->mm_users = v[4];
     views->mm_items = v[5];
     return MMREC_OK;
+}
+
+mmrec_status mmrec_alignrec_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
+                                            mmrec_tensor *items, mmrec_tensor **out) {
+    return mmrec_graph_aggregate_users(tape, graph, items, out);
 }

@@ -1,5 +1,6 @@
-/* The user-item block of a bipartite graph's normalized adjacency applied
- * to item rows: out[u] = sum_j A_hat[u, U + i_j] items[i_j] over user u's
+/* mmrec_graph_aggregate_users: the user-item block of a bipartite graph's
+ * normalized adjacency applied to item rows (AlignRec's user view of its
+ * item views, and any model that builds users from their items): out[u] = sum_j A_hat[u, U + i_j] items[i_j] over user u's
  * CSR row (its columns are item nodes U + i). The backward is the
  * item-user block, R_hat^T, which the symmetric CSR stores as the item
  * rows: d_items[i] += sum_j A_hat[U + i, u_j] d_out[u_j]. Each output row is
@@ -7,9 +8,8 @@
  * count. Reference: AlignRec's torch.sparse.mm(self.R, mm_item_embeds)
  * (sjtulyf123/AlignRec_CIKM24 src/models/alignrec.py, get_adj_mat: R is
  * norm_adj[:n_users, n_users:]); tests/golden/make_golden.py::write_alignrec. */
-#include "../graph/graph_internal.h"
+#include "graph_internal.h"
 #include "../autograd/autograd_internal.h"
-#include "mmrec/alignrec.h"
 
 typedef struct mmrec__agg_job {
     const mmrec_graph *g;
@@ -58,8 +58,8 @@ static mmrec_status mmrec__agg_backward(mmrec__node *node, mmrec_tape *tape) {
     return MMREC_OK;
 }
 
-mmrec_status mmrec_alignrec_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
-                                            mmrec_tensor *items, mmrec_tensor **out) {
+mmrec_status mmrec_graph_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
+                                         mmrec_tensor *items, mmrec_tensor **out) {
     MMREC_CHECK_TAPE(tape);
     MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
     MMREC_CHECK_TENSOR_ON(items, tape);
@@ -78,7 +78,7 @@ mmrec_status mmrec_alignrec_aggregate_users(mmrec_tape *tape, const mmrec_graph 
     mmrec_tensor *y = mmrec__tape_new(tape, 2, shape, false);
     if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
     if (mmrec__tape_wants_grad(tape, &items, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "alignrec_aggregate_users",
+        mmrec__node *node = mmrec__tape_record(tape, "graph_aggregate_users",
                                                mmrec__agg_backward, y, &items, 1,
                                                sizeof(const mmrec_graph *));
         if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
