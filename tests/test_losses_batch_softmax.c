@@ -1,7 +1,7 @@
 /* The batch softmax loss: PyTorch golden vectors, gradients of every
  * option, agreement with a double-precision reference at sizes that take
- * several blocks and threads, bad input, config sizes, steady-state
- * allocation and allocation failures. */
+ * several blocks and threads, the equivalences with CIC and InfoNCE, bad
+ * input, config sizes, steady-state allocation and allocation failures. */
 #include "mt.h"
 #include "losses/losses_internal.h" /* the tape's record, to see a failed call change nothing */
 
@@ -494,6 +494,102 @@ START_TEST(test_batch_softmax_large_logits_keep_precision) {
 }
 END_TEST
 
+/* CIC and InfoNCE are configurations of the batch softmax. */
+START_TEST(test_batch_softmax_is_cic_and_infonce) {
+    enum { B = 6, D = 4, H = 2 };
+    float a[B * D], b[B * D];
+    mt_fill_uniform(a, B * D, -1, 1, 41);
+    mt_fill_uniform(b, B * D, -1, 1, 42);
+    int64_t negs[B * H] = {1, 2, 0, 5, 4, 1, 2, 0, 3, 5, 0, 4};
+    uint8_t mask[B * B] = {0};
+    for (int i = 0; i < B; i++)
+        for (int h = 0; h < H; h++) mask[i * B + negs[i * H + h]] = 1;
+    int64_t s[2] = {B, D};
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    mmrec_tensor *ta = mt_tape_tensor(tape, 2, s, a, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *tb = mt_tape_tensor(tape, 2, s, b, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *ta2 = mt_tape_tensor(tape, 2, s, a, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *tb2 = mt_tape_tensor(tape, 2, s, b, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *cic, *bs, *nce;
+    mmrec_cic_config cc;
+    MT_OK(mmrec_cic_config_init(&cc));
+    cc.temperature = 0.3f;
+    cc.num_negatives = H;
+    cc.negatives = negs;
+    MT_OK(mmrec_loss_cic(tape, ta, tb, &cc, &cic));
+    mmrec_batch_softmax_config cfg;
+    MT_OK(mmrec_batch_softmax_config_init(&cfg));
+    cfg.temperature = 0.3f;
+    cfg.normalize = 1;
+    cfg.symmetric = 1;
+    cfg.mask = mask;
+    MT_OK(mmrec_loss_batch_softmax(tape, ta2, tb2, &cfg, &bs));
+    ck_assert(mt_value(cic) == mt_value(bs));
+    MT_OK(mmrec_tape_backward(tape, cic));
+    MT_OK(mmrec_tape_backward(tape, bs));
+    ck_assert(memcmp(mt_grad_of(ta), mt_grad_of(ta2), sizeof a) == 0);
+    ck_assert(memcmp(mt_grad_of(tb), mt_grad_of(tb2), sizeof b) == 0);
+    MT_OK(mmrec_loss_infonce(tape, ta, tb, 0.2f, &nce));
+    cfg.temperature = 0.2f;
+    cfg.symmetric = 0;
+    cfg.mask = NULL;
+    MT_OK(mmrec_loss_batch_softmax(tape, ta, tb, &cfg, &bs));
+    ck_assert(mt_value(nce) == mt_value(bs));
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
+/* CIC's sampled negatives: for each row in turn, a partial Fisher-Yates
+ * shuffle of the other rows (in order) with the tape's generator, H draws. */
+START_TEST(test_cic_sampled_negatives_are_the_tape_draws) {
+    enum { B = 9, D = 4, H = 3 };
+    float a[B * D], b[B * D];
+    mt_fill_uniform(a, B * D, -1, 1, 43);
+    mt_fill_uniform(b, B * D, -1, 1, 44);
+    uint8_t mask[B * B] = {0};
+    mmrec__rng_state rng;
+    mmrec__rng_seed(&rng, 5);
+    for (int i = 0; i < B; i++) {
+        int64_t pool[B];
+        int n = 0;
+        for (int j = 0; j < B; j++)
+            if (j != i) pool[n++] = j;
+        for (int h = 0; h < H; h++) {
+            int k = h + (int)mmrec__rng_below(&rng, (uint64_t)(n - h));
+            int64_t t = pool[h];
+            pool[h] = pool[k];
+            pool[k] = t;
+            mask[i * B + pool[h]] = 1;
+        }
+    }
+    int64_t s[2] = {B, D};
+    for (int grad = 0; grad < 2; grad++) { /* no node kept, and a node */
+        uint32_t flags = grad ? MMREC_TENSOR_REQUIRES_GRAD : 0;
+        mmrec_tape *tape;
+        MT_OK(mmrec_tape_create(&tape));
+        MT_OK(mmrec_tape_seed(tape, 5));
+        mmrec_tensor *ta = mt_tape_tensor(tape, 2, s, a, flags);
+        mmrec_tensor *tb = mt_tape_tensor(tape, 2, s, b, flags), *cic, *bs;
+        mmrec_cic_config cc;
+        MT_OK(mmrec_cic_config_init(&cc));
+        cc.num_negatives = H;
+        MT_OK(mmrec_loss_cic(tape, ta, tb, &cc, &cic));
+        /* the generator moved on by exactly these draws */
+        ck_assert(memcmp(&rng, &tape->rng, sizeof rng) == 0);
+        mmrec_batch_softmax_config cfg;
+        MT_OK(mmrec_batch_softmax_config_init(&cfg));
+        cfg.temperature = cc.temperature;
+        cfg.normalize = 1;
+        cfg.symmetric = 1;
+        cfg.mask = mask;
+        MT_OK(mmrec_loss_batch_softmax(tape, ta, tb, &cfg, &bs));
+        ck_assert(mt_value(cic) == mt_value(bs));
+        mmrec_tape_destroy(tape);
+    }
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 START_TEST(test_batch_softmax_bad_input) {
@@ -606,7 +702,7 @@ END_TEST
 /* ---- reliability ---- */
 
 typedef struct mt_step {
-    int kind; /* 0 every option, 1 symmetric with mask */
+    int kind; /* 0 every option, 1 symmetric with mask, 2 CIC sampled */
     size_t B, N, D;
 } mt_step;
 
@@ -633,18 +729,25 @@ static mmrec_status mt_bsm_step(const mt_step *k, mmrec_tape *tape) {
     mmrec_status s = mmrec_tape_wrap(tape, q, 2, sq, MMREC_TENSOR_REQUIRES_GRAD, &tq);
     if (s == MMREC_OK) s = mmrec_tape_wrap(tape, c, 2, sc, MMREC_TENSOR_REQUIRES_GRAD, &tc);
     if (s != MMREC_OK) return s;
-    mmrec_batch_softmax_config cfg;
-    s = mmrec_batch_softmax_config_init(&cfg);
-    cfg.temperature = 0.1f;
-    cfg.normalize = 1;
-    cfg.column_bias = bias;
-    cfg.candidate_ids = ids;
-    cfg.mask = mask;
-    cfg.row_weights = w;
-    cfg.weight_mean = 1;
-    cfg.symmetric = k->kind == 1;
-    cfg.positives = k->kind == 1 ? NULL : pos;
-    if (s == MMREC_OK) s = mmrec_loss_batch_softmax(tape, tq, tc, &cfg, &l);
+    if (k->kind == 2) {
+        mmrec_cic_config cc;
+        s = mmrec_cic_config_init(&cc);
+        cc.num_negatives = 5;
+        if (s == MMREC_OK) s = mmrec_loss_cic(tape, tq, tc, &cc, &l);
+    } else {
+        mmrec_batch_softmax_config cfg;
+        s = mmrec_batch_softmax_config_init(&cfg);
+        cfg.temperature = 0.1f;
+        cfg.normalize = 1;
+        cfg.column_bias = bias;
+        cfg.candidate_ids = ids;
+        cfg.mask = mask;
+        cfg.row_weights = w;
+        cfg.weight_mean = 1;
+        cfg.symmetric = k->kind == 1;
+        cfg.positives = k->kind == 1 ? NULL : pos;
+        if (s == MMREC_OK) s = mmrec_loss_batch_softmax(tape, tq, tc, &cfg, &l);
+    }
     if (s == MMREC_OK) s = mmrec_tape_backward(tape, l);
     return s;
 }
@@ -654,7 +757,7 @@ START_TEST(test_batch_softmax_steady_state_no_malloc) {
     mmrec_allocator al = {sizeof al, mt_count_alloc, mt_count_release, NULL};
     MT_OK(mmrec_set_num_threads(2));
     MT_OK(mmrec_set_allocator(&al));
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < 3; kind++) {
         mt_step k = {kind, 200, 256, 16};
         mmrec_tape *tape;
         MT_OK(mmrec_tape_create(&tape));
@@ -687,7 +790,7 @@ static mmrec_status mt_bsm_oom(void *ctx) {
 /* Every allocation failing in turn (large enough rows that the loss grows
  * the arena several times): MMREC_ENOMEM and no leak. */
 START_TEST(test_batch_softmax_oom_reports_enomem_without_leaks) {
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < 3; kind++) {
         mt_step k = {kind, 512, 400, 300};
         ck_assert_int_gt(mt_oom_loop("batch softmax", mt_bsm_oom, &k), 2);
     }
@@ -708,14 +811,14 @@ static void mt_plain_release(void *user, void *p) {
 }
 
 /* A failed call changes nothing: not the tape's record or arena position,
- * not its generator: with the n-th allocation of the call failing, n = 0,
- * 1, ..., the tape is as before and the call then gives what a fresh tape
- * gives. */
+ * not its generator (CIC's sampled negatives draw from it): with the n-th
+ * allocation of the call failing, n = 0, 1, ..., the tape is as before and
+ * the call then gives what a fresh tape gives. */
 START_TEST(test_batch_softmax_failed_call_changes_nothing) {
     mmrec_allocator al = {sizeof al, mt_nth_alloc, mt_plain_release, NULL};
     MT_OK(mmrec_set_allocator(&al));
     /* rows enough that the keep bits and the scratch blocks each need a new
-     * arena block */
+     * arena block: failures before and after the negatives are drawn */
     enum { B = 2000, D = 16 };
     float *a = malloc(B * D * sizeof *a), *b = malloc(B * D * sizeof *b);
     uint8_t *mask = malloc((size_t)B * B);
@@ -725,48 +828,56 @@ START_TEST(test_batch_softmax_failed_call_changes_nothing) {
     mt_fill_uniform(a, B * D, -1, 1, 61);
     mt_fill_uniform(b, B * D, -1, 1, 62);
     int64_t s[2] = {B, D};
-    float want = 0;
-    int failures = 0;
-    for (long n = -1;; n++) {
-        mmrec_tape *tape;
-        MT_OK(mmrec_tape_create(&tape));
-        MT_OK(mmrec_tape_seed(tape, 77));
-        mmrec_tensor *ta, *tb, *l = NULL;
-        MT_OK(mmrec_tape_wrap(tape, a, 2, s, MMREC_TENSOR_REQUIRES_GRAD, &ta));
-        MT_OK(mmrec_tape_wrap(tape, b, 2, s, MMREC_TENSOR_REQUIRES_GRAD, &tb));
-        mmrec_batch_softmax_config cfg;
-        MT_OK(mmrec_batch_softmax_config_init(&cfg));
-        cfg.normalize = 1;
-        cfg.symmetric = 1;
-        cfg.mask = mask;
-        cfg.candidate_ids = ids;
-        mmrec__tape_mark before = mmrec__tape_mark_get(tape);
-        mmrec__rng_state rng = tape->rng;
-        mt_alloc_count = 0;
-        mt_fail_at = n;
-        mmrec_status st = mmrec_loss_batch_softmax(tape, ta, tb, &cfg, &l);
-        mt_fail_at = -1;
-        bool failed = st != MMREC_OK;
-        if (failed) {
-            ck_assert_msg(st == MMREC_ENOMEM, "%s", mmrec_last_error());
-            ck_assert_ptr_null(l);
-            mmrec__tape_mark after = mmrec__tape_mark_get(tape);
-            ck_assert(after.tail == before.tail && after.n_nodes == before.n_nodes);
-            ck_assert(after.data.cur == before.data.cur &&
-                      after.data.offset == before.data.offset);
-            ck_assert(memcmp(&rng, &tape->rng, sizeof rng) == 0);
-            failures++;
-            MT_OK(mmrec_loss_batch_softmax(tape, ta, tb, &cfg, &l));
+    for (int kind = 0; kind < 2; kind++) { /* CIC with sampled negatives; every option */
+        float want = 0;
+        int failures = 0;
+        for (long n = -1;; n++) {
+            mmrec_tape *tape;
+            MT_OK(mmrec_tape_create(&tape));
+            MT_OK(mmrec_tape_seed(tape, 77));
+            mmrec_tensor *ta, *tb, *l = NULL;
+            MT_OK(mmrec_tape_wrap(tape, a, 2, s, MMREC_TENSOR_REQUIRES_GRAD, &ta));
+            MT_OK(mmrec_tape_wrap(tape, b, 2, s, MMREC_TENSOR_REQUIRES_GRAD, &tb));
+            mmrec_cic_config cc;
+            MT_OK(mmrec_cic_config_init(&cc));
+            cc.num_negatives = 3;
+            mmrec_batch_softmax_config cfg;
+            MT_OK(mmrec_batch_softmax_config_init(&cfg));
+            cfg.normalize = 1;
+            cfg.symmetric = 1;
+            cfg.mask = mask;
+            cfg.candidate_ids = ids;
+            mmrec__tape_mark before = mmrec__tape_mark_get(tape);
+            mmrec__rng_state rng = tape->rng;
+            mt_alloc_count = 0;
+            mt_fail_at = n;
+            mmrec_status st = kind == 0 ? mmrec_loss_cic(tape, ta, tb, &cc, &l)
+                                        : mmrec_loss_batch_softmax(tape, ta, tb, &cfg, &l);
+            mt_fail_at = -1;
+            bool failed = st != MMREC_OK;
+            if (failed) {
+                ck_assert_msg(st == MMREC_ENOMEM, "%s", mmrec_last_error());
+                ck_assert_ptr_null(l);
+                mmrec__tape_mark after = mmrec__tape_mark_get(tape);
+                ck_assert(after.tail == before.tail && after.n_nodes == before.n_nodes);
+                ck_assert(after.data.cur == before.data.cur &&
+                          after.data.offset == before.data.offset);
+                ck_assert(memcmp(&rng, &tape->rng, sizeof rng) == 0);
+                failures++;
+                st = kind == 0 ? mmrec_loss_cic(tape, ta, tb, &cc, &l)
+                               : mmrec_loss_batch_softmax(tape, ta, tb, &cfg, &l);
+                MT_OK(st);
+            }
+            if (n == -1) want = mt_value(l);
+            ck_assert_msg(mt_value(l) == want, "allocation %ld failing: %g vs %g", n,
+                          (double)mt_value(l), (double)want);
+            ck_assert_uint_eq(tape->n_nodes, 1);
+            MT_OK(mmrec_tape_backward(tape, l));
+            mmrec_tape_destroy(tape);
+            if (n >= 0 && !failed) break; /* the call makes fewer than n + 1 allocations */
         }
-        if (n == -1) want = mt_value(l);
-        ck_assert_msg(mt_value(l) == want, "allocation %ld failing: %g vs %g", n,
-                      (double)mt_value(l), (double)want);
-        ck_assert_uint_eq(tape->n_nodes, 1);
-        MT_OK(mmrec_tape_backward(tape, l));
-        mmrec_tape_destroy(tape);
-        if (n >= 0 && !failed) break; /* the call makes fewer than n + 1 allocations */
+        ck_assert_int_ge(failures, 2);
     }
-    ck_assert_int_ge(failures, 2);
     MT_OK(mmrec_set_allocator(NULL));
     free(a);
     free(b);
@@ -785,6 +896,8 @@ static Suite *batch_softmax_suite(void) {
     tcase_add_test(fwd, test_batch_softmax_golden);
     tcase_add_test(fwd, test_batch_softmax_semantics);
     tcase_add_test(fwd, test_batch_softmax_large_logits_keep_precision);
+    tcase_add_test(fwd, test_batch_softmax_is_cic_and_infonce);
+    tcase_add_test(fwd, test_cic_sampled_negatives_are_the_tape_draws);
     suite_add_tcase(s, fwd);
     TCase *bwd = tcase_create("backward");
     tcase_set_timeout(bwd, 120);
