@@ -77,7 +77,8 @@ extern "C" {
  * diagonal as targets; row i of `a` is the anchor, the other rows of `b`
  * its negatives. AlignRec calls it with a = multimodal view, b = ID view,
  * temperature 0.2. For both directions add infonce(b, a) (CIC with every
- * negative is their mean, em3.h).
+ * negative is their mean, em3.h). This is mmrec_loss_batch_softmax of
+ * losses.h with cfg->normalize: one node.
  *   a, b        (in)  [batch, dim] each, same shape, batch >= 1.
  *   temperature (in)  > 0, finite.
  *   out         (out) [1], owned by `tape`.

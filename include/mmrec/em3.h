@@ -98,7 +98,9 @@ MMREC_API mmrec_status mmrec_target_attention_forward(mmrec_module *ta, mmrec_ta
  *   L_C2I = -mean_i log(e^{s(C_i,I_i)/tau} / (e^{s(C_i,I_i)/tau} +
  *           sum_{j in N_i} e^{s(C_i,I_j)/tau}))
  *   L_I2C the same with C and I swapped; out = (L_C2I + L_I2C) / 2, [1].
- * The host adds alpha * out to its ranking loss. */
+ * The host adds alpha * out to its ranking loss. This is the symmetric,
+ * normalized mmrec_loss_batch_softmax of losses.h with the pairs that are
+ * not negatives removed by its mask: one node, memory linear in B. */
 typedef struct mmrec_cic_config {
     size_t struct_size;
     float temperature;  /* default 0.1 */

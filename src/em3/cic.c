@@ -1,15 +1,15 @@
-/* CIC: content-ID contrastive loss with H in-batch negatives per row.
- * Cosine similarities S = norm(C) norm(I)^T / tau; the rows of S (C2I) and
- * of S^T (I2C) are softmax cross-entropies over {own pair} and the row's
- * negatives, the other columns removed by a -1e30 bias.
- * Reference: EM3 (METHODS.md); tests/golden/make_golden.py. */
-#include "../ops/ops_internal.h"
+/* CIC: content-ID contrastive loss with H in-batch negatives per row, the
+ * symmetric batch softmax over cosine similarities (losses.h):
+ * S = norm(C) norm(I)^T / tau; the rows of S (C2I) and of S^T (I2C) are
+ * softmax cross-entropies over {own pair} and the row's negatives, the other
+ * pairs removed by the keep mask. The H negatives of a row are drawn
+ * without repetition from the tape's generator (a partial Fisher-Yates
+ * shuffle of the other rows, row by row) or given.
+ * Reference: EM3 (METHODS.md); tests/golden/make_golden.py::cic_reference. */
+#include "../losses/losses_internal.h"
 #include "mmrec/em3.h"
-#include "mmrec/losses.h"
-#include "mmrec/ops.h"
 
 #include <math.h>
-#include <string.h>
 
 static const mmrec_cic_config mmrec__cic_defaults = {
     .struct_size = sizeof(mmrec_cic_config),
@@ -21,73 +21,87 @@ mmrec_status mmrec_cic_config_init_sized(mmrec_cic_config *cfg, size_t size) {
                               sizeof(mmrec_cic_config), __func__);
 }
 
-/* Bias [B, B]: 0 on the diagonal and at each row's negatives, -1e30 else. */
-static mmrec_status mmrec__cic_bias(mmrec_tape *tape, const mmrec_cic_config *c, int64_t B,
-                                    mmrec_tensor **out) {
-    const char *func = "mmrec_loss_cic";
-    int64_t shape[2] = {B, B};
-    MMREC_FORWARD_IF(mmrec_tape_tensor(tape, 2, shape, 0, out));
-    float *bias = (*out)->data;
-    int64_t H = c->num_negatives;
-    for (int64_t i = 0; i < B * B; i++) bias[i] = -1e30f;
-    int64_t *pool = mmrec__tape_alloc(tape, (size_t)B * sizeof *pool);
-    if (pool == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
-    for (int64_t i = 0; i < B; i++) {
-        float *row = bias + i * B;
-        row[i] = 0.0f;
-        if (c->negatives) {
-            for (int64_t h = 0; h < H; h++) {
-                int64_t j = c->negatives[i * H + h];
-                if (j < 0 || j >= B || j == i)
-                    return mmrec__set_error(MMREC_ERANGE, func,
-                                            "cfg->negatives[%lld] is %lld: must be in [0, %lld) "
-                                            "and not its row %lld",
-                                            (long long)(i * H + h), (long long)j, (long long)B,
-                                            (long long)i);
-                if (row[j] == 0.0f)
-                    return mmrec__set_error(MMREC_EINVAL, func,
-                                            "cfg->negatives repeats %lld in row %lld",
-                                            (long long)j, (long long)i);
-                row[j] = 0.0f;
-            }
+typedef struct mmrec__cic_mask {
+    mmrec_tape *tape;
+    const int64_t *negatives; /* [B, H] or NULL: draw them */
+    int64_t *pool;            /* [2B]: the other rows, then the swaps */
+    size_t batch, num_negatives;
+} mmrec__cic_mask;
+
+/* Keeps each row's H negatives (the positives are added by the loss). A
+ * sampled row shuffles the first H places of the other rows in order,
+ * pool = [0 .. i-1, i+1 .. B-1]; undoing its swaps and setting pool[i] = i
+ * gives the next row's pool, so a row costs O(H), not O(B). */
+static void mmrec__cic_fill(void *ctx, uint64_t *keep, size_t words) {
+    mmrec__cic_mask *m = ctx;
+    size_t B = m->batch, H = m->num_negatives, n = B - 1;
+    int64_t *pool = m->pool, *swaps = m->pool + n;
+    if (m->negatives == NULL)
+        for (size_t j = 0; j < n; j++) pool[j] = (int64_t)j + 1;
+    for (size_t i = 0; i < B; i++) {
+        if (m->negatives) {
+            for (size_t h = 0; h < H; h++)
+                mmrec__batch_softmax_keep(keep, words, i, (size_t)m->negatives[i * H + h]);
             continue;
         }
-        /* H distinct others: a partial Fisher-Yates shuffle of the B - 1 */
-        int64_t n = 0;
-        for (int64_t j = 0; j < B; j++)
-            if (j != i) pool[n++] = j;
-        for (int64_t h = 0; h < H; h++) {
-            int64_t k = h + (int64_t)mmrec__rng_below(&tape->rng, (uint64_t)(n - h));
+        for (size_t h = 0; h < H; h++) {
+            size_t k = h + (size_t)mmrec__rng_below(&m->tape->rng, (uint64_t)(n - h));
             int64_t t = pool[h];
             pool[h] = pool[k];
             pool[k] = t;
-            row[pool[h]] = 0.0f;
+            swaps[h] = (int64_t)k;
+            mmrec__batch_softmax_keep(keep, words, i, (size_t)pool[h]);
         }
+        for (size_t h = H; h-- > 0;) {
+            int64_t t = pool[h];
+            pool[h] = pool[swaps[h]];
+            pool[swaps[h]] = t;
+        }
+        if (i < n) pool[i] = (int64_t)i;
     }
+}
+
+/* Each given negative in [0, B), not its own row, not repeated in the row
+ * (seen: B scratch entries). */
+static mmrec_status mmrec__cic_check_negatives(const mmrec_cic_config *c, size_t B,
+                                               int64_t *seen) {
+    const char *func = "mmrec_loss_cic";
+    size_t H = (size_t)c->num_negatives;
+    for (size_t j = 0; j < B; j++) seen[j] = -1;
+    for (size_t i = 0; i < B; i++)
+        for (size_t h = 0; h < H; h++) {
+            int64_t j = c->negatives[i * H + h];
+            if (j < 0 || j >= (int64_t)B || j == (int64_t)i)
+                return mmrec__set_error(MMREC_ERANGE, func,
+                                        "cfg->negatives[%zu] is %lld: must be in [0, %zu) "
+                                        "and not its row %zu",
+                                        i * H + h, (long long)j, B, i);
+            if (seen[j] == (int64_t)i)
+                return mmrec__set_error(MMREC_EINVAL, func,
+                                        "cfg->negatives repeats %lld in row %zu", (long long)j,
+                                        i);
+            seen[j] = (int64_t)i;
+        }
     return MMREC_OK;
 }
 
 static mmrec_status mmrec__cic_run(mmrec_tape *tape, mmrec_tensor *content, mmrec_tensor *ids,
                                    const mmrec_cic_config *c, mmrec_tensor **out) {
-    int64_t B = content->shape[0];
-    mmrec_tensor *cn, *in, *s, *st, *bias = NULL, *l1, *l2, *sum;
-    MMREC_FORWARD_IF(mmrec_l2_normalize(tape, content, 1e-12f, &cn));
-    MMREC_FORWARD_IF(mmrec_l2_normalize(tape, ids, 1e-12f, &in));
-    MMREC_FORWARD_IF(mmrec_matmul(tape, cn, in, MMREC_TRANS_B, &s));
-    MMREC_FORWARD_IF(mmrec_scale(tape, s, 1.0f / c->temperature, &s));
-    MMREC_FORWARD_IF(mmrec_transpose(tape, s, &st));
-    if (c->num_negatives < B - 1) {
-        MMREC_FORWARD_IF(mmrec__cic_bias(tape, c, B, &bias));
-        MMREC_FORWARD_IF(mmrec_add(tape, s, bias, &s));
-        MMREC_FORWARD_IF(mmrec_add(tape, st, bias, &st));
+    size_t B = (size_t)content->shape[0], H = (size_t)c->num_negatives;
+    mmrec__batch_softmax_args a = {.temperature = c->temperature, .normalize = true,
+                                   .symmetric = true};
+    mmrec__cic_mask m = {tape, c->negatives, NULL, B, H};
+    if (c->negatives || H < B - 1) {
+        m.pool = mmrec__tape_alloc(tape, 2 * B * sizeof *m.pool);
+        if (m.pool == NULL)
+            return mmrec__set_error(MMREC_ENOMEM, "mmrec_loss_cic", "out of memory");
+        if (c->negatives) MMREC_FORWARD_IF(mmrec__cic_check_negatives(c, B, m.pool));
     }
-    int64_t *labels = mmrec__tape_alloc(tape, (size_t)B * sizeof *labels);
-    if (labels == NULL) return mmrec__set_error(MMREC_ENOMEM, "mmrec_loss_cic", "out of memory");
-    for (int64_t i = 0; i < B; i++) labels[i] = i;
-    MMREC_FORWARD_IF(mmrec_loss_softmax_ce(tape, s, labels, (size_t)B, &l1));
-    MMREC_FORWARD_IF(mmrec_loss_softmax_ce(tape, st, labels, (size_t)B, &l2));
-    MMREC_FORWARD_IF(mmrec_add(tape, l1, l2, &sum));
-    return mmrec_scale(tape, sum, 0.5f, out);
+    if (H < B - 1) { /* fewer than every other row */
+        a.mask = mmrec__cic_fill;
+        a.mask_ctx = &m;
+    }
+    return mmrec__loss_batch_softmax(tape, "mmrec_loss_cic", content, ids, &a, out);
 }
 
 mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content, mmrec_tensor *ids,
@@ -104,8 +118,9 @@ mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content, mmrec_tenso
         MMREC_FAIL_SHAPE2("content and ids must both be [batch, dim]", content, ids);
     int64_t B = content->shape[0];
     MMREC_FAIL_IF(B < 2, MMREC_ESHAPE, "batch is %lld, needs at least 2 rows", (long long)B);
-    MMREC_FAIL_IF(!(c.temperature > 0.0f) || !isfinite(c.temperature), MMREC_EINVAL,
-                  "cfg->temperature is %g, must be > 0", (double)c.temperature);
+    MMREC_FAIL_IF(!(c.temperature > 0.0f) || !isfinite(c.temperature) ||
+                      !isfinite(1.0f / c.temperature),
+                  MMREC_EINVAL, "cfg->temperature is %g, must be > 0", (double)c.temperature);
     MMREC_FAIL_IF(c.num_negatives < 0 || c.num_negatives > B - 1, MMREC_EINVAL,
                   "cfg->num_negatives is %d, must be in [0, %lld] (batch - 1)", c.num_negatives,
                   (long long)(B - 1));

@@ -3,7 +3,8 @@
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/golden/make_golden.py [name ...]
 (names as in WRITERS at the end; none: every file).
-Outputs (committed): tests/golden/{ops,losses,modules,optim}.bin.
+Outputs (committed): tests/golden/<name>.bin, e.g. ops.bin, losses.bin,
+batch_softmax.bin.
 
 Every input is a float32 array; the references are computed in float64
 from exactly those values and stored as float32. File format, as read by
@@ -778,6 +779,87 @@ def write_alignrec():
     w.close()
 
 
+def batch_softmax_reference(q, c, tau, normalize, symmetric, weight_mean, bias=None,
+                            pos=None, ids=None, mask=None, w=None):
+    """mmrec_loss_batch_softmax with plain torch ops: logits, the removed
+    pairs filled with -inf, cross_entropy(reduction="none"), row weights."""
+    if normalize:
+        q, c = F.normalize(q, dim=-1, eps=1e-12), F.normalize(c, dim=-1, eps=1e-12)
+    B, N = len(q), len(c)
+    pos_t = torch.arange(B) if pos is None else torch.tensor(pos)
+    w_t = torch.ones(B) if w is None else torch.tensor(w, dtype=torch.float64)
+
+    def one_direction(a, b):
+        logits = a @ b.T / tau
+        if bias is not None:
+            logits = logits + torch.tensor(bias, dtype=torch.float64)
+        removed = torch.zeros(B, N, dtype=torch.bool)
+        if mask is not None:
+            removed |= torch.tensor(mask) == 0
+        if ids is not None:
+            id_t = torch.tensor(ids)
+            removed |= id_t[None, :] == id_t[pos_t][:, None]
+        removed[torch.arange(B), pos_t] = False
+        logits = logits.masked_fill(removed, float("-inf"))
+        return F.cross_entropy(logits, pos_t, reduction="none")
+
+    rows = one_direction(q, c)
+    if symmetric:
+        rows = 0.5 * (rows + one_direction(c, q))
+    divisor = w_t.sum() if weight_mean else B
+    return ((w_t * rows).sum() / divisor).reshape(1)
+
+
+def write_batch_softmax():
+    """Cases of mmrec_loss_batch_softmax: <case>.cfg = [tau, normalize,
+    symmetric, weight_mean], <case>.q / .c (inputs), optional .bias, .pos,
+    .ids, .mask ([B, N], 1 = kept), .w, then .y and the gradients .dq, .dc
+    of the loss itself."""
+    w = Writer("batch_softmax.bin")
+    gen_np = np.random.default_rng(7)
+
+    def case(name, q, c, tau, normalize=0, symmetric=0, weight_mean=0, **opt):
+        q, c = q.clone().requires_grad_(True), c.clone().requires_grad_(True)
+        y = batch_softmax_reference(q, c, tau, normalize, symmetric, weight_mean, **opt)
+        y.backward()
+        w.add(name + ".cfg", [tau, normalize, symmetric, weight_mean])
+        w.add(name + ".q", q.detach().numpy())
+        w.add(name + ".c", c.detach().numpy())
+        for key in ("bias", "pos", "ids", "mask", "w"):
+            if opt.get(key) is not None:
+                w.add("%s.%s" % (name, key), np.asarray(opt[key], dtype=np.float32))
+        w.add(name + ".y", y.detach().numpy())
+        w.add(name + ".dq", q.grad.numpy())
+        w.add(name + ".dc", c.grad.numpy())
+
+    def log_p(n):  # a logQ correction: -log of a sampling probability
+        p = gen_np.uniform(0.05, 1.0, n)
+        return list(-np.log(p / p.sum()).astype(np.float32))
+
+    with own_stream(60):
+        case("plain", rand(5, 4), rand(5, 4), 1.0)
+        case("normalize_bias", rand(6, 5), rand(6, 5), 0.1, normalize=1, bias=log_p(6))
+        case("positives_extra", rand(4, 3), rand(7, 3), 0.5, bias=log_p(7), pos=[2, 0, 5, 2])
+        mask = (gen_np.uniform(size=(6, 9)) > 0.3).astype(np.float32)
+        mask[1, 4] = 0  # row 1's positive: never removed
+        case("ids_mask_weights", rand(6, 5), rand(9, 5), 0.2, normalize=1, weight_mean=1,
+             bias=log_p(9), pos=[0, 4, 2, 7, 8, 4], ids=[10, 11, 12, 10, 13, 14, 11, 15, 16],
+             mask=mask, w=[1.0, 0.5, 0.0, 2.0, 1.0, 1.5])
+        mask = (gen_np.uniform(size=(6, 6)) > 0.4).astype(np.float32)
+        case("symmetric", rand(6, 5), rand(6, 5), 0.3, normalize=1, symmetric=1,
+             bias=log_p(6), ids=[1, 2, 3, 1, 4, 5], mask=mask, w=[1.0, 2.0, 0.5, 1.0, 0.0, 1.0])
+        case("symmetric_weight_mean", rand(5, 3), rand(5, 3), 0.7, symmetric=1, weight_mean=1,
+             w=[0.5, 1.0, 0.0, 2.0, 1.0])
+        # logits near 1e4, exact in float32 (integer dot products): the
+        # log-sum-exp must be formed as (x - max) - log(sum) to keep them
+        a = torch.randint(-3, 4, (5,), generator=gen).double()
+        b = torch.randint(-3, 4, (6,), generator=gen).double()
+        q = torch.stack([torch.full((5,), 100.0), a], 1)
+        c = torch.stack([torch.full((6,), 100.0), b], 1)
+        case("large_logits", q, c, 1.0, pos=[1, 0, 3, 5, 2])
+    w.close()
+
+
 def pair_auc(pos, neg):
     """AUC by brute force over all (positive, negative) pairs, ties 1/2."""
     pos, neg = torch.as_tensor(pos).double(), torch.as_tensor(neg).double()
@@ -1063,7 +1145,7 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
                metrics_auc=write_metrics_auc, content_eval=write_content_eval,
-               numerics=write_numerics)
+               numerics=write_numerics, batch_softmax=write_batch_softmax)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
