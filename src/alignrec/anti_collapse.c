@@ -52,10 +52,7 @@ static bool mmrec__content_similarity(mmrec_tape *tape, const mmrec_tensor *cont
 
 mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings,
                                       mmrec_tensor *content, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(embeddings, tape);
-    MMREC_CHECK_TENSOR_ON(content, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP2(tape, embeddings, content, out);
     if (embeddings->ndim != 2 || content->ndim != 2 ||
         embeddings->shape[0] != content->shape[0])
         MMREC_FAIL_SHAPE2("embeddings must be [batch, dim] and content [batch, content_dim]",
@@ -63,18 +60,15 @@ mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings
     size_t batch = (size_t)embeddings->shape[0], dim = (size_t)embeddings->shape[1], bb;
     MMREC_FAIL_IF(!mmrec__mul_size(batch, batch * sizeof(float), &bb), MMREC_EINVAL,
                   "batch %zu is too large", batch);
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     int64_t one[1] = {1};
-    mmrec_tensor *y = mmrec__tape_new(tape, 1, one, false);
+    mmrec_tensor *y;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
     mmrec__anti_ctx c = {NULL, 0.0f, batch, dim};
-    mmrec__anti_ctx *cp = NULL;
-    if (y != NULL && mmrec__tape_wants_grad(tape, &embeddings, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "anti_collapse", mmrec__anti_backward, y,
-                                               &embeddings, 1, sizeof c);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        cp = node->ctx;
-    }
-    c.diff = y ? mmrec__tape_alloc(tape, bb) : NULL;
+    const mmrec__op op = {__func__, "anti_collapse", mmrec__anti_backward, &embeddings, 1, 0,
+                          NULL, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, &node, &mark));
+    c.diff = mmrec__tape_alloc(tape, bb);
     if (c.diff == NULL || !mmrec__content_similarity(tape, content, c.diff))
         return mmrec__tape_oom(tape, mark, __func__);
     /* G = M M^T - S */
@@ -84,7 +78,7 @@ mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings
     for (size_t i = 0; i < batch * batch; i++) ss += (double)c.diff[i] * c.diff[i];
     c.norm = (float)sqrt(ss);
     y->data[0] = (float)(sqrt(ss) / (double)batch);
-    if (cp) *cp = c;
+    if (node) *(mmrec__anti_ctx *)node->ctx = c;
     *out = y;
     return MMREC_OK;
 }

@@ -10,10 +10,7 @@
 
 mmrec_status mmrec_loss_infonce(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
                                 float temperature, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(a, tape);
-    MMREC_CHECK_TENSOR_ON(b, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP2(tape, a, b, out);
     if (a->ndim != 2 || b->ndim != 2 || a->shape[0] != b->shape[0] || a->shape[1] != b->shape[1])
         MMREC_FAIL_SHAPE2("a and b must both be [batch, dim]", a, b);
     MMREC_FAIL_IF(!(temperature > 0.0f) || !isfinite(temperature) ||

@@ -19,10 +19,7 @@ static mmrec_status mmrec__ui_align_run(mmrec_tape *tape, mmrec_tensor *users,
 
 mmrec_status mmrec_loss_ui_alignment(mmrec_tape *tape, mmrec_tensor *users, mmrec_tensor *items,
                                      mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(users, tape);
-    MMREC_CHECK_TENSOR_ON(items, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP2(tape, users, items, out);
     if (users->ndim != 2 || items->ndim != 2 || users->shape[0] != items->shape[0] ||
         users->shape[1] != items->shape[1])
         MMREC_FAIL_SHAPE2("users and items must both be [batch, dim]", users, items);

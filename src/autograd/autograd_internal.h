@@ -96,4 +96,51 @@ float *mmrec__grad_rows(mmrec_tape *tape, mmrec_tensor *t);
 /* Reports OOM after rolling the tape back to `mark`. */
 mmrec_status mmrec__tape_oom(mmrec_tape *tape, mmrec__tape_mark mark, const char *func);
 
+/* A copy of `size` bytes of a borrowed caller array (ids, weights) in the
+ * arena, for a backward that reads it after the call returns; NULL on OOM. */
+void *mmrec__tape_copy(mmrec_tape *tape, const void *src, size_t size);
+
+/* ---- the common shape of an op ----
+ * An op validates its arguments (MMREC_CHECK_OP*), then mmrec__op_begin
+ * marks the tape, makes the output and, when the tape records and an input
+ * needs a gradient, records one node whose workspace starts as a copy of
+ * the op's context; then the op computes. */
+typedef struct mmrec__op {
+    const char *func;             /* the public function, for messages */
+    const char *name;             /* the node's name */
+    mmrec__backward_fn backward;
+    mmrec_tensor *const *in;      /* the inputs the node reads */
+    int n_in;
+    int n_diff;                   /* the first n_diff inputs are
+                                     differentiated (0: all n_in) */
+    const void *ctx;              /* copied into the node's workspace, or
+                                     NULL for a zeroed one */
+    size_t ctx_size;
+} mmrec__op;
+
+/* Marks the tape (*mark_out, may be NULL), makes the output [ndim, shape]
+ * (zeroed when `zero`) into *y_out and records the node into *node_out
+ * (NULL when nothing is recorded; node_out may be NULL). On OOM the tape is
+ * rolled back, the error set for op->func, and MMREC_ENOMEM returned. */
+mmrec_status mmrec__op_begin(mmrec_tape *tape, const mmrec__op *op, int ndim,
+                             const int64_t *shape, bool zero, mmrec_tensor **y_out,
+                             mmrec__node **node_out, mmrec__tape_mark *mark_out) MMREC__WUR;
+
+/* The argument checks an op starts with: the tape, its input tensors (each
+ * of the tape or of none; named in messages as in the source), and the
+ * output pointer. */
+#define MMREC_CHECK_OP1(tape, x, out)                                          \
+    do {                                                                       \
+        MMREC_CHECK_TAPE(tape);                                                \
+        MMREC_CHECK_TENSOR_ON(x, tape);                                        \
+        MMREC_CHECK_NULL(out);                                                 \
+    } while (0)
+#define MMREC_CHECK_OP2(tape, a, b, out)                                       \
+    do {                                                                       \
+        MMREC_CHECK_TAPE(tape);                                                \
+        MMREC_CHECK_TENSOR_ON(a, tape);                                        \
+        MMREC_CHECK_TENSOR_ON(b, tape);                                        \
+        MMREC_CHECK_NULL(out);                                                 \
+    } while (0)
+
 #endif

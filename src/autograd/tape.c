@@ -119,6 +119,31 @@ mmrec_status mmrec__tape_oom(mmrec_tape *tape, mmrec__tape_mark mark, const char
     return mmrec__set_error(MMREC_ENOMEM, func, "out of memory growing the tape arena");
 }
 
+void *mmrec__tape_copy(mmrec_tape *tape, const void *src, size_t size) {
+    void *p = mmrec__arena_alloc(&tape->data, size);
+    if (p && size) memcpy(p, src, size);
+    return p;
+}
+
+mmrec_status mmrec__op_begin(mmrec_tape *tape, const mmrec__op *op, int ndim,
+                             const int64_t *shape, bool zero, mmrec_tensor **y_out,
+                             mmrec__node **node_out, mmrec__tape_mark *mark_out) {
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec__node *node = NULL;
+    mmrec_tensor *y = mmrec__tape_new(tape, ndim, shape, zero);
+    if (y == NULL) return mmrec__tape_oom(tape, mark, op->func);
+    if (mmrec__tape_wants_grad(tape, op->in, op->n_diff ? op->n_diff : op->n_in)) {
+        node = mmrec__tape_record(tape, op->name, op->backward, y, op->in, op->n_in,
+                                  op->ctx_size);
+        if (node == NULL) return mmrec__tape_oom(tape, mark, op->func);
+        if (op->ctx) memcpy(node->ctx, op->ctx, op->ctx_size);
+    }
+    *y_out = y;
+    if (node_out) *node_out = node;
+    if (mark_out) *mark_out = mark;
+    return MMREC_OK;
+}
+
 bool mmrec__tape_wants_grad(const mmrec_tape *tape, mmrec_tensor *const *in, int n_in) {
     if (tape->mode != MMREC_TAPE_TRAIN) return false;
     for (int i = 0; i < n_in; i++)

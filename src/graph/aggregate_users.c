@@ -73,17 +73,11 @@ mmrec_status mmrec_graph_aggregate_users(mmrec_tape *tape, const mmrec_graph *gr
         MMREC_FAIL(MMREC_ESHAPE, "items is %s, expected [%lld, d] (the graph's items)",
                    mmrec__shape_str(items, s, sizeof s), (long long)n_items);
     }
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     int64_t shape[2] = {users, items->shape[1]};
-    mmrec_tensor *y = mmrec__tape_new(tape, 2, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &items, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "graph_aggregate_users",
-                                               mmrec__agg_backward, y, &items, 1,
-                                               sizeof(const mmrec_graph *));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        *(const mmrec_graph **)node->ctx = graph;
-    }
+    mmrec_tensor *y;
+    const mmrec__op op = {__func__, "graph_aggregate_users", mmrec__agg_backward, &items, 1, 0,
+                          &graph, sizeof graph};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 2, shape, false, &y, NULL, NULL));
     mmrec__agg_run(graph, items->data, y->data, (size_t)items->shape[1], 0, (size_t)users, users,
                    false);
     *out = y;

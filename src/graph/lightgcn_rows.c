@@ -163,28 +163,29 @@ mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph, mmr
                       (long long)graph->num_nodes);
     size_t n = ego->numel, d = (size_t)ego->shape[1], nodes = (size_t)graph->num_nodes;
     int64_t shape[2] = {(int64_t)n_rows, (int64_t)d};
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, 2, shape, true);
+    mmrec_tensor *y;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
+    const mmrec__op op = {__func__, "lightgcn_rows", mmrec__lgrows_backward, &ego, 1, 0, NULL,
+                          sizeof(mmrec__lgrows_ctx)};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 2, shape, true, &y, &node, &mark));
     float *buf = NULL, *hop = NULL;
-    int64_t *set = NULL;
+    int64_t *set = NULL, *copy = NULL;
     int32_t *slot = NULL;
-    if (y && num_layers > 1) buf = mmrec__tape_alloc(tape, 2 * n * sizeof *buf);
-    if (y && num_layers > 0) {
+    if (num_layers > 1) buf = mmrec__tape_alloc(tape, 2 * n * sizeof *buf);
+    if (num_layers > 0) {
         hop = mmrec__tape_alloc(tape, n_rows * d * sizeof *hop);
         set = mmrec__tape_alloc(tape, n_rows * sizeof *set);
         slot = mmrec__tape_alloc(tape, nodes * sizeof *slot);
     }
-    if (y == NULL || (num_layers > 1 && buf == NULL) ||
-        (num_layers > 0 && (hop == NULL || set == NULL || slot == NULL)))
+    if (node) copy = mmrec__tape_copy(tape, rows, n_rows * sizeof *rows);
+    if ((num_layers > 1 && buf == NULL) ||
+        (num_layers > 0 && (hop == NULL || set == NULL || slot == NULL)) ||
+        (node && copy == NULL))
         return mmrec__tape_oom(tape, mark, __func__);
     /* the last hop is computed once per distinct row, in node order */
     size_t n_set = num_layers > 0 ? mmrec__row_set(rows, n_rows, nodes, set, slot) : 0;
-    if (mmrec__tape_wants_grad(tape, &ego, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "lightgcn_rows", mmrec__lgrows_backward, y,
-                                               &ego, 1, sizeof(mmrec__lgrows_ctx));
-        int64_t *copy = node ? mmrec__tape_alloc(tape, n_rows * sizeof *copy) : NULL;
-        if (copy == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        memcpy(copy, rows, n_rows * sizeof *copy);
+    if (node) {
         mmrec__lgrows_ctx *c = node->ctx;
         c->g = graph;
         c->layers = num_layers;

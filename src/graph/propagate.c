@@ -197,15 +197,11 @@ mmrec_status mmrec_graph_propagate(mmrec_tape *tape, const mmrec_graph *graph, m
     MMREC_CHECK_TENSOR_ON(x, tape);
     MMREC_CHECK_NULL(out);
     MMREC_FORWARD_IF(mmrec__graph_x_check(__func__, graph, x, "x"));
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "graph_propagate", mmrec__prop_backward, y,
-                                               &x, 1, sizeof(mmrec__prop_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        ((mmrec__prop_ctx *)node->ctx)->g = graph;
-    }
+    mmrec_tensor *y;
+    const mmrec__prop_ctx c = {graph};
+    const mmrec__op op = {__func__, "graph_propagate", mmrec__prop_backward, &x, 1, 0, &c,
+                          sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
     mmrec__graph_spmm(graph, x->data, (size_t)x->shape[1], y->data, 0.0f, NULL);
     *out = y;
     return MMREC_OK;
@@ -263,19 +259,14 @@ mmrec_status mmrec_lightgcn(mmrec_tape *tape, const mmrec_graph *graph, mmrec_te
     float w[MMREC__LIGHTGCN_MAX_LAYERS + 1];
     MMREC_FORWARD_IF(mmrec__lightgcn_weights(__func__, num_layers, weights, w));
     size_t n = ego->numel, d = (size_t)ego->shape[1];
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, ego, false);
-    float *buf = y && num_layers > 0 ? mmrec__tape_alloc(tape, 2 * n * sizeof(float)) : NULL;
-    if (y == NULL || (num_layers > 0 && buf == NULL)) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &ego, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "lightgcn", mmrec__lgcn_backward, y, &ego, 1,
-                                               sizeof(mmrec__lgcn_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        mmrec__lgcn_ctx *c = node->ctx;
-        c->g = graph;
-        c->layers = num_layers;
-        memcpy(c->w, w, (size_t)(num_layers + 1) * sizeof *w);
-    }
+    mmrec__lgcn_ctx c = {graph, num_layers, {0}};
+    memcpy(c.w, w, (size_t)(num_layers + 1) * sizeof *w);
+    mmrec_tensor *y;
+    mmrec__tape_mark mark;
+    const mmrec__op op = {__func__, "lightgcn", mmrec__lgcn_backward, &ego, 1, 0, &c, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ego->ndim, ego->shape, false, &y, NULL, &mark));
+    float *buf = num_layers > 0 ? mmrec__tape_alloc(tape, 2 * n * sizeof(float)) : NULL;
+    if (num_layers > 0 && buf == NULL) return mmrec__tape_oom(tape, mark, __func__);
     for (size_t i = 0; i < n; i++) y->data[i] = w[0] * ego->data[i];
     const float *cur = ego->data;
     for (int k = 1; k <= num_layers; k++) {

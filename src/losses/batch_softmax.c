@@ -543,17 +543,13 @@ mmrec_status mmrec__loss_batch_softmax(mmrec_tape *tape, const char *func, mmrec
                                        mmrec_tensor *candidates,
                                        const mmrec__batch_softmax_args *args,
                                        mmrec_tensor **out) {
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     int64_t one[1] = {1};
-    mmrec_tensor *y = mmrec__tape_new(tape, 1, one, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
-    mmrec_tensor *in[2] = {queries, candidates};
-    mmrec__node *node = NULL;
-    if (mmrec__tape_wants_grad(tape, in, 2)) {
-        node = mmrec__tape_record(tape, "batch_softmax", mmrec__bsm_backward, y, in, 2,
-                                  sizeof(mmrec__bsm_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
-    }
+    mmrec_tensor *in[2] = {queries, candidates}, *y;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
+    const mmrec__op op = {func, "batch_softmax", mmrec__bsm_backward, in, 2, 0, NULL,
+                          sizeof(mmrec__bsm_ctx)};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, &node, &mark));
     /* The node's workspace, released with the scratch when nothing records. */
     mmrec__tape_mark work = mmrec__tape_mark_get(tape);
     mmrec__bsm_ctx c;
@@ -655,10 +651,7 @@ mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *queries,
                                       mmrec_tensor *candidates,
                                       const mmrec_batch_softmax_config *cfg,
                                       mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(queries, tape);
-    MMREC_CHECK_TENSOR_ON(candidates, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP2(tape, queries, candidates, out);
     mmrec_batch_softmax_config c = mmrec__bsm_defaults;
     if (cfg != NULL) MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
     if (queries->ndim != 2 || candidates->ndim != 2 || queries->shape[1] != candidates->shape[1])

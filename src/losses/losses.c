@@ -105,28 +105,20 @@ static mmrec_status mmrec__loss_begin(const char *func, mmrec__loss_kind kind, m
                                 first[kind], mmrec__shape_str(a, sa, sizeof sa), second[kind],
                                 mmrec__shape_str(b, sb, sizeof sb));
     }
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     int64_t one[1] = {1};
-    mmrec_tensor *y = mmrec__tape_new(tape, 1, one, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
-    mmrec_tensor *in[2] = {a, b};
-    int n_in = kind == MMREC__CE ? 1 : 2;
-    mmrec__loss_ctx *cp = NULL;
+    mmrec_tensor *in[2] = {a, b}, *y;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
     /* Targets are constants: only the first input (both for BPR) is differentiated. */
-    if (mmrec__tape_wants_grad(tape, in, kind == MMREC__BPR ? 2 : 1)) {
-        mmrec__node *node =
-            mmrec__tape_record(tape, names[kind], mmrec__loss_backward, y, in, n_in, sizeof c);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
-        cp = node->ctx;
-    } else {
-        cp = mmrec__tape_alloc(tape, sizeof c);
-        if (cp == NULL) return mmrec__tape_oom(tape, mark, func);
-    }
+    const mmrec__op op = {func, names[kind], mmrec__loss_backward, in,
+                          kind == MMREC__CE ? 1 : 2, kind == MMREC__BPR ? 2 : 1, NULL, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, &node, &mark));
+    mmrec__loss_ctx *cp = node ? node->ctx : mmrec__tape_alloc(tape, sizeof c);
+    if (cp == NULL) return mmrec__tape_oom(tape, mark, func);
     if (kind == MMREC__CE) {
-        c.labels = mmrec__tape_alloc(tape, c.n * sizeof *c.labels);
+        c.labels = mmrec__tape_copy(tape, labels, c.n * sizeof *c.labels);
         c.probs = c.labels ? mmrec__tape_alloc(tape, a->numel * sizeof(float)) : NULL;
         if (c.probs == NULL) return mmrec__tape_oom(tape, mark, func);
-        memcpy(c.labels, labels, c.n * sizeof *c.labels);
     }
     *cp = c;
     *ctx = cp;

@@ -133,20 +133,21 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     bool train = tape->mode == MMREC_TAPE_TRAIN;
     bool drop = train && dropout > 0.0f;
 
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     int64_t shape[3] = {(int64_t)c.batch, (int64_t)c.tq, (int64_t)d};
-    mmrec_tensor *y = mmrec__tape_new(tape, 3, shape, false);
-    mmrec_tensor *in[2] = {qkv, key_mask};
-    bool record = mmrec__tape_wants_grad(tape, in, 1);
+    mmrec_tensor *in[2] = {qkv, key_mask}, *y;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
+    const mmrec__op op = {func, "attention", mmrec__attn_backward, in, key_mask ? 2 : 1, 1, NULL,
+                          sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 3, shape, false, &y, &node, &mark));
     size_t grain = mmrec__attn_grain(&c);
     int parts = mmrec__parallel_parts(c.batch, grain);
     /* per part: a row mask, the scores and (not recording) the probabilities */
     size_t scratch_len = T + 2 * tt;
-    float *scratch = y ? mmrec__tape_alloc(tape, (size_t)parts * scratch_len * sizeof(float))
-                       : NULL;
+    float *scratch = mmrec__tape_alloc(tape, (size_t)parts * scratch_len * sizeof(float));
     float *probs = NULL, *dmask = NULL, *dropped = NULL;
     bool ok = scratch != NULL;
-    if (ok && record) {
+    if (ok && node) {
         probs = mmrec__tape_alloc(tape, c.batch * c.heads * tt * sizeof(float));
         ok = probs != NULL;
     }
@@ -154,12 +155,6 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
         dmask = mmrec__dropout_mask(tape, c.batch * c.heads * tt, dropout);
         dropped = dmask ? mmrec__tape_alloc(tape, c.batch * c.heads * tt * sizeof(float)) : NULL;
         ok = dropped != NULL;
-    }
-    mmrec__node *node = NULL;
-    if (ok && record) {
-        node = mmrec__tape_record(tape, "attention", mmrec__attn_backward, y, in,
-                                  key_mask ? 2 : 1, sizeof c);
-        ok = node != NULL;
     }
     if (!ok) return mmrec__tape_oom(tape, mark, func);
     c.probs = probs;

@@ -66,17 +66,10 @@ mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const c
     int64_t shape[MMREC_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = lin->out;
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, x->ndim, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
-    mmrec_tensor *in[3] = {x, lin->w, lin->b};
-    int n_in = lin->b ? 3 : 2;
-    if (mmrec__tape_wants_grad(tape, in, n_in)) {
-        mmrec__node *node = mmrec__tape_record(tape, "linear", mmrec__lin_backward, y, in, n_in,
-                                               sizeof c);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
-        *(mmrec__lin_ctx *)node->ctx = c;
-    }
+    mmrec_tensor *in[3] = {x, lin->w, lin->b}, *y;
+    const mmrec__op op = {func, "linear", mmrec__lin_backward, in, lin->b ? 3 : 2, 0, &c,
+                          sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, NULL));
     float beta = 0.0f;
     if (lin->b) {
         for (size_t r = 0; r < c.rows; r++) memcpy(y->data + r * c.out, lin->b->data, c.out * 4);
@@ -129,8 +122,6 @@ mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
 mmrec_status mmrec_linear_forward(mmrec_module *linear, mmrec_tape *tape, mmrec_tensor *x,
                                   mmrec_tensor **out) {
     MMREC_CHECK_MODULE(linear, "linear");
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP1(tape, x, out);
     return mmrec__lin_forward(&((mmrec__linear *)linear)->lin, tape, __func__, x, out);
 }

@@ -69,9 +69,7 @@ mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name, const mmrec_
 mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mmrec_tensor *x,
                                mmrec_tensor **out) {
     MMREC_CHECK_MODULE(mlp, "mlp");
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP1(tape, x, out);
     const mmrec__mlp *m = (const mmrec__mlp *)mlp;
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec_tensor *h = x;

@@ -101,15 +101,9 @@ static mmrec_status mmrec__act_op(const char *func, const char *name, mmrec__act
     MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
     MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "x", x, tape));
     if (out == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'out' is NULL");
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
-    if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        mmrec__node *node =
-            mmrec__tape_record(tape, name, mmrec__act_node_backward, y, &x, 1, sizeof act);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
-        *(mmrec__act *)node->ctx = act;
-    }
+    mmrec_tensor *y;
+    const mmrec__op op = {func, name, mmrec__act_node_backward, &x, 1, 0, &act, sizeof act};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
     mmrec__act_job job = {act, x->data, NULL, NULL, y->data};
     mmrec__parallel_for(x->numel, mmrec__parallel_parts(x->numel, MMREC__ACT_GRAIN),
                         mmrec__act_forward_chunk, &job);

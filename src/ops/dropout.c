@@ -21,26 +21,22 @@ static mmrec_status mmrec__dropout_backward(mmrec__node *node, mmrec_tape *tape)
 }
 
 mmrec_status mmrec_dropout(mmrec_tape *tape, mmrec_tensor *x, float p, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP1(tape, x, out);
     MMREC_FAIL_IF(!(p >= 0.0f && p < 1.0f), MMREC_EINVAL, "p is %g, must be in [0, 1)",
                   (double)p);
     if (tape->mode != MMREC_TAPE_TRAIN || p == 0.0f) {
         *out = x;
         return MMREC_OK;
     }
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
-    float *mask = y ? mmrec__dropout_mask(tape, x->numel, p) : NULL;
-    mmrec__node *node = NULL;
-    bool record = mmrec__tape_wants_grad(tape, &x, 1);
-    if (mask && record)
-        node = mmrec__tape_record(tape, "dropout", mmrec__dropout_backward, y, &x, 1, sizeof mask);
-    if (mask == NULL || (record && node == NULL)) return mmrec__tape_oom(tape, mark, __func__);
-    if (node) {
-        *(float **)node->ctx = mask;
-    }
+    mmrec_tensor *y;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
+    const mmrec__op op = {__func__, "dropout", mmrec__dropout_backward, &x, 1, 0,
+                          NULL, sizeof(float *)};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, &node, &mark));
+    float *mask = mmrec__dropout_mask(tape, x->numel, p);
+    if (mask == NULL) return mmrec__tape_oom(tape, mark, __func__);
+    if (node) *(float **)node->ctx = mask;
     for (size_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] * mask[i];
     *out = y;
     return MMREC_OK;

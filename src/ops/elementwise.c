@@ -101,17 +101,10 @@ static mmrec_status mmrec__arith_op(const char *func, mmrec__arith op, mmrec_tap
                                 mmrec__shape_str(a, sa, sizeof sa),
                                 mmrec__shape_str(b, sb, sizeof sb));
     }
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, c.bc.ndim, c.bc.shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
-    mmrec_tensor *in[2] = {a, b};
-    if (mmrec__tape_wants_grad(tape, in, 2)) {
-        static const char *const names[] = {"add", "sub", "mul"};
-        mmrec__node *node =
-            mmrec__tape_record(tape, names[op], mmrec__arith_backward, y, in, 2, sizeof c);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
-        *(mmrec__arith_ctx *)node->ctx = c;
-    }
+    static const char *const names[] = {"add", "sub", "mul"};
+    mmrec_tensor *in[2] = {a, b}, *y;
+    const mmrec__op spec = {func, names[op], mmrec__arith_backward, in, 2, 0, &c, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &spec, c.bc.ndim, c.bc.shape, false, &y, NULL, NULL));
     mmrec__arith_forward(&c, a->data, b->data, y->data);
     *out = y;
     return MMREC_OK;
@@ -153,19 +146,12 @@ static mmrec_status mmrec__scale_backward(mmrec__node *node, mmrec_tape *tape) {
 }
 
 mmrec_status mmrec_scale(mmrec_tape *tape, mmrec_tensor *x, float alpha, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP1(tape, x, out);
     MMREC_FAIL_IF(!isfinite(alpha), MMREC_EINVAL, "alpha is %g, must be finite", (double)alpha);
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "scale", mmrec__scale_backward, y, &x, 1,
-                                               sizeof(mmrec__scale_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        ((mmrec__scale_ctx *)node->ctx)->alpha = alpha;
-    }
+    mmrec_tensor *y;
+    const mmrec__scale_ctx c = {alpha};
+    const mmrec__op op = {__func__, "scale", mmrec__scale_backward, &x, 1, 0, &c, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
     for (size_t i = 0; i < x->numel; i++) y->data[i] = alpha * x->data[i];
     *out = y;
     return MMREC_OK;

@@ -30,10 +30,8 @@ static mmrec_status mmrec__gather_backward(mmrec__node *node, mmrec_tape *tape) 
 
 mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table, const int64_t *ids,
                                size_t n, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(table, tape);
+    MMREC_CHECK_OP1(tape, table, out);
     MMREC_CHECK_NULL(ids);
-    MMREC_CHECK_NULL(out);
     MMREC_FAIL_IF(table->ndim != 2, MMREC_ESHAPE, "table has %d dims, must be 2-D", table->ndim);
     MMREC_FAIL_IF(n < 1 || n > (size_t)INT64_MAX, MMREC_EINVAL, "n is %zu, must be >= 1", n);
     int64_t rows = table->shape[0];
@@ -43,18 +41,17 @@ mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table, const int6
                       (long long)rows);
     size_t dim = (size_t)table->shape[1];
     int64_t shape[2] = {(int64_t)n, (int64_t)dim};
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, 2, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &table, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "gather_rows", mmrec__gather_backward, y,
-                                               &table, 1, sizeof(mmrec__gather_ctx));
-        int64_t *copy = node ? mmrec__tape_alloc(tape, n * sizeof *copy) : NULL;
-        if (copy == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        memcpy(copy, ids, n * sizeof *copy);
+    mmrec_tensor *y;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
+    const mmrec__op op = {__func__, "gather_rows", mmrec__gather_backward, &table, 1, 0,
+                          NULL, sizeof(mmrec__gather_ctx)};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 2, shape, false, &y, &node, &mark));
+    if (node) {
         mmrec__gather_ctx *c = node->ctx;
-        c->ids = copy;
+        c->ids = mmrec__tape_copy(tape, ids, n * sizeof *ids);
         c->n = n;
+        if (c->ids == NULL) return mmrec__tape_oom(tape, mark, __func__);
     }
     for (size_t i = 0; i < n; i++)
         memcpy(y->data + i * dim, table->data + (size_t)ids[i] * dim, dim * sizeof(float));

@@ -150,37 +150,29 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
         MMREC_FAIL_SHAPE2("bias must be 1-D of x's last dim", x, bias);
 
     size_t rows = mmrec__rows(x);
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    mmrec_tensor *in[3];
+    mmrec_tensor *in[3], *y;
     int n_in = 0;
     in[n_in++] = x;
     if (weight) in[n_in++] = weight;
     if (bias) in[n_in++] = bias;
-    mmrec__ln_ctx *c = NULL;
-    double *mean;
-    float *rstd;
-    if (mmrec__tape_wants_grad(tape, in, n_in)) {
-        mmrec__node *node = mmrec__tape_record(tape, "layer_norm", mmrec__layer_norm_backward, y,
-                                               in, n_in, sizeof *c);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        c = node->ctx;
-        c->has_w = weight != NULL;
-        c->has_b = bias != NULL;
-    }
-    mean = mmrec__tape_alloc(tape, rows * (sizeof *mean + sizeof *rstd));
+    mmrec__node *node;
+    mmrec__tape_mark mark;
+    const mmrec__ln_ctx c0 = {NULL, NULL, weight != NULL, bias != NULL};
+    const mmrec__op op = {__func__, "layer_norm", mmrec__layer_norm_backward, in, n_in, 0,
+                          &c0, sizeof c0};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, &node, &mark));
+    double *mean = mmrec__tape_alloc(tape, rows * (sizeof *mean + sizeof(float)));
     if (mean == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    rstd = (float *)(mean + rows);
-    if (c) {
+    float *rstd = (float *)(mean + rows);
+    if (node) {
+        mmrec__ln_ctx *c = node->ctx;
         c->mean = mean;
         c->rstd = rstd;
     }
     mmrec__ln_job job = {x->data, weight ? weight->data : NULL, bias ? bias->data : NULL,
                          NULL, eps, (size_t)n, y->data, rstd, NULL, mean};
     mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain((size_t)n, MMREC__LN_GRAIN)),
-                        mmrec__ln_forward_chunk,
-                        &job);
+                        mmrec__ln_forward_chunk, &job);
     *out = y;
     return MMREC_OK;
 }

@@ -55,10 +55,7 @@ static mmrec_status mmrec__matmul_backward(mmrec__node *node, mmrec_tape *tape) 
 
 mmrec_status mmrec_matmul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b, uint32_t flags,
                           mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(a, tape);
-    MMREC_CHECK_TENSOR_ON(b, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP2(tape, a, b, out);
     MMREC_FAIL_IF(flags & ~(uint32_t)(MMREC_TRANS_A | MMREC_TRANS_B), MMREC_EINVAL,
                   "flags 0x%x has unknown bits", flags);
     MMREC_FAIL_IF(a->ndim < 2 || b->ndim < 2, MMREC_ESHAPE,
@@ -88,16 +85,9 @@ mmrec_status mmrec_matmul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b, ui
     shape[lead->ndim - 2] = (int64_t)c.m;
     shape[lead->ndim - 1] = (int64_t)c.n;
 
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, lead->ndim, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    mmrec_tensor *in[2] = {a, b};
-    if (mmrec__tape_wants_grad(tape, in, 2)) {
-        mmrec__node *node =
-            mmrec__tape_record(tape, "matmul", mmrec__matmul_backward, y, in, 2, sizeof c);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        *(mmrec__matmul_ctx *)node->ctx = c;
-    }
+    mmrec_tensor *in[2] = {a, b}, *y;
+    const mmrec__op op = {__func__, "matmul", mmrec__matmul_backward, in, 2, 0, &c, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, lead->ndim, shape, false, &y, NULL, NULL));
     size_t lda = c.ta ? c.m : c.k, ldb = c.tb ? c.k : c.n;
     if (c.stride_b == 0 && !c.ta) {
         /* Shared right operand: stack every batch's rows into one product. */

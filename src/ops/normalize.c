@@ -35,20 +35,13 @@ static mmrec_status mmrec__l2n_backward(mmrec__node *node, mmrec_tape *tape) {
 
 mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
                                 mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP1(tape, x, out);
     MMREC_FAIL_IF(!(eps > 0.0f && isfinite(eps)), MMREC_EINVAL, "eps is %g, must be > 0",
                   (double)eps);
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "l2_normalize", mmrec__l2n_backward, y, &x,
-                                               1, sizeof(mmrec__l2n_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        ((mmrec__l2n_ctx *)node->ctx)->eps = eps;
-    }
+    mmrec_tensor *y;
+    const mmrec__l2n_ctx c = {eps};
+    const mmrec__op op = {__func__, "l2_normalize", mmrec__l2n_backward, &x, 1, 0, &c, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
     size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x->data + r * n;
@@ -105,10 +98,7 @@ static mmrec_status mmrec__cos_backward(mmrec__node *node, mmrec_tape *tape) {
 
 mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
                                      float eps, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(a, tape);
-    MMREC_CHECK_TENSOR_ON(b, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP2(tape, a, b, out);
     MMREC_FAIL_IF(!(eps > 0.0f && isfinite(eps)), MMREC_EINVAL, "eps is %g, must be > 0",
                   (double)eps);
     bool same = a->ndim == b->ndim;
@@ -117,16 +107,11 @@ mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a, mmrec_te
     int ndim = a->ndim > 1 ? a->ndim - 1 : 1;
     int64_t shape[MMREC_MAX_DIMS] = {1};
     for (int d = 0; d < a->ndim - 1; d++) shape[d] = a->shape[d];
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, ndim, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    mmrec_tensor *in[2] = {a, b};
-    if (mmrec__tape_wants_grad(tape, in, 2)) {
-        mmrec__node *node = mmrec__tape_record(tape, "cosine_similarity", mmrec__cos_backward, y,
-                                               in, 2, sizeof(mmrec__cos_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        ((mmrec__cos_ctx *)node->ctx)->eps = eps;
-    }
+    mmrec_tensor *in[2] = {a, b}, *y;
+    const mmrec__cos_ctx c = {eps};
+    const mmrec__op op = {__func__, "cosine_similarity", mmrec__cos_backward, in, 2, 0, &c,
+                          sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ndim, shape, false, &y, NULL, NULL));
     size_t n = (size_t)mmrec__last_dim(a), rows = mmrec__rows(a);
     for (size_t r = 0; r < rows; r++) {
         mmrec__cos_row s = mmrec__cos_stats(a->data + r * n, b->data + r * n, n, eps);

@@ -55,15 +55,10 @@ static mmrec_status mmrec__reduce(const char *func, bool mean, mmrec_tape *tape,
         }
     }
     c.scale = mean ? 1.0f / (float)c.len : 1.0f;
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, ndim, shape, true);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
-    if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, mean ? "mean" : "sum",
-                                               mmrec__reduce_backward, y, &x, 1, sizeof c);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
-        *(mmrec__reduce_ctx *)node->ctx = c;
-    }
+    mmrec_tensor *y;
+    const mmrec__op op = {func, mean ? "mean" : "sum", mmrec__reduce_backward, &x, 1, 0,
+                          &c, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ndim, shape, true, &y, NULL, NULL));
     double div = mean ? (double)c.len : 1.0;
     for (size_t o = 0; o < c.outer; o++) {
         float *yo = y->data + o * c.inner;

@@ -70,15 +70,11 @@ mmrec_status mmrec_concat(mmrec_tape *tape, mmrec_tensor *const *xs, size_t n, i
         }
         shape[ax] += xs[i]->shape[ax];
     }
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, x0->ndim, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, xs, (int)n)) {
-        mmrec__node *node = mmrec__tape_record(tape, "concat", mmrec__concat_backward, y, xs,
-                                               (int)n, sizeof(mmrec__concat_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        ((mmrec__concat_ctx *)node->ctx)->axis = ax;
-    }
+    mmrec_tensor *y;
+    const mmrec__concat_ctx c = {ax};
+    const mmrec__op op = {__func__, "concat", mmrec__concat_backward, xs, (int)n, 0, &c,
+                          sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x0->ndim, shape, false, &y, NULL, NULL));
     mmrec__split so = mmrec__split_at(y, ax);
     size_t offset = 0;
     for (size_t i = 0; i < n; i++) {
@@ -117,9 +113,7 @@ static mmrec_status mmrec__slice_backward(mmrec__node *node, mmrec_tape *tape) {
 
 mmrec_status mmrec_slice(mmrec_tape *tape, mmrec_tensor *x, int axis, int64_t start,
                          int64_t length, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP1(tape, x, out);
     int ax;
     MMREC_FAIL_IF(!mmrec__axis(axis, x->ndim, &ax), MMREC_ERANGE,
                   "axis %d is out of range for %d dims", axis, x->ndim);
@@ -129,17 +123,10 @@ mmrec_status mmrec_slice(mmrec_tape *tape, mmrec_tensor *x, int axis, int64_t st
     int64_t shape[MMREC_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[ax] = length;
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, x->ndim, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, "slice", mmrec__slice_backward, y, &x, 1,
-                                               sizeof(mmrec__slice_ctx));
-        if (node == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        mmrec__slice_ctx *c = node->ctx;
-        c->axis = ax;
-        c->start = (size_t)start;
-    }
+    mmrec_tensor *y;
+    const mmrec__slice_ctx c = {.axis = ax, .start = (size_t)start};
+    const mmrec__op op = {__func__, "slice", mmrec__slice_backward, &x, 1, 0, &c, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, NULL));
     mmrec__split sx = mmrec__split_at(x, ax);
     size_t chunk = (size_t)length * sx.inner;
     for (size_t o = 0; o < sx.outer; o++)
@@ -194,15 +181,13 @@ mmrec_status mmrec_reshape(mmrec_tape *tape, mmrec_tensor *x, int ndim, const in
         MMREC_FAIL(MMREC_ESHAPE, "x is %s (%zu elements), new shape has %zu",
                    mmrec__shape_str(x, sx, sizeof sx), x->numel, known);
     }
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec_tensor *y;
     if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        y = mmrec__tape_new(tape, ndim, s, false);
-        if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-        if (!mmrec__tape_record(tape, "reshape", mmrec__reshape_backward, y, &x, 1, 0))
-            return mmrec__tape_oom(tape, mark, __func__);
+        const mmrec__op op = {__func__, "reshape", mmrec__reshape_backward, &x, 1, 0, NULL, 0};
+        MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ndim, s, false, &y, NULL, NULL));
         memcpy(y->data, x->data, x->numel * sizeof(float));
     } else {
+        mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
         /* Nothing to differentiate: a view of x's data. */
         y = mmrec__tape_view(tape, x->data, ndim, s);
         if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
@@ -237,20 +222,15 @@ static mmrec_status mmrec__transpose_backward(mmrec__node *node, mmrec_tape *tap
 }
 
 mmrec_status mmrec_transpose(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    MMREC_CHECK_NULL(out);
+    MMREC_CHECK_OP1(tape, x, out);
     MMREC_FAIL_IF(x->ndim < 2, MMREC_ESHAPE, "x has %d dims, needs at least 2", x->ndim);
     int64_t shape[MMREC_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 2] = x->shape[x->ndim - 1];
     shape[x->ndim - 1] = x->shape[x->ndim - 2];
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new(tape, x->ndim, shape, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    if (mmrec__tape_wants_grad(tape, &x, 1) &&
-        !mmrec__tape_record(tape, "transpose", mmrec__transpose_backward, y, &x, 1, 0))
-        return mmrec__tape_oom(tape, mark, __func__);
+    mmrec_tensor *y;
+    const mmrec__op op = {__func__, "transpose", mmrec__transpose_backward, &x, 1, 0, NULL, 0};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, NULL));
     size_t rows = (size_t)x->shape[x->ndim - 2], cols = (size_t)x->shape[x->ndim - 1];
     mmrec__transpose_add(x->data, y->data, x->numel / (rows * cols), rows, cols, false);
     *out = y;

@@ -79,15 +79,10 @@ static mmrec_status mmrec__softmax_op(const char *func, bool log, mmrec_tape *ta
                                     mmrec__shape_str(mask, sm, sizeof sm));
         }
     }
-    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *y = mmrec__tape_new_like(tape, x, false);
-    if (y == NULL) return mmrec__tape_oom(tape, mark, func);
-    if (mmrec__tape_wants_grad(tape, &x, 1)) {
-        mmrec__node *node = mmrec__tape_record(tape, log ? "log_softmax" : "softmax",
-                                               mmrec__softmax_backward, y, &x, 1, sizeof log);
-        if (node == NULL) return mmrec__tape_oom(tape, mark, func);
-        *(bool *)node->ctx = log;
-    }
+    mmrec_tensor *y;
+    const mmrec__op op = {func, log ? "log_softmax" : "softmax", mmrec__softmax_backward, &x, 1,
+                          0, &log, sizeof log};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
     if (mask == NULL) {
         size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
         for (size_t r = 0; r < rows; r++)
