@@ -138,15 +138,20 @@ MMREC_API mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mm
                                          mmrec_tensor **out);
 
 /* ---- Embedding: rows of a [num_rows, dim] table ("<name>.weight") ----
- * The gradient is row-sparse: backward and the optimizer touch only the
- * rows gathered in the step. Used by any other op as well (e.g. its weight
- * as the output layer of a full softmax), the table trains as a dense
- * parameter in the steps where that happens (optim.h). */
+ * By default the gradient is row-sparse: backward and the optimizer touch
+ * only the rows gathered in the step (torch.nn.Embedding(sparse=True) with
+ * a lazy optimizer such as SparseAdam). Used by any other op as well (e.g.
+ * its weight as the output layer of a full softmax), the table trains as a
+ * dense parameter in the steps where that happens (optim.h). With `dense`
+ * the table is always a dense parameter: every step updates every row, as
+ * torch.nn.Embedding's default (sparse=False) with torch.optim.Adam does
+ * (moments of untouched rows decay, weight decay reaches every row). */
 typedef struct mmrec_embedding_config {
     size_t struct_size;
     int64_t num_rows, dim;  /* required, >= 1 */
     mmrec_init init;        /* default MMREC_INIT_NORMAL */
     float init_std;         /* default 1.0 (PyTorch's N(0, 1)) */
+    int dense;              /* 0 (default): row-sparse updates; 1: dense. Since 0.2 */
 } mmrec_embedding_config;
 
 MMREC_API mmrec_status mmrec_embedding_config_init_sized(mmrec_embedding_config *cfg,

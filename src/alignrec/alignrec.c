@@ -7,6 +7,7 @@
  * sjtulyf123/AlignRec_CIKM24 src/models/alignrec.py;
  * tests/golden/make_golden.py::write_alignrec. */
 #include "../modules/modules_internal.h"
+#include "../core/config_sizes.h"
 #include "../graph/graph_internal.h"
 #include "mmrec/alignrec.h"
 
@@ -34,8 +35,7 @@ static const mmrec_alignrec_config mmrec__ar_defaults = {
 };
 
 mmrec_status mmrec_alignrec_config_init_sized(mmrec_alignrec_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__ar_defaults, sizeof mmrec__ar_defaults,
-                              sizeof(mmrec_alignrec_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_alignrec_config, cfg, size, mmrec__ar_defaults);
 }
 
 static const mmrec_alignrec_views mmrec__views_zero = {
@@ -45,8 +45,7 @@ static const mmrec_alignrec_views mmrec__views_zero = {
 mmrec_status mmrec_alignrec_views_init_sized(mmrec_alignrec_views *views, size_t size) {
     if (views == NULL)
         return mmrec__set_error(MMREC_EINVAL, __func__, "argument 'views' is NULL");
-    return mmrec__config_init(views, size, &mmrec__views_zero, sizeof mmrec__views_zero,
-                              sizeof(mmrec_alignrec_views), __func__);
+    return MMREC__CONFIG_INIT(mmrec_alignrec_views, views, size, mmrec__views_zero);
 }
 
 /* torch.nn.Linear's default initialization: weight and bias
@@ -98,7 +97,7 @@ mmrec_status mmrec_alignrec_create(mmrec_model *model, const char *name,
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_alignrec_config c = mmrec__ar_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_alignrec_config, &c, cfg));
     MMREC_FAIL_IF(c.num_users < 1 || c.num_items < 1 || c.num_users + c.num_items >= INT32_MAX,
                   MMREC_EINVAL,
                   "cfg->num_users is %lld and cfg->num_items %lld: each must be >= 1, their "
@@ -194,10 +193,11 @@ mmrec_status mmrec_alignrec_forward(mmrec_module *alignrec, mmrec_tape *tape,
     MMREC_CHECK_MODULE(alignrec, "alignrec");
     MMREC_CHECK_TAPE(tape);
     MMREC_CHECK_NULL(views);
-    MMREC_FAIL_IF(views->struct_size < sizeof(mmrec_alignrec_views), MMREC_EINVAL,
+    MMREC_FAIL_IF(views->struct_size < (size_t)MMREC__MIN_SIZE(mmrec_alignrec_views),
+                  MMREC_EINVAL,
                   "views->struct_size is %zu, expected at least %zu (use "
                   "mmrec_alignrec_views_init)",
-                  views->struct_size, sizeof(mmrec_alignrec_views));
+                  views->struct_size, (size_t)MMREC__MIN_SIZE(mmrec_alignrec_views));
     const mmrec__alignrec *m = (const mmrec__alignrec *)alignrec;
     MMREC_FORWARD_IF(mmrec__ar_check_graphs(m, ui_graph, item_graph));
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);

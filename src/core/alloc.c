@@ -1,5 +1,6 @@
 /* Allocation wrappers and the allocator hook. */
 #include "core_internal.h"
+#include "config_sizes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,9 @@ mmrec_status mmrec_set_allocator(const mmrec_allocator *allocator) {
         mmrec__allocator.user = NULL;
         return MMREC_OK;
     }
-    MMREC_FAIL_IF(allocator->struct_size < sizeof(mmrec_allocator), MMREC_EINVAL,
+    MMREC_FAIL_IF(allocator->struct_size < (size_t)MMREC__MIN_SIZE(mmrec_allocator), MMREC_EINVAL,
                   "allocator->struct_size is %zu, expected at least %zu",
-                  allocator->struct_size, sizeof(mmrec_allocator));
+                  allocator->struct_size, (size_t)MMREC__MIN_SIZE(mmrec_allocator));
     MMREC_CHECK_NULL(allocator->alloc);
     MMREC_CHECK_NULL(allocator->release);
     mmrec__allocator.alloc = allocator->alloc;

@@ -7,6 +7,7 @@
  * shuffle of the other rows, row by row) or given.
  * Reference: EM3 (METHODS.md); tests/golden/make_golden.py::cic_reference. */
 #include "../losses/losses_internal.h"
+#include "../core/config_sizes.h"
 #include "mmrec/em3.h"
 
 #include <math.h>
@@ -17,8 +18,7 @@ static const mmrec_cic_config mmrec__cic_defaults = {
 };
 
 mmrec_status mmrec_cic_config_init_sized(mmrec_cic_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__cic_defaults, sizeof mmrec__cic_defaults,
-                              sizeof(mmrec_cic_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_cic_config, cfg, size, mmrec__cic_defaults);
 }
 
 typedef struct mmrec__cic_mask {
@@ -112,7 +112,7 @@ mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content, mmrec_tenso
     MMREC_CHECK_NULL(cfg);
     MMREC_CHECK_NULL(out);
     mmrec_cic_config c = mmrec__cic_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_cic_config, &c, cfg));
     if (content->ndim != 2 || ids->ndim != 2 || content->shape[0] != ids->shape[0] ||
         content->shape[1] != ids->shape[1])
         MMREC_FAIL_SHAPE2("content and ids must both be [batch, dim]", content, ids);

@@ -3,6 +3,7 @@
  * item's content embedding. Reference: EM3 (METHODS.md); the golden test
  * builds the same model from torch.nn layers. */
 #include "../modules/modules_internal.h"
+#include "../core/config_sizes.h"
 #include "mmrec/em3.h"
 
 #include <math.h>
@@ -28,8 +29,7 @@ static const mmrec_fqformer_config mmrec__fq_defaults = {
 };
 
 mmrec_status mmrec_fqformer_config_init_sized(mmrec_fqformer_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__fq_defaults, sizeof mmrec__fq_defaults,
-                              sizeof(mmrec_fqformer_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_fqformer_config, cfg, size, mmrec__fq_defaults);
 }
 
 static mmrec_status mmrec__fq_parts(mmrec__fqformer *m, mmrec_model *model, const char *name) {
@@ -68,7 +68,7 @@ mmrec_status mmrec_fqformer_create(mmrec_model *model, const char *name,
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_fqformer_config c = mmrec__fq_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_fqformer_config, &c, cfg));
     MMREC_FAIL_IF(c.image_dim < 1, MMREC_EINVAL, "cfg->image_dim is %lld, must be >= 1",
                   (long long)c.image_dim);
     MMREC_FAIL_IF(c.text_dim < 1, MMREC_EINVAL, "cfg->text_dim is %lld, must be >= 1",

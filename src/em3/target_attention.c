@@ -2,6 +2,7 @@
  * DIN-style MLP scores, masked softmax, weighted sum. Reference: EM3's user
  * content interest (METHODS.md) and DIN's activation unit. */
 #include "../modules/modules_internal.h"
+#include "../core/config_sizes.h"
 #include "mmrec/em3.h"
 
 #include <math.h>
@@ -24,8 +25,7 @@ static const mmrec_target_attention_config mmrec__ta_defaults = {
 
 mmrec_status mmrec_target_attention_config_init_sized(mmrec_target_attention_config *cfg,
                                                       size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__ta_defaults, sizeof mmrec__ta_defaults,
-                              sizeof(mmrec_target_attention_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_target_attention_config, cfg, size, mmrec__ta_defaults);
 }
 
 mmrec_status mmrec_target_attention_create(mmrec_model *model, const char *name,
@@ -34,7 +34,7 @@ mmrec_status mmrec_target_attention_create(mmrec_model *model, const char *name,
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_target_attention_config c = mmrec__ta_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_target_attention_config, &c, cfg));
     MMREC_FAIL_IF(c.dim < 1, MMREC_EINVAL, "cfg->dim is %lld, must be >= 1", (long long)c.dim);
     MMREC_FAIL_IF(c.score != MMREC_TA_DOT && c.score != MMREC_TA_MLP, MMREC_EINVAL,
                   "cfg->score is %d, not an mmrec_ta_score", (int)c.score);

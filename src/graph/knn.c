@@ -14,6 +14,7 @@
  * (propagate.c).
  * Reference: tests/golden/make_golden.py::write_knn. */
 #include "graph_internal.h"
+#include "../core/config_sizes.h"
 #include "../kernels/kernels_internal.h"
 
 #include <math.h>
@@ -33,8 +34,7 @@ static const mmrec_knn_config mmrec__knn_defaults = {
 };
 
 mmrec_status mmrec_knn_config_init_sized(mmrec_knn_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__knn_defaults, sizeof mmrec__knn_defaults,
-                              sizeof(mmrec_knn_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_knn_config, cfg, size, mmrec__knn_defaults);
 }
 
 typedef struct mmrec__knn_entry {
@@ -187,7 +187,7 @@ mmrec_status mmrec_graph_create_knn(const float *features, int64_t num_items, in
     MMREC_FAIL_IF(dim < 1 || dim > MMREC__KNN_MAX_DIM, MMREC_EINVAL,
                   "dim is %lld, expected 1 .. 2^20", (long long)dim);
     mmrec_knn_config c = mmrec__knn_defaults;
-    if (cfg) MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    if (cfg) MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_knn_config, &c, cfg));
     MMREC_FAIL_IF(c.k < 1 || c.k > num_items, MMREC_EINVAL,
                   "cfg->k is %d, expected 1 .. %lld (num_items)", c.k, (long long)num_items);
     MMREC_FAIL_IF(c.binary != 0 && c.binary != 1, MMREC_EINVAL,

@@ -22,6 +22,7 @@
  * tests/golden/make_golden.py::write_batch_softmax (masked_fill with -inf
  * and torch.nn.functional.cross_entropy). */
 #include "losses_internal.h"
+#include "../core/config_sizes.h"
 #include "../ops/fastmath.h"
 
 #include <math.h>
@@ -618,8 +619,7 @@ static const mmrec_batch_softmax_config mmrec__bsm_defaults = {
 };
 
 mmrec_status mmrec_batch_softmax_config_init_sized(mmrec_batch_softmax_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__bsm_defaults, sizeof mmrec__bsm_defaults,
-                              sizeof(mmrec_batch_softmax_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_batch_softmax_config, cfg, size, mmrec__bsm_defaults);
 }
 
 typedef struct mmrec__bsm_mask_src {
@@ -653,7 +653,7 @@ mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *queries,
                                       mmrec_tensor **out) {
     MMREC_CHECK_OP2(tape, queries, candidates, out);
     mmrec_batch_softmax_config c = mmrec__bsm_defaults;
-    if (cfg != NULL) MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    if (cfg != NULL) MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_batch_softmax_config, &c, cfg));
     if (queries->ndim != 2 || candidates->ndim != 2 || queries->shape[1] != candidates->shape[1])
         MMREC_FAIL_SHAPE2("queries must be [batch, dim] and candidates [candidates, dim]",
                           queries, candidates);

@@ -13,6 +13,7 @@
  * so they do not depend on the thread count.
  * Reference: tests/golden/make_golden.py::write_content_eval. */
 #include "metrics_internal.h"
+#include "../core/config_sizes.h"
 #include "../data/data_internal.h"
 
 #include <math.h>
@@ -45,7 +46,7 @@ static mmrec_status mmrec__content_check(const float *features, int64_t num_item
                                 (long long)num_items, (long long)feat_dim);
     if (num_ks < 1 || num_ks > 64)
         return mmrec__set_error(MMREC_EINVAL, func, "num_ks is %d, expected 1..64", num_ks);
-    size_t min_size = offsetof(mmrec_rank_metrics, mrr) + sizeof(double);
+    size_t min_size = MMREC__MIN_SIZE(mmrec_rank_metrics);
     if (out[0].struct_size < min_size)
         return mmrec__set_error(MMREC_EINVAL, func,
                                 "out[0].struct_size is %zu, expected at least %zu (set it to "
@@ -83,7 +84,7 @@ static void mmrec__scale_row(float *row, const float *inv, size_t I) {
 static void mmrec__content_metrics(const int64_t *ranks, size_t n_queries, const int *ks,
                                    int num_ks, mmrec_rank_metrics *out) {
     size_t stride = out[0].struct_size;
-    size_t min_size = offsetof(mmrec_rank_metrics, mrr) + sizeof(double);
+    size_t min_size = MMREC__MIN_SIZE(mmrec_rank_metrics);
     for (int q = 0; q < num_ks; q++) {
         double hit = 0.0, ndcg = 0.0, mrr = 0.0;
         for (size_t i = 0; i < n_queries; i++)

@@ -19,6 +19,7 @@
  * are added in block order, so the result does not depend on the thread
  * count. */
 #include "metrics_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -182,7 +183,7 @@ mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_em
     MMREC_FORWARD_IF(mmrec__metrics_check_sizes(num_users, num_items, dim, __func__));
     MMREC_FAIL_IF(num_ks < 1 || num_ks > 64, MMREC_EINVAL, "num_ks is %d, expected 1..64",
                   num_ks);
-    size_t min_size = offsetof(mmrec_rank_metrics, mrr) + sizeof(double);
+    size_t min_size = MMREC__MIN_SIZE(mmrec_rank_metrics);
     MMREC_FAIL_IF(out[0].struct_size < min_size, MMREC_EINVAL,
                   "out[0].struct_size is %zu, expected at least %zu (set it to "
                   "sizeof(mmrec_rank_metrics))",
@@ -201,7 +202,7 @@ mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *i
                                            const mmrec_interactions *test, const int *ks,
                                            int num_ks, mmrec_rank_metrics *out, bool kernel,
                                            const char *func) {
-    size_t min_size = offsetof(mmrec_rank_metrics, mrr) + sizeof(double);
+    size_t min_size = MMREC__MIN_SIZE(mmrec_rank_metrics);
     size_t stride = out[0].struct_size;
     size_t U = (size_t)num_users, I = (size_t)num_items, d = (size_t)dim, kmax = 0;
     for (int q = 0; q < num_ks; q++)

@@ -1,5 +1,7 @@
-/* Embedding table with a row-sparse gradient. Reference: torch.nn.Embedding. */
+/* Embedding table with a row-sparse gradient, or a dense one (cfg->dense).
+ * Reference: torch.nn.Embedding. */
 #include "modules_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 
@@ -15,9 +17,7 @@ static const mmrec_embedding_config mmrec__embedding_defaults = {
 };
 
 mmrec_status mmrec_embedding_config_init_sized(mmrec_embedding_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__embedding_defaults,
-                              sizeof mmrec__embedding_defaults, sizeof(mmrec_embedding_config),
-                              __func__);
+    return MMREC__CONFIG_INIT(mmrec_embedding_config, cfg, size, mmrec__embedding_defaults);
 }
 
 mmrec_status mmrec_embedding_create(mmrec_model *model, const char *name,
@@ -25,16 +25,19 @@ mmrec_status mmrec_embedding_create(mmrec_model *model, const char *name,
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_embedding_config c = mmrec__embedding_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_embedding_config, &c, cfg));
     MMREC_FAIL_IF(c.num_rows < 1, MMREC_EINVAL, "cfg->num_rows is %lld, must be >= 1",
                   (long long)c.num_rows);
     MMREC_FAIL_IF(c.dim < 1, MMREC_EINVAL, "cfg->dim is %lld, must be >= 1", (long long)c.dim);
+    MMREC_FAIL_IF(c.dense != 0 && c.dense != 1, MMREC_EINVAL, "cfg->dense is %d, must be 0 or 1",
+                  c.dense);
     MMREC_FORWARD_IF(mmrec__init_check(__func__, "init", c.init, c.init_std));
     mmrec__embedding *m = mmrec__calloc(1, sizeof *m);
     mmrec_status s = MMREC_OK;
     if (m) {
         int64_t shape[2] = {c.num_rows, c.dim};
-        s = mmrec__model_add_param(model, __func__, name, "weight", 2, shape, true, &m->weight);
+        s = mmrec__model_add_param(model, __func__, name, "weight", 2, shape, c.dense == 0,
+                                   &m->weight);
         if (s == MMREC_OK && c.init == MMREC_INIT_NORMAL)
             mmrec__init_normal(model, m->weight, 0.0f, c.init_std);
         else if (s == MMREC_OK && c.init == MMREC_INIT_XAVIER_UNIFORM)

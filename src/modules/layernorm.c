@@ -1,5 +1,6 @@
 /* LayerNorm module over the last dim. Reference: torch.nn.LayerNorm. */
 #include "modules_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 
@@ -17,9 +18,7 @@ static const mmrec_layernorm_config mmrec__layernorm_defaults = {
 };
 
 mmrec_status mmrec_layernorm_config_init_sized(mmrec_layernorm_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__layernorm_defaults,
-                              sizeof mmrec__layernorm_defaults, sizeof(mmrec_layernorm_config),
-                              __func__);
+    return MMREC__CONFIG_INIT(mmrec_layernorm_config, cfg, size, mmrec__layernorm_defaults);
 }
 
 mmrec_status mmrec__ln_params(mmrec_model *model, const char *func, const char *prefix,
@@ -35,7 +34,7 @@ mmrec_status mmrec_layernorm_create(mmrec_model *model, const char *name,
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_layernorm_config c = mmrec__layernorm_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_layernorm_config, &c, cfg));
     MMREC_FAIL_IF(c.dim < 1, MMREC_EINVAL, "cfg->dim is %lld, must be >= 1", (long long)c.dim);
     MMREC_FAIL_IF(!(c.eps > 0.0f && isfinite(c.eps)), MMREC_EINVAL, "cfg->eps is %g, must be > 0",
                   (double)c.eps);

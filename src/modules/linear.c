@@ -1,6 +1,7 @@
 /* Linear layer y = x W^T + b as one fused node (sgemm forward and
  * backward). Reference: torch.nn.Linear. */
 #include "modules_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <string.h>
@@ -95,8 +96,7 @@ static const mmrec_linear_config mmrec__linear_defaults = {
 };
 
 mmrec_status mmrec_linear_config_init_sized(mmrec_linear_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__linear_defaults, sizeof mmrec__linear_defaults,
-                              sizeof(mmrec_linear_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_linear_config, cfg, size, mmrec__linear_defaults);
 }
 
 mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
@@ -104,7 +104,7 @@ mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_linear_config c = mmrec__linear_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_linear_config, &c, cfg));
     MMREC_FAIL_IF(c.in_dim < 1, MMREC_EINVAL, "cfg->in_dim is %lld, must be >= 1",
                   (long long)c.in_dim);
     MMREC_FAIL_IF(c.out_dim < 1, MMREC_EINVAL, "cfg->out_dim is %lld, must be >= 1",

@@ -5,6 +5,7 @@
  * at merge: bit for bit what it was. Reference: the LoRA paper's formula as
  * EM3 uses it (METHODS.md, EM3); tests/golden/make_golden.py::write_modules. */
 #include "modules_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <string.h>
@@ -14,8 +15,7 @@ static const mmrec_lora_config mmrec__lora_defaults = {
 };
 
 mmrec_status mmrec_lora_config_init_sized(mmrec_lora_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__lora_defaults, sizeof mmrec__lora_defaults,
-                              sizeof(mmrec_lora_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_lora_config, cfg, size, mmrec__lora_defaults);
 }
 
 static void mmrec__lora_free(mmrec__lora *lora) {
@@ -44,7 +44,7 @@ mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cf
     mmrec__lin *lin = &m->lin;
     MMREC_FAIL_IF(lin->lora != NULL, MMREC_ESTATE, "linear '%s' already has LoRA", linear->name);
     mmrec_lora_config c = mmrec__lora_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_lora_config, &c, cfg));
     int64_t max_rank = lin->in < lin->out ? lin->in : lin->out;
     MMREC_FAIL_IF(c.rank < 1 || c.rank > max_rank, MMREC_EINVAL,
                   "cfg->rank is %d, must be in [1, %lld]", c.rank, (long long)max_rank);

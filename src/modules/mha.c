@@ -1,6 +1,7 @@
 /* Multi-head self-attention: packed in-projection, attention core,
  * out-projection. Reference: torch.nn.MultiheadAttention(batch_first=True). */
 #include "modules_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,8 +12,7 @@ static const mmrec_mha_config mmrec__mha_defaults = {
 };
 
 mmrec_status mmrec_mha_config_init_sized(mmrec_mha_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__mha_defaults, sizeof mmrec__mha_defaults,
-                              sizeof(mmrec_mha_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_mha_config, cfg, size, mmrec__mha_defaults);
 }
 
 mmrec_status mmrec__mha_check(const char *func, int64_t dim, int heads, float dropout) {
@@ -81,7 +81,7 @@ mmrec_status mmrec_mha_create(mmrec_model *model, const char *name, const mmrec_
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_mha_config c = mmrec__mha_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_mha_config, &c, cfg));
     MMREC_FORWARD_IF(mmrec__mha_check(__func__, c.dim, c.num_heads, c.dropout));
     mmrec__mha_module *m = mmrec__calloc(1, sizeof *m);
     mmrec_status s = m == NULL ? MMREC_OK

@@ -1,6 +1,7 @@
 /* MLP: Linear layers with an activation and dropout between them.
  * Reference: torch.nn.Sequential of Linear / activation / Dropout. */
 #include "modules_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -25,8 +26,7 @@ static const mmrec_mlp_config mmrec__mlp_defaults = {
 };
 
 mmrec_status mmrec_mlp_config_init_sized(mmrec_mlp_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__mlp_defaults, sizeof mmrec__mlp_defaults,
-                              sizeof(mmrec_mlp_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_mlp_config, cfg, size, mmrec__mlp_defaults);
 }
 
 mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name, const mmrec_mlp_config *cfg,
@@ -34,7 +34,7 @@ mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name, const mmrec_
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_mlp_config c = mmrec__mlp_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_mlp_config, &c, cfg));
     MMREC_FAIL_IF(c.num_sizes < 2 || c.num_sizes > MMREC__MLP_MAX_LAYERS + 1, MMREC_EINVAL,
                   "cfg->num_sizes is %d, must be in [2, %d]", c.num_sizes,
                   MMREC__MLP_MAX_LAYERS + 1);

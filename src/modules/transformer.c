@@ -4,6 +4,7 @@
  *   post-LN: x = ln1(x + drop(sa(x)));  x = ln2(x + drop(ff(x)))
  * with ff(x) = linear2(drop(act(linear1(x)))). */
 #include "modules_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -24,9 +25,7 @@ static const mmrec_transformer_config mmrec__transformer_defaults = {
 };
 
 mmrec_status mmrec_transformer_config_init_sized(mmrec_transformer_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__transformer_defaults,
-                              sizeof mmrec__transformer_defaults,
-                              sizeof(mmrec_transformer_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_transformer_config, cfg, size, mmrec__transformer_defaults);
 }
 
 static mmrec_status mmrec__transformer_params(mmrec__transformer *m, mmrec_model *model,
@@ -53,7 +52,7 @@ mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
     mmrec__create cr;
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_transformer_config c = mmrec__transformer_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_transformer_config, &c, cfg));
     MMREC_FORWARD_IF(mmrec__mha_check(__func__, c.dim, c.num_heads, c.dropout));
     if (c.ffn_dim == 0) c.ffn_dim = 4 * c.dim;
     MMREC_FAIL_IF(c.ffn_dim < 1, MMREC_EINVAL, "cfg->ffn_dim is %lld, must be >= 1",

@@ -2,6 +2,7 @@
  * driver (finiteness check, global-norm clipping, per-parameter update,
  * gradient clearing). The update rules live in sgd.c, adam.c, adagrad.c. */
 #include "optim_internal.h"
+#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,8 +20,7 @@ static const mmrec_optimizer_config mmrec__opt_defaults = {
 };
 
 mmrec_status mmrec_optimizer_config_init_sized(mmrec_optimizer_config *cfg, size_t size) {
-    return mmrec__config_init(cfg, size, &mmrec__opt_defaults, sizeof mmrec__opt_defaults,
-                              sizeof(mmrec_optimizer_config), __func__);
+    return MMREC__CONFIG_INIT(mmrec_optimizer_config, cfg, size, mmrec__opt_defaults);
 }
 
 const mmrec__opt_kind *mmrec__opt_kind_of(mmrec_optimizer_type type) {
@@ -144,7 +144,7 @@ mmrec_status mmrec_optimizer_create(mmrec_model *model, const mmrec_optimizer_co
     MMREC_CHECK_NULL(cfg);
     MMREC_CHECK_NULL(out);
     mmrec_optimizer_config c = mmrec__opt_defaults;
-    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, sizeof c, cfg, __func__));
+    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_optimizer_config, &c, cfg));
     MMREC_FORWARD_IF(mmrec__opt_config_resolve(&c, __func__));
     mmrec_optimizer *opt = mmrec__calloc(1, sizeof *opt);
     MMREC_FAIL_IF(opt == NULL, MMREC_ENOMEM, "out of memory");
