@@ -312,6 +312,31 @@ START_TEST(test_softmax_nan_row_is_nan) {
 }
 END_TEST
 
+/* A NaN in a row makes that row of the L2 normalization, and its cosine
+ * similarity, NaN (the clamp to eps must not hide it), as in PyTorch; the
+ * other row stays finite. */
+START_TEST(test_normalize_nan_row_is_nan) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t s[2] = {2, 3};
+    float x[6] = {1, NAN, 2, 3, -1, 0.5f}, b[6] = {1, 2, 3, 4, 5, 6};
+    mmrec_tensor *tx = mt_tape_tensor(tape, 2, s, x, 0), *tb = mt_tape_tensor(tape, 2, s, b, 0);
+    mmrec_tensor *y, *c;
+    MT_OK(mmrec_l2_normalize(tape, tx, 1e-12f, &y));
+    MT_OK(mmrec_cosine_similarity(tape, tx, tb, 1e-8f, &c));
+    const float *yd, *cd;
+    MT_OK(mmrec_tensor_data_const(y, &yd));
+    MT_OK(mmrec_tensor_data_const(c, &cd));
+    for (int j = 0; j < 3; j++) {
+        ck_assert_msg(isnan(yd[j]), "y[%d] = %g", j, (double)yd[j]);
+        ck_assert(isfinite(yd[3 + j]));
+    }
+    ck_assert_msg(isnan(cd[0]), "cos[0] = %g", (double)cd[0]);
+    ck_assert(isfinite(cd[1]));
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 START_TEST(test_softmax_gradcheck) {
     float x[2 * 3 * 5], m[2 * 1 * 5] = {1, 0, 1, 1, 0, 1, 1, 1, 0, 1};
     mt_fill_uniform(x, 30, -2, 2, 21);
@@ -474,6 +499,7 @@ static Suite *ops_elementwise_suite(void) {
     tcase_add_test(tc, test_softmax_values_and_mask);
     tcase_add_test(tc, test_softmax_gradcheck);
     tcase_add_test(tc, test_softmax_nan_row_is_nan);
+    tcase_add_test(tc, test_normalize_nan_row_is_nan);
     tcase_add_test(tc, test_layer_norm);
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_dropout_same_seed_same_mask);

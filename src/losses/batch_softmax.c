@@ -49,7 +49,7 @@ typedef struct mmrec__bsm_ctx {
     float inv_tau;
     bool normalize, symmetric;
     float *qn, *cn;          /* normalized rows [B, d], [N, d] (normalize) */
-    float *qnorm, *cnorm;    /* the rows' norms before normalization */
+    const float *qx, *cx;    /* the rows before normalization (the inputs') */
     float *bias;             /* [N]: the column bias, zeros without one */
     int64_t *pos;            /* [B]: positive columns */
     float *coef;             /* [B]: w_i / divisor, halved when symmetric */
@@ -264,33 +264,6 @@ static void mmrec__bsm_row_grad_sym(float *x, const uint8_t *k, const uint8_t *k
     }
 }
 
-/* ---- L2 normalization (torch.nn.functional.normalize, eps 1e-12) ---- */
-
-static void mmrec__bsm_normalize(const float *x, size_t rows, size_t d, float *y, float *norms) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * d;
-        double ss = 0.0;
-        for (size_t e = 0; e < d; e++) ss += (double)xr[e] * xr[e];
-        float norm = (float)sqrt(ss), den = norm > MMREC__BSM_EPS ? norm : MMREC__BSM_EPS;
-        norms[r] = norm;
-        for (size_t e = 0; e < d; e++) y[r * d + e] = xr[e] / den;
-    }
-}
-
-/* dx += the gradient through y = x / max(||x||, eps) of one row, g the
- * gradient of y. */
-static void mmrec__bsm_normalize_backward(const float *y, float norm, const float *g, float *dx,
-                                          size_t d) {
-    if (norm <= MMREC__BSM_EPS) { /* y = x / eps: linear */
-        for (size_t e = 0; e < d; e++) dx[e] += g[e] / MMREC__BSM_EPS;
-        return;
-    }
-    double dot = 0.0;
-    for (size_t e = 0; e < d; e++) dot += (double)g[e] * y[e];
-    float fd = (float)dot;
-    for (size_t e = 0; e < d; e++) dx[e] += (g[e] - y[e] * fd) / norm;
-}
-
 /* ---- the passes ---- */
 
 /* Scores of rows r0 .. r0 + m into the part's block, and its keep flags. */
@@ -378,8 +351,8 @@ static void mmrec__bsm_backward_chunk(void *ctx, size_t lo, size_t hi, int part)
             mmrec__sgemm_serial(false, false, m, d, n, c->inv_tau, r, n, jb->v, d, 0.0f, dqblk,
                                 d);
             for (size_t t = 0; t < m; t++)
-                mmrec__bsm_normalize_backward(c->qn + (r0 + t) * d, c->qnorm[r0 + t],
-                                              dqblk + t * d, jb->dq + (r0 + t) * d, d);
+                mmrec__l2n_row_backward(c->qx + (r0 + t) * d, dqblk + t * d, d, MMREC__BSM_EPS,
+                                        jb->dq + (r0 + t) * d);
         } else if (jb->dq) {
             mmrec__sgemm_serial(false, false, m, d, n, c->inv_tau, r, n, jb->v, d, 1.0f,
                                 jb->dq + r0 * d, d);
@@ -451,8 +424,8 @@ static mmrec_status mmrec__bsm_backward(mmrec__node *node, mmrec_tape *tape) {
             for (size_t e = 0; e < n * d; e++) acc[e] += jb.dv[(size_t)p * n * d + e];
         if (c->normalize)
             for (size_t j = 0; j < n; j++)
-                mmrec__bsm_normalize_backward(c->cn + j * d, c->cnorm[j], acc + j * d,
-                                              dv + j * d, d);
+                mmrec__l2n_row_backward(c->cx + j * d, acc + j * d, d, MMREC__BSM_EPS,
+                                        dv + j * d);
         else
             for (size_t e = 0; e < n * d; e++) dv[e] += acc[e];
     }
@@ -515,9 +488,7 @@ static bool mmrec__bsm_setup(mmrec_tape *tape, const mmrec_tensor *queries,
     if (ok && c->normalize) {
         c->qn = mmrec__tape_alloc(tape, B * d * sizeof *c->qn);
         c->cn = mmrec__tape_alloc(tape, n * d * sizeof *c->cn);
-        c->qnorm = mmrec__tape_alloc(tape, B * sizeof *c->qnorm);
-        c->cnorm = mmrec__tape_alloc(tape, n * sizeof *c->cnorm);
-        ok = c->qn && c->cn && c->qnorm && c->cnorm;
+        ok = c->qn && c->cn;
     }
     if (ok && c->words) ok = (c->keep = mmrec__tape_calloc(tape, B * c->words * 8)) != NULL;
     if (!ok) return false;
@@ -534,8 +505,10 @@ static bool mmrec__bsm_setup(mmrec_tape *tape, const mmrec_tensor *queries,
                                    : 0.0f;
     if (c->keep) mmrec__bsm_fill_keep(a, c);
     if (c->normalize) {
-        mmrec__bsm_normalize(queries->data, B, d, c->qn, c->qnorm);
-        mmrec__bsm_normalize(candidates->data, n, d, c->cn, c->cnorm);
+        c->qx = queries->data;
+        c->cx = candidates->data;
+        mmrec__l2n_rows(queries->data, B, d, MMREC__BSM_EPS, c->qn);
+        mmrec__l2n_rows(candidates->data, n, d, MMREC__BSM_EPS, c->cn);
     }
     return true;
 }

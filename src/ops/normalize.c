@@ -11,25 +11,38 @@ typedef struct mmrec__l2n_ctx {
     float eps;
 } mmrec__l2n_ctx;
 
+/* max(norm, eps) that keeps a NaN norm NaN (torch's clamp_min). */
+static inline double mmrec__clamp_norm(double norm, float eps) {
+    return norm < (double)eps ? (double)eps : norm;
+}
+
+void mmrec__l2n_rows(const float *x, size_t rows, size_t n, float eps, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        double inv = 1.0 / mmrec__clamp_norm(sqrt(mmrec__dot_wide(xr, xr, n)), eps);
+        for (size_t j = 0; j < n; j++) y[r * n + j] = (float)((double)xr[j] * inv);
+    }
+}
+
+void mmrec__l2n_row_backward(const float *x, const float *g, size_t n, float eps, float *dx) {
+    double norm = sqrt(mmrec__dot_wide(x, x, n));
+    if (norm <= eps) { /* y = x / eps: linear */
+        for (size_t j = 0; j < n; j++) dx[j] += g[j] / eps;
+        return;
+    }
+    /* dx = (g - y (g . y)) / ||x||, y = x / ||x|| (a NaN norm gives NaN) */
+    double inv = 1.0 / norm, gy = mmrec__dot_wide(g, x, n) * inv;
+    for (size_t j = 0; j < n; j++) dx[j] += (float)(((double)g[j] - (double)x[j] * inv * gy) * inv);
+}
+
 static mmrec_status mmrec__l2n_backward(mmrec__node *node, mmrec_tape *tape) {
     float eps = ((const mmrec__l2n_ctx *)node->ctx)->eps;
     mmrec_tensor *x = node->in[0], *y = node->out;
     float *dx = mmrec__grad(tape, x);
     if (dx == NULL) return MMREC_ENOMEM;
     size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x->data + r * n, *g = y->grad + r * n;
-        double norm = sqrt(mmrec__dot_wide(xr, xr, n));
-        float *d = dx + r * n;
-        if (norm <= eps) { /* y = x / eps: linear */
-            for (size_t j = 0; j < n; j++) d[j] += g[j] / eps;
-            continue;
-        }
-        /* dx = (g - y (g . y)) / ||x||, y = x / ||x|| */
-        double inv = 1.0 / norm, gy = mmrec__dot_wide(g, xr, n) * inv;
-        for (size_t j = 0; j < n; j++)
-            d[j] += (float)(((double)g[j] - (double)xr[j] * inv * gy) * inv);
-    }
+    for (size_t r = 0; r < rows; r++)
+        mmrec__l2n_row_backward(x->data + r * n, y->grad + r * n, n, eps, dx + r * n);
     return MMREC_OK;
 }
 
@@ -42,13 +55,7 @@ mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
     const mmrec__l2n_ctx c = {eps};
     const mmrec__op op = {__func__, "l2_normalize", mmrec__l2n_backward, &x, 1, 0, &c, sizeof c};
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
-    size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x->data + r * n;
-        double norm = sqrt(mmrec__dot_wide(xr, xr, n));
-        double inv = 1.0 / (norm > eps ? norm : eps);
-        for (size_t j = 0; j < n; j++) y->data[r * n + j] = (float)((double)xr[j] * inv);
-    }
+    mmrec__l2n_rows(x->data, mmrec__rows(x), (size_t)mmrec__last_dim(x), eps, y->data);
     *out = y;
     return MMREC_OK;
 }
@@ -69,8 +76,8 @@ static mmrec__cos_row mmrec__cos_stats(const float *a, const float *b, size_t n,
     s.dot = mmrec__dot_wide(a, b, n);
     s.na = sqrt(mmrec__dot_wide(a, a, n));
     s.nb = sqrt(mmrec__dot_wide(b, b, n));
-    s.ca = s.na > eps ? s.na : eps;
-    s.cb = s.nb > eps ? s.nb : eps;
+    s.ca = mmrec__clamp_norm(s.na, eps);
+    s.cb = mmrec__clamp_norm(s.nb, eps);
     return s;
 }
 

@@ -96,6 +96,13 @@ mmrec__row_lse mmrec__softmax_row(const float *x, const float *mask, size_t mask
 /* dx += the row's input gradient from its output y and dy. */
 void mmrec__softmax_row_backward(const float *y, const float *dy, float *dx, size_t n, bool log);
 
+/* y = x / max(||x||, eps) row by row, `rows` rows of n (the norm summed in
+ * double; a NaN in a row gives a NaN row, as torch's F.normalize). */
+void mmrec__l2n_rows(const float *x, size_t rows, size_t n, float eps, float *y);
+/* dx += the gradient through that normalization of one row x of n, g the
+ * gradient of its output. */
+void mmrec__l2n_row_backward(const float *x, const float *g, size_t n, float eps, float *dx);
+
 /* Layer normalization of `rows` rows of n: y = (x - mean) * rstd * w + b
  * (w, b may be NULL); stores each row's mean (double: a row far from 0
  * keeps the bits a float mean would round away) and rstd. Two passes, row
