@@ -6,17 +6,13 @@ as targets. torch.set_num_threads(2); the caller runs it with
 OPENBLAS_NUM_THREADS=1 and with OpenBLAS's default threads and compares with
 the faster.
 Prints one line: ref_ms=<median> runs=<n> peak_rss_mib=<MiB>."""
-import os
-import resource
-import statistics
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-threads = int(os.environ.get("MMREC_BENCH_THREADS", "2"))
-torch.set_num_threads(threads)
+import bench_util
+
+threads = bench_util.threads()
 torch.manual_seed(0)
 B, N, D, TAU = 4096, 4096, 64, 0.05
 
@@ -35,13 +31,4 @@ def step():
     F.cross_entropy(logits, labels).backward()
 
 
-for _ in range(3):
-    step()
-runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-times = []
-for _ in range(runs):
-    t0 = time.perf_counter()
-    step()
-    times.append((time.perf_counter() - t0) * 1e3)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-print(f"ref_ms={statistics.median(times):.3f} runs={runs} threads={threads} peak_rss_mib={peak:.1f}")
+bench_util.time_step(step, 3, 20, threads)

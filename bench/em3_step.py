@@ -7,17 +7,13 @@ embedding updated by SparseAdam, AdamW for the dense parameters,
 torch.set_num_threads(2); the caller runs it with OPENBLAS_NUM_THREADS=1 and
 with OpenBLAS's default threads and compares with the faster.
 Prints one line: ref_ms=<median> runs=<n> peak_rss_mib=<MiB>."""
-import os
-import resource
-import statistics
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-threads = int(os.environ.get("MMREC_BENCH_THREADS", "2"))
-torch.set_num_threads(threads)
+import bench_util
+
+threads = bench_util.threads()
 torch.manual_seed(0)
 B, M, K, FEAT, D, Q, ITEMS = 256, 2, 2, 768, 128, 4, 100_000
 
@@ -64,13 +60,4 @@ def step():
     opt_sparse.step()
 
 
-for _ in range(5):
-    step()
-runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-times = []
-for _ in range(runs):
-    t0 = time.perf_counter()
-    step()
-    times.append((time.perf_counter() - t0) * 1e3)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-print(f"ref_ms={statistics.median(times):.3f} runs={runs} threads={threads} peak_rss_mib={peak:.1f}")
+bench_util.time_step(step, 5, 20, threads)

@@ -4,16 +4,12 @@ dropout 0, AdamW), timed the way a competent user would run it here:
 torch.set_num_threads(2), run by the caller with OPENBLAS_NUM_THREADS=1 and
 with OpenBLAS's default threads (compared with the faster).
 Prints one line: ref_ms=<median> runs=<n>."""
-import os
-import resource
-import statistics
-import sys
-import time
 
 import torch
 
-threads = int(os.environ.get("MMREC_BENCH_THREADS", "2"))
-torch.set_num_threads(threads)
+import bench_util
+
+threads = bench_util.threads()
 torch.manual_seed(0)
 B, T, D, H, F = 256, 8, 128, 4, 512
 layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=0.0, activation="gelu",
@@ -31,13 +27,4 @@ def step():
     opt.step()
 
 
-for _ in range(10):
-    step()
-runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-times = []
-for _ in range(runs):
-    t0 = time.perf_counter()
-    step()
-    times.append((time.perf_counter() - t0) * 1e3)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-print(f"ref_ms={statistics.median(times):.3f} runs={runs} threads={threads} peak_rss_mib={peak:.1f}")
+bench_util.time_step(step, 10, 50, threads)

@@ -135,144 +135,137 @@ START_TEST(test_lora_checkpoint_round_trip) {
 }
 END_TEST
 
-/* Merge, train a step, unmerge: the merged W, bias, A and B are held
- * frozen, so the step cannot move them, freeze / unfreeze / save / load
- * refuse, and unmerge gives back W bit for bit and the trainable state. */
-START_TEST(test_lora_merge_step_unmerge_restores_weight) {
+/* A Linear "lin" 6 -> 5 with LoRA of rank 2 under a Linear "head" 5 -> 1,
+ * every parameter perturbed, and an Adam optimizer. */
+typedef struct mt_lora_net {
     mmrec_model *model;
-    MT_OK(mmrec_model_create(&model));
+    mmrec_module *lin, *head;
+    mmrec_optimizer *opt;
+    mmrec_tape *tape;
+} mt_lora_net;
+
+static void mt_lora_net_make(mt_lora_net *n) {
+    MT_OK(mmrec_model_create(&n->model));
     mmrec_linear_config lc;
     MT_OK(mmrec_linear_config_init(&lc));
     lc.in_dim = 6;
     lc.out_dim = 5;
-    mmrec_module *lin, *head;
-    MT_OK(mmrec_linear_create(model, "lin", &lc, &lin));
+    MT_OK(mmrec_linear_create(n->model, "lin", &lc, &n->lin));
     lc.in_dim = 5;
     lc.out_dim = 1;
-    MT_OK(mmrec_linear_create(model, "head", &lc, &head));
+    MT_OK(mmrec_linear_create(n->model, "head", &lc, &n->head));
     mmrec_lora_config c;
     MT_OK(mmrec_lora_config_init(&c));
     c.rank = 2;
-    MT_OK(mmrec_lora_attach(lin, &c));
-    mt_perturb_params(model, 3);
+    MT_OK(mmrec_lora_attach(n->lin, &c));
+    mt_perturb_params(n->model, 3);
     mmrec_optimizer_config oc;
     MT_OK(mmrec_optimizer_config_init(&oc));
-    oc.type = MMREC_OPT_ADAM;
     oc.lr = 0.05f;
-    mmrec_optimizer *opt;
-    MT_OK(mmrec_optimizer_create(model, &oc, &opt));
-    mmrec_tensor *w, *a, *b, *hw;
-    MT_OK(mmrec_model_param(model, "lin.weight", &w));
-    MT_OK(mmrec_model_param(model, "lin.lora_A", &a));
-    MT_OK(mmrec_model_param(model, "lin.lora_B", &b));
-    MT_OK(mmrec_model_param(model, "head.weight", &hw));
-    mmrec_tape *tape;
-    MT_OK(mmrec_tape_create(&tape));
-    float x[4 * 6], t[4] = {1, 0, 1, 0};
+    MT_OK(mmrec_optimizer_create(n->model, &oc, &n->opt));
+    MT_OK(mmrec_tape_create(&n->tape));
+}
+
+static void mt_lora_net_free(mt_lora_net *n) {
+    mmrec_tape_destroy(n->tape);
+    mmrec_optimizer_destroy(n->opt);
+    mmrec_model_destroy(n->model);
+}
+
+/* One BCE training step of the net on a fixed batch of 4. */
+static void mt_lora_net_step(mt_lora_net *n) {
+    static float t[4] = {1, 0, 1, 0};
+    float x[4 * 6];
     mt_fill_uniform(x, 24, -1, 1, 4);
-    for (int step = 0; step < 4; step++) {
-        if (step == 2) {
-            float w_before[30], a_before[12], b_before[10], hw_before[5];
-            MT_OK(mmrec_tensor_copy_to(w, w_before, 30));
-            MT_OK(mmrec_tensor_copy_to(a, a_before, 12));
-            MT_OK(mmrec_tensor_copy_to(b, b_before, 10));
-            MT_OK(mmrec_tensor_copy_to(hw, hw_before, 5));
-            MT_OK(mmrec_lora_merge(lin));
-            MT_EXPECT(mmrec_model_unfreeze(model, "lin.lora_", NULL), MMREC_ESTATE,
-                      "held frozen by a merged LoRA");
-            MT_EXPECT(mmrec_model_unfreeze(model, "", NULL), MMREC_ESTATE, "lin.weight");
-            MT_EXPECT(mmrec_model_freeze(model, "lin.lora_B", NULL), MMREC_ESTATE, "unmerge");
-            MT_EXPECT(mmrec_checkpoint_save(model, opt, "/nonexistent/x.mmrc"), MMREC_ESTATE,
-                      "before saving");
-            MT_EXPECT(mmrec_model_load(model, "/nonexistent/x.mmrc"), MMREC_ESTATE,
-                      "before loading");
-            size_t trainable, total;
-            MT_OK(mmrec_model_param_count(model, &trainable, &total));
-            ck_assert_uint_eq(trainable, 5 + 1); /* the head only */
-            /* one step while merged: only the head moves */
-            mmrec_tensor *tx, *h, *y, *loss;
-            int64_t xs[2] = {4, 6}, ys[2] = {4, 1};
-            MT_OK(mmrec_tape_wrap(tape, x, 2, xs, MMREC_TENSOR_READONLY, &tx));
-            MT_OK(mmrec_linear_forward(lin, tape, tx, &h));
-            MT_OK(mmrec_linear_forward(head, tape, h, &y));
-            mmrec_tensor *ty;
-            MT_OK(mmrec_tape_wrap(tape, t, 2, ys, MMREC_TENSOR_READONLY, &ty));
-            MT_OK(mmrec_loss_bce_logits(tape, y, ty, &loss));
-            MT_OK(mmrec_tape_backward(tape, loss));
-            MT_OK(mmrec_optimizer_step(opt));
-            mmrec_tape_reset(tape);
-            float a_now[12], b_now[10], hw_now[5], w_now[30];
-            MT_OK(mmrec_tensor_copy_to(a, a_now, 12));
-            MT_OK(mmrec_tensor_copy_to(b, b_now, 10));
-            MT_OK(mmrec_tensor_copy_to(hw, hw_now, 5));
-            ck_assert(memcmp(a_now, a_before, sizeof a_now) == 0);
-            ck_assert(memcmp(b_now, b_before, sizeof b_now) == 0);
-            ck_assert(memcmp(hw_now, hw_before, sizeof hw_now) != 0);
-            MT_OK(mmrec_lora_unmerge(lin));
-            MT_OK(mmrec_tensor_copy_to(w, w_now, 30));
-            ck_assert_msg(memcmp(w_now, w_before, sizeof w_now) == 0,
-                          "unmerge did not restore the weight exactly");
-            MT_OK(mmrec_model_param_count(model, &trainable, &total));
-            ck_assert_uint_eq(trainable, 12 + 10 + 5 + 1); /* A, B and the head */
-            const float *g;
-            MT_OK(mmrec_tensor_grad(w, &g));
-            ck_assert_ptr_null(g); /* W stays frozen, as attach left it */
-            continue;
-        }
-        mmrec_tensor *tx, *h, *y, *loss, *ty;
-        int64_t xs[2] = {4, 6}, ys[2] = {4, 1};
-        MT_OK(mmrec_tape_wrap(tape, x, 2, xs, MMREC_TENSOR_READONLY, &tx));
-        MT_OK(mmrec_linear_forward(lin, tape, tx, &h));
-        MT_OK(mmrec_linear_forward(head, tape, h, &y));
-        MT_OK(mmrec_tape_wrap(tape, t, 2, ys, MMREC_TENSOR_READONLY, &ty));
-        MT_OK(mmrec_loss_bce_logits(tape, y, ty, &loss));
-        MT_OK(mmrec_tape_backward(tape, loss));
-        MT_OK(mmrec_optimizer_step(opt));
-        mmrec_tape_reset(tape);
-    }
-    mmrec_tape_destroy(tape);
-    mmrec_optimizer_destroy(opt);
-    mmrec_model_destroy(model);
+    mmrec_tensor *tx, *h, *y, *ty, *loss;
+    int64_t xs[2] = {4, 6}, ys[2] = {4, 1};
+    MT_OK(mmrec_tape_wrap(n->tape, x, 2, xs, MMREC_TENSOR_READONLY, &tx));
+    MT_OK(mmrec_linear_forward(n->lin, n->tape, tx, &h));
+    MT_OK(mmrec_linear_forward(n->head, n->tape, h, &y));
+    MT_OK(mmrec_tape_wrap(n->tape, t, 2, ys, MMREC_TENSOR_READONLY, &ty));
+    MT_OK(mmrec_loss_bce_logits(n->tape, y, ty, &loss));
+    MT_OK(mmrec_tape_backward(n->tape, loss));
+    MT_OK(mmrec_optimizer_step(n->opt));
+    mmrec_tape_reset(n->tape);
+}
+
+/* A copy of parameter `name` (at most 32 values). */
+static void mt_param_copy(mmrec_model *m, const char *name, float *dst, size_t n) {
+    mmrec_tensor *t;
+    MT_OK(mmrec_model_param(m, name, &t));
+    MT_OK(mmrec_tensor_copy_to(t, dst, n));
+}
+
+/* Merge, train a step, unmerge: the merged W, bias, A and B are held
+ * frozen, so the step cannot move them, freeze / unfreeze / save / load
+ * refuse, and unmerge gives back W bit for bit and the trainable state. */
+START_TEST(test_lora_merge_step_unmerge_restores_weight) {
+    mt_lora_net n;
+    mt_lora_net_make(&n);
+    mt_lora_net_step(&n);
+    mt_lora_net_step(&n); /* A and B have trained */
+    float w0[30], a0[12], b0[10], h0[5], w1[30], a1[12], b1[10], h1[5];
+    mt_param_copy(n.model, "lin.weight", w0, 30);
+    mt_param_copy(n.model, "lin.lora_A", a0, 12);
+    mt_param_copy(n.model, "lin.lora_B", b0, 10);
+    mt_param_copy(n.model, "head.weight", h0, 5);
+    MT_OK(mmrec_lora_merge(n.lin));
+    MT_EXPECT(mmrec_model_unfreeze(n.model, "lin.lora_", NULL), MMREC_ESTATE,
+              "held frozen by a merged LoRA");
+    MT_EXPECT(mmrec_model_unfreeze(n.model, "", NULL), MMREC_ESTATE, "lin.weight");
+    MT_EXPECT(mmrec_model_freeze(n.model, "lin.lora_B", NULL), MMREC_ESTATE, "unmerge");
+    MT_EXPECT(mmrec_checkpoint_save(n.model, n.opt, "/nonexistent/x.mmrc"), MMREC_ESTATE,
+              "before saving");
+    MT_EXPECT(mmrec_model_load(n.model, "/nonexistent/x.mmrc"), MMREC_ESTATE,
+              "before loading");
+    size_t trainable, total;
+    MT_OK(mmrec_model_param_count(n.model, &trainable, &total));
+    ck_assert_uint_eq(trainable, 5 + 1); /* the head only */
+    mt_lora_net_step(&n);                /* while merged: only the head moves */
+    mt_param_copy(n.model, "lin.lora_A", a1, 12);
+    mt_param_copy(n.model, "lin.lora_B", b1, 10);
+    mt_param_copy(n.model, "head.weight", h1, 5);
+    ck_assert(memcmp(a1, a0, sizeof a1) == 0);
+    ck_assert(memcmp(b1, b0, sizeof b1) == 0);
+    ck_assert(memcmp(h1, h0, sizeof h1) != 0);
+    MT_OK(mmrec_lora_unmerge(n.lin));
+    mt_param_copy(n.model, "lin.weight", w1, 30);
+    ck_assert_msg(memcmp(w1, w0, sizeof w1) == 0, "unmerge did not restore the weight exactly");
+    MT_OK(mmrec_model_param_count(n.model, &trainable, &total));
+    ck_assert_uint_eq(trainable, 12 + 10 + 5 + 1); /* A, B and the head */
+    mmrec_tensor *w;
+    const float *g;
+    MT_OK(mmrec_model_param(n.model, "lin.weight", &w));
+    MT_OK(mmrec_tensor_grad(w, &g));
+    ck_assert_ptr_null(g); /* W stays frozen, as attach left it */
+    mt_lora_net_step(&n);   /* and A, B train again */
+    mt_param_copy(n.model, "lin.lora_A", a1, 12);
+    ck_assert(memcmp(a1, a0, sizeof a1) != 0);
+    mt_lora_net_free(&n);
 }
 END_TEST
 
-/* A merge that cannot allocate its copy of W changes nothing. */
-static size_t mt_lora_fail_at, mt_lora_count;
-static void *mt_lora_alloc(void *user, size_t size) {
-    (void)user;
-    if (++mt_lora_count == mt_lora_fail_at) return NULL;
-    void *p = NULL;
-    return posix_memalign(&p, 64, size ? size : 64) == 0 ? p : NULL;
+/* Every allocation of the merge failing in turn: each failure is
+ * MMREC_ENOMEM, leaks nothing and changes nothing (nothing held, the
+ * trainable state as before, the layer still unmerged). */
+static mmrec_status mt_merge_scenario(void *ctx) {
+    mt_lora_net *n = ctx;
+    size_t before, after, total;
+    MT_OK(mmrec_model_param_count(n->model, &before, &total));
+    mmrec_status s = mmrec_lora_merge(n->lin);
+    if (s == MMREC_OK) return mmrec_lora_unmerge(n->lin); /* frees the copy of W */
+    MT_OK(mmrec_model_param_count(n->model, &after, &total));
+    ck_assert_uint_eq(after, before);
+    MT_EXPECT(mmrec_lora_unmerge(n->lin), MMREC_ESTATE, "already unmerged");
+    return s;
 }
 
 START_TEST(test_lora_merge_out_of_memory_changes_nothing) {
-    mmrec_model *model;
-    MT_OK(mmrec_model_create(&model));
-    mmrec_linear_config lc;
-    MT_OK(mmrec_linear_config_init(&lc));
-    lc.in_dim = 4;
-    lc.out_dim = 3;
-    mmrec_module *lin;
-    MT_OK(mmrec_linear_create(model, "lin", &lc, &lin));
-    mmrec_lora_config c;
-    MT_OK(mmrec_lora_config_init(&c));
-    c.rank = 1;
-    MT_OK(mmrec_lora_attach(lin, &c));
-    mt_perturb_params(model, 8);
-    size_t trainable_before, total;
-    MT_OK(mmrec_model_param_count(model, &trainable_before, &total));
-    mmrec_allocator al = {sizeof al, mt_lora_alloc, mt_count_release, NULL};
-    mt_lora_fail_at = 1;
-    mt_lora_count = 0;
-    MT_OK(mmrec_set_allocator(&al));
-    MT_EXPECT(mmrec_lora_merge(lin), MMREC_ENOMEM, "lin.weight");
-    MT_OK(mmrec_set_allocator(NULL));
-    size_t trainable;
-    MT_OK(mmrec_model_param_count(model, &trainable, &total));
-    ck_assert_uint_eq(trainable, trainable_before);
-    MT_OK(mmrec_model_unfreeze(model, "lin.lora_", NULL)); /* not held */
-    MT_EXPECT(mmrec_lora_unmerge(lin), MMREC_ESTATE, "already unmerged");
-    mmrec_model_destroy(model);
+    mt_lora_net n; /* built first: only the merge's allocations fail */
+    mt_lora_net_make(&n);
+    ck_assert_int_ge(mt_oom_loop("lora merge", mt_merge_scenario, &n), 1);
+    MT_OK(mmrec_model_unfreeze(n.model, "lin.lora_", NULL)); /* not held */
+    mt_lora_net_free(&n);
 }
 END_TEST
 

@@ -101,23 +101,29 @@ static mmrec_status mmrec__checkpoint_save(const mmrec_model *model, const mmrec
     return s;
 }
 
+/* The arguments of a save or load (`what`): a live model, an optimizer
+ * (may be NULL) of that model, a path, and no merged adapter. */
+static mmrec_status mmrec__ckpt_args(const mmrec_model *model, const mmrec_optimizer *opt,
+                                     const char *path, const char *func, const char *what) {
+    MMREC_FORWARD_IF(mmrec__model_check(func, model));
+    if (path == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'path' is NULL");
+    if (opt) {
+        MMREC_FORWARD_IF(mmrec__optim_check(func, opt));
+        if (opt->model != model)
+            return mmrec__set_error(MMREC_EINVAL, func,
+                                    "argument 'opt' belongs to another model");
+    }
+    return mmrec__model_check_unheld(model, func, what);
+}
+
 mmrec_status mmrec_checkpoint_save(const mmrec_model *model, const mmrec_optimizer *opt,
                                    const char *path) {
-    MMREC_CHECK_MODEL(model);
-    MMREC_CHECK_NULL(path);
-    if (opt) {
-        MMREC_CHECK_OPTIM(opt);
-        MMREC_FAIL_IF(opt->model != model, MMREC_EINVAL,
-                      "argument 'opt' belongs to another model");
-    }
-    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "saving"));
+    MMREC_FORWARD_IF(mmrec__ckpt_args(model, opt, path, __func__, "saving"));
     return mmrec__checkpoint_save(model, opt, path, __func__);
 }
 
 mmrec_status mmrec_model_save(const mmrec_model *model, const char *path) {
-    MMREC_CHECK_MODEL(model);
-    MMREC_CHECK_NULL(path);
-    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "saving"));
+    MMREC_FORWARD_IF(mmrec__ckpt_args(model, NULL, path, __func__, "saving"));
     return mmrec__checkpoint_save(model, NULL, path, __func__);
 }
 
@@ -370,20 +376,11 @@ static mmrec_status mmrec__checkpoint_load(mmrec_model *model, mmrec_optimizer *
 }
 
 mmrec_status mmrec_checkpoint_load(mmrec_model *model, mmrec_optimizer *opt, const char *path) {
-    MMREC_CHECK_MODEL(model);
-    MMREC_CHECK_NULL(path);
-    if (opt) {
-        MMREC_CHECK_OPTIM(opt);
-        MMREC_FAIL_IF(opt->model != model, MMREC_EINVAL,
-                      "argument 'opt' belongs to another model");
-    }
-    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "loading"));
+    MMREC_FORWARD_IF(mmrec__ckpt_args(model, opt, path, __func__, "loading"));
     return mmrec__checkpoint_load(model, opt, path, __func__);
 }
 
 mmrec_status mmrec_model_load(mmrec_model *model, const char *path) {
-    MMREC_CHECK_MODEL(model);
-    MMREC_CHECK_NULL(path);
-    MMREC_FORWARD_IF(mmrec__model_check_unheld(model, __func__, "loading"));
+    MMREC_FORWARD_IF(mmrec__ckpt_args(model, NULL, path, __func__, "loading"));
     return mmrec__checkpoint_load(model, NULL, path, __func__);
 }
