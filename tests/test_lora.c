@@ -210,7 +210,7 @@ START_TEST(test_lora_merge_step_unmerge_restores_weight) {
     mt_param_copy(n.model, "lin.lora_B", b0, 10);
     mt_param_copy(n.model, "head.weight", h0, 5);
     MT_OK(mmrec_lora_merge(n.lin));
-    MT_EXPECT(mmrec_model_unfreeze(n.model, "lin.lora_", NULL), MMREC_ESTATE,
+    MT_EXPECT(mmrec_model_unfreeze(n.model, "lin.lora_A", NULL), MMREC_ESTATE,
               "held frozen by a merged LoRA");
     MT_EXPECT(mmrec_model_unfreeze(n.model, "", NULL), MMREC_ESTATE, "lin.weight");
     MT_EXPECT(mmrec_model_freeze(n.model, "lin.lora_B", NULL), MMREC_ESTATE, "unmerge");
@@ -264,7 +264,7 @@ START_TEST(test_lora_merge_out_of_memory_changes_nothing) {
     mt_lora_net n; /* built first: only the merge's allocations fail */
     mt_lora_net_make(&n);
     ck_assert_int_ge(mt_oom_loop("lora merge", mt_merge_scenario, &n), 1);
-    MT_OK(mmrec_model_unfreeze(n.model, "lin.lora_", NULL)); /* not held */
+    MT_OK(mmrec_model_unfreeze(n.model, "lin.lora_A", NULL)); /* not held */
     mt_lora_net_free(&n);
 }
 END_TEST

@@ -95,6 +95,55 @@ START_TEST(test_model_registry_names_and_lookup) {
 }
 END_TEST
 
+/* Prefixes match whole name components: "fq.layers.1" is layer 1 and what
+ * is below it, not layers 10 .. 12; the same rule picks an optimizer
+ * group's parameters; a prefix ending in '.' and "" work as before. */
+START_TEST(test_prefix_matches_whole_name_components) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    const char *names[6] = {"fq.layers.1",   "fq.layers.1.w", "fq.layers.10.w",
+                            "fq.layers.12.w", "fq.layers.1x", "head.w"};
+    int64_t one[1] = {2};
+    for (int i = 0; i < 6; i++) MT_OK(mmrec_model_add_param(m, names[i], 1, one, NULL));
+    size_t count;
+    MT_OK(mmrec_model_freeze(m, "fq.layers.1", &count));
+    ck_assert_uint_eq(count, 2);
+    size_t trainable, total;
+    MT_OK(mmrec_model_param_count(m, &trainable, &total));
+    ck_assert_uint_eq(trainable, 4 * 2);
+    MT_OK(mmrec_model_freeze(m, "fq.", &count));
+    ck_assert_uint_eq(count, 5);
+    MT_EXPECT(mmrec_model_freeze(m, "fq.lay", &count), MMREC_ENOTFOUND, "whole name components");
+    MT_OK(mmrec_model_unfreeze(m, "", &count));
+    ck_assert_uint_eq(count, 6);
+    mmrec_optimizer_config oc;
+    MT_OK(mmrec_optimizer_config_init(&oc));
+    mmrec_optimizer *o;
+    MT_OK(mmrec_optimizer_create(m, &oc, &o));
+    int g;
+    MT_OK(mmrec_optimizer_add_group(o, "fq.layers.1", 0.5f, 0.0f, &g));
+    MT_EXPECT(mmrec_optimizer_add_group(o, "hea", 0.5f, 0.0f, NULL), MMREC_ENOTFOUND, "'hea'");
+    /* one step with every gradient 1: lr 0.5 moves by 0.5, lr 1e-3 by 1e-3 (Adam's first step) */
+    float before[6][2];
+    mmrec_tensor *t[6];
+    for (int i = 0; i < 6; i++) {
+        MT_OK(mmrec_model_param(m, names[i], &t[i]));
+        MT_OK(mmrec_tensor_copy_to(t[i], before[i], 2));
+        t[i]->grad[0] = t[i]->grad[1] = 1.0f;
+    }
+    MT_OK(mmrec_optimizer_step(o));
+    for (int i = 0; i < 6; i++) {
+        const float *d;
+        MT_OK(mmrec_tensor_data_const(t[i], &d));
+        float step = before[i][0] - d[0], want = i < 2 ? 0.5f : 1e-3f;
+        ck_assert_msg(fabsf(step - want) < 1e-4f, "%s moved by %g, expected %g", names[i],
+                      (double)step, (double)want);
+    }
+    mmrec_optimizer_destroy(o);
+    mmrec_model_destroy(m);
+}
+END_TEST
+
 START_TEST(test_model_freeze_counts_and_frozen_get_no_gradient) {
     mmrec_model *m = mt_small_model(2);
     size_t count, trainable, total;
@@ -425,6 +474,7 @@ static Suite *model_suite(void) {
     TCase *api = tcase_create("api");
     tcase_add_test(api, test_model_registry_names_and_lookup);
     tcase_add_test(api, test_model_freeze_counts_and_frozen_get_no_gradient);
+    tcase_add_test(api, test_prefix_matches_whole_name_components);
     tcase_add_test(api, test_model_flat_buffers_round_trip);
     suite_add_tcase(s, api);
     TCase *lc = tcase_create("lifecycle");

@@ -239,15 +239,15 @@ mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t index, const 
 static mmrec_status mmrec__model_set_trainable(mmrec_model *model, const char *prefix,
                                                bool trainable, size_t *count_out,
                                                const char *func) {
-    size_t plen = strlen(prefix), count = 0;
+    size_t count = 0;
     if (trainable) /* allocate first so a failure changes nothing */
         for (size_t i = 0; i < model->n_params; i++)
-            if (strncmp(model->params[i]->name, prefix, plen) == 0 &&
+            if (mmrec__name_under(model->params[i]->name, prefix) &&
                 mmrec__param_alloc_grad(model->params[i]) != MMREC_OK)
                 return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for gradients");
     for (size_t i = 0; i < model->n_params; i++) {
         const mmrec__param *p = model->params[i];
-        if (p->held && strncmp(p->name, prefix, plen) == 0)
+        if (p->held && mmrec__name_under(p->name, prefix))
             return mmrec__set_error(MMREC_ESTATE, func,
                                     "parameter '%s' is held frozen by a merged LoRA; unmerge "
                                     "it first",
@@ -255,12 +255,14 @@ static mmrec_status mmrec__model_set_trainable(mmrec_model *model, const char *p
     }
     for (size_t i = 0; i < model->n_params; i++) {
         mmrec__param *p = model->params[i];
-        if (strncmp(p->name, prefix, plen) != 0) continue;
+        if (!mmrec__name_under(p->name, prefix)) continue;
         count++;
         mmrec__param_set_trainable(p, trainable);
     }
     if (count == 0)
-        return mmrec__set_error(MMREC_ENOTFOUND, func, "no parameter name starts with '%s'",
+        return mmrec__set_error(MMREC_ENOTFOUND, func,
+                                "no parameter is '%s' or below it (prefixes match whole name "
+                                "components)",
                                 prefix);
     if (count_out) *count_out = count;
     return MMREC_OK;

@@ -6,6 +6,7 @@
 #include "../tensor/tensor_internal.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 typedef struct mmrec__param {
     mmrec_tensor tensor;        /* header; flags include MMREC__T_PARAM */
@@ -87,6 +88,17 @@ static inline void mmrec__param_touch_row(mmrec__param *p, int64_t row) {
         p->row_touched[row] = 1;
         p->touched_rows[p->n_touched++] = row;
     }
+}
+
+/* Whether parameter `name` is under `prefix`, matched by whole name
+ * components: "" matches every name; a prefix ending in '.' matches names
+ * that start with it; any other prefix matches the name itself and the
+ * names below it ("fq.layers.1" matches "fq.layers.1" and "fq.layers.1.w",
+ * not "fq.layers.10.w"). */
+static inline bool mmrec__name_under(const char *name, const char *prefix) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0) return false;
+    return n == 0 || prefix[n - 1] == '.' || name[n] == '\0' || name[n] == '.';
 }
 
 /* Freezes (gradient cleared) or unfreezes one parameter; its gradient

@@ -95,7 +95,7 @@ static mmrec_status mmrec__opt_config_resolve(mmrec_optimizer_config *c, const c
 /* The group of a parameter: the newest group whose prefix matches, else 0. */
 static int mmrec__opt_group_of(const mmrec_optimizer *opt, const char *name) {
     for (size_t g = opt->n_groups; g-- > 1;)
-        if (strncmp(name, opt->groups[g].prefix, strlen(opt->groups[g].prefix)) == 0)
+        if (mmrec__name_under(name, opt->groups[g].prefix))
             return (int)g;
     return 0;
 }
@@ -187,10 +187,12 @@ mmrec_status mmrec_optimizer_add_group(mmrec_optimizer *opt, const char *prefix,
                   "weight_decay is %g, expected finite and >= 0", (double)weight_decay);
     mmrec_model *model = opt->model;
     MMREC_FAIL_IF(model->destroyed, MMREC_ESTATE, "the optimizer's model was destroyed");
-    size_t plen = strlen(prefix), matched = 0;
+    size_t matched = 0;
     for (size_t i = 0; i < model->n_params; i++)
-        if (strncmp(model->params[i]->name, prefix, plen) == 0) matched++;
-    MMREC_FAIL_IF(matched == 0, MMREC_ENOTFOUND, "no parameter name starts with '%s'", prefix);
+        if (mmrec__name_under(model->params[i]->name, prefix)) matched++;
+    MMREC_FAIL_IF(matched == 0, MMREC_ENOTFOUND,
+                  "no parameter is '%s' or below it (prefixes match whole name components)",
+                  prefix);
     MMREC_FORWARD_IF(mmrec__optim_sync_slots(opt, __func__));
     if (opt->n_groups == opt->cap_groups) {
         mmrec__opt_group *grown = mmrec__calloc(opt->cap_groups * 2, sizeof *grown);
@@ -207,7 +209,7 @@ mmrec_status mmrec_optimizer_add_group(mmrec_optimizer *opt, const char *prefix,
     opt->groups[g].lr = lr;
     opt->groups[g].weight_decay = weight_decay;
     for (size_t i = 0; i < model->n_params; i++)
-        if (strncmp(model->params[i]->name, prefix, plen) == 0) opt->slots[i].group = g;
+        if (mmrec__name_under(model->params[i]->name, prefix)) opt->slots[i].group = g;
     if (group_out) *group_out = g;
     return MMREC_OK;
 }
