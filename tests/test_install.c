@@ -1,5 +1,6 @@
 /* Packaging: the installed library works through pkg-config alone; each
- * public header compiles by itself as C99 and as C++. */
+ * public header compiles by itself as C99 and as C++; the examples of the
+ * README and of mmrec.h build, run and learn as written. */
 #include "mt.h"
 
 #include <stdio.h>
@@ -22,6 +23,12 @@ START_TEST(test_install_and_link_with_pkg_config) {
 }
 END_TEST
 
+START_TEST(test_doc_examples_build_run_and_learn) {
+    ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
+    ck_assert_int_eq(mt_run("doc_examples.sh"), 0);
+}
+END_TEST
+
 START_TEST(test_each_header_compiles_alone) {
     ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
     ck_assert_int_eq(mt_run("header_alone.sh"), 0);
@@ -35,6 +42,7 @@ static Suite *install_suite(void) {
     if (getenv("MMREC_SKIP_INSTALL_TEST") == NULL) {
         tcase_add_test(tc, test_install_and_link_with_pkg_config);
         tcase_add_test(tc, test_each_header_compiles_alone);
+        tcase_add_test(tc, test_doc_examples_build_run_and_learn);
     }
     suite_add_tcase(s, tc);
     return s;
