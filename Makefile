@@ -139,16 +139,19 @@ map:
 
 # ---- install ----
 # Rendered at install time, so it always carries the PREFIX of this install.
+# mmrec.pc links the shared library; mmrec-static.pc the archive (with only
+# -lmmrec, the linker would take the .so installed beside the .a).
 define render_pc
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' \
-	    mmrec.pc.in > $(1)
+	    $(1).in > $(2)
 endef
 
 install: $(SHARED) lib/libmmrec.so $(STATIC)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/mmrec $(DESTDIR)$(PKGCONFIGDIR)
-	$(call render_pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc)
+	$(call render_pc,mmrec.pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc)
+	$(call render_pc,mmrec-static.pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec-static.pc)
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/mmrec/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -158,7 +161,7 @@ install: $(SHARED) lib/libmmrec.so $(STATIC)
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libmmrec.so $(DESTDIR)$(LIBDIR)/libmmrec.a \
-	      $(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc
+	      $(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc $(DESTDIR)$(PKGCONFIGDIR)/mmrec-static.pc
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/mmrec/,$(notdir $(HEADERS)))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/mmrec
 
