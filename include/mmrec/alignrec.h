@@ -1,6 +1,6 @@
-/* AlignRec building blocks (Liu et al., CIKM 2024), as the authors' code
- * does them (ALIGNREC in github.com/sjtulyf123/AlignRec_CIKM24,
- * src/models/alignrec.py; the maths in shared/METHODS.md "AlignRec"):
+/* AlignRec building blocks (Liu et al., "AlignRec: Aligning and Training in
+ * Multimodal Recommendations", CIKM 2024), as the authors' code does them
+ * (the ALIGNREC model of github.com/sjtulyf123/AlignRec_CIKM24):
  *
  *   m        = Linear(LayerNorm?(content))          content: trainable table
  *   seed     = item_id_emb * sigmoid(Linear(m))     the behaviour-guided purifier

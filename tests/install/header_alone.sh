@@ -1,5 +1,6 @@
 #!/bin/sh
-# Compiles each public header alone as C99 (pedantic) and as C++.
+# Compiles each public header alone as C99 (pedantic) and as C++, and
+# checks that none cites a file of the source tree.
 set -eu
 root=$1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -13,4 +14,10 @@ for h in "$root"/include/mmrec/*.h; do
         $cxx -std=c++11 -pedantic -Wall -Wextra -Werror -I"$root/include" -c "$tmp/t.cpp" -o "$tmp/t.o"
     fi
 done
+# Installed headers stand alone: no reference to files of the source tree.
+if grep -nE '(^|[^a-z])(shared|src|tests|tools|bench|examples)/|[A-Za-z_]+\.(py|md)\b' \
+        "$root"/include/mmrec/*.h; then
+    echo "a public header cites a file of the source tree (above); name the paper or the upstream repository"
+    exit 1
+fi
 echo "headers ok"
