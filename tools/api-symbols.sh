@@ -1,9 +1,15 @@
 #!/bin/sh
 # Prints the functions declared with MMREC_API in include/mmrec/*.h, one name
-# a line, sorted. With -l, each line is "name since file:line", where since
-# is the "Since 0.N" tag of the declaration's doc comment (the last comment
-# that starts in column 0 before it, so the declarations grouped under one
-# block share its tag) or "-" when that comment has none.
+# a line, sorted. With -l, each line is "name since file:line doc":
+#   - doc is "doc" when the declaration has a doc comment of its own, else
+#     "nodoc". Its doc comment is a comment block that ends on the line just
+#     above the declaration's first line, with no code on the lines it
+#     spans (a trailing comment after a field or a macro does not count);
+#     a blank line, a #define or another declaration in between means none,
+#     so declarations grouped under one block have no doc of their own.
+#   - since is the "Since 0.N" tag of that doc comment, or "-" when there is
+#     no doc comment or it has no tag.
+# file:line is the declaration's first line.
 #
 # There is no experimental API: a declaration marked MMREC_API_EXPERIMENTAL
 # is an error here, because the version script has no node for it and it
@@ -30,7 +36,7 @@ function end_statement(   piece, name) {
         sub(/[ \t]+$/, "", piece)
         match(piece, /[A-Za-z_][A-Za-z0-9_]*$/)
         name = substr(piece, RSTART, RLENGTH)
-        print name, stmtdoc, FILENAME ":" stmtline
+        print name, stmtsince, FILENAME ":" stmtline, stmtdoc
     } else if (stmt ~ /MMREC_API/) {
         printf "api-symbols: %s:%d: cannot read the MMREC_API declaration\n",
             FILENAME, stmtline > "/dev/stderr"
@@ -38,14 +44,16 @@ function end_statement(   piece, name) {
     }
     stmt = ""
 }
-FNR == 1 { incom = 0; pp = 0; doc = "-"; stmt = "" }
+FNR == 1 { incom = 0; pp = 0; stmt = ""; docend = -1 }
 {
     line = $0
     if (pp) { pp = (line ~ /\\$/); next }
     if (!incom && line ~ /^[ \t]*#/) { pp = (line ~ /\\$/); next }
-    # Split the line into code and comments; a comment opening in column 0
-    # is a doc comment and sets the current tag.
-    code = ""; rest = line
+    # Split the line into code and comments. A comment block is a doc
+    # candidate when no code precedes its opening on its first line and none
+    # follows its closing on its last line; docend is the line where the
+    # last such block ended, doctext its text.
+    code = ""; rest = line; closed = 0; after = ""
     while (rest != "") {
         if (incom) {
             e = index(rest, "*/")
@@ -53,27 +61,36 @@ FNR == 1 { incom = 0; pp = 0; doc = "-"; stmt = "" }
             comtext = comtext " " substr(rest, 1, e - 1)
             rest = substr(rest, e + 2)
             incom = 0
-            if (isdoc) doc = since_of(comtext)
+            closed = purestart; closedtext = comtext; after = ""
             continue
         }
         s = index(rest, "/*")
         c = index(rest, "//")
-        if (c > 0 && (s == 0 || c < s)) { code = code substr(rest, 1, c - 1); break }
-        if (s == 0) { code = code rest; break }
-        isdoc = (s == 1 && rest == line)
+        if (c > 0 && (s == 0 || c < s)) {
+            code = code substr(rest, 1, c - 1); after = after substr(rest, 1, c - 1); break
+        }
+        if (s == 0) { code = code rest; after = after rest; break }
+        purestart = (code substr(rest, 1, s - 1) ~ /^[ \t]*$/)
         code = code substr(rest, 1, s - 1) " "
+        after = after substr(rest, 1, s - 1)
         rest = substr(rest, s + 2)
         incom = 1; comtext = ""
     }
-    # Statements end at ; { or }.
+    # Statements end at ; { or }. A statement starting on the line after a
+    # doc block ended is documented by it.
     n = length(code)
     for (i = 1; i <= n; i++) {
         ch = substr(code, i, 1)
         if (ch == ";" || ch == "{" || ch == "}") { end_statement(); continue }
         if (stmt == "" && ch ~ /[ \t]/) continue
-        if (stmt == "") { stmtdoc = doc; stmtline = FNR }
+        if (stmt == "") {
+            stmtline = FNR
+            if (docend == FNR - 1) { stmtdoc = "doc"; stmtsince = since_of(doctext) }
+            else { stmtdoc = "nodoc"; stmtsince = "-" }
+        }
         stmt = stmt ch
     }
+    if (closed && !incom && after ~ /^[ \t]*$/) { docend = FNR; doctext = closedtext }
     if (stmt != "") stmt = stmt " "
 }
 END { exit bad }

@@ -11,12 +11,11 @@
 #   - a function is exported in a node other than the one it belongs to
 #     (its frozen list's, else the version being developed);
 #   - a symbol not starting with mmrec_ is declared or exported;
+#   - a declaration has no doc comment of its own, or one without a
+#     "Since 0.N" tag (tools/check-docs.sh, which prints the names);
 #   - a declaration's doc comment says "Since 0.N" and the function is not
 #     in node MMREC_0.N: the header is the manual, and a wrong tag promises
 #     a function to programs built for a release that lacks it.
-# Warns (does not fail) when a function of the node being developed has no
-# "Since" tag: declarations grouped under one doc block share its tag, so a
-# missing tag is not reliably wrong.
 set -u
 export LC_ALL=C
 lib=$1 map=$2
@@ -30,7 +29,10 @@ version=$(sed -n 's/^#define MMREC_VERSION_STRING "\([0-9]*\.[0-9]*\)\.[0-9]*"$/
     include/mmrec/core.h)
 current=MMREC_$version
 
-# Declarations: "name since file:line".
+# Every declaration has its own doc comment with a Since tag.
+tools/check-docs.sh > "$tmp/docs" 2>&1 || { cat "$tmp/docs"; rc=1; }
+
+# Declarations: "name since file:line doc".
 if ! tools/api-symbols.sh -l > "$tmp/decl" 2> "$tmp/decl.err"; then
     echo "check-symbols: cannot read the declarations:"; cat "$tmp/decl.err"; exit 1
 fi
@@ -107,21 +109,16 @@ done
 bad=$(cut -d' ' -f1 "$tmp/exported" "$tmp/headers" | grep -v '^mmrec_' | sort -u | tr '\n' ' ')
 [ -n "$bad" ] && fail "symbols not starting with mmrec_ declared or exported: $bad"
 
-# "Since 0.N" tags against the nodes.
-developing=$current
-[ -f "tools/abi/$current.syms" ] && developing=""   # frozen, not yet bumped
-join "$tmp/belongs" "$tmp/decl" | awk -v current="$developing" '
+# "Since 0.N" tags against the nodes (a missing tag fails check-docs above).
+join "$tmp/belongs" "$tmp/decl" | awk '
     $3 != "-" && "MMREC_" $3 != $2 {
         print "check-symbols: " $4 ": " $1 " is in " $2 " but its doc says Since " $3; bad = 1 }
-    $3 == "-" && $2 == current {
-        print "check-symbols: warning: " $4 ": " $1 " (" current ") has no \"Since " \
-              substr(current, 7) "\" in its doc block" }
     END { exit bad }' || rc=1
 
 if [ $rc -eq 0 ]; then
     summary=$(cut -d' ' -f2 "$tmp/exported" | sort | uniq -c |
         awk '{ printf "%s%s: %s", sep, $2, $1; sep = ", " }')
     echo "check-symbols: $(wc -l < "$tmp/exported") symbols ($summary), all mmrec_*;" \
-         "headers, frozen lists, map and exports agree"
+         "headers, frozen lists, map and exports agree; each declaration has its own doc"
 fi
 exit $rc

@@ -159,6 +159,16 @@ typedef struct mmrec_alignrec_config {
     int layernorm;                /* LayerNorm on the content first; default 0 */
 } mmrec_alignrec_config;
 
+/* Fills cfg with the defaults for the first `size` bytes: num_users,
+ * num_items, content_dim 0 and features NULL (to be set), dim 64,
+ * id_layers 2, mm_layers 1, layernorm 0. Call it through
+ * mmrec_alignrec_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API mmrec_status mmrec_alignrec_config_init_sized(mmrec_alignrec_config *cfg,
                                                         size_t size);
 #define mmrec_alignrec_config_init(cfg) mmrec_alignrec_config_init_sized((cfg), sizeof *(cfg))

@@ -92,10 +92,17 @@ MMREC_API const char *mmrec_status_name(mmrec_status status);
  * Thread-safe. Since 0.1. */
 MMREC_API const char *mmrec_last_error(void);
 
-/* Run-time version: MMREC_VERSION_NUMBER and MMREC_VERSION_STRING of the
- * library actually loaded (compare with the macros to detect a mismatch).
- * Thread-safe. Since 0.1. */
+/* The version number of the library actually loaded: the
+ * MMREC_VERSION_NUMBER it was built with, major * 10000 + minor * 100 +
+ * patch (200 for 0.2.0). Compare it with the macro of the headers a program
+ * was compiled against to detect a mismatch. Never fails.
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API unsigned mmrec_version_number(void);
+
+/* The version string of the library actually loaded: the
+ * MMREC_VERSION_STRING it was built with ("0.2.0"). Never NULL; static
+ * storage, owned by the library (never free it).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API const char *mmrec_version_string(void);
 
 /* MMREC_MAX_DIMS, for FFI callers. Thread-safe. Since 0.1. */
@@ -169,12 +176,30 @@ MMREC_API mmrec_status mmrec_rng_seed(mmrec_rng *rng, uint64_t seed);
  * Since 0.1. */
 MMREC_API mmrec_status mmrec_rng_next_u64(mmrec_rng *rng, uint64_t *out);
 
-/* Fills `values` with `n` draws: uniform in [low, high) or normal with the
- * given mean and standard deviation (std >= 0).
- * Returns MMREC_OK, MMREC_EINVAL (NULL, low > high, std < 0 or not finite).
- * Since 0.1. */
+/* Fills `values` with `n` draws uniform in [low, high): value k is
+ * low + (high - low) * u_k, u_k the top 24 bits of the stream's next 64-bit
+ * output scaled to [0, 1) (one output per value).
+ *   rng       (in)  the generator; borrowed.
+ *   low, high (in)  finite, low <= high (low == high gives n copies of low).
+ *   values    (out) n floats of caller memory.
+ *   n         (in)  number of draws; may be 0 (values may then be NULL).
+ * Returns MMREC_OK, MMREC_EINVAL (rng NULL, values NULL with n > 0, low or
+ *         high not finite, low > high; nothing is drawn).
+ * Thread safety: per-handle (rng). Since 0.1. */
 MMREC_API mmrec_status mmrec_rng_uniform(mmrec_rng *rng, float low, float high, float *values,
                                          size_t n);
+
+/* Fills `values` with `n` normal draws, mean + std * z_k with z_k standard
+ * normal (Box-Muller, cosine branch: two 64-bit outputs of the stream per
+ * value).
+ *   rng    (in)  the generator; borrowed.
+ *   mean   (in)  finite.
+ *   std    (in)  finite, >= 0 (0 gives n copies of mean).
+ *   values (out) n floats of caller memory.
+ *   n      (in)  number of draws; may be 0 (values may then be NULL).
+ * Returns MMREC_OK, MMREC_EINVAL (rng NULL, values NULL with n > 0, mean
+ *         not finite, std negative or not finite; nothing is drawn).
+ * Thread safety: per-handle (rng). Since 0.1. */
 MMREC_API mmrec_status mmrec_rng_normal(mmrec_rng *rng, float mean, float std, float *values,
                                         size_t n);
 

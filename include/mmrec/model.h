@@ -60,21 +60,54 @@ MMREC_API mmrec_status mmrec_model_add_param(mmrec_model *model, const char *nam
 MMREC_API mmrec_status mmrec_model_param(const mmrec_model *model, const char *name,
                                          mmrec_tensor **out);
 
-/* Number of parameters, and the index-th one in creation order with its
- * name (borrowed, valid while the model lives). name_out may be NULL.
- * Returns MMREC_OK, MMREC_EINVAL, MMREC_ERANGE (index >= count). Since 0.1. */
+/* Number of parameters (tensors, trainable or frozen) in the model.
+ *   out (out) the count; parameters are indexed 0 .. count - 1 in creation
+ *             order by mmrec_model_param_at().
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a model), MMREC_ESTATE (the
+ *         model was destroyed).
+ * Thread safety: per-handle (the model); any number of threads may query
+ * a model nobody changes. Since 0.1. */
 MMREC_API mmrec_status mmrec_model_num_params(const mmrec_model *model, size_t *out);
+
+/* The index-th parameter in creation order, with its name.
+ *   index    (in)  0 .. mmrec_model_num_params() - 1.
+ *   name_out (out, may be NULL) the full name ("tower.0.weight"); borrowed,
+ *            valid while the model lives.
+ *   out      (out) the parameter tensor; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (model or out NULL, not a model),
+ *         MMREC_ESTATE (the model was destroyed), MMREC_ERANGE (index >=
+ *         count; the message gives both).
+ * Thread safety: per-handle (the model); any number of threads may query
+ * a model nobody changes. Since 0.1. */
 MMREC_API mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t index,
                                             const char **name_out, mmrec_tensor **out);
 
-/* Freezes (no gradient, not updated) or unfreezes every parameter whose
- * name starts with `prefix` ("" = all).
+/* Freezes every parameter whose name starts with `prefix` ("" = all): no
+ * gradient is computed for it, the optimizer skips it and keeps its state,
+ * and its accumulated gradient is cleared.
+ *   prefix    (in)  name prefix; borrowed for the call.
  *   count_out (out, may be NULL) number of parameters matched.
- * Returns MMREC_OK, MMREC_EINVAL, MMREC_ENOTFOUND (no parameter matched),
- *         MMREC_ENOMEM (unfreeze allocates gradient buffers).
- * Do not call between a forward and its backward. Since 0.1. */
+ * Returns MMREC_OK, MMREC_EINVAL (model or prefix NULL, not a model),
+ *         MMREC_ENOTFOUND (no parameter matched), MMREC_ESTATE (a matched
+ *         parameter is held by a merged LoRA; the model was destroyed).
+ *         A failed call changes nothing.
+ * Do not call between a forward and its backward.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_model_freeze(mmrec_model *model, const char *prefix,
                                           size_t *count_out);
+
+/* Unfreezes every parameter whose name starts with `prefix` ("" = all):
+ * backward computes its gradient again and the optimizer updates it
+ * (starting with fresh state if it had none).
+ *   prefix    (in)  name prefix; borrowed for the call.
+ *   count_out (out, may be NULL) number of parameters matched.
+ * Returns MMREC_OK, MMREC_EINVAL (model or prefix NULL, not a model),
+ *         MMREC_ENOTFOUND (no parameter matched), MMREC_ESTATE (a matched
+ *         parameter is held by a merged LoRA; the model was destroyed),
+ *         MMREC_ENOMEM (gradient buffers are allocated first, so nothing
+ *         changed). A failed call changes nothing.
+ * Do not call between a forward and its backward.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_model_unfreeze(mmrec_model *model, const char *prefix,
                                             size_t *count_out);
 
@@ -90,16 +123,56 @@ MMREC_API mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t 
  * sparse table that only row gathers wrote). Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
 MMREC_API mmrec_status mmrec_model_zero_grad(mmrec_model *model);
 
-/* Flat buffers of the trainable parameters in creation order, for
- * data-parallel training: export gradients, all-reduce them in the host,
- * import them back, step. `n` must equal the trainable element count.
- * Importing gradients into a sparse table marks the rows holding any
- * non-zero value as touched.
- * Returns MMREC_OK, MMREC_EINVAL (NULL, n mismatch), MMREC_ENUMERIC (import
- *         of NaN/Inf; nothing changed). Since 0.1. */
+/* Flat buffers of the trainable parameters, for data-parallel training:
+ * export gradients, all-reduce them in the host, import them back, step.
+ * A flat buffer holds every trainable parameter's elements, row-major, one
+ * parameter after the other in creation order (frozen ones left out), so
+ * its length is the trainable element count of mmrec_model_param_count(). */
+
+/* Copies every trainable parameter's values into one flat buffer (layout
+ * above), e.g. to broadcast a model to other workers.
+ *   dst (out) n floats of caller memory.
+ *   n   (in)  must equal the trainable element count.
+ * Returns MMREC_OK, MMREC_EINVAL (model or dst NULL, not a model, n not
+ *         the trainable element count: the message gives both),
+ *         MMREC_ESTATE (the model was destroyed).
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_model_export_params(const mmrec_model *model, float *dst, size_t n);
+
+/* Overwrites every trainable parameter's values from one flat buffer
+ * (layout above). Frozen parameters are not touched; neither are
+ * gradients nor optimizer state.
+ *   src (in) n finite floats; borrowed for the call.
+ *   n   (in) must equal the trainable element count.
+ * Returns MMREC_OK, MMREC_EINVAL (model or src NULL, not a model, n not
+ *         the trainable element count: the message gives both),
+ *         MMREC_ESTATE (the model was destroyed), MMREC_ENUMERIC (a NaN or
+ *         infinity in src: the message names its index; nothing changed).
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, size_t n);
+
+/* Copies every trainable parameter's accumulated gradient into one flat
+ * buffer (layout above), e.g. before an all-reduce; a sparse table
+ * contributes all its rows, zeros where no gradient was added.
+ *   dst (out) n floats of caller memory.
+ *   n   (in)  must equal the trainable element count.
+ * Returns MMREC_OK, MMREC_EINVAL (model or dst NULL, not a model, n not
+ *         the trainable element count: the message gives both),
+ *         MMREC_ESTATE (the model was destroyed).
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_model_export_grads(const mmrec_model *model, float *dst, size_t n);
+
+/* Overwrites every trainable parameter's gradient from one flat buffer
+ * (layout above), e.g. after an all-reduce; the next mmrec_optimizer_step()
+ * uses it. Importing into a sparse table marks the rows holding any
+ * non-zero value as touched.
+ *   src (in) n finite floats; borrowed for the call.
+ *   n   (in) must equal the trainable element count.
+ * Returns MMREC_OK, MMREC_EINVAL (model or src NULL, not a model, n not
+ *         the trainable element count: the message gives both),
+ *         MMREC_ESTATE (the model was destroyed), MMREC_ENUMERIC (a NaN or
+ *         infinity in src: the message names its index; nothing changed).
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n);
 
 /* Saves every parameter to `path` crash-safely (see above).

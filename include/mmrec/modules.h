@@ -70,11 +70,39 @@ typedef struct mmrec_linear_config {
 MMREC_API mmrec_status mmrec_linear_config_init_sized(mmrec_linear_config *cfg, size_t size);
 #define mmrec_linear_config_init(cfg) mmrec_linear_config_init_sized((cfg), sizeof *(cfg))
 
-/* Creates a Linear layer named `name` in `model`.
- *   out (out) the module, owned by the model. May be NULL.
- * Since 0.1. */
+/* Creates a Linear layer named `name` in `model`: parameters
+ * "<name>.weight" [out_dim, in_dim], initialized per cfg->init from the
+ * model's generator, and with cfg->bias "<name>.bias" [out_dim], zeros.
+ *   model (in)  the model; it owns the module and its parameters.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_linear_config_init(), in_dim and out_dim set;
+ *               borrowed for the call.
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a name empty,
+ *         over 200 bytes or with control characters; in_dim or out_dim < 1;
+ *         init not an mmrec_init; init_std not > 0 with MMREC_INIT_NORMAL;
+ *         a bad cfg->struct_size or a config from a newer libmmrec),
+ *         MMREC_ESTATE (a module or parameter of that name exists; the
+ *         model was destroyed), MMREC_ENOMEM. A failed call leaves the
+ *         model as it was.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
                                            const mmrec_linear_config *cfg, mmrec_module **out);
+
+/* y = x W^T + b over the last dim of x (torch.nn.Linear), one node on a
+ * training tape; with an unmerged LoRA attached, the LoRA form below.
+ *   linear (in)  a module made by mmrec_linear_create().
+ *   tape   (in)  the step's tape.
+ *   x      (in)  [..., in_dim], 1 to 4 dims.
+ *   out    (out) [..., out_dim], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, linear not a Linear module, x of
+ *         another tape), MMREC_ESTATE (the module's model was destroyed),
+ *         MMREC_ESHAPE (the last dim of x is not in_dim; the message gives
+ *         x's shape and in_dim), MMREC_ESTALE (x from a reset step),
+ *         MMREC_ENOMEM. A failed call leaves the tape as it was.
+ * Thread safety: per-handle (the tape). Threads with inference tapes may
+ * share the module while nobody changes its parameters; a training tape
+ * records into the model, so one training thread per model. Since 0.1. */
 MMREC_API mmrec_status mmrec_linear_forward(mmrec_module *linear, mmrec_tape *tape,
                                             mmrec_tensor *x, mmrec_tensor **out);
 
@@ -93,6 +121,14 @@ typedef struct mmrec_lora_config {
     float alpha; /* scale numerator; default = rank (scale 1) when 0 */
 } mmrec_lora_config;
 
+/* Fills cfg with the defaults for the first `size` bytes: rank 0 (to be
+ * set), alpha 0 (scale 1). Call it through mmrec_lora_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API mmrec_status mmrec_lora_config_init_sized(mmrec_lora_config *cfg, size_t size);
 #define mmrec_lora_config_init(cfg) mmrec_lora_config_init_sized((cfg), sizeof *(cfg))
 
@@ -107,13 +143,22 @@ MMREC_API mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_
  * plain Linear (one product). While merged, W, the bias, A and B are held
  * frozen: the optimizer skips them (a step cannot train B A into W), and
  * mmrec_model_freeze / _unfreeze naming any of them, mmrec_checkpoint_save /
- * _load and mmrec_model_save / _load return MMREC_ESTATE. Unmerge restores W
- * exactly (from a copy taken at merge, which the merge allocates) and the
- * four parameters' trainable state as it was before the merge.
+ * _load and mmrec_model_save / _load return MMREC_ESTATE. The merge keeps a
+ * copy of W (allocated here) for mmrec_lora_unmerge().
+ *   linear (in) a Linear module with LoRA attached and not merged.
  * Returns MMREC_OK, MMREC_EINVAL (NULL, not a Linear), MMREC_ESTATE (no
- * LoRA; merging twice, unmerging an unmerged layer), MMREC_ENOMEM (merge).
+ *         LoRA attached; already merged; the model was destroyed),
+ *         MMREC_ENOMEM (the copy of W; nothing changed).
  * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_lora_merge(mmrec_module *linear);
+
+/* Undoes mmrec_lora_merge(): restores W exactly, bit for bit, from the copy
+ * taken at merge (and frees it), and gives W, the bias, A and B back the
+ * trainable state they had before the merge. Allocates nothing.
+ *   linear (in) a Linear module whose LoRA is merged.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a Linear), MMREC_ESTATE (no
+ *         LoRA attached; not merged; the model was destroyed).
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_lora_unmerge(mmrec_module *linear);
 
 /* ---- MLP: Linear layers with an activation (and dropout) between ----
@@ -130,10 +175,56 @@ typedef struct mmrec_mlp_config {
     float init_std;              /* default 0.02 */
 } mmrec_mlp_config;
 
+/* Fills cfg with the defaults for the first `size` bytes: sizes NULL and
+ * num_sizes 0 (to be set), activation ReLU, activate_last 0, dropout 0,
+ * bias 1, init Xavier uniform, init_std 0.02. Call it through
+ * mmrec_mlp_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API mmrec_status mmrec_mlp_config_init_sized(mmrec_mlp_config *cfg, size_t size);
 #define mmrec_mlp_config_init(cfg) mmrec_mlp_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates an MLP named `name` in `model`: num_sizes - 1 Linear layers,
+ * layer i mapping sizes[i] to sizes[i + 1] with parameters
+ * "<name>.<i>.weight" [sizes[i + 1], sizes[i]] (cfg->init) and, with
+ * cfg->bias, "<name>.<i>.bias" (zeros), drawn from the model's generator.
+ *   model (in)  the model; it owns the module and its parameters.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_mlp_config_init(), sizes and num_sizes set;
+ *               borrowed for the call (sizes too: the sizes are copied).
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
+ *         for mmrec_linear_create; num_sizes outside [2, 33]; sizes NULL or
+ *         a size < 1; activation not an mmrec_activation; dropout outside
+ *         [0, 1); init or init_std as for mmrec_linear_create; a bad
+ *         cfg->struct_size or a config from a newer libmmrec: the message
+ *         names the field), MMREC_ESTATE (a module or parameter of that
+ *         name exists; the model was destroyed), MMREC_ENOMEM. A failed
+ *         call leaves the model as it was.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name,
                                         const mmrec_mlp_config *cfg, mmrec_module **out);
+
+/* Runs the MLP: h_0 = x, h_{i+1} = Linear_i(h_i) followed by the activation
+ * (after the last layer only with activate_last) and, after each hidden
+ * layer, dropout with probability cfg->dropout (training tapes only; the
+ * identity on inference tapes). One node per layer, activation and
+ * dropout on a training tape.
+ *   mlp  (in)  a module made by mmrec_mlp_create().
+ *   tape (in)  the step's tape.
+ *   x    (in)  [..., sizes[0]], 1 to 4 dims.
+ *   out  (out) [..., sizes[num_sizes - 1]], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, mlp not an MLP module, x of
+ *         another tape), MMREC_ESTATE (the module's model was destroyed),
+ *         MMREC_ESHAPE (the last dim of x is not sizes[0]; the message
+ *         gives x's shape and sizes[0]), MMREC_ESTALE (x from a reset
+ *         step), MMREC_ENOMEM. A failed call leaves the tape as it was.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.1. */
 MMREC_API mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mmrec_tensor *x,
                                          mmrec_tensor **out);
 
@@ -154,14 +245,58 @@ typedef struct mmrec_embedding_config {
     int dense;              /* 0 (default): row-sparse updates; 1: dense. Since 0.2 */
 } mmrec_embedding_config;
 
+/* Fills cfg with the defaults for the first `size` bytes: num_rows and dim
+ * 0 (to be set), init MMREC_INIT_NORMAL, init_std 1.0, dense 0 (row-sparse).
+ * Call it through mmrec_embedding_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg; a caller built against 0.1 passes the 0.1 size
+ *              (without `dense`) and gets the row-sparse table.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API mmrec_status mmrec_embedding_config_init_sized(mmrec_embedding_config *cfg,
                                                          size_t size);
 #define mmrec_embedding_config_init(cfg) mmrec_embedding_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates an Embedding named `name` in `model`: the table "<name>.weight"
+ * [num_rows, dim], row-sparse unless cfg->dense (see above), initialized
+ * from the model's generator: N(0, init_std^2) (the default, PyTorch's
+ * N(0, 1)), Xavier uniform with fan_in dim and fan_out num_rows, or zeros.
+ *   model (in)  the model; it owns the module and the table.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_embedding_config_init(), num_rows and dim set;
+ *               borrowed for the call.
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
+ *         for mmrec_linear_create; num_rows or dim < 1; dense not 0 or 1;
+ *         init not an mmrec_init; init_std not > 0 with MMREC_INIT_NORMAL;
+ *         a bad cfg->struct_size or a config from a newer libmmrec),
+ *         MMREC_ESTATE (a module or parameter of that name exists; the
+ *         model was destroyed), MMREC_ENOMEM. A failed call leaves the
+ *         model as it was.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_embedding_create(mmrec_model *model, const char *name,
                                               const mmrec_embedding_config *cfg,
                                               mmrec_module **out);
-/* out [n, dim]; ids in [0, num_rows) (MMREC_ERANGE names the first bad
- * index). ids are borrowed for the call. */
+
+/* Looks up rows of the table: out[i] = weight[ids[i]], as
+ * mmrec_gather_rows() on "<name>.weight". The backward adds into the
+ * gathered rows only and, for a row-sparse table, marks them for the
+ * optimizer's lazy update.
+ *   embedding (in)  a module made by mmrec_embedding_create().
+ *   tape      (in)  the step's tape.
+ *   ids       (in)  n row ids, each in [0, num_rows), repeats allowed;
+ *                   borrowed for the call (the tape keeps a copy for the
+ *                   backward).
+ *   n         (in)  >= 1.
+ *   out       (out) [n, dim], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, embedding not an Embedding module,
+ *         n == 0), MMREC_ESTATE (the module's model was destroyed),
+ *         MMREC_ERANGE (an id out of range; the message names the first
+ *         such index and its id), MMREC_ENOMEM. A failed call leaves the
+ *         tape as it was.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.1. */
 MMREC_API mmrec_status mmrec_embedding_forward(mmrec_module *embedding, mmrec_tape *tape,
                                                const int64_t *ids, size_t n, mmrec_tensor **out);
 
@@ -173,12 +308,51 @@ typedef struct mmrec_layernorm_config {
     int affine;       /* default 1: learnable weight (1) and bias (0) */
 } mmrec_layernorm_config;
 
+/* Fills cfg with the defaults for the first `size` bytes: dim 0 (to be
+ * set), eps 1e-5, affine 1. Call it through mmrec_layernorm_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API mmrec_status mmrec_layernorm_config_init_sized(mmrec_layernorm_config *cfg,
                                                          size_t size);
 #define mmrec_layernorm_config_init(cfg) mmrec_layernorm_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates a LayerNorm over the last dim named `name` in `model`; with
+ * cfg->affine (any non-zero value), parameters "<name>.weight" [dim] (ones)
+ * and "<name>.bias" [dim] (zeros), as torch.nn.LayerNorm(dim, eps).
+ *   model (in)  the model; it owns the module and its parameters.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_layernorm_config_init(), dim set; borrowed for
+ *               the call.
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
+ *         for mmrec_linear_create; dim < 1; eps not > 0 or not finite; a
+ *         bad cfg->struct_size or a config from a newer libmmrec),
+ *         MMREC_ESTATE (a module or parameter of that name exists; the
+ *         model was destroyed), MMREC_ENOMEM. A failed call leaves the
+ *         model as it was.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_layernorm_create(mmrec_model *model, const char *name,
                                               const mmrec_layernorm_config *cfg,
                                               mmrec_module **out);
+
+/* (x - mean) / sqrt(var + eps) * weight + bias over the last dim of x, the
+ * variance biased (mmrec_layer_norm() with the module's parameters; no
+ * weight and bias without affine). One node on a training tape.
+ *   layernorm (in)  a module made by mmrec_layernorm_create().
+ *   tape      (in)  the step's tape.
+ *   x         (in)  [..., dim], 1 to 4 dims.
+ *   out       (out) shape of x, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, layernorm not a LayerNorm module,
+ *         x of another tape), MMREC_ESTATE (the module's model was
+ *         destroyed), MMREC_ESHAPE (the last dim of x is not dim; the
+ *         message gives x's shape and dim), MMREC_ESTALE (x from a reset
+ *         step), MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.1. */
 MMREC_API mmrec_status mmrec_layernorm_forward(mmrec_module *layernorm, mmrec_tape *tape,
                                                mmrec_tensor *x, mmrec_tensor **out);
 
@@ -193,13 +367,57 @@ typedef struct mmrec_mha_config {
     int causal;         /* default 0: 1 adds a causal mask */
 } mmrec_mha_config;
 
+/* Fills cfg with the defaults for the first `size` bytes: dim and
+ * num_heads 0 (to be set), dropout 0, bias 1, causal 0. Call it through
+ * mmrec_mha_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API mmrec_status mmrec_mha_config_init_sized(mmrec_mha_config *cfg, size_t size);
 #define mmrec_mha_config_init(cfg) mmrec_mha_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates a multi-head self-attention layer named `name` in `model`, with
+ * torch.nn.MultiheadAttention's parameters: "<name>.in_proj_weight"
+ * [3 dim, dim] (q, k, v stacked) and "<name>.out_proj.weight" [dim, dim],
+ * Xavier uniform from the model's generator, and with cfg->bias
+ * "<name>.in_proj_bias" [3 dim] and "<name>.out_proj.bias" [dim], zeros.
+ *   model (in)  the model; it owns the module and its parameters.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_mha_config_init(), dim and num_heads set;
+ *               borrowed for the call.
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
+ *         for mmrec_linear_create; dim < 1; num_heads < 1 or not dividing
+ *         dim; dropout outside [0, 1); a bad cfg->struct_size or a config
+ *         from a newer libmmrec), MMREC_ESTATE (a module or parameter of
+ *         that name exists; the model was destroyed), MMREC_ENOMEM. A
+ *         failed call leaves the model as it was.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_mha_create(mmrec_model *model, const char *name,
                                         const mmrec_mha_config *cfg, mmrec_module **out);
-/*   key_mask (in, may be NULL) [batch, seq]: 1 = real token, 0 = padding
- *            (PyTorch's key_padding_mask inverted). A query whose keys are
- *            all masked attends to nothing and outputs the out_proj bias. */
+
+/* Self-attention of x over itself: [q k v] = x W_in^T + b_in; per head h
+ * (dh = dim / num_heads), O_h = softmax(Q_h K_h^T / sqrt(dh), masked) V_h,
+ * dropout on the probabilities (training tapes only); out = [O_1 .. O_H]
+ * W_out^T + b_out. With cfg->causal, query i sees keys j <= i only.
+ *   mha      (in)  a module made by mmrec_mha_create().
+ *   tape     (in)  the step's tape.
+ *   x        (in)  [batch, seq, dim].
+ *   key_mask (in, may be NULL) [batch, seq]: 1 (non-zero) = real token,
+ *            0 = padding (PyTorch's key_padding_mask inverted); not
+ *            differentiated. A query whose keys are all masked attends to
+ *            nothing and outputs the out_proj bias.
+ *   out      (out) [batch, seq, dim], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, mha not an attention module, a
+ *         tensor of another tape), MMREC_ESTATE (the module's model was
+ *         destroyed), MMREC_ESHAPE (x not [batch, seq, dim], key_mask not
+ *         [batch, seq]; the message gives the shapes), MMREC_ESTALE,
+ *         MMREC_ENOMEM. A failed call leaves the tape as it was.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.1. */
 MMREC_API mmrec_status mmrec_mha_forward(mmrec_module *mha, mmrec_tape *tape, mmrec_tensor *x,
                                          mmrec_tensor *key_mask, mmrec_tensor **out);
 
@@ -218,13 +436,62 @@ typedef struct mmrec_transformer_config {
     int causal;                   /* default 0 */
 } mmrec_transformer_config;
 
+/* Fills cfg with the defaults for the first `size` bytes: dim and
+ * num_heads 0 (to be set), ffn_dim 0 (= 4 * dim), dropout 0.1, norm_first
+ * 0, activation MMREC_ACT_GELU, eps 1e-5, causal 0. Call it through
+ * mmrec_transformer_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.1. */
 MMREC_API mmrec_status mmrec_transformer_config_init_sized(mmrec_transformer_config *cfg,
                                                            size_t size);
 #define mmrec_transformer_config_init(cfg) \
     mmrec_transformer_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates a Transformer encoder layer named `name` in `model`, with
+ * torch.nn.TransformerEncoderLayer's parameters: "<name>.self_attn.*" (as
+ * mmrec_mha_create, always with biases), "<name>.linear1.weight"
+ * [ffn_dim, dim] and "<name>.linear2.weight" [dim, ffn_dim] (Xavier
+ * uniform) with their biases (zeros), "<name>.norm1.*" and "<name>.norm2.*"
+ * (LayerNorm weight ones, bias zeros, [dim]).
+ *   model (in)  the model; it owns the module and its parameters.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_transformer_config_init(), dim and num_heads
+ *               set; borrowed for the call.
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
+ *         for mmrec_linear_create; dim < 1; num_heads < 1 or not dividing
+ *         dim; dropout outside [0, 1); ffn_dim < 0; activation
+ *         MMREC_ACT_NONE or not an mmrec_activation; eps not > 0 or not
+ *         finite; a bad cfg->struct_size or a config from a newer
+ *         libmmrec), MMREC_ESTATE (a module or parameter of that name
+ *         exists; the model was destroyed), MMREC_ENOMEM. A failed call
+ *         leaves the model as it was.
+ * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
                                                 const mmrec_transformer_config *cfg,
                                                 mmrec_module **out);
+
+/* Runs the layer, with sa = the self-attention of mmrec_mha_forward() (key
+ * mask and cfg->causal applied), ff(h) = linear2(drop(act(linear1(h))))
+ * and drop = dropout with cfg->dropout (training tapes only):
+ *   norm_first 1 (pre-LN):  h = x + drop(sa(norm1(x)));  out = h + drop(ff(norm2(h)))
+ *   norm_first 0 (post-LN): h = norm1(x + drop(sa(x)));  out = norm2(h + drop(ff(h)))
+ *   layer    (in)  a module made by mmrec_transformer_create().
+ *   tape     (in)  the step's tape.
+ *   x        (in)  [batch, seq, dim].
+ *   key_mask (in, may be NULL) [batch, seq], as for mmrec_mha_forward().
+ *   out      (out) [batch, seq, dim], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, layer not a Transformer layer, a
+ *         tensor of another tape), MMREC_ESTATE (the module's model was
+ *         destroyed), MMREC_ESHAPE (x not [batch, seq, dim], key_mask not
+ *         [batch, seq]; the message gives the shapes), MMREC_ESTALE,
+ *         MMREC_ENOMEM. A failed call leaves the tape as it was.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.1. */
 MMREC_API mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape,
                                                  mmrec_tensor *x, mmrec_tensor *key_mask,
                                                  mmrec_tensor **out);

@@ -45,11 +45,41 @@ enum {
 MMREC_API mmrec_status mmrec_matmul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
                                     uint32_t flags, mmrec_tensor **out);
 
-/* Element-wise a + b, a - b, a * b with broadcasting. Since 0.1. */
+/* Element-wise a + b with broadcasting (see above). Backward: d_a += d_out
+ * and d_b += d_out, each summed over the dims it was broadcast along.
+ *   tape (in)  the step's tape.
+ *   a, b (in)  tensors whose shapes broadcast together.
+ *   out  (out) the broadcast shape (rank of the larger operand), owned by
+ *              `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape),
+ *         MMREC_ESHAPE (the shapes do not broadcast; the message gives
+ *         both), MMREC_ESTALE (an input from a reset step), MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_add(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
                                  mmrec_tensor **out);
+
+/* Element-wise a - b with broadcasting (see above). Backward: d_a += d_out
+ * and d_b -= d_out, each summed over the dims it was broadcast along.
+ *   tape (in)  the step's tape.
+ *   a, b (in)  tensors whose shapes broadcast together.
+ *   out  (out) the broadcast shape, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape),
+ *         MMREC_ESHAPE (the shapes do not broadcast; the message gives
+ *         both), MMREC_ESTALE (an input from a reset step), MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_sub(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
                                  mmrec_tensor **out);
+
+/* Element-wise product a * b with broadcasting (see above). Backward:
+ * d_a += d_out * b and d_b += d_out * a, each summed over the dims it was
+ * broadcast along.
+ *   tape (in)  the step's tape.
+ *   a, b (in)  tensors whose shapes broadcast together.
+ *   out  (out) the broadcast shape, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape),
+ *         MMREC_ESHAPE (the shapes do not broadcast; the message gives
+ *         both), MMREC_ESTALE (an input from a reset step), MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_mul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
                                  mmrec_tensor **out);
 
@@ -61,30 +91,99 @@ MMREC_API mmrec_status mmrec_scale(mmrec_tape *tape, mmrec_tensor *x, float alph
 MMREC_API mmrec_status mmrec_bias_add(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *bias,
                                       mmrec_tensor **out);
 
-/* Activations, element-wise. NaN propagates as in PyTorch: every
- * activation maps NaN to NaN. In the backward, GELU, sigmoid and tanh give
- * NaN at a NaN input; ReLU, whose mask is "output <= 0" as PyTorch's,
- * passes the upstream gradient through there unchanged. */
+/* Activations, element-wise (mmrec_relu, mmrec_gelu, mmrec_sigmoid,
+ * mmrec_tanh). Common rules: x has any shape and out has the shape of x,
+ * owned by `tape` until reset; backward adds d_out * act'(x) into d_x. NaN
+ * propagates as in PyTorch: every activation maps NaN to NaN. In the
+ * backward, GELU, sigmoid and tanh give NaN at a NaN input; ReLU, whose
+ * mask is "output <= 0" as PyTorch's, passes the upstream gradient through
+ * there unchanged. The elements are split over the library's threads. Each
+ * returns MMREC_OK, MMREC_EINVAL (NULL, x of another tape), MMREC_ESTALE (x
+ * from a reset step) or MMREC_ENOMEM, and is per-handle (the tape). */
 typedef enum mmrec_gelu_form {
     MMREC_GELU_ERF = 0, /* x * Phi(x), PyTorch's default */
     MMREC_GELU_TANH = 1 /* tanh approximation, PyTorch approximate="tanh" */
 } mmrec_gelu_form;
 
+/* ReLU: out = max(x, 0) (torch.nn.functional.relu). Backward: d_x += d_out
+ * where x > 0, nothing where x <= 0 (the gradient at 0 is 0), d_out at NaN.
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape.
+ *   out  (out) shape of x, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, x of another tape), MMREC_ESTALE,
+ *         MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_relu(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
+
+/* GELU (torch.nn.functional.gelu), in one of two forms:
+ *   MMREC_GELU_ERF:  out = x Phi(x), Phi the standard normal CDF;
+ *   MMREC_GELU_TANH: out = x / 2 (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+ *                    (approximate="tanh").
+ * Backward: d_x += d_out times the derivative of the chosen form.
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape.
+ *   form (in)  MMREC_GELU_ERF or MMREC_GELU_TANH.
+ *   out  (out) shape of x, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, x of another tape, form not an
+ *         mmrec_gelu_form), MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_gelu(mmrec_tape *tape, mmrec_tensor *x, mmrec_gelu_form form,
                                   mmrec_tensor **out);
+
+/* Logistic sigmoid: out = 1 / (1 + exp(-x)) (torch.sigmoid). Backward:
+ * d_x += d_out * out * (1 - out).
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape.
+ *   out  (out) shape of x, values in [0, 1], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, x of another tape), MMREC_ESTALE,
+ *         MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_sigmoid(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
+
+/* Hyperbolic tangent: out = tanh(x) (torch.tanh). Backward:
+ * d_x += d_out * (1 - out^2).
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape.
+ *   out  (out) shape of x, values in [-1, 1], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, x of another tape), MMREC_ESTALE,
+ *         MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_tanh(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
 
-/* Softmax / log-softmax over the last dim. A row with a NaN at a kept
- * position is all NaN (as in PyTorch).
- *   mask (in, may be NULL) broadcastable to x; an entry 0 removes that
- *        position (probability 0), non-zero keeps it. A row with every
- *        position removed gives all zeros (softmax) or all -inf
- *        (log-softmax) and passes no gradient.
- * Since 0.1. */
+/* Softmax over the last dim: out[.., j] = exp(x[.., j]) / sum_k exp(x[.., k])
+ * over the kept positions k (torch.softmax(x, -1)), exponentials summed in
+ * double. A row with a NaN at a kept position is all NaN (as in PyTorch).
+ * Backward: d_x += out * (d_out - sum_k d_out[k] out[k]), row by row.
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape; rows along the last dim.
+ *   mask (in, may be NULL) a tensor broadcastable to the shape of x (the
+ *        broadcast result is x's shape); an entry 0 removes that position
+ *        (probability 0), non-zero keeps it. Not differentiated. A row with
+ *        every position removed gives all zeros and passes no gradient.
+ *   out  (out) shape of x, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape),
+ *         MMREC_ESHAPE (mask does not broadcast to x; the message gives
+ *         both shapes), MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
                                      mmrec_tensor **out);
+
+/* Log-softmax over the last dim: out[.., j] = x[.., j] - log sum_k
+ * exp(x[.., k]) over the kept positions k (torch.log_softmax(x, -1)),
+ * computed as (x - max) - log(sum exp(x - max)) so large logits keep their
+ * low bits. A row with a NaN at a kept position is all NaN. Backward:
+ * d_x += d_out - softmax(x) * sum_k d_out[k], row by row, at the kept
+ * positions (removed ones get no gradient).
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape; rows along the last dim.
+ *   mask (in, may be NULL) as for mmrec_softmax(); a removed position
+ *        gives -inf, and a row with every position removed is all -inf
+ *        and passes no gradient.
+ *   out  (out) shape of x, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape),
+ *         MMREC_ESHAPE (mask does not broadcast to x; the message gives
+ *         both shapes), MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_log_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
                                          mmrec_tensor **out);
 
@@ -120,11 +219,37 @@ MMREC_API mmrec_status mmrec_reshape(mmrec_tape *tape, mmrec_tensor *x, int ndim
 /* Swaps the last two dims (x must have >= 2 dims). Since 0.1. */
 MMREC_API mmrec_status mmrec_transpose(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
 
-/* Sum / mean over `axis` (removed from the shape; a 1-D input gives [1]), or
- * over every element with MMREC_AXIS_ALL (result [1]). Since 0.1. */
+/* The `axis` of mmrec_sum() and mmrec_mean() that reduces over every
+ * element. */
 enum { MMREC_AXIS_ALL = 1000 };
+
+/* Sum over `axis` (torch.sum(x, axis), keepdim=False), accumulated in
+ * double. Backward: d_x += d_out, repeated along the reduced axis.
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape.
+ *   axis (in)  -ndim .. ndim - 1 (negative counts from the end), or
+ *              MMREC_AXIS_ALL for the sum of every element.
+ *   out  (out) x's shape without `axis` (a 1-D x gives [1]); [1] with
+ *              MMREC_AXIS_ALL. Owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, x of another tape), MMREC_ERANGE
+ *         (axis out of range; the message gives it and the rank),
+ *         MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_sum(mmrec_tape *tape, mmrec_tensor *x, int axis,
                                  mmrec_tensor **out);
+
+/* Mean over `axis` (torch.mean(x, axis), keepdim=False): the sum of
+ * mmrec_sum() divided by the number of elements reduced, in double.
+ * Backward: d_x += d_out / n, repeated along the reduced axis (n its size,
+ * or numel(x) with MMREC_AXIS_ALL).
+ *   tape (in)  the step's tape.
+ *   x    (in)  any shape.
+ *   axis (in)  as for mmrec_sum().
+ *   out  (out) as for mmrec_sum(); owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, x of another tape), MMREC_ERANGE
+ *         (axis out of range; the message gives it and the rank),
+ *         MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_mean(mmrec_tape *tape, mmrec_tensor *x, int axis,
                                   mmrec_tensor **out);
 

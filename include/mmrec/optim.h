@@ -107,16 +107,42 @@ MMREC_API mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
 MMREC_API mmrec_status mmrec_optimizer_add_group(mmrec_optimizer *opt, const char *prefix,
                                                  float lr, float weight_decay, int *group_out);
 
-/* Sets / gets a group's learning rate (e.g. a schedule, once per step).
- * Returns MMREC_OK, MMREC_EINVAL (lr < 0 or not finite), MMREC_ERANGE (no
- * such group). Since 0.1. */
+/* Sets a group's learning rate, used from the next step on (e.g. a
+ * schedule, once per step).
+ *   group (in) 0 (every parameter not moved to another group) or an id
+ *              returned by mmrec_optimizer_add_group().
+ *   lr    (in) >= 0, finite.
+ * Returns MMREC_OK, MMREC_EINVAL (opt NULL, not an optimizer, lr < 0 or not
+ *         finite), MMREC_ERANGE (no such group; the message gives the
+ *         group count).
+ * Thread safety: per-handle (the optimizer). Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_set_lr(mmrec_optimizer *opt, int group, float lr);
+
+/* A group's current learning rate: the config's lr, that given to
+ * mmrec_optimizer_add_group(), the last mmrec_optimizer_set_lr(), or the
+ * value restored by mmrec_checkpoint_load().
+ *   group (in)  as for mmrec_optimizer_set_lr().
+ *   out   (out) the learning rate.
+ * Returns MMREC_OK, MMREC_EINVAL (opt or out NULL, not an optimizer),
+ *         MMREC_ERANGE (no such group; the message gives the group count).
+ * Thread safety: per-handle (the optimizer). Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_get_lr(const mmrec_optimizer *opt, int group,
                                               float *out);
 
-/* Number of steps taken, and the global gradient norm seen by the last step
- * (before clipping). Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */
+/* Number of successful mmrec_optimizer_step() calls (a failed step does not
+ * count), including those of the run a checkpoint restored.
+ *   out (out) the count; 0 for a new optimizer.
+ * Returns MMREC_OK or MMREC_EINVAL (opt or out NULL, not an optimizer).
+ * Thread safety: per-handle (the optimizer). Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, uint64_t *out);
+
+/* The global L2 norm of the trainable parameters' gradients seen by the
+ * last successful step, before clipping (what clip_norm is compared with;
+ * computed whether clipping is on or not).
+ *   out (out) the norm; 0 before the first step; restored by
+ *             mmrec_checkpoint_load().
+ * Returns MMREC_OK or MMREC_EINVAL (opt or out NULL, not an optimizer).
+ * Thread safety: per-handle (the optimizer). Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_last_grad_norm(const mmrec_optimizer *opt, float *out);
 
 /* Saves the model's parameters and, when opt is not NULL, the optimizer's

@@ -79,10 +79,25 @@ MMREC_API mmrec_status mmrec_tensor_shape(const mmrec_tensor *tensor, int *ndim_
 /* Number of elements. Returns MMREC_OK, MMREC_EINVAL, MMREC_ESTALE. Since 0.1. */
 MMREC_API mmrec_status mmrec_tensor_numel(const mmrec_tensor *tensor, size_t *out);
 
-/* Pointer to the data (row-major float32), borrowed from the tensor's owner.
- * Returns MMREC_OK, MMREC_EINVAL (NULL), MMREC_ESTALE, MMREC_ESTATE
- * (read-only wrap: use mmrec_tensor_data_const). Since 0.1. */
+/* Pointer to the data (row-major float32), for reading and writing.
+ *   tensor (in)  any tensor except a read-only wrap.
+ *   out    (out) numel floats; borrowed from the tensor's owner: valid while
+ *                the tensor is (a tape tensor until mmrec_tape_reset(), a
+ *                parameter while its model lives, a wrap while the caller's
+ *                buffer does).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a tensor), MMREC_ESTALE (its
+ *         tape was reset), MMREC_ESTATE (read-only wrap: use
+ *         mmrec_tensor_data_const).
+ * Thread safety: per-handle (the tensor). Since 0.1. */
 MMREC_API mmrec_status mmrec_tensor_data(mmrec_tensor *tensor, float **out);
+
+/* Pointer to the data (row-major float32), for reading only; works on every
+ * tensor, read-only wraps included.
+ *   out (out) numel floats; borrowed, valid as for mmrec_tensor_data().
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a tensor), MMREC_ESTALE (its
+ *         tape was reset).
+ * Thread safety: per-handle (the tensor); any number of threads may read a
+ * tensor nobody writes. Since 0.1. */
 MMREC_API mmrec_status mmrec_tensor_data_const(const mmrec_tensor *tensor, const float **out);
 
 /* Pointer to the gradient d(loss)/d(tensor) accumulated by backward, or
@@ -93,10 +108,24 @@ MMREC_API mmrec_status mmrec_tensor_data_const(const mmrec_tensor *tensor, const
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_ESTALE. Since 0.1. */
 MMREC_API mmrec_status mmrec_tensor_grad(const mmrec_tensor *tensor, const float **out);
 
-/* Copies `n` elements (n == numel) into / out of the tensor.
- * Returns MMREC_OK, MMREC_EINVAL (NULL, n != numel), MMREC_ESTALE,
- * MMREC_ESTATE (copy_from into a read-only wrap). Since 0.1. */
+/* Copies the tensor's elements out, row-major.
+ *   dst (out) n floats of caller memory.
+ *   n   (in)  must equal the tensor's element count.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a tensor, n != numel: the
+ *         message gives both), MMREC_ESTALE (its tape was reset).
+ * Thread safety: per-handle (the tensor). Since 0.1. */
 MMREC_API mmrec_status mmrec_tensor_copy_to(const mmrec_tensor *tensor, float *dst, size_t n);
+
+/* Overwrites the tensor's elements with `n` floats, row-major (for a
+ * parameter: its values; a wrap: the caller's buffer it points at).
+ *   tensor (in)  any tensor except a read-only wrap.
+ *   src    (in)  n floats; borrowed for the call.
+ *   n      (in)  must equal the tensor's element count.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a tensor, n != numel: the
+ *         message gives both), MMREC_ESTALE (its tape was reset),
+ *         MMREC_ESTATE (read-only wrap). On failure nothing is written.
+ * Thread safety: per-handle (the tensor); not while another thread reads
+ * it. Since 0.1. */
 MMREC_API mmrec_status mmrec_tensor_copy_from(mmrec_tensor *tensor, const float *src, size_t n);
 
 #ifdef __cplusplus
