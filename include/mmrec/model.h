@@ -82,9 +82,12 @@ MMREC_API mmrec_status mmrec_model_num_params(const mmrec_model *model, size_t *
 MMREC_API mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t index,
                                             const char **name_out, mmrec_tensor **out);
 
-/* Freezes every parameter whose name starts with `prefix` ("" = all): no
- * gradient is computed for it, the optimizer skips it and keeps its state,
- * and its accumulated gradient is cleared.
+/* Freezes every parameter under `prefix`: no gradient is computed for it,
+ * the optimizer skips it and keeps its state, and its accumulated gradient
+ * is cleared. A prefix matches whole name components: "fq.layers.1" is the
+ * parameter of that name and those below it ("fq.layers.1.weight"), not
+ * "fq.layers.10.weight"; a prefix ending in '.' ("enc.") matches the names
+ * starting with it; "" matches every parameter.
  *   prefix    (in)  name prefix; borrowed for the call.
  *   count_out (out, may be NULL) number of parameters matched.
  * Returns MMREC_OK, MMREC_EINVAL (model or prefix NULL, not a model),
@@ -96,9 +99,10 @@ MMREC_API mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t ind
 MMREC_API mmrec_status mmrec_model_freeze(mmrec_model *model, const char *prefix,
                                           size_t *count_out);
 
-/* Unfreezes every parameter whose name starts with `prefix` ("" = all):
- * backward computes its gradient again and the optimizer updates it
- * (starting with fresh state if it had none).
+/* Unfreezes every parameter under `prefix` (matched by whole name
+ * components, as mmrec_model_freeze matches them): backward computes its
+ * gradient again and the optimizer updates it (starting with fresh state if
+ * it had none).
  *   prefix    (in)  name prefix; borrowed for the call.
  *   count_out (out, may be NULL) number of parameters matched.
  * Returns MMREC_OK, MMREC_EINVAL (model or prefix NULL, not a model),

@@ -30,8 +30,9 @@
  * row, as for a dense parameter; the next gather-only step is lazy again.
  *
  * Parameter groups: group 0 holds every parameter; mmrec_optimizer_add_group
- * moves the parameters whose name starts with a prefix into a new group with
- * its own learning rate and weight decay.
+ * moves the parameters under a name prefix (whole name components, as
+ * mmrec_model_freeze matches them) into a new group with its own learning
+ * rate and weight decay.
  *
  * The optimizer keeps its model alive. State (step count, moments, group
  * settings) is saved and loaded with mmrec_checkpoint_save/_load, so training
@@ -99,7 +100,10 @@ MMREC_API void mmrec_optimizer_destroy(mmrec_optimizer *opt);
  * Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
 
-/* Moves parameters whose name starts with `prefix` into a new group.
+/* Moves the parameters under `prefix` into a new group: prefixes match whole
+ * name components ("fq.layers.1" is not "fq.layers.10"; "content." and ""
+ * as in mmrec_model_freeze). Parameters added to the model later join the
+ * newest group whose prefix they are under.
  *   lr, weight_decay (in) the group's settings (>= 0, finite).
  *   group_out (out, may be NULL) the new group's id (1, 2, ...).
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_ENOTFOUND (no parameter matched),
