@@ -122,8 +122,9 @@ typedef struct mmrec_target_attention_config {
     size_t struct_size;
     int64_t dim;                 /* required: d of candidate and sequence */
     mmrec_ta_score score;        /* default MMREC_TA_DOT */
-    const int64_t *hidden;       /* MLP hidden sizes (borrowed); default NULL = {4 * dim} */
-    int num_hidden;              /* 0 .. 8 */
+    const int64_t *hidden;       /* MLP hidden sizes, num_hidden of them (borrowed) */
+    int num_hidden;              /* 0 .. 8; 0 (default): one hidden layer of 4 * dim,
+                                    and hidden is not read */
     mmrec_activation activation; /* MLP; default MMREC_ACT_SIGMOID (as DIN's PReLU/Dice stand-in) */
 } mmrec_target_attention_config;
 
