@@ -3,7 +3,8 @@
 #   make test           Check suites (prints Check's summary line)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
-#   make check-symbols  exports vs version script, headers and frozen lists
+#   make check-symbols  exports vs version script, headers and frozen lists;
+#                       every exported function has its own doc block
 #   make map            regenerate src/libmmrec.map (tools/gen-map.sh)
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
@@ -175,8 +176,10 @@ build/examples/%: examples/%.c $(STATIC)
 example: build/examples/quickstart
 	$(Q)build/examples/quickstart 8 build/quickstart.mmrc
 
+# EM3_EPOCHS=2 is a short run (the default is 6).
+EM3_EPOCHS ?= 6
 example-em3: build/examples/em3_ranking
-	$(Q)build/examples/em3_ranking build/em3_items.mmfc
+	$(Q)build/examples/em3_ranking build/em3_items.mmfc 1 $(EM3_EPOCHS)
 
 # LightGCN on the Gowalla split (LightGCN's train.txt / test.txt layout).
 GOWALLA ?= ../shared/data/gowalla

@@ -819,6 +819,9 @@ static void usage(const char *argv0) {
 }
 
 int main(int argc, char **argv) {
+    /* Results go to stdout, progress to stderr: line-buffer stdout so the
+     * two keep their order when both go to one file. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2 || argv[1][0] == '-') {
         usage(argv[0]);
         return 2;

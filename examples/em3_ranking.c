@@ -545,6 +545,9 @@ static void train(const mmrec_cache *cache, const data *d, float alpha, int epoc
 }
 
 int main(int argc, char **argv) {
+    /* Results go to stdout, progress to stderr: line-buffer stdout so the
+     * two keep their order when both go to one file. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     const char *cache_path = argc > 1 ? argv[1] : "build/em3_items.mmfc";
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     int epochs = argc > 3 ? atoi(argv[3]) : 6;

@@ -165,6 +165,9 @@ static void evaluate(mmrec_tape *tape, const mmrec_graph *g, mmrec_tensor *ego, 
 }
 
 int main(int argc, char **argv) {
+    /* Results go to stdout, progress to stderr: line-buffer stdout so the
+     * two keep their order when both go to one file. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         fprintf(stderr, "usage: %s <data dir> [--epochs N] [--batch B] [--lr LR] "
                         "[--constant-lr] [--eval-every N] [--valid] [--seed S] [--threads T]\n",

@@ -135,6 +135,9 @@ static double recall_at_10(const data *d, float *scores) {
 }
 
 int main(int argc, char **argv) {
+    /* Results go to stdout, progress to stderr: line-buffer stdout so the
+     * two keep their order when both go to one file. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     int epochs = argc > 1 ? atoi(argv[1]) : 8;
     const char *path = argc > 2 ? argv[2] : "quickstart.mmrc";
     if (epochs < 1) epochs = 1;
