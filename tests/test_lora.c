@@ -91,7 +91,7 @@ START_TEST(test_lora) {
     c.rank = 3;
     MT_EXPECT(mmrec_lora_attach(lin2, &c), MMREC_EINVAL, "cfg->rank is 3");
     MT_EXPECT(mmrec_lora_merge(lin2), MMREC_ESTATE, "has no LoRA");
-    MT_EXPECT(mmrec_lora_attach(NULL, &c), MMREC_EINVAL, "module");
+    MT_EXPECT(mmrec_lora_attach(NULL, &c), MMREC_EINVAL, "argument 'linear' is NULL");
     mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
 }

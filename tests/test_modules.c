@@ -77,7 +77,7 @@ START_TEST(test_linear_and_mlp) {
     MT_EXPECT(mmrec_linear_forward(lin, tape, tb, &y), MMREC_ESHAPE, "last dim must be 7");
     MT_EXPECT(mmrec_mlp_forward(mlp, tape, tb, &y), MMREC_ESHAPE, "x is [2,6]");
     MT_EXPECT(mmrec_mlp_forward(lin, tape, tb, &y), MMREC_EINVAL, "is a linear, expected a mlp");
-    MT_EXPECT(mmrec_linear_forward(NULL, tape, tb, &y), MMREC_EINVAL, "'module'");
+    MT_EXPECT(mmrec_linear_forward(NULL, tape, tb, &y), MMREC_EINVAL, "argument 'linear' is NULL");
     MT_EXPECT(mmrec_linear_create(model, "lin", &lc, NULL), MMREC_ESTATE, "'lin' already");
     lc.in_dim = 0;
     MT_EXPECT(mmrec_linear_create(model, "z", &lc, NULL), MMREC_EINVAL, "cfg->in_dim is 0");
