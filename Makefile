@@ -5,7 +5,8 @@
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
 #   make check-symbols  exports vs version script, headers and frozen lists
 #   make check-api-params  tests/api_params.h vs the headers, parameter names
-#                       of src/ vs the headers (also run by test, check-symbols)
+#                       of src/ vs the headers, a bad-input test for every
+#                       fallible function (also run by test, check-symbols)
 #   make api-params     regenerate tests/api_params.h (tools/api-params.sh)
 #   make map            regenerate src/libmmrec.map (tools/gen-map.sh)
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
@@ -134,15 +135,18 @@ abi-baseline: $(SHARED)
 
 check-symbols: $(SHARED)
 	$(Q)tools/check-symbols.sh $(SHARED) $(MAP) $(ABI_BASELINE)
-	$(Q)tools/api-params.sh --check
+	$(Q)$(MAKE) --no-print-directory check-api-params
 
 # The table of public functions and their parameters that
 # tests/test_api_names.c walks, generated from the headers.
 api-params:
 	$(Q)tools/api-params.sh
 
+# tests/api_params.h against the headers; every fallible public function
+# has a bad-input test naming the argument (tools/api-badinput.sh).
 check-api-params:
 	$(Q)tools/api-params.sh --check
+	$(Q)tools/api-badinput.sh
 
 # The version script: one node per release, generated from the headers and
 # the frozen lists tools/abi/MMREC_*.syms (release procedure: tools/gen-map.sh).

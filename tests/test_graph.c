@@ -266,7 +266,8 @@ START_TEST(test_graph_bad_input) {
     float buf[MT_N * 2] = {0};
     mmrec_tensor *bad = mt_tape_tensor(tape, 2, s, buf, 0);
     mmrec_tensor *x = mt_tape_tensor(tape, 2, ok, buf, 0), *y;
-    MT_EXPECT(mmrec_graph_propagate(tape, g, bad, &y), MMREC_ESHAPE, "expected [11, d]");
+    MT_EXPECT(mmrec_graph_propagate(tape, g, bad, &y), MMREC_ESHAPE,
+              "x is [10,2], expected [11, d]");
     MT_EXPECT(mmrec_graph_propagate(tape, NULL, x, &y), MMREC_EINVAL, "graph");
     MT_EXPECT(mmrec_graph_propagate(NULL, g, x, &y), MMREC_EINVAL, "tape");
     MT_EXPECT(mmrec_graph_propagate(tape, g, x, NULL), MMREC_EINVAL, "out");

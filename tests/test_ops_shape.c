@@ -93,7 +93,8 @@ START_TEST(test_shape_values) {
     ck_assert(d[0] == 1 && d[1] == 4 && d[2] == 2 && d[5] == 6);
     int64_t s1[1] = {6};
     mmrec_tensor *t1 = mt_tape_tensor(tape, 1, s1, a, 0);
-    MT_EXPECT(mmrec_transpose(tape, t1, &y), MMREC_ESHAPE, "at least 2");
+    MT_EXPECT(mmrec_transpose(tape, t1, &y), MMREC_ESHAPE,
+              "x has 1 dims, needs at least 2");
     mmrec_tape_destroy(tape);
 }
 END_TEST
@@ -150,6 +151,7 @@ START_TEST(test_reduce) {
     MT_OK(mmrec_tensor_data_const(y, &d));
     ck_assert_float_eq(d[0], 3.5f);
     MT_EXPECT(mmrec_sum(tape, ta, 2, &y), MMREC_ERANGE, "axis 2");
+    MT_EXPECT(mmrec_mean(tape, ta, -3, &y), MMREC_ERANGE, "axis -3 is out of range for 2 dims");
     MT_EXPECT(mmrec_mean(tape, NULL, 0, &y), MMREC_EINVAL, "'x'");
     mmrec_tape_destroy(tape);
 

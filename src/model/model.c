@@ -353,7 +353,7 @@ static mmrec_status mmrec__flat_check(const mmrec_model *model, size_t n, const 
 static mmrec_status mmrec__flat_finite(const float *src, size_t n, const char *func) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(src[i]))
-            return mmrec__set_error(MMREC_ENUMERIC, func, "element %zu is %g", i, (double)src[i]);
+            return mmrec__set_error(MMREC_ENUMERIC, func, "src[%zu] is %g", i, (double)src[i]);
     return MMREC_OK;
 }
 

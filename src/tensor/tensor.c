@@ -128,7 +128,7 @@ mmrec_status mmrec_tensor_set_data(mmrec_tensor *tensor, float *data) {
     MMREC_CHECK_TENSOR(tensor);
     MMREC_CHECK_NULL(data);
     MMREC_FAIL_IF(!(tensor->flags & MMREC__T_WRAP), MMREC_EINVAL,
-                  "tensor is not a wrap of caller memory");
+                  "argument 'tensor' is not a wrap of caller memory");
     tensor->data = data;
     return MMREC_OK;
 }
