@@ -466,6 +466,9 @@ START_TEST(test_block_bad_config) {
     bad = c;
     bad.num_items = -1;
     MT_EXPECT(mmrec_alignrec_create(model, "ar", &bad, NULL), MMREC_EINVAL, "num_items -1");
+    bad.num_items = INT64_MAX; /* the sum with num_users overflows: refused, not added */
+    MT_EXPECT(mmrec_alignrec_create(model, "ar", &bad, NULL), MMREC_EINVAL,
+              "cfg->num_items 9223372036854775807");
     bad = c;
     bad.content_dim = 0;
     MT_EXPECT(mmrec_alignrec_create(model, "ar", &bad, NULL), MMREC_EINVAL,

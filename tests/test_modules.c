@@ -282,6 +282,17 @@ START_TEST(test_attention_modules) {
     ac.num_heads = 5;
     MT_EXPECT(mmrec_mha_create(model, "z", &ac, NULL), MMREC_EINVAL,
               "cfg->num_heads is 5, must be >= 1 and divide dim 12");
+    /* a dim whose 3 * dim (in_proj) or 4 * dim (ffn_dim) overflows int64 */
+    ac.num_heads = 1;
+    ac.dim = INT64_C(1) << 62;
+    MT_EXPECT(mmrec_mha_create(model, "z", &ac, NULL), MMREC_EINVAL,
+              "cfg->dim is 4611686018427387904, must be in [1, 2^31 - 1]");
+    tc.dim = INT64_C(1) << 61;
+    tc.num_heads = 1;
+    MT_EXPECT(mmrec_transformer_create(model, "z", &tc, NULL), MMREC_EINVAL,
+              "cfg->dim is 2305843009213693952");
+    tc.dim = 12;
+    tc.num_heads = 3;
     tc.activation = MMREC_ACT_NONE;
     MT_EXPECT(mmrec_transformer_create(model, "z", &tc, NULL), MMREC_EINVAL, "cfg->activation");
     mmrec_tape_destroy(tape);

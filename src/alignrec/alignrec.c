@@ -98,7 +98,7 @@ mmrec_status mmrec_alignrec_create(mmrec_model *model, const char *name,
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_alignrec_config c = mmrec__ar_defaults;
     MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_alignrec_config, &c, cfg));
-    MMREC_FAIL_IF(c.num_users < 1 || c.num_items < 1 || c.num_users + c.num_items >= INT32_MAX,
+    MMREC_FAIL_IF(c.num_users < 1 || c.num_items < 1 || c.num_users >= INT32_MAX - c.num_items,
                   MMREC_EINVAL,
                   "cfg->num_users is %lld and cfg->num_items %lld: each must be >= 1, their "
                   "sum below 2^31 - 1",

@@ -36,7 +36,7 @@ mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *i
     MMREC_CHECK_NULL(out);
     MMREC_FAIL_IF(n > 0 && (users == NULL || items == NULL), MMREC_EINVAL,
                   "argument '%s' is NULL", users == NULL ? "users" : "items");
-    MMREC_FAIL_IF(num_users < 1 || num_items < 1 || num_users + num_items >= INT32_MAX,
+    MMREC_FAIL_IF(num_users < 1 || num_items < 1 || num_users >= INT32_MAX - num_items,
                   MMREC_EINVAL,
                   "num_users is %lld and num_items %lld: each must be >= 1, their sum below "
                   "2^31 - 1",
