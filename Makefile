@@ -5,6 +5,10 @@
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
 #   make check-symbols  exports vs version script, headers and frozen lists;
 #                       every exported function has its own doc block
+#   make check-api-params  tests/api_params.h vs the headers, parameter names
+#                       of src/ vs the headers, a bad-input test for every
+#                       fallible function (also run by test, check-symbols)
+#   make api-params     regenerate tests/api_params.h (tools/api-params.sh)
 #   make map            regenerate src/libmmrec.map (tools/gen-map.sh)
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
@@ -66,7 +70,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
 .PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec abi-check abi-baseline check-symbols map install uninstall \
-        example bench examples
+        example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
 $(BUILD)/%.o: src/%.c $(HEADERS) $(wildcard src/*/*.h) Makefile
@@ -104,7 +108,7 @@ $(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h tests/*/*.h) $(STATIC)
 	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -DMMREC_TEST_DIR='"$(CURDIR)/tests"' \
 	    -o $@ $(TEST_SRCS) $(STATIC) $(CHECK_LIBS) $(LDLIBS)
 
-test: $(TEST_BIN) lib/libmmrec.so
+test: check-api-params $(TEST_BIN) lib/libmmrec.so
 	$(Q)MMREC_ROOT=$(CURDIR) BLAS=$(BLAS) $(TEST_BIN)
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -132,6 +136,18 @@ abi-baseline: $(SHARED)
 
 check-symbols: $(SHARED)
 	$(Q)tools/check-symbols.sh $(SHARED) $(MAP) $(ABI_BASELINE)
+	$(Q)$(MAKE) --no-print-directory check-api-params
+
+# The table of public functions and their parameters that
+# tests/test_api_names.c walks, generated from the headers.
+api-params:
+	$(Q)tools/api-params.sh
+
+# tests/api_params.h against the headers; every fallible public function
+# has a bad-input test naming the argument (tools/api-badinput.sh).
+check-api-params:
+	$(Q)tools/api-params.sh --check
+	$(Q)tools/api-badinput.sh
 
 # The version script: one node per release, generated from the headers and
 # the frozen lists tools/abi/MMREC_*.syms (release procedure: tools/gen-map.sh).

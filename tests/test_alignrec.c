@@ -298,7 +298,8 @@ START_TEST(test_aggregate_users_is_the_user_item_block) {
     MT_OK(mmrec_alignrec_aggregate_users(tape, g, tx, &y));
     MT_OK(mmrec_tensor_copy_to(y, alias, MT_U * D));
     ck_assert(memcmp(got, alias, sizeof got) == 0);
-    MT_EXPECT(mmrec_alignrec_aggregate_users(tape, g, NULL, &y), MMREC_EINVAL, "items");
+    MT_EXPECT(mmrec_alignrec_aggregate_users(tape, g, NULL, &y), MMREC_EINVAL,
+              "mmrec_alignrec_aggregate_users: argument 'items' is NULL");
     for (int i = 0; i < MT_U * D; i++)
         ck_assert_msg(fabs(got[i] - want[i]) < 1e-6, "entry %d: %g vs %g", i, (double)got[i],
                       want[i]);
@@ -316,7 +317,8 @@ START_TEST(test_aggregate_users_is_the_user_item_block) {
     int64_t bad[2] = {MT_I + 1, D};
     mmrec_tensor *tb;
     MT_OK(mmrec_tape_tensor(tape, 2, bad, 0, &tb));
-    MT_EXPECT(mmrec_graph_aggregate_users(tape, g, tb, &y), MMREC_ESHAPE, "expected [8, d]");
+    MT_EXPECT(mmrec_graph_aggregate_users(tape, g, tb, &y), MMREC_ESHAPE,
+              "items is [9,3], expected [8, d]");
     MT_EXPECT(mmrec_graph_aggregate_users(NULL, g, tx, &y), MMREC_EINVAL, "tape");
     MT_EXPECT(mmrec_graph_aggregate_users(tape, NULL, tx, &y), MMREC_EINVAL, "graph");
     MT_EXPECT(mmrec_graph_aggregate_users(tape, g, NULL, &y), MMREC_EINVAL, "items");
@@ -464,6 +466,9 @@ START_TEST(test_block_bad_config) {
     bad = c;
     bad.num_items = -1;
     MT_EXPECT(mmrec_alignrec_create(model, "ar", &bad, NULL), MMREC_EINVAL, "num_items -1");
+    bad.num_items = INT64_MAX; /* the sum with num_users overflows: refused, not added */
+    MT_EXPECT(mmrec_alignrec_create(model, "ar", &bad, NULL), MMREC_EINVAL,
+              "cfg->num_items 9223372036854775807");
     bad = c;
     bad.content_dim = 0;
     MT_EXPECT(mmrec_alignrec_create(model, "ar", &bad, NULL), MMREC_EINVAL,
@@ -826,7 +831,7 @@ START_TEST(test_block_forward_bad_input_and_modes) {
     int64_t s8[2] = {MT_I, 2};
     MT_OK(mmrec_tape_tensor(tape, 2, s8, 0, &x8));
     MT_EXPECT(mmrec_alignrec_aggregate_users(tape, items, x8, &v.users), MMREC_EINVAL,
-              "bipartite");
+              "graph has 0 users and 8 items: it must be a bipartite");
     mmrec_alignrec_views small = v;
     small.struct_size = sizeof(size_t);
     MT_EXPECT(mmrec_alignrec_forward(ar, tape, ui, items, &small), MMREC_EINVAL,

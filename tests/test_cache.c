@@ -410,6 +410,10 @@ START_TEST(test_cache_bad_arguments) {
               "'npy_path'");
     MT_EXPECT(mmrec_cache_writer_add_npy(NULL, "a", MMREC_CACHE_F32, path), MMREC_EINVAL,
               "'writer'");
+    MT_EXPECT(mmrec_cache_writer_add_npy(w, "a", (mmrec_cache_dtype)7, path), MMREC_EINVAL,
+              "dtype is 7");
+    MT_EXPECT(mmrec_cache_writer_add_npy(w, "", MMREC_CACHE_F32, path), MMREC_EINVAL,
+              "field name is 0 bytes");
     memset(long_name, 'n', 255);
     long_name[255] = '\0';
     MT_OK(mmrec_cache_writer_add(w, long_name, MMREC_CACHE_F32, data, 1));

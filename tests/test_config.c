@@ -57,11 +57,70 @@ START_TEST(test_every_config_accepts_its_first_release_size) {
         memcpy(&got, buf, sizeof got);
         ck_assert_uint_eq(got, first);
         ck_assert_msg(buf[first] == 0xab, "%s wrote past its caller's size", mt_configs[k].name);
-        MT_EXPECT(mt_configs[k].init(buf, first - 1), MMREC_EINVAL, "smaller than");
+        MT_EXPECT(mt_configs[k].init(buf, first - 1), MMREC_EINVAL, "size is");
         MT_OK(mt_configs[k].init(buf, now + 16));
         for (size_t i = now; i < now + 16; i++)
             ck_assert_msg(buf[i] == 0, "%s: tail byte %zu", mt_configs[k].name, i);
     }
+}
+END_TEST
+
+/* Each _init_sized, called directly, refuses one byte less than its
+ * struct's first release and names the `size` argument. */
+#define MT_BELOW(type) ((size_t)MMREC__MIN_SIZE(type) - 1)
+START_TEST(test_config_init_names_a_too_small_size) {
+    union {
+        mmrec_linear_config linear;
+        mmrec_lora_config lora;
+        mmrec_mlp_config mlp;
+        mmrec_embedding_config embedding;
+        mmrec_layernorm_config layernorm;
+        mmrec_mha_config mha;
+        mmrec_transformer_config transformer;
+        mmrec_optimizer_config optimizer;
+        mmrec_fqformer_config fqformer;
+        mmrec_target_attention_config ta;
+        mmrec_cic_config cic;
+        mmrec_knn_config knn;
+        mmrec_alignrec_config alignrec;
+        mmrec_alignrec_views views;
+        mmrec_batch_softmax_config batch_softmax;
+    } u;
+    MT_EXPECT(mmrec_linear_config_init_sized(&u.linear, MT_BELOW(mmrec_linear_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_lora_config_init_sized(&u.lora, MT_BELOW(mmrec_lora_config)), MMREC_EINVAL,
+              "size is");
+    MT_EXPECT(mmrec_mlp_config_init_sized(&u.mlp, MT_BELOW(mmrec_mlp_config)), MMREC_EINVAL,
+              "size is");
+    MT_EXPECT(mmrec_embedding_config_init_sized(&u.embedding, MT_BELOW(mmrec_embedding_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_layernorm_config_init_sized(&u.layernorm, MT_BELOW(mmrec_layernorm_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_mha_config_init_sized(&u.mha, MT_BELOW(mmrec_mha_config)), MMREC_EINVAL,
+              "size is");
+    MT_EXPECT(mmrec_transformer_config_init_sized(&u.transformer,
+                                                  MT_BELOW(mmrec_transformer_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_optimizer_config_init_sized(&u.optimizer, MT_BELOW(mmrec_optimizer_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_fqformer_config_init_sized(&u.fqformer, MT_BELOW(mmrec_fqformer_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_target_attention_config_init_sized(&u.ta,
+                                                       MT_BELOW(mmrec_target_attention_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_cic_config_init_sized(&u.cic, MT_BELOW(mmrec_cic_config)), MMREC_EINVAL,
+              "size is");
+    MT_EXPECT(mmrec_knn_config_init_sized(&u.knn, MT_BELOW(mmrec_knn_config)), MMREC_EINVAL,
+              "size is");
+    MT_EXPECT(mmrec_alignrec_config_init_sized(&u.alignrec, MT_BELOW(mmrec_alignrec_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_alignrec_views_init_sized(&u.views, MT_BELOW(mmrec_alignrec_views)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_batch_softmax_config_init_sized(&u.batch_softmax,
+                                                    MT_BELOW(mmrec_batch_softmax_config)),
+              MMREC_EINVAL, "size is");
+    /* zero: the struct_size field itself does not fit */
+    MT_EXPECT(mmrec_linear_config_init_sized(&u.linear, 0), MMREC_EINVAL, "size is 0");
 }
 END_TEST
 
@@ -159,6 +218,7 @@ static Suite *config_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("api");
     tcase_add_test(tc, test_every_config_accepts_its_first_release_size);
+    tcase_add_test(tc, test_config_init_names_a_too_small_size);
     tcase_add_test(tc, test_embedding_0_1_caller_with_the_shorter_struct);
     tcase_add_test(tc, test_embedding_dense_updates_every_row);
     suite_add_tcase(s, tc);

@@ -460,6 +460,13 @@ START_TEST(test_content_eval_bad_input) {
         f[5] = 0.5f;
         ck_assert_int_eq(out[1].k, -7);
     }
+    /* by name, as callers write them */
+    int big_k[2] = {5, I + 1};
+    MT_EXPECT(mmrec_eval_zero_shot(f, I, F, x, big_k, 2, out), MMREC_EINVAL, "ks[1] is 21");
+    MT_EXPECT(mmrec_eval_zero_shot(f, 10, F, x, ks, 2, out), MMREC_ERANGE, "sequences items[");
+    MT_EXPECT(mmrec_eval_item_cf(f, I, -1, x, ks, 2, out), MMREC_EINVAL, "feat_dim -1");
+    MT_EXPECT(mmrec_eval_item_cf(f, 10, F, x, ks, 2, out), MMREC_ERANGE, "interactions items[");
+    ck_assert_int_eq(out[1].k, -7);
     MT_EXPECT(mmrec_eval_mask_modality(NULL, I, F, 0, 1, 0.5, 1), MMREC_EINVAL, "features");
     MT_EXPECT(mmrec_eval_mask_modality(f, 0, F, 0, 1, 0.5, 1), MMREC_EINVAL, "num_items");
     MT_EXPECT(mmrec_eval_mask_modality(f, I, 0, 0, 1, 0.5, 1), MMREC_EINVAL, "dim");

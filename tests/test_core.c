@@ -88,9 +88,9 @@ END_TEST
 
 START_TEST(test_allocator_hook_counts_and_validates) {
     mmrec_allocator bad = {4, mt_count_alloc, mt_count_release, NULL};
-    MT_EXPECT(mmrec_set_allocator(&bad), MMREC_EINVAL, "struct_size");
+    MT_EXPECT(mmrec_set_allocator(&bad), MMREC_EINVAL, "allocator->struct_size is 4");
     mmrec_allocator a = {sizeof a, mt_count_alloc, NULL, NULL};
-    MT_EXPECT(mmrec_set_allocator(&a), MMREC_EINVAL, "release");
+    MT_EXPECT(mmrec_set_allocator(&a), MMREC_EINVAL, "argument 'allocator->release' is NULL");
     a.release = mt_count_release;
     MT_OK(mmrec_set_allocator(&a));
     mt_allocs = 0;

@@ -160,6 +160,51 @@ START_TEST(test_target_attention) {
 }
 END_TEST
 
+/* The DIN score's MLP is built inside mmrec_target_attention_create: a bad
+ * hidden size, activation, dim or name is reported by that function and
+ * names its own config field, and a failure leaves the model unchanged. */
+START_TEST(test_target_attention_mlp_errors_are_its_own) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_target_attention_config c;
+    MT_OK(mmrec_target_attention_config_init(&c));
+    c.dim = 4;
+    c.score = MMREC_TA_MLP;
+    int64_t hidden[2] = {3, 0};
+    c.hidden = hidden;
+    c.num_hidden = 2;
+    MT_EXPECT(mmrec_target_attention_create(model, "ta", &c, NULL), MMREC_EINVAL,
+              "mmrec_target_attention_create: cfg->hidden[1] is 0, must be >= 1");
+    hidden[1] = 5;
+    c.activation = (mmrec_activation)42;
+    MT_EXPECT(mmrec_target_attention_create(model, "ta", &c, NULL), MMREC_EINVAL,
+              "mmrec_target_attention_create: cfg->activation is 42");
+    c.activation = MMREC_ACT_RELU;
+    c.dim = INT64_C(1) << 62; /* 4 * dim, the MLP's input, must not overflow */
+    MT_EXPECT(mmrec_target_attention_create(model, "ta", &c, NULL), MMREC_EINVAL,
+              "mmrec_target_attention_create: cfg->dim is 4611686018427387904");
+    c.dim = 4;
+    char name[200];
+    memset(name, 'n', 199);
+    name[199] = '\0';
+    MT_EXPECT(mmrec_target_attention_create(model, name, &c, NULL), MMREC_EINVAL,
+              "mmrec_target_attention_create: name is 199 bytes, at most 196");
+    /* "<name>.mlp" taken by another module */
+    mmrec_linear_config lc;
+    MT_OK(mmrec_linear_config_init(&lc));
+    lc.in_dim = lc.out_dim = 2;
+    MT_OK(mmrec_linear_create(model, "ta.mlp", &lc, NULL));
+    size_t before, after;
+    MT_OK(mmrec_model_num_params(model, &before));
+    MT_EXPECT(mmrec_target_attention_create(model, "ta", &c, NULL), MMREC_ESTATE,
+              "mmrec_target_attention_create: a module named 'ta.mlp' already exists");
+    MT_OK(mmrec_model_num_params(model, &after));
+    ck_assert_uint_eq(after, before);
+    MT_OK(mmrec_target_attention_create(model, "ta2", &c, NULL));
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 /* ---- CIC ---- */
 
 static const int64_t mt_negs[4 * 2] = {1, 2, 3, 0, 0, 1, 2, 1};
@@ -267,6 +312,7 @@ static Suite *em3_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_fqformer);
     tcase_add_test(tc, test_target_attention);
+    tcase_add_test(tc, test_target_attention_mlp_errors_are_its_own);
     tcase_add_test(tc, test_cic);
     suite_add_tcase(s, tc);
     return s;

@@ -244,6 +244,14 @@ START_TEST(test_graph_bad_input) {
               MMREC_EINVAL, "users");
     MT_EXPECT(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, 0, MT_I, &g),
               MMREC_EINVAL, "num_users");
+    /* counts whose sum overflows int64 are refused, not added */
+    MT_EXPECT(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, MT_U, INT64_MAX, &g),
+              MMREC_EINVAL, "num_items 9223372036854775807");
+    MT_EXPECT(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, INT64_MAX, INT64_MAX, &g),
+              MMREC_EINVAL, "num_users is 9223372036854775807");
+    MT_EXPECT(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, INT32_MAX - MT_I, MT_I,
+                                           &g),
+              MMREC_EINVAL, "their sum below 2^31 - 1");
     MT_EXPECT(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, 4, MT_I, &g),
               MMREC_ERANGE, "users[5] is 4");
     MT_EXPECT(mmrec_graph_create_bipartite(mt_users, mt_items, MT_PAIRS, MT_U, 4, &g),
@@ -266,7 +274,8 @@ START_TEST(test_graph_bad_input) {
     float buf[MT_N * 2] = {0};
     mmrec_tensor *bad = mt_tape_tensor(tape, 2, s, buf, 0);
     mmrec_tensor *x = mt_tape_tensor(tape, 2, ok, buf, 0), *y;
-    MT_EXPECT(mmrec_graph_propagate(tape, g, bad, &y), MMREC_ESHAPE, "expected [11, d]");
+    MT_EXPECT(mmrec_graph_propagate(tape, g, bad, &y), MMREC_ESHAPE,
+              "x is [10,2], expected [11, d]");
     MT_EXPECT(mmrec_graph_propagate(tape, NULL, x, &y), MMREC_EINVAL, "graph");
     MT_EXPECT(mmrec_graph_propagate(NULL, g, x, &y), MMREC_EINVAL, "tape");
     MT_EXPECT(mmrec_graph_propagate(tape, g, x, NULL), MMREC_EINVAL, "out");

@@ -91,7 +91,18 @@ START_TEST(test_lora) {
     c.rank = 3;
     MT_EXPECT(mmrec_lora_attach(lin2, &c), MMREC_EINVAL, "cfg->rank is 3");
     MT_EXPECT(mmrec_lora_merge(lin2), MMREC_ESTATE, "has no LoRA");
-    MT_EXPECT(mmrec_lora_attach(NULL, &c), MMREC_EINVAL, "module");
+    /* a module that is not a Linear */
+    mmrec_layernorm_config nc;
+    MT_OK(mmrec_layernorm_config_init(&nc));
+    nc.dim = 2;
+    mmrec_module *ln;
+    MT_OK(mmrec_layernorm_create(model, "ln", &nc, &ln));
+    MT_EXPECT(mmrec_lora_attach(ln, &c), MMREC_EINVAL,
+              "argument 'linear': module 'ln' is a layernorm, expected a linear");
+    MT_EXPECT(mmrec_lora_merge(ln), MMREC_EINVAL, "argument 'linear': module 'ln' is a layernorm");
+    MT_EXPECT(mmrec_lora_unmerge(ln), MMREC_EINVAL,
+              "argument 'linear': module 'ln' is a layernorm");
+    MT_EXPECT(mmrec_lora_attach(NULL, &c), MMREC_EINVAL, "argument 'linear' is NULL");
     mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
 }

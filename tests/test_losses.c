@@ -72,6 +72,7 @@ START_TEST(test_loss_bad_input) {
     MT_EXPECT(mmrec_loss_bce_logits(tape, a, b, &l), MMREC_ESHAPE, "targets is [3,4]");
     MT_EXPECT(mmrec_loss_mse(tape, a, c, &l), MMREC_ESHAPE, "pred is [3,5]");
     MT_EXPECT(mmrec_loss_bpr(tape, a, NULL, &l), MMREC_EINVAL, "'neg'");
+    MT_EXPECT(mmrec_loss_bpr(tape, a, b, &l), MMREC_ESHAPE, "pos is [3,5] and neg is [3,4]");
     MT_EXPECT(mmrec_loss_bpr(NULL, a, a, &l), MMREC_EINVAL, "tape");
     MT_EXPECT(mmrec_loss_mse(tape, a, a, NULL), MMREC_EINVAL, "'out'");
     int64_t bad[3] = {0, 5, 1};

@@ -156,6 +156,7 @@ START_TEST(test_model_freeze_counts_and_frozen_get_no_gradient) {
     ck_assert_uint_eq(trainable, 6);
     ck_assert_uint_eq(total, 15);
     MT_EXPECT(mmrec_model_freeze(m, "dec", &count), MMREC_ENOTFOUND, "'dec'");
+    MT_EXPECT(mmrec_model_unfreeze(m, "dec", &count), MMREC_ENOTFOUND, "'dec'");
     MT_EXPECT(mmrec_model_freeze(m, NULL, &count), MMREC_EINVAL, "'prefix'");
     total = 0;
     MT_OK(mmrec_model_param_count(m, NULL, &total));
@@ -212,9 +213,10 @@ START_TEST(test_model_flat_buffers_round_trip) {
     ck_assert(memcmp(g, q, sizeof g) == 0);
     MT_EXPECT(mmrec_model_export_params(m, p, 14), MMREC_EINVAL, "n is 14, expected 15");
     MT_EXPECT(mmrec_model_import_grads(m, q, 16), MMREC_EINVAL, "n is 16");
-    MT_EXPECT(mmrec_model_export_grads(m, NULL, 15), MMREC_EINVAL, "NULL");
+    MT_EXPECT(mmrec_model_export_grads(m, NULL, 15), MMREC_EINVAL, "argument 'dst' is NULL");
+    MT_EXPECT(mmrec_model_export_grads(m, g, 16), MMREC_EINVAL, "n is 16, expected 15");
     q[4] = NAN;
-    MT_EXPECT(mmrec_model_import_params(m, q, 15), MMREC_ENUMERIC, "element 4");
+    MT_EXPECT(mmrec_model_import_params(m, q, 15), MMREC_ENUMERIC, "src[4] is nan");
     MT_OK(mmrec_model_export_params(m, p, 15));
     ck_assert(p[4] == 4 * 0 + p[4]); /* unchanged: not NaN */
     ck_assert(!isnan(p[4]));

@@ -74,10 +74,11 @@ START_TEST(test_linear_and_mlp) {
     int64_t bad[2] = {2, 6};
     mmrec_tensor *tb, *y;
     MT_OK(mmrec_tape_tensor(tape, 2, bad, 0, &tb));
-    MT_EXPECT(mmrec_linear_forward(lin, tape, tb, &y), MMREC_ESHAPE, "last dim must be 7");
+    MT_EXPECT(mmrec_linear_forward(lin, tape, tb, &y), MMREC_ESHAPE,
+              "x is [2,6], its last dim must be 7");
     MT_EXPECT(mmrec_mlp_forward(mlp, tape, tb, &y), MMREC_ESHAPE, "x is [2,6]");
     MT_EXPECT(mmrec_mlp_forward(lin, tape, tb, &y), MMREC_EINVAL, "is a linear, expected a mlp");
-    MT_EXPECT(mmrec_linear_forward(NULL, tape, tb, &y), MMREC_EINVAL, "'module'");
+    MT_EXPECT(mmrec_linear_forward(NULL, tape, tb, &y), MMREC_EINVAL, "argument 'linear' is NULL");
     MT_EXPECT(mmrec_linear_create(model, "lin", &lc, NULL), MMREC_ESTATE, "'lin' already");
     lc.in_dim = 0;
     MT_EXPECT(mmrec_linear_create(model, "z", &lc, NULL), MMREC_EINVAL, "cfg->in_dim is 0");
@@ -139,6 +140,19 @@ START_TEST(test_layernorm_module) {
     mt_gradcheck("layernorm plain", mt_mod_fwd, &m1, in, 1, model, NULL);
     c.eps = 0.0f;
     MT_EXPECT(mmrec_layernorm_create(model, "z", &c, NULL), MMREC_EINVAL, "cfg->eps");
+    /* an input whose last dim is not the config's */
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t s36[2] = {3, 6}, s37[2] = {3, 7};
+    mmrec_tensor *x6, *x7, *y;
+    MT_OK(mmrec_tape_tensor(tape, 2, s36, 0, &x6));
+    MT_OK(mmrec_tape_tensor(tape, 2, s37, 0, &x7));
+    MT_EXPECT(mmrec_layernorm_forward(ln, tape, x6, &y), MMREC_ESHAPE,
+              "x is [3,6], its last dim must be 7");
+    /* the checks the layer norm op makes are reported as the module's */
+    MT_EXPECT(mmrec_layernorm_forward(ln, tape, x7, NULL), MMREC_EINVAL,
+              "mmrec_layernorm_forward: argument 'out' is NULL");
+    mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
 }
 END_TEST
@@ -193,7 +207,8 @@ START_TEST(test_embedding_module) {
     ck_assert_float_eq(g[49 * 6], 2.0f);
     ck_assert_float_eq(g[1 * 6], 0.0f);
     int64_t bad[1] = {50};
-    MT_EXPECT(mmrec_embedding_forward(emb, tape, bad, 1, &y), MMREC_ERANGE, "ids[0] is 50");
+    MT_EXPECT(mmrec_embedding_forward(emb, tape, bad, 1, &y), MMREC_ERANGE,
+              "mmrec_embedding_forward: ids[0] is 50");
     c.dim = 0;
     MT_EXPECT(mmrec_embedding_create(model, "e2", &c, NULL), MMREC_EINVAL, "cfg->dim is 0");
     mmrec_tape_destroy(tape);
@@ -259,12 +274,25 @@ START_TEST(test_attention_modules) {
     MT_OK(mmrec_tensor_data_const(p, &bd));
     for (int i = 0; i < 60; i++) ck_assert_float_eq(yd[i], bd[i % 12]);
     MT_OK(mmrec_tape_tensor(tape, 3, bad, 0, &tb));
-    MT_EXPECT(mmrec_mha_forward(mha, tape, tb, NULL, &y), MMREC_ESHAPE, "[batch, seq, 12]");
+    MT_EXPECT(mmrec_mha_forward(mha, tape, tb, NULL, &y), MMREC_ESHAPE,
+              "x is [1,5,11], expected [batch, seq, 12]");
     MT_EXPECT(mmrec_transformer_forward(pre, tape, tx, tx, &y), MMREC_ESHAPE,
               "key_mask is [1,5,12]");
     MT_EXPECT(mmrec_transformer_forward(pre, tape, tb, NULL, &y), MMREC_ESHAPE, "x is [1,5,11]");
     ac.num_heads = 5;
-    MT_EXPECT(mmrec_mha_create(model, "z", &ac, NULL), MMREC_EINVAL, "divide dim 12");
+    MT_EXPECT(mmrec_mha_create(model, "z", &ac, NULL), MMREC_EINVAL,
+              "cfg->num_heads is 5, must be >= 1 and divide dim 12");
+    /* a dim whose 3 * dim (in_proj) or 4 * dim (ffn_dim) overflows int64 */
+    ac.num_heads = 1;
+    ac.dim = INT64_C(1) << 62;
+    MT_EXPECT(mmrec_mha_create(model, "z", &ac, NULL), MMREC_EINVAL,
+              "cfg->dim is 4611686018427387904, must be in [1, 2^31 - 1]");
+    tc.dim = INT64_C(1) << 61;
+    tc.num_heads = 1;
+    MT_EXPECT(mmrec_transformer_create(model, "z", &tc, NULL), MMREC_EINVAL,
+              "cfg->dim is 2305843009213693952");
+    tc.dim = 12;
+    tc.num_heads = 3;
     tc.activation = MMREC_ACT_NONE;
     MT_EXPECT(mmrec_transformer_create(model, "z", &tc, NULL), MMREC_EINVAL, "cfg->activation");
     mmrec_tape_destroy(tape);

@@ -86,14 +86,20 @@ START_TEST(test_arith_bad_input) {
     MT_EXPECT(mmrec_sub(tape, a, NULL, &y), MMREC_EINVAL, "'b'");
     MT_EXPECT(mmrec_mul(tape, a, a, NULL), MMREC_EINVAL, "'out'");
     MT_EXPECT(mmrec_add(tape, a, b, &y), MMREC_ESHAPE, "a is [2,3], b is [4]");
-    MT_EXPECT(mmrec_mul(tape, a, d, &y), MMREC_ESHAPE, "do not broadcast");
+    MT_EXPECT(mmrec_mul(tape, a, d, &y), MMREC_ESHAPE,
+              "shapes do not broadcast: a is [2,3], b is [3,2]");
     MT_EXPECT(mmrec_add(tape, a, c, &y), MMREC_EINVAL, "another tape");
+    MT_EXPECT(mmrec_sub(tape, d, a, &y), MMREC_ESHAPE, "a is [3,2], b is [2,3]");
+    MT_EXPECT(mmrec_relu(tape, c, &y), MMREC_EINVAL, "'x' belongs to another tape");
+    MT_EXPECT(mmrec_sigmoid(tape, c, &y), MMREC_EINVAL, "'x' belongs to another tape");
+    MT_EXPECT(mmrec_tanh(tape, c, &y), MMREC_EINVAL, "'x' belongs to another tape");
     MT_EXPECT(mmrec_bias_add(tape, a, d, &y), MMREC_ESHAPE, "bias must be 1-D");
     MT_EXPECT(mmrec_bias_add(tape, a, b, &y), MMREC_ESHAPE, "bias is [4]");
     MT_EXPECT(mmrec_scale(tape, a, NAN, &y), MMREC_EINVAL, "alpha");
     MT_EXPECT(mmrec_scale(tape, a, INFINITY, &y), MMREC_EINVAL, "finite");
     mmrec_tape_reset(tape);
     MT_EXPECT(mmrec_add(tape, a, a, &y), MMREC_ESTALE, NULL);
+    MT_EXPECT(mmrec_relu(tape, a, &y), MMREC_ESTALE, "'x' belongs to a step");
     mmrec_tape_destroy(tape);
     mmrec_tape_destroy(other);
 }
@@ -283,7 +289,8 @@ START_TEST(test_softmax_values_and_mask) {
     MT_EXPECT(mmrec_softmax(tape, tx, bad, &y), MMREC_ESHAPE, "mask is [2,3]");
     int64_t s4[3] = {2, 3, 3};
     MT_OK(mmrec_tape_tensor(tape, 3, s4, 0, &bad));
-    MT_EXPECT(mmrec_log_softmax(tape, tx, bad, &y), MMREC_ESHAPE, "does not broadcast");
+    MT_EXPECT(mmrec_log_softmax(tape, tx, bad, &y), MMREC_ESHAPE,
+              "mask does not broadcast to x");
     MT_EXPECT(mmrec_softmax(tape, NULL, NULL, &y), MMREC_EINVAL, "'x'");
     mmrec_tape_destroy(tape);
 }

@@ -243,7 +243,8 @@ START_TEST(test_optimizer_config_and_bad_arguments) {
     big.tail = 1;
     MT_EXPECT(mmrec_optimizer_create(m, &big.c, &o), MMREC_EINVAL, "newer libmmrec");
     cfg.struct_size = 8;
-    MT_EXPECT(mmrec_optimizer_create(m, &cfg, &o), MMREC_EINVAL, "struct_size is 8");
+    MT_EXPECT(mmrec_optimizer_create(m, &cfg, &o), MMREC_EINVAL,
+              "cfg->struct_size is 8");
 
 #define MT_BAD(field, value, needle)                                                \
     do {                                                                           \
@@ -269,7 +270,8 @@ START_TEST(test_optimizer_config_and_bad_arguments) {
     MT_EXPECT(mmrec_optimizer_create(m, &cfg, NULL), MMREC_EINVAL, "'out'");
     MT_OK(mmrec_optimizer_create(m, &cfg, &o));
     MT_EXPECT(mmrec_optimizer_step(NULL), MMREC_EINVAL, "'opt'");
-    MT_EXPECT(mmrec_optimizer_step((mmrec_optimizer *)m), MMREC_EINVAL, "not an optimizer");
+    MT_EXPECT(mmrec_optimizer_step((mmrec_optimizer *)m), MMREC_EINVAL,
+              "argument 'opt' is not an optimizer");
     float lr;
     uint64_t steps;
     MT_EXPECT(mmrec_optimizer_get_lr(o, 1, &lr), MMREC_ERANGE, "group is 1");

@@ -50,16 +50,16 @@ START_TEST(test_tensor_bad_arguments) {
     int64_t shape[2] = {2, 3}, bad[2] = {2, 0};
     mmrec_tensor *t;
     float buf[6];
-    MT_EXPECT(mmrec_tensor_create(2, NULL, &t), MMREC_EINVAL, "shape is NULL");
-    MT_EXPECT(mmrec_tensor_create(0, shape, &t), MMREC_EINVAL, "0 dims");
-    MT_EXPECT(mmrec_tensor_create(5, shape, &t), MMREC_EINVAL, "5 dims");
+    MT_EXPECT(mmrec_tensor_create(2, NULL, &t), MMREC_EINVAL, "argument 'shape' is NULL");
+    MT_EXPECT(mmrec_tensor_create(0, shape, &t), MMREC_EINVAL, "ndim is 0, expected 1..4");
+    MT_EXPECT(mmrec_tensor_create(5, shape, &t), MMREC_EINVAL, "ndim is 5, expected 1..4");
     MT_EXPECT(mmrec_tensor_create(2, bad, &t), MMREC_EINVAL, "shape[1] is 0");
     MT_EXPECT(mmrec_tensor_create(2, shape, NULL), MMREC_EINVAL, "'out'");
     MT_EXPECT(mmrec_tensor_wrap(NULL, 2, shape, 0, &t), MMREC_EINVAL, "'data'");
     MT_EXPECT(mmrec_tensor_wrap(buf, 2, shape, 0x80, &t), MMREC_EINVAL, "flags");
     int64_t huge[4] = {INT64_C(1) << 40, INT64_C(1) << 40, 2, 2};
     MT_EXPECT(mmrec_tensor_create(4, huge, &t), MMREC_EINVAL, "overflows");
-    MT_EXPECT(mmrec_tensor_numel(NULL, NULL), MMREC_EINVAL, "'t'");
+    MT_EXPECT(mmrec_tensor_numel(NULL, NULL), MMREC_EINVAL, "argument 'tensor' is NULL");
     int one = 1;
     mt_released = 0;
     MT_OK(mmrec_tensor_wrap_ex(buf, 2, shape, 0, mt_release, &one, &t));
@@ -67,6 +67,52 @@ START_TEST(test_tensor_bad_arguments) {
     MT_OK(mmrec_tensor_set_data(t, other));
     mmrec_tensor_destroy(t);
     ck_assert_int_eq(mt_released, 1);
+}
+END_TEST
+
+/* Wrong values (not NULLs: tests/test_api_names.c) for the tensor and
+ * tape constructors and accessors, each message naming the argument. */
+START_TEST(test_tensor_and_tape_bad_values_name_the_argument) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t shape[2] = {2, 3}, zero[2] = {2, 0};
+    float buf[6] = {0}, other[6];
+    mmrec_tensor *t, *w;
+    MT_EXPECT(mmrec_tape_tensor(tape, 0, shape, 0, &t), MMREC_EINVAL, "ndim is 0");
+    MT_EXPECT(mmrec_tape_tensor(tape, 2, zero, 0, &t), MMREC_EINVAL, "shape[1] is 0");
+    MT_EXPECT(mmrec_tape_tensor(tape, 2, shape, MMREC_TENSOR_READONLY, &t), MMREC_EINVAL,
+              "flags 0x1");
+    MT_EXPECT(mmrec_tape_wrap(tape, buf, 5, shape, 0, &t), MMREC_EINVAL, "ndim is 5");
+    MT_EXPECT(mmrec_tape_wrap(tape, buf, 2, zero, 0, &t), MMREC_EINVAL, "shape[1] is 0");
+    MT_EXPECT(mmrec_tape_wrap(tape, buf, 2, shape, 0x10, &t), MMREC_EINVAL, "flags 0x10");
+    MT_EXPECT(mmrec_tensor_wrap_ex(buf, 2, shape, MMREC_TENSOR_REQUIRES_GRAD, NULL, NULL, &w),
+              MMREC_EINVAL, "flags 0x2");
+    MT_EXPECT(mmrec_tensor_wrap_ex(buf, 2, zero, 0, NULL, NULL, &w), MMREC_EINVAL,
+              "mmrec_tensor_wrap_ex: shape[1] is 0");
+    MT_EXPECT(mmrec_tensor_wrap(buf, 2, zero, 0, &w), MMREC_EINVAL,
+              "mmrec_tensor_wrap: shape[1] is 0");
+    /* only a wrap of caller memory can be re-pointed */
+    MT_OK(mmrec_tensor_create(2, shape, &w));
+    MT_EXPECT(mmrec_tensor_set_data(w, other), MMREC_EINVAL,
+              "argument 'tensor' is not a wrap of caller memory");
+    mmrec_tensor_destroy(w);
+    /* a tape tensor of the step before */
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, MMREC_TENSOR_REQUIRES_GRAD, &t));
+    mmrec_tape_reset(tape);
+    int ndim = -1;
+    int64_t got[MMREC_MAX_DIMS];
+    const float *p = buf;
+    MT_EXPECT(mmrec_tensor_shape(t, &ndim, got), MMREC_ESTALE, "'tensor' belongs to a step");
+    MT_EXPECT(mmrec_tensor_data_const(t, &p), MMREC_ESTALE, "'tensor' belongs to a step");
+    MT_EXPECT(mmrec_tensor_grad(t, &p), MMREC_ESTALE, "'tensor' belongs to a step");
+    MT_EXPECT(mmrec_tensor_set_data(t, other), MMREC_ESTALE, "'tensor' belongs to a step");
+    float *q = buf;
+    MT_EXPECT(mmrec_tensor_data(t, &q), MMREC_ESTALE, "'tensor' belongs to a step");
+    ck_assert(q == buf);
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, 0, &t));
+    MT_EXPECT(mmrec_tensor_copy_from(t, other, 5), MMREC_EINVAL, "n is 5, tensor has 6");
+    ck_assert(ndim == -1 && p == buf); /* outputs untouched */
+    mmrec_tape_destroy(tape);
 }
 END_TEST
 
@@ -78,7 +124,8 @@ START_TEST(test_tape_tensor_stale_after_reset) {
     MT_OK(mmrec_tape_tensor(tape, 2, shape, 0, &t));
     mmrec_tape_reset(tape);
     size_t n;
-    MT_EXPECT(mmrec_tensor_numel(t, &n), MMREC_ESTALE, "mmrec_tape_reset");
+    MT_EXPECT(mmrec_tensor_numel(t, &n), MMREC_ESTALE,
+              "'tensor' belongs to a step that mmrec_tape_reset() ended");
     MT_OK(mmrec_tape_tensor(tape, 2, shape, 0, &u));
     MT_EXPECT(mmrec_matmul(tape, t, u, 0, &u), MMREC_ESTALE, "'a'");
     mmrec_tape_destroy(tape);
@@ -99,7 +146,8 @@ START_TEST(test_tape_modes) {
     MT_OK(mmrec_tape_tensor(tape, 2, shape, MMREC_TENSOR_REQUIRES_GRAD, &a));
     MT_OK(mmrec_matmul(tape, a, a, 0, &y));
     MT_EXPECT(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE), MMREC_ESTATE, "reset");
-    MT_EXPECT(mmrec_tape_backward(tape, y), MMREC_EINVAL, "4 elements");
+    MT_EXPECT(mmrec_tape_backward(tape, y), MMREC_EINVAL,
+              "loss has 4 elements, expected 1");
     mmrec_tape_reset(tape);
     MT_OK(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE));
     MT_OK(mmrec_tape_tensor(tape, 2, shape, MMREC_TENSOR_REQUIRES_GRAD, &a));
@@ -343,6 +391,7 @@ static Suite *tape_suite(void) {
     TCase *api = tcase_create("api");
     tcase_add_test(api, test_tensor_create_wrap_and_accessors);
     tcase_add_test(api, test_tensor_bad_arguments);
+    tcase_add_test(api, test_tensor_and_tape_bad_values_name_the_argument);
     tcase_add_test(api, test_tape_tensor_stale_after_reset);
     tcase_add_test(api, test_tape_modes);
     tcase_add_test(api, test_tape_backward_from_validates);

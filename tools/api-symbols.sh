@@ -9,7 +9,9 @@
 #     so declarations grouped under one block have no doc of their own.
 #   - since is the "Since 0.N" tag of that doc comment, or "-" when there is
 #     no doc comment or it has no tag.
-# file:line is the declaration's first line.
+# file:line is the declaration's first line. With -d, each line is
+# "name<TAB>file:line<TAB>declaration", the declaration on one line with
+# comments removed, in header order (tools/api-params.sh reads it).
 #
 # There is no experimental API: a declaration marked MMREC_API_EXPERIMENTAL
 # is an error here, because the version script has no node for it and it
@@ -18,10 +20,11 @@
 set -eu
 export LC_ALL=C
 cd "$(dirname "$0")/.."
-long=0
-[ "${1:-}" = "-l" ] && long=1
+mode=short
+[ "${1:-}" = "-l" ] && mode=long
+[ "${1:-}" = "-d" ] && mode=decl
 tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
-awk '
+awk -v mode=$mode '
 function since_of(text) {
     if (match(text, /Since [0-9]+\.[0-9]+/)) return substr(text, RSTART + 6, RLENGTH - 6)
     return "-"
@@ -36,7 +39,12 @@ function end_statement(   piece, name) {
         sub(/[ \t]+$/, "", piece)
         match(piece, /[A-Za-z_][A-Za-z0-9_]*$/)
         name = substr(piece, RSTART, RLENGTH)
-        print name, stmtsince, FILENAME ":" stmtline, stmtdoc
+        if (mode == "decl") {
+            gsub(/[ \t]+/, " ", stmt); sub(/ $/, "", stmt)
+            print name "\t" FILENAME ":" stmtline "\t" stmt
+        } else {
+            print name, stmtsince, FILENAME ":" stmtline, stmtdoc
+        }
     } else if (stmt ~ /MMREC_API/) {
         printf "api-symbols: %s:%d: cannot read the MMREC_API declaration\n",
             FILENAME, stmtline > "/dev/stderr"
@@ -95,4 +103,8 @@ FNR == 1 { incom = 0; pp = 0; stmt = ""; docend = -1 }
 }
 END { exit bad }
 ' include/mmrec/*.h > "$tmp"
-if [ $long -eq 1 ]; then sort -u "$tmp"; else cut -d' ' -f1 "$tmp" | sort -u; fi
+case $mode in
+    long) sort -u "$tmp" ;;
+    decl) cat "$tmp" ;;
+    *) cut -d' ' -f1 "$tmp" | sort -u ;;
+esac

@@ -98,7 +98,7 @@ mmrec_status mmrec_alignrec_create(mmrec_model *model, const char *name,
     MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
     mmrec_alignrec_config c = mmrec__ar_defaults;
     MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_alignrec_config, &c, cfg));
-    MMREC_FAIL_IF(c.num_users < 1 || c.num_items < 1 || c.num_users + c.num_items >= INT32_MAX,
+    MMREC_FAIL_IF(c.num_users < 1 || c.num_items < 1 || c.num_users >= INT32_MAX - c.num_items,
                   MMREC_EINVAL,
                   "cfg->num_users is %lld and cfg->num_items %lld: each must be >= 1, their "
                   "sum below 2^31 - 1",
@@ -134,7 +134,7 @@ static mmrec_status mmrec__ar_check_graphs(const mmrec__alignrec *m, const mmrec
                                            const mmrec_graph *items) {
     const char *func = "mmrec_alignrec_forward";
     const mmrec_alignrec_config *c = &m->cfg;
-    MMREC_FORWARD_IF(mmrec__graph_check(func, ui));
+    MMREC_FORWARD_IF(mmrec__graph_check(func, "ui_graph", ui));
     if (ui->num_users != c->num_users || ui->num_nodes != c->num_users + c->num_items)
         return mmrec__set_error(MMREC_ESHAPE, func,
                                 "ui_graph has %lld users and %lld items, expected %lld and %lld "
@@ -145,7 +145,7 @@ static mmrec_status mmrec__ar_check_graphs(const mmrec__alignrec *m, const mmrec
     if (c->mm_layers == 0) return MMREC_OK;
     if (items == NULL)
         return mmrec__set_error(MMREC_EINVAL, func, "argument 'item_graph' is NULL");
-    MMREC_FORWARD_IF(mmrec__graph_check(func, items));
+    MMREC_FORWARD_IF(mmrec__graph_check(func, "item_graph", items));
     if (items->num_nodes != c->num_items)
         return mmrec__set_error(MMREC_ESHAPE, func,
                                 "item_graph has %lld nodes, expected %lld (config num_items)",
@@ -218,5 +218,5 @@ mmrec_status mmrec_alignrec_forward(mmrec_module *alignrec, mmrec_tape *tape,
 
 mmrec_status mmrec_alignrec_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
                                             mmrec_tensor *items, mmrec_tensor **out) {
-    return mmrec_graph_aggregate_users(tape, graph, items, out);
+    return mmrec__graph_aggregate_users(__func__, tape, graph, items, out);
 }

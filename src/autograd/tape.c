@@ -294,7 +294,7 @@ mmrec_status mmrec_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape,
     size_t numel;
     MMREC_CHECK_TAPE(tape);
     MMREC_CHECK_NULL(out);
-    MMREC_FORWARD_IF(mmrec__shape_check(__func__, "tensor", ndim, shape, &numel));
+    MMREC_FORWARD_IF(mmrec__shape_check(__func__, "shape", ndim, shape, &numel));
     MMREC_FAIL_IF(flags & ~(uint32_t)MMREC_TENSOR_REQUIRES_GRAD, MMREC_EINVAL,
                   "flags 0x%x: only MMREC_TENSOR_REQUIRES_GRAD is valid here", flags);
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
@@ -311,7 +311,7 @@ mmrec_status mmrec_tape_wrap(mmrec_tape *tape, float *data, int ndim, const int6
     MMREC_CHECK_TAPE(tape);
     MMREC_CHECK_NULL(data);
     MMREC_CHECK_NULL(out);
-    MMREC_FORWARD_IF(mmrec__shape_check(__func__, "tensor", ndim, shape, &numel));
+    MMREC_FORWARD_IF(mmrec__shape_check(__func__, "shape", ndim, shape, &numel));
     MMREC_FAIL_IF(flags & ~(uint32_t)(MMREC_TENSOR_READONLY | MMREC_TENSOR_REQUIRES_GRAD),
                   MMREC_EINVAL, "flags 0x%x has unknown bits", flags);
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);

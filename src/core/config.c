@@ -7,8 +7,9 @@ mmrec_status mmrec__config_init(void *cfg, size_t size, const void *defaults, si
                                 size_t min_size, const char *func) {
     if (cfg == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'cfg' is NULL");
     if (size < min_size)
-        return mmrec__set_error(MMREC_EINVAL, func, "config size %zu is smaller than %zu", size,
-                                min_size);
+        return mmrec__set_error(MMREC_EINVAL, func,
+                                "size is %zu, smaller than %zu (the struct's first release)",
+                                size, min_size);
     size_t copy = size < ours_size ? size : ours_size;
     memcpy(cfg, defaults, copy);
     if (size > ours_size) memset((char *)cfg + ours_size, 0, size - ours_size);

@@ -47,6 +47,19 @@ mmrec_status mmrec__set_error(mmrec_status status, const char *func, const char 
 #define MMREC_CHECK_NULL(ptr)                                                  \
     MMREC_FAIL_IF((ptr) == NULL, MMREC_EINVAL, "argument '%s' is NULL", #ptr)
 
+/* The same on behalf of `func`, in a helper that validates the arguments of
+ * the public function calling it (one implementation behind two public
+ * names, e.g. mmrec_gather_rows and mmrec_embedding_forward): the message
+ * names that function. */
+#define MMREC_FAIL_IF_FOR(func, cond, status, ...)                             \
+    do {                                                                       \
+        if (MMREC__UNLIKELY(cond))                                             \
+            return mmrec__set_error((status), (func), __VA_ARGS__);            \
+    } while (0)
+
+#define MMREC_CHECK_NULL_FOR(func, ptr)                                        \
+    MMREC_FAIL_IF_FOR(func, (ptr) == NULL, MMREC_EINVAL, "argument '%s' is NULL", #ptr)
+
 /* Propagate a callee's failure (its message already set). */
 #define MMREC_FORWARD_IF(expr)                                                 \
     do {                                                                       \

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 enum { MMREC__TA_MAX_HIDDEN = 8 };
 
@@ -43,6 +44,21 @@ mmrec_status mmrec_target_attention_create(mmrec_model *model, const char *name,
                   MMREC__TA_MAX_HIDDEN);
     MMREC_FAIL_IF(c.num_hidden > 0 && c.hidden == NULL, MMREC_EINVAL,
                   "cfg->hidden is NULL with num_hidden %d", c.num_hidden);
+    if (c.score == MMREC_TA_MLP) {
+        /* checked here, so that the MLP below cannot fail on them in its own name */
+        MMREC_FAIL_IF(c.dim > INT32_MAX, MMREC_EINVAL,
+                      "cfg->dim is %lld, must be at most 2^31 - 1 with MMREC_TA_MLP",
+                      (long long)c.dim);
+        for (int i = 0; i < c.num_hidden; i++)
+            MMREC_FAIL_IF(c.hidden[i] < 1, MMREC_EINVAL, "cfg->hidden[%d] is %lld, must be >= 1",
+                          i, (long long)c.hidden[i]);
+        MMREC_FAIL_IF(!mmrec__activation_ok(c.activation), MMREC_EINVAL,
+                      "cfg->activation is %d, not an mmrec_activation", (int)c.activation);
+        MMREC_FAIL_IF(strlen(name) > 196, MMREC_EINVAL,
+                      "name is %zu bytes, at most 196 with MMREC_TA_MLP (its MLP is "
+                      "'<name>.mlp')",
+                      strlen(name));
+    }
     mmrec__ta *m = mmrec__calloc(1, sizeof *m);
     mmrec_status s = MMREC_OK;
     if (m) {
@@ -62,7 +78,7 @@ mmrec_status mmrec_target_attention_create(mmrec_model *model, const char *name,
             mc.activation = c.activation;
             char sub[256];
             snprintf(sub, sizeof sub, "%s.mlp", name);
-            if (s == MMREC_OK) s = mmrec_mlp_create(model, sub, &mc, &m->mlp);
+            if (s == MMREC_OK) s = mmrec__mlp_create(__func__, model, sub, &mc, &m->mlp);
         }
     }
     return mmrec__create_end(&cr, s, m ? &m->base : NULL, "target_attention", name, NULL, out);

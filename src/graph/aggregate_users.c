@@ -58,28 +58,34 @@ static mmrec_status mmrec__agg_backward(mmrec__node *node, mmrec_tape *tape) {
     return MMREC_OK;
 }
 
-mmrec_status mmrec_graph_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
-                                         mmrec_tensor *items, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
-    MMREC_CHECK_TENSOR_ON(items, tape);
-    MMREC_CHECK_NULL(out);
+mmrec_status mmrec__graph_aggregate_users(const char *func, mmrec_tape *tape,
+                                          const mmrec_graph *graph, mmrec_tensor *items,
+                                          mmrec_tensor **out) {
+    MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
+    MMREC_FORWARD_IF(mmrec__graph_check(func, "graph", graph));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "items", items, tape));
+    MMREC_CHECK_NULL_FOR(func, out);
     int64_t users = graph->num_users, n_items = graph->num_nodes - graph->num_users;
-    MMREC_FAIL_IF(users < 1 || n_items < 1, MMREC_EINVAL,
-                  "graph has %lld users and %lld items: it must be a bipartite user-item graph",
-                  (long long)users, (long long)n_items);
-    if (items->ndim != 2 || items->shape[0] != n_items) {
-        char s[64];
-        MMREC_FAIL(MMREC_ESHAPE, "items is %s, expected [%lld, d] (the graph's items)",
-                   mmrec__shape_str(items, s, sizeof s), (long long)n_items);
-    }
+    MMREC_FAIL_IF_FOR(func, users < 1 || n_items < 1, MMREC_EINVAL,
+                      "graph has %lld users and %lld items: it must be a bipartite user-item "
+                      "graph",
+                      (long long)users, (long long)n_items);
+    char s[64];
+    MMREC_FAIL_IF_FOR(func, items->ndim != 2 || items->shape[0] != n_items, MMREC_ESHAPE,
+                      "items is %s, expected [%lld, d] (the graph's items)",
+                      mmrec__shape_str(items, s, sizeof s), (long long)n_items);
     int64_t shape[2] = {users, items->shape[1]};
     mmrec_tensor *y;
-    const mmrec__op op = {__func__, "graph_aggregate_users", mmrec__agg_backward, &items, 1, 0,
+    const mmrec__op op = {func, "graph_aggregate_users", mmrec__agg_backward, &items, 1, 0,
                           &graph, sizeof graph};
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 2, shape, false, &y, NULL, NULL));
     mmrec__agg_run(graph, items->data, y->data, (size_t)items->shape[1], 0, (size_t)users, users,
                    false);
     *out = y;
     return MMREC_OK;
+}
+
+mmrec_status mmrec_graph_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
+                                         mmrec_tensor *items, mmrec_tensor **out) {
+    return mmrec__graph_aggregate_users(__func__, tape, graph, items, out);
 }

@@ -11,10 +11,10 @@
 #include <math.h>
 #include <string.h>
 
-mmrec_status mmrec__graph_check(const char *func, const mmrec_graph *graph) {
-    if (graph == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'graph' is NULL");
+mmrec_status mmrec__graph_check(const char *func, const char *what, const mmrec_graph *graph) {
+    if (graph == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is NULL", what);
     if (graph->magic != MMREC__GRAPH_MAGIC)
-        return mmrec__set_error(MMREC_EINVAL, func, "argument 'graph' is not a graph");
+        return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is not a graph", what);
     return MMREC_OK;
 }
 
@@ -36,7 +36,7 @@ mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *i
     MMREC_CHECK_NULL(out);
     MMREC_FAIL_IF(n > 0 && (users == NULL || items == NULL), MMREC_EINVAL,
                   "argument '%s' is NULL", users == NULL ? "users" : "items");
-    MMREC_FAIL_IF(num_users < 1 || num_items < 1 || num_users + num_items >= INT32_MAX,
+    MMREC_FAIL_IF(num_users < 1 || num_items < 1 || num_users >= INT32_MAX - num_items,
                   MMREC_EINVAL,
                   "num_users is %lld and num_items %lld: each must be >= 1, their sum below "
                   "2^31 - 1",
@@ -89,7 +89,7 @@ mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *i
 
 mmrec_status mmrec_graph_info(const mmrec_graph *graph, int64_t *num_nodes, int64_t *num_users,
                               int64_t *nnz) {
-    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    MMREC_CHECK_GRAPH(graph);
     if (num_nodes) *num_nodes = graph->num_nodes;
     if (num_users) *num_users = graph->num_users;
     if (nnz) *nnz = graph->row_ptr[graph->num_nodes];

@@ -23,8 +23,17 @@ struct mmrec_graph {
 
 #define MMREC__LIGHTGCN_MAX_LAYERS 64
 
-/* Validates a graph handle on behalf of `func`. */
-mmrec_status mmrec__graph_check(const char *func, const mmrec_graph *graph) MMREC__WUR;
+/* Validates a graph handle on behalf of `func`; `what` names the argument
+ * as the public header does (the macro: the parameter's C name). */
+mmrec_status mmrec__graph_check(const char *func, const char *what, const mmrec_graph *graph)
+    MMREC__WUR;
+#define MMREC_CHECK_GRAPH(g) MMREC_FORWARD_IF(mmrec__graph_check(__func__, #g, (g)))
+
+/* mmrec_graph_aggregate_users on behalf of `func` (also the AlignRec name
+ * of the same operation). */
+mmrec_status mmrec__graph_aggregate_users(const char *func, mmrec_tape *tape,
+                                          const mmrec_graph *graph, mmrec_tensor *items,
+                                          mmrec_tensor **out) MMREC__WUR;
 
 /* ESHAPE on behalf of `func` unless x (called `name`) is [num_nodes, d]. */
 mmrec_status mmrec__graph_x_check(const char *func, const mmrec_graph *g, const mmrec_tensor *x,

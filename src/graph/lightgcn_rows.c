@@ -148,7 +148,7 @@ mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph, mmr
                                  int num_layers, const float *weights, const int64_t *rows,
                                  size_t n_rows, mmrec_tensor **out) {
     MMREC_CHECK_TAPE(tape);
-    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    MMREC_CHECK_GRAPH(graph);
     MMREC_CHECK_TENSOR_ON(ego, tape);
     MMREC_CHECK_NULL(rows);
     MMREC_CHECK_NULL(out);

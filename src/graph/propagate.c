@@ -193,7 +193,7 @@ static mmrec_status mmrec__prop_backward(mmrec__node *node, mmrec_tape *tape) {
 mmrec_status mmrec_graph_propagate(mmrec_tape *tape, const mmrec_graph *graph, mmrec_tensor *x,
                                    mmrec_tensor **out) {
     MMREC_CHECK_TAPE(tape);
-    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    MMREC_CHECK_GRAPH(graph);
     MMREC_CHECK_TENSOR_ON(x, tape);
     MMREC_CHECK_NULL(out);
     MMREC_FORWARD_IF(mmrec__graph_x_check(__func__, graph, x, "x"));
@@ -252,7 +252,7 @@ static mmrec_status mmrec__lgcn_backward(mmrec__node *node, mmrec_tape *tape) {
 mmrec_status mmrec_lightgcn(mmrec_tape *tape, const mmrec_graph *graph, mmrec_tensor *ego,
                             int num_layers, const float *weights, mmrec_tensor **out) {
     MMREC_CHECK_TAPE(tape);
-    MMREC_FORWARD_IF(mmrec__graph_check(__func__, graph));
+    MMREC_CHECK_GRAPH(graph);
     MMREC_CHECK_TENSOR_ON(ego, tape);
     MMREC_CHECK_NULL(out);
     MMREC_FORWARD_IF(mmrec__graph_x_check(__func__, graph, ego, "ego"));

@@ -13,12 +13,14 @@ mmrec_status mmrec__model_check(const char *func, const mmrec_model *model) {
     return MMREC_OK;
 }
 
-mmrec_status mmrec__module_check(const char *func, const mmrec_module *module, const char *kind) {
-    if (module == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'module' is NULL");
+mmrec_status mmrec__module_check(const char *func, const char *what, const mmrec_module *module,
+                                 const char *kind) {
+    if (module == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is NULL", what);
     if (module->magic != MMREC__MODULE_MAGIC)
-        return mmrec__set_error(MMREC_EINVAL, func, "argument 'module' is not a module");
+        return mmrec__set_error(MMREC_EINVAL, func, "argument '%s' is not a module", what);
     if (kind && strcmp(module->kind, kind) != 0)
-        return mmrec__set_error(MMREC_EINVAL, func, "module '%s' is a %s, expected a %s",
+        return mmrec__set_error(MMREC_EINVAL, func,
+                                "argument '%s': module '%s' is a %s, expected a %s", what,
                                 module->name, module->kind, kind);
     if (module->model->destroyed)
         return mmrec__set_error(MMREC_ESTATE, func, "the model of module '%s' was destroyed",
@@ -123,7 +125,7 @@ mmrec_status mmrec__model_add_param(mmrec_model *model, const char *func, const 
                                     const char *leaf, int ndim, const int64_t *shape, bool sparse,
                                     mmrec_tensor **out) {
     size_t numel;
-    MMREC_FORWARD_IF(mmrec__shape_check(func, "parameter", ndim, shape, &numel));
+    MMREC_FORWARD_IF(mmrec__shape_check(func, "parameter shape", ndim, shape, &numel));
     size_t plen = prefix ? strlen(prefix) : 0, llen = strlen(leaf);
     char name[512];
     if (plen + llen + 2 > sizeof name || !mmrec__name_ok(prefix ? prefix : "x", prefix ? plen : 1) ||
@@ -205,6 +207,8 @@ mmrec_status mmrec_model_add_param(mmrec_model *model, const char *name, int ndi
                                    const int64_t *shape, mmrec_tensor **out) {
     MMREC_CHECK_MODEL(model);
     MMREC_CHECK_NULL(name);
+    size_t numel;
+    MMREC_FORWARD_IF(mmrec__shape_check(__func__, "shape", ndim, shape, &numel));
     return mmrec__model_add_param(model, __func__, NULL, name, ndim, shape, false, out);
 }
 
@@ -337,12 +341,10 @@ mmrec_status mmrec_model_zero_grad(mmrec_model *model) {
 
 /* ---- flat buffers ---- */
 
-static mmrec_status mmrec__flat_check(const mmrec_model *model, const void *buf, size_t n,
-                                      const char *func) {
+static mmrec_status mmrec__flat_check(const mmrec_model *model, size_t n, const char *func) {
     size_t trainable = 0;
     for (size_t i = 0; i < model->n_params; i++)
         if (model->params[i]->trainable) trainable += model->params[i]->tensor.numel;
-    if (buf == NULL) return mmrec__set_error(MMREC_EINVAL, func, "buffer argument is NULL");
     if (n != trainable)
         return mmrec__set_error(MMREC_EINVAL, func,
                                 "n is %zu, expected %zu (the trainable element count)", n,
@@ -353,7 +355,7 @@ static mmrec_status mmrec__flat_check(const mmrec_model *model, const void *buf,
 static mmrec_status mmrec__flat_finite(const float *src, size_t n, const char *func) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(src[i]))
-            return mmrec__set_error(MMREC_ENUMERIC, func, "element %zu is %g", i, (double)src[i]);
+            return mmrec__set_error(MMREC_ENUMERIC, func, "src[%zu] is %g", i, (double)src[i]);
     return MMREC_OK;
 }
 
@@ -388,21 +390,24 @@ static void mmrec__flat_copy(const mmrec_model *model, float *flat, bool grads, 
 
 mmrec_status mmrec_model_export_params(const mmrec_model *model, float *dst, size_t n) {
     MMREC_CHECK_MODEL(model);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, dst, n, __func__));
+    MMREC_CHECK_NULL(dst);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
     mmrec__flat_copy(model, dst, false, true);
     return MMREC_OK;
 }
 
 mmrec_status mmrec_model_export_grads(const mmrec_model *model, float *dst, size_t n) {
     MMREC_CHECK_MODEL(model);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, dst, n, __func__));
+    MMREC_CHECK_NULL(dst);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
     mmrec__flat_copy(model, dst, true, true);
     return MMREC_OK;
 }
 
 mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, size_t n) {
     MMREC_CHECK_MODEL(model);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, src, n, __func__));
+    MMREC_CHECK_NULL(src);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
     MMREC_FORWARD_IF(mmrec__flat_finite(src, n, __func__));
     mmrec__flat_copy(model, (float *)src, false, false);
     return MMREC_OK;
@@ -410,7 +415,8 @@ mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, siz
 
 mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n) {
     MMREC_CHECK_MODEL(model);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, src, n, __func__));
+    MMREC_CHECK_NULL(src);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
     MMREC_FORWARD_IF(mmrec__flat_finite(src, n, __func__));
     mmrec__flat_copy(model, (float *)src, true, false);
     return MMREC_OK;

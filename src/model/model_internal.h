@@ -58,10 +58,13 @@ void mmrec__model_release(struct mmrec_model *model);
 mmrec_status mmrec__model_check(const char *func, const mmrec_model *model) MMREC__WUR;
 #define MMREC_CHECK_MODEL(m) MMREC_FORWARD_IF(mmrec__model_check(__func__, (m)))
 
-/* Validates a module argument and that it is of `kind` (NULL: any kind). */
-mmrec_status mmrec__module_check(const char *func, const mmrec_module *module, const char *kind)
-    MMREC__WUR;
-#define MMREC_CHECK_MODULE(mod, kind) MMREC_FORWARD_IF(mmrec__module_check(__func__, (mod), (kind)))
+/* Validates a module argument and that it is of `kind` (NULL: any kind).
+ * `what` names the argument as the public header does ("mlp", "linear");
+ * the macro uses the parameter's C name, which is the header's. */
+mmrec_status mmrec__module_check(const char *func, const char *what, const mmrec_module *module,
+                                 const char *kind) MMREC__WUR;
+#define MMREC_CHECK_MODULE(mod, kind) \
+    MMREC_FORWARD_IF(mmrec__module_check(__func__, #mod, (mod), (kind)))
 
 /* Adds a parameter "<prefix>.<leaf>" (or "<leaf>" when prefix is NULL),
  * zero-filled, trainable, with a zeroed gradient. */

@@ -49,5 +49,6 @@ mmrec_status mmrec_embedding_create(mmrec_model *model, const char *name,
 mmrec_status mmrec_embedding_forward(mmrec_module *embedding, mmrec_tape *tape,
                                      const int64_t *ids, size_t n, mmrec_tensor **out) {
     MMREC_CHECK_MODULE(embedding, "embedding");
-    return mmrec_gather_rows(tape, ((mmrec__embedding *)embedding)->weight, ids, n, out);
+    return mmrec__gather_rows(__func__, tape, ((mmrec__embedding *)embedding)->weight, ids, n,
+                              out);
 }

@@ -59,5 +59,5 @@ mmrec_status mmrec_layernorm_forward(mmrec_module *layernorm, mmrec_tape *tape, 
         MMREC_FAIL(MMREC_ESHAPE, "x is %s, its last dim must be %lld",
                    mmrec__shape_str(x, sx, sizeof sx), (long long)m->dim);
     }
-    return mmrec_layer_norm(tape, x, m->weight, m->bias, m->eps, out);
+    return mmrec__layer_norm(__func__, tape, x, m->weight, m->bias, m->eps, out);
 }

@@ -77,7 +77,7 @@ mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cf
 }
 
 static mmrec_status mmrec__lora_check(const char *func, mmrec_module *linear, bool merge) {
-    MMREC_FORWARD_IF(mmrec__module_check(func, linear, "linear"));
+    MMREC_FORWARD_IF(mmrec__module_check(func, "linear", linear, "linear"));
     const mmrec__lin *lin = &((mmrec__linear *)linear)->lin;
     if (lin->lora == NULL)
         return mmrec__set_error(MMREC_ESTATE, func, "linear '%s' has no LoRA", linear->name);

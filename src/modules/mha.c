@@ -16,8 +16,10 @@ mmrec_status mmrec_mha_config_init_sized(mmrec_mha_config *cfg, size_t size) {
 }
 
 mmrec_status mmrec__mha_check(const char *func, int64_t dim, int heads, float dropout) {
-    if (dim < 1)
-        return mmrec__set_error(MMREC_EINVAL, func, "cfg->dim is %lld, must be >= 1",
+    /* the upper bound keeps 3 * dim (in_proj) and 4 * dim (the Transformer's
+     * default ffn_dim) inside int64; no such layer fits in memory anyway */
+    if (dim < 1 || dim > INT32_MAX)
+        return mmrec__set_error(MMREC_EINVAL, func, "cfg->dim is %lld, must be in [1, 2^31 - 1]",
                                 (long long)dim);
     if (heads < 1 || dim % heads != 0)
         return mmrec__set_error(MMREC_EINVAL, func,

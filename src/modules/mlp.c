@@ -29,24 +29,25 @@ mmrec_status mmrec_mlp_config_init_sized(mmrec_mlp_config *cfg, size_t size) {
     return MMREC__CONFIG_INIT(mmrec_mlp_config, cfg, size, mmrec__mlp_defaults);
 }
 
-mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name, const mmrec_mlp_config *cfg,
-                              mmrec_module **out) {
+mmrec_status mmrec__mlp_create(const char *func, mmrec_model *model, const char *name,
+                               const mmrec_mlp_config *cfg, mmrec_module **out) {
     mmrec__create cr;
-    MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
+    MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, func));
     mmrec_mlp_config c = mmrec__mlp_defaults;
-    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_mlp_config, &c, cfg));
-    MMREC_FAIL_IF(c.num_sizes < 2 || c.num_sizes > MMREC__MLP_MAX_LAYERS + 1, MMREC_EINVAL,
-                  "cfg->num_sizes is %d, must be in [2, %d]", c.num_sizes,
-                  MMREC__MLP_MAX_LAYERS + 1);
-    MMREC_FAIL_IF(c.sizes == NULL, MMREC_EINVAL, "cfg->sizes is NULL");
+    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, MMREC__MIN_SIZE(mmrec_mlp_config), cfg,
+                                         func));
+    MMREC_FAIL_IF_FOR(func, c.num_sizes < 2 || c.num_sizes > MMREC__MLP_MAX_LAYERS + 1,
+                      MMREC_EINVAL, "cfg->num_sizes is %d, must be in [2, %d]", c.num_sizes,
+                      MMREC__MLP_MAX_LAYERS + 1);
+    MMREC_FAIL_IF_FOR(func, c.sizes == NULL, MMREC_EINVAL, "cfg->sizes is NULL");
     for (int i = 0; i < c.num_sizes; i++)
-        MMREC_FAIL_IF(c.sizes[i] < 1, MMREC_EINVAL, "cfg->sizes[%d] is %lld, must be >= 1", i,
-                      (long long)c.sizes[i]);
-    MMREC_FAIL_IF(!mmrec__activation_ok(c.activation), MMREC_EINVAL,
-                  "cfg->activation is %d, not an mmrec_activation", (int)c.activation);
-    MMREC_FAIL_IF(!(c.dropout >= 0.0f && c.dropout < 1.0f), MMREC_EINVAL,
-                  "cfg->dropout is %g, must be in [0, 1)", (double)c.dropout);
-    MMREC_FORWARD_IF(mmrec__init_check(__func__, "init", c.init, c.init_std));
+        MMREC_FAIL_IF_FOR(func, c.sizes[i] < 1, MMREC_EINVAL,
+                          "cfg->sizes[%d] is %lld, must be >= 1", i, (long long)c.sizes[i]);
+    MMREC_FAIL_IF_FOR(func, !mmrec__activation_ok(c.activation), MMREC_EINVAL,
+                      "cfg->activation is %d, not an mmrec_activation", (int)c.activation);
+    MMREC_FAIL_IF_FOR(func, !(c.dropout >= 0.0f && c.dropout < 1.0f), MMREC_EINVAL,
+                      "cfg->dropout is %g, must be in [0, 1)", (double)c.dropout);
+    MMREC_FORWARD_IF(mmrec__init_check(func, "init", c.init, c.init_std));
 
     mmrec__mlp *m = mmrec__calloc(1, sizeof *m);
     mmrec_status s = MMREC_OK;
@@ -59,11 +60,16 @@ mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name, const mmrec_
             char wleaf[32], bleaf[32];
             snprintf(wleaf, sizeof wleaf, "%d.weight", i);
             snprintf(bleaf, sizeof bleaf, "%d.bias", i);
-            s = mmrec__lin_create(model, __func__, name, wleaf, bleaf, c.sizes[i], c.sizes[i + 1],
+            s = mmrec__lin_create(model, func, name, wleaf, bleaf, c.sizes[i], c.sizes[i + 1],
                                   c.bias != 0, c.init, c.init_std, &m->layers[i]);
         }
     }
     return mmrec__create_end(&cr, s, m ? &m->base : NULL, "mlp", name, NULL, out);
+}
+
+mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name, const mmrec_mlp_config *cfg,
+                              mmrec_module **out) {
+    return mmrec__mlp_create(__func__, model, name, cfg, out);
 }
 
 mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mmrec_tensor *x,

@@ -112,6 +112,11 @@ mmrec_status mmrec__create_end(mmrec__create *c, mmrec_status status, mmrec_modu
                                const char *kind, const char *name,
                                void (*destroy)(mmrec_module *), mmrec_module **out);
 
+/* mmrec_mlp_create on behalf of `func`: a module that builds an MLP of its
+ * own (target attention's DIN scores) reports its failures in its name. */
+mmrec_status mmrec__mlp_create(const char *func, mmrec_model *model, const char *name,
+                               const mmrec_mlp_config *cfg, mmrec_module **out) MMREC__WUR;
+
 /* Checks an init choice and its std for a config. */
 mmrec_status mmrec__init_check(const char *func, const char *field, mmrec_init init,
                                float init_std) MMREC__WUR;

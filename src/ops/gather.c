@@ -28,33 +28,42 @@ static mmrec_status mmrec__gather_backward(mmrec__node *node, mmrec_tape *tape) 
     return MMREC_OK;
 }
 
-mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table, const int64_t *ids,
-                               size_t n, mmrec_tensor **out) {
-    MMREC_CHECK_OP1(tape, table, out);
-    MMREC_CHECK_NULL(ids);
-    MMREC_FAIL_IF(table->ndim != 2, MMREC_ESHAPE, "table has %d dims, must be 2-D", table->ndim);
-    MMREC_FAIL_IF(n < 1 || n > (size_t)INT64_MAX, MMREC_EINVAL, "n is %zu, must be >= 1", n);
+mmrec_status mmrec__gather_rows(const char *func, mmrec_tape *tape, mmrec_tensor *table,
+                                const int64_t *ids, size_t n, mmrec_tensor **out) {
+    MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "table", table, tape));
+    MMREC_CHECK_NULL_FOR(func, out);
+    MMREC_CHECK_NULL_FOR(func, ids);
+    MMREC_FAIL_IF_FOR(func, table->ndim != 2, MMREC_ESHAPE, "table has %d dims, must be 2-D",
+                      table->ndim);
+    MMREC_FAIL_IF_FOR(func, n < 1 || n > (size_t)INT64_MAX, MMREC_EINVAL,
+                      "n is %zu, must be >= 1", n);
     int64_t rows = table->shape[0];
     for (size_t i = 0; i < n; i++)
-        MMREC_FAIL_IF(ids[i] < 0 || ids[i] >= rows, MMREC_ERANGE,
-                      "ids[%zu] is %lld, outside [0, %lld)", i, (long long)ids[i],
-                      (long long)rows);
+        MMREC_FAIL_IF_FOR(func, ids[i] < 0 || ids[i] >= rows, MMREC_ERANGE,
+                          "ids[%zu] is %lld, outside [0, %lld)", i, (long long)ids[i],
+                          (long long)rows);
     size_t dim = (size_t)table->shape[1];
     int64_t shape[2] = {(int64_t)n, (int64_t)dim};
     mmrec_tensor *y;
     mmrec__node *node;
     mmrec__tape_mark mark;
-    const mmrec__op op = {__func__, "gather_rows", mmrec__gather_backward, &table, 1, 0,
+    const mmrec__op op = {func, "gather_rows", mmrec__gather_backward, &table, 1, 0,
                           NULL, sizeof(mmrec__gather_ctx)};
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 2, shape, false, &y, &node, &mark));
     if (node) {
         mmrec__gather_ctx *c = node->ctx;
         c->ids = mmrec__tape_copy(tape, ids, n * sizeof *ids);
         c->n = n;
-        if (c->ids == NULL) return mmrec__tape_oom(tape, mark, __func__);
+        if (c->ids == NULL) return mmrec__tape_oom(tape, mark, func);
     }
     for (size_t i = 0; i < n; i++)
         memcpy(y->data + i * dim, table->data + (size_t)ids[i] * dim, dim * sizeof(float));
     *out = y;
     return MMREC_OK;
+}
+
+mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table, const int64_t *ids,
+                               size_t n, mmrec_tensor **out) {
+    return mmrec__gather_rows(__func__, tape, table, ids, n, out);
 }

@@ -134,20 +134,24 @@ static mmrec_status mmrec__layer_norm_backward(mmrec__node *node, mmrec_tape *ta
     return MMREC_OK;
 }
 
-mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *weight,
-                              mmrec_tensor *bias, float eps, mmrec_tensor **out) {
-    MMREC_CHECK_TAPE(tape);
-    MMREC_CHECK_TENSOR_ON(x, tape);
-    if (weight) MMREC_CHECK_TENSOR_ON(weight, tape);
-    if (bias) MMREC_CHECK_TENSOR_ON(bias, tape);
-    MMREC_CHECK_NULL(out);
-    MMREC_FAIL_IF(!(eps > 0.0f) || !isfinite(eps), MMREC_EINVAL, "eps is %g, must be > 0",
-                  (double)eps);
+mmrec_status mmrec__layer_norm(const char *func, mmrec_tape *tape, mmrec_tensor *x,
+                               mmrec_tensor *weight, mmrec_tensor *bias, float eps,
+                               mmrec_tensor **out) {
+    MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
+    MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "x", x, tape));
+    if (weight) MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "weight", weight, tape));
+    if (bias) MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "bias", bias, tape));
+    MMREC_CHECK_NULL_FOR(func, out);
+    MMREC_FAIL_IF_FOR(func, !(eps > 0.0f) || !isfinite(eps), MMREC_EINVAL,
+                      "eps is %g, must be > 0", (double)eps);
     int64_t n = mmrec__last_dim(x);
-    if (weight && (weight->ndim != 1 || weight->shape[0] != n))
-        MMREC_FAIL_SHAPE2("weight must be 1-D of x's last dim", x, weight);
-    if (bias && (bias->ndim != 1 || bias->shape[0] != n))
-        MMREC_FAIL_SHAPE2("bias must be 1-D of x's last dim", x, bias);
+    char sx[64], sp[64];
+    MMREC_FAIL_IF_FOR(func, weight && (weight->ndim != 1 || weight->shape[0] != n), MMREC_ESHAPE,
+                      "weight must be 1-D of x's last dim: x is %s, weight is %s",
+                      mmrec__shape_str(x, sx, sizeof sx), mmrec__shape_str(weight, sp, sizeof sp));
+    MMREC_FAIL_IF_FOR(func, bias && (bias->ndim != 1 || bias->shape[0] != n), MMREC_ESHAPE,
+                      "bias must be 1-D of x's last dim: x is %s, bias is %s",
+                      mmrec__shape_str(x, sx, sizeof sx), mmrec__shape_str(bias, sp, sizeof sp));
 
     size_t rows = mmrec__rows(x);
     mmrec_tensor *in[3], *y;
@@ -158,11 +162,11 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
     mmrec__node *node;
     mmrec__tape_mark mark;
     const mmrec__ln_ctx c0 = {NULL, NULL, weight != NULL, bias != NULL};
-    const mmrec__op op = {__func__, "layer_norm", mmrec__layer_norm_backward, in, n_in, 0,
+    const mmrec__op op = {func, "layer_norm", mmrec__layer_norm_backward, in, n_in, 0,
                           &c0, sizeof c0};
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, &node, &mark));
     double *mean = mmrec__tape_alloc(tape, rows * (sizeof *mean + sizeof(float)));
-    if (mean == NULL) return mmrec__tape_oom(tape, mark, __func__);
+    if (mean == NULL) return mmrec__tape_oom(tape, mark, func);
     float *rstd = (float *)(mean + rows);
     if (node) {
         mmrec__ln_ctx *c = node->ctx;
@@ -175,4 +179,9 @@ mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *w
                         mmrec__ln_forward_chunk, &job);
     *out = y;
     return MMREC_OK;
+}
+
+mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *weight,
+                              mmrec_tensor *bias, float eps, mmrec_tensor **out) {
+    return mmrec__layer_norm(__func__, tape, x, weight, bias, eps, out);
 }

@@ -15,6 +15,15 @@
                    mmrec__shape_str((b), mmrec__sb, sizeof mmrec__sb));              \
     } while (0)
 
+/* mmrec_gather_rows and mmrec_layer_norm on behalf of `func`: the public
+ * function whose arguments they are (the Embedding and LayerNorm modules'
+ * forwards), named in the messages. */
+mmrec_status mmrec__gather_rows(const char *func, mmrec_tape *tape, mmrec_tensor *table,
+                                const int64_t *ids, size_t n, mmrec_tensor **out) MMREC__WUR;
+mmrec_status mmrec__layer_norm(const char *func, mmrec_tape *tape, mmrec_tensor *x,
+                               mmrec_tensor *weight, mmrec_tensor *bias, float eps,
+                               mmrec_tensor **out) MMREC__WUR;
+
 /* Normalizes a possibly negative axis; false when out of range. */
 static inline bool mmrec__axis(int axis, int ndim, int *out) {
     if (axis < 0) axis += ndim;

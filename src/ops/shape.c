@@ -118,8 +118,8 @@ mmrec_status mmrec_slice(mmrec_tape *tape, mmrec_tensor *x, int axis, int64_t st
     MMREC_FAIL_IF(!mmrec__axis(axis, x->ndim, &ax), MMREC_ERANGE,
                   "axis %d is out of range for %d dims", axis, x->ndim);
     MMREC_FAIL_IF(start < 0 || length < 1 || start > x->shape[ax] - length, MMREC_ERANGE,
-                  "range [%lld, %lld) is outside axis %d of size %lld", (long long)start,
-                  (long long)start + (long long)length, ax, (long long)x->shape[ax]);
+                  "start is %lld and length %lld: the range is outside axis %d of size %lld",
+                  (long long)start, (long long)length, ax, (long long)x->shape[ax]);
     int64_t shape[MMREC_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[ax] = length;

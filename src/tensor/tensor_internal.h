@@ -41,12 +41,15 @@ static inline bool mmrec__requires_grad(const mmrec_tensor *t) {
 }
 
 /* Validates a shape (1..MAX_DIMS dims, sizes >= 1, no overflow) and returns
- * its element count. Reports errors naming `what` on behalf of `func`. */
+ * its element count. Reports errors on behalf of `func`, naming `what`: the
+ * argument holding the sizes ("shape", with "ndim" its rank), or a shape
+ * the function derives ("out shape"). */
 mmrec_status mmrec__shape_check(const char *func, const char *what, int ndim,
                                 const int64_t *shape, size_t *numel_out) MMREC__WUR;
 
 /* Validates a tensor argument at the public boundary: not NULL, a real
- * tensor, not stale. `what` names the argument in the message. */
+ * tensor, not stale. `what` names the argument in the message, as the
+ * public header names the parameter. */
 mmrec_status mmrec__tensor_check(const char *func, const char *what, const mmrec_tensor *t)
     MMREC__WUR;
 
@@ -57,6 +60,9 @@ mmrec_status mmrec__tensor_check_on(const char *func, const char *what, const mm
 /* "[2,3,4]" into buf. */
 const char *mmrec__shape_str(const mmrec_tensor *t, char *buf, size_t size);
 
+/* The macros name the argument by its C name: a public function's
+ * parameters are named as in its header's declaration (make
+ * check-api-params compares them). */
 #define MMREC_CHECK_TENSOR(t) MMREC_FORWARD_IF(mmrec__tensor_check(__func__, #t, (t)))
 #define MMREC_CHECK_TENSOR_ON(t, tape) \
     MMREC_FORWARD_IF(mmrec__tensor_check_on(__func__, #t, (t), (tape)))
