@@ -108,7 +108,7 @@ $(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h tests/*/*.h) $(STATIC)
 	$(Q)$(CC) $(ALL_CFLAGS) -Isrc -DMMREC_TEST_DIR='"$(CURDIR)/tests"' \
 	    -o $@ $(TEST_SRCS) $(STATIC) $(CHECK_LIBS) $(LDLIBS)
 
-test: check-api-params $(TEST_BIN) lib/libmmrec.so
+test: check-api-params $(TEST_BIN) lib/libmmrec.so examples
 	$(Q)MMREC_ROOT=$(CURDIR) BLAS=$(BLAS) $(TEST_BIN)
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

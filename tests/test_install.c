@@ -1,6 +1,7 @@
 /* Packaging: the installed library works through pkg-config alone; each
  * public header compiles by itself as C99 and as C++; the examples of the
- * README and of mmrec.h build, run and learn as written. */
+ * README and of mmrec.h build, run and learn as written; an example's
+ * results and progress keep their order in one file. */
 #include "mt.h"
 
 #include <stdio.h>
@@ -29,6 +30,12 @@ START_TEST(test_doc_examples_build_run_and_learn) {
 }
 END_TEST
 
+START_TEST(test_example_output_keeps_its_order) {
+    ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
+    ck_assert_int_eq(mt_run("example_output_order.sh"), 0);
+}
+END_TEST
+
 START_TEST(test_each_header_compiles_alone) {
     ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
     ck_assert_int_eq(mt_run("header_alone.sh"), 0);
@@ -43,6 +50,7 @@ static Suite *install_suite(void) {
         tcase_add_test(tc, test_install_and_link_with_pkg_config);
         tcase_add_test(tc, test_each_header_compiles_alone);
         tcase_add_test(tc, test_doc_examples_build_run_and_learn);
+        tcase_add_test(tc, test_example_output_keeps_its_order);
     }
     suite_add_tcase(s, tc);
     return s;
