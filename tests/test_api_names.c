@@ -555,34 +555,19 @@ CALL(mmrec_model_param_count) {
     return mmrec_model_param_count(N(0, f->model), N(1, &tr), N(2, &tot));
 }
 CALL(mmrec_model_zero_grad) { return mmrec_model_zero_grad(N(0, f->model)); }
-CALL(mmrec_model_export_params) {
-    int64_t n = fx_trainable(f);
-    float *v = calloc((size_t)n, sizeof *v);
-    mmrec_status s = mmrec_model_export_params(N(0, f->model), N(1, v), (size_t)n);
-    free(v);
-    return s;
-}
-CALL(mmrec_model_import_params) {
-    int64_t n = fx_trainable(f);
-    float *v = calloc((size_t)n, sizeof *v);
-    mmrec_status s = mmrec_model_import_params(N(0, f->model), N(1, v), (size_t)n);
-    free(v);
-    return s;
-}
-CALL(mmrec_model_export_grads) {
-    int64_t n = fx_trainable(f);
-    float *v = calloc((size_t)n, sizeof *v);
-    mmrec_status s = mmrec_model_export_grads(N(0, f->model), N(1, v), (size_t)n);
-    free(v);
-    return s;
-}
-CALL(mmrec_model_import_grads) {
-    int64_t n = fx_trainable(f);
-    float *v = calloc((size_t)n, sizeof *v);
-    mmrec_status s = mmrec_model_import_grads(N(0, f->model), N(1, v), (size_t)n);
-    free(v);
-    return s;
-}
+/* The flat buffer calls: a buffer of the trainable element count. */
+#define FLAT_CALL(fn)                                                                   \
+    CALL(fn) {                                                                          \
+        int64_t n = fx_trainable(f);                                                    \
+        float *v = calloc((size_t)n, sizeof *v);                                        \
+        mmrec_status s = fn(N(0, f->model), N(1, v), (size_t)n);                        \
+        free(v);                                                                        \
+        return s;                                                                       \
+    }
+FLAT_CALL(mmrec_model_export_params)
+FLAT_CALL(mmrec_model_import_params)
+FLAT_CALL(mmrec_model_export_grads)
+FLAT_CALL(mmrec_model_import_grads)
 CALL(mmrec_model_save) { return mmrec_model_save(N(0, f->model), N(1, mt_file(3, "m.mmrc"))); }
 CALL(mmrec_model_load) {
     MT_OK(mmrec_model_save(f->model, mt_file(3, "m.mmrc")));
