@@ -184,7 +184,7 @@ uninstall:
 
 # ---- examples and benchmarks ----
 examples: $(EXAMPLES)
-build/examples/%: examples/%.c $(STATIC)
+build/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)

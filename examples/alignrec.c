@@ -55,6 +55,8 @@
 
 #include <mmrec/mmrec.h>
 
+#include "text_encoder.h" /* te_split_words */
+
 #define ITEMS_FILE "Industrial_and_Scientific_items.tsv"
 #define USERS_FILE "am_Industrial_and_Scientific_users.tsv"
 
@@ -271,47 +273,11 @@ static uint64_t fnv1a(uint64_t h, const char *s, size_t n) {
 
 static uint32_t bucket_of(uint64_t h) { return (uint32_t)(splitmix64(h) >> (64 - HASH_BITS)); }
 
-/* The words of a title: lowercased copies separated by single 0 bytes in
- * `buf` (at least strlen(title) + 1 bytes); returns the word count and their
- * starts and lengths in start/len (at least strlen(title) entries each). */
-static size_t split_words(const char *title, char *buf, size_t *start, size_t *len) {
-    size_t n_words = 0, w = 0;
-    int in_word = 0;
-    for (const char *p = title; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '&') { /* skip an entity "&name;" or "&#123;" */
-            const char *q = p + 1;
-            while ((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '#') q++;
-            if (*q == ';' && q > p + 1) {
-                p = q;
-                in_word = 0;
-                continue;
-            }
-        }
-        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-            if (!in_word) {
-                start[n_words] = w;
-                len[n_words] = 0;
-                n_words++;
-                in_word = 1;
-            }
-            buf[w++] = (char)c;
-            len[n_words - 1]++;
-        } else if (in_word) {
-            buf[w++] = 0;
-            in_word = 0;
-        }
-    }
-    buf[w] = 0;
-    return n_words;
-}
-
 /* The buckets of one title's terms for modality `mod` (0 words, 1 chars),
  * repeats kept; returns how many were written to `out`. */
 static size_t title_terms(const char *title, int mod, char *buf, size_t *start, size_t *len,
                           uint32_t *out) {
-    size_t n_words = split_words(title, buf, start, len), n = 0;
+    size_t n_words = te_split_words(title, buf, start, len), n = 0;
     uint64_t seed = FNV_OFFSET ^ (uint64_t)(mod + 1);
     for (size_t w = 0; w < n_words; w++) {
         const char *word = buf + start[w];

@@ -1,7 +1,8 @@
 /* mmrec_graph_aggregate_users: the user-item block of a bipartite graph's
  * normalized adjacency applied to item rows (AlignRec's user view of its
- * item views, and any model that builds users from their items): out[u] = sum_j A_hat[u, U + i_j] items[i_j] over user u's
- * CSR row (its columns are item nodes U + i). The backward is the
+ * item views, and any model that builds users from their items):
+ * out[u] = sum_j A_hat[u, U + i_j] items[i_j] over user u's CSR row (its
+ * columns are item nodes U + i). The backward is the
  * item-user block, R_hat^T, which the symmetric CSR stores as the item
  * rows: d_items[i] += sum_j A_hat[U + i, u_j] d_out[u_j]. Each output row is
  * one thread's, summed in CSR order: the bits do not depend on the thread

@@ -205,8 +205,8 @@ mmrec_status mmrec_graph_create_knn(const float *features, int64_t num_items, in
     mmrec_graph *g = NULL;
     if (inv == NULL || deg == NULL) goto oom;
     mmrec__knn_norm_job nj = {features, d, inv, deg};
-    mmrec__parallel_for(I, mmrec__parallel_parts(I, mmrec__grain(d, 1 << 16)), mmrec__knn_norm_chunk,
-                        &nj);
+    mmrec__parallel_for(I, mmrec__parallel_parts(I, mmrec__grain(d, 1 << 16)),
+                        mmrec__knn_norm_chunk, &nj);
     s = mmrec__knn_check_finite(features, deg, I, d, __func__);
     if (s != MMREC_OK) goto done;
 
