@@ -341,6 +341,31 @@ CALL(mmrec_cache_gather_into) {
     return mmrec_cache_gather_into(N(0, f->cache), N(1, "a"), N(2, mt_cache_ids), 3, 0,
                                    N(5, f->buf), N(6, f->buf2));
 }
+CALL(mmrec_cache_writer_add_layers) {
+    return mmrec_cache_writer_add_layers(N(0, f->writer), N(1, "l"), MMREC_CACHE_F16,
+                                         N(3, f->buf), 2, 3);
+}
+CALL(mmrec_cache_field_shape) {
+    int64_t layers, width;
+    return mmrec_cache_field_shape(N(0, f->cache), N(1, "a"), N(2, &layers), N(3, &width));
+}
+CALL(mmrec_cache_gather_config_init_sized) {
+    mmrec_cache_gather_config c;
+    return mmrec_cache_gather_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_cache_gather_layers) {
+    mmrec_cache_gather_config c;
+    MT_OK(mmrec_cache_gather_config_init(&c));
+    return mmrec_cache_gather_layers(N(0, f->cache), N(1, f->tape), N(2, "a"),
+                                     N(3, mt_cache_ids), 3, N(5, &c), N(6, &f->t_out),
+                                     N(7, &f->t_out2));
+}
+CALL(mmrec_cache_gather_layers_into) {
+    mmrec_cache_gather_config c;
+    MT_OK(mmrec_cache_gather_config_init(&c));
+    return mmrec_cache_gather_layers_into(N(0, f->cache), N(1, "a"), N(2, mt_cache_ids), 3,
+                                          N(4, &c), N(5, f->buf), N(6, f->buf2));
+}
 CALL(mmrec_cache_refresh) { return mmrec_cache_refresh(N(0, f->cache), N(1, mt_cache_path)); }
 
 /* core.h */
@@ -879,6 +904,11 @@ static const mt_entry mt_entries[] = {
     E_NULLABLE(mmrec_cache_gather_ex, "presence_out"),
     E_NULLABLE(mmrec_cache_gather_into, "presence"),
     E_NULLABLE(mmrec_cache_refresh, "path"),
+    E(mmrec_cache_writer_add_layers),
+    E(mmrec_cache_field_shape),
+    E(mmrec_cache_gather_config_init_sized),
+    E_NULLABLE(mmrec_cache_gather_layers, "cfg presence_out"),
+    E_NULLABLE(mmrec_cache_gather_layers_into, "cfg presence"),
     /* core.h */
     EXEMPT(mmrec_status_str, NO_POINTER "; never fails"),
     EXEMPT(mmrec_status_name, NO_POINTER "; never fails"),
