@@ -650,11 +650,12 @@ START_TEST(test_cache_layers_widening_matches_the_closed_form) {
     uint16_t *bits = malloc(65536 * sizeof *bits);
     float *got = malloc(65536 * sizeof *got);
     for (uint32_t i = 0; i < 65536; i++) bits[i] = (uint16_t)i;
-    /* pass 0: float16; 1: bfloat16 */
-    for (int pass = 0; pass < 2; pass++) {
-        bool bf = pass == 1, generic = false;
+    /* pass 0, 1: float16 (the CPU's path, the portable one); 2, 3: bfloat16 */
+    for (int pass = 0; pass < 4; pass++) {
+        bool bf = pass >= 2, generic = pass % 2 == 1;
         mmrec_cache_dtype dtype = bf ? MMREC_CACHE_BF16 : MMREC_CACHE_F16;
-        void (*widen)(mmrec_cache_dtype, const void *, float *, size_t) = mmrec__cache_widen;
+        void (*widen)(mmrec_cache_dtype, const void *, float *, size_t) =
+            generic ? mmrec__cache_widen_generic : mmrec__cache_widen;
         const char *what = bf ? "bf16" : "f16";
         /* one call over every pattern, and calls at odd offsets and lengths
          * (vector bodies and scalar tails) */

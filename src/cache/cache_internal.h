@@ -91,8 +91,15 @@ static inline float mmrec__cache_bf16_to_f32(uint16_t bf) {
  * index of the first value that overflows a 16-bit dtype (dst is then
  * partly written). */
 size_t mmrec__cache_encode(mmrec_cache_dtype dtype, const float *src, void *dst, size_t count);
-/* Widens `count` elements of `dtype` to float32. */
+/* Widens `count` elements of `dtype` to float32: float16 with F16C and
+ * bfloat16 with AVX2 when the CPU has them, else with the portable loops of
+ * mmrec__cache_widen_generic; both give the same floats for every non-NaN
+ * value. */
 void mmrec__cache_widen(mmrec_cache_dtype dtype, const void *src, float *dst, size_t count);
+void mmrec__cache_widen_generic(mmrec_cache_dtype dtype, const void *src, float *dst,
+                                size_t count);
+/* Whether the CPU has F16C (and AVX), which mmrec__cache_widen uses. */
+bool mmrec__cache_f16c_usable(void);
 
 /* ---- format (format.c) ---- */
 
