@@ -61,6 +61,7 @@ typedef struct fx {
     mmrec_rng *rng;
     mmrec_graph *ui, *knn;
     mmrec_interactions *train, *test;
+    mmrec_sequences *seqs;
     mmrec_cache *cache;
     mmrec_cache_writer *writer;
     /* tape tensors: a, b [2, D] (a requires a gradient), seq [2, 3, D],
@@ -76,6 +77,7 @@ typedef struct fx {
     mmrec_optimizer *made_opt;
     mmrec_graph *made_graph;
     mmrec_interactions *made_x;
+    mmrec_sequences *made_seqs;
     mmrec_cache *made_cache;
     mmrec_cache_writer *made_writer;
     mmrec_module *made_module;
@@ -85,7 +87,8 @@ typedef struct fx {
 
 /* Files every call may read, written once per test run. */
 static const char *mt_cache_path, *mt_npy_path, *mt_lightgcn_path, *mt_inter_path;
-static char mt_paths[4][200];
+static const char *mt_items_path, *mt_users_path;
+static char mt_paths[6][200];
 
 static const int64_t mt_users[5] = {0, 0, 1, 2, 2}, mt_items[5] = {0, 1, 1, 2, 3};
 static const int64_t mt_ids2[2] = {0, 1};
@@ -185,6 +188,10 @@ static void fx_setup(fx *f) {
     MT_OK(mmrec_interactions_create(tu, ti, 3, &f->test));
     MT_OK(mmrec_cache_open(mt_cache_path, &f->cache));
     MT_OK(mmrec_cache_writer_create(mt_file(2, "w.mmfc"), mt_ids2, 2, &f->writer));
+    mmrec_sequences_config sc;
+    MT_OK(mmrec_sequences_config_init(&sc));
+    sc.min_length = 3;
+    MT_OK(mmrec_sequences_read_tsv(mt_items_path, mt_users_path, &sc, &f->seqs));
 
     int64_t s2[2] = {2, D}, s3[3] = {2, 3, D}, st[3] = {2, 1, D}, sw[2] = {D, 3},
             sTab[2] = {10, D}, sEgo[2] = {U + I, D}, sItems[2] = {I, D};
@@ -216,6 +223,8 @@ static void fx_teardown(fx *f) {
     mmrec_model_destroy(f->made_model);
     mmrec_graph_destroy(f->made_graph);
     mmrec_interactions_destroy(f->made_x);
+    mmrec_sequences_destroy(f->made_seqs);
+    mmrec_sequences_destroy(f->seqs);
     mmrec_cache_close(f->made_cache);
     mmrec_cache_writer_destroy(f->made_writer);
     mmrec_cache_writer_destroy(f->writer);
@@ -341,6 +350,31 @@ CALL(mmrec_cache_gather_into) {
     return mmrec_cache_gather_into(N(0, f->cache), N(1, "a"), N(2, mt_cache_ids), 3, 0,
                                    N(5, f->buf), N(6, f->buf2));
 }
+CALL(mmrec_cache_writer_add_layers) {
+    return mmrec_cache_writer_add_layers(N(0, f->writer), N(1, "l"), MMREC_CACHE_F16,
+                                         N(3, f->buf), 2, 3);
+}
+CALL(mmrec_cache_field_shape) {
+    int64_t layers, width;
+    return mmrec_cache_field_shape(N(0, f->cache), N(1, "a"), N(2, &layers), N(3, &width));
+}
+CALL(mmrec_cache_gather_config_init_sized) {
+    mmrec_cache_gather_config c;
+    return mmrec_cache_gather_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_cache_gather_layers) {
+    mmrec_cache_gather_config c;
+    MT_OK(mmrec_cache_gather_config_init(&c));
+    return mmrec_cache_gather_layers(N(0, f->cache), N(1, f->tape), N(2, "a"),
+                                     N(3, mt_cache_ids), 3, N(5, &c), N(6, &f->t_out),
+                                     N(7, &f->t_out2));
+}
+CALL(mmrec_cache_gather_layers_into) {
+    mmrec_cache_gather_config c;
+    MT_OK(mmrec_cache_gather_config_init(&c));
+    return mmrec_cache_gather_layers_into(N(0, f->cache), N(1, "a"), N(2, mt_cache_ids), 3,
+                                          N(4, &c), N(5, f->buf), N(6, f->buf2));
+}
 CALL(mmrec_cache_refresh) { return mmrec_cache_refresh(N(0, f->cache), N(1, mt_cache_path)); }
 
 /* core.h */
@@ -381,6 +415,43 @@ CALL(mmrec_interactions_pairs) {
     const int64_t *u, *i;
     return mmrec_interactions_pairs(N(0, f->train), N(1, &u), N(2, &i));
 }
+CALL(mmrec_sequences_config_init_sized) {
+    mmrec_sequences_config c;
+    return mmrec_sequences_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_sequences_read_tsv) {
+    mmrec_sequences_config c;
+    MT_OK(mmrec_sequences_config_init(&c));
+    c.min_length = 3;
+    return mmrec_sequences_read_tsv(N(0, mt_items_path), N(1, mt_users_path), N(2, &c),
+                                    N(3, &f->made_seqs));
+}
+CALL(mmrec_sequences_info) {
+    int64_t users, items;
+    size_t count;
+    return mmrec_sequences_info(N(0, f->seqs), N(1, &users), N(2, &items), N(3, &count));
+}
+CALL(mmrec_sequences_user) {
+    const int64_t *items;
+    size_t len;
+    return mmrec_sequences_user(N(0, f->seqs), 1, N(2, &items), N(3, &len));
+}
+CALL(mmrec_sequences_user_name) {
+    const char *name;
+    return mmrec_sequences_user_name(N(0, f->seqs), 0, N(2, &name));
+}
+CALL(mmrec_sequences_item) {
+    const char *asin, *title;
+    return mmrec_sequences_item(N(0, f->seqs), 2, N(2, &asin), N(3, &title));
+}
+CALL(mmrec_sequences_train_counts) {
+    const int64_t *counts;
+    return mmrec_sequences_train_counts(N(0, f->seqs), N(1, &counts));
+}
+CALL(mmrec_sequences_interactions) {
+    return mmrec_sequences_interactions(N(0, f->seqs), MMREC_SEQUENCES_TRAIN, N(2, &f->made_x));
+}
+
 
 /* em3.h */
 CALL(mmrec_fqformer_config_init_sized) {
@@ -879,6 +950,11 @@ static const mt_entry mt_entries[] = {
     E_NULLABLE(mmrec_cache_gather_ex, "presence_out"),
     E_NULLABLE(mmrec_cache_gather_into, "presence"),
     E_NULLABLE(mmrec_cache_refresh, "path"),
+    E(mmrec_cache_writer_add_layers),
+    E(mmrec_cache_field_shape),
+    E(mmrec_cache_gather_config_init_sized),
+    E_NULLABLE(mmrec_cache_gather_layers, "cfg presence_out"),
+    E_NULLABLE(mmrec_cache_gather_layers_into, "cfg presence"),
     /* core.h */
     EXEMPT(mmrec_status_str, NO_POINTER "; never fails"),
     EXEMPT(mmrec_status_name, NO_POINTER "; never fails"),
@@ -903,6 +979,15 @@ static const mt_entry mt_entries[] = {
     E_NULLABLE(mmrec_interactions_info, "num_users num_items count"),
     E(mmrec_interactions_pairs),
     EXEMPT(mmrec_interactions_destroy, DESTROYER),
+    E(mmrec_sequences_config_init_sized),
+    E_NULLABLE(mmrec_sequences_read_tsv, "cfg"),
+    E_NULLABLE(mmrec_sequences_info, "num_users num_items count"),
+    E(mmrec_sequences_user),
+    E(mmrec_sequences_user_name),
+    E_NULLABLE(mmrec_sequences_item, "asin_out title_out"),
+    E(mmrec_sequences_train_counts),
+    E(mmrec_sequences_interactions),
+    EXEMPT(mmrec_sequences_destroy, DESTROYER),
     /* em3.h */
     E(mmrec_fqformer_config_init_sized),
     E_NULLABLE(mmrec_fqformer_create, "out"),
@@ -1087,6 +1172,12 @@ static void mt_files(void) {
     mt_npy_path = mt_paths[1];
     mt_lightgcn_path = mt_paths[2];
     mt_inter_path = mt_paths[3];
+    snprintf(mt_paths[4], sizeof mt_paths[4], "%s/items.tsv", mt_dir);
+    snprintf(mt_paths[5], sizeof mt_paths[5], "%s/users.tsv", mt_dir);
+    mt_items_path = mt_paths[4];
+    mt_users_path = mt_paths[5];
+    mt_write_text(mt_items_path, "A\tTitle a\nB\tTitle b\nC\tTitle c\n");
+    mt_write_text(mt_users_path, "u\tA B C\nv\tC B A B\n");
     mmrec_cache_writer *w;
     const float data[6] = {1, 2, 3, 4, 5, 6};
     MT_OK(mmrec_cache_writer_create(mt_cache_path, mt_cache_ids, 3, &w));

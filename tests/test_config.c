@@ -27,6 +27,8 @@ MT_INIT(mmrec_knn_config, mmrec_knn_config_init_sized)
 MT_INIT(mmrec_alignrec_config, mmrec_alignrec_config_init_sized)
 MT_INIT(mmrec_alignrec_views, mmrec_alignrec_views_init_sized)
 MT_INIT(mmrec_batch_softmax_config, mmrec_batch_softmax_config_init_sized)
+MT_INIT(mmrec_cache_gather_config, mmrec_cache_gather_config_init_sized)
+MT_INIT(mmrec_sequences_config, mmrec_sequences_config_init_sized)
 
 #define MT_ROW(type) {#type, mt_init_##type, MMREC__MIN_SIZE(type), sizeof(type)}
 static const struct {
@@ -41,7 +43,8 @@ static const struct {
     MT_ROW(mmrec_fqformer_config),     MT_ROW(mmrec_target_attention_config),
     MT_ROW(mmrec_cic_config),          MT_ROW(mmrec_knn_config),
     MT_ROW(mmrec_alignrec_config),     MT_ROW(mmrec_alignrec_views),
-    MT_ROW(mmrec_batch_softmax_config),
+    MT_ROW(mmrec_batch_softmax_config), MT_ROW(mmrec_cache_gather_config),
+    MT_ROW(mmrec_sequences_config),
 };
 
 /* _init_sized at the first-release size fills that many bytes and says so;
@@ -85,6 +88,8 @@ START_TEST(test_config_init_names_a_too_small_size) {
         mmrec_alignrec_config alignrec;
         mmrec_alignrec_views views;
         mmrec_batch_softmax_config batch_softmax;
+        mmrec_cache_gather_config cache_gather;
+        mmrec_sequences_config sequences;
     } u;
     MT_EXPECT(mmrec_linear_config_init_sized(&u.linear, MT_BELOW(mmrec_linear_config)),
               MMREC_EINVAL, "size is");
@@ -118,6 +123,11 @@ START_TEST(test_config_init_names_a_too_small_size) {
               MMREC_EINVAL, "size is");
     MT_EXPECT(mmrec_batch_softmax_config_init_sized(&u.batch_softmax,
                                                     MT_BELOW(mmrec_batch_softmax_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_cache_gather_config_init_sized(&u.cache_gather,
+                                                   MT_BELOW(mmrec_cache_gather_config)),
+              MMREC_EINVAL, "size is");
+    MT_EXPECT(mmrec_sequences_config_init_sized(&u.sequences, MT_BELOW(mmrec_sequences_config)),
               MMREC_EINVAL, "size is");
     /* zero: the struct_size field itself does not fit */
     MT_EXPECT(mmrec_linear_config_init_sized(&u.linear, 0), MMREC_EINVAL, "size is 0");

@@ -38,6 +38,8 @@ mmrec_rng_seed any seed is valid
 mmrec_rng_next_u64 only a generator and an output
 mmrec_interactions_info only an interactions object and outputs
 mmrec_interactions_pairs only an interactions object and outputs
+mmrec_sequences_info only a sequences object and outputs
+mmrec_sequences_train_counts only a sequences object and an output
 mmrec_model_create only an output
 mmrec_model_seed any seed is valid
 mmrec_model_load only a model and a file: its errors name the file or the parameter (MMREC_EFORMAT)

@@ -6,6 +6,14 @@
  * record per named field ("image", "text", "text.layer3"), each field stored
  * as float32, float16 or bfloat16 and gathered into float32 rows.
  *
+ * A record is a vector of dim elements, or a matrix of [layers, width]
+ * (dim = layers * width, stored row-major), e.g. the CLS state of every
+ * layer of a frozen backbone, [13, 768] for BERT-base's embedding output
+ * and 12 layers. mmrec_cache_gather() reads any record as a flat [dim]
+ * row; mmrec_cache_gather_layers() gives [layers, width] per item, or only
+ * the layers a model keeps (IISAN's LayerDrop keeps 0, 2, ..., 12), reading
+ * just those rows of each record. A vector field is a [1, dim] matrix.
+ *
  * Writing: mmrec_cache_writer_create() takes the item ids, then each field
  * is added from caller memory (mmrec_cache_writer_add) or from a numpy .npy
  * file (mmrec_cache_writer_add_npy) and streamed to a temporary file;
@@ -25,8 +33,9 @@
  * The file format: little-endian, magic "MMRCACHE", a format version, a
  * 64-byte header with a CRC-32C, a sorted id table with a CRC-32C, each
  * field's records in sorted-id order at a 64-byte-aligned offset with a
- * CRC-32C, and an index of the fields with a CRC-32C. Readers reject
- * truncated, corrupt or foreign files with MMREC_EFORMAT.
+ * CRC-32C, and an index of the fields (name, storage type, record length,
+ * layer count) with a CRC-32C. Readers reject truncated, corrupt or
+ * foreign files with MMREC_EFORMAT.
  *
  * Thread safety: a writer is per-handle. An open cache may be read (every
  * gather and query) by any number of threads at once, also while one of them
@@ -96,8 +105,30 @@ MMREC_API mmrec_status mmrec_cache_writer_add(mmrec_cache_writer *writer, const 
                                               mmrec_cache_dtype dtype, const float *data,
                                               int64_t dim);
 
+/* Adds a field of [layers, width] records from caller memory, e.g. every
+ * layer's CLS state of a frozen encoder: as mmrec_cache_writer_add() with
+ * dim = layers * width, and the field remembers its shape
+ * (mmrec_cache_field_shape, mmrec_cache_gather_layers).
+ *   writer, field, dtype (in) as mmrec_cache_writer_add().
+ *   data   (in)  [num_items, layers, width] float32, row-major: layer l of
+ *                the writer's ids[i] starts at data + (i * layers + l) *
+ *                width; borrowed for the duration of the call.
+ *   layers (in)  1 .. 4294967295 (1 gives a vector field of dim width).
+ *   width  (in)  >= 1.
+ * Returns as mmrec_cache_writer_add() (a bad value is named by row i and
+ *         column l * width + h); MMREC_EINVAL also for a bad layers or
+ *         width, or a record too large (layers * width overflows).
+ * Thread safety: per-handle. Since 0.2. */
+MMREC_API mmrec_status mmrec_cache_writer_add_layers(mmrec_cache_writer *writer,
+                                                     const char *field, mmrec_cache_dtype dtype,
+                                                     const float *data, int64_t layers,
+                                                     int64_t width);
+
 /* Adds a field from a numpy .npy file holding a [num_items, dim] matrix (a
- * 1-D [num_items] array is a field of dim 1), row i for the writer's ids[i].
+ * 1-D [num_items] array is a field of dim 1), or a 3-D array
+ * [num_items, layers, width] for a field of [layers, width] records (as
+ * mmrec_cache_writer_add_layers(); 3-D arrays since 0.2), row i for the
+ * writer's ids[i].
  * The file is read and converted in chunks; the matrix is never held in
  * memory. Accepted: format versions 1.0, 2.0 and 3.0; dtypes '<f8' '>f8'
  * '<f4' '>f4' '<f2' '>f2', and '=' or '|' for the machine's byte order;
@@ -106,9 +137,10 @@ MMREC_API mmrec_status mmrec_cache_writer_add(mmrec_cache_writer *writer, const 
  *   npy_path (in) the .npy file.
  * Returns as mmrec_cache_writer_add(), and MMREC_EIO (the file cannot be
  *         read), MMREC_EFORMAT (not an .npy file, a bad header, Fortran
- *         order, an unsupported dtype such as '|O', '<i4' or '<c8', not 1-D
- *         or 2-D, truncated or extra data: the message names the file and
- *         what is wrong), MMREC_ESHAPE (its row count is not num_items).
+ *         order, an unsupported dtype such as '|O', '<i4' or '<c8', not 1-D,
+ *         2-D or 3-D, records of 0 elements, truncated or extra data: the
+ *         message names the file and what is wrong), MMREC_ESHAPE (its row
+ *         count is not num_items).
  * Thread safety: per-handle. Since 0.1. */
 MMREC_API mmrec_status mmrec_cache_writer_add_npy(mmrec_cache_writer *writer, const char *field,
                                                   mmrec_cache_dtype dtype, const char *npy_path);
@@ -183,6 +215,19 @@ MMREC_API mmrec_status mmrec_cache_field_info(const mmrec_cache *cache, int inde
 MMREC_API mmrec_status mmrec_cache_field_dim(const mmrec_cache *cache, const char *field,
                                              int64_t *dim_out);
 
+/* The shape of a field's records: [layers, width], layers * width being
+ * its dim (mmrec_cache_field_dim). A vector field, and every field of a
+ * file written by 0.1, is [1, dim].
+ *   cache      (in)  open cache.
+ *   field      (in)  field name.
+ *   layers_out (out) number of layers (rows of a record), >= 1.
+ *   width_out  (out) elements per layer, >= 1.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL), MMREC_ENOTFOUND (no such field;
+ *         the message names it).
+ * Thread safety: thread-safe on an open cache. Since 0.2. */
+MMREC_API mmrec_status mmrec_cache_field_shape(const mmrec_cache *cache, const char *field,
+                                               int64_t *layers_out, int64_t *width_out);
+
 /* Gathers one field of the cached records for `n` item ids into a new batch
  * tensor. The tensor is a constant (no gradient flows into the cache); 16-bit
  * fields are widened to float32. Works on training and inference tapes; the
@@ -227,6 +272,79 @@ MMREC_API mmrec_status mmrec_cache_gather_ex(const mmrec_cache *cache, mmrec_tap
 MMREC_API mmrec_status mmrec_cache_gather_into(const mmrec_cache *cache, const char *field,
                                                const int64_t *ids, size_t n, uint32_t flags,
                                                float *dst, float *presence);
+
+/* Options of the layered gathers, mmrec_cache_gather_layers() and
+ * mmrec_cache_gather_layers_into(). Fill with
+ * mmrec_cache_gather_config_init(&cfg), then set the fields; a NULL config
+ * means the defaults. The config and its keep array are read during the
+ * call only. */
+typedef struct mmrec_cache_gather_config {
+    size_t struct_size;   /* set by mmrec_cache_gather_config_init; first, forever */
+    uint32_t flags;       /* 0 (default): an id not in the cache is MMREC_ERANGE;
+                           * MMREC_CACHE_MISSING_ZERO: it gives zeros and presence 0 */
+    const int64_t *keep;  /* the layers to gather, each in [0, layers), strictly
+                           * increasing; NULL (default): every layer */
+    size_t n_keep;        /* entries of keep, >= 1; 0 (default) when keep is NULL */
+} mmrec_cache_gather_config;
+
+/* Fills cfg with the defaults (no flag, every layer) for a struct of
+ * `size` bytes; use the macro mmrec_cache_gather_config_init(&cfg).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the 0.2 struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_cache_gather_config_init_sized(mmrec_cache_gather_config *cfg,
+                                                            size_t size);
+#define mmrec_cache_gather_config_init(cfg) \
+    mmrec_cache_gather_config_init_sized((cfg), sizeof *(cfg))
+
+/* Gathers the [layers, width] records of one field for `n` item ids into a
+ * new [n, kept, width] tensor, kept = cfg->n_keep (or every layer). Only
+ * the kept layers of each record are read, widened from 16 bits as they
+ * are copied; the result equals the kept rows of a full gather bit for bit.
+ * The tensor is a constant, as for mmrec_cache_gather(). Large gathers are
+ * split over the library's threads (the result does not depend on their
+ * number); the output comes from the tape's arena (no malloc once it has
+ * grown).
+ *   cache        (in)  open cache; borrowed.
+ *   tape         (in)  the step's tape.
+ *   field        (in)  field name; a vector field is [1, dim].
+ *   ids          (in)  n item ids, in any order, repeats allowed; borrowed.
+ *   n            (in)  >= 1.
+ *   cfg          (in, may be NULL) options: missing-id policy, kept
+ *                      layers; NULL: every layer, missing ids an error.
+ *   out          (out) [n, kept, width] tensor owned by `tape` until
+ *                      mmrec_tape_reset(); out[i][k] is layer keep[k] of
+ *                      ids[i].
+ *   presence_out (out, may be NULL) [n] tensor owned by `tape`: 1.0 where
+ *                      the id is in the cache, 0.0 where it is not.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, n == 0, unknown flag bits,
+ *         cfg->n_keep 0 with keep set or not 0 with keep NULL, keep not
+ *         strictly increasing, a config from a newer library),
+ *         MMREC_ENOTFOUND (no such field), MMREC_ERANGE (a kept layer
+ *         outside [0, layers); an id not in the cache without
+ *         MMREC_CACHE_MISSING_ZERO: the message names the first such index
+ *         and its id), MMREC_ENOMEM. Nothing is written on failure.
+ * Thread safety: per-handle (tape); `cache` may be shared by any number of
+ * threads, also during mmrec_cache_refresh(). Since 0.2. */
+MMREC_API mmrec_status mmrec_cache_gather_layers(const mmrec_cache *cache, mmrec_tape *tape,
+                                                 const char *field, const int64_t *ids,
+                                                 size_t n, const mmrec_cache_gather_config *cfg,
+                                                 mmrec_tensor **out,
+                                                 mmrec_tensor **presence_out);
+
+/* mmrec_cache_gather_layers() into caller memory, for serving.
+ *   dst      (out) n * kept * width floats, row-major [n, kept, width].
+ *   presence (out, may be NULL) n floats, 1.0 present / 0.0 missing.
+ *   n        (in)  may be 0: nothing is written and MMREC_OK is returned
+ *                  (the field and cfg are still checked).
+ * Returns as mmrec_cache_gather_layers() (no MMREC_ENOMEM); dst and
+ *         presence are untouched on failure.
+ * Thread safety: thread-safe on an open cache, also during
+ * mmrec_cache_refresh(); each call sees exactly one version. Since 0.2. */
+MMREC_API mmrec_status mmrec_cache_gather_layers_into(const mmrec_cache *cache,
+                                                      const char *field, const int64_t *ids,
+                                                      size_t n,
+                                                      const mmrec_cache_gather_config *cfg,
+                                                      float *dst, float *presence);
 
 /* Hot swap: opens and fully validates `path` as mmrec_cache_open() does, then
  * atomically makes it the version every later call reads. On failure the

@@ -25,7 +25,12 @@
  *     8  u64 dim (>= 1)
  *    16  u64 data offset (64-byte aligned)
  *    24  u64 data size (item count * dim * element size)
- *    32  u32 CRC-32C of the data            36  u32 reserved (0)
+ *    32  u32 CRC-32C of the data
+ *    36  u32 layers: 0 for a flat record of dim elements (read as [1, dim]);
+ *        L >= 1 for an [L, dim / L] record, L dividing dim. 0.1 wrote 0
+ *        here (the field was reserved), so its files read as flat; a 0.1
+ *        reader rejects a file with a layered field (non-zero reserved
+ *        bytes) rather than misreading it. Writers store 0 for L = 1.
  *    40  name bytes, a NUL, zero padding to a multiple of 8
  *
  * The writer streams the id table and each field to a temporary file as
@@ -86,8 +91,15 @@ static inline float mmrec__cache_bf16_to_f32(uint16_t bf) {
  * index of the first value that overflows a 16-bit dtype (dst is then
  * partly written). */
 size_t mmrec__cache_encode(mmrec_cache_dtype dtype, const float *src, void *dst, size_t count);
-/* Widens `count` elements of `dtype` to float32. */
+/* Widens `count` elements of `dtype` to float32: float16 with F16C and
+ * bfloat16 with AVX2 when the CPU has them, else with the portable loops of
+ * mmrec__cache_widen_generic; both give the same floats for every non-NaN
+ * value. */
 void mmrec__cache_widen(mmrec_cache_dtype dtype, const void *src, float *dst, size_t count);
+void mmrec__cache_widen_generic(mmrec_cache_dtype dtype, const void *src, float *dst,
+                                size_t count);
+/* Whether the CPU has F16C (and AVX), which mmrec__cache_widen uses. */
+bool mmrec__cache_f16c_usable(void);
 
 /* ---- format (format.c) ---- */
 
@@ -99,6 +111,7 @@ typedef struct mmrec__cache_entry {
     mmrec_cache_dtype dtype;
     uint64_t dim, offset, size;
     uint32_t crc;
+    uint32_t layers; /* 0 or 1: flat */
 } mmrec__cache_entry;
 
 /* Encodes one index entry into mmrec__cache_entry_size() zeroed bytes. */
@@ -114,6 +127,7 @@ typedef struct mmrec__cache_field {
     const char *name; /* NUL-terminated, in the mapping */
     mmrec_cache_dtype dtype;
     size_t dim;
+    size_t layers, width;      /* dim = layers * width; a flat field is [1, dim] */
     size_t row_bytes;
     const unsigned char *data; /* n_items rows of row_bytes, in the mapping */
 } mmrec__cache_field;
@@ -157,6 +171,7 @@ typedef struct mmrec__cache_wfield {
     mmrec_cache_dtype dtype;
     uint64_t dim, offset, size;
     uint32_t crc;
+    uint32_t layers; /* as stored: 0 for a flat field */
 } mmrec__cache_wfield;
 
 struct mmrec_cache_writer {
@@ -185,6 +200,7 @@ typedef struct mmrec__cache_sink {
     mmrec_cache_writer *writer;
     mmrec_cache_dtype dtype;
     size_t dim;
+    uint32_t layers;        /* as stored: 0 for a flat field */
     uint64_t start, offset; /* first byte of the field; where the next flush goes */
     size_t used;            /* bytes waiting in writer->buf */
     uint32_t crc;
@@ -197,10 +213,12 @@ typedef struct mmrec__cache_sink {
 mmrec_status mmrec__cache_writer_check(const mmrec_cache_writer *w, const char *field,
                                        mmrec_cache_dtype dtype, const char *func) MMREC__WUR;
 
-/* Reserves room for one more field and starts its sink. */
+/* Reserves room for one more field of `layers` x `width` elements a record
+ * (layers 1: a flat record) and starts its sink. */
 mmrec_status mmrec__cache_field_begin(mmrec_cache_writer *w, mmrec__cache_sink *sink,
-                                      mmrec_cache_dtype dtype, size_t dim, const char *source,
-                                      bool source_is_file, const char *func) MMREC__WUR;
+                                      mmrec_cache_dtype dtype, size_t layers, size_t width,
+                                      const char *source, bool source_is_file,
+                                      const char *func) MMREC__WUR;
 
 /* Appends `count` values of the caller's row `row`, starting at column
  * `col`. MMREC_ENUMERIC for NaN/Inf, MMREC_ERANGE for a 16-bit overflow,

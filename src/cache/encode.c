@@ -57,9 +57,16 @@ mmrec_status mmrec__cache_sink_put(mmrec__cache_sink *s, size_t row, size_t col,
 }
 
 mmrec_status mmrec__cache_field_begin(mmrec_cache_writer *w, mmrec__cache_sink *sink,
-                                      mmrec_cache_dtype dtype, size_t dim, const char *source,
-                                      bool source_is_file, const char *func) {
-    size_t bytes;
+                                      mmrec_cache_dtype dtype, size_t layers, size_t width,
+                                      const char *source, bool source_is_file,
+                                      const char *func) {
+    size_t dim = 0, bytes = 0;
+    if (layers > 1)
+        MMREC__CACHE_FAIL_IF(layers > UINT32_MAX || !mmrec__mul_size(layers, width, &dim),
+                             MMREC_EINVAL, "a record of %zu layers of width %zu is too large",
+                             layers, width);
+    else
+        dim = width;
     MMREC__CACHE_FAIL_IF(!mmrec__mul_size(w->n_items, dim, &bytes) ||
                              !mmrec__mul_size(bytes, mmrec__cache_elem_size(dtype), &bytes),
                          MMREC_EINVAL, "dim %zu is too large for %zu items", dim, w->n_items);
@@ -78,6 +85,7 @@ mmrec_status mmrec__cache_field_begin(mmrec_cache_writer *w, mmrec__cache_sink *
     sink->writer = w;
     sink->dtype = dtype;
     sink->dim = dim;
+    sink->layers = layers > 1 ? (uint32_t)layers : 0;
     sink->start = sink->offset = mmrec__align_up(w->end, MMREC__CACHE_ALIGN);
     sink->source = source;
     sink->source_is_file = source_is_file;
@@ -92,6 +100,7 @@ mmrec_status mmrec__cache_field_end(mmrec_cache_writer *w, mmrec__cache_sink *si
     memcpy(f->name, field, strlen(field));
     f->dtype = sink->dtype;
     f->dim = sink->dim;
+    f->layers = sink->layers;
     f->offset = sink->start;
     f->size = sink->offset - sink->start;
     f->crc = sink->crc;

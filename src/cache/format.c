@@ -23,6 +23,7 @@ void mmrec__cache_put_entry(unsigned char *dst, const mmrec__cache_entry *entry)
     mmrec__le_put64(dst + 16, entry->offset);
     mmrec__le_put64(dst + 24, entry->size);
     mmrec__le_put32(dst + 32, entry->crc);
+    mmrec__le_put32(dst + 36, entry->layers > 1 ? entry->layers : 0);
     memcpy(dst + MMREC__CACHE_ENTRY_FIXED, entry->name, len);
 }
 
@@ -70,7 +71,7 @@ static mmrec_status mmrec__cache_parse_entry(mmrec__cache_version *v, const char
     unsigned dtype = e[4];
     if (dtype > MMREC_CACHE_BF16)
         return MMREC__BAD("'%s': field '%s' has unknown dtype %u", path, name, dtype);
-    if (e[5] != 0 || e[6] != 0 || e[7] != 0 || mmrec__le_get32(e + 36) != 0)
+    if (e[5] != 0 || e[6] != 0 || e[7] != 0)
         return MMREC__BAD("'%s': field '%s' has non-zero reserved bytes", path, name);
     for (int k = 0; k < i; k++)
         if (strcmp(v->fields[k].name, name) == 0)
@@ -83,6 +84,10 @@ static mmrec_status mmrec__cache_parse_entry(mmrec__cache_version *v, const char
         return MMREC__BAD("'%s': field '%s' has dim %llu and %llu bytes of data for %zu items",
                           path, name, (unsigned long long)dim, (unsigned long long)bytes,
                           v->n_items);
+    uint32_t layers = mmrec__le_get32(e + 36);
+    if (layers > 1 && dim % layers != 0)
+        return MMREC__BAD("'%s': field '%s' has %u layers, which do not divide its dim %llu",
+                          path, name, layers, (unsigned long long)dim);
     if (off % MMREC__CACHE_ALIGN != 0 || off < *data_from || off > index_offset ||
         bytes > index_offset - off)
         return MMREC__BAD("'%s': field '%s' data [%llu, +%llu) lies outside the data area",
@@ -95,6 +100,8 @@ static mmrec_status mmrec__cache_parse_entry(mmrec__cache_version *v, const char
     f->name = name;
     f->dtype = (mmrec_cache_dtype)dtype;
     f->dim = (size_t)dim;
+    f->layers = layers > 1 ? layers : 1;
+    f->width = f->dim / f->layers;
     f->row_bytes = row_bytes;
     f->data = data;
     *data_from = off + bytes;

@@ -3,6 +3,8 @@
  *   for 2.0 and 3.0), then a Python dict literal such as
  *   {'descr': '<f4', 'fortran_order': False, 'shape': (1000, 768), }
  *   padded with spaces and a newline, then the raw C-order data.
+ * A 3-D array [num_items, layers, width] is a field of [layers, width]
+ * records (row-major, so each record is its layers one after another).
  * Floating dtypes of 2, 4 or 8 bytes in either byte order are read a chunk
  * at a time (runs of consecutive rows, or parts of one long row), converted
  * to float32 and streamed to the writer's field encoder in sorted-id order:
@@ -26,7 +28,8 @@ typedef struct mmrec__npy {
     bool has_descr, has_order, has_shape;
     bool fortran;
     int ndim;
-    uint64_t rows, dim;
+    uint64_t rows, layers, width; /* [rows], [rows, width] or [rows, layers, width] */
+    uint64_t dim;                 /* layers * width: the record length */
 } mmrec__npy;
 
 #define MMREC__NPY_BAD(...) mmrec__set_error(MMREC_EFORMAT, func, __VA_ARGS__)
@@ -74,14 +77,18 @@ static bool mmrec__npy_string(mmrec__npy_text *t, char *out, size_t cap) {
     return true;
 }
 
+/* Dimensions parsed from a shape tuple, more than any accepted array has,
+ * so a 4-D array is reported as such. */
+#define MMREC__NPY_MAX_DIMS 32
+
 /* A tuple of non-negative integers, e.g. "(3, 4)", "(3,)" or "()". */
 static bool mmrec__npy_tuple(mmrec__npy_text *t, mmrec__npy *npy) {
-    uint64_t dims[3];
+    uint64_t dims[MMREC__NPY_MAX_DIMS];
     int n = 0;
     if (!mmrec__npy_eat(t, '(')) return false;
     while (!mmrec__npy_eat(t, ')')) {
         mmrec__npy_skip(t);
-        if (t->s[t->pos] < '0' || t->s[t->pos] > '9' || n == 3) return false;
+        if (t->s[t->pos] < '0' || t->s[t->pos] > '9' || n == MMREC__NPY_MAX_DIMS) return false;
         uint64_t v = 0;
         for (; t->s[t->pos] >= '0' && t->s[t->pos] <= '9'; t->pos++) {
             if (v > ((uint64_t)INT64_MAX - 9) / 10) return false;
@@ -95,7 +102,8 @@ static bool mmrec__npy_tuple(mmrec__npy_text *t, mmrec__npy *npy) {
     }
     npy->ndim = n;
     npy->rows = n > 0 ? dims[0] : 0;
-    npy->dim = n > 1 ? dims[1] : 1;
+    npy->layers = n > 2 ? dims[1] : 1;
+    npy->width = n > 2 ? dims[2] : n > 1 ? dims[1] : 1;
     return true;
 }
 
@@ -165,10 +173,21 @@ static mmrec_status mmrec__npy_dict(mmrec__npy *npy, const char *header, const c
         return MMREC__NPY_BAD("'%s' is in Fortran order (fortran_order True); save a C-order "
                               "array (numpy.ascontiguousarray)",
                               path);
-    if (npy->ndim < 1 || npy->ndim > 2)
-        return MMREC__NPY_BAD("'%s' holds a %d-D array, expected 1-D or 2-D", path, npy->ndim);
-    if (npy->dim == 0)
+    if (npy->ndim < 1 || npy->ndim > 3)
+        return MMREC__NPY_BAD("'%s' holds a %d-D array, expected 1-D, 2-D or 3-D "
+                              "([num_items], [num_items, dim] or [num_items, layers, width])",
+                              path, npy->ndim);
+    if (npy->ndim < 3 && npy->width == 0)
         return MMREC__NPY_BAD("'%s' holds a matrix with 0 columns", path);
+    if (npy->layers == 0 || npy->width == 0)
+        return MMREC__NPY_BAD("'%s' holds an array of shape (%llu, %llu, %llu): records of 0 "
+                              "elements",
+                              path, (unsigned long long)npy->rows,
+                              (unsigned long long)npy->layers, (unsigned long long)npy->width);
+    if (npy->layers > UINT32_MAX || npy->width > UINT64_MAX / npy->layers)
+        return MMREC__NPY_BAD("'%s': records of shape (%llu, %llu) are too large", path,
+                              (unsigned long long)npy->layers, (unsigned long long)npy->width);
+    npy->dim = npy->layers * npy->width;
     return MMREC_OK;
 }
 
@@ -214,7 +233,7 @@ static mmrec_status mmrec__npy_open(mmrec__npy *npy, size_t n_items, const char 
     size_t have = npy->file_size - (size_t)npy->data_offset, want;
     if (!mmrec__mul_size((size_t)npy->rows, (size_t)npy->dim, &want) ||
         !mmrec__mul_size(want, npy->elem, &want))
-        return MMREC__NPY_BAD("'%s': shape (%llu, %llu) is too large", path,
+        return MMREC__NPY_BAD("'%s': %llu records of %llu elements are too large", path,
                               (unsigned long long)npy->rows, (unsigned long long)npy->dim);
     if (have < want)
         return MMREC__NPY_BAD("'%s' holds %zu bytes of data, its header needs %zu (truncated)",
@@ -316,8 +335,8 @@ mmrec_status mmrec_cache_writer_add_npy(mmrec_cache_writer *writer, const char *
     mmrec__cache_sink sink;
     if (s == MMREC_OK) s = mmrec__npy_open(&npy, writer->n_items, __func__);
     if (s == MMREC_OK)
-        s = mmrec__cache_field_begin(writer, &sink, dtype, (size_t)npy.dim, npy_path, true,
-                                     __func__);
+        s = mmrec__cache_field_begin(writer, &sink, dtype, (size_t)npy.layers,
+                                     (size_t)npy.width, npy_path, true, __func__);
     if (s == MMREC_OK)
         s = mmrec__npy_stream(&npy, writer, &sink, raw, (float *)(raw + MMREC__CACHE_CHUNK),
                               __func__);

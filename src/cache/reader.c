@@ -141,3 +141,21 @@ mmrec_status mmrec_cache_field_dim(const mmrec_cache *cache, const char *field,
     MMREC_FAIL_IF(!found, MMREC_ENOTFOUND, "the cache has no field '%s'", field);
     return MMREC_OK;
 }
+
+mmrec_status mmrec_cache_field_shape(const mmrec_cache *cache, const char *field,
+                                     int64_t *layers_out, int64_t *width_out) {
+    mmrec__cache_version *v;
+    MMREC_CHECK_NULL(field);
+    MMREC_CHECK_NULL(layers_out);
+    MMREC_CHECK_NULL(width_out);
+    MMREC_FORWARD_IF(mmrec__cache_acquire(cache, &v, __func__));
+    const mmrec__cache_field *f = mmrec__cache_find_field(v, field);
+    bool found = f != NULL;
+    if (found) {
+        *layers_out = (int64_t)f->layers;
+        *width_out = (int64_t)f->width;
+    }
+    mmrec__cache_release(cache, v);
+    MMREC_FAIL_IF(!found, MMREC_ENOTFOUND, "the cache has no field '%s'", field);
+    return MMREC_OK;
+}

@@ -142,20 +142,41 @@ mmrec_status mmrec__cache_writer_check(const mmrec_cache_writer *w, const char *
     return MMREC_OK;
 }
 
+/* Streams [num_items, layers * width] floats from caller memory. */
+static mmrec_status mmrec__cache_writer_put(mmrec_cache_writer *w, const char *field,
+                                            mmrec_cache_dtype dtype, const float *data,
+                                            size_t layers, size_t width, const char *func) {
+    mmrec__cache_sink sink;
+    MMREC_FORWARD_IF(
+        mmrec__cache_field_begin(w, &sink, dtype, layers, width, "data", false, func));
+    size_t d = sink.dim;
+    for (size_t pos = 0; pos < w->n_items; pos++) {
+        size_t row = mmrec__cache_writer_row(w, pos);
+        MMREC_FORWARD_IF(mmrec__cache_sink_put(&sink, row, 0, data + row * d, d, func));
+    }
+    return mmrec__cache_field_end(w, &sink, field, func);
+}
+
 mmrec_status mmrec_cache_writer_add(mmrec_cache_writer *writer, const char *field,
                                     mmrec_cache_dtype dtype, const float *data, int64_t dim) {
     MMREC_FORWARD_IF(mmrec__cache_writer_check(writer, field, dtype, __func__));
     MMREC_CHECK_NULL(data);
     MMREC_FAIL_IF(dim < 1 || (uint64_t)dim > SIZE_MAX, MMREC_EINVAL, "dim is %lld, must be >= 1",
                   (long long)dim);
-    size_t d = (size_t)dim;
-    mmrec__cache_sink sink;
-    MMREC_FORWARD_IF(mmrec__cache_field_begin(writer, &sink, dtype, d, "data", false, __func__));
-    for (size_t pos = 0; pos < writer->n_items; pos++) {
-        size_t row = mmrec__cache_writer_row(writer, pos);
-        MMREC_FORWARD_IF(mmrec__cache_sink_put(&sink, row, 0, data + row * d, d, __func__));
-    }
-    return mmrec__cache_field_end(writer, &sink, field, __func__);
+    return mmrec__cache_writer_put(writer, field, dtype, data, 1, (size_t)dim, __func__);
+}
+
+mmrec_status mmrec_cache_writer_add_layers(mmrec_cache_writer *writer, const char *field,
+                                           mmrec_cache_dtype dtype, const float *data,
+                                           int64_t layers, int64_t width) {
+    MMREC_FORWARD_IF(mmrec__cache_writer_check(writer, field, dtype, __func__));
+    MMREC_CHECK_NULL(data);
+    MMREC_FAIL_IF(layers < 1 || (uint64_t)layers > UINT32_MAX, MMREC_EINVAL,
+                  "layers is %lld, expected 1 .. %u", (long long)layers, UINT32_MAX);
+    MMREC_FAIL_IF(width < 1 || (uint64_t)width > SIZE_MAX, MMREC_EINVAL,
+                  "width is %lld, must be >= 1", (long long)width);
+    return mmrec__cache_writer_put(writer, field, dtype, data, (size_t)layers, (size_t)width,
+                                   __func__);
 }
 
 /* Appends the index, cuts the file at its end and writes the header. */
@@ -168,7 +189,7 @@ static mmrec_status mmrec__cache_write_tail(mmrec_cache_writer *w, const char *f
     size_t pos = 0;
     for (size_t i = 0; i < w->n_fields; i++) {
         const mmrec__cache_wfield *f = &w->fields[i];
-        mmrec__cache_entry e = {f->name, f->dtype, f->dim, f->offset, f->size, f->crc};
+        mmrec__cache_entry e = {f->name, f->dtype, f->dim, f->offset, f->size, f->crc, f->layers};
         mmrec__cache_put_entry(index + pos, &e);
         pos += mmrec__cache_entry_size(strlen(f->name));
     }
