@@ -588,6 +588,25 @@ CALL(mmrec_linear_create) {
 CALL(mmrec_linear_forward) {
     return mmrec_linear_forward(N(0, f->lin), N(1, f->tape), N(2, f->a), N(3, &f->t_out));
 }
+CALL(mmrec_adapter_config_init_sized) {
+    mmrec_adapter_config c;
+    return mmrec_adapter_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_adapter_create) {
+    mmrec_adapter_config c;
+    MT_OK(mmrec_adapter_config_init(&c));
+    c.dim = D;
+    c.bottleneck_dim = 2;
+    return mmrec_adapter_create(N(0, f->model), N(1, "new"), N(2, &c), N(3, &f->made_module));
+}
+CALL(mmrec_adapter_forward) {
+    mmrec_adapter_config c;
+    MT_OK(mmrec_adapter_config_init(&c));
+    c.dim = D;
+    mmrec_module *m;
+    MT_OK(mmrec_adapter_create(f->model, "adapter", &c, &m));
+    return mmrec_adapter_forward(N(0, m), N(1, f->tape), N(2, f->a), N(3, &f->t_out));
+}
 CALL(mmrec_lora_config_init_sized) {
     mmrec_lora_config c;
     return mmrec_lora_config_init_sized(N(0, &c), sizeof c);
@@ -959,6 +978,9 @@ static const mt_entry mt_entries[] = {
     E(mmrec_linear_config_init_sized),
     E_NULLABLE(mmrec_linear_create, "out"),
     E(mmrec_linear_forward),
+    E(mmrec_adapter_config_init_sized),
+    E_NULLABLE(mmrec_adapter_create, "out"),
+    E(mmrec_adapter_forward),
     E(mmrec_lora_config_init_sized),
     E(mmrec_lora_attach),
     E(mmrec_lora_merge),

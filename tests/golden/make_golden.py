@@ -1141,11 +1141,65 @@ def write_numerics():
     w.close()
 
 
+# ---- IISAN (write_iisan) ----
+# A transcription of the reference's modules (github.com/GAIR-Lab/IISAN,
+# Code_Cached/model/modules.py AdapterBlock; Code_Cached/model/model.py
+# IISANAdaptedMModel and ModelMM's com_dense, with Code_Uncached's
+# per-modality conditionals), with the same attribute names, so
+# named_parameters() gives the reference's names.
+
+class IisanAdapterBlock(torch.nn.Module):
+    """AdapterBlock: fc_up(activate(fc_down(x))) + x. The reference creates
+    a dropout it never applies."""
+
+    def __init__(self, input_size, down_size, gelu):
+        super().__init__()
+        self.fc_down = torch.nn.Linear(input_size, down_size)
+        self.activate = torch.nn.GELU() if gelu else torch.nn.ReLU()
+        self.fc_up = torch.nn.Linear(down_size, input_size)
+        self.dropout = torch.nn.Dropout(0.1)
+
+    def forward(self, input_embs):
+        x = self.fc_down(input_embs)
+        x = self.activate(x)
+        return self.fc_up(x) + input_embs
+
+
+def iisan_adapter_case(w, name, dim, r, gelu, x):
+    m = IisanAdapterBlock(dim, r, gelu)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(rand(*p.shape, low=-0.5, high=0.5))
+    x = x.clone().requires_grad_(True)
+    y = m(x)
+    r_up = rand(*y.shape)
+    y.backward(r_up)
+    w.add(name + ".cfg", [dim, r, 2 if gelu else 1])
+    w.add(name + ".x", x.detach().numpy())
+    w.add(name + ".r", r_up.numpy())
+    w.add(name + ".y", y.detach().numpy())
+    w.add(name + ".dx", x.grad.numpy())
+    for pname, p in m.named_parameters():
+        w.add("%s.param.%s" % (name, pname), p.detach().numpy())
+        w.add("%s.grad.%s" % (name, pname), p.grad.numpy())
+
+
+def write_iisan():
+    """The bottleneck adapter alone (<case>.x, .r, .y, .dx, .param.*,
+    .grad.*; cfg [dim, bottleneck, activation])."""
+    w = Writer("iisan.bin")
+    with own_stream(50):
+        for name, gelu in (("adapter_relu", False), ("adapter_gelu", True)):
+            iisan_adapter_case(w, name, 10, 3, gelu, rand(7, 10))
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
                metrics_auc=write_metrics_auc, content_eval=write_content_eval,
-               numerics=write_numerics, batch_softmax=write_batch_softmax)
+               numerics=write_numerics, batch_softmax=write_batch_softmax,
+               iisan=write_iisan)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
