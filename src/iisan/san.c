@@ -11,9 +11,10 @@
  * adapter's pre-activation and activation ([rows, r]); the adapter inputs
  * x_k are recomputed in the backward from them (one element-wise pass)
  * rather than kept. Backward: one walk down the tower, per adapter its four
- * products and one pass for the gate's gradient, the states' gradients and
- * the running gradient; gate gradients are row dots in double, summed in
- * row order (independent of the thread count). */
+ * products and one read-only pass for the gate's gradient and the states'
+ * gradients (the gate's (1 - g) on the running gradient goes into the next
+ * products' alpha and beta); gate gradients are row dots in double, summed
+ * in row order (independent of the thread count). */
 #include "iisan_internal.h"
 
 #include <math.h>
@@ -95,13 +96,14 @@ static const float *mmrec__san_prev(const mmrec__san_ctx *c, int k, const float 
 
 /* ---- backward ---- */
 
-/* After adapter k's backward, d = dL/dx_k. One pass: the gate's row dots
- * dot[i] = d_i . dx_k/dg (row i), the states' gradients da += ca d and
- * db += cb d, and d *= ch (dL/dh_{k-1}). */
+/* After adapter k's backward, d = dL/dx_k. One pass reading it: the gate's
+ * row dots dot[i] = d_i . dx_k/dg (row i) and the states' gradients
+ * da += ca d, db += cb d. (dL/dh_{k-1} = ch d: the next adapter's backward
+ * takes ch as its scale, so d is not rewritten.) */
 typedef struct mmrec__gate_job {
     const float *prev, *a, *b;
     size_t prev_ld, a_ld, b_ld, dim;
-    float ch, ca, cb;
+    float ca, cb;
     bool gate, inter;
     float *d, *da, *db;
     double *dot;
@@ -113,7 +115,7 @@ static void mmrec__gate_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__gate_job *j = ctx;
     size_t n = j->dim;
     for (size_t i = lo; i < hi; i++) {
-        float *d = j->d + i * n;
+        const float *d = j->d + i * n;
         const float *a = j->a + i * j->a_ld;
         if (j->gate) {
             /* dx/dg: intra a - prev, inter a - b */
@@ -144,10 +146,6 @@ static void mmrec__gate_chunk(void *ctx, size_t lo, size_t hi, int part) {
             float *db = j->db + i * j->b_ld, cb = j->cb;
             for (size_t c = 0; c < n; c++) db[c] += cb * d[c];
         }
-        if (j->ch != 1.0f) {
-            float ch = j->ch;
-            for (size_t c = 0; c < n; c++) d[c] *= ch;
-        }
     }
 }
 
@@ -170,14 +168,15 @@ static mmrec_status mmrec__san_backward(mmrec__node *node, mmrec_tape *tape) {
     memcpy(d, node->out->grad, plane * sizeof(float));
     const float *a = ta->data, *b = tb ? tb->data : NULL;
     int parts = mmrec__parallel_parts(rows, mmrec__grain(dim, MMREC__SAN_GRAIN));
+    float scale = 1.0f; /* dL/dh_k = scale d */
     for (int k = san->n - 1; k >= 0; k--) {
         const mmrec__adapter *ad = &san->adapter[k];
         size_t prev_ld;
         const float *prev = mmrec__san_prev(c, k, a, c->h, &prev_ld);
         if (mmrec__requires_grad(ad->down.w)) mmrec__san_mix(c, k, a, b, prev, prev_ld, x);
-        /* d += dpre W_down: d becomes dL/dx_k (the skip's share is d itself) */
+        /* d = scale d + dpre W_down = dL/dx_k, the skip connection's share in */
         mmrec__adapter_rows_backward(ad, tape, rows, x, c->pre + (size_t)k * rows * r,
-                                     c->hid + (size_t)k * rows * r, d, d, scratch);
+                                     c->hid + (size_t)k * rows * r, d, scale, d, scratch);
         bool gate = san->gated && mmrec__requires_grad(san->gate[k]);
         mmrec__gate_job j = {prev,
                              a + c->a_col[k],
@@ -186,7 +185,6 @@ static mmrec_status mmrec__san_backward(mmrec__node *node, mmrec_tape *tape) {
                              c->a_ld,
                              c->b_ld,
                              dim,
-                             c->ch[k],
                              c->ca[k],
                              c->cb[k],
                              gate,
@@ -195,8 +193,7 @@ static mmrec_status mmrec__san_backward(mmrec__node *node, mmrec_tape *tape) {
                              da ? da + c->a_col[k] : NULL,
                              db ? db + c->b_col[k] : NULL,
                              dot};
-        if (gate || da || db || c->ch[k] != 1.0f)
-            mmrec__parallel_for(rows, parts, mmrec__gate_chunk, &j);
+        if (gate || da || db) mmrec__parallel_for(rows, parts, mmrec__gate_chunk, &j);
         if (gate) {
             double dg = 0.0;
             for (size_t i = 0; i < rows; i++) dg += dot[i];
@@ -204,12 +201,13 @@ static mmrec_status mmrec__san_backward(mmrec__node *node, mmrec_tape *tape) {
             float *dp = mmrec__grad(tape, san->gate[k]);
             dp[0] += (float)(dg * g * (1.0 - g) / (double)san->temperature);
         }
+        scale = c->ch[k];
     }
     if (da && san->from_first) { /* h_0 = a at the first kept position */
         for (size_t i = 0; i < rows; i++) {
             float *dst = da + i * c->a_ld + c->a_first;
             const float *src = d + i * dim;
-            for (size_t col = 0; col < dim; col++) dst[col] += src[col];
+            for (size_t col = 0; col < dim; col++) dst[col] += scale * src[col];
         }
     }
     return MMREC_OK;

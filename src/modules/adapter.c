@@ -48,6 +48,7 @@ static void mmrec__adapter_act_backward(mmrec_activation act, const float *x, co
 typedef struct mmrec__colsum_job {
     const float *x;
     size_t rows, cols, ld;
+    double scale;
     float *out;
 } mmrec__colsum_job;
 
@@ -63,12 +64,13 @@ static void mmrec__colsum_chunk(void *ctx, size_t lo, size_t hi, int part) {
             const float *row = j->x + i * j->ld + c0;
             for (size_t c = 0; c < n; c++) acc[c] += (double)row[c];
         }
-        for (size_t c = 0; c < n; c++) j->out[c0 + c] += (float)acc[c];
+        for (size_t c = 0; c < n; c++) j->out[c0 + c] += (float)(j->scale * acc[c]);
     }
 }
 
-void mmrec__colsum_add(const float *x, size_t rows, size_t cols, size_t ld, float *out) {
-    mmrec__colsum_job j = {x, rows, cols, ld, out};
+void mmrec__colsum_add(const float *x, size_t rows, size_t cols, size_t ld, float scale,
+                       float *out) {
+    mmrec__colsum_job j = {x, rows, cols, ld, scale, out};
     size_t blocks = (cols + MMREC__COLSUM_BLOCK - 1) / MMREC__COLSUM_BLOCK;
     size_t grain = mmrec__grain(rows * MMREC__COLSUM_BLOCK, (size_t)1 << 16);
     mmrec__parallel_for(blocks, mmrec__parallel_parts(blocks, grain), mmrec__colsum_chunk, &j);
@@ -105,25 +107,25 @@ void mmrec__adapter_rows(const mmrec__adapter *a, size_t rows, const float *x, f
 
 void mmrec__adapter_rows_backward(const mmrec__adapter *a, mmrec_tape *tape, size_t rows,
                                   const float *x, const float *pre, const float *hid,
-                                  const float *dy, float *dx, float *scratch) {
+                                  const float *dy, float scale, float *dx, float *scratch) {
     size_t dim = (size_t)a->down.in, r = (size_t)a->down.out;
     float *dhid = scratch, *dpre = scratch + rows * r;
     if (mmrec__requires_grad(a->up.w))
-        mmrec__sgemm(true, false, dim, r, rows, 1.0f, dy, dim, hid, r, 1.0f,
+        mmrec__sgemm(true, false, dim, r, rows, scale, dy, dim, hid, r, 1.0f,
                      mmrec__grad(tape, a->up.w), r);
     if (mmrec__requires_grad(a->up.b))
-        mmrec__colsum_add(dy, rows, dim, dim, mmrec__grad(tape, a->up.b));
+        mmrec__colsum_add(dy, rows, dim, dim, scale, mmrec__grad(tape, a->up.b));
     bool down_w = mmrec__requires_grad(a->down.w), down_b = mmrec__requires_grad(a->down.b);
     if (!down_w && !down_b && dx == NULL) return;
-    /* dhid = dy W_up; dpre = act'(pre) dhid */
-    mmrec__sgemm(false, false, rows, r, dim, 1.0f, dy, dim, a->up.w->data, r, 0.0f, dhid, r);
+    /* dhid = scale dy W_up; dpre = act'(pre) dhid */
+    mmrec__sgemm(false, false, rows, r, dim, scale, dy, dim, a->up.w->data, r, 0.0f, dhid, r);
     mmrec__adapter_act_backward(a->act, pre, hid, dhid, dpre, rows * r);
     if (down_w)
         mmrec__sgemm(true, false, r, dim, rows, 1.0f, dpre, r, x, dim, 1.0f,
                      mmrec__grad(tape, a->down.w), dim);
-    if (down_b) mmrec__colsum_add(dpre, rows, r, r, mmrec__grad(tape, a->down.b));
+    if (down_b) mmrec__colsum_add(dpre, rows, r, r, 1.0f, mmrec__grad(tape, a->down.b));
     if (dx)
-        mmrec__sgemm(false, false, rows, dim, r, 1.0f, dpre, r, a->down.w->data, dim, 1.0f, dx,
+        mmrec__sgemm(false, false, rows, dim, r, 1.0f, dpre, r, a->down.w->data, dim, scale, dx,
                      dim);
 }
 
@@ -196,7 +198,8 @@ static mmrec_status mmrec__adapter_node_backward(mmrec__node *node, mmrec_tape *
     const float *dy = node->out->grad;
     if (dx)
         for (size_t i = 0; i < x->numel; i++) dx[i] += dy[i]; /* the skip connection */
-    mmrec__adapter_rows_backward(&c->a, tape, c->rows, x->data, c->pre, c->hid, dy, dx, scratch);
+    mmrec__adapter_rows_backward(&c->a, tape, c->rows, x->data, c->pre, c->hid, dy, 1.0f, dx,
+                                 scratch);
     return MMREC_OK;
 }
 

@@ -69,19 +69,21 @@ mmrec_status mmrec__adapter_create(mmrec_model *model, const char *func, const c
 void mmrec__adapter_rows(const mmrec__adapter *a, size_t rows, const float *x, float *pre,
                          float *hid, float *y);
 
-/* Its backward from dy: adds into the gradients of the trainable
- * parameters and, when dx is not NULL, dx += dpre W_down, the input
- * gradient without the skip connection's dy (the caller's to add: dx may be
- * dy itself, which then ends as the whole input gradient). scratch: 2 rows
- * bottleneck floats. Parameter gradients are the model's: nothing is
- * allocated. */
+/* Its backward from the output gradient scale * dy: adds into the
+ * gradients of the trainable parameters and, when dx is not NULL, sets
+ * dx = scale * dx + dpre W_down. With dx = dy (in place) that is the whole
+ * input gradient, the skip connection's share included; a caller with its
+ * own dx adds scale * dy into it first. scratch: 2 rows bottleneck floats.
+ * Parameter gradients are the model's: nothing is allocated. */
 void mmrec__adapter_rows_backward(const mmrec__adapter *a, mmrec_tape *tape, size_t rows,
                                   const float *x, const float *pre, const float *hid,
-                                  const float *dy, float *dx, float *scratch);
+                                  const float *dy, float scale, float *dx, float *scratch);
 
-/* out[j] += sum over rows of x[i * ld + j], j < cols, each column summed in
- * double in row order (the result does not depend on the thread count). */
-void mmrec__colsum_add(const float *x, size_t rows, size_t cols, size_t ld, float *out);
+/* out[j] += scale * (sum over rows of x[i * ld + j]), j < cols, each column
+ * summed in double in row order (the result does not depend on the thread
+ * count). */
+void mmrec__colsum_add(const float *x, size_t rows, size_t cols, size_t ld, float scale,
+                       float *out);
 
 /* Adds "<prefix>.weight" (ones) and "<prefix>.bias" (zeros) of [dim]. */
 mmrec_status mmrec__ln_params(mmrec_model *model, const char *func, const char *prefix,
