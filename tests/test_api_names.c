@@ -645,6 +645,36 @@ CALL(mmrec_model_load) {
     return mmrec_model_load(N(0, f->model), N(1, mt_file(3, "m.mmrc")));
 }
 
+/* iisan.h: the encoder reads f->seq [2, 3, D] as 3 layers of width D */
+static mmrec_module *fx_iisan(fx *f) {
+    mmrec_iisan_item_encoder_config c;
+    MT_OK(mmrec_iisan_item_encoder_config_init(&c));
+    c.hidden_dim = D;
+    c.dim = 2;
+    c.adapter_dim = 2;
+    c.num_layers = 3;
+    mmrec_module *m;
+    MT_OK(mmrec_iisan_item_encoder_create(f->model, "iisan", &c, &m));
+    return m;
+}
+CALL(mmrec_iisan_item_encoder_config_init_sized) {
+    mmrec_iisan_item_encoder_config c;
+    return mmrec_iisan_item_encoder_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_iisan_item_encoder_create) {
+    mmrec_iisan_item_encoder_config c;
+    MT_OK(mmrec_iisan_item_encoder_config_init(&c));
+    c.hidden_dim = D;
+    c.dim = c.adapter_dim = 2;
+    return mmrec_iisan_item_encoder_create(N(0, f->model), N(1, "new"), N(2, &c),
+                                           N(3, &f->made_module));
+}
+CALL(mmrec_iisan_item_encoder_forward) {
+    mmrec_module *m = fx_iisan(f);
+    return mmrec_iisan_item_encoder_forward(N(0, m), N(1, f->tape), N(2, f->seq), N(3, f->seq),
+                                            N(4, &f->t_out));
+}
+
 /* modules.h */
 CALL(mmrec_linear_config_init_sized) {
     mmrec_linear_config c;
@@ -658,6 +688,25 @@ CALL(mmrec_linear_create) {
 }
 CALL(mmrec_linear_forward) {
     return mmrec_linear_forward(N(0, f->lin), N(1, f->tape), N(2, f->a), N(3, &f->t_out));
+}
+CALL(mmrec_adapter_config_init_sized) {
+    mmrec_adapter_config c;
+    return mmrec_adapter_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_adapter_create) {
+    mmrec_adapter_config c;
+    MT_OK(mmrec_adapter_config_init(&c));
+    c.dim = D;
+    c.bottleneck_dim = 2;
+    return mmrec_adapter_create(N(0, f->model), N(1, "new"), N(2, &c), N(3, &f->made_module));
+}
+CALL(mmrec_adapter_forward) {
+    mmrec_adapter_config c;
+    MT_OK(mmrec_adapter_config_init(&c));
+    c.dim = D;
+    mmrec_module *m;
+    MT_OK(mmrec_adapter_create(f->model, "adapter", &c, &m));
+    return mmrec_adapter_forward(N(0, m), N(1, f->tape), N(2, f->a), N(3, &f->t_out));
 }
 CALL(mmrec_lora_config_init_sized) {
     mmrec_lora_config c;
@@ -1007,6 +1056,11 @@ static const mt_entry mt_entries[] = {
     E_NULLABLE(mmrec_lightgcn, "weights"),
     E_NULLABLE(mmrec_lightgcn_rows, "weights"),
     E(mmrec_graph_aggregate_users),
+    /* iisan.h */
+    E(mmrec_iisan_item_encoder_config_init_sized),
+    E_NULLABLE(mmrec_iisan_item_encoder_create, "out"),
+    E(mmrec_iisan_item_encoder_forward), /* a states argument may be NULL in a mode
+                                            that does not read it */
     /* losses.h */
     E(mmrec_loss_bce_logits),
     E(mmrec_loss_softmax_ce),
@@ -1044,6 +1098,9 @@ static const mt_entry mt_entries[] = {
     E(mmrec_linear_config_init_sized),
     E_NULLABLE(mmrec_linear_create, "out"),
     E(mmrec_linear_forward),
+    E(mmrec_adapter_config_init_sized),
+    E_NULLABLE(mmrec_adapter_create, "out"),
+    E(mmrec_adapter_forward),
     E(mmrec_lora_config_init_sized),
     E(mmrec_lora_attach),
     E(mmrec_lora_merge),

@@ -53,6 +53,7 @@
 #include "mmrec/optim.h"
 #include "mmrec/em3.h"
 #include "mmrec/alignrec.h"
+#include "mmrec/iisan.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"

@@ -161,6 +161,72 @@ MMREC_API mmrec_status mmrec_lora_merge(mmrec_module *linear);
  * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_lora_unmerge(mmrec_module *linear);
 
+/* ---- Bottleneck adapter: y = x + Up(act(Down(x))) ----
+ * The residual adapter of Houlsby et al. (2019) as IISAN's side adapter
+ * network uses it (AdapterBlock of github.com/GAIR-Lab/IISAN): Down
+ * [dim -> bottleneck_dim] and Up [bottleneck_dim -> dim] are Linear layers
+ * with biases, x [..., dim]. Parameters "<name>.fc_down.weight"
+ * [bottleneck_dim, dim], "<name>.fc_down.bias" [bottleneck_dim],
+ * "<name>.fc_up.weight" [dim, bottleneck_dim], "<name>.fc_up.bias" [dim]:
+ * weights N(0, init_std^2), biases zero, as the reference. The reference
+ * creates a dropout it never applies; there is none here. Forward and
+ * backward are one fused node (four BLAS products backward). */
+typedef struct mmrec_adapter_config {
+    size_t struct_size;
+    int64_t dim;                 /* required: the width of x, >= 1 */
+    int64_t bottleneck_dim;      /* default 64 */
+    mmrec_activation activation; /* default MMREC_ACT_RELU; MMREC_ACT_GELU is the
+                                    reference's other choice; any mmrec_activation */
+    float init_std;              /* std of both weights; default 0.01 */
+} mmrec_adapter_config;
+
+/* Fills cfg with the defaults for the first `size` bytes: dim 0 (to be
+ * set), bottleneck_dim 64, activation MMREC_ACT_RELU, init_std 0.01. Call
+ * it through mmrec_adapter_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_adapter_config_init_sized(mmrec_adapter_config *cfg, size_t size);
+#define mmrec_adapter_config_init(cfg) mmrec_adapter_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates a bottleneck adapter named `name` in `model` with the parameters
+ * above, drawn from the model's generator.
+ *   model (in)  the model; it owns the module and its parameters.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_adapter_config_init(), dim set; borrowed for
+ *               the call.
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
+ *         for mmrec_linear_create; dim or bottleneck_dim < 1; activation
+ *         not an mmrec_activation; init_std not > 0 and finite; a bad
+ *         cfg->struct_size or a config from a newer libmmrec: the message
+ *         names the field), MMREC_ESTATE (a module or parameter of that
+ *         name exists; the model was destroyed), MMREC_ENOMEM. A failed
+ *         call leaves the model as it was.
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_adapter_create(mmrec_model *model, const char *name,
+                                            const mmrec_adapter_config *cfg,
+                                            mmrec_module **out);
+
+/* y = x + act(x W_down^T + b_down) W_up^T + b_up over the last dim of x,
+ * one node on a training tape.
+ *   adapter (in)  a module made by mmrec_adapter_create().
+ *   tape    (in)  the step's tape.
+ *   x       (in)  [..., dim], 1 to 4 dims.
+ *   out     (out) the shape of x, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, adapter not an adapter module, x
+ *         of another tape), MMREC_ESTATE (the module's model was
+ *         destroyed), MMREC_ESHAPE (the last dim of x is not dim; the
+ *         message gives x's shape and dim), MMREC_ESTALE (x from a reset
+ *         step), MMREC_ENOMEM. A failed call leaves the tape as it was.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.2. */
+MMREC_API mmrec_status mmrec_adapter_forward(mmrec_module *adapter, mmrec_tape *tape,
+                                             mmrec_tensor *x, mmrec_tensor **out);
+
 /* ---- MLP: Linear layers with an activation (and dropout) between ----
  * Parameters "<name>.<i>.weight", "<name>.<i>.bias" for layer i. */
 typedef struct mmrec_mlp_config {

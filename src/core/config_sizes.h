@@ -40,9 +40,11 @@
     X(mmrec_alignrec_config, layernorm, 0.1, 64)                      \
     X(mmrec_alignrec_views, mm_items, 0.1, 56)                        \
     X(mmrec_rank_metrics, mrr, 0.1, 64)                               \
-    X(mmrec_batch_softmax_config, row_weights, 0.2, 64)              \
-    X(mmrec_cache_gather_config, n_keep, 0.2, 32)                    \
-    X(mmrec_sequences_config, max_length, 0.2, 24)
+    X(mmrec_batch_softmax_config, row_weights, 0.2, 64)               \
+    X(mmrec_cache_gather_config, n_keep, 0.2, 32)                     \
+    X(mmrec_sequences_config, max_length, 0.2, 24)                    \
+    X(mmrec_adapter_config, init_std, 0.2, 32)                        \
+    X(mmrec_iisan_item_encoder_config, adapter_init_std, 0.2, 80)
 
 /* MMREC__MIN_SIZE(mmrec_linear_config): the first-release size. */
 #define MMREC__MIN_SIZE(type) MMREC__MIN_SIZE_##type

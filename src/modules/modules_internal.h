@@ -49,6 +49,42 @@ mmrec_status mmrec__lin_create(mmrec_model *model, const char *func, const char 
 mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const char *func,
                                 mmrec_tensor *x, mmrec_tensor **out) MMREC__WUR;
 
+/* Bottleneck adapter y = x + act(x W_down^T + b_down) W_up^T + b_up
+ * (adapter.c): the kernel of the Adapter module, also run by composite
+ * blocks that fuse several adapters into one node (IISAN's SAN towers). */
+typedef struct mmrec__adapter {
+    mmrec__lin down, up;     /* dim -> bottleneck, bottleneck -> dim; biases */
+    mmrec_activation act;
+} mmrec__adapter;
+
+/* Adds "<prefix>.fc_down.{weight,bias}" and "<prefix>.fc_up.{weight,bias}",
+ * weights N(0, init_std^2), biases zero. */
+mmrec_status mmrec__adapter_create(mmrec_model *model, const char *func, const char *prefix,
+                                   int64_t dim, int64_t bottleneck, mmrec_activation act,
+                                   float init_std, mmrec__adapter *a) MMREC__WUR;
+
+/* Forward over `rows` rows: pre = x W_down^T + b_down and hid = act(pre)
+ * ([rows, bottleneck] each, kept for the backward), y = x + hid W_up^T +
+ * b_up. y may be x (in place). */
+void mmrec__adapter_rows(const mmrec__adapter *a, size_t rows, const float *x, float *pre,
+                         float *hid, float *y);
+
+/* Its backward from the output gradient scale * dy: adds into the
+ * gradients of the trainable parameters and, when dx is not NULL, sets
+ * dx = scale * dx + dpre W_down. With dx = dy (in place) that is the whole
+ * input gradient, the skip connection's share included; a caller with its
+ * own dx adds scale * dy into it first. scratch: 2 rows bottleneck floats.
+ * Parameter gradients are the model's: nothing is allocated. */
+void mmrec__adapter_rows_backward(const mmrec__adapter *a, mmrec_tape *tape, size_t rows,
+                                  const float *x, const float *pre, const float *hid,
+                                  const float *dy, float scale, float *dx, float *scratch);
+
+/* out[j] += scale * (sum over rows of x[i * ld + j]), j < cols, each column
+ * summed in double in row order (the result does not depend on the thread
+ * count). */
+void mmrec__colsum_add(const float *x, size_t rows, size_t cols, size_t ld, float scale,
+                       float *out);
+
 /* Adds "<prefix>.weight" (ones) and "<prefix>.bias" (zeros) of [dim]. */
 mmrec_status mmrec__ln_params(mmrec_model *model, const char *func, const char *prefix,
                               int64_t dim, mmrec_tensor **weight, mmrec_tensor **bias) MMREC__WUR;

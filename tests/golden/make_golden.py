@@ -1141,11 +1141,213 @@ def write_numerics():
     w.close()
 
 
+# ---- IISAN (write_iisan) ----
+# A transcription of the reference's modules (github.com/GAIR-Lab/IISAN,
+# Code_Cached/model/modules.py AdapterBlock; Code_Cached/model/model.py
+# IISANAdaptedMModel and ModelMM's com_dense, with Code_Uncached's
+# per-modality conditionals), with the same attribute names, so
+# named_parameters() gives the reference's names.
+
+IISAN_MODES = ["intra_inter", "intra", "inter", "text", "image"]  # mmrec_iisan_mode order
+
+
+class IisanAdapterBlock(torch.nn.Module):
+    """AdapterBlock: fc_up(activate(fc_down(x))) + x. The reference creates
+    a dropout it never applies."""
+
+    def __init__(self, input_size, down_size, gelu):
+        super().__init__()
+        self.fc_down = torch.nn.Linear(input_size, down_size)
+        self.activate = torch.nn.GELU() if gelu else torch.nn.ReLU()
+        self.fc_up = torch.nn.Linear(down_size, input_size)
+        self.dropout = torch.nn.Dropout(0.1)
+
+    def forward(self, input_embs):
+        x = self.fc_down(input_embs)
+        x = self.activate(x)
+        return self.fc_up(x) + input_embs
+
+
+class IisanItemEncoder(torch.nn.Module):
+    """IISANAdaptedMModel.forward and com_dense. `layers`: the layer each
+    adapter reads (the reference's side_*_adapter_num_list); `first`: the
+    layer that starts the intra-modal SANs under remove_first (the
+    reference: 0), None otherwise. text-only and image-only are the intra
+    path of one modality."""
+
+    def __init__(self, H, d, r, gelu, modality, gated, layers, first):
+        super().__init__()
+        self.modality, self.gated, self.layers, self.first = modality, gated, layers, first
+        self.text = modality in ("intra_inter", "intra", "text")
+        self.image = modality in ("intra_inter", "intra", "image")
+        self.inter = modality in ("intra_inter", "inter")
+        n = len(layers)
+        if self.image:
+            self.cv_pre_fc = torch.nn.Linear(H, d)
+        if self.text:
+            self.bert_pre_fc = torch.nn.Linear(H, d)
+        if self.image:
+            self.cv_adapter_list = torch.nn.ModuleList(
+                [IisanAdapterBlock(H, r, gelu) for _ in range(n)])
+        if self.text:
+            self.bert_adapter_list = torch.nn.ModuleList(
+                [IisanAdapterBlock(H, r, gelu) for _ in range(n)])
+        if self.inter:
+            self.mm_adapter_list = torch.nn.ModuleList(
+                [IisanAdapterBlock(H, r, gelu) for _ in range(n)])
+        if self.text:
+            self.fc_bert = torch.nn.Linear(H, H)
+        if self.image:
+            self.fc_cv = torch.nn.Linear(H, H)
+        if self.inter:
+            self.fc_mm = torch.nn.Linear(H, H)
+            self.fc_mm_down = torch.nn.Linear(H, d)
+        if gated:
+            zeros = lambda: torch.nn.ParameterList(
+                [torch.nn.Parameter(torch.ones(1) * 0) for _ in range(n)])
+            if self.text:
+                self.side_gate_params_text = zeros()
+            if self.image:
+                self.side_gate_params_cv = zeros()
+            if self.inter:
+                self.side_gate_params_mm = zeros()
+        towers = int(self.text) + int(self.image) + int(self.inter)
+        self.com_dense = torch.nn.Linear(d * towers, d)
+
+    def forward(self, images, texts):
+        """images, texts: [..., num_layers, H] (either may be None when the
+        mode does not read it)."""
+        lead = (images if images is not None else texts).shape[:-2]
+        H = (images if images is not None else texts).shape[-1]
+        cv = [images[..., i, :].reshape(-1, H) for i in range(images.shape[-2])] \
+            if images is not None else None
+        tx = [texts[..., i, :].reshape(-1, H) for i in range(texts.shape[-2])] \
+            if texts is not None else None
+        some = cv if cv is not None else tx
+        if self.first is not None:
+            last_cv = cv[self.first] if cv is not None else None
+            last_text = tx[self.first] if tx is not None else None
+        else:
+            last_cv = torch.zeros(some[0].size())
+            last_text = torch.zeros(some[0].size())
+        last_mm = torch.zeros(some[0].size())
+        for index, layer in enumerate(self.layers):
+            if self.image:
+                if self.gated:
+                    gate = torch.sigmoid(self.side_gate_params_cv[index] / 0.1)
+                    fusion_cv = gate * cv[layer] + (1 - gate) * last_cv
+                else:
+                    fusion_cv = cv[layer] + last_cv
+                last_cv = self.cv_adapter_list[index](fusion_cv)
+            if self.text:
+                if self.gated:
+                    gate = torch.sigmoid(self.side_gate_params_text[index] / 0.1)
+                    fusion_text = gate * tx[layer] + (1 - gate) * last_text
+                else:
+                    fusion_text = tx[layer] + last_text
+                last_text = self.bert_adapter_list[index](fusion_text)
+            if self.inter:
+                if self.gated:
+                    gate = torch.sigmoid(self.side_gate_params_mm[index] / 0.1)
+                    last_mm = last_mm + gate * cv[layer] + (1 - gate) * tx[layer]
+                else:
+                    last_mm = last_mm + cv[layer] + tx[layer]
+                last_mm = self.mm_adapter_list[index](last_mm)
+        parts = []
+        if self.image:
+            parts.append(self.cv_pre_fc(self.fc_cv(last_cv)))
+        if self.text:
+            parts.append(self.bert_pre_fc(self.fc_bert(last_text)))
+        if self.inter:
+            parts.append(self.fc_mm_down(self.fc_mm(last_mm)))
+        out = self.com_dense(torch.cat(parts, dim=1))
+        return out.reshape(*lead, -1)
+
+
+def iisan_case(w, name, lead, H, d, r, gelu, mode, gated, num_layers, kept, remove_first):
+    """<case>.cfg = [H, d, r, activation (1 ReLU, 2 GELU), mode, gate (0
+    sigmoid, 1 none), temperature, num_layers, remove_first, num_kept,
+    kept...]; <case>.text / .image [*lead, num_layers, H] (absent when the
+    mode does not read them), .r, .y, .dtext / .dimage, .param.<name>,
+    .grad.<name>."""
+    modality = IISAN_MODES[mode]
+    layers = kept[1:] if remove_first else kept
+    model = IisanItemEncoder(H, d, r, gelu, modality, gated, layers,
+                             kept[0] if remove_first else None)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():  # gates too: p != 0
+            if pname.endswith("fc_down.bias"):  # most ReLU units active, not all
+                p.copy_(rand(*p.shape, low=0.1, high=0.6))
+            elif "adapter_list" in pname:  # the SAN's state stays near the inputs' scale
+                p.copy_(rand(*p.shape, low=-0.3, high=0.3))
+            else:
+                p.copy_(rand(*p.shape, low=-0.5, high=0.5))
+    reads_text = modality in ("intra_inter", "intra", "inter", "text")
+    reads_image = modality in ("intra_inter", "intra", "inter", "image")
+    text = rand(*lead, num_layers, H).requires_grad_(True) if reads_text else None
+    image = rand(*lead, num_layers, H).requires_grad_(True) if reads_image else None
+    y = model(image, text)
+    r_up = rand(*y.shape)
+    y.backward(r_up)
+    w.add(name + ".cfg", [H, d, r, 2 if gelu else 1, mode, 0 if gated else 1, 0.1, num_layers,
+                          int(remove_first), len(kept)] + list(kept))
+    if text is not None:
+        w.add(name + ".text", text.detach().numpy())
+        w.add(name + ".dtext", text.grad.numpy())
+    if image is not None:
+        w.add(name + ".image", image.detach().numpy())
+        w.add(name + ".dimage", image.grad.numpy())
+    w.add(name + ".r", r_up.numpy())
+    w.add(name + ".y", y.detach().numpy())
+    for pname, p in model.named_parameters():
+        w.add("%s.param.%s" % (name, pname), p.detach().numpy())
+        w.add("%s.grad.%s" % (name, pname), p.grad.numpy())
+
+
+def iisan_adapter_case(w, name, dim, r, gelu, x):
+    m = IisanAdapterBlock(dim, r, gelu)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(rand(*p.shape, low=-0.5, high=0.5))
+    x = x.clone().requires_grad_(True)
+    y = m(x)
+    r_up = rand(*y.shape)
+    y.backward(r_up)
+    w.add(name + ".cfg", [dim, r, 2 if gelu else 1])
+    w.add(name + ".x", x.detach().numpy())
+    w.add(name + ".r", r_up.numpy())
+    w.add(name + ".y", y.detach().numpy())
+    w.add(name + ".dx", x.grad.numpy())
+    for pname, p in m.named_parameters():
+        w.add("%s.param.%s" % (name, pname), p.detach().numpy())
+        w.add("%s.grad.%s" % (name, pname), p.grad.numpy())
+
+
+def write_iisan():
+    """The bottleneck adapter alone (<case>.x, .r, .y, .dx, .param.*,
+    .grad.*; cfg [dim, bottleneck, activation]) and the IISAN item encoder
+    in every mode (iisan_case)."""
+    w = Writer("iisan.bin")
+    with own_stream(50):
+        for name, gelu in (("adapter_relu", False), ("adapter_gelu", True)):
+            iisan_adapter_case(w, name, 10, 3, gelu, rand(7, 10))
+        H, d, r, L = 16, 3, 4, 5
+        iisan_case(w, "ii", [6], H, d, r, False, 0, True, L, [0, 2, 4], False)
+        iisan_case(w, "ii_rf_gelu", [6], H, d, r, True, 0, True, L, [0, 1, 3, 4], True)
+        iisan_case(w, "ii_sum", [6], H, d, r, False, 0, False, L, [0, 2, 4], False)
+        iisan_case(w, "intra", [5], H, d, r, False, 1, True, L, [1, 2, 4], False)
+        iisan_case(w, "inter", [5], H, d, r, True, 2, True, L, [0, 2, 4], False)
+        iisan_case(w, "text", [2, 3], H, d, r, False, 3, True, L, [0, 2, 4], False)
+        iisan_case(w, "image_rf", [4], H, d, r, False, 4, True, L, [0, 2, 3], True)
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
                metrics_auc=write_metrics_auc, content_eval=write_content_eval,
-               numerics=write_numerics, batch_softmax=write_batch_softmax)
+               numerics=write_numerics, batch_softmax=write_batch_softmax,
+               iisan=write_iisan)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
