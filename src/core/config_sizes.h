@@ -40,7 +40,8 @@
     X(mmrec_alignrec_config, layernorm, 0.1, 64)                      \
     X(mmrec_alignrec_views, mm_items, 0.1, 56)                        \
     X(mmrec_rank_metrics, mrr, 0.1, 64)                               \
-    X(mmrec_batch_softmax_config, row_weights, 0.2, 64)
+    X(mmrec_batch_softmax_config, row_weights, 0.2, 64)               \
+    X(mmrec_sequence_softmax_config, num_items, 0.2, 32)
 
 /* MMREC__MIN_SIZE(mmrec_linear_config): the first-release size. */
 #define MMREC__MIN_SIZE(type) MMREC__MIN_SIZE_##type
