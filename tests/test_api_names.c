@@ -556,6 +556,23 @@ CALL(mmrec_loss_batch_softmax) {
     return mmrec_loss_batch_softmax(N(0, f->tape), N(1, f->a), N(2, f->b), N(3, &c),
                                     N(4, &f->t_out));
 }
+CALL(mmrec_sequence_softmax_config_init_sized) {
+    mmrec_sequence_softmax_config c;
+    return mmrec_sequence_softmax_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_loss_sequence_softmax) {
+    /* states [2, 3, D], items [2, 4, D]: user 0 left-padded, user 1 full */
+    static const int64_t ids[8] = {0, 1, 2, 3, 4, 1, 5, 6};
+    static const float pop[7] = {0, 1, 2, 3, 4, 5, 6};
+    static const int64_t si[3] = {2, 4, D};
+    mmrec_tensor *items = fx_tape_tensor(f, 3, si, 0);
+    mmrec_sequence_softmax_config c;
+    MT_OK(mmrec_sequence_softmax_config_init(&c));
+    c.popularity = pop;
+    c.num_items = 7;
+    return mmrec_loss_sequence_softmax(N(0, f->tape), N(1, f->seq), N(2, items), N(3, ids), 8,
+                                       N(5, &c), N(6, &f->t_out));
+}
 
 /* metrics.h */
 CALL(mmrec_eval_full_ranking) {
@@ -1068,6 +1085,8 @@ static const mt_entry mt_entries[] = {
     E(mmrec_loss_mse),
     E(mmrec_batch_softmax_config_init_sized),
     E_NULLABLE(mmrec_loss_batch_softmax, "cfg"),
+    E(mmrec_sequence_softmax_config_init_sized),
+    E(mmrec_loss_sequence_softmax),
     /* metrics.h */
     E_NULLABLE(mmrec_eval_full_ranking, "train"),
     E(mmrec_metric_auc),

@@ -2,6 +2,7 @@
  * masks, config struct sizes, bad input. */
 #include "mt.h"
 #include "modules/modules_internal.h"
+#include "core/config_sizes.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -427,6 +428,77 @@ START_TEST(test_transformer_first_rows_only) {
 }
 END_TEST
 
+/* Nodes recorded by one layer's forward on a training tape. */
+static size_t mt_layer_nodes(mmrec_module *layer, mmrec_tape *tape) {
+    float x[2 * 3 * 8];
+    mt_fill_uniform(x, 48, -1, 1, 1);
+    int64_t sx[3] = {2, 3, 8};
+    mmrec_tensor *tx = mt_tape_tensor(tape, 3, sx, x, MMREC_TENSOR_REQUIRES_GRAD), *y;
+    size_t before = tape->n_nodes;
+    MT_OK(mmrec_transformer_forward(layer, tape, tx, NULL, &y));
+    size_t n = tape->n_nodes - before;
+    mmrec_tape_reset(tape);
+    return n;
+}
+
+/* mmrec_transformer_config as libmmrec 0.1 declared it. */
+typedef struct mt_transformer_config_0_1 {
+    size_t struct_size;
+    int64_t dim;
+    int num_heads;
+    int64_t ffn_dim;
+    float dropout;
+    int norm_first;
+    mmrec_activation activation;
+    float eps;
+    int causal;
+} mt_transformer_config_0_1;
+
+/* The SASRec block's options: attention without biases, no dropout after
+ * the feed-forward's activation; a 0.1 caller gets the 0.1 layer. */
+START_TEST(test_transformer_no_attn_bias_and_no_act_dropout) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_transformer_config c;
+    MT_OK(mmrec_transformer_config_init(&c));
+    ck_assert(c.no_attn_bias == 0 && c.no_act_dropout == 0);
+    c.dim = 8;
+    c.num_heads = 2;
+    c.dropout = 0.2f;
+    mmrec_module *plain, *sas;
+    MT_OK(mmrec_transformer_create(model, "plain", &c, &plain));
+    c.no_attn_bias = 1;
+    c.no_act_dropout = 1;
+    MT_OK(mmrec_transformer_create(model, "sas", &c, &sas));
+    mmrec_tensor *p;
+    MT_OK(mmrec_model_param(model, "plain.self_attn.in_proj_bias", &p));
+    MT_EXPECT(mmrec_model_param(model, "sas.self_attn.in_proj_bias", &p), MMREC_ENOTFOUND,
+              "sas.self_attn.in_proj_bias");
+    MT_EXPECT(mmrec_model_param(model, "sas.self_attn.out_proj.bias", &p), MMREC_ENOTFOUND,
+              "sas.self_attn.out_proj.bias");
+    MT_OK(mmrec_model_param(model, "sas.linear1.bias", &p)); /* the feed-forward keeps them */
+    size_t n;
+    MT_OK(mmrec_model_num_params(model, &n));
+    ck_assert_uint_eq(n, 12 + 10);
+    /* the feed-forward's inner dropout is one node; biases are fused into
+     * the projections' nodes */
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    ck_assert_uint_eq(mt_layer_nodes(plain, tape), mt_layer_nodes(sas, tape) + 1);
+    mmrec_tape_destroy(tape);
+    /* a caller built against 0.1 (the struct without the two fields) gets
+     * the 0.1 layer */
+    mt_transformer_config_0_1 old;
+    ck_assert_uint_eq(sizeof old, (size_t)MMREC__MIN_SIZE(mmrec_transformer_config));
+    MT_OK(mmrec_transformer_config_init_sized((mmrec_transformer_config *)&old, sizeof old));
+    old.dim = 8;
+    old.num_heads = 2;
+    MT_OK(mmrec_transformer_create(model, "old", (const mmrec_transformer_config *)&old, NULL));
+    MT_OK(mmrec_model_param(model, "old.self_attn.out_proj.bias", &p));
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 /* A NaN feature reaches the loss through a ReLU MLP: a ReLU that mapped
  * NaN to 0 would hide it behind a finite loss. */
 START_TEST(test_mlp_nan_input_gives_nan_loss) {
@@ -472,6 +544,7 @@ static Suite *modules_suite(void) {
     tcase_add_test(tc, test_transformer_dropout_train_vs_eval);
     tcase_add_test(tc, test_config_struct_sizes);
     tcase_add_test(tc, test_transformer_first_rows_only);
+    tcase_add_test(tc, test_transformer_no_attn_bias_and_no_act_dropout);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -89,8 +89,9 @@ MMREC_API mmrec_status mmrec_loss_mse(mmrec_tape *tape, mmrec_tensor *pred,
  * sequence positions (padding included), candidates = the batch's item
  * embeddings, positives = each position's next item, column_bias = -log
  * popularity, mask 0 at the user's other items, row_weights 0 at padding,
- * weight_mean 1 (IISAN's code fills -1e4 where this removes). CIC and
- * InfoNCE (em3.h, alignrec.h) are this loss. */
+ * weight_mean 1 (IISAN's code fills -1e4 where this removes);
+ * mmrec_loss_sequence_softmax() below makes these from the sequences. CIC
+ * and InfoNCE (em3.h, alignrec.h) are this loss. */
 typedef struct mmrec_batch_softmax_config {
     size_t struct_size;
     float temperature;            /* tau: > 0 with a finite inverse; default 1 */
@@ -145,6 +146,94 @@ MMREC_API mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *
                                                 mmrec_tensor *candidates,
                                                 const mmrec_batch_softmax_config *cfg,
                                                 mmrec_tensor **out);
+
+/* ---- Sequence softmax: next-item in-batch cross-entropy of sequential
+ * recommenders (SASRec-style training; IISAN's debiased in-batch CE) ----
+ * mmrec_loss_batch_softmax configured from the sequences of a batch. For
+ * B users with T input positions each: states [B, T, d] (the sequence
+ * encoder's output at every position), items [B, T + 1, d] (the
+ * embeddings of each user's T + 1 items: the T inputs, then the last
+ * target) and item_ids [B, T + 1] (0 = padding). Every item of the batch
+ * is a candidate: column c = b' (T + 1) + p holds items[b', p]. Row
+ * (b, t), t < T, scores every column,
+ *   s_c = <states[b, t], items[b', p]> / tau - log popularity[item_ids[b', p]]
+ * (the log term with cfg->debias), and its positive is the next item,
+ * column b (T + 1) + t + 1. Removed from the row: the padding columns (id
+ * 0) and every column holding one of user b's own ids (the T + 1 of them,
+ * inputs and targets, wherever the id sits in the batch), except the
+ * positive column itself; so the positive's duplicates, in the user's
+ * sequence or another user's, are removed too. A row counts when
+ * item_ids[b, t] and item_ids[b, t + 1] are both items; the loss is the
+ * mean cross-entropy over the counted rows (0 when none counts):
+ * mmrec_loss_batch_softmax with row weights 1 and 0 and weight_mean.
+ *
+ * This is the in-batch debiased CE of IISAN (Fu et al., SIGIR 2024) as its
+ * code does it (github.com/GAIR-Lab/IISAN; the code fills the removed
+ * entries with -1e4 where this removes them: both give them probability 0
+ * while the kept scores stay far above -1e4). Padding may sit on the left
+ * (IISAN's data: a user's first T + 1 - n ids are 0, and its rows count
+ * from its first item on) or on the right.
+ *
+ * Popularity: popularity[id] for every id in the batch, at any positive
+ * scale (counts or probabilities give the same loss: log(k p) = log k +
+ * log p shifts every score of a row alike). IISAN's code uses each item's
+ * count in the training sequences over their sum, and never meets a
+ * count of 0 (a training batch holds training items only); an item of
+ * the batch with popularity 0 would score +inf there, and is refused here
+ * (MMREC_EINVAL), neither clamped nor smoothed: pass counts + 1 to smooth.
+ * popularity[0] (padding) is not read. */
+typedef struct mmrec_sequence_softmax_config {
+    size_t struct_size;
+    int debias;               /* 1 (default): subtract log popularity from
+                                 every score; 0: plain in-batch CE */
+    float temperature;        /* tau: > 0 with a finite inverse; default 1 */
+    const float *popularity;  /* [num_items] by item id; required with
+                                 debias, not read without */
+    int64_t num_items;        /* ids must be < num_items: the length of
+                                 popularity, required (>= 1) with debias;
+                                 0 without it: any id >= 0 */
+} mmrec_sequence_softmax_config;
+
+/* Fills `cfg` (`size` bytes, sizeof *cfg) with the defaults: debias 1,
+ * temperature 1, popularity NULL and num_items 0 (to be set).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status
+mmrec_sequence_softmax_config_init_sized(mmrec_sequence_softmax_config *cfg, size_t size);
+#define mmrec_sequence_softmax_config_init(cfg) \
+    mmrec_sequence_softmax_config_init_sized((cfg), sizeof *(cfg))
+
+/* The sequence softmax loss above: one batch softmax node (its row mask
+ * made from the ids inside the node, as one bit per pair: no [B T,
+ * B (T + 1)] byte mask is built), plus the reshapes of states and items.
+ *   tape     (in)  the step's tape.
+ *   states   (in)  [B, T, d], B >= 1, T >= 1.
+ *   items    (in)  [B, T + 1, d].
+ *   item_ids (in)  num_ids ids, row-major [B, T + 1]: 0 = padding, items
+ *                  >= 1; borrowed for the call.
+ *   num_ids  (in)  B (T + 1).
+ *   cfg      (in)  options; its popularity is borrowed for the call.
+ *   out      (out) [1], owned by `tape`.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL; cfg->debias not 0 or 1;
+ *         temperature not > 0 with a finite inverse; popularity NULL or
+ *         num_items < 1 with debias; num_items < 0; the popularity of an
+ *         item of the batch not finite and > 0: the message names the
+ *         entry and where the id sits; a config from a newer libmmrec),
+ *         MMREC_ESHAPE (states not [B, T, d], items not [B, T + 1, d],
+ *         num_ids not B (T + 1): the message gives the shapes),
+ *         MMREC_ERANGE (an id < 0 or >= num_items: the message names its
+ *         index), MMREC_ESTALE, MMREC_ENOMEM. A failed call changes
+ *         nothing.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_loss_sequence_softmax(mmrec_tape *tape, mmrec_tensor *states,
+                                                   mmrec_tensor *items, const int64_t *item_ids,
+                                                   size_t num_ids,
+                                                   const mmrec_sequence_softmax_config *cfg,
+                                                   mmrec_tensor **out);
 
 #ifdef __cplusplus
 }

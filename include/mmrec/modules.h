@@ -500,11 +500,19 @@ typedef struct mmrec_transformer_config {
     mmrec_activation activation;  /* default MMREC_ACT_GELU */
     float eps;                    /* LayerNorm eps; default 1e-5 */
     int causal;                   /* default 0 */
+    int no_attn_bias;             /* 1: the attention's in- and out-projections
+                                     have no biases (SASRec, IISAN); default 0:
+                                     biases, as PyTorch. Since 0.2 */
+    int no_act_dropout;           /* 1: the feed-forward drops out after
+                                     linear2 only, not after the activation
+                                     (SASRec, IISAN); default 0: both, as
+                                     PyTorch. Since 0.2 */
 } mmrec_transformer_config;
 
 /* Fills cfg with the defaults for the first `size` bytes: dim and
  * num_heads 0 (to be set), ffn_dim 0 (= 4 * dim), dropout 0.1, norm_first
- * 0, activation MMREC_ACT_GELU, eps 1e-5, causal 0. Call it through
+ * 0, activation MMREC_ACT_GELU, eps 1e-5, causal 0, no_attn_bias 0,
+ * no_act_dropout 0. Call it through
  * mmrec_transformer_config_init(&cfg).
  *   cfg  (out) the caller's struct; struct_size is set to `size`.
  *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
@@ -519,10 +527,11 @@ MMREC_API mmrec_status mmrec_transformer_config_init_sized(mmrec_transformer_con
 
 /* Creates a Transformer encoder layer named `name` in `model`, with
  * torch.nn.TransformerEncoderLayer's parameters: "<name>.self_attn.*" (as
- * mmrec_mha_create, always with biases), "<name>.linear1.weight"
- * [ffn_dim, dim] and "<name>.linear2.weight" [dim, ffn_dim] (Xavier
- * uniform) with their biases (zeros), "<name>.norm1.*" and "<name>.norm2.*"
- * (LayerNorm weight ones, bias zeros, [dim]).
+ * mmrec_mha_create; with biases unless cfg->no_attn_bias),
+ * "<name>.linear1.weight" [ffn_dim, dim] and "<name>.linear2.weight"
+ * [dim, ffn_dim] (Xavier uniform) with their biases (zeros),
+ * "<name>.norm1.*" and "<name>.norm2.*" (LayerNorm weight ones, bias
+ * zeros, [dim]).
  *   model (in)  the model; it owns the module and its parameters.
  *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
  *   cfg   (in)  from mmrec_transformer_config_init(), dim and num_heads
@@ -543,7 +552,8 @@ MMREC_API mmrec_status mmrec_transformer_create(mmrec_model *model, const char *
 
 /* Runs the layer, with sa = the self-attention of mmrec_mha_forward() (key
  * mask and cfg->causal applied), ff(h) = linear2(drop(act(linear1(h))))
- * and drop = dropout with cfg->dropout (training tapes only):
+ * (linear2(act(linear1(h))) with cfg->no_act_dropout) and drop = dropout
+ * with cfg->dropout (training tapes only):
  *   norm_first 1 (pre-LN):  h = x + drop(sa(norm1(x)));  out = h + drop(ff(norm2(h)))
  *   norm_first 0 (post-LN): h = norm1(x + drop(sa(x)));  out = norm2(h + drop(ff(h)))
  *   layer    (in)  a module made by mmrec_transformer_create().

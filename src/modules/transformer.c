@@ -2,7 +2,10 @@
  * post-LN). Reference: torch.nn.TransformerEncoderLayer(batch_first=True):
  *   pre-LN:  x = x + drop(sa(ln1(x)));  x = x + drop(ff(ln2(x)))
  *   post-LN: x = ln1(x + drop(sa(x)));  x = ln2(x + drop(ff(x)))
- * with ff(x) = linear2(drop(act(linear1(x)))). */
+ * with ff(x) = linear2(drop(act(linear1(x)))). The SASRec block (IISAN's
+ * TransformerBlock, METHODS.md) is the post-LN form with no_attn_bias and
+ * no_act_dropout: attention projections without biases, ff(x) =
+ * linear2(act(linear1(x))). */
 #include "modules_internal.h"
 #include "../core/config_sizes.h"
 
@@ -33,8 +36,8 @@ static mmrec_status mmrec__transformer_params(mmrec__transformer *m, mmrec_model
     const mmrec_transformer_config *c = &m->cfg;
     char prefix[256];
     snprintf(prefix, sizeof prefix, "%s.self_attn", name);
-    MMREC_FORWARD_IF(mmrec__mha_init(&m->attn, model, func, prefix, c->dim, c->num_heads, true,
-                                     c->causal != 0, c->dropout));
+    MMREC_FORWARD_IF(mmrec__mha_init(&m->attn, model, func, prefix, c->dim, c->num_heads,
+                                     c->no_attn_bias == 0, c->causal != 0, c->dropout));
     snprintf(prefix, sizeof prefix, "%s.linear1", name);
     MMREC_FORWARD_IF(mmrec__lin_create(model, func, prefix, "weight", "bias", c->dim, c->ffn_dim,
                                        true, MMREC_INIT_XAVIER_UNIFORM, 0.0f, &m->linear1));
@@ -71,7 +74,8 @@ mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
     return mmrec__create_end(&cr, s, m ? &m->base : NULL, "transformer", name, NULL, out);
 }
 
-/* ff(x) = linear2(drop(act(linear1(x)))), then dropout. */
+/* ff(x) = linear2(drop(act(linear1(x)))) (no inner drop with
+ * no_act_dropout), then dropout. */
 static mmrec_status mmrec__ffn(const mmrec__transformer *m, mmrec_tape *tape, mmrec_tensor *x,
                                mmrec_tensor **out) {
     const char *func = "mmrec_transformer_forward";
@@ -79,7 +83,7 @@ static mmrec_status mmrec__ffn(const mmrec__transformer *m, mmrec_tape *tape, mm
     mmrec_tensor *h;
     MMREC_FORWARD_IF(mmrec__lin_forward(&m->linear1, tape, func, x, &h));
     MMREC_FORWARD_IF(mmrec__activate(tape, m->cfg.activation, h, &h));
-    MMREC_FORWARD_IF(mmrec_dropout(tape, h, p, &h));
+    if (!m->cfg.no_act_dropout) MMREC_FORWARD_IF(mmrec_dropout(tape, h, p, &h));
     MMREC_FORWARD_IF(mmrec__lin_forward(&m->linear2, tape, func, h, &h));
     return mmrec_dropout(tape, h, p, out);
 }

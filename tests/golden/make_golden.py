@@ -1339,6 +1339,120 @@ def write_iisan():
         iisan_case(w, "inter", [5], H, d, r, True, 2, True, L, [0, 2, 4], False)
         iisan_case(w, "text", [2, 3], H, d, r, False, 3, True, L, [0, 2, 4], False)
         iisan_case(w, "image_rf", [4], H, d, r, False, 4, True, L, [0, 2, 3], True)
+
+
+# ---- the sequence softmax ----
+# IISAN's in-batch debiased CE, transcribed from its code:
+# github.com/GAIR-Lab/IISAN at 67f5c1faf12a1f9fc3258922bb05684561532d1d,
+# Code_Cached/model/model.py (ModelMM.forward), with the popularity of
+# data_utils/preprocess.py (read_behaviors) and the flattened ids of run.py.
+
+
+def iisan_loss_verbatim(prec_vec, score_embs, sample_items_id, log_mask, pop_prob_list,
+                        max_seq_len):
+    """model.py ModelMM.forward from `debias_logits` to the loss, as
+    written there (device moves dropped)."""
+    debias_logits = torch.log(pop_prob_list[sample_items_id.view(-1)])
+    bs = log_mask.size(0)
+    ce_label = torch.tensor(
+        [i * max_seq_len + i + j for i in range(bs) for j in range(1, max_seq_len + 1)],
+        dtype=torch.long)
+    logits = torch.matmul(prec_vec, score_embs.t())
+    logits = logits - debias_logits
+    logits[:, torch.cat((log_mask, torch.ones(log_mask.size(0)).unsqueeze(-1)),
+                        dim=1).view(-1) == 0] = -1e4
+    logits = logits.view(bs, max_seq_len, -1)
+    id_list = sample_items_id.view(bs, -1)
+    for i in range(bs):
+        reject_list = id_list[i]
+        u_ids = sample_items_id.repeat(max_seq_len).expand((len(reject_list), -1))
+        reject_mat = reject_list.expand((u_ids.size(1), len(reject_list))).t()
+        mask_mat = (u_ids == reject_mat).any(axis=0).reshape(logits[i].shape)
+        for j in range(max_seq_len):
+            mask_mat[j][i * (max_seq_len + 1) + j + 1] = False
+        logits[i][mask_mat] = -1e4
+    indices = torch.where(log_mask.view(-1) != 0)
+    logits = logits.view(bs * max_seq_len, -1)
+    return F.cross_entropy(logits[indices], ce_label[indices])
+
+
+def sequence_softmax_reference(states, items, ids, pop, tau, debias):
+    """mmrec_loss_sequence_softmax in plain torch: the reference's loss with
+    the removed entries at -inf, padding columns found by id (so a user
+    without items and right padding are defined), rows counted when their
+    input and target are items; 0 when none is."""
+    B, T, d = states.shape
+    L = T + 1
+    idf = ids.reshape(-1)
+    logits = states.reshape(B * T, d) @ items.reshape(B * L, d).T / tau
+    if debias:
+        logits = logits - torch.log(torch.where(idf != 0, pop[idf], torch.ones(())))
+    removed = (idf == 0).unsqueeze(0).repeat(B * T, 1)
+    for b in range(B):
+        removed[b * T:(b + 1) * T] |= torch.isin(idf, ids[b]).unsqueeze(0)
+    pos = torch.tensor([b * L + t + 1 for b in range(B) for t in range(T)])
+    removed[torch.arange(B * T), pos] = False
+    ce = F.cross_entropy(logits.masked_fill(removed, float("-inf")), pos, reduction="none")
+    valid = ((ids[:, :-1] != 0) & (ids[:, 1:] != 0)).reshape(-1)
+    if not valid.any():
+        return (ce * 0).sum().reshape(1)
+    return ce[valid].mean().reshape(1)
+
+
+def write_sequence_softmax():
+    """mmrec_loss_sequence_softmax against IISAN's loss. Per case: <case>.cfg
+    = [temperature, debias], .states [B, T, d], .items [B, T + 1, d], .ids
+    [B, T + 1] (0 = padding), .pop (popularity by id: counts), .y, and the
+    gradients .dstates, .ditems of the loss. The writer checks the
+    reference's own code gives the same loss and gradients on the batch
+    without its user that has no item."""
+    w = Writer("sequence_softmax.bin")
+
+    def case(name, ids, pop, d, tau=1.0, debias=1, check_verbatim=False):
+        ids = torch.tensor(ids)
+        B, L = ids.shape
+        pop = torch.tensor(pop, dtype=torch.float64)
+        states = rand(B, L - 1, d).requires_grad_(True)
+        items = rand(B, L, d).requires_grad_(True)
+        y = sequence_softmax_reference(states, items, ids, pop, tau, debias)
+        y.backward()
+        if check_verbatim:  # the users with items, through the reference's code
+            keep = (ids != 0).any(1)
+            s2 = states.detach()[keep].clone().requires_grad_(True)
+            i2 = items.detach()[keep].clone().requires_grad_(True)
+            prob = pop / pop[1:].sum()
+            prob[0] = 1.0  # preprocess.py: np.append([1], pop_prob_list)
+            # run.py flattens the ids before the call: sample_items_id.view(-1)
+            y2 = iisan_loss_verbatim(s2.reshape(-1, d), i2.reshape(-1, d), ids[keep].view(-1),
+                                     (ids[keep][:, :-1] != 0).double(), prob, L - 1)
+            y2.backward()
+            assert abs(y2.item() - y.item()) < 1e-12, (y2.item(), y.item())
+            assert torch.allclose(s2.grad, states.grad[keep], rtol=0, atol=1e-12)
+            assert torch.allclose(i2.grad, items.grad[keep], rtol=0, atol=1e-12)
+            assert (states.grad[~keep] == 0).all() and (items.grad[~keep] == 0).all()
+        w.add(name + ".cfg", [tau, debias])
+        w.add(name + ".states", states.detach().numpy())
+        w.add(name + ".items", items.detach().numpy())
+        w.add(name + ".ids", ids.numpy().astype(np.float32))
+        w.add(name + ".pop", pop.numpy())
+        w.add(name + ".y", y.detach().numpy())
+        w.add(name + ".dstates", states.grad.numpy())
+        w.add(name + ".ditems", items.grad.numpy())
+
+    # counts by id: 0 is padding (not read), item 13 never trained (count 0)
+    pop = [0, 4, 1, 9, 2, 7, 3, 5, 1, 6, 2, 8, 3, 0]
+    with own_stream(210):
+        # left padding as IISAN's data: item 3 twice in user 0, items 7 and 9
+        # in users 0 and 1 (each the other's negative: removed), 4 in users
+        # 1 and 2, a user of one input, a user without items
+        case("left", [[3, 7, 3, 9, 12, 5], [0, 0, 7, 4, 9, 8], [0, 0, 0, 0, 11, 4],
+                      [0, 0, 0, 0, 0, 0]], pop, 6, check_verbatim=True)
+        # right padding, a temperature; the positive 5 repeats in user 0
+        case("right_tau", [[5, 2, 5, 0, 0], [6, 1, 10, 2, 8], [12, 6, 0, 0, 0]], pop, 5,
+             tau=0.5)
+        # no debiasing
+        case("no_debias", [[0, 1, 2, 3, 1], [4, 5, 6, 1, 7], [0, 0, 0, 0, 0]], pop, 4,
+             debias=0)
     w.close()
 
 
@@ -1347,7 +1461,7 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                alignrec=write_alignrec, knn=write_knn,
                metrics_auc=write_metrics_auc, content_eval=write_content_eval,
                numerics=write_numerics, batch_softmax=write_batch_softmax,
-               iisan=write_iisan)
+               iisan=write_iisan, sequence_softmax=write_sequence_softmax)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
