@@ -32,7 +32,11 @@
  *      IISAN caches a backbone's per-layer CLS states.
  * Nothing is trained: the encoder is frozen by construction, as IISAN's
  * backbones are.
-
+ *
+ * te_build_cache() does all of it for an mmrec_sequences object and writes
+ * the records to a feature cache file (ids 1 .. num_items, as the sequences
+ * number the items), or reuses the file when it was made from the same
+ * items and options.
  *
  * A header of static functions: the examples include it. Every library call
  * is checked; a failure returns its status, and te_error() gives the call
@@ -107,7 +111,8 @@ typedef struct te_options {
                               * results do not depend on it beyond rounding) */
     uint64_t seed;           /* the sketch's and the layers' random draws; default 1 */
     mmrec_cache_dtype dtype; /* storage of the cached states; default MMREC_CACHE_F16 */
-    const char *field;       /* cache field of the [L + 1, H] records; default "text" */
+    const char *field;       /* cache field of the [L + 1, H] records; default "text"; the
+                              * fingerprint goes in "<field>.fingerprint" */
 } te_options;
 
 /* The defaults above. */
@@ -773,6 +778,154 @@ fail:
     free(count);
     free(x);
     free(mask);
+    return rc;
+}
+
+/* ---- the feature cache of an mmrec_sequences object's titles ---- */
+
+/* The fingerprint of the encoder's options and the items (ids, ASINs,
+ * titles): a cache file made from other items or options does not match. */
+static inline uint64_t te_fingerprint(const te_options *opt, const char *const *asins,
+                                      const char *const *titles, size_t n) {
+    int64_t o[9] = {TE_FORMAT,
+                    opt->width,
+                    opt->layers,
+                    opt->max_tokens,
+                    opt->min_titles,
+                    opt->ffn_dim ? opt->ffn_dim : opt->width,
+                    (int64_t)opt->seed,
+                    (int64_t)opt->dtype,
+                    (int64_t)n};
+    uint64_t h = te_fnv(1469598103934665603ULL, o, sizeof o);
+    h = te_fnv(h, opt->field, strlen(opt->field) + 1);
+    for (size_t i = 0; i < n; i++) {
+        h = te_fnv(h, asins[i], strlen(asins[i]) + 1);
+        h = te_fnv(h, titles[i], strlen(titles[i]) + 1);
+    }
+    return h;
+}
+
+/* 1 when the cache at `path` holds ids 1 .. n, the field opt->field of
+ * [layers + 1, width] records and the fingerprint `fp`; 0 otherwise (no
+ * file, another file, a damaged one: it is rebuilt). */
+static inline int te__cache_matches(const char *path, const te_options *opt, size_t n,
+                                    uint64_t fp, FILE *progress) {
+    mmrec_cache *c = NULL;
+    char fp_field[300];
+    snprintf(fp_field, sizeof fp_field, "%s.fingerprint", opt->field);
+    mmrec_status s = mmrec_cache_open(path, &c);
+    if (s != MMREC_OK) {
+        if (progress && s != MMREC_EIO)
+            fprintf(progress, "text encoder: %s cannot be reused (%s); rebuilding it\n", path,
+                    mmrec_last_error());
+        return 0;
+    }
+    int64_t items = 0, layers = 0, width = 0, ids[2] = {1, (int64_t)n};
+    float got[8];
+    int ok = mmrec_cache_num_items(c, &items) == MMREC_OK && items == (int64_t)n &&
+             mmrec_cache_field_shape(c, opt->field, &layers, &width) == MMREC_OK &&
+             layers == opt->layers + 1 && width == opt->width &&
+             mmrec_cache_gather_into(c, fp_field, ids, 2, 0, got, NULL) == MMREC_OK;
+    for (int k = 0; ok && k < 4; k++)
+        ok = got[k] == (float)((fp >> (16 * k)) & 0xffff) && got[4 + k] == got[k];
+    mmrec_cache_close(c);
+    if (!ok && progress)
+        fprintf(progress, "text encoder: %s was made from other items or options; rebuilding it\n",
+                path);
+    return ok;
+}
+
+/* Encodes n titles and writes the cache file (ids 1 .. n) with the states
+ * and the fingerprint fields; see te_build_cache(). */
+static inline mmrec_status te__write_cache(const char *path, const char *const *titles,
+                                           size_t n, const te_options *opt, uint64_t fp,
+                                           FILE *progress) {
+    mmrec_status rc = MMREC_OK;
+    te_encoder e = {0};
+    mmrec_cache_writer *writer = NULL;
+    size_t rec = (size_t)(opt->layers + 1) * (size_t)opt->width;
+    int64_t *ids = malloc((n + 1) * sizeof *ids);
+    float *states = malloc((n + 1) * rec * sizeof *states);
+    float *fp_rows = malloc((n + 1) * 4 * sizeof *fp_rows);
+    char fp_field[300];
+    double t0 = te__now();
+    TE_ALLOC(ids && states && fp_rows);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (int64_t)i + 1;
+        for (int k = 0; k < 4; k++) fp_rows[i * 4 + (size_t)k] = (float)((fp >> (16 * k)) & 0xffff);
+    }
+    snprintf(fp_field, sizeof fp_field, "%s.fingerprint", opt->field);
+    /* the temporary file first: an unwritable path fails before the work */
+    TE_TRY(mmrec_cache_writer_create(path, ids, n, &writer));
+    if ((rc = te_build(&e, titles, n, opt, progress)) != MMREC_OK) goto fail;
+    if ((rc = te_encode(&e, titles, n, states, progress)) != MMREC_OK) goto fail;
+    TE_TRY(mmrec_cache_writer_add_layers(writer, opt->field, opt->dtype, states,
+                                         opt->layers + 1, opt->width));
+    TE_TRY(mmrec_cache_writer_add(writer, fp_field, MMREC_CACHE_F32, fp_rows, 4));
+    TE_TRY(mmrec_cache_writer_commit(writer));
+    if (progress)
+        fprintf(progress, "text encoder: wrote %s, %zu items of [%d, %d] (%.1f s)\n", path, n,
+                opt->layers + 1, opt->width, te__now() - t0);
+fail:
+    mmrec_cache_writer_destroy(writer);
+    te_free(&e);
+    free(ids);
+    free(states);
+    free(fp_rows);
+    return rc;
+}
+
+/* Fills the feature cache at `cache_path` with the frozen encoder's
+ * [layers + 1, width] record of every item of `seqs` (field opt->field,
+ * storage opt->dtype; ids 1 .. num_items as `seqs` numbers them), or keeps
+ * the file there when it was made from the same items and options: the
+ * field "<field>.fingerprint" holds a 64-bit hash of both (te_fingerprint)
+ * as four 16-bit pieces. A new file replaces the old one crash-safely
+ * (mmrec_cache_writer_commit).
+ *   seqs       (in) the items and their titles; borrowed.
+ *   cache_path (in) the cache file to reuse or write.
+ *   opt        (in, may be NULL) the encoder's options (te_options_init,
+ *                   then changed); NULL: the defaults.
+ *   progress   (in, may be NULL) where phases, times and reuse go, one line
+ *                   each.
+ * Returns MMREC_OK, MMREC_EINVAL (a NULL argument, bad options, no items),
+ *         MMREC_ENOMEM, or a failed library call's status; te_error() says
+ *         why. */
+static inline mmrec_status te_build_cache(const mmrec_sequences *seqs, const char *cache_path,
+                                          const te_options *opt, FILE *progress) {
+    mmrec_status rc = MMREC_OK;
+    te_options defaults;
+    const char **asins = NULL, **titles = NULL;
+    int64_t num_items = 0;
+    te__error_buf()[0] = 0;
+    if (!seqs || !cache_path) {
+        snprintf(te__error_buf(), 512, "te_build_cache: %s is NULL",
+                 seqs ? "cache_path" : "seqs");
+        return MMREC_EINVAL;
+    }
+    if (!opt) {
+        te_options_init(&defaults);
+        opt = &defaults;
+    }
+    if (te__check_options(opt) != 0) return MMREC_EINVAL;
+    TE_TRY(mmrec_sequences_info(seqs, NULL, &num_items, NULL));
+    size_t n = (size_t)num_items;
+    asins = malloc((n + 1) * sizeof *asins);
+    titles = malloc((n + 1) * sizeof *titles);
+    TE_ALLOC(asins && titles);
+    for (size_t i = 0; i < n; i++)
+        TE_TRY(mmrec_sequences_item(seqs, (int64_t)i + 1, &asins[i], &titles[i]));
+    uint64_t fp = te_fingerprint(opt, asins, titles, n);
+    if (n > 0 && te__cache_matches(cache_path, opt, n, fp, progress)) {
+        if (progress)
+            fprintf(progress, "text encoder: reusing %s (%zu items of [%d, %d])\n", cache_path,
+                    n, opt->layers + 1, opt->width);
+    } else {
+        rc = te__write_cache(cache_path, titles, n, opt, fp, progress);
+    }
+fail:
+    free(asins);
+    free(titles);
     return rc;
 }
 
