@@ -745,10 +745,12 @@ static inline mmrec_status te_encode(const te_encoder *e, const char *const *tit
             }
         }
         int64_t xs[3] = {(int64_t)b, len, W}, ms[2] = {(int64_t)b, len};
-        mmrec_tensor *h, *tm;
-        TE_TRY(mmrec_tape_wrap(tape, x, 3, xs, MMREC_TENSOR_READONLY, &h));
-        TE_TRY(mmrec_tape_wrap(tape, mask, 2, ms, MMREC_TENSOR_READONLY, &tm));
+        const size_t numel = b * (size_t)len * (size_t)W;
         for (int l = 0; l <= L; l++) {
+            /* layer l's input is in x: the tape holds one layer at a time */
+            mmrec_tensor *h, *tm;
+            TE_TRY(mmrec_tape_wrap(tape, x, 3, xs, MMREC_TENSOR_READONLY, &h));
+            TE_TRY(mmrec_tape_wrap(tape, mask, 2, ms, MMREC_TENSOR_READONLY, &tm));
             if (l > 0) TE_TRY(mmrec_transformer_forward(e->layer[l - 1], tape, h, tm, &h));
             const float *hd;
             TE_TRY(mmrec_tensor_data_const(h, &hd));
@@ -762,8 +764,9 @@ static inline mmrec_status te_encode(const te_encoder *e, const char *const *tit
                 }
                 for (int j = 0; j < W; j++) o[j] /= (float)count[t];
             }
+            if (l > 0) memcpy(x, hd, numel * sizeof *x);
+            mmrec_tape_reset(tape);
         }
-        mmrec_tape_reset(tape);
         if (progress && (lo + b >= next_report || lo + b == n)) {
             fprintf(progress, "text encoder: %zu / %zu titles encoded (%.1f s)\n", lo + b, n,
                     te__now() - t0);
