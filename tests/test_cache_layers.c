@@ -3,7 +3,8 @@
  * gathers (kept rows equal to the full gather's bit for bit, for any thread
  * count), missing ids, bad arguments, the stored layer count in the file
  * (0.1 files read as one layer), the 16-bit widening against its closed
- * form for every bit pattern, allocation failures and malloc-free steady
+ * form for every bit pattern and against torch's roundings
+ * (tests/golden/cache_layers.bin), allocation failures and malloc-free steady
  * state. */
 #include "mt.h"
 #include "cache/cache_internal.h"
@@ -190,6 +191,77 @@ START_TEST(test_cache_layers_round_trip_from_memory_in_every_dtype) {
     }
     mmrec_tape_destroy(tape);
     mmrec_cache_close(c);
+    mt_tmp_clean();
+}
+END_TEST
+
+/* tests/golden/cache_layers.bin (make_golden.py::write_cache_layers):
+ * records written from float32 in each storage type gather as torch's
+ * x.half().float() and x.bfloat16().float(), bit for bit, every layer and
+ * the kept ones, on a tape and into memory. */
+START_TEST(test_cache_layers_gathers_match_torch_roundings_bitwise) {
+    mt_golden gold;
+    mt_golden_load(&gold, "cache_layers.bin");
+    const mt_array *x = mt_golden_get(&gold, "cache_layers.x");
+    const mt_array *gid = mt_golden_get(&gold, "cache_layers.ids");
+    const mt_array *gg = mt_golden_get(&gold, "cache_layers.gather");
+    const mt_array *gk = mt_golden_get(&gold, "cache_layers.keep");
+    ck_assert_int_eq(x->ndim, 3);
+    const size_t n = (size_t)x->shape[0], m = gg->numel, n_keep = gk->numel;
+    const int64_t L = x->shape[1], H = x->shape[2];
+    int64_t ids[16], gather[16], keep[16];
+    ck_assert(n <= 16 && m <= 16 && n_keep <= 16 && gid->numel == n);
+    for (size_t i = 0; i < n; i++) ids[i] = (int64_t)gid->data[i];
+    for (size_t i = 0; i < m; i++) gather[i] = (int64_t)gg->data[i];
+    for (size_t i = 0; i < n_keep; i++) keep[i] = (int64_t)gk->data[i];
+
+    mt_tmp_dir();
+    const char *path = mt_file(0, "g.mmfc");
+    mmrec_cache_writer *w;
+    MT_OK(mmrec_cache_writer_create(path, ids, n, &w));
+    for (int k = 0; k < 3; k++)
+        MT_OK(mmrec_cache_writer_add_layers(w, mt_dtype_names[k], mt_dtypes[k], x->data, L, H));
+    MT_OK(mmrec_cache_writer_commit(w));
+    mmrec_cache_writer_destroy(w);
+
+    mmrec_cache *c;
+    MT_OK(mmrec_cache_open(path, &c));
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    mmrec_cache_gather_config cfg;
+    MT_OK(mmrec_cache_gather_config_init(&cfg));
+    cfg.keep = keep;
+    cfg.n_keep = n_keep;
+    static float mem[16 * 64 * 64];
+    ck_assert((size_t)(m * (size_t)L * (size_t)H) <= sizeof mem / sizeof *mem);
+    for (int k = 0; k < 3; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "cache_layers.%s.all", mt_dtype_names[k]);
+        const mt_array *all = mt_golden_get(&gold, key);
+        snprintf(key, sizeof key, "cache_layers.%s.kept", mt_dtype_names[k]);
+        const mt_array *kept = mt_golden_get(&gold, key);
+        ck_assert_uint_eq(all->numel, m * (size_t)L * (size_t)H);
+        ck_assert_uint_eq(kept->numel, m * n_keep * (size_t)H);
+        mmrec_tensor *t;
+        MT_OK(mmrec_cache_gather_layers(c, tape, mt_dtype_names[k], gather, m, NULL, &t, NULL));
+        const float *d = mt_tensor_3d(t, (int64_t)m, L, H);
+        for (size_t i = 0; i < all->numel; i++)
+            ck_assert_msg(memcmp(&d[i], &all->data[i], sizeof *d) == 0,
+                          "%s all[%zu] is %a, torch gives %a", mt_dtype_names[k], i,
+                          (double)d[i], (double)all->data[i]);
+        MT_OK(mmrec_cache_gather_layers(c, tape, mt_dtype_names[k], gather, m, &cfg, &t, NULL));
+        d = mt_tensor_3d(t, (int64_t)m, (int64_t)n_keep, H);
+        for (size_t i = 0; i < kept->numel; i++)
+            ck_assert_msg(memcmp(&d[i], &kept->data[i], sizeof *d) == 0,
+                          "%s kept[%zu] is %a, torch gives %a", mt_dtype_names[k], i,
+                          (double)d[i], (double)kept->data[i]);
+        MT_OK(mmrec_cache_gather_layers_into(c, mt_dtype_names[k], gather, m, &cfg, mem, NULL));
+        ck_assert(mt_same_bits(mem, kept->data, kept->numel));
+        mmrec_tape_reset(tape);
+    }
+    mmrec_tape_destroy(tape);
+    mmrec_cache_close(c);
+    mt_golden_free(&gold);
     mt_tmp_clean();
 }
 END_TEST
@@ -796,6 +868,7 @@ static Suite *cache_layers_suite(void) {
     tcase_add_test(rt, test_cache_layers_round_trip_from_memory_in_every_dtype);
     tcase_add_test(rt, test_cache_layers_round_trip_from_3d_npy);
     tcase_add_test(rt, test_cache_layers_widening_matches_the_closed_form);
+    tcase_add_test(rt, test_cache_layers_gathers_match_torch_roundings_bitwise);
     suite_add_tcase(s, rt);
     TCase *gather = tcase_create("gather");
     tcase_set_timeout(gather, 60);

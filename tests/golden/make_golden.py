@@ -1611,6 +1611,45 @@ def write_sequence_encoder():
         seqenc_case(w, "pad_l1", padded, 7, 8, 2, 1)
         seqenc_case(w, "pad_l2", padded, 7, 8, 2, 2)
         seqenc_case(w, "full_l2", [[1] * 6] * 3, 6, 8, 4, 2, use_mask=0)
+
+
+def write_cache_layers():
+    """The feature cache's [L, H] records against torch's 16-bit roundings:
+    cache_layers.x [n, L, H] float32 (normal values at several scales, with
+    ties of both 16-bit formats, float16 subnormals and +-65504), .ids [n]
+    (the writer's ids, sparse and unordered), .gather [m] (the ids
+    gathered: a permutation with repeats), .keep [k] (kept layers), and for
+    each storage type t in f32, f16, bf16 (x, x.half().float(),
+    x.bfloat16().float()): .<t>.all [m, L, H], the full gather, and
+    .<t>.kept [m, k, H], the kept layers' gather."""
+    w = Writer("cache_layers.bin")
+    n, L, H = 7, 5, 12
+    g = torch.Generator().manual_seed(230)
+    x = torch.randn(n, L, H, generator=g, dtype=torch.float32)
+    scale = 10.0 ** torch.randint(-3, 4, (n, L, 1), generator=g).float()
+    x = x * scale
+    ties = torch.tensor([
+        1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11,          # float16 ties: to even, down and up
+        -(1 + 2.0 ** -8), 1 + 3 * 2.0 ** -8,         # bfloat16 ties
+        2.0 ** -24, 3 * 2.0 ** -25, -1e-6, 6e-8,     # float16 subnormals, a tie among them
+        65504.0, -65504.0, 0.0, -0.0], dtype=torch.float32)
+    x[1, 2] = ties
+    x[4, 0] = ties.flip(0)
+    assert x.abs().max() <= 65504
+    ids = torch.tensor([40, 3, 17, 1000, 8, 5, 26])
+    gather = torch.tensor([1000, 3, 3, 26, 40, 8, 17, 5, 1000])
+    keep = torch.tensor([0, 2, 3])
+    row = {int(i): k for k, i in enumerate(ids)}
+    pick = torch.tensor([row[int(i)] for i in gather])
+    stored = dict(f32=x, f16=x.half().float(), bf16=x.bfloat16().float())
+    assert (stored["f16"] != x).any() and (stored["bf16"] != stored["f16"]).any()
+    w.add("cache_layers.x", x.numpy())
+    w.add("cache_layers.ids", ids.numpy().astype(np.float32))
+    w.add("cache_layers.gather", gather.numpy().astype(np.float32))
+    w.add("cache_layers.keep", keep.numpy().astype(np.float32))
+    for t, v in stored.items():
+        w.add("cache_layers.%s.all" % t, v[pick].numpy())
+        w.add("cache_layers.%s.kept" % t, v[pick][:, keep].numpy())
     w.close()
 
 
@@ -1620,7 +1659,8 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                metrics_auc=write_metrics_auc, content_eval=write_content_eval,
                numerics=write_numerics, batch_softmax=write_batch_softmax,
                iisan=write_iisan, sequence_softmax=write_sequence_softmax,
-               sequence_encoder=write_sequence_encoder)
+               sequence_encoder=write_sequence_encoder,
+               cache_layers=write_cache_layers)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
