@@ -1611,6 +1611,7 @@ def write_sequence_encoder():
         seqenc_case(w, "pad_l1", padded, 7, 8, 2, 1)
         seqenc_case(w, "pad_l2", padded, 7, 8, 2, 2)
         seqenc_case(w, "full_l2", [[1] * 6] * 3, 6, 8, 4, 2, use_mask=0)
+    w.close()
 
 
 def write_cache_layers():
