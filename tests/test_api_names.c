@@ -814,6 +814,35 @@ CALL(mmrec_transformer_forward) {
                                      N(4, &f->t_out));
 }
 
+/* the sequence encoder reads f->seq [2, 3, D] with the mask f->ones23 */
+static mmrec_module *fx_seqenc(fx *f) {
+    mmrec_sequence_encoder_config c;
+    MT_OK(mmrec_sequence_encoder_config_init(&c));
+    c.dim = D;
+    c.max_length = 3;
+    c.num_layers = 1;
+    mmrec_module *m;
+    MT_OK(mmrec_sequence_encoder_create(f->model, "seqenc", &c, &m));
+    return m;
+}
+CALL(mmrec_sequence_encoder_config_init_sized) {
+    mmrec_sequence_encoder_config c;
+    return mmrec_sequence_encoder_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_sequence_encoder_create) {
+    mmrec_sequence_encoder_config c;
+    MT_OK(mmrec_sequence_encoder_config_init(&c));
+    c.dim = 2;
+    c.max_length = 4;
+    return mmrec_sequence_encoder_create(N(0, f->model), N(1, "new"), N(2, &c),
+                                         N(3, &f->made_module));
+}
+CALL(mmrec_sequence_encoder_forward) {
+    mmrec_module *m = fx_seqenc(f);
+    return mmrec_sequence_encoder_forward(N(0, m), N(1, f->tape), N(2, f->seq), N(3, f->ones23),
+                                          N(4, &f->t_out), N(5, &f->t_out2));
+}
+
 /* ops.h */
 CALL(mmrec_matmul) {
     return mmrec_matmul(N(0, f->tape), N(1, f->a), N(2, f->w), 0, N(4, &f->t_out));
@@ -1139,6 +1168,9 @@ static const mt_entry mt_entries[] = {
     E(mmrec_transformer_config_init_sized),
     E_NULLABLE(mmrec_transformer_create, "out"),
     E_NULLABLE(mmrec_transformer_forward, "key_mask"),
+    E(mmrec_sequence_encoder_config_init_sized),
+    E_NULLABLE(mmrec_sequence_encoder_create, "out"),
+    E_NULLABLE(mmrec_sequence_encoder_forward, "mask states last"),
     /* ops.h */
     E(mmrec_matmul),
     E(mmrec_add),

@@ -572,6 +572,114 @@ MMREC_API mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape
                                                  mmrec_tensor *x, mmrec_tensor *key_mask,
                                                  mmrec_tensor **out);
 
+/* ---- Sequence encoder (SASRec style), as IISAN's User_Encoder ----
+ * out_0 = drop(LayerNorm(items + pos[0 .. T))) with a learned position
+ * table pos [max_length, dim], then num_layers post-LN Transformer layers
+ * (mmrec_transformer_forward with causal attention, the key mask of the
+ * padding, no attention biases unless cfg->attn_bias, the feed-forward
+ * linear2(act(linear1(h))) with dropout after linear2 only):
+ *   h = LN(x + drop(MHA(x)));  out = LN(h + drop(W2 act(W1 h) + b2))
+ * Query t sees the real keys j <= t. The user vector is the output at each
+ * row's last real position. Reference: TransformerEncoder and User_Encoder
+ * of github.com/GAIR-Lab/IISAN.
+ * Parameters "<name>.position_embedding.weight" [max_length, dim],
+ * "<name>.layer_norm.weight" and ".bias" [dim], and each layer as a
+ * Transformer layer module "<name>.blocks.<i>" with its own parameter names
+ * ("<name>.blocks.<i>.self_attn.in_proj_weight", ".linear1.weight", ...,
+ * see mmrec_transformer_create). Initialized as the reference: Xavier
+ * normal N(0, 2 / (fan_in + fan_out)) for the position table and every
+ * weight (each of q, k and v a [dim, dim] map), biases zero, LayerNorm
+ * weights one. */
+typedef struct mmrec_sequence_encoder_config {
+    size_t struct_size;
+    int64_t dim;                 /* required: the width of the item vectors */
+    int64_t max_length;          /* required: positions; a sequence has T <= max_length */
+    int num_layers;              /* default 2; 1 .. 32 */
+    int num_heads;               /* default 2; divides dim */
+    int64_t ffn_dim;             /* default 0 = 4 * dim */
+    float dropout;               /* default 0.1: on the input, the attention
+                                    probabilities and both residual branches */
+    float eps;                   /* every LayerNorm's; default 1e-6 */
+    mmrec_activation activation; /* of the feed-forward; default MMREC_ACT_RELU */
+    int attn_bias;               /* default 0: the attention projections have no
+                                    biases, as the reference; 1: biases */
+} mmrec_sequence_encoder_config;
+
+/* Fills cfg with the defaults for the first `size` bytes: dim and
+ * max_length 0 (to be set), num_layers 2, num_heads 2, ffn_dim 0
+ * (= 4 * dim), dropout 0.1, eps 1e-6, activation MMREC_ACT_RELU,
+ * attn_bias 0. Call it through mmrec_sequence_encoder_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status
+mmrec_sequence_encoder_config_init_sized(mmrec_sequence_encoder_config *cfg, size_t size);
+#define mmrec_sequence_encoder_config_init(cfg) \
+    mmrec_sequence_encoder_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates a sequence encoder named `name` in `model`, with the parameters
+ * and the layer modules "<name>.blocks.<i>" above, drawn from the model's
+ * generator.
+ *   model (in)  the model; it owns the module, its layers and parameters.
+ *   name  (in)  module name, 1..200 bytes, unique in the model; copied.
+ *   cfg   (in)  from mmrec_sequence_encoder_config_init(), dim and
+ *               max_length set; borrowed for the call.
+ *   out   (out, may be NULL) the module; borrowed, owned by the model.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
+ *         for mmrec_linear_create; dim < 1; max_length < 1; num_layers
+ *         outside [1, 32]; num_heads < 1 or not dividing dim; ffn_dim < 0;
+ *         dropout outside [0, 1); eps not > 0 or not finite; activation
+ *         MMREC_ACT_NONE or not an mmrec_activation; attn_bias not 0 or 1;
+ *         a bad cfg->struct_size or a config from a newer libmmrec: the
+ *         message names the field), MMREC_ESTATE (a module or parameter of
+ *         that name, or of one of its layers, exists; the model was
+ *         destroyed), MMREC_ENOMEM. A failed call leaves the model as it
+ *         was.
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_sequence_encoder_create(mmrec_model *model, const char *name,
+                                                     const mmrec_sequence_encoder_config *cfg,
+                                                     mmrec_module **out);
+
+/* Encodes sequences of item vectors: every position's output and/or each
+ * row's output at its last real position (the user vector). Padding may
+ * sit on the left (as IISAN's data) or on the right, or anywhere: keys
+ * that are padding are masked for every query. A padding position with no
+ * real position at or before it attends to nothing (its attention output
+ * is zero); its row of `states` is defined but carries no meaning. Dropout
+ * (cfg->dropout) acts on training tapes only; an inference tape records
+ * nothing and gives the same values on every call.
+ *   encoder (in)  a module made by mmrec_sequence_encoder_create().
+ *   tape    (in)  the step's tape.
+ *   items   (in)  [batch, T, dim], the item vectors of the positions,
+ *                 1 <= T <= max_length.
+ *   mask    (in, may be NULL) [batch, T]: non-zero = a real item, 0 =
+ *           padding; NULL: every position is real. Not differentiated;
+ *           every row needs a real position.
+ *   states  (out, may be NULL) [batch, T, dim], every position's output,
+ *           owned by `tape` until reset.
+ *   last    (out, may be NULL) [batch, dim], row b the output at the last
+ *           position of row b whose mask is non-zero (T - 1 without a
+ *           mask); owned by `tape` until reset. At least one of states
+ *           and last is not NULL.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL encoder, tape or items; states and
+ *         last both NULL; encoder not a sequence encoder; a tensor of
+ *         another tape; a row of mask without a real position: the message
+ *         names the row, "empty sequence"), MMREC_ESTATE (the module's
+ *         model was destroyed), MMREC_ESHAPE (items not [batch, T, dim]; T
+ *         above max_length; mask not [batch, T]: the message gives the
+ *         shapes), MMREC_ENUMERIC (a NaN in mask: the message names the
+ *         first), MMREC_ESTALE, MMREC_ENOMEM. A failed call leaves the tape
+ *         as it was and writes no output.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.2. */
+MMREC_API mmrec_status mmrec_sequence_encoder_forward(mmrec_module *encoder, mmrec_tape *tape,
+                                                      mmrec_tensor *items, mmrec_tensor *mask,
+                                                      mmrec_tensor **states,
+                                                      mmrec_tensor **last);
+
 #ifdef __cplusplus
 }
 #endif

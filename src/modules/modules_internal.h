@@ -135,6 +135,15 @@ mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const cha
                                 mmrec_tensor *x, mmrec_tensor *key_mask, int64_t query_rows,
                                 mmrec_tensor **out) MMREC__WUR;
 
+/* mmrec_transformer_create on behalf of `func` (a module that builds its
+ * own layers reports their failures in its name); with xavier_normal every
+ * weight is drawn N(0, 2 / (fan_in + fan_out)), in_proj_weight as three
+ * [dim, dim] maps (SASRec's separate q, k, v Linear layers), instead of
+ * Xavier uniform. */
+mmrec_status mmrec__transformer_create(const char *func, mmrec_model *model, const char *name,
+                                       const mmrec_transformer_config *cfg, bool xavier_normal,
+                                       mmrec_module **out) MMREC__WUR;
+
 /* A Transformer encoder layer's output at the first keep_rows positions
  * only (0: all), [B, keep_rows, d]: the same values as the full layer's
  * first rows, for a fraction of the work when only those are read (the

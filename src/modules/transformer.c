@@ -50,28 +50,48 @@ static mmrec_status mmrec__transformer_params(mmrec__transformer *m, mmrec_model
     return mmrec__ln_params(model, func, prefix, c->dim, &m->ln2_w, &m->ln2_b);
 }
 
-mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
-                                      const mmrec_transformer_config *cfg, mmrec_module **out) {
+/* Every weight N(0, 2 / (fan_in + fan_out)) (torch's xavier_normal_), the
+ * in-projection as three [dim, dim] maps; biases stay zero. */
+static void mmrec__transformer_xavier_normal(mmrec__transformer *m, mmrec_model *model) {
+    const mmrec__lin *lins[4] = {&m->attn.in_proj, &m->attn.out_proj, &m->linear1, &m->linear2};
+    for (int i = 0; i < 4; i++) {
+        const mmrec__lin *l = lins[i];
+        int64_t fan_out = l == &m->attn.in_proj ? l->in : l->out;
+        mmrec__init_normal(model, l->w, 0.0f, sqrtf(2.0f / (float)(l->in + fan_out)));
+    }
+}
+
+mmrec_status mmrec__transformer_create(const char *func, mmrec_model *model, const char *name,
+                                       const mmrec_transformer_config *cfg, bool xavier_normal,
+                                       mmrec_module **out) {
     mmrec__create cr;
-    MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, __func__));
+    MMREC_FORWARD_IF(mmrec__create_begin(&cr, model, name, cfg, func));
     mmrec_transformer_config c = mmrec__transformer_defaults;
-    MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_transformer_config, &c, cfg));
-    MMREC_FORWARD_IF(mmrec__mha_check(__func__, c.dim, c.num_heads, c.dropout));
+    MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c, MMREC__MIN_SIZE(mmrec_transformer_config),
+                                         cfg, func));
+    MMREC_FORWARD_IF(mmrec__mha_check(func, c.dim, c.num_heads, c.dropout));
     if (c.ffn_dim == 0) c.ffn_dim = 4 * c.dim;
-    MMREC_FAIL_IF(c.ffn_dim < 1, MMREC_EINVAL, "cfg->ffn_dim is %lld, must be >= 1",
-                  (long long)c.ffn_dim);
-    MMREC_FAIL_IF(!mmrec__activation_ok(c.activation) || c.activation == MMREC_ACT_NONE,
-                  MMREC_EINVAL, "cfg->activation is %d, not an mmrec_activation other than NONE",
-                  (int)c.activation);
-    MMREC_FAIL_IF(!(c.eps > 0.0f && isfinite(c.eps)), MMREC_EINVAL, "cfg->eps is %g, must be > 0",
-                  (double)c.eps);
+    MMREC_FAIL_IF_FOR(func, c.ffn_dim < 1, MMREC_EINVAL, "cfg->ffn_dim is %lld, must be >= 1",
+                      (long long)c.ffn_dim);
+    MMREC_FAIL_IF_FOR(func, !mmrec__activation_ok(c.activation) || c.activation == MMREC_ACT_NONE,
+                      MMREC_EINVAL,
+                      "cfg->activation is %d, not an mmrec_activation other than NONE",
+                      (int)c.activation);
+    MMREC_FAIL_IF_FOR(func, !(c.eps > 0.0f && isfinite(c.eps)), MMREC_EINVAL,
+                      "cfg->eps is %g, must be > 0", (double)c.eps);
     mmrec__transformer *m = mmrec__calloc(1, sizeof *m);
     mmrec_status s = MMREC_OK;
     if (m) {
         m->cfg = c;
-        s = mmrec__transformer_params(m, model, __func__, name);
+        s = mmrec__transformer_params(m, model, func, name);
+        if (s == MMREC_OK && xavier_normal) mmrec__transformer_xavier_normal(m, model);
     }
     return mmrec__create_end(&cr, s, m ? &m->base : NULL, "transformer", name, NULL, out);
+}
+
+mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
+                                      const mmrec_transformer_config *cfg, mmrec_module **out) {
+    return mmrec__transformer_create(__func__, model, name, cfg, false, out);
 }
 
 /* ff(x) = linear2(drop(act(linear1(x)))) (no inner drop with

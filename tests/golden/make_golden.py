@@ -1456,12 +1456,171 @@ def write_sequence_softmax():
     w.close()
 
 
+# ---- the sequence encoder ----
+# IISAN's user encoder, transcribed from its code: github.com/GAIR-Lab/IISAN,
+# Code_Cached/model/modules.py (TransformerEncoder and its blocks) and
+# Code_Cached/model/encoders.py (User_Encoder: the attention mask).
+
+
+class SeqencFeedForward(torch.nn.Module):
+    """modules.py PositionwiseFeedForward."""
+
+    def __init__(self, d_model, d_inner, dropout):
+        super().__init__()
+        self.w_1 = torch.nn.Linear(d_model, d_inner)
+        self.w_2 = torch.nn.Linear(d_inner, d_model)
+        self.layer_norm = torch.nn.LayerNorm(d_model, eps=1e-6)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.activate = torch.nn.ReLU()
+
+    def forward(self, x):
+        residual = x
+        x = self.dropout(self.w_2(self.activate(self.w_1(x))))
+        return self.layer_norm(residual + x)
+
+
+class SeqencAttention(torch.nn.Module):
+    """modules.py MultiHeadedAttention with its SelfAttention."""
+
+    def __init__(self, n_heads, d_model, dropout):
+        super().__init__()
+        self.d_model, self.d_k, self.n_heads = d_model, d_model // n_heads, n_heads
+        self.w_Q = torch.nn.Linear(d_model, d_model, bias=False)
+        self.w_K = torch.nn.Linear(d_model, d_model, bias=False)
+        self.w_V = torch.nn.Linear(d_model, d_model, bias=False)
+        self.fc = torch.nn.Linear(d_model, d_model, bias=False)
+        self.attn_dropout = torch.nn.Dropout(dropout)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.layer_norm = torch.nn.LayerNorm(d_model, eps=1e-6)
+
+    def forward(self, x, mask):
+        B, T = x.shape[:2]
+        residual = x
+        q = self.w_Q(x).view(B, T, self.n_heads, self.d_k).transpose(1, 2)
+        k = self.w_K(x).view(B, T, self.n_heads, self.d_k).transpose(1, 2)
+        v = self.w_V(x).view(B, T, self.n_heads, self.d_k).transpose(1, 2)
+        attn = torch.matmul(q, k.transpose(-2, -1)) / self.d_k ** 0.5
+        attn = attn + mask
+        p_attn = self.attn_dropout(torch.softmax(attn, dim=-1))
+        x = torch.matmul(p_attn, v).transpose(1, 2).contiguous().view(B, T, self.d_model)
+        x = self.dropout(self.fc(x))
+        return self.layer_norm(residual + x)
+
+
+class SeqencBlock(torch.nn.Module):
+    """modules.py TransformerBlock."""
+
+    def __init__(self, d_model, n_heads, d_inner, dropout):
+        super().__init__()
+        self.multi_head_attention = SeqencAttention(n_heads, d_model, dropout)
+        self.feed_forward = SeqencFeedForward(d_model, d_inner, dropout)
+
+    def forward(self, x, mask):
+        return self.feed_forward(self.multi_head_attention(x, mask))
+
+
+class SeqencEncoder(torch.nn.Module):
+    """modules.py TransformerEncoder, with encoders.py User_Encoder's mask."""
+
+    def __init__(self, n_position, d_model, n_heads, dropout, n_layers):
+        super().__init__()
+        self.position_embedding = torch.nn.Embedding(n_position, d_model)
+        self.dropout = torch.nn.Dropout(p=dropout)
+        self.layer_norm = torch.nn.LayerNorm(d_model, eps=1e-6)
+        self.transformer_blocks = torch.nn.ModuleList(
+            [SeqencBlock(d_model, n_heads, d_model * 4, dropout) for _ in range(n_layers)])
+
+    def forward(self, input_embs, log_mask):
+        att_mask = (log_mask != 0).unsqueeze(1).unsqueeze(2)
+        att_mask = torch.tril(att_mask.expand((-1, -1, log_mask.size(-1), -1)))
+        att_mask = torch.where(att_mask, 0., -1e9)
+        position_ids = torch.arange(log_mask.size(1), dtype=torch.long)
+        position_ids = position_ids.unsqueeze(0).expand_as(log_mask)
+        output = self.layer_norm(input_embs + self.position_embedding(position_ids))
+        output = self.dropout(output)
+        for transformer in self.transformer_blocks:
+            output = transformer(output, att_mask)
+        return output
+
+
+def seqenc_params(model):
+    """The reference's parameters under libmmrec's names, in its order."""
+    out = [("position_embedding.weight", model.position_embedding.weight),
+           ("layer_norm.weight", model.layer_norm.weight),
+           ("layer_norm.bias", model.layer_norm.bias)]
+    for i, blk in enumerate(model.transformer_blocks):
+        a, f, p = blk.multi_head_attention, blk.feed_forward, "blocks.%d." % i
+        out += [(p + "self_attn.in_proj_weight", (a.w_Q.weight, a.w_K.weight, a.w_V.weight)),
+                (p + "self_attn.out_proj.weight", a.fc.weight),
+                (p + "linear1.weight", f.w_1.weight), (p + "linear1.bias", f.w_1.bias),
+                (p + "linear2.weight", f.w_2.weight), (p + "linear2.bias", f.w_2.bias),
+                (p + "norm1.weight", a.layer_norm.weight), (p + "norm1.bias", a.layer_norm.bias),
+                (p + "norm2.weight", f.layer_norm.weight), (p + "norm2.bias", f.layer_norm.bias)]
+    return out
+
+
+def seqenc_case(w, name, mask, max_length, d, heads, layers, use_mask=1):
+    """<case>.cfg = [dim, max_length, num_layers, num_heads, use_mask (0: the
+    C call passes no mask; every position is real)], .items [B, T, d], .mask
+    [B, T], .seen [B, T] (1 where a real position is at or before t: the
+    positions whose states are compared), .states, .last [B, d] (the state
+    at each row's last real position), .r_states (zero where not seen),
+    .r_last, .ditems and .param.<name> / .grad.<name> of the loss
+    sum(r_states * states) + sum(r_last * last); dropout 0."""
+    mask = torch.tensor(mask, dtype=torch.float64)
+    B, T = mask.shape
+    model = SeqencEncoder(max_length, d, heads, 0.0, layers)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if "layer_norm.weight" in pname:
+                p.copy_(rand(*p.shape, low=0.6, high=1.4))
+            elif pname.endswith("w_1.bias"):  # most ReLU units active, not all
+                p.copy_(rand(*p.shape, low=-0.1, high=0.4))
+            else:
+                p.copy_(rand(*p.shape, low=-0.5, high=0.5))
+    items = rand(B, T, d).requires_grad_(True)
+    states = model(items, mask)
+    seen = (torch.cummax(mask != 0, dim=1).values).double()
+    last_t = torch.tensor([max(t for t in range(T) if mask[b, t] != 0) for b in range(B)])
+    last = states[torch.arange(B), last_t]
+    r_states = rand(B, T, d) * seen.unsqueeze(-1)
+    r_last = rand(B, d)
+    ((states * r_states).sum() + (last * r_last).sum()).backward()
+    w.add(name + ".cfg", [d, max_length, layers, heads, use_mask])
+    w.add(name + ".items", items.detach().numpy())
+    w.add(name + ".mask", mask.numpy())
+    w.add(name + ".seen", seen.numpy())
+    w.add(name + ".states", states.detach().numpy())
+    w.add(name + ".last", last.detach().numpy())
+    w.add(name + ".r_states", r_states.numpy())
+    w.add(name + ".r_last", r_last.numpy())
+    w.add(name + ".ditems", items.grad.numpy())
+    for pname, p in seqenc_params(model):
+        parts = p if isinstance(p, tuple) else (p,)
+        w.add("%s.param.%s" % (name, pname), torch.cat([q.detach() for q in parts]).numpy())
+        w.add("%s.grad.%s" % (name, pname), torch.cat([q.grad for q in parts]).numpy())
+
+
+def write_sequence_encoder():
+    """mmrec_sequence_encoder_forward against IISAN's user encoder
+    (seqenc_case): left and right padding, a full row and a row of one item,
+    1 and 2 blocks, and full rows without a mask."""
+    w = Writer("sequence_encoder.bin")
+    padded = [[0, 0, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]
+    with own_stream(230):
+        seqenc_case(w, "pad_l1", padded, 7, 8, 2, 1)
+        seqenc_case(w, "pad_l2", padded, 7, 8, 2, 2)
+        seqenc_case(w, "full_l2", [[1] * 6] * 3, 6, 8, 4, 2, use_mask=0)
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
                metrics_auc=write_metrics_auc, content_eval=write_content_eval,
                numerics=write_numerics, batch_softmax=write_batch_softmax,
-               iisan=write_iisan, sequence_softmax=write_sequence_softmax)
+               iisan=write_iisan, sequence_softmax=write_sequence_softmax,
+               sequence_encoder=write_sequence_encoder)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
