@@ -78,8 +78,12 @@ static inline double bench_field(const char *line, const char *key) {
  * OPENBLAS_NUM_THREADS=1 and with OpenBLAS's default threads (PyTorch's and
  * OpenBLAS's pools can fight over the cores, or not, depending on the
  * workload), compares with the faster of the two and prints the workload's
- * BENCH line with both. Returns 0, or 1 when the reference failed. */
-static inline int bench_report(const char *name, double c_ms, int runs) {
+ * BENCH line with both, then `extra` (key=value fields of the C side, may
+ * be NULL) and the fields named in `ref_keys` (space-separated, may be
+ * NULL) from the faster reference's line. Returns 0, or 1 when the
+ * reference failed. */
+static inline int bench_report_fields(const char *name, double c_ms, int runs, const char *extra,
+                                      const char *ref_keys) {
     double c_rss = bench_peak_rss_mib();
     char line[2][1024], args[32], script[128];
     snprintf(args, sizeof args, "%d", runs);
@@ -88,19 +92,35 @@ static inline int bench_report(const char *name, double c_ms, int runs) {
     for (int s = 0; s < 2; s++) {
         if (bench_run_reference(script, args, s == 0, line[s], sizeof line[s]) != 0) {
             fprintf(stderr, "%s: PyTorch reference failed (python3-torch installed?)\n", name);
-            printf("BENCH %s c_ms=%.3f ref_ms=nan speedup=nan\n", name, c_ms);
+            printf("BENCH %s c_ms=%.3f ref_ms=nan speedup=nan%s%s\n", name, c_ms,
+                   extra ? " " : "", extra ? extra : "");
             return 1;
         }
         ref[s] = bench_field(line[s], "ref_ms");
     }
     int best = ref[1] < ref[0];
+    char fields[512] = "";
+    if (ref_keys) {
+        char keys[256], *save = NULL;
+        snprintf(keys, sizeof keys, "%s", ref_keys);
+        for (char *k = strtok_r(keys, " ", &save); k; k = strtok_r(NULL, " ", &save)) {
+            size_t len = strlen(fields);
+            snprintf(fields + len, sizeof fields - len, " %s=%.3f", k,
+                     bench_field(line[best], k));
+        }
+    }
     printf("BENCH %s c_ms=%.3f ref_ms=%.3f speedup=%.2f threads=%d runs=%d "
            "c_peak_rss_mib=%.1f ref_peak_rss_mib=%.1f ref_ms_blas1=%.3f ref_ms_blas_default=%.3f "
-           "ref_setting=%s\n",
+           "ref_setting=%s%s%s%s\n",
            name, c_ms, ref[best], ref[best] / c_ms, mmrec_get_num_threads(), runs, c_rss,
            bench_field(line[best], "peak_rss_mib"), ref[0], ref[1],
-           best ? "blas_default" : "blas1");
+           best ? "blas_default" : "blas1", extra ? " " : "", extra ? extra : "", fields);
     return 0;
+}
+
+/* bench_report_fields() without extra fields. */
+static inline int bench_report(const char *name, double c_ms, int runs) {
+    return bench_report_fields(name, c_ms, runs, NULL, NULL);
 }
 
 /* Thread count for a benchmark: MMREC_BENCH_THREADS, default 2. */

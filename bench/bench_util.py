@@ -16,9 +16,10 @@ def threads():
     return n
 
 
-def time_step(step, warmup, default_runs, n_threads):
+def time_step(step, warmup, default_runs, n_threads, extra=None):
     """Runs step() `warmup` times, then argv[1] (or default_runs) timed
-    times, and prints ref_ms=<median> runs= threads= peak_rss_mib=."""
+    times, and prints ref_ms=<median> runs= threads= peak_rss_mib=, then
+    the key=value fields extra() returns (a string), if given."""
     for _ in range(warmup):
         step()
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else default_runs
@@ -29,4 +30,4 @@ def time_step(step, warmup, default_runs, n_threads):
         times.append((time.perf_counter() - t0) * 1e3)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"ref_ms={statistics.median(times):.3f} runs={runs} threads={n_threads} "
-          f"peak_rss_mib={peak:.1f}")
+          f"peak_rss_mib={peak:.1f}" + (" " + extra() if extra else ""))

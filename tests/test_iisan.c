@@ -755,6 +755,54 @@ START_TEST(test_encoder_gradcheck) {
 }
 END_TEST
 
+/* The heads of a batch of many rows run through the product of their two
+ * weights (one node), those of a single row as two linear nodes: both give
+ * the same embeddings and gradients. */
+START_TEST(test_encoder_heads_product_matches_two_linears) {
+    enum { N = 8 };
+    static const int kept[3] = {0, 2, 4};
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_module *enc = mt_encoder(model, "e", MMREC_IISAN_INTRA_INTER,
+                                   MMREC_IISAN_GATE_SIGMOID, 0, MMREC_ACT_GELU, kept, 3);
+    mt_perturb_params(model, 77);
+    float text[N * MT_L * MT_H], image[N * MT_L * MT_H], r[N * MT_D], y_batch[N * MT_D];
+    float y_rows[N * MT_D];
+    mt_fill_uniform(text, N * MT_L * MT_H, -1, 1, 78);
+    mt_fill_uniform(image, N * MT_L * MT_H, -1, 1, 79);
+    mt_fill_uniform(r, N * MT_D, -1, 1, 80);
+    size_t n_grads;
+    MT_OK(mmrec_model_param_count(model, &n_grads, NULL));
+    float *g_batch = malloc(n_grads * sizeof *g_batch), *g_rows = malloc(n_grads * sizeof *g_rows);
+    ck_assert(g_batch && g_rows);
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    for (int pass = 0; pass < 2; pass++) { /* 0: one batch of N rows; 1: N batches of one */
+        MT_OK(mmrec_model_zero_grad(model));
+        size_t n = pass == 0 ? N : 1;
+        for (size_t i = 0; i < N; i += n) {
+            int64_t shape[3] = {(int64_t)n, MT_L, MT_H};
+            mmrec_tensor *t, *im, *y;
+            MT_OK(mmrec_tape_wrap(tape, text + i * MT_L * MT_H, 3, shape, MMREC_TENSOR_READONLY,
+                                  &t));
+            MT_OK(mmrec_tape_wrap(tape, image + i * MT_L * MT_H, 3, shape,
+                                  MMREC_TENSOR_READONLY, &im));
+            MT_OK(mmrec_iisan_item_encoder_forward(enc, tape, t, im, &y));
+            MT_OK(mmrec_tensor_copy_to(y, (pass == 0 ? y_batch : y_rows) + i * MT_D, n * MT_D));
+            MT_OK(mmrec_tape_backward_from(tape, y, r + i * MT_D));
+            mmrec_tape_reset(tape);
+        }
+        MT_OK(mmrec_model_export_grads(model, pass == 0 ? g_batch : g_rows, n_grads));
+    }
+    mt_assert_close("heads: embeddings", y_batch, y_rows, N * MT_D, 1e-5f, 1e-6f);
+    mt_assert_close("heads: gradients", g_batch, g_rows, n_grads, 1e-5f, 1e-6f);
+    free(g_batch);
+    free(g_rows);
+    mmrec_tape_destroy(tape);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 /* A training step (reset, forward, backward, Adam) allocates nothing once
  * the tape has its size. */
 static mmrec_status mt_encoder_step(mmrec_module *enc, mmrec_tape *tape, const float *text,
@@ -862,6 +910,7 @@ static Suite *iisan_suite(void) {
     tcase_set_timeout(bwd, 120);
     tcase_add_test(bwd, test_adapter_gradcheck);
     tcase_add_test(bwd, test_encoder_gradcheck);
+    tcase_add_test(bwd, test_encoder_heads_product_matches_two_linears);
     suite_add_tcase(s, bwd);
     TCase *life = tcase_create("lifecycle");
     tcase_set_timeout(life, 120);

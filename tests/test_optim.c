@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 MT_SUITE(optim_suite)
@@ -173,6 +174,72 @@ START_TEST(test_adagrad_matches_formula) {
     cfg.initial_accumulator = 0.1f;
     cfg.weight_decay = 0.2f;
     mt_check_rule("adagrad acc wd", &cfg, mt_ref_adagrad);
+}
+END_TEST
+
+/* A large dense parameter (its gradient norm summed over many lanes):
+ * every element gets the value a small parameter with its init and
+ * gradients gets (element i of the large one repeats element i % 4 of
+ * the small one), and the parameters and the gradient norm are the same
+ * bits for 1 and 2 threads. */
+START_TEST(test_large_parameter_same_update_any_thread_count) {
+    enum { BIG = 50003 }; /* several blocks, and a partial one */
+    static const struct {
+        mmrec_optimizer_type type;
+        float momentum;
+        int nesterov;
+    } kinds[] = {{MMREC_OPT_SGD, 0.9f, 1},
+                 {MMREC_OPT_ADAM, 0, 0},
+                 {MMREC_OPT_ADAMW, 0, 0},
+                 {MMREC_OPT_ADAGRAD, 0, 0}};
+    float *init = malloc(BIG * sizeof *init), *grads = malloc(3 * (size_t)BIG * sizeof *grads);
+    float *got[2] = {malloc(BIG * sizeof(float)), malloc(BIG * sizeof(float))};
+    ck_assert(init && grads && got[0] && got[1]);
+    for (size_t i = 0; i < BIG; i++) {
+        init[i] = mt_init[i % MT_N];
+        for (int t = 0; t < 3; t++) grads[(size_t)t * BIG + i] = mt_grads[t][i % MT_N];
+    }
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        float norm[2], small[MT_N];
+        for (int threads = 1; threads <= 2; threads++) {
+            MT_OK(mmrec_set_num_threads(threads));
+            mmrec_optimizer_config cfg;
+            MT_OK(mmrec_optimizer_config_init(&cfg));
+            cfg.type = kinds[k].type;
+            cfg.lr = 0.05f;
+            cfg.momentum = kinds[k].momentum;
+            cfg.nesterov = kinds[k].nesterov;
+            mmrec_tensor *w, *ws;
+            mmrec_model *m = mt_model_1(init, BIG, &w), *ms = mt_model_1(mt_init, MT_N, &ws);
+            mmrec_optimizer *o, *os;
+            MT_OK(mmrec_optimizer_create(m, &cfg, &o));
+            MT_OK(mmrec_optimizer_create(ms, &cfg, &os));
+            for (int t = 0; t < 3; t++) {
+                MT_OK(mmrec_model_import_grads(m, grads + (size_t)t * BIG, BIG));
+                MT_OK(mmrec_model_import_grads(ms, mt_grads[t], MT_N));
+                MT_OK(mmrec_optimizer_step(o));
+                MT_OK(mmrec_optimizer_step(os));
+            }
+            MT_OK(mmrec_optimizer_last_grad_norm(o, &norm[threads - 1]));
+            MT_OK(mmrec_tensor_copy_to(w, got[threads - 1], BIG));
+            MT_OK(mmrec_tensor_copy_to(ws, small, MT_N));
+            for (size_t i = 0; i < BIG; i++)
+                ck_assert_msg(got[threads - 1][i] == small[i % MT_N],
+                              "type %d, %d threads: element %zu is %.9g, expected %.9g",
+                              (int)kinds[k].type, threads, i, (double)got[threads - 1][i],
+                              (double)small[i % MT_N]);
+            mmrec_optimizer_destroy(o);
+            mmrec_optimizer_destroy(os);
+            mmrec_model_destroy(m);
+            mmrec_model_destroy(ms);
+        }
+        ck_assert(memcmp(got[0], got[1], BIG * sizeof(float)) == 0);
+        ck_assert(norm[0] == norm[1]);
+    }
+    free(init);
+    free(grads);
+    free(got[0]);
+    free(got[1]);
 }
 END_TEST
 
@@ -945,6 +1012,7 @@ static Suite *optim_suite(void) {
     tcase_add_test(rules, test_adam_and_adamw_match_formula);
     tcase_add_test(rules, test_adagrad_matches_formula);
     tcase_add_test(rules, test_clip_grad_norm_scales_all_gradients);
+    tcase_add_test(rules, test_large_parameter_same_update_any_thread_count);
     tcase_add_test(rules, test_groups_have_their_own_lr_and_weight_decay);
     tcase_add_test(rules, test_frozen_skipped_and_unfrozen_gets_state_later);
     tcase_add_test(rules, test_sparse_rows_only_touched_rows_and_state_change);

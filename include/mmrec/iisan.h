@@ -165,7 +165,10 @@ MMREC_API mmrec_status mmrec_iisan_item_encoder_create(mmrec_model *model, const
                                                        mmrec_module **out);
 
 /* Item embeddings from the cached states (the equations above), one node
- * per SAN, per head layer and for the fusion.
+ * per SAN, per head and for the fusion. A head's two layers run as one
+ * product, x (W2 W1)^T + (W2 b1 + b2), when a call has more rows than d
+ * (fewer multiply-adds; the same values up to float rounding), else as
+ * two linear layers.
  *   encoder      (in)  a module made by mmrec_iisan_item_encoder_create().
  *   tape         (in)  the step's tape.
  *   text_states  (in)  [n, L, H] or [batch, seq, L, H]: each item's text

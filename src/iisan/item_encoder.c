@@ -1,7 +1,9 @@
 /* IISAN item encoder: the intra-modal SANs (text, image) and the
  * inter-modal SAN over the cached per-layer states (san.c, one fused node
- * each), their heads Linear(H, H) then Linear(H, d) without an activation,
- * and the fusion Linear(concat(image, text, inter)). Reference:
+ * each), their heads Linear(H, H) then Linear(H, d) without an activation
+ * (one node through the product of the two weights when a batch has more
+ * rows than d: d H (H + rows) multiply-adds per pass instead of
+ * rows H (H + d); modules/linear.c, mmrec__lin2_forward), and the fusion Linear(concat(image, text, inter)). Reference:
  * IISANAdaptedMModel and ModelMM (com_dense) of github.com/GAIR-Lab/IISAN,
  * Code_Cached/model/model.py; shared/METHODS.md (IISAN);
  * tests/golden/make_golden.py::write_iisan. */
@@ -272,8 +274,8 @@ static mmrec_status mmrec__iisan_run(const mmrec__iisan *m, mmrec_tape *tape, co
         mmrec_tensor *b = w == MMREC__IISAN_INTER ? text : NULL, *h;
         MMREC_FORWARD_IF(
             mmrec__san_forward(&m->san[w], tape, func, m->kept, m->num_kept, a, b, &h));
-        MMREC_FORWARD_IF(mmrec__lin_forward(&m->head[w][0], tape, func, h, &h));
-        MMREC_FORWARD_IF(mmrec__lin_forward(&m->head[w][1], tape, func, h, &emb[n]));
+        MMREC_FORWARD_IF(
+            mmrec__lin2_forward(&m->head[w][0], &m->head[w][1], tape, func, h, &emb[n]));
         n++;
     }
     mmrec_tensor *x = emb[0];

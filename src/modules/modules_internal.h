@@ -49,6 +49,18 @@ mmrec_status mmrec__lin_create(mmrec_model *model, const char *func, const char 
 mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const char *func,
                                 mmrec_tensor *x, mmrec_tensor **out) MMREC__WUR;
 
+/* y = (x W1^T + b1) W2^T + b2, two linear maps with nothing between them
+ * (lin1: in -> mid, lin2: mid -> out). When it costs fewer multiply-adds
+ * (many rows, out < rows) and neither map has an unmerged LoRA, one node
+ * through the product M = W2 W1 [out, in]: forward y = x M^T + (W2 b1 +
+ * b2), backward from G = dy^T x [out, in] (dW2 = G W1^T + colsum(dy) b1^T,
+ * dW1 = W2^T G, dx = dy M), so no [rows, mid] product is ever formed;
+ * otherwise the two linear nodes. The same function and gradients either
+ * way, up to float rounding. */
+mmrec_status mmrec__lin2_forward(const mmrec__lin *lin1, const mmrec__lin *lin2,
+                                 mmrec_tape *tape, const char *func, mmrec_tensor *x,
+                                 mmrec_tensor **out) MMREC__WUR;
+
 /* Bottleneck adapter y = x + act(x W_down^T + b_down) W_up^T + b_up
  * (adapter.c): the kernel of the Adapter module, also run by composite
  * blocks that fuse several adapters into one node (IISAN's SAN towers). */

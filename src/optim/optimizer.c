@@ -253,20 +253,30 @@ static size_t mmrec__param_row_dim(const mmrec__param *p) {
     return p->tensor.numel / (size_t)p->tensor.shape[0];
 }
 
+#define MMREC__OPT_LANES 16
+
+/* Sum of squares of g[0 .. n) in double, over independent lanes (a single
+ * running sum would serialize on the adds' latency). */
+static double mmrec__sumsq_range(const float *g, size_t n) {
+    double acc[MMREC__OPT_LANES] = {0};
+    size_t i = 0;
+    for (; i + MMREC__OPT_LANES <= n; i += MMREC__OPT_LANES)
+        for (size_t l = 0; l < MMREC__OPT_LANES; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
+    for (size_t l = 0; i + l < n; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
+    double s = 0.0;
+    for (size_t l = 0; l < MMREC__OPT_LANES; l++) s += acc[l];
+    return s;
+}
+
 /* Sum of squares of a gradient in double (touched rows only when rows-only):
  * finite exactly when every element is. */
 static double mmrec__grad_sumsq(const mmrec__param *p) {
     const float *g = p->tensor.grad;
+    if (!mmrec__param_rows_only(p)) return mmrec__sumsq_range(g, p->tensor.numel);
+    size_t dim = mmrec__param_row_dim(p);
     double s = 0.0;
-    if (mmrec__param_rows_only(p)) {
-        size_t dim = mmrec__param_row_dim(p);
-        for (size_t r = 0; r < p->n_touched; r++) {
-            const float *row = g + (size_t)p->touched_rows[r] * dim;
-            for (size_t j = 0; j < dim; j++) s += (double)row[j] * (double)row[j];
-        }
-    } else {
-        for (size_t i = 0; i < p->tensor.numel; i++) s += (double)g[i] * (double)g[i];
-    }
+    for (size_t r = 0; r < p->n_touched; r++)
+        s += mmrec__sumsq_range(g + (size_t)p->touched_rows[r] * dim, dim);
     return s;
 }
 
