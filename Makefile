@@ -69,7 +69,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec abi-check abi-baseline check-symbols map install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan abi-check abi-baseline check-symbols map install uninstall \
         example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -209,6 +209,13 @@ IISAN_SCIENTIFIC ?= ../shared/data/iisan-scientific
 ALIGNREC_ARGS ?=
 example-alignrec: build/examples/alignrec
 	$(Q)build/examples/alignrec $(IISAN_SCIENTIFIC) $(ALIGNREC_ARGS)
+
+# IISAN (text-only) against ID-only SASRec and a frozen last layer on the same
+# data; IISAN_ARGS="--epochs 2" is a smoke run, IISAN_ARGS="--synthetic" the
+# two-modality run (intra+inter against intra and text-only; no data needed).
+IISAN_ARGS ?=
+example-iisan: build/examples/iisan
+	$(Q)build/examples/iisan $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(IISAN_ARGS)
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
