@@ -50,14 +50,16 @@
  *
  * --synthetic: two generated modalities carrying a planted signal, to run
  * the full intra+inter model end to end and to show when the inter-modal
- * SAN helps. Each item has a 3-bit code a in its "text" states and a 3-bit
- * code b in its "image" states (the same directions in both, growing with
- * depth, plus item noise); users prefer one category c = a XOR b. Every
- * function of a alone plus a function of b alone is uncorrelated with the
- * category, so the intra-modal model (text SAN and image SAN fused by a
- * linear layer, scored by a dot product) cannot find it; the inter-modal
- * SAN adds the two modalities inside its adapters (ReLU: |x| and hence
- * XOR is in reach) and can. Compared: intra+inter, intra and text-only.
+ * SAN helps. Item i is one pair of 5-bit codes (a, b), 1024 items: its
+ * "text" states carry a (one direction per bit, signed, growing with
+ * depth), its "image" states b along the same directions, and nothing
+ * else; users prefer one category c = a XOR b (32 categories of 32
+ * items), 85% of their items from it. Every function of a alone plus a
+ * function of b alone is uncorrelated with the category, so the intra-modal
+ * model (text SAN and image SAN fused by a linear layer, scored by a dot
+ * product) cannot see it; the inter-modal SAN adds the two modalities inside
+ * its adapters (ReLU gives |x|, hence each bit's XOR) and can. Compared:
+ * intra+inter, intra and text-only.
  *
  * Usage: iisan [data dir] [--epochs N] [--patience N] [--batch B]
  *          [--lr-scale S] [--cache PATH] [--features PATH] [--models LIST]
@@ -231,10 +233,10 @@ static void data_read(data *d, const char *dir, const char *cache_path, const ch
 /* ---- synthetic data with two modalities ---- */
 
 #define SYN_USERS 6000
-#define SYN_ITEMS 2000
+#define SYN_BITS 5                           /* bits of each modality's code */
+#define SYN_ITEMS (1 << (2 * SYN_BITS))      /* one item per pair of codes */
 #define SYN_LAYERS 7
 #define SYN_WIDTH 128
-#define SYN_BITS 3
 
 static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -270,8 +272,8 @@ static void data_synthetic(data *d, const char *cache_path, uint64_t seed) {
     int64_t *cat_items = xmalloc(SYN_ITEMS * sizeof *cat_items);
     size_t cat_n[1 << SYN_BITS] = {0}, cat_off[(1 << SYN_BITS) + 1];
     for (int i = 0; i < SYN_ITEMS; i++) {
-        code_a[i] = (int)(rng_next(&s) % (uint64_t)C);
-        code_b[i] = (int)(rng_next(&s) % (uint64_t)C);
+        code_a[i] = i >> SYN_BITS;
+        code_b[i] = i & (C - 1);
         cat_n[code_a[i] ^ code_b[i]]++;
     }
     cat_off[0] = 0;
@@ -326,10 +328,8 @@ static void data_synthetic(data *d, const char *cache_path, uint64_t seed) {
         for (size_t l = 0; l < L; l++) {
             float amp = 0.5f + 2.5f * (float)l / (float)(L - 1);
             float *t = text + (size_t)i * rec + l * H, *m = image + (size_t)i * rec + l * H;
-            for (size_t h = 0; h < H; h++) {
-                t[h] = 0.3f * rng_normal(&s) / sqrtf((float)H) * 4.0f;
-                m[h] = 0.3f * rng_normal(&s) / sqrtf((float)H) * 4.0f;
-            }
+            memset(t, 0, H * sizeof *t);
+            memset(m, 0, H * sizeof *m);
             for (int j = 0; j < SYN_BITS; j++) {
                 const float *u = dirs + (l * SYN_BITS + (size_t)j) * H;
                 float sa = (code_a[i] >> j) & 1 ? amp : -amp, sb = (code_b[i] >> j) & 1 ? amp : -amp;
