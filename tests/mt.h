@@ -109,6 +109,16 @@ const mt_array *mt_golden_get(const mt_golden *g, const char *name);
 void mt_assert_close(const char *what, const float *got, const float *want, size_t n, float rtol,
                      float atol);
 
+/* Copies the golden's "<kase>.param.<name>" into every parameter of
+ * `model`, whose names are "<prefix>.<name>" (prefix_len bytes, the '.'
+ * included); the golden must hold one for every parameter and no other. */
+void mt_load_params(const mt_golden *gold, const char *kase, mmrec_model *model,
+                    size_t prefix_len);
+/* Checks every parameter's gradient against the golden's
+ * "<kase>.grad.<name>" (names as for mt_load_params), rtol 1e-5, atol 1e-6. */
+void mt_check_grads(const mt_golden *gold, const char *kase, mmrec_model *model,
+                    size_t prefix_len);
+
 /* Path of a file under tests/ (static buffer). */
 const char *mt_path(const char *rel);
 

@@ -142,48 +142,6 @@ START_TEST(test_adapter_bad_config_and_input) {
 }
 END_TEST
 
-/* Copies the golden's "<kase>.param.<name>" into every parameter of
- * `model`, whose names are "<prefix>.<name>"; the golden must hold one
- * for every parameter and no other. */
-static void mt_load_params(const mt_golden *gold, const char *kase, mmrec_model *model,
-                           size_t prefix_len) {
-    size_t n, in_golden = 0;
-    MT_OK(mmrec_model_num_params(model, &n));
-    char key[64];
-    for (size_t p = 0; p < n; p++) {
-        const char *name;
-        mmrec_tensor *t;
-        MT_OK(mmrec_model_param_at(model, p, &name, &t));
-        snprintf(key, sizeof key, "%s.param.%s", kase, name + prefix_len);
-        const mt_array *want = mt_golden_get(gold, key);
-        size_t numel;
-        MT_OK(mmrec_tensor_numel(t, &numel));
-        ck_assert_msg(numel == want->numel, "%s: %zu values, golden %zu", key, numel, want->numel);
-        MT_OK(mmrec_tensor_copy_from(t, want->data, want->numel));
-    }
-    snprintf(key, sizeof key, "%s.param.", kase);
-    for (size_t i = 0; i < gold->n; i++)
-        in_golden += strncmp(gold->arrays[i].name, key, strlen(key)) == 0;
-    ck_assert_uint_eq(in_golden, n);
-}
-
-static void mt_check_grads(const mt_golden *gold, const char *kase, mmrec_model *model,
-                           size_t prefix_len) {
-    size_t n;
-    MT_OK(mmrec_model_num_params(model, &n));
-    char key[64];
-    for (size_t p = 0; p < n; p++) {
-        const char *name;
-        mmrec_tensor *t;
-        const float *g;
-        MT_OK(mmrec_model_param_at(model, p, &name, &t));
-        MT_OK(mmrec_tensor_grad(t, &g));
-        snprintf(key, sizeof key, "%s.grad.%s", kase, name + prefix_len);
-        const mt_array *want = mt_golden_get(gold, key);
-        mt_assert_close(key, g, want->data, want->numel, 1e-5f, 1e-6f);
-    }
-}
-
 START_TEST(test_adapter_matches_pytorch) {
     mt_golden gold;
     mt_golden_load(&gold, "iisan.bin");
