@@ -7,8 +7,10 @@
  * In libmmrec as one fused node per SAN (the cached states of all 13 layers
  * as input, as the reference reads them, and only the 7 kept ones), the
  * same tower built from one adapter node per layer and element-wise gate
- * ops (what fusing the tower saves), and in PyTorch
- * (bench/iisan_tower.py, the reference's modules). */
+ * ops (what fusing the tower saves; it also runs the head as two Linear
+ * layers where the encoder uses the product of their weights), and in
+ * PyTorch (bench/iisan_tower.py, the reference's modules, with the head
+ * through the product of its weights as the encoder's). */
 #include "bench_util.h"
 
 #define ITEMS 704

@@ -3,11 +3,14 @@ text tower as the reference's modules compute it (github.com/GAIR-Lab/IISAN,
 Code_Cached: AdapterBlock x 7 over layers 0, 2, .., 12 of the cached
 [704, 13, 768] states with the sigmoid(p / 0.1) gates, fc_bert, the text
 encoder's fc (bert_pre_fc), com_dense), ReLU, 704 items; loss = sum(r * y).
+The head (fc_bert then bert_pre_fc, no activation between) runs through the
+product of its two weights, as the C side does (iisan.h): the same maths.
 torch.set_num_threads from MMREC_BENCH_THREADS, run by the caller with
 OPENBLAS_NUM_THREADS=1 and with OpenBLAS's default threads.
 Prints one line: ref_ms=<median> runs=<n>."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import bench_util
@@ -53,7 +56,9 @@ class TextTower(nn.Module):
             gate = torch.sigmoid(self.side_gate_params_text[index] / 0.1)
             fusion = gate * hidden_states_text[layer] + (1 - gate) * last
             last = self.bert_adapter_list[index](fusion)
-        return self.com_dense(self.bert_pre_fc(self.fc_bert(last)))
+        w = self.bert_pre_fc.weight @ self.fc_bert.weight
+        b = self.bert_pre_fc.weight @ self.fc_bert.bias + self.bert_pre_fc.bias
+        return self.com_dense(F.linear(last, w, b))
 
 
 tower = TextTower()
