@@ -4,10 +4,13 @@
  * (IISANAdaptedMModel of github.com/GAIR-Lab/IISAN, Code_Cached): the item
  * encoder that turns the cached per-layer CLS states of a frozen text and a
  * frozen image backbone into an item embedding through side adapter
- * networks (SANs). The sequence encoder over the item embeddings is the
- * Transformer layer of modules.h, the in-batch debiased cross-entropy the
- * batch softmax of losses.h, the per-layer states a gather of the kept
- * layers from the feature cache (cache.h).
+ * networks (SANs). The rest of IISAN lives with its kind: the sequence
+ * encoder over the item embeddings is mmrec_sequence_encoder (modules.h),
+ * the in-batch debiased cross-entropy mmrec_loss_sequence_softmax (a
+ * configuration of the batch softmax, losses.h), the per-layer states a
+ * gather of the kept layers from the feature cache
+ * (mmrec_cache_gather_layers, cache.h), the data IISAN's TSV files
+ * (mmrec_sequences_read_tsv, data.h); examples/iisan.c puts them together.
  *
  * With kept layers l_1 < ... < l_K of the backbones' num_layers (LayerDrop:
  * 0, 2, .., 12 of 13), states s_k = hidden state of layer l_k, gates
