@@ -107,7 +107,9 @@ MMREC_API mmrec_status mmrec_model_freeze(mmrec_model *model, const char *prefix
  *   count_out (out, may be NULL) number of parameters matched.
  * Returns MMREC_OK, MMREC_EINVAL (model or prefix NULL, not a model),
  *         MMREC_ENOTFOUND (no parameter matched), MMREC_ESTATE (a matched
- *         parameter is held by a merged LoRA; the model was destroyed),
+ *         parameter is held by a merged LoRA, or is the state of an
+ *         estimator such as mmrec_freq_estimator_create's, which is never
+ *         trainable; the model was destroyed),
  *         MMREC_ENOMEM (gradient buffers are allocated first, so nothing
  *         changed). A failed call changes nothing.
  * Do not call between a forward and its backward.

@@ -256,6 +256,11 @@ static mmrec_status mmrec__model_set_trainable(mmrec_model *model, const char *p
                                     "parameter '%s' is held frozen by a merged LoRA; unmerge "
                                     "it first",
                                     p->name);
+        if (trainable && p->state && mmrec__name_under(p->name, prefix))
+            return mmrec__set_error(MMREC_ESTATE, func,
+                                    "parameter '%s' is state an estimator updates, never "
+                                    "trainable",
+                                    p->name);
     }
     for (size_t i = 0; i < model->n_params; i++) {
         mmrec__param *p = model->params[i];
@@ -305,6 +310,11 @@ void mmrec__param_set_trainable(mmrec__param *p, bool trainable) {
         p->tensor.flags |= MMREC__T_REQUIRES_GRAD;
     else
         p->tensor.flags &= ~(uint32_t)MMREC__T_REQUIRES_GRAD;
+}
+
+void mmrec__param_mark_state(mmrec__param *p) {
+    mmrec__param_set_trainable(p, false);
+    p->state = true;
 }
 
 mmrec_status mmrec__model_check_unheld(const mmrec_model *model, const char *func,
