@@ -205,3 +205,4 @@
     {"mmrec_freq_estimator_create", "mmrec_status", "twotower.h", 4, {{"model", "mmrec_model *", 1}, {"name", "const char *", 1}, {"cfg", "const mmrec_freq_estimator_config *", 1}, {"out", "mmrec_module **", 1}}},
     {"mmrec_freq_estimator_update", "mmrec_status", "twotower.h", 4, {{"estimator", "mmrec_module *", 1}, {"ids", "const int64_t *", 1}, {"n", "size_t", 0}, {"step", "int64_t", 0}}},
     {"mmrec_freq_estimator_probability", "mmrec_status", "twotower.h", 4, {{"estimator", "const mmrec_module *", 1}, {"ids", "const int64_t *", 1}, {"n", "size_t", 0}, {"out", "float *", 1}}},
+    {"mmrec_freq_estimator_set_counts", "mmrec_status", "twotower.h", 3, {{"estimator", "mmrec_module *", 1}, {"counts", "const float *", 1}, {"n", "size_t", 0}}},

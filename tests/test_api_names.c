@@ -717,6 +717,16 @@ CALL(mmrec_freq_estimator_update) {
     mmrec_module *m = fx_freq(f);
     return mmrec_freq_estimator_update(N(0, m), N(1, fx_freq_ids), 2, 1);
 }
+CALL(mmrec_freq_estimator_set_counts) {
+    mmrec_freq_estimator_config c;
+    MT_OK(mmrec_freq_estimator_config_init(&c));
+    c.num_buckets = 16;
+    c.num_items = 2;
+    mmrec_module *m;
+    MT_OK(mmrec_freq_estimator_create(f->model, "freq_static", &c, &m));
+    static const float counts[2] = {1, 3};
+    return mmrec_freq_estimator_set_counts(N(0, m), N(1, counts), 2);
+}
 CALL(mmrec_freq_estimator_probability) {
     mmrec_module *m = fx_freq(f);
     float p[2];
@@ -1255,6 +1265,7 @@ static const mt_entry mt_entries[] = {
     E_NULLABLE(mmrec_freq_estimator_create, "out"),
     E(mmrec_freq_estimator_update),
     E(mmrec_freq_estimator_probability),
+    E_NULLABLE(mmrec_freq_estimator_set_counts, "counts"), /* NULL: back to streaming */
     /* tensor.h */
     E(mmrec_tensor_create),
     E(mmrec_tensor_wrap),

@@ -56,7 +56,6 @@ START_TEST(test_freq_defaults_and_state_parameters) {
     MT_OK(mmrec_freq_estimator_config_init(&c));
     ck_assert(c.num_buckets == 0 && c.num_hashes == 1 && c.alpha == 0.01f &&
               c.initial_gap == 100.0f && c.seed == 0);
-    ck_assert_int_eq(MMREC__MIN_SIZE(mmrec_freq_estimator_config), 40);
     mmrec_model *model;
     MT_OK(mmrec_model_create(&model));
     mmrec_module *est = mt_freq(model, "freq", 50, 3, 0.01f, 100.0f, 0);
@@ -84,6 +83,7 @@ START_TEST(test_freq_defaults_and_state_parameters) {
     MT_OK(mmrec_model_param_count(model, &trainable, &total));
     ck_assert_uint_eq(trainable, 0);
     ck_assert_uint_eq(total, 3 * 3 * 50 + 2);
+    ck_assert_uint_eq(MMREC__MIN_SIZE(mmrec_freq_estimator_config), 48);
     /* never seen: p = 1 / initial_gap */
     ck_assert(mt_p(est, 12345) == 0.01f);
     /* state is never trainable: unfreeze refuses, freeze is harmless */
@@ -151,6 +151,49 @@ START_TEST(test_freq_duplicates_count_once_per_step) {
         size_t n = k < 3 ? 2 * 64 : 2;
         ck_assert(memcmp(mt_param(model, a), mt_param(model, b), n * sizeof(float)) == 0);
     }
+    mmrec_model_destroy(model);
+}
+END_TEST
+
+START_TEST(test_freq_static_counts_and_switching_back) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_freq_estimator_config c;
+    MT_OK(mmrec_freq_estimator_config_init(&c));
+    c.num_buckets = 128;
+    c.num_hashes = 2;
+    c.num_items = 4;
+    mmrec_module *est, *plain;
+    MT_OK(mmrec_freq_estimator_create(model, "s", &c, &est));
+    c.num_items = 0;
+    MT_OK(mmrec_freq_estimator_create(model, "plain", &c, &plain));
+    size_t n;
+    MT_OK(mmrec_model_num_params(model, &n));
+    ck_assert_uint_eq(n, 5 + 4);
+    int64_t ids[5] = {0, 1, 2, 3, 2};
+    MT_OK(mmrec_freq_estimator_update(est, ids, 5, 1));
+    MT_OK(mmrec_freq_estimator_update(plain, ids, 5, 1));
+    const float counts[4] = {1, 2, 3, 1e-30f};
+    MT_OK(mmrec_freq_estimator_set_counts(est, counts, 4));
+    float p[5];
+    MT_OK(mmrec_freq_estimator_probability(est, ids, 5, p));
+    double sum = 1.0 + 2.0 + 3.0 + (double)1e-30f;
+    ck_assert(p[0] == (float)(1.0 / sum) && p[1] == (float)(2.0 / sum) &&
+              p[2] == (float)(3.0 / sum) && p[4] == p[2]);
+    ck_assert(p[3] == (float)((double)1e-30f / sum) && p[3] > 0.0f);
+    int64_t beyond = 4;
+    MT_EXPECT(mmrec_freq_estimator_probability(est, &beyond, 1, p), MMREC_ERANGE, "num_items");
+    /* updates keep streaming underneath; switching back reads them */
+    MT_OK(mmrec_freq_estimator_update(est, ids, 3, 4));
+    MT_OK(mmrec_freq_estimator_update(plain, ids, 3, 4));
+    MT_OK(mmrec_freq_estimator_probability(est, ids, 5, p));
+    ck_assert(p[0] == (float)(1.0 / sum));
+    MT_OK(mmrec_freq_estimator_set_counts(est, NULL, 0));
+    float q[5];
+    MT_OK(mmrec_freq_estimator_probability(est, ids, 5, p));
+    MT_OK(mmrec_freq_estimator_probability(plain, ids, 5, q));
+    ck_assert(memcmp(p, q, sizeof p) == 0);
+    MT_OK(mmrec_freq_estimator_probability(est, &beyond, 1, p)); /* streaming: any id */
     mmrec_model_destroy(model);
 }
 END_TEST
@@ -326,7 +369,15 @@ static mmrec_model *mt_model_with_state(mmrec_module **est, mmrec_tensor **w) {
     MT_OK(mmrec_model_create(&model));
     int64_t shape[2] = {3, 4};
     MT_OK(mmrec_model_add_param(model, "w", 2, shape, w));
-    *est = mt_freq(model, "freq", 97, 2, 0.05f, 30.0f, 5);
+    mmrec_freq_estimator_config c;
+    MT_OK(mmrec_freq_estimator_config_init(&c));
+    c.num_buckets = 97;
+    c.num_hashes = 2;
+    c.alpha = 0.05f;
+    c.initial_gap = 30.0f;
+    c.seed = 5;
+    c.num_items = 50;
+    MT_OK(mmrec_freq_estimator_create(model, "freq", &c, est));
     return model;
 }
 
@@ -374,6 +425,9 @@ START_TEST(test_freq_state_survives_save_and_load) {
             MT_OK(mmrec_model_load(b, path));
         } else {
             mt_feed(ea, 41, 60);
+            float counts[50];
+            for (int k = 0; k < 50; k++) counts[k] = (float)(k + 1);
+            MT_OK(mmrec_freq_estimator_set_counts(ea, counts, 50));
             MT_OK(mmrec_checkpoint_save(a, oa, path));
             MT_OK(mmrec_checkpoint_load(b, ob, path));
         }
@@ -382,6 +436,9 @@ START_TEST(test_freq_state_survives_save_and_load) {
         int64_t id = 1;
         MT_EXPECT(mmrec_freq_estimator_update(eb, &id, 1, (pass ? 60 : 40) * 1000003),
                   MMREC_EINVAL, "step");
+        /* and so did the mode: static after the checkpoint */
+        id = 9;
+        ck_assert(mt_p(eb, id) == (pass ? (float)(10.0 / 1275.0) : mt_p(ea, id)));
     }
     /* both go on identically */
     mt_feed(ea, 61, 70);
@@ -463,6 +520,8 @@ START_TEST(test_freq_bad_config) {
     MT_BAD(initial_gap, 0.0f);
     MT_BAD(initial_gap, -2.0f);
     MT_BAD(initial_gap, INFINITY);
+    MT_BAD(num_items, -1);
+    MT_BAD(num_items, ((int64_t)1 << 31) + 1);
 #undef MT_BAD
     /* config sizes (STYLE.md 5): older prefix, newer zero tail, newer non-zero tail */
     struct {
@@ -529,6 +588,25 @@ START_TEST(test_freq_bad_input) {
     MT_EXPECT(mmrec_freq_estimator_probability(est, ids, 0, p), MMREC_EINVAL, "'n'");
     MT_EXPECT(mmrec_freq_estimator_probability(est, neg, 3, p), MMREC_ERANGE, "ids[1]");
     ck_assert(p[0] == -1 && p[1] == -1 && p[2] == -1);
+    /* the static option */
+    float counts[3] = {1, 2, 3};
+    MT_EXPECT(mmrec_freq_estimator_set_counts(NULL, counts, 3), MMREC_EINVAL, "estimator");
+    MT_EXPECT(mmrec_freq_estimator_set_counts(lin, counts, 3), MMREC_EINVAL, "freq_estimator");
+    MT_EXPECT(mmrec_freq_estimator_set_counts(est, counts, 3), MMREC_ESTATE, "num_items");
+    mmrec_freq_estimator_config sc;
+    MT_OK(mmrec_freq_estimator_config_init(&sc));
+    sc.num_buckets = 8;
+    sc.num_items = 3;
+    mmrec_module *st;
+    MT_OK(mmrec_freq_estimator_create(model, "st", &sc, &st));
+    MT_EXPECT(mmrec_freq_estimator_set_counts(st, counts, 2), MMREC_EINVAL, "num_items 3");
+    MT_EXPECT(mmrec_freq_estimator_set_counts(st, counts, 0), MMREC_EINVAL, "'n'");
+    static const float bad[4] = {0.0f, -1.0f, NAN, INFINITY};
+    for (int k = 0; k < 4; k++) {
+        counts[2] = bad[k];
+        MT_EXPECT(mmrec_freq_estimator_set_counts(st, counts, 3), MMREC_EINVAL, "counts[2]");
+    }
+    ck_assert(mt_param(model, "st.static_p")[0] == 0.0f); /* still streaming */
     /* an optimizer keeps the model alive after the caller destroys it */
     mmrec_optimizer_config oc;
     MT_OK(mmrec_optimizer_config_init(&oc));
@@ -552,11 +630,15 @@ static mmrec_status mt_freq_oom(void *ctx) {
     if (s == MMREC_OK) s = mmrec_freq_estimator_config_init(&c);
     c.num_buckets = 64;
     c.num_hashes = 3;
+    c.num_items = 8;
     if (s == MMREC_OK) s = mmrec_freq_estimator_create(model, "f", &c, &est);
     int64_t ids[4] = {5, 6, 5, 1000};
     float p[4];
+    static const float counts[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     if (s == MMREC_OK) s = mmrec_freq_estimator_update(est, ids, 4, 1);
     if (s == MMREC_OK) s = mmrec_freq_estimator_probability(est, ids, 4, p);
+    if (s == MMREC_OK) s = mmrec_freq_estimator_set_counts(est, counts, 8);
+    if (s == MMREC_OK) s = mmrec_freq_estimator_probability(est, ids, 3, p);
     if (s == MMREC_OK) s = mmrec_model_save(model, mt_file(0, "oom.mmrc"));
     mmrec_model_destroy(model);
     return s;
@@ -600,6 +682,7 @@ static Suite *freq_estimator_suite(void) {
     tcase_add_test(fwd, test_freq_defaults_and_state_parameters);
     tcase_add_test(fwd, test_freq_update_maths_by_hand);
     tcase_add_test(fwd, test_freq_duplicates_count_once_per_step);
+    tcase_add_test(fwd, test_freq_static_counts_and_switching_back);
     tcase_add_test(fwd, test_freq_tracks_a_distribution_switch);
     suite_add_tcase(s, fwd);
     TCase *life = tcase_create("lifecycle");

@@ -47,6 +47,17 @@
  *   "<name>.gap"                                      [m, H]  B
  *   "<name>.step"                                     [2]     the last
  *                     update's step (high, low); 0 before the first update
+ *   "<name>.static_p"                                 [num_items]  only
+ *                     with cfg.num_items > 0: the static probabilities
+ *                     (below), all 0 while the estimator streams
+ *
+ * Static option: with cfg.num_items > 0, mmrec_freq_estimator_set_counts
+ * switches the estimator to probabilities from counts the caller gives,
+ * p(y) = count(y) / sum of counts (e.g. the training set's item counts,
+ * as DeepMatch and torch-rechub use them), and back to streaming with
+ * NULL counts. Updates keep running the streaming arrays in either mode,
+ * so switching back resumes from them. The mode is part of the state: a
+ * load restores it.
  * Memory: 3 m H floats of state plus, as for every parameter, a gradient
  * buffer of the same size that stays zero.
  *
@@ -80,10 +91,13 @@ typedef struct mmrec_freq_estimator_config {
     float initial_gap;   /* B's starting value; default 100 (the paper's
                             simulation); > 0 and finite */
     uint64_t seed;       /* seeds the hash functions; default 0 */
+    int64_t num_items;   /* ids 0 .. num_items - 1 of the static option; default 0
+                            (no static option); 0 .. 2^31 */
 } mmrec_freq_estimator_config;
 
 /* Fills cfg with the defaults for the first `size` bytes: num_buckets 0
- * (must be set), num_hashes 1, alpha 0.01, initial_gap 100, seed 0. Call it
+ * (must be set), num_hashes 1, alpha 0.01, initial_gap 100, seed 0,
+ * num_items 0. Call it
  * through mmrec_freq_estimator_config_init(&cfg).
  *   cfg  (out) the caller's struct; struct_size is set to `size`.
  *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
@@ -104,8 +118,8 @@ MMREC_API mmrec_status mmrec_freq_estimator_config_init_sized(mmrec_freq_estimat
  *               call.
  *   out   (out, may be NULL) the module; borrowed, owned by the model.
  * Returns MMREC_OK, MMREC_EINVAL (NULL model, name or cfg; a bad name as
- *         for mmrec_linear_create; num_buckets, num_hashes, alpha or
- *         initial_gap out of range; a bad cfg->struct_size or a config
+ *         for mmrec_linear_create; num_buckets, num_hashes, alpha,
+ *         initial_gap or num_items out of range; a bad cfg->struct_size or a config
  *         from a newer libmmrec: the message names the field),
  *         MMREC_ESTATE (a module or parameter of one of these names
  *         exists; the model was destroyed), MMREC_ENOMEM. A failed call
@@ -133,19 +147,42 @@ MMREC_API mmrec_status mmrec_freq_estimator_update(mmrec_module *estimator, cons
 
 /* The estimated probability that each id appears in a batch,
  * p = 1 / max_i B_i[h_i(id)]; 1 / initial_gap for an id whose buckets
- * were never updated. log p is what a logQ-corrected softmax subtracts.
+ * were never updated. In the static mode (mmrec_freq_estimator_set_counts)
+ * p = count(id) / sum of counts instead, and ids must be < num_items. log p
+ * is what a logQ-corrected softmax subtracts.
  *   estimator (in)  a module made by mmrec_freq_estimator_create().
  *   ids       (in)  n item ids, each >= 0; borrowed for the call.
  *   n         (in)  number of ids, >= 1.
  *   out       (out) n probabilities in caller memory, each in (0, 1] once
  *                   initial_gap >= 1.
  * Returns MMREC_OK, MMREC_EINVAL (NULL, n 0, estimator not a frequency
- *         estimator), MMREC_ERANGE (a negative id; the message gives its
- *         index; out untouched), MMREC_ESTATE (the model was destroyed).
+ *         estimator), MMREC_ERANGE (a negative id, or in the static mode
+ *         an id >= num_items; the message gives its index; out
+ *         untouched), MMREC_ESTATE (the model was destroyed).
  * Thread safety: per-handle (the model); any number of threads may call it
  * while nobody updates the estimator. Since 0.2. */
 MMREC_API mmrec_status mmrec_freq_estimator_probability(const mmrec_module *estimator,
                                                         const int64_t *ids, size_t n, float *out);
+
+/* Switches the estimator to static probabilities from counts, p(y) =
+ * counts[y] / sum of counts (sum in double, each p rounded to float and
+ * kept >= FLT_MIN, so never 0), or
+ * back to the streaming estimate when counts is NULL.
+ *   estimator (in)  a module made by mmrec_freq_estimator_create() with
+ *                   cfg.num_items > 0.
+ *   counts    (in, may be NULL) n counts, each > 0 and finite (add-one
+ *                   smoothing, if wanted, is the caller's: a zero count
+ *                   would make log p infinite); borrowed for the call.
+ *                   NULL: back to streaming.
+ *   n         (in)  number of counts: cfg.num_items (ignored with NULL).
+ * Returns MMREC_OK, MMREC_EINVAL (estimator NULL or not a frequency
+ *         estimator; n not num_items: the message gives both; a count not
+ *         > 0 and finite: the message gives its index), MMREC_ESTATE
+ *         (created without num_items; the model was destroyed). A failed
+ *         call changes nothing.
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_freq_estimator_set_counts(mmrec_module *estimator,
+                                                       const float *counts, size_t n);
 
 #ifdef __cplusplus
 }

@@ -47,7 +47,7 @@
     X(mmrec_iisan_item_encoder_config, adapter_init_std, 0.2, 80)     \
     X(mmrec_sequence_softmax_config, num_items, 0.2, 32)              \
     X(mmrec_sequence_encoder_config, attn_bias, 0.2, 56)              \
-    X(mmrec_freq_estimator_config, seed, 0.2, 40)
+    X(mmrec_freq_estimator_config, num_items, 0.2, 48)
 
 /* MMREC__MIN_SIZE(mmrec_linear_config): the first-release size. */
 #define MMREC__MIN_SIZE(type) MMREC__MIN_SIZE_##type

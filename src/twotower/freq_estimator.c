@@ -2,12 +2,14 @@
  * Algorithms 2 and 3 (shared/METHODS-twotower.md 2.3 and 8): per hash i,
  * B_i[h] = (1 - alpha) B_i[h] + alpha (t - A_i[h]); A_i[h] = t, once per
  * bucket per step; p(y) = 1 / max_i B_i[h_i(y)]. A is kept exactly as two
- * float arrays, the high and low 24 bits of the step. Reference: the
+ * float arrays, the high and low 24 bits of the step. The static option
+ * reads p = count / sum from a table instead. Reference: the
  * direct simulation in tests/test_freq_estimator.c. */
 #include "mmrec/twotower.h"
 #include "../modules/modules_internal.h"
 #include "../core/config_sizes.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +24,7 @@ typedef struct mmrec__freq {
     struct mmrec_module base;
     mmrec_freq_estimator_config cfg;
     mmrec_tensor *a_high, *a_low, *gap, *step; /* [m, H] x3, [2] */
+    mmrec_tensor *static_p;                    /* [num_items] or NULL */
     uint64_t hash_seed[MMREC__FREQ_MAX_HASHES];
 } mmrec__freq;
 
@@ -32,6 +35,7 @@ static const mmrec_freq_estimator_config mmrec__freq_defaults = {
     .alpha = 0.01f,
     .initial_gap = 100.0f,
     .seed = 0,
+    .num_items = 0,
 };
 
 mmrec_status mmrec_freq_estimator_config_init_sized(mmrec_freq_estimator_config *cfg,
@@ -59,6 +63,9 @@ static mmrec_status mmrec__freq_check_config(const mmrec_freq_estimator_config *
                       "cfg->alpha is %g, expected (0, 1]", (double)c->alpha);
     MMREC_FAIL_IF_FOR(func, !(c->initial_gap > 0.0f && isfinite(c->initial_gap)), MMREC_EINVAL,
                       "cfg->initial_gap is %g, expected > 0 and finite", (double)c->initial_gap);
+    MMREC_FAIL_IF_FOR(func, c->num_items < 0 || c->num_items > MMREC__FREQ_MAX_BUCKETS,
+                      MMREC_EINVAL, "cfg->num_items is %lld, expected 0 .. 2^31",
+                      (long long)c->num_items);
     MMREC_FAIL_IF_FOR(func, (int64_t)c->num_hashes * c->num_buckets > (int64_t)1 << 40,
                       MMREC_EINVAL, "cfg->num_hashes * cfg->num_buckets is too large");
     return MMREC_OK;
@@ -95,6 +102,8 @@ mmrec_status mmrec_freq_estimator_create(mmrec_model *model, const char *name,
         if (s == MMREC_OK)
             s = mmrec__freq_state(model, name, "gap", 2, shape, c.initial_gap, &e->gap);
         if (s == MMREC_OK) s = mmrec__freq_state(model, name, "step", 1, &two, 0.0f, &e->step);
+        if (s == MMREC_OK && c.num_items > 0)
+            s = mmrec__freq_state(model, name, "static_p", 1, &c.num_items, 0.0f, &e->static_p);
     }
     return mmrec__create_end(&cr, s, e ? &e->base : NULL, "freq_estimator", name, NULL, out);
 }
@@ -109,13 +118,24 @@ static inline size_t mmrec__freq_bucket(const mmrec__freq *e, int i, int64_t id)
                     (uint64_t)e->cfg.num_buckets);
 }
 
-/* Checks ids (n >= 1, each >= 0) for `func`. */
-static mmrec_status mmrec__freq_check_ids(const char *func, const int64_t *ids, size_t n) {
+/* Checks ids (n >= 1, each in [0, limit), limit < 0: no upper bound) for
+ * `func`. */
+static mmrec_status mmrec__freq_check_ids(const char *func, const int64_t *ids, size_t n,
+                                          int64_t limit) {
     MMREC_FAIL_IF_FOR(func, n == 0, MMREC_EINVAL, "argument 'n' is 0, expected >= 1");
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
         MMREC_FAIL_IF_FOR(func, ids[k] < 0, MMREC_ERANGE, "ids[%zu] is %lld, expected >= 0", k,
                           (long long)ids[k]);
+        MMREC_FAIL_IF_FOR(func, limit >= 0 && ids[k] >= limit, MMREC_ERANGE,
+                          "ids[%zu] is %lld, expected < num_items %lld in the static mode", k,
+                          (long long)ids[k], (long long)limit);
+    }
     return MMREC_OK;
+}
+
+/* Static mode: the table is set (its first entry, like every entry, > 0). */
+static inline bool mmrec__freq_static(const mmrec__freq *e) {
+    return e->static_p != NULL && e->static_p->data[0] > 0.0f;
 }
 
 mmrec_status mmrec_freq_estimator_update(mmrec_module *estimator, const int64_t *ids, size_t n,
@@ -129,7 +149,7 @@ mmrec_status mmrec_freq_estimator_update(mmrec_module *estimator, const int64_t 
     MMREC_FAIL_IF(step <= last, MMREC_EINVAL,
                   "argument 'step' is %lld, expected after the last update's step %lld",
                   (long long)step, (long long)last);
-    MMREC_FORWARD_IF(mmrec__freq_check_ids(__func__, ids, n));
+    MMREC_FORWARD_IF(mmrec__freq_check_ids(__func__, ids, n, -1));
     const float t_high = (float)(step / MMREC__FREQ_LOW), t_low = (float)(step % MMREC__FREQ_LOW);
     const double alpha = (double)e->cfg.alpha, keep = 1.0 - alpha;
     float *ah = e->a_high->data, *al = e->a_low->data, *gap = e->gap->data;
@@ -152,8 +172,13 @@ mmrec_status mmrec_freq_estimator_probability(const mmrec_module *estimator, con
     MMREC_CHECK_MODULE(estimator, "freq_estimator");
     MMREC_CHECK_NULL(ids);
     MMREC_CHECK_NULL(out);
-    MMREC_FORWARD_IF(mmrec__freq_check_ids(__func__, ids, n));
     const mmrec__freq *e = (const mmrec__freq *)estimator;
+    bool fixed = mmrec__freq_static(e);
+    MMREC_FORWARD_IF(mmrec__freq_check_ids(__func__, ids, n, fixed ? e->cfg.num_items : -1));
+    if (fixed) {
+        for (size_t k = 0; k < n; k++) out[k] = e->static_p->data[ids[k]];
+        return MMREC_OK;
+    }
     const float *gap = e->gap->data;
     for (size_t k = 0; k < n; k++) {
         float g = gap[mmrec__freq_bucket(e, 0, ids[k])];
@@ -162,6 +187,34 @@ mmrec_status mmrec_freq_estimator_probability(const mmrec_module *estimator, con
             if (gi > g) g = gi;
         }
         out[k] = (float)(1.0 / (double)g);
+    }
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_freq_estimator_set_counts(mmrec_module *estimator, const float *counts,
+                                             size_t n) {
+    MMREC_CHECK_MODULE(estimator, "freq_estimator");
+    mmrec__freq *e = (mmrec__freq *)estimator;
+    MMREC_FAIL_IF(e->static_p == NULL, MMREC_ESTATE,
+                  "estimator '%s' was created without cfg.num_items, so it has no static mode",
+                  estimator->name);
+    float *table = e->static_p->data;
+    size_t items = (size_t)e->cfg.num_items;
+    if (counts == NULL) {
+        memset(table, 0, items * sizeof(float));
+        return MMREC_OK;
+    }
+    MMREC_FAIL_IF(n != items, MMREC_EINVAL, "argument 'n' is %zu, expected num_items %zu", n,
+                  items);
+    double sum = 0;
+    for (size_t k = 0; k < n; k++) {
+        MMREC_FAIL_IF(!(counts[k] > 0.0f && isfinite(counts[k])), MMREC_EINVAL,
+                      "counts[%zu] is %g, expected > 0 and finite", k, (double)counts[k]);
+        sum += (double)counts[k];
+    }
+    for (size_t k = 0; k < n; k++) {
+        float p = (float)((double)counts[k] / sum);
+        table[k] = p > 0.0f ? p : FLT_MIN; /* a tiny count against a huge sum */
     }
     return MMREC_OK;
 }
