@@ -1,5 +1,5 @@
 /* The streaming frequency estimator (twotower.h): the update maths by
- * hand, duplicates, a direct simulation of the algorithm and of the true
+ * hand, duplicates, a PyTorch reference, a direct simulation of the algorithm and of the true
  * batch frequencies over a Zipf stream that switches distribution, state
  * through save / load and optimizers, bad input, allocation failures. */
 #include "mt.h"
@@ -195,6 +195,50 @@ START_TEST(test_freq_static_counts_and_switching_back) {
     ck_assert(memcmp(p, q, sizeof p) == 0);
     MT_OK(mmrec_freq_estimator_probability(est, &beyond, 1, p)); /* streaming: any id */
     mmrec_model_destroy(model);
+}
+END_TEST
+
+/* tests/golden/make_golden.py::write_freq_estimator: the same algorithm
+ * as plain torch ops (distinct buckets by torch.unique), bit for bit. */
+START_TEST(test_freq_matches_pytorch) {
+    mt_golden g;
+    mt_golden_load(&g, "freq_estimator.bin");
+    static const char *const cases[2] = {"small", "far"};
+    for (int c = 0; c < 2; c++) {
+        char key[64];
+#define MT_GET(leaf) (snprintf(key, sizeof key, "%s.%s", cases[c], leaf), mt_golden_get(&g, key))
+        const mt_array *cfg = MT_GET("cfg"), *ids = MT_GET("ids"), *hi = MT_GET("step_hi"),
+                       *lo = MT_GET("step_lo"), *query = MT_GET("query"), *p = MT_GET("p"),
+                       *gap = MT_GET("gap"), *a_hi = MT_GET("a_hi"), *a_lo = MT_GET("a_lo");
+#undef MT_GET
+        mmrec_model *model;
+        MT_OK(mmrec_model_create(&model));
+        mmrec_module *est = mt_freq(model, "f", (int64_t)cfg->data[0], (int)cfg->data[1],
+                                    cfg->data[2], cfg->data[3], (uint64_t)cfg->data[4]);
+        size_t steps = (size_t)ids->shape[0], batch = (size_t)ids->shape[1];
+        int64_t *row = malloc(batch * sizeof *row);
+        for (size_t k = 0; k < steps; k++) {
+            for (size_t j = 0; j < batch; j++) row[j] = (int64_t)ids->data[k * batch + j];
+            int64_t t = (int64_t)hi->data[k] * ((int64_t)1 << 24) + (int64_t)lo->data[k];
+            MT_OK(mmrec_freq_estimator_update(est, row, batch, t));
+        }
+        free(row);
+        int64_t *qid = malloc(query->numel * sizeof *qid);
+        float *got = malloc(query->numel * sizeof *got);
+        for (size_t j = 0; j < query->numel; j++) qid[j] = (int64_t)query->data[j];
+        MT_OK(mmrec_freq_estimator_probability(est, qid, query->numel, got));
+        mt_assert_close("p", got, p->data, p->numel, 1e-7f, 1e-12f);
+        ck_assert(memcmp(got, p->data, p->numel * sizeof(float)) == 0);
+        ck_assert(memcmp(mt_param(model, "f.gap"), gap->data, gap->numel * sizeof(float)) == 0);
+        ck_assert(memcmp(mt_param(model, "f.last_step_high"), a_hi->data,
+                         a_hi->numel * sizeof(float)) == 0);
+        ck_assert(memcmp(mt_param(model, "f.last_step_low"), a_lo->data,
+                         a_lo->numel * sizeof(float)) == 0);
+        free(qid);
+        free(got);
+        mmrec_model_destroy(model);
+    }
+    mt_golden_free(&g);
 }
 END_TEST
 
@@ -683,6 +727,7 @@ static Suite *freq_estimator_suite(void) {
     tcase_add_test(fwd, test_freq_update_maths_by_hand);
     tcase_add_test(fwd, test_freq_duplicates_count_once_per_step);
     tcase_add_test(fwd, test_freq_static_counts_and_switching_back);
+    tcase_add_test(fwd, test_freq_matches_pytorch);
     tcase_add_test(fwd, test_freq_tracks_a_distribution_switch);
     suite_add_tcase(s, fwd);
     TCase *life = tcase_create("lifecycle");
