@@ -86,10 +86,21 @@ START_TEST(test_freq_defaults_and_state_parameters) {
     ck_assert_uint_eq(MMREC__MIN_SIZE(mmrec_freq_estimator_config), 48);
     /* never seen: p = 1 / initial_gap */
     ck_assert(mt_p(est, 12345) == 0.01f);
-    /* state is never trainable: unfreeze refuses, freeze is harmless */
+    /* state is never trainable: unfreezing only state refuses, a wider
+     * prefix unfreezes the rest and leaves the state frozen; freeze is
+     * harmless */
     MT_EXPECT(mmrec_model_unfreeze(model, "freq", NULL), MMREC_ESTATE, "freq.last_step_high");
     MT_EXPECT(mmrec_model_unfreeze(model, "", NULL), MMREC_ESTATE, "never trainable");
+    int64_t wshape[1] = {3};
+    mmrec_tensor *w;
+    MT_OK(mmrec_model_add_param(model, "w", 1, wshape, &w));
+    MT_OK(mmrec_model_freeze(model, "w", NULL));
     size_t count;
+    MT_OK(mmrec_model_unfreeze(model, "", &count));
+    ck_assert_uint_eq(count, 1);
+    MT_OK(mmrec_model_param_count(model, &trainable, NULL));
+    ck_assert_uint_eq(trainable, 3);
+    MT_OK(mmrec_model_freeze(model, "w", NULL));
     MT_OK(mmrec_model_freeze(model, "freq", &count));
     ck_assert_uint_eq(count, 4);
     MT_OK(mmrec_model_param_count(model, &trainable, NULL));
