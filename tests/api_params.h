@@ -201,3 +201,8 @@
     {"mmrec_tensor_grad", "mmrec_status", "tensor.h", 2, {{"tensor", "const mmrec_tensor *", 1}, {"out", "const float **", 1}}},
     {"mmrec_tensor_copy_to", "mmrec_status", "tensor.h", 3, {{"tensor", "const mmrec_tensor *", 1}, {"dst", "float *", 1}, {"n", "size_t", 0}}},
     {"mmrec_tensor_copy_from", "mmrec_status", "tensor.h", 3, {{"tensor", "mmrec_tensor *", 1}, {"src", "const float *", 1}, {"n", "size_t", 0}}},
+    {"mmrec_freq_estimator_config_init_sized", "mmrec_status", "twotower.h", 2, {{"cfg", "mmrec_freq_estimator_config *", 1}, {"size", "size_t", 0}}},
+    {"mmrec_freq_estimator_create", "mmrec_status", "twotower.h", 4, {{"model", "mmrec_model *", 1}, {"name", "const char *", 1}, {"cfg", "const mmrec_freq_estimator_config *", 1}, {"out", "mmrec_module **", 1}}},
+    {"mmrec_freq_estimator_update", "mmrec_status", "twotower.h", 4, {{"estimator", "mmrec_module *", 1}, {"ids", "const int64_t *", 1}, {"n", "size_t", 0}, {"step", "int64_t", 0}}},
+    {"mmrec_freq_estimator_probability", "mmrec_status", "twotower.h", 4, {{"estimator", "const mmrec_module *", 1}, {"ids", "const int64_t *", 1}, {"n", "size_t", 0}, {"out", "float *", 1}}},
+    {"mmrec_freq_estimator_set_counts", "mmrec_status", "twotower.h", 3, {{"estimator", "mmrec_module *", 1}, {"counts", "const float *", 1}, {"n", "size_t", 0}}},

@@ -692,6 +692,47 @@ CALL(mmrec_iisan_item_encoder_forward) {
                                             N(4, &f->t_out));
 }
 
+/* twotower.h */
+static mmrec_module *fx_freq(fx *f) {
+    mmrec_freq_estimator_config c;
+    MT_OK(mmrec_freq_estimator_config_init(&c));
+    c.num_buckets = 16;
+    mmrec_module *m;
+    MT_OK(mmrec_freq_estimator_create(f->model, "freq", &c, &m));
+    return m;
+}
+static const int64_t fx_freq_ids[2] = {3, 5};
+CALL(mmrec_freq_estimator_config_init_sized) {
+    mmrec_freq_estimator_config c;
+    return mmrec_freq_estimator_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_freq_estimator_create) {
+    mmrec_freq_estimator_config c;
+    MT_OK(mmrec_freq_estimator_config_init(&c));
+    c.num_buckets = 16;
+    return mmrec_freq_estimator_create(N(0, f->model), N(1, "new"), N(2, &c),
+                                       N(3, &f->made_module));
+}
+CALL(mmrec_freq_estimator_update) {
+    mmrec_module *m = fx_freq(f);
+    return mmrec_freq_estimator_update(N(0, m), N(1, fx_freq_ids), 2, 1);
+}
+CALL(mmrec_freq_estimator_set_counts) {
+    mmrec_freq_estimator_config c;
+    MT_OK(mmrec_freq_estimator_config_init(&c));
+    c.num_buckets = 16;
+    c.num_items = 2;
+    mmrec_module *m;
+    MT_OK(mmrec_freq_estimator_create(f->model, "freq_static", &c, &m));
+    static const float counts[2] = {1, 3};
+    return mmrec_freq_estimator_set_counts(N(0, m), N(1, counts), 2);
+}
+CALL(mmrec_freq_estimator_probability) {
+    mmrec_module *m = fx_freq(f);
+    float p[2];
+    return mmrec_freq_estimator_probability(N(0, m), N(1, fx_freq_ids), 2, N(3, p));
+}
+
 /* modules.h */
 CALL(mmrec_linear_config_init_sized) {
     mmrec_linear_config c;
@@ -1219,6 +1260,12 @@ static const mt_entry mt_entries[] = {
     E(mmrec_tape_memory),
     E(mmrec_tape_tensor),
     E(mmrec_tape_wrap),
+    /* twotower.h */
+    E(mmrec_freq_estimator_config_init_sized),
+    E_NULLABLE(mmrec_freq_estimator_create, "out"),
+    E(mmrec_freq_estimator_update),
+    E(mmrec_freq_estimator_probability),
+    E_NULLABLE(mmrec_freq_estimator_set_counts, "counts"), /* NULL: back to streaming */
     /* tensor.h */
     E(mmrec_tensor_create),
     E(mmrec_tensor_wrap),

@@ -54,6 +54,7 @@
 #include "mmrec/em3.h"
 #include "mmrec/alignrec.h"
 #include "mmrec/iisan.h"
+#include "mmrec/twotower.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"

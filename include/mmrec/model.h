@@ -103,11 +103,15 @@ MMREC_API mmrec_status mmrec_model_freeze(mmrec_model *model, const char *prefix
  * components, as mmrec_model_freeze matches them): backward computes its
  * gradient again and the optimizer updates it (starting with fresh state if
  * it had none).
+ * The state of an estimator (mmrec_freq_estimator_create's arrays) is
+ * never trainable: a prefix covering it unfreezes the other parameters
+ * under it and leaves the state alone.
  *   prefix    (in)  name prefix; borrowed for the call.
- *   count_out (out, may be NULL) number of parameters matched.
+ *   count_out (out, may be NULL) number of parameters unfrozen.
  * Returns MMREC_OK, MMREC_EINVAL (model or prefix NULL, not a model),
  *         MMREC_ENOTFOUND (no parameter matched), MMREC_ESTATE (a matched
- *         parameter is held by a merged LoRA; the model was destroyed),
+ *         parameter is held by a merged LoRA; every matched parameter is
+ *         an estimator's state; the model was destroyed),
  *         MMREC_ENOMEM (gradient buffers are allocated first, so nothing
  *         changed). A failed call changes nothing.
  * Do not call between a forward and its backward.

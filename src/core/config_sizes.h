@@ -46,7 +46,8 @@
     X(mmrec_adapter_config, init_std, 0.2, 32)                        \
     X(mmrec_iisan_item_encoder_config, adapter_init_std, 0.2, 80)     \
     X(mmrec_sequence_softmax_config, num_items, 0.2, 32)              \
-    X(mmrec_sequence_encoder_config, attn_bias, 0.2, 56)
+    X(mmrec_sequence_encoder_config, attn_bias, 0.2, 56)              \
+    X(mmrec_freq_estimator_config, num_items, 0.2, 48)
 
 /* MMREC__MIN_SIZE(mmrec_linear_config): the first-release size. */
 #define MMREC__MIN_SIZE(type) MMREC__MIN_SIZE_##type

@@ -243,23 +243,34 @@ mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t index, const 
 static mmrec_status mmrec__model_set_trainable(mmrec_model *model, const char *prefix,
                                                bool trainable, size_t *count_out,
                                                const char *func) {
-    size_t count = 0;
-    if (trainable) /* allocate first so a failure changes nothing */
-        for (size_t i = 0; i < model->n_params; i++)
-            if (mmrec__name_under(model->params[i]->name, prefix) &&
-                mmrec__param_alloc_grad(model->params[i]) != MMREC_OK)
-                return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for gradients");
+    size_t count = 0, other = 0;
+    const mmrec__param *state = NULL; /* the first state parameter matched */
     for (size_t i = 0; i < model->n_params; i++) {
         const mmrec__param *p = model->params[i];
-        if (p->held && mmrec__name_under(p->name, prefix))
+        if (!mmrec__name_under(p->name, prefix)) continue;
+        if (p->held)
             return mmrec__set_error(MMREC_ESTATE, func,
                                     "parameter '%s' is held frozen by a merged LoRA; unmerge "
                                     "it first",
                                     p->name);
+        if (p->state && !state) state = p;
+        other += !p->state;
     }
+    /* unfreezing skips an estimator's state (never trainable); a prefix
+     * that covers nothing else is refused */
+    if (trainable && state && other == 0)
+        return mmrec__set_error(MMREC_ESTATE, func,
+                                "parameter '%s' is state an estimator updates, never "
+                                "trainable",
+                                state->name);
+    if (trainable) /* allocate first so a failure changes nothing */
+        for (size_t i = 0; i < model->n_params; i++)
+            if (mmrec__name_under(model->params[i]->name, prefix) && !model->params[i]->state &&
+                mmrec__param_alloc_grad(model->params[i]) != MMREC_OK)
+                return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for gradients");
     for (size_t i = 0; i < model->n_params; i++) {
         mmrec__param *p = model->params[i];
-        if (!mmrec__name_under(p->name, prefix)) continue;
+        if (!mmrec__name_under(p->name, prefix) || (trainable && p->state)) continue;
         count++;
         mmrec__param_set_trainable(p, trainable);
     }
@@ -305,6 +316,11 @@ void mmrec__param_set_trainable(mmrec__param *p, bool trainable) {
         p->tensor.flags |= MMREC__T_REQUIRES_GRAD;
     else
         p->tensor.flags &= ~(uint32_t)MMREC__T_REQUIRES_GRAD;
+}
+
+void mmrec__param_mark_state(mmrec__param *p) {
+    mmrec__param_set_trainable(p, false);
+    p->state = true;
 }
 
 mmrec_status mmrec__model_check_unheld(const mmrec_model *model, const char *func,

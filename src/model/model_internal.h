@@ -16,6 +16,10 @@ typedef struct mmrec__param {
     bool trainable;             /* false when frozen */
     bool held;                  /* held frozen by a merged adapter (LoRA): freeze,
                                  * unfreeze, save and load refuse */
+    bool state;                 /* a statistic the library updates itself (an
+                                 * estimator's counters): never trainable, so
+                                 * optimizers skip it; unfreeze refuses; save
+                                 * and load carry it like any parameter */
     bool sparse;                /* row-sparse gradient (embedding tables) */
     /* Sparse bookkeeping: rows whose gradient may be non-zero since the last
      * clear, as a flag per row and a list, both sized for every row. Only
@@ -107,6 +111,9 @@ static inline bool mmrec__name_under(const char *name, const char *prefix) {
 /* Freezes (gradient cleared) or unfreezes one parameter; its gradient
  * buffer exists (every parameter gets one at creation). */
 void mmrec__param_set_trainable(mmrec__param *p, bool trainable);
+
+/* Marks a parameter as state (see mmrec__param.state): frozen for good. */
+void mmrec__param_mark_state(mmrec__param *p);
 
 /* Fails with MMREC_ESTATE naming the first parameter held frozen by a
  * merged adapter, for an operation (`what`) that would undo or bypass the

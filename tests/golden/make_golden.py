@@ -1654,6 +1654,68 @@ def write_cache_layers():
     w.close()
 
 
+MASK64 = (1 << 64) - 1
+
+
+def freq_mix(x):
+    """The splitmix64 finalizer of twotower.h on uint64 numpy arrays."""
+    z = (np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def freq_buckets(ids, i, buckets, seed):
+    """h_i(ids) = mix(mix(seed + i) ^ ids) mod H (twotower.h)."""
+    with np.errstate(over="ignore"):
+        s = freq_mix(np.array([(seed + i) & MASK64], dtype=np.uint64))[0]
+        h = freq_mix(np.asarray(ids, dtype=np.uint64) ^ s) % np.uint64(buckets)
+    return torch.from_numpy(h.astype(np.int64))
+
+
+def write_freq_estimator():
+    """Streaming frequency estimator (Yi et al. 2019, Algorithms 2-3) as
+    plain torch ops: per step, the distinct buckets of the batch's ids
+    (torch.unique) get B = (1 - alpha) B + alpha (t - A) in float64 stored
+    as float32, then A = t; p = 1 / max over hashes of B.
+    Cases <case>: .cfg [H, m, alpha, initial_gap, seed], .ids [T, batch]
+    (ids drawn from a Zipf law over `items`, stored as floats), .step_hi /
+    .step_lo [T] (step = hi * 2^24 + lo), .query [Q] ids (some never seen),
+    .p [Q], .gap [m, H], .a_hi / .a_lo [m, H]."""
+    w = Writer("freq_estimator.bin")
+    g = torch.Generator().manual_seed(20261205)
+    for case, H, m, alpha, gap0, seed, items, T, batch, base in (
+            ("small", 64, 3, 0.1, 20.0, 12345, 200, 300, 32, 0),
+            ("far", 257, 2, 0.01, 100.0, 7, 500, 200, 48, (1 << 35) + 3)):
+        alpha = float(np.float32(alpha))
+        q = 1.0 / torch.arange(1, items + 1, dtype=torch.float64)
+        ids = torch.multinomial(q / q.sum(), T * batch, replacement=True,
+                                generator=g).reshape(T, batch)
+        steps = base + torch.cumsum(torch.randint(1, 4, (T,), generator=g), 0)
+        A = torch.zeros(m, H, dtype=torch.int64)
+        B = torch.full((m, H), gap0, dtype=torch.float32)
+        for k in range(T):
+            t = int(steps[k])
+            for i in range(m):
+                b = torch.unique(freq_buckets(ids[k].numpy(), i, H, seed))
+                B[i, b] = ((1.0 - alpha) * B[i, b].double()
+                           + alpha * (t - A[i, b]).double()).float()
+                A[i, b] = t
+        query = torch.arange(items + 10)
+        gmax = torch.stack([B[i, freq_buckets(query.numpy(), i, H, seed)] for i in range(m)])
+        p = (1.0 / gmax.max(0).values.double()).float()
+        w.add(case + ".cfg", [H, m, alpha, gap0, seed])
+        w.add(case + ".ids", ids.numpy())
+        w.add(case + ".step_hi", (steps >> 24).numpy())
+        w.add(case + ".step_lo", (steps & ((1 << 24) - 1)).numpy())
+        w.add(case + ".query", query.numpy())
+        w.add(case + ".p", p.numpy())
+        w.add(case + ".gap", B.numpy())
+        w.add(case + ".a_hi", (A >> 24).numpy())
+        w.add(case + ".a_lo", (A & ((1 << 24) - 1)).numpy())
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -1661,7 +1723,7 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                numerics=write_numerics, batch_softmax=write_batch_softmax,
                iisan=write_iisan, sequence_softmax=write_sequence_softmax,
                sequence_encoder=write_sequence_encoder,
-               cache_layers=write_cache_layers)
+               cache_layers=write_cache_layers, freq_estimator=write_freq_estimator)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
