@@ -10,7 +10,7 @@
  * configuration of the batch softmax, losses.h), the per-layer states a
  * gather of the kept layers from the feature cache
  * (mmrec_cache_gather_layers, cache.h), the data IISAN's TSV files
- * (mmrec_sequences_read_tsv, data.h); examples/iisan.c puts them together.
+ * (mmrec_sequences_read_tsv, data.h).
  *
  * With kept layers l_1 < ... < l_K of the backbones' num_layers (LayerDrop:
  * 0, 2, .., 12 of 13), states s_k = hidden state of layer l_k, gates
