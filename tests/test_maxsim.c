@@ -41,7 +41,7 @@ static void mt_close_scaled(const char *what, const float *got, const float *wan
 }
 
 START_TEST(test_maxsim_golden) {
-    static const char *cases[] = {"plain", "masked", "ties"};
+    static const char *cases[] = {"plain", "masked", "ties", "paired_masked"};
     mt_golden g;
     mt_golden_load(&g, "maxsim.bin");
     mmrec_tape *tape;
@@ -60,9 +60,12 @@ START_TEST(test_maxsim_golden) {
         mmrec_tensor *d = mt_tape_tensor(tape, 3, a[2]->shape, a[2]->data,
                                          MMREC_TENSOR_REQUIRES_GRAD);
         mmrec_tensor *dm = mt_tape_tensor(tape, 2, a[3]->shape, a[3]->data, 0);
-        mmrec_tensor *r = mt_tape_tensor(tape, 2, a[4]->shape, a[4]->data, 0);
+        mmrec_tensor *r = mt_tape_tensor(tape, a[4]->ndim, a[4]->shape, a[4]->data, 0);
         mmrec_tensor *y;
-        MT_OK(mmrec_maxsim(tape, q, qm, d, dm, &y));
+        if (strncmp(cases[c], "paired_", 7) == 0)
+            MT_OK(mmrec_maxsim_paired(tape, q, qm, d, dm, &y));
+        else
+            MT_OK(mmrec_maxsim(tape, q, qm, d, dm, &y));
         snprintf(name, sizeof name, "%s.y", cases[c]);
         mt_close_scaled(name, mt_data_of(y), a[5]->data, a[5]->numel);
         mt_backward_weighted(tape, y, r);
@@ -83,6 +86,12 @@ static mmrec_status mt_maxsim_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in
                                   mmrec_tensor **out) {
     (void)ctx;
     return mmrec_maxsim(tape, in[0], in[1], in[2], in[3], out);
+}
+
+static mmrec_status mt_maxsim_paired_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
+                                         mmrec_tensor **out) {
+    (void)ctx;
+    return mmrec_maxsim_paired(tape, in[0], in[1], in[2], in[3], out);
 }
 
 static mmrec_status mt_maxsim_fwd_unmasked(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
@@ -140,6 +149,9 @@ START_TEST(test_maxsim_gradients) {
     mt_gradcheck("maxsim", mt_maxsim_fwd, NULL, in, 4, NULL, &o);
     mt_input unmasked[2] = {in[0], in[2]};
     mt_gradcheck("maxsim unmasked", mt_maxsim_fwd_unmasked, NULL, unmasked, 2, NULL, &o);
+    /* paired: the first B items against the B queries */
+    mt_input paired[4] = {in[0], in[1], {3, {B, LD, D}, d, false}, {2, {B, LD}, dm, true}};
+    mt_gradcheck("maxsim paired", mt_maxsim_paired_fwd, NULL, paired, 4, NULL, &o);
 }
 END_TEST
 
@@ -201,6 +213,47 @@ START_TEST(test_maxsim_true_max_and_masked_queries) {
     const float want_dd[4] = {1, 0, 0, 1};
     const float *dd = mt_grad_of(d);
     for (int k = 0; k < 4; k++) ck_assert_float_eq(dd[k], want_dd[k]);
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
+/* The paired form is the diagonal of the full one, in value and gradient. */
+START_TEST(test_maxsim_paired_is_the_diagonal) {
+    enum { B = 7, LQ = 9, LD = 4, D = 16 };
+    float q[B * LQ * D], d[B * LD * D], qm[B * LQ], dm[B * LD], eye[B * B];
+    mt_fill_uniform(q, B * LQ * D, -1, 1, 51);
+    mt_fill_uniform(d, B * LD * D, -1, 1, 52);
+    uint64_t s = 53;
+    for (int i = 0; i < B * LQ; i++) qm[i] = mt_lcg(&s) % 4 != 0;
+    for (int i = 0; i < B * LD; i++) dm[i] = i % LD == 3 || mt_lcg(&s) % 5 != 0;
+    for (int i = 0; i < B * B; i++) eye[i] = i % (B + 1) == 0;
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t sq[3] = {B, LQ, D}, sqm[2] = {B, LQ}, sd[3] = {B, LD, D}, sdm[2] = {B, LD};
+    int64_t se[2] = {B, B};
+    float want_y[B], want_dq[B * LQ * D], want_dd[B * LD * D];
+    for (int form = 0; form < 2; form++) {
+        mmrec_tensor *tq = mt_tape_tensor(tape, 3, sq, q, MMREC_TENSOR_REQUIRES_GRAD);
+        mmrec_tensor *tqm = mt_tape_tensor(tape, 2, sqm, qm, 0);
+        mmrec_tensor *td = mt_tape_tensor(tape, 3, sd, d, MMREC_TENSOR_REQUIRES_GRAD);
+        mmrec_tensor *tdm = mt_tape_tensor(tape, 2, sdm, dm, 0), *y, *loss;
+        if (form == 0) {
+            mmrec_tensor *te = mt_tape_tensor(tape, 2, se, eye, 0);
+            MT_OK(mmrec_maxsim(tape, tq, tqm, td, tdm, &y));
+            for (int b = 0; b < B; b++) want_y[b] = mt_data_of(y)[b * (B + 1)];
+            mt_backward_weighted(tape, y, te);
+            memcpy(want_dq, mt_grad_of(tq), sizeof want_dq);
+            memcpy(want_dd, mt_grad_of(td), sizeof want_dd);
+        } else {
+            MT_OK(mmrec_maxsim_paired(tape, tq, tqm, td, tdm, &y));
+            mt_close_scaled("paired y", mt_data_of(y), want_y, B);
+            MT_OK(mmrec_sum(tape, y, MMREC_AXIS_ALL, &loss));
+            MT_OK(mmrec_tape_backward(tape, loss));
+            mt_close_scaled("paired dq", mt_grad_of(tq), want_dq, B * LQ * D);
+            mt_close_scaled("paired dd", mt_grad_of(td), want_dd, B * LD * D);
+        }
+        mmrec_tape_reset(tape);
+    }
     mmrec_tape_destroy(tape);
 }
 END_TEST
@@ -334,6 +387,24 @@ START_TEST(test_maxsim_bad_input) {
     /* a query with every vector masked is not an error */
     for (int i = 0; i < 3; i++) qmv[i] = 0.0f;
     MT_OK(mmrec_maxsim(tape, q, qm, d, dm, &y));
+
+    /* the paired form: one B on both sides, the same checks */
+    int64_t sp[3] = {2, 6, 4}, spm[2] = {2, 6};
+    mmrec_tensor *p, *pm;
+    MT_OK(mmrec_tape_tensor(tape, 3, sp, 0, &p));
+    MT_OK(mmrec_tape_tensor(tape, 2, spm, 0, &pm));
+    MT_EXPECT(mmrec_maxsim_paired(tape, q, NULL, d, NULL, &y), MMREC_ESHAPE, "items");
+    MT_EXPECT(mmrec_maxsim_paired(tape, q2, NULL, p, NULL, &y), MMREC_ESHAPE, "queries");
+    MT_EXPECT(mmrec_maxsim_paired(tape, q, bad, p, NULL, &y), MMREC_ESHAPE, "query_mask");
+    MT_EXPECT(mmrec_maxsim_paired(tape, q, NULL, p, dm, &y), MMREC_ESHAPE, "item_mask");
+    MT_EXPECT(mmrec_maxsim_paired(tape, q, NULL, p, pm, &y), MMREC_EINVAL, "item_mask row 0");
+    float *pmv;
+    MT_OK(mmrec_tensor_data(pm, &pmv));
+    for (int i = 0; i < 12; i++) pmv[i] = 1.0f;
+    pmv[8] = NAN;
+    MT_EXPECT(mmrec_maxsim_paired(tape, q, NULL, p, pm, &y), MMREC_EINVAL, "item_mask");
+    pmv[8] = 1.0f;
+    MT_OK(mmrec_maxsim_paired(tape, q, qm, p, pm, &y));
     mmrec_tape_destroy(tape);
 }
 END_TEST
@@ -416,6 +487,7 @@ static Suite *maxsim_suite(void) {
     tcase_add_test(fwd, test_maxsim_golden);
     tcase_add_test(fwd, test_maxsim_ties_go_to_the_lowest_index);
     tcase_add_test(fwd, test_maxsim_true_max_and_masked_queries);
+    tcase_add_test(fwd, test_maxsim_paired_is_the_diagonal);
     suite_add_tcase(s, fwd);
     TCase *bwd = tcase_create("backward");
     tcase_set_timeout(bwd, 120);

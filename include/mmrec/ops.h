@@ -303,6 +303,26 @@ MMREC_API mmrec_status mmrec_maxsim(mmrec_tape *tape, mmrec_tensor *queries,
                                     mmrec_tensor *query_mask, mmrec_tensor *items,
                                     mmrec_tensor *item_mask, mmrec_tensor **out);
 
+/* Paired late-interaction MaxSim: query b against item b only,
+ * out[b] = sum over the real vectors i of query b of the max over the real
+ * vectors j of item b of <queries[b, i], items[b, j]> (ColBERT's scoring of
+ * its (query, positive, negative) triples). Masks, ties, the gradient and
+ * errors as mmrec_maxsim.
+ *   tape       (in)  the step's tape.
+ *   queries    (in)  [B, Lq, d] query vectors (differentiated).
+ *   query_mask (in)  [B, Lq], non-zero for a real vector, or NULL.
+ *   items      (in)  [B, Ld, d] item vectors (differentiated).
+ *   item_mask  (in)  [B, Ld], non-zero for a real vector, or NULL; every
+ *                    item needs at least one real vector.
+ *   out        (out) [B], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (as mmrec_maxsim), MMREC_ESHAPE (as
+ *         mmrec_maxsim, or queries and items of different B),
+ *         MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_maxsim_paired(mmrec_tape *tape, mmrec_tensor *queries,
+                                           mmrec_tensor *query_mask, mmrec_tensor *items,
+                                           mmrec_tensor *item_mask, mmrec_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

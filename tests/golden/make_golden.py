@@ -1670,12 +1670,16 @@ def maxsim_reference(q, qm, d, dm):
 def write_maxsim():
     """Cases of mmrec_maxsim: <case>.q [B, Lq, d], <case>.qm [B, Lq],
     <case>.d [N, Ld, d], <case>.dm [N, Ld] (1 = real vector), <case>.r
-    [B, N] (upstream gradient), <case>.y [B, N], <case>.dq, <case>.dd."""
+    [B, N] (upstream gradient), <case>.y [B, N], <case>.dq, <case>.dd.
+    Paired cases (mmrec_maxsim_paired, query b against item b: the diagonal)
+    have the names "paired_<case>" and r, y of shape [B]."""
     w = Writer("maxsim.bin")
 
-    def case(name, q, qm, d, dm):
+    def case(name, q, qm, d, dm, paired=False):
         q, d = q.clone().requires_grad_(True), d.clone().requires_grad_(True)
         y = maxsim_reference(q, qm, d, dm)
+        if paired:
+            y = y.diagonal()
         r = rand(*y.shape)
         (y * r).sum().backward()
         for key, v in (("q", q), ("qm", qm), ("d", d), ("dm", dm), ("r", r), ("y", y),
@@ -1704,6 +1708,14 @@ def write_maxsim():
         dm = ones(N, Ld)
         dm[3, 0] = 0  # the masked twin never wins: vector 5 does
         case("ties", q, ones(B, Lq), d, dm)
+        # more query than item vectors, so that most item vectors win
+        qm = ones(N, 6)
+        qm[1, 2:] = 0
+        qm[3, 0] = 0
+        dm = ones(N, 3)
+        dm[0, 1] = 0
+        dm[2, 2] = 0
+        case("paired_masked", rand(N, 6, D), qm, rand(N, 3, D), dm, paired=True)
     w.close()
 
 
