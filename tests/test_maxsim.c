@@ -4,6 +4,7 @@
  * independence, bad input, steady-state allocation and allocation
  * failures. */
 #include "mt.h"
+#include "ops/ops_internal.h" /* the tape's record, to see a failed call change nothing */
 
 #include <math.h>
 #include <stdio.h>
@@ -478,6 +479,80 @@ START_TEST(test_maxsim_oom_reports_enomem_without_leaks) {
 }
 END_TEST
 
+static long mt_fail_at = -1, mt_alloc_count;
+static void *mt_nth_alloc(void *user, size_t size) {
+    (void)user;
+    void *p = NULL;
+    if (mt_alloc_count++ == mt_fail_at || posix_memalign(&p, 64, size ? size : 64) != 0)
+        return NULL;
+    return p;
+}
+static void mt_plain_release(void *user, void *p) {
+    (void)user;
+    free(p);
+}
+
+/* A failed call changes nothing: with the n-th allocation of the call
+ * failing, n = 0, 1, ..., or with a bad mask, the tape's record and arena
+ * position are as before, and the call then gives what a fresh tape gives. */
+START_TEST(test_maxsim_failed_call_changes_nothing) {
+    mmrec_allocator al = {sizeof al, mt_nth_alloc, mt_plain_release, NULL};
+    MT_OK(mmrec_set_allocator(&al));
+    /* sizes that make the output, the score blocks and the arg-maxes each
+     * need a new arena block */
+    enum { B = 64, LQ = 32, N = 512, LD = 32, D = 16 };
+    float *q = malloc(B * LQ * D * sizeof *q), *d = malloc(N * LD * D * sizeof *d);
+    float *dm = malloc(N * LD * sizeof *dm);
+    mt_fill_uniform(q, B * LQ * D, -1, 1, 61);
+    mt_fill_uniform(d, N * LD * D, -1, 1, 62);
+    for (int i = 0; i < N * LD; i++) dm[i] = i % 3 != 1;
+    int64_t sq[3] = {B, LQ, D}, sd[3] = {N, LD, D}, sdm[2] = {N, LD};
+    float want = 0;
+    int failures = 0;
+    for (long n = -2;; n++) {
+        mmrec_tape *tape;
+        MT_OK(mmrec_tape_create(&tape));
+        mmrec_tensor *tq, *td, *tdm, *y = NULL, *loss;
+        MT_OK(mmrec_tape_wrap(tape, q, 3, sq, MMREC_TENSOR_REQUIRES_GRAD, &tq));
+        MT_OK(mmrec_tape_wrap(tape, d, 3, sd, MMREC_TENSOR_REQUIRES_GRAD, &td));
+        MT_OK(mmrec_tape_wrap(tape, dm, 2, sdm, 0, &tdm));
+        mmrec__tape_mark before = mmrec__tape_mark_get(tape);
+        mt_alloc_count = 0;
+        mt_fail_at = n;
+        if (n == -2) dm[5 * LD + 7] = NAN; /* bad input */
+        mmrec_status st = mmrec_maxsim(tape, tq, NULL, td, tdm, &y);
+        dm[5 * LD + 7] = 1.0f;
+        mt_fail_at = -1;
+        bool failed = st != MMREC_OK;
+        if (failed) {
+            ck_assert_msg(st == (n == -2 ? MMREC_EINVAL : MMREC_ENOMEM), "%s",
+                          mmrec_last_error());
+            ck_assert_ptr_null(y);
+            mmrec__tape_mark after = mmrec__tape_mark_get(tape);
+            ck_assert(after.tail == before.tail && after.n_nodes == before.n_nodes);
+            ck_assert(after.data.cur == before.data.cur &&
+                      after.data.offset == before.data.offset);
+            failures++;
+            MT_OK(mmrec_maxsim(tape, tq, NULL, td, tdm, &y));
+        }
+        MT_OK(mmrec_sum(tape, y, MMREC_AXIS_ALL, &loss));
+        const float *v = mt_data_of(loss);
+        if (n == -2) want = v[0];
+        ck_assert_msg(v[0] == want, "allocation %ld failing: %g vs %g", n, (double)v[0],
+                      (double)want);
+        ck_assert_uint_eq(tape->n_nodes, 2);
+        MT_OK(mmrec_tape_backward(tape, loss));
+        mmrec_tape_destroy(tape);
+        if (n >= 0 && !failed) break; /* the call makes fewer than n + 1 allocations */
+    }
+    ck_assert_int_ge(failures, 3);
+    MT_OK(mmrec_set_allocator(NULL));
+    free(q);
+    free(d);
+    free(dm);
+}
+END_TEST
+
 static Suite *maxsim_suite(void) {
     Suite *s = suite_create("ops_maxsim");
     TCase *api = tcase_create("api");
@@ -498,6 +573,7 @@ static Suite *maxsim_suite(void) {
     tcase_set_timeout(rel, 300);
     tcase_add_test(rel, test_maxsim_steady_state_no_malloc);
     tcase_add_test(rel, test_maxsim_oom_reports_enomem_without_leaks);
+    tcase_add_test(rel, test_maxsim_failed_call_changes_nothing);
     suite_add_tcase(s, rel);
     return s;
 }
