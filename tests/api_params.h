@@ -167,6 +167,8 @@
     {"mmrec_l2_normalize", "mmrec_status", "ops.h", 4, {{"tape", "mmrec_tape *", 1}, {"x", "mmrec_tensor *", 1}, {"eps", "float", 0}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_cosine_similarity", "mmrec_status", "ops.h", 5, {{"tape", "mmrec_tape *", 1}, {"a", "mmrec_tensor *", 1}, {"b", "mmrec_tensor *", 1}, {"eps", "float", 0}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_gather_rows", "mmrec_status", "ops.h", 5, {{"tape", "mmrec_tape *", 1}, {"table", "mmrec_tensor *", 1}, {"ids", "const int64_t *", 1}, {"n", "size_t", 0}, {"out", "mmrec_tensor **", 1}}},
+    {"mmrec_maxsim", "mmrec_status", "ops.h", 6, {{"tape", "mmrec_tape *", 1}, {"queries", "mmrec_tensor *", 1}, {"query_mask", "mmrec_tensor *", 1}, {"items", "mmrec_tensor *", 1}, {"item_mask", "mmrec_tensor *", 1}, {"out", "mmrec_tensor **", 1}}},
+    {"mmrec_maxsim_paired", "mmrec_status", "ops.h", 6, {{"tape", "mmrec_tape *", 1}, {"queries", "mmrec_tensor *", 1}, {"query_mask", "mmrec_tensor *", 1}, {"items", "mmrec_tensor *", 1}, {"item_mask", "mmrec_tensor *", 1}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_optimizer_config_init_sized", "mmrec_status", "optim.h", 2, {{"cfg", "mmrec_optimizer_config *", 1}, {"size", "size_t", 0}}},
     {"mmrec_optimizer_create", "mmrec_status", "optim.h", 3, {{"model", "mmrec_model *", 1}, {"cfg", "const mmrec_optimizer_config *", 1}, {"out", "mmrec_optimizer **", 1}}},
     {"mmrec_optimizer_destroy", "void", "optim.h", 1, {{"opt", "mmrec_optimizer *", 1}}},

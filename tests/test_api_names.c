@@ -936,6 +936,14 @@ CALL(mmrec_cosine_similarity) {
     return mmrec_cosine_similarity(N(0, f->tape), N(1, f->a), N(2, f->b), 1e-8f,
                                    N(4, &f->t_out));
 }
+CALL(mmrec_maxsim) {
+    return mmrec_maxsim(N(0, f->tape), N(1, f->seq), N(2, f->ones23), N(3, f->seq),
+                        N(4, f->ones23), N(5, &f->t_out));
+}
+CALL(mmrec_maxsim_paired) {
+    return mmrec_maxsim_paired(N(0, f->tape), N(1, f->seq), N(2, f->ones23), N(3, f->seq),
+                               N(4, f->ones23), N(5, &f->t_out));
+}
 CALL(mmrec_gather_rows) {
     return mmrec_gather_rows(N(0, f->tape), N(1, f->table), N(2, mt_ids2), 2, N(4, &f->t_out));
 }
@@ -1236,6 +1244,8 @@ static const mt_entry mt_entries[] = {
     E(mmrec_l2_normalize),
     E(mmrec_cosine_similarity),
     E(mmrec_gather_rows),
+    E_NULLABLE(mmrec_maxsim, "query_mask item_mask"),
+    E_NULLABLE(mmrec_maxsim_paired, "query_mask item_mask"),
     /* optim.h */
     E(mmrec_optimizer_config_init_sized),
     E(mmrec_optimizer_create),

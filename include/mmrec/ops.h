@@ -273,6 +273,56 @@ MMREC_API mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a
 MMREC_API mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table,
                                          const int64_t *ids, size_t n, mmrec_tensor **out);
 
+/* Late-interaction MaxSim (ColBERT's colbert_score): every query against
+ * every item, out[b, n] = sum over the real vectors i of query b of the max
+ * over the real vectors j of item n of <queries[b, i], items[n, j]>. The
+ * max is the true one (a query vector whose best match is negative adds
+ * that negative value). Backward flows through each max's arg-max only,
+ * ties resolved to the lowest j, so the gradient is deterministic; results
+ * do not depend on the thread count. For cosine scores, as ColBERT, the
+ * caller normalizes both sides first with mmrec_l2_normalize. The output is
+ * the [B, N] logits an in-batch softmax takes.
+ *   tape       (in)  the step's tape.
+ *   queries    (in)  [B, Lq, d] query vectors (differentiated).
+ *   query_mask (in)  [B, Lq], non-zero for a real vector, or NULL (all
+ *                    real); not differentiated. A masked query vector adds
+ *                    nothing; a query with every vector masked scores 0
+ *                    (as ColBERT's zeroed padding rows).
+ *   items      (in)  [N, Ld, d] item vectors (differentiated).
+ *   item_mask  (in)  [N, Ld], non-zero for a real vector, or NULL; not
+ *                    differentiated. A masked vector is never the max; every
+ *                    item needs at least one real vector.
+ *   out        (out) [B, N], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape, d = 0,
+ *         a non-finite mask value, an item row with every vector masked:
+ *         the message names the row), MMREC_ESHAPE (queries or items not
+ *         3-D, their d differ, a mask not [B, Lq] / [N, Ld]),
+ *         MMREC_ESTALE (an input from a reset step), MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_maxsim(mmrec_tape *tape, mmrec_tensor *queries,
+                                    mmrec_tensor *query_mask, mmrec_tensor *items,
+                                    mmrec_tensor *item_mask, mmrec_tensor **out);
+
+/* Paired late-interaction MaxSim: query b against item b only,
+ * out[b] = sum over the real vectors i of query b of the max over the real
+ * vectors j of item b of <queries[b, i], items[b, j]> (ColBERT's scoring of
+ * its (query, positive, negative) triples). Masks, ties, the gradient and
+ * errors as mmrec_maxsim.
+ *   tape       (in)  the step's tape.
+ *   queries    (in)  [B, Lq, d] query vectors (differentiated).
+ *   query_mask (in)  [B, Lq], non-zero for a real vector, or NULL.
+ *   items      (in)  [B, Ld, d] item vectors (differentiated).
+ *   item_mask  (in)  [B, Ld], non-zero for a real vector, or NULL; every
+ *                    item needs at least one real vector.
+ *   out        (out) [B], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (as mmrec_maxsim), MMREC_ESHAPE (as
+ *         mmrec_maxsim, or queries and items of different B),
+ *         MMREC_ESTALE, MMREC_ENOMEM.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_maxsim_paired(mmrec_tape *tape, mmrec_tensor *queries,
+                                           mmrec_tensor *query_mask, mmrec_tensor *items,
+                                           mmrec_tensor *item_mask, mmrec_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

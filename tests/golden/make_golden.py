@@ -1653,6 +1653,72 @@ def write_cache_layers():
         w.add("cache_layers.%s.kept" % t, v[pick][:, keep].numpy())
     w.close()
 
+def maxsim_reference(q, qm, d, dm):
+    """ColBERT's MaxSim, every query against every item: einsum of the
+    vectors, masked item vectors never the max, the max taken at its lowest
+    arg-max (the gradient flows there only), masked query vectors adding
+    nothing; [B, N]."""
+    s = torch.einsum("bid,njd->bnij", q, d)
+    s = s.masked_fill(dm[None, :, None, :] == 0, float("-inf"))
+    mx = s.amax(-1, keepdim=True)
+    ar = torch.arange(s.shape[-1]).expand(s.shape)
+    first = torch.where(s == mx, ar, s.shape[-1]).amin(-1, keepdim=True)
+    best = s.gather(-1, first).squeeze(-1)
+    return (best * qm[:, None, :]).sum(-1)
+
+
+def write_maxsim():
+    """Cases of mmrec_maxsim: <case>.q [B, Lq, d], <case>.qm [B, Lq],
+    <case>.d [N, Ld, d], <case>.dm [N, Ld] (1 = real vector), <case>.r
+    [B, N] (upstream gradient), <case>.y [B, N], <case>.dq, <case>.dd.
+    Paired cases (mmrec_maxsim_paired, query b against item b: the diagonal)
+    have the names "paired_<case>" and r, y of shape [B]."""
+    w = Writer("maxsim.bin")
+
+    def case(name, q, qm, d, dm, paired=False):
+        q, d = q.clone().requires_grad_(True), d.clone().requires_grad_(True)
+        y = maxsim_reference(q, qm, d, dm)
+        if paired:
+            y = y.diagonal()
+        r = rand(*y.shape)
+        (y * r).sum().backward()
+        for key, v in (("q", q), ("qm", qm), ("d", d), ("dm", dm), ("r", r), ("y", y),
+                       ("dq", q.grad), ("dd", d.grad)):
+            w.add("%s.%s" % (name, key), v.detach().numpy())
+
+    with own_stream(70):
+        B, Lq, N, Ld, D = 3, 4, 5, 6, 8
+        ones = torch.ones
+        case("plain", rand(B, Lq, D), ones(B, Lq), rand(N, Ld, D), ones(N, Ld))
+        qm = ones(B + 1, Lq)
+        qm[0, 3] = 0
+        qm[1, 2:] = 0
+        qm[2] = 0  # a query with every vector masked scores 0
+        dm = ones(N, Ld)
+        dm[0, :5] = 0  # one real vector left
+        dm[2, 1] = dm[2, 4] = 0
+        dm[4, 5] = 0
+        case("masked", rand(B + 1, Lq, D), qm, rand(N, Ld, D), dm)
+        # ties: values on a grid of 1/2 (every dot product exact in float32),
+        # item 1's vectors 2 and 4 equal, vector 0 of item 3 equal to its 5
+        q = torch.randint(-2, 3, (B, Lq, D), generator=gen).double() / 2
+        d = torch.randint(-2, 3, (N, Ld, D), generator=gen).double() / 2
+        d[1, 4] = d[1, 2]
+        d[3, 5] = d[3, 0]
+        dm = ones(N, Ld)
+        dm[3, 0] = 0  # the masked twin never wins: vector 5 does
+        case("ties", q, ones(B, Lq), d, dm)
+        # more query than item vectors, so that most item vectors win
+        qm = ones(N, 6)
+        qm[1, 2:] = 0
+        qm[3, 0] = 0
+        dm = ones(N, 3)
+        dm[0, 1] = 0
+        dm[2, 2] = 0
+        case("paired_masked", rand(N, 6, D), qm, rand(N, 3, D), dm, paired=True)
+    w.close()
+
+
 
 MASK64 = (1 << 64) - 1
 
@@ -1723,7 +1789,8 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                numerics=write_numerics, batch_softmax=write_batch_softmax,
                iisan=write_iisan, sequence_softmax=write_sequence_softmax,
                sequence_encoder=write_sequence_encoder,
-               cache_layers=write_cache_layers, freq_estimator=write_freq_estimator)
+               cache_layers=write_cache_layers, freq_estimator=write_freq_estimator,
+               maxsim=write_maxsim)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
