@@ -40,7 +40,8 @@
  * State lives in the model, so mmrec_model_save / mmrec_model_load and
  * mmrec_checkpoint_save / mmrec_checkpoint_load carry it with the rest.
  * Its parameters are never trainable: backward gives them no gradient,
- * optimizers skip them, mmrec_model_unfreeze refuses them (MMREC_ESTATE).
+ * optimizers skip them, and mmrec_model_unfreeze leaves them frozen (a
+ * prefix covering only them is refused with MMREC_ESTATE).
  * A float holds integers exactly only up to 2^24, so a step is kept as two
  * floats, its high and low 24 bits (step = high * 2^24 + low), both exact:
  *   "<name>.last_step_high", "<name>.last_step_low"  [m, H]  A
