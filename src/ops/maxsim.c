@@ -2,10 +2,14 @@
  *   out[b, n] = sum over real i of max over real j of <q[b, i], d[n, j]>,
  * the true maximum (the padded path of colbert_score, which fills padded
  * item positions with -9999; not segmented_maxsim's 0-initialised one).
- * Per item, one product of every query vector against the item's vectors
- * (mmrec__sgemm_serial), then the arg-max per (query vector, item), ties to
- * the lowest index; items are split over the pool, each computed the same
- * way whatever the split, so results do not depend on the thread count.
+ * Items go in fixed groups of MMREC__MAXSIM_GROUP: per group, one product
+ * of the group's vectors against every query vector (mmrec__sgemm_serial,
+ * [G Ld, d] x [d, B Lq], so each item vector's scores are a contiguous row),
+ * then the arg-max over each item's real vectors for all query vectors at
+ * once (a branch-free select per element that vectorizes across the query
+ * vectors), ties to the lowest index. Groups are split over the pool and a
+ * group is computed the same way whatever the split, so results do not
+ * depend on the thread count.
  * The paired form scores query b against item b only, one [Lq, Ld] product
  * per pair, split over the pairs.
  * Reference: einsum + masked max + sum (tests/golden/make_golden.py). */
@@ -21,14 +25,21 @@ typedef struct mmrec__maxsim_ctx {
 } mmrec__maxsim_ctx;
 
 /* Items are split over the pool in chunks of at least this many
- * multiply-adds; each chunk has its own [B Lq, Ld] score block. */
+ * multiply-adds; each part has its own score block. */
 #define MMREC__MAXSIM_GRAIN_MACS ((size_t)1 << 16)
+
+/* Items per product in the all-pairs form: one [G Ld, d] x [d, B Lq]
+ * product amortizes BLAS's packing of the query vectors over G items. A
+ * fixed group (never a function of the thread count) keeps each score the
+ * same bits whatever the split. */
+#define MMREC__MAXSIM_GROUP ((size_t)8)
 
 typedef struct mmrec__maxsim_job {
     const mmrec__maxsim_ctx *c;
     const float *q, *qm, *items, *im, *dout;
     float *y, *dq, *dd;
-    float *scratch; /* per part: B Lq Ld floats */
+    float *scratch; /* per part: paired Lq Ld floats; else G Ld B Lq floats,
+                       then B Lq running maxima and B Lq int32 arg-maxima */
 } mmrec__maxsim_job;
 
 /* The score of one (query, item) pair from its [Lq, Ld] block of dot
@@ -53,29 +64,84 @@ static double mmrec__maxsim_pair(const float *s, size_t ld, size_t Lq, size_t Ld
     return total;
 }
 
+/* Paired, items lo .. hi: s = q_n D_n^T ([Lq, Ld]), then its score. */
 static void mmrec__maxsim_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__maxsim_job *j = ctx;
     const mmrec__maxsim_ctx *c = j->c;
     size_t Lq = c->Lq, Ld = c->Ld, d = c->d;
-    size_t rows = c->paired ? Lq : c->B * Lq;
-    float *s = j->scratch + (size_t)part * rows * Ld;
+    float *s = j->scratch + (size_t)part * Lq * Ld;
     for (size_t n = lo; n < hi; n++) {
         const float *im = j->im ? j->im + n * Ld : NULL;
-        const float *qn = c->paired ? j->q + n * Lq * d : j->q;
-        /* s = Q D_n^T: [rows, Ld] (paired: query n only) */
-        mmrec__sgemm_serial(false, true, rows, Ld, d, 1.0f, qn, d, j->items + n * Ld * d, d,
-                            0.0f, s, Ld);
-        if (c->paired) {
-            int32_t *arg = c->arg ? c->arg + n * Lq : NULL;
-            const float *qm = j->qm ? j->qm + n * Lq : NULL;
-            j->y[n] = (float)mmrec__maxsim_pair(s, Ld, Lq, Ld, qm, im, arg);
-            continue;
-        }
-        for (size_t b = 0; b < c->B; b++) {
-            int32_t *arg = c->arg ? c->arg + (b * c->N + n) * Lq : NULL;
-            const float *qm = j->qm ? j->qm + b * Lq : NULL;
-            j->y[b * c->N + n] = (float)mmrec__maxsim_pair(s + b * Lq * Ld, Ld, Lq, Ld, qm, im,
-                                                           arg);
+        mmrec__sgemm_serial(false, true, Lq, Ld, d, 1.0f, j->q + n * Lq * d, d,
+                            j->items + n * Ld * d, d, 0.0f, s, Ld);
+        int32_t *arg = c->arg ? c->arg + n * Lq : NULL;
+        const float *qm = j->qm ? j->qm + n * Lq : NULL;
+        j->y[n] = (float)mmrec__maxsim_pair(s, Ld, Lq, Ld, qm, im, arg);
+    }
+}
+
+/* Floats of one part's scratch in the all-pairs form. */
+static size_t mmrec__maxsim_group_scratch(const mmrec__maxsim_ctx *c) {
+    size_t rows = c->B * c->Lq;
+    return MMREC__MAXSIM_GROUP * c->Ld * rows + 2 * rows;
+}
+
+/* best_v[r], best_k[r] = s[r], k where s[r] > best_v[r] (strict: a tie
+ * keeps the earlier k), r < n: branch-free (the arg-max through a mask),
+ * so it vectorizes across r. */
+static void mmrec__maxsim_max_row(float *restrict best_v, int32_t *restrict best_k,
+                                  const float *restrict s, int32_t k, size_t n) {
+    for (size_t r = 0; r < n; r++) {
+        float v = s[r], b = best_v[r];
+        int32_t gt = -(int32_t)(v > b); /* all ones where s[r] wins */
+        best_v[r] = v > b ? v : b;
+        best_k[r] = (best_k[r] & ~gt) | (k & gt);
+    }
+}
+
+/* All pairs, item groups lo .. hi: per group S = D_g Q^T ([G Ld, B Lq]),
+ * then per item the running max over its real vectors k (in order, strict
+ * greater: a tie keeps the lowest k) of row k of its block, for every query
+ * vector at once. */
+static void mmrec__maxsim_forward_groups(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__maxsim_job *j = ctx;
+    const mmrec__maxsim_ctx *c = j->c;
+    size_t Lq = c->Lq, Ld = c->Ld, d = c->d, N = c->N, rows = c->B * Lq;
+    float *s = j->scratch + (size_t)part * mmrec__maxsim_group_scratch(c);
+    float *best_v = s + MMREC__MAXSIM_GROUP * Ld * rows;
+    int32_t *best_k = (int32_t *)(best_v + rows);
+    for (size_t g = lo; g < hi; g++) {
+        size_t n0 = g * MMREC__MAXSIM_GROUP;
+        size_t gn = N - n0 < MMREC__MAXSIM_GROUP ? N - n0 : MMREC__MAXSIM_GROUP;
+        mmrec__sgemm_serial(false, true, gn * Ld, rows, d, 1.0f, j->items + n0 * Ld * d, d, j->q,
+                            d, 0.0f, s, rows);
+        for (size_t t = 0; t < gn; t++) {
+            size_t n = n0 + t;
+            const float *im = j->im ? j->im + n * Ld : NULL;
+            const float *sn = s + t * Ld * rows;
+            size_t first = 0;
+            if (im)
+                while (im[first] == 0.0f) first++; /* the mask check: one real */
+            const float *sf = sn + first * rows;
+            for (size_t r = 0; r < rows; r++) {
+                best_v[r] = sf[r];
+                best_k[r] = (int32_t)first;
+            }
+            for (size_t k = first + 1; k < Ld; k++) {
+                if (im && im[k] == 0.0f) continue;
+                mmrec__maxsim_max_row(best_v, best_k, sn + k * rows, (int32_t)k, rows);
+            }
+            for (size_t b = 0; b < c->B; b++) {
+                const float *qm = j->qm ? j->qm + b * Lq : NULL;
+                int32_t *arg = c->arg ? c->arg + (b * N + n) * Lq : NULL;
+                double total = 0.0;
+                for (size_t i = 0; i < Lq; i++) {
+                    bool real = qm == NULL || qm[i] != 0.0f;
+                    if (real) total += (double)best_v[b * Lq + i];
+                    if (arg) arg[i] = real ? best_k[b * Lq + i] : -1;
+                }
+                j->y[b * N + n] = (float)total;
+            }
         }
     }
 }
@@ -232,9 +298,12 @@ static mmrec_status mmrec__maxsim(mmrec_tape *tape, const char *func, mmrec_tens
                           in, 2, 0, NULL, sizeof c};
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, paired ? 1 : 2, shape, false, &y, &node, &mark));
     size_t rows = paired ? c.Lq : c.B * c.Lq, pairs = paired ? c.B : c.B * c.N;
-    int parts = mmrec__parallel_parts(
-        c.N, mmrec__grain(rows * c.Ld * c.d, MMREC__MAXSIM_GRAIN_MACS));
-    float *scratch = mmrec__tape_alloc(tape, (size_t)parts * rows * c.Ld * sizeof(float) + 1);
+    size_t units = paired ? c.N : (c.N + MMREC__MAXSIM_GROUP - 1) / MMREC__MAXSIM_GROUP;
+    size_t per_unit = paired ? rows * c.Ld : MMREC__MAXSIM_GROUP * rows * c.Ld;
+    int parts = mmrec__parallel_parts(units,
+                                      mmrec__grain(per_unit * c.d, MMREC__MAXSIM_GRAIN_MACS));
+    size_t part_floats = paired ? rows * c.Ld : mmrec__maxsim_group_scratch(&c);
+    float *scratch = mmrec__tape_alloc(tape, (size_t)parts * part_floats * sizeof(float) + 1);
     if (scratch == NULL) return mmrec__tape_oom(tape, mark, func);
     if (node) {
         c.arg = mmrec__tape_alloc(tape, pairs * c.Lq * sizeof(int32_t) + 1);
@@ -244,7 +313,9 @@ static mmrec_status mmrec__maxsim(mmrec_tape *tape, const char *func, mmrec_tens
     mmrec__maxsim_job job = {&c,  queries->data, query_mask ? query_mask->data : NULL,
                              items->data, item_mask ? item_mask->data : NULL, NULL,
                              y->data, NULL, NULL, scratch};
-    mmrec__parallel_for(c.N, parts, mmrec__maxsim_forward_chunk, &job);
+    mmrec__parallel_for(units, parts,
+                        paired ? mmrec__maxsim_forward_chunk : mmrec__maxsim_forward_groups,
+                        &job);
     *out = y;
     return MMREC_OK;
 }
