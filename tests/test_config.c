@@ -5,6 +5,8 @@
  * 0.2, still creates and trains its table. */
 #include "mt.h"
 #include "core/config_sizes.h"
+#include "alignrec/alignrec_internal.h" /* the systems' rows */
+#include "em3/em3_internal.h"
 
 MT_SUITE(config_suite)
 

@@ -3,7 +3,7 @@
  * batch frequencies over a Zipf stream that switches distribution, state
  * through save / load and optimizers, bad input, allocation failures. */
 #include "mt.h"
-#include "core/config_sizes.h"
+#include "twotower/twotower_internal.h" /* MMREC__MIN_SIZE */
 
 #include <math.h>
 #include <stdio.h>

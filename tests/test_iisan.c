@@ -2,7 +2,7 @@
  * heads, fusion; iisan.h): PyTorch goldens, gradients, bad input,
  * allocation. */
 #include "mt.h"
-#include "core/config_sizes.h"
+#include "iisan/iisan_internal.h" /* MMREC__MIN_SIZE of the encoder config */
 
 #include <math.h>
 #include <stdio.h>

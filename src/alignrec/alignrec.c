@@ -7,9 +7,8 @@
  * sjtulyf123/AlignRec_CIKM24 src/models/alignrec.py;
  * tests/golden/make_golden.py::write_alignrec. */
 #include "../modules/modules_internal.h"
-#include "../core/config_sizes.h"
 #include "../graph/graph_internal.h"
-#include "mmrec/alignrec.h"
+#include "alignrec_internal.h"
 
 #include <math.h>
 #include <stdio.h>

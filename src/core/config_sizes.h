@@ -9,11 +9,23 @@
  * when fields are appended. The static assertions pin the LP64 numbers
  * measured at that release: moving, removing or resizing an old field, or
  * appending one that raises the alignment, fails the build. Never
- * installed. */
+ * installed.
+ *
+ * This file holds the mechanism and the rows of the primitives' structs; a
+ * system (em3/, alignrec/, iisan/, twotower/) declares the rows of its own
+ * structs in its internal header with MMREC__SIZED_STRUCT, so core never
+ * includes a system's header. */
 #ifndef MMREC_CONFIG_SIZES_H
 #define MMREC_CONFIG_SIZES_H
 
-#include "mmrec/mmrec.h"
+#include "mmrec/cache.h"
+#include "mmrec/core.h"
+#include "mmrec/data.h"
+#include "mmrec/graph.h"
+#include "mmrec/losses.h"
+#include "mmrec/metrics.h"
+#include "mmrec/modules.h"
+#include "mmrec/optim.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,28 +45,34 @@
     X(mmrec_mha_config, causal, 0.1, 32)                              \
     X(mmrec_transformer_config, causal, 0.1, 56)                      \
     X(mmrec_optimizer_config, clip_norm, 0.1, 56)                     \
-    X(mmrec_fqformer_config, flatten, 0.1, 72)                        \
-    X(mmrec_target_attention_config, activation, 0.1, 40)             \
-    X(mmrec_cic_config, negatives, 0.1, 24)                           \
     X(mmrec_knn_config, binary, 0.1, 16)                              \
-    X(mmrec_alignrec_config, layernorm, 0.1, 64)                      \
-    X(mmrec_alignrec_views, mm_items, 0.1, 56)                        \
     X(mmrec_rank_metrics, mrr, 0.1, 64)                               \
     X(mmrec_batch_softmax_config, row_weights, 0.2, 64)               \
     X(mmrec_cache_gather_config, n_keep, 0.2, 32)                     \
     X(mmrec_sequences_config, max_length, 0.2, 24)                    \
     X(mmrec_adapter_config, init_std, 0.2, 32)                        \
-    X(mmrec_iisan_item_encoder_config, adapter_init_std, 0.2, 80)     \
     X(mmrec_sequence_softmax_config, num_items, 0.2, 32)              \
-    X(mmrec_sequence_encoder_config, attn_bias, 0.2, 56)              \
-    X(mmrec_freq_estimator_config, num_items, 0.2, 48)
+    X(mmrec_sequence_encoder_config, attn_bias, 0.2, 56)
 
 /* MMREC__MIN_SIZE(mmrec_linear_config): the first-release size. */
 #define MMREC__MIN_SIZE(type) MMREC__MIN_SIZE_##type
-#define MMREC__DEFINE_MIN_SIZE(type, last, since, lp64) \
-    enum { MMREC__MIN_SIZE_##type = (int)MMREC__FIRST_SIZE(type, last) };
-MMREC__SIZED_STRUCTS(MMREC__DEFINE_MIN_SIZE)
-#undef MMREC__DEFINE_MIN_SIZE
+
+/* On LP64, pins the first-release size measured at that release. */
+#if UINTPTR_MAX == UINT64_MAX && SIZE_MAX == UINT64_MAX
+#define MMREC__PIN_SIZE(type, last, since, lp64)               \
+    _Static_assert(MMREC__FIRST_SIZE(type, last) == (lp64), \
+                   #type ": a field of release " #since " moved or changed size");
+#else
+#define MMREC__PIN_SIZE(type, last, since, lp64)
+#endif
+
+/* One row (struct, last field of its first release, first release, size
+ * there on LP64): defines MMREC__MIN_SIZE(type) and pins it. Used at file
+ * scope, without a trailing semicolon. */
+#define MMREC__SIZED_STRUCT(type, last, since, lp64)                         \
+    enum { MMREC__MIN_SIZE_##type = (int)MMREC__FIRST_SIZE(type, last) }; \
+    MMREC__PIN_SIZE(type, last, since, lp64)
+MMREC__SIZED_STRUCTS(MMREC__SIZED_STRUCT)
 
 /* Fills a caller's config of `size` bytes with `defaults` (a `type`), and
  * copies a caller's config over the library's defaults (`ours`), with the
@@ -63,13 +81,5 @@ MMREC__SIZED_STRUCTS(MMREC__DEFINE_MIN_SIZE)
     mmrec__config_init((cfg), (size), &(defaults), sizeof(type), MMREC__MIN_SIZE(type), __func__)
 #define MMREC__CONFIG_MERGE(type, ours, theirs) \
     mmrec__config_merge((ours), sizeof(type), MMREC__MIN_SIZE(type), (theirs), __func__)
-
-#if UINTPTR_MAX == UINT64_MAX && SIZE_MAX == UINT64_MAX
-#define MMREC__PIN_SIZE(type, last, since, lp64)               \
-    _Static_assert(MMREC__FIRST_SIZE(type, last) == (lp64), \
-                   #type ": a field of release " #since " moved or changed size");
-MMREC__SIZED_STRUCTS(MMREC__PIN_SIZE)
-#undef MMREC__PIN_SIZE
-#endif
 
 #endif

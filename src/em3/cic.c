@@ -7,8 +7,7 @@
  * shuffle of the other rows, row by row) or given.
  * Reference: EM3 (METHODS.md); tests/golden/make_golden.py::cic_reference. */
 #include "../losses/losses_internal.h"
-#include "../core/config_sizes.h"
-#include "mmrec/em3.h"
+#include "em3_internal.h"
 
 #include <math.h>
 

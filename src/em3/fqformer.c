@@ -3,8 +3,7 @@
  * item's content embedding. Reference: EM3 (METHODS.md); the golden test
  * builds the same model from torch.nn layers. */
 #include "../modules/modules_internal.h"
-#include "../core/config_sizes.h"
-#include "mmrec/em3.h"
+#include "em3_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -2,8 +2,7 @@
  * DIN-style MLP scores, masked softmax, weighted sum. Reference: EM3's user
  * content interest (METHODS.md) and DIN's activation unit. */
 #include "../modules/modules_internal.h"
-#include "../core/config_sizes.h"
-#include "mmrec/em3.h"
+#include "em3_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -5,6 +5,9 @@
 
 #include "mmrec/iisan.h"
 #include "../modules/modules_internal.h"
+#include "../core/config_sizes.h"
+
+MMREC__SIZED_STRUCT(mmrec_iisan_item_encoder_config, adapter_init_std, 0.2, 80)
 
 enum { MMREC__IISAN_MAX_LAYERS = 64 };
 

@@ -8,7 +8,6 @@
  * Code_Cached/model/model.py; shared/METHODS.md (IISAN);
  * tests/golden/make_golden.py::write_iisan. */
 #include "iisan_internal.h"
-#include "../core/config_sizes.h"
 
 #include <math.h>
 #include <stdio.h>

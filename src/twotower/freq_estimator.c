@@ -5,9 +5,8 @@
  * float arrays, the high and low 24 bits of the step. The static option
  * reads p = count / sum from a table instead. Reference: the
  * direct simulation in tests/test_freq_estimator.c. */
-#include "mmrec/twotower.h"
+#include "twotower_internal.h"
 #include "../modules/modules_internal.h"
-#include "../core/config_sizes.h"
 
 #include <float.h>
 #include <math.h>
