@@ -143,6 +143,10 @@ void mt_write_file(const char *path, const void *data, size_t size);
 extern size_t mt_allocs;
 void *mt_count_alloc(void *user, size_t size);
 void mt_count_release(void *user, void *p);
+/* Runs step(ctx) 4 times with the counting allocator installed by the
+ * caller; asserts the first run allocates and the third and fourth
+ * allocate nothing (a steady-state step does no malloc). */
+void mt_assert_steady_state(mmrec_status (*step)(void *ctx), void *ctx);
 
 /* Runs `run` with the n-th allocation failing, n = 0, 1, ... until it
  * succeeds; asserts every failure is MMREC_ENOMEM and leaks nothing. Returns

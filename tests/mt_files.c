@@ -79,6 +79,18 @@ void mt_count_release(void *user, void *p) {
     free(p);
 }
 
+void mt_assert_steady_state(mmrec_status (*step)(void *ctx), void *ctx) {
+    size_t counts[4];
+    for (int k = 0; k < 4; k++) {
+        mt_allocs = 0;
+        MT_OK(step(ctx));
+        counts[k] = mt_allocs;
+    }
+    ck_assert_uint_gt(counts[0], 0);
+    ck_assert_uint_eq(counts[2], 0);
+    ck_assert_uint_eq(counts[3], 0);
+}
+
 static long mt_fail_at = -1, mt_alloc_index, mt_live;
 
 static void *mt_failing_alloc(void *user, size_t size) {
