@@ -783,6 +783,23 @@ CALL(mmrec_mvke_loss) {
     return mmrec_mvke_loss(N(0, m), N(1, f->tape), N(2, e), N(3, tags), N(4, labels),
                            N(5, weights), 2, N(7, &f->t_out));
 }
+CALL(mmrec_mvke_serving_dim) {
+    mmrec_module *m = fx_mvke(f);
+    size_t width;
+    return mmrec_mvke_serving_dim(N(0, m), 1, N(2, &width));
+}
+CALL(mmrec_mvke_export_user) {
+    mmrec_module *m = fx_mvke(f);
+    mmrec_tensor *e = fx_mvke_experts(f, m);
+    float out[2 * 4 * D];
+    return mmrec_mvke_export_user(N(0, m), N(1, e), 1, N(3, out), 2 * 4 * D);
+}
+CALL(mmrec_mvke_export_tag) {
+    mmrec_module *m = fx_mvke(f);
+    float out[2 * 3 * D];
+    return mmrec_mvke_export_tag(N(0, m), N(1, f->b), 0, N(3, out), 2 * 3 * D);
+}
+
 /* modules.h */
 CALL(mmrec_linear_config_init_sized) {
     mmrec_linear_config c;
@@ -1333,6 +1350,9 @@ static const mt_entry mt_entries[] = {
     E(mmrec_mvke_gate),
     E(mmrec_mvke_score),
     E_NULLABLE(mmrec_mvke_loss, "weights"),
+    E(mmrec_mvke_serving_dim),
+    E(mmrec_mvke_export_user),
+    E(mmrec_mvke_export_tag),
     /* tensor.h */
     E(mmrec_tensor_create),
     E(mmrec_tensor_wrap),

@@ -1,5 +1,6 @@
 /* MVKE (mvke.h): the user tower, gate, score and loss against a port of
- * the released code in PyTorch, gradients by finite differences, bad
+ * the released code in PyTorch, gradients by finite differences, the
+ * serving export's inner products against the model's scores, bad
  * configs and inputs, OOM and the steady-state step. */
 #include "mt.h"
 #include "twotower/twotower_internal.h" /* MMREC__MIN_SIZE */
@@ -51,7 +52,7 @@ START_TEST(test_mvke_defaults_and_parameters) {
     mmrec_model *model;
     MT_OK(mmrec_model_create(&model));
     int64_t hidden[1] = {7};
-    ck_assert_ptr_nonnull(mt_mvke(model, "user", hidden, 1));
+    mmrec_module *m = mt_mvke(model, "user", hidden, 1);
     static const struct {
         const char *name;
         int ndim;
@@ -87,6 +88,11 @@ START_TEST(test_mvke_defaults_and_parameters) {
     size_t n;
     MT_OK(mmrec_model_num_params(model, &n));
     ck_assert_uint_eq(n, 9 + MK * 4);
+    size_t width;
+    MT_OK(mmrec_mvke_serving_dim(m, 0, &width));
+    ck_assert_uint_eq(width, 3 * ME);
+    MT_OK(mmrec_mvke_serving_dim(m, 1, &width));
+    ck_assert_uint_eq(width, 4 * ME);
     mmrec_model_destroy(model);
 }
 END_TEST
@@ -256,6 +262,32 @@ START_TEST(test_mvke_bad_input) {
               "tags[1]");
     MT_EXPECT(mmrec_mvke_loss(m, tape, x, tags, labels, NULL, 2, &y), MMREC_ESHAPE,
               "experts is [4,3,6]");
+    /* exports */
+    float buf[MB * 4 * ME];
+    size_t width;
+    MT_EXPECT(mmrec_mvke_serving_dim(m, 2, &width), MMREC_ERANGE, "task is 2");
+    MT_EXPECT(mmrec_mvke_export_user(m, e, 1, buf, MB * 4 * ME - 1), MMREC_EINVAL,
+              "out_size is 95 floats, task 1 needs 96");
+    MT_EXPECT(mmrec_mvke_export_user(m, e, 7, buf, sizeof buf / sizeof buf[0]), MMREC_ERANGE,
+              "task is 7");
+    MT_EXPECT(mmrec_mvke_export_user(m, x, 0, buf, sizeof buf / sizeof buf[0]), MMREC_ESHAPE,
+              "experts is [4,3,6]");
+    MT_EXPECT(mmrec_mvke_export_tag(m, t, 0, buf, MB * 3 * ME - 1), MMREC_EINVAL,
+              "out_size is 71 floats, task 0 needs 72");
+    MT_EXPECT(mmrec_mvke_export_tag(m, t, -3, buf, sizeof buf / sizeof buf[0]), MMREC_ERANGE,
+              "task is -3");
+    MT_EXPECT(mmrec_mvke_export_tag(m, x, 0, buf, sizeof buf / sizeof buf[0]), MMREC_ESHAPE,
+              "tag is [4,3,6], expected [batch, 6]");
+    MT_EXPECT(mmrec_mvke_export_tag(lin, t, 0, buf, sizeof buf / sizeof buf[0]), MMREC_EINVAL,
+              "mvke");
+    /* a failed call writes nothing */
+    for (size_t i = 0; i < sizeof buf / sizeof buf[0]; i++) buf[i] = 7.0f;
+    MT_EXPECT(mmrec_mvke_export_tag(m, t, 0, buf, 10), MMREC_EINVAL, "out_size");
+    for (size_t i = 0; i < sizeof buf / sizeof buf[0]; i++) ck_assert_float_eq(buf[i], 7.0f);
+    /* a stale experts tensor is caught */
+    mmrec_tape_reset(tape);
+    MT_EXPECT(mmrec_mvke_export_user(m, e, 0, buf, sizeof buf / sizeof buf[0]), MMREC_ESTALE,
+              "experts");
     mmrec_tape_destroy(other);
     mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
@@ -486,6 +518,80 @@ START_TEST(test_mvke_loss_is_the_weighted_sum_of_task_bces) {
 }
 END_TEST
 
+/* ---- serving export ---- */
+
+/* For every user and every tag of a task (not only the pairs of one row):
+ * the inner product of the exported vectors is the model's score of that
+ * pair. */
+START_TEST(test_mvke_export_inner_products_equal_scores) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    int64_t hidden[1] = {9};
+    mmrec_module *m = mt_mvke(model, "m", hidden, 1);
+    mt_perturb_params(model, 7);
+    mmrec_tensor *p;
+    float *d;
+    MT_OK(mmrec_model_param(model, "m.virtual_kernels", &p));
+    MT_OK(mmrec_tensor_data(p, &d));
+    for (int j = 0; j < MK * ME; j++) d[j] *= 5.0f; /* gates far from uniform */
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    MT_OK(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE));
+    enum { NU = 5, NT = 4 };
+    float xs[NU * MF * ME], ts[NT * ME];
+    mt_fill_uniform(xs, NU * MF * ME, -1, 1, 41);
+    mt_fill_uniform(ts, NT * ME, -2, 2, 42);
+    int64_t sx[3] = {NU, MF, ME}, st[2] = {NT, ME}, s1[2] = {1, ME};
+    mmrec_tensor *x = mt_tape_tensor(tape, 3, sx, xs, 0), *tag = mt_tape_tensor(tape, 2, st, ts, 0);
+    mmrec_tensor *e;
+    MT_OK(mmrec_mvke_forward(m, tape, x, &e));
+    for (int task = 0; task < 2; task++) {
+        size_t w;
+        MT_OK(mmrec_mvke_serving_dim(m, task, &w));
+        float uv[NU * 4 * ME], tv[NT * 4 * ME];
+        MT_OK(mmrec_mvke_export_user(m, e, task, uv, NU * w));
+        MT_OK(mmrec_mvke_export_tag(m, tag, task, tv, NT * w));
+        /* the user side is the selected experts, in the order of the subset */
+        const float *ed = mt_data(e);
+        int k0 = task == 0 ? 0 : 1;
+        for (int b = 0; b < NU; b++)
+            for (int j = 0; j < ME; j++) {
+                ck_assert_float_eq(uv[b * w + j], ed[(b * MK + k0) * ME + j]);
+                ck_assert_float_eq(uv[b * w + w - ME + j], ed[(b * MK + k0 + (int)w / ME - 1) * ME + j]);
+            }
+        for (int i = 0; i < NU; i++) {
+            /* user i against every tag: its experts row repeated */
+            int64_t se[3] = {NT, MK, ME};
+            mmrec_tensor *ei, *s;
+            MT_OK(mmrec_tape_tensor(tape, 3, se, 0, &ei));
+            float *eid;
+            MT_OK(mmrec_tensor_data(ei, &eid));
+            for (int j = 0; j < NT; j++) memcpy(eid + j * MK * ME, ed + i * MK * ME, sizeof(float) * MK * ME);
+            MT_OK(mmrec_mvke_score(m, tape, ei, tag, task, &s));
+            const float *sd = mt_data(s);
+            for (int j = 0; j < NT; j++) {
+                double ip = 0, scale = 0;
+                for (size_t q = 0; q < w; q++) {
+                    ip += (double)uv[i * w + q] * tv[j * w + q];
+                    scale += fabs((double)uv[i * w + q] * tv[j * w + q]);
+                }
+                ck_assert_msg(fabs(ip - sd[j]) <= 1e-5 * scale + 1e-6,
+                              "task %d user %d tag %d: export %.9g, model %.9g", task, i, j, ip,
+                              (double)sd[j]);
+            }
+        }
+        /* one tag on its own gives the same vector as in the batch */
+        mmrec_tensor *t1;
+        float one[4 * ME];
+        MT_OK(mmrec_tape_wrap(tape, ts + 2 * ME, 2, s1, MMREC_TENSOR_READONLY, &t1));
+        MT_OK(mmrec_mvke_export_tag(m, t1, task, one, w));
+        for (size_t q = 0; q < w; q++) ck_assert_float_eq(one[q], tv[2 * w + q]);
+    }
+    mmrec_tape_destroy(tape);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 /* ---- lifecycle ---- */
 
 static mmrec_status mt_mvke_oom(void *ctx) {
@@ -518,6 +624,9 @@ static mmrec_status mt_mvke_oom(void *ctx) {
     if (s == MMREC_OK) s = mmrec_mvke_forward(m, tape, x, &e);
     if (s == MMREC_OK) s = mmrec_mvke_loss(m, tape, e, tags, labels, NULL, 2, &loss);
     if (s == MMREC_OK) s = mmrec_tape_backward(tape, loss);
+    float buf[MB * 4 * ME];
+    if (s == MMREC_OK) s = mmrec_mvke_export_user(m, e, 1, buf, MB * 4 * ME);
+    if (s == MMREC_OK) s = mmrec_mvke_export_tag(m, t, 1, buf, MB * 4 * ME);
     mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
     return s;
@@ -533,6 +642,7 @@ typedef struct mt_mvke_step {
     mmrec_tape *tape;
     mmrec_optimizer *opt;
     float xs[MB * MF * ME], ts[2][MB * ME], ls[MB];
+    float uv[MB * 4 * ME];
 } mt_mvke_step;
 
 static mmrec_status mt_mvke_train_step(void *ctx) {
@@ -549,6 +659,8 @@ static mmrec_status mt_mvke_train_step(void *ctx) {
     if (s == MMREC_OK) s = mmrec_mvke_loss(c->m, c->tape, e, tags, labels, NULL, 2, &loss);
     if (s == MMREC_OK) s = mmrec_tape_backward(c->tape, loss);
     if (s == MMREC_OK) s = mmrec_optimizer_step(c->opt);
+    if (s == MMREC_OK) s = mmrec_mvke_export_user(c->m, e, 1, c->uv, MB * 4 * ME);
+    if (s == MMREC_OK) s = mmrec_mvke_export_tag(c->m, t1, 1, c->uv, MB * 4 * ME);
     mmrec_tape_reset(c->tape);
     return s;
 }
@@ -632,6 +744,7 @@ static Suite *mvke_suite(void) {
     tcase_set_timeout(fwd, 120);
     tcase_add_test(fwd, test_mvke_matches_pytorch);
     tcase_add_test(fwd, test_mvke_loss_is_the_weighted_sum_of_task_bces);
+    tcase_add_test(fwd, test_mvke_export_inner_products_equal_scores);
     suite_add_tcase(s, fwd);
     TCase *bwd = tcase_create("backward");
     tcase_set_timeout(bwd, 120);

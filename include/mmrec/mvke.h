@@ -36,6 +36,14 @@
  * The repository's later TF 1.x variant of the bottom (a LayerNorm over
  * the flattened F K e vector) is not offered.
  *
+ * Serving: the gate depends on the tag only, so
+ *   s_tau = <[E_k]_{k in S_tau}, [w_k t]_{k in S_tau}>,
+ * an inner product of |S_tau| e floats. mmrec_mvke_export_user writes a
+ * user's vector (the selected experts' outputs, concatenated in the order
+ * of S_tau) and mmrec_mvke_export_tag a tag's (its gate weights times t),
+ * so an exact inner-product top-K over the users' vectors (or the tags')
+ * ranks exactly by the model's scores.
+ *
  * Parameters (names as the reference's layers):
  *   "<name>.virtual_kernels"                    [K, e]   N(0, init_std^2)
  *   "<name>.query_proj.{weight,bias}"           [e, e], [e]
@@ -53,7 +61,8 @@
  * taken), MMREC_ESTALE, MMREC_ENOMEM. A failed call changes nothing.
  *
  * Thread safety: per-handle (the tape; the model while it is trained). A
- * model not being trained serves any number of threads, one tape each. */
+ * model not being trained serves any number of threads, one tape each; the
+ * export functions only read the model and may run on any thread then. */
 #ifndef MMREC_MVKE_H
 #define MMREC_MVKE_H
 
@@ -201,6 +210,54 @@ MMREC_API mmrec_status mmrec_mvke_loss(mmrec_module *mvke, mmrec_tape *tape,
                                        mmrec_tensor *experts, mmrec_tensor *const *tags,
                                        mmrec_tensor *const *labels, const float *weights,
                                        size_t num_tasks, mmrec_tensor **out);
+
+/* The width of task `task`'s serving vectors, |S_task| * dim floats.
+ *   mvke (in)  a module made by mmrec_mvke_create().
+ *   task (in)  0 .. num_tasks - 1.
+ *   out  (out) the width.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, mvke not an MVKE module),
+ *         MMREC_ERANGE (task out of range), MMREC_ESTATE (the model was
+ *         destroyed).
+ * Thread safety: thread-safe while the model lives. Since 0.2. */
+MMREC_API mmrec_status mmrec_mvke_serving_dim(const mmrec_module *mvke, int task, size_t *out);
+
+/* Writes each user's serving vector of task `task` into caller memory:
+ * row b is [E[b, k] for k in S_task] (the order of cfg->task_kernels),
+ * |S_task| * dim floats, rows one after the other. Its inner product with
+ * the tag's vector of mmrec_mvke_export_tag() is the model's score.
+ *   mvke     (in)  a module made by mmrec_mvke_create().
+ *   experts  (in)  E [batch, num_kernels, dim] from mmrec_mvke_forward()
+ *                  (an inference tape's output, or any tensor of that
+ *                  shape); read only.
+ *   task     (in)  0 .. num_tasks - 1.
+ *   out      (out) at least batch * mmrec_mvke_serving_dim() floats in
+ *                  caller memory; untouched on failure.
+ *   out_size (in)  the number of floats `out` holds.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, mvke not an MVKE module, out_size
+ *         too small: the message gives both), MMREC_ESHAPE (experts of the
+ *         wrong shape), MMREC_ERANGE (task out of range), MMREC_ESTATE,
+ *         MMREC_ESTALE (experts of a reset step).
+ * Thread safety: thread-safe while nobody trains the model. Since 0.2. */
+MMREC_API mmrec_status mmrec_mvke_export_user(const mmrec_module *mvke,
+                                              const mmrec_tensor *experts, int task, float *out,
+                                              size_t out_size);
+
+/* Writes each tag's serving vector of task `task` into caller memory: row
+ * b is [w_k t_b for k in S_task] with w = softmax over S_task of
+ * t_b . VK_k (dot products and softmax in double, each w_k t_b rounded to
+ * float), |S_task| * dim floats, rows one after the other.
+ *   mvke     (in)  a module made by mmrec_mvke_create().
+ *   tag      (in)  t [batch, dim], the tag tower's output for the task;
+ *                  read only.
+ *   task     (in)  0 .. num_tasks - 1.
+ *   out      (out) at least batch * mmrec_mvke_serving_dim() floats in
+ *                  caller memory; untouched on failure.
+ *   out_size (in)  the number of floats `out` holds.
+ * Returns as mmrec_mvke_export_user() (MMREC_ESHAPE: tag of the wrong
+ *         shape).
+ * Thread safety: thread-safe while nobody trains the model. Since 0.2. */
+MMREC_API mmrec_status mmrec_mvke_export_tag(const mmrec_module *mvke, const mmrec_tensor *tag,
+                                             int task, float *out, size_t out_size);
 
 #ifdef __cplusplus
 }
