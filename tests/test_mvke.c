@@ -733,6 +733,73 @@ START_TEST(test_mvke_training_lowers_the_loss) {
 }
 END_TEST
 
+/* Two models from the same seed give bitwise-identical losses and
+ * gradients, step after step (DESIGN.md 6). */
+static void mt_mvke_run(float *losses, float *grads, size_t n_grads) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    MT_OK(mmrec_model_seed(model, 77));
+    mt_mvke_step c;
+    int64_t hidden[1] = {8};
+    c.m = mt_mvke(model, "m", hidden, 1);
+    mt_fill_uniform(c.xs, MB * MF * ME, -1, 1, 71);
+    mt_fill_uniform(c.ts[0], MB * ME, -1, 1, 72);
+    mt_fill_uniform(c.ts[1], MB * ME, -1, 1, 73);
+    for (int b = 0; b < MB; b++) c.ls[b] = (float)(b & 1);
+    mmrec_optimizer_config oc;
+    MT_OK(mmrec_optimizer_config_init(&oc));
+    oc.type = MMREC_OPT_ADAM;
+    oc.lr = 1e-2f;
+    MT_OK(mmrec_optimizer_create(model, &oc, &c.opt));
+    MT_OK(mmrec_tape_create(&c.tape));
+    int64_t sx[3] = {MB, MF, ME}, st[2] = {MB, ME}, sl[1] = {MB};
+    for (int step = 0; step < 3; step++) {
+        mmrec_tensor *x, *t0, *t1, *l, *e, *loss;
+        MT_OK(mmrec_tape_wrap(c.tape, c.xs, 3, sx, 0, &x));
+        MT_OK(mmrec_tape_wrap(c.tape, c.ts[0], 2, st, 0, &t0));
+        MT_OK(mmrec_tape_wrap(c.tape, c.ts[1], 2, st, 0, &t1));
+        MT_OK(mmrec_tape_wrap(c.tape, c.ls, 1, sl, 0, &l));
+        mmrec_tensor *tags[2] = {t0, t1}, *labels[2] = {l, l};
+        MT_OK(mmrec_mvke_forward(c.m, c.tape, x, &e));
+        MT_OK(mmrec_mvke_loss(c.m, c.tape, e, tags, labels, NULL, 2, &loss));
+        losses[step] = mt_data(loss)[0];
+        MT_OK(mmrec_tape_backward(c.tape, loss));
+        if (step == 2) {
+            size_t np, at = 0;
+            MT_OK(mmrec_model_num_params(model, &np));
+            for (size_t i = 0; i < np; i++) {
+                mmrec_tensor *p;
+                const float *g;
+                size_t n;
+                MT_OK(mmrec_model_param_at(model, i, NULL, &p));
+                MT_OK(mmrec_tensor_grad(p, &g));
+                MT_OK(mmrec_tensor_numel(p, &n));
+                ck_assert_uint_le(at + n, n_grads);
+                memcpy(grads + at, g, n * sizeof(float));
+                at += n;
+            }
+        }
+        MT_OK(mmrec_optimizer_step(c.opt));
+        mmrec_tape_reset(c.tape);
+    }
+    mmrec_tape_destroy(c.tape);
+    mmrec_optimizer_destroy(c.opt);
+    mmrec_model_destroy(model);
+}
+
+START_TEST(test_mvke_same_seed_is_bitwise_identical) {
+    enum { NG = 4096 };
+    float l1[3], l2[3];
+    float *g1 = calloc(NG, sizeof(float)), *g2 = calloc(NG, sizeof(float));
+    mt_mvke_run(l1, g1, NG);
+    mt_mvke_run(l2, g2, NG);
+    ck_assert(memcmp(l1, l2, sizeof l1) == 0);
+    ck_assert(memcmp(g1, g2, NG * sizeof(float)) == 0);
+    free(g1);
+    free(g2);
+}
+END_TEST
+
 static Suite *mvke_suite(void) {
     Suite *s = suite_create("mvke");
     TCase *api = tcase_create("api");
@@ -750,6 +817,7 @@ static Suite *mvke_suite(void) {
     tcase_set_timeout(bwd, 120);
     tcase_add_test(bwd, test_mvke_gradients);
     tcase_add_test(bwd, test_mvke_training_lowers_the_loss);
+    tcase_add_test(bwd, test_mvke_same_seed_is_bitwise_identical);
     suite_add_tcase(s, bwd);
     TCase *life = tcase_create("lifecycle");
     tcase_set_timeout(life, 120);
