@@ -44,12 +44,25 @@
  * so an exact inner-product top-K over the users' vectors (or the tags')
  * ranks exactly by the model's scores.
  *
+ * A training step, the tags coming from the caller's tag tower (one
+ * [B, e] tensor per task), labels one [B] tensor per task (error checks
+ * left out):
+ *   mmrec_mvke_forward(mvke, tape, fields, &experts);   (once for all tasks)
+ *   mmrec_mvke_loss(mvke, tape, experts, tags, labels, NULL, 2, &loss);
+ *   mmrec_tape_backward(tape, loss);
+ * Serving, on an inference tape: mmrec_mvke_forward for a batch of users,
+ * then mmrec_mvke_export_user per task; mmrec_mvke_export_tag for the
+ * tags; mmrec_mvke_serving_dim gives the vectors' width.
+ *
  * Parameters (names as the reference's layers):
  *   "<name>.virtual_kernels"                    [K, e]   N(0, init_std^2)
  *   "<name>.query_proj.{weight,bias}"           [e, e], [e]
  *   "<name>.key_proj.{weight,bias}"             [e, e], [e]
  *   "<name>.value_proj.{weight,bias}"           [e, e], [e]
- *       weights N(0, init_std^2), biases 0 (tf.layers.dense's default)
+ *       weights N(0, init_std^2), biases 0 (tf.layers.dense's default);
+ *       key_proj.bias adds the same b . Qk[k] to every field's logit of
+ *       kernel k, which the softmax over the fields removes: its gradient
+ *       is 0 and it never trains (kept, as in the reference)
  *   "<name>.layer_norm.{weight,bias}"           [e]      1, 0
  *   "<name>.experts.<k>.<i>.{weight,bias}"      layer i of expert k, as
  *       mmrec_mlp_create names them (Xavier uniform weights, zero biases)
