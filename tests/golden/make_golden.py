@@ -1815,6 +1815,121 @@ def write_twotower_score():
     w.close()
 
 
+# ---- MVKE (Xu et al., KDD 2022; motefly/MVKE core/mvke_ops.py) ----
+
+def mvke_bottom_layer_ref(vk, x, p, eps):
+    """core/mvke_ops.py mvke_bottom_layer: Dense query / key / value (with
+    bias), softmax over the fields of key . query / sqrt(e), the weighted
+    values plus the fields tiled over the kernels, LayerNorm over the last
+    axis; [B, F, K, e]."""
+    vk_num, emb = vk.shape
+    feature_num = x.shape[1]
+    query = vk @ p["query_proj.weight"].T + p["query_proj.bias"]
+    flat = x.reshape(-1, emb)
+    key = flat @ p["key_proj.weight"].T + p["key_proj.bias"]
+    value = flat @ p["value_proj.weight"].T + p["value_proj.bias"]
+    dot = (key @ query.T / emb ** 0.5).reshape(-1, feature_num, vk_num)
+    weights = torch.softmax(dot, 1).reshape(-1, feature_num, vk_num, 1)
+    value = value.reshape(-1, feature_num, 1, emb).repeat(1, 1, vk_num, 1)
+    out = weights * value
+    tiled = x.reshape(-1, feature_num, 1, emb).repeat(1, 1, vk_num, 1)
+    return layer_norm_f64(out + tiled, p["layer_norm.weight"], p["layer_norm.bias"], eps)
+
+
+def mvke_vkg_layer_ref(tag, vk, vke_outputs):
+    """core/mvke_ops.py vkg_layer: softmax over the selected kernels of
+    tag . vk, the weighted sum of their experts' outputs; [B, e]."""
+    vk_num, emb = vk.shape
+    weights = torch.softmax(tag @ vk.T, 1).reshape(-1, 1, vk_num)
+    return (weights @ vke_outputs).reshape(-1, emb)
+
+
+def mvke_forward_ref(x, tags, labels, p, tasks, num_hidden, eps):
+    """_build_mvke_layers (shared_model = False) with each kernel's field
+    layers an MLP (Linear, ReLU, ..., Linear) over the flattened fields,
+    then model_graph_type.py: per task the dot product of the gated user
+    vector and the tag, sigmoid cross-entropy averaged over the batch, the
+    tasks' losses summed."""
+    vk = p["virtual_kernels"]
+    K, e = vk.shape
+    B, F_ = x.shape[0], x.shape[1]
+    bottom = mvke_bottom_layer_ref(vk, x, p, eps)
+    outs = []
+    for k in range(K):
+        h = bottom[:, :, k, :].reshape(-1, F_ * e)
+        for i in range(num_hidden + 1):
+            h = h @ p["experts.%d.%d.weight" % (k, i)].T + p["experts.%d.%d.bias" % (k, i)]
+            if i < num_hidden:
+                h = torch.relu(h)
+        outs.append(h)
+    experts = torch.stack(outs, 1)
+    us, scores, loss = [], [], 0.0
+    for t, idx in enumerate(tasks):
+        u = mvke_vkg_layer_ref(tags[t], vk[idx], experts[:, idx])
+        dot = (u * tags[t]).sum(1)
+        loss = loss + F.binary_cross_entropy_with_logits(dot, labels[t])
+        us.append(u)
+        scores.append(dot)
+    return experts, us, scores, loss
+
+
+def write_mvke():
+    """mmrec_mvke_* against a port of the released MVKE forward
+    (mvke_forward_ref). Per case: <case>.cfg = [F, e, K, num_hidden,
+    hidden...], <case>.task_n [T] and <case>.task_kernels (the subsets one
+    after the other), <case>.x [B, F, e], <case>.tag<t> [B, e],
+    <case>.label<t> [B], <case>.experts [B, K, e], <case>.u<t> [B, e],
+    <case>.score<t> [B], <case>.loss [1], the gradients of the loss
+    <case>.dx, <case>.dtag<t>, and <case>.param.<name> / <case>.grad.<name>
+    under the module's parameter names (without its "<name>.")."""
+    w = Writer("mvke.bin")
+    eps = float(np.float32(1e-12))
+    with own_stream(90):
+        for case, B, F_, e, K, hidden, tasks in (
+                ("released", 6, 3, 8, 5, [16], [[0, 1, 2], [1, 2, 3, 4]]),
+                ("subsets", 5, 4, 6, 4, [], [[3, 0], [2], [1, 3, 0, 2]])):
+            sizes = [F_ * e] + hidden + [e]
+            p = {"virtual_kernels": rand(K, e)}
+            for name in ("query_proj", "key_proj", "value_proj"):
+                p[name + ".weight"] = rand(e, e, low=-0.5, high=0.5)
+                p[name + ".bias"] = rand(e, low=-0.2, high=0.2)
+            p["layer_norm.weight"] = rand(e, low=0.5, high=1.5)
+            p["layer_norm.bias"] = rand(e, low=-0.3, high=0.3)
+            for k in range(K):
+                for i in range(len(sizes) - 1):
+                    a = sizes[i] ** -0.5
+                    p["experts.%d.%d.weight" % (k, i)] = rand(sizes[i + 1], sizes[i], low=-a, high=a)
+                    p["experts.%d.%d.bias" % (k, i)] = rand(sizes[i + 1], low=-0.2, high=0.2)
+            x = rand(B, F_, e, low=-1.5, high=1.5)
+            tags = [rand(B, e) for _ in tasks]
+            labels = [(rand(B) > 0).double() for _ in tasks]
+            for t in range(len(tasks)):
+                labels[t][0], labels[t][1] = 1.0, 0.0
+            leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+            xl = x.clone().requires_grad_(True)
+            tl = [t.clone().requires_grad_(True) for t in tags]
+            experts, us, scores, loss = mvke_forward_ref(xl, tl, labels, leaves, tasks,
+                                                         len(hidden), eps)
+            loss.backward()
+            w.add(case + ".cfg", [F_, e, K, len(hidden)] + hidden)
+            w.add(case + ".task_n", [len(t) for t in tasks])
+            w.add(case + ".task_kernels", [k for t in tasks for k in t])
+            w.add(case + ".x", x.numpy())
+            for t in range(len(tasks)):
+                w.add("%s.tag%d" % (case, t), tags[t].numpy())
+                w.add("%s.label%d" % (case, t), labels[t].numpy())
+                w.add("%s.u%d" % (case, t), us[t].detach().numpy())
+                w.add("%s.score%d" % (case, t), scores[t].detach().numpy())
+                w.add("%s.dtag%d" % (case, t), tl[t].grad.numpy())
+            w.add(case + ".experts", experts.detach().numpy())
+            w.add(case + ".loss", [loss.item()])
+            w.add(case + ".dx", xl.grad.numpy())
+            for k, v in leaves.items():
+                w.add("%s.param.%s" % (case, k), p[k].numpy())
+                w.add("%s.grad.%s" % (case, k), v.grad.numpy())
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -1823,7 +1938,8 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                iisan=write_iisan, sequence_softmax=write_sequence_softmax,
                sequence_encoder=write_sequence_encoder,
                cache_layers=write_cache_layers, freq_estimator=write_freq_estimator,
-               maxsim=write_maxsim, twotower_score=write_twotower_score)
+               maxsim=write_maxsim, twotower_score=write_twotower_score,
+               mvke=write_mvke)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
