@@ -55,6 +55,7 @@
 #include "mmrec/alignrec.h"
 #include "mmrec/iisan.h"
 #include "mmrec/twotower.h"
+#include "mmrec/inttower.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"
