@@ -90,6 +90,8 @@
     {"mmrec_inttower_item_forward", "mmrec_status", "inttower.h", 6, {{"inttower", "mmrec_module *", 1}, {"tape", "mmrec_tape *", 1}, {"fields", "mmrec_tensor *", 1}, {"dense", "mmrec_tensor *", 1}, {"item_fe", "mmrec_tensor **", 1}, {"item_vec", "mmrec_tensor **", 1}}},
     {"mmrec_inttower_score", "mmrec_status", "inttower.h", 5, {{"inttower", "mmrec_module *", 1}, {"tape", "mmrec_tape *", 1}, {"user_fe", "mmrec_tensor *", 1}, {"item_fe", "mmrec_tensor *", 1}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_inttower_score_paired", "mmrec_status", "inttower.h", 5, {{"inttower", "mmrec_module *", 1}, {"tape", "mmrec_tape *", 1}, {"user_fe", "mmrec_tensor *", 1}, {"item_fe", "mmrec_tensor *", 1}, {"out", "mmrec_tensor **", 1}}},
+    {"mmrec_inttower_cir_config_init_sized", "mmrec_status", "inttower.h", 2, {{"cfg", "mmrec_inttower_cir_config *", 1}, {"size", "size_t", 0}}},
+    {"mmrec_loss_inttower_cir", "mmrec_status", "inttower.h", 7, {{"tape", "mmrec_tape *", 1}, {"user_vec", "mmrec_tensor *", 1}, {"item_vec", "mmrec_tensor *", 1}, {"labels", "const float *", 1}, {"n", "size_t", 0}, {"cfg", "const mmrec_inttower_cir_config *", 1}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_loss_bce_logits", "mmrec_status", "losses.h", 4, {{"tape", "mmrec_tape *", 1}, {"logits", "mmrec_tensor *", 1}, {"targets", "mmrec_tensor *", 1}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_loss_softmax_ce", "mmrec_status", "losses.h", 5, {{"tape", "mmrec_tape *", 1}, {"logits", "mmrec_tensor *", 1}, {"labels", "const int64_t *", 1}, {"n", "size_t", 0}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_loss_bpr", "mmrec_status", "losses.h", 4, {{"tape", "mmrec_tape *", 1}, {"pos", "mmrec_tensor *", 1}, {"neg", "mmrec_tensor *", 1}, {"out", "mmrec_tensor **", 1}}},

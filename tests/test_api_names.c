@@ -796,6 +796,17 @@ CALL(mmrec_inttower_score_paired) {
     return mmrec_inttower_score_paired(N(0, m), N(1, f->tape), N(2, u), N(3, i),
                                        N(4, &f->t_out));
 }
+CALL(mmrec_inttower_cir_config_init_sized) {
+    mmrec_inttower_cir_config c;
+    return mmrec_inttower_cir_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_loss_inttower_cir) {
+    static const float labels[2] = {1, 0};
+    mmrec_inttower_cir_config c;
+    MT_OK(mmrec_inttower_cir_config_init(&c));
+    return mmrec_loss_inttower_cir(N(0, f->tape), N(1, f->a), N(2, f->b), N(3, labels), 2,
+                                   N(5, &c), N(6, &f->t_out));
+}
 
 /* modules.h */
 CALL(mmrec_linear_config_init_sized) {
@@ -1341,6 +1352,8 @@ static const mt_entry mt_entries[] = {
     E_NULLABLE(mmrec_inttower_item_forward, "dense item_vec"),
     E(mmrec_inttower_score),
     E(mmrec_inttower_score_paired),
+    E(mmrec_inttower_cir_config_init_sized),
+    E_NULLABLE(mmrec_loss_inttower_cir, "cfg"),
     /* twotower.h */
     E(mmrec_freq_estimator_config_init_sized),
     E_NULLABLE(mmrec_freq_estimator_create, "out"),

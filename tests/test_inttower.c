@@ -1,7 +1,7 @@
 /* IntTower (inttower.h): the towers, the FE-Block scores (paired and all
- * pairs) against a port of the released PyTorch code
+ * pairs) and CIR against a port of the released PyTorch code
  * (tests/golden/make_golden.py::write_inttower), finite-difference
- * gradients of the whole module, dropout only on training
+ * gradients of the whole module and of CIR, dropout only on training
  * tapes, bad input, config sizes, steady-state allocation and allocation
  * failures. */
 #include "mt.h"
@@ -154,6 +154,60 @@ START_TEST(test_inttower_matches_the_reference_code) {
 }
 END_TEST
 
+START_TEST(test_inttower_cir_matches_paper_and_code) {
+    static const char *cases[] = {"cir", "cir_few"};
+    mt_golden g;
+    mt_golden_load(&g, "inttower.bin");
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    for (size_t k = 0; k < 2; k++) {
+        const char *c = cases[k];
+        const mt_array *cfg = mt_get(&g, c, "cfg"), *y = mt_get(&g, c, "y");
+        for (int form = 0; form < 2; form++) {
+            mmrec_tensor *u = mt_from(tape, mt_get(&g, c, "u"), MMREC_TENSOR_REQUIRES_GRAD);
+            mmrec_tensor *v = mt_from(tape, mt_get(&g, c, "v"), MMREC_TENSOR_REQUIRES_GRAD);
+            mmrec_inttower_cir_config cc;
+            MT_OK(mmrec_inttower_cir_config_init(&cc));
+            ck_assert_float_eq(cc.temperature, cfg->data[0]);
+            if (form == 0)
+                cc.weight = cfg->data[1];
+            else
+                cc.label_indexed = 1; /* the code's: weight 1 */
+            mmrec_tensor *loss;
+            MT_OK(mmrec_loss_inttower_cir(tape, u, v, y->data, y->numel, &cc, &loss));
+            const mt_array *want = mt_get(&g, c, form ? "code" : "paper");
+            mt_close_scaled(want->name, mt_data_of(loss), want->data, 1);
+            MT_OK(mmrec_tape_backward(tape, loss));
+            want = mt_get(&g, c, form ? "dcu" : "dpu");
+            mt_close_scaled(want->name, mt_grad_of(u), want->data, want->numel);
+            want = mt_get(&g, c, form ? "dcv" : "dpv");
+            mt_close_scaled(want->name, mt_grad_of(v), want->data, want->numel);
+            mmrec_tape_reset(tape);
+        }
+    }
+    mmrec_tape_destroy(tape);
+    mt_golden_free(&g);
+}
+END_TEST
+
+/* No row clicked: the paper's CIR is 0 with no gradient. */
+START_TEST(test_inttower_cir_without_clicks_is_zero) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    float uv[12];
+    mt_fill_uniform(uv, 12, -1, 1, 5);
+    int64_t s[2] = {3, 4};
+    mmrec_tensor *u = mt_tape_tensor(tape, 2, s, uv, MMREC_TENSOR_REQUIRES_GRAD), *loss;
+    static const float zeros[3] = {0, 0, 0};
+    MT_OK(mmrec_loss_inttower_cir(tape, u, u, zeros, 3, NULL, &loss));
+    ck_assert_float_eq(mt_data_of(loss)[0], 0.0f);
+    MT_OK(mmrec_tape_backward(tape, loss));
+    const float *g = mt_grad_of(u);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(g[i], 0.0f);
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 /* ---- finite differences ---- */
 
 typedef struct mt_it_ctx {
@@ -215,6 +269,37 @@ START_TEST(test_inttower_gradients) {
         mt_gradcheck(paired ? "inttower paired" : "inttower all pairs", mt_it_fwd, &ctx, in, 4,
                      model, &o);
         mmrec_model_destroy(model);
+    }
+}
+END_TEST
+
+typedef struct mt_cir_ctx {
+    const float *labels;
+    size_t n;
+    int label_indexed;
+} mt_cir_ctx;
+
+static mmrec_status mt_cir_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
+                               mmrec_tensor **out) {
+    mt_cir_ctx *c = ctx;
+    mmrec_inttower_cir_config cc;
+    MT_FWD(mmrec_inttower_cir_config_init(&cc));
+    cc.label_indexed = c->label_indexed;
+    cc.weight = 0.7f;
+    cc.temperature = 0.5f; /* a milder softmax keeps the differences in float32's range */
+    return mmrec_loss_inttower_cir(tape, in[0], in[1], c->labels, c->n, &cc, out);
+}
+
+START_TEST(test_inttower_cir_gradients) {
+    enum { B = 5, D = 4 };
+    static const float labels[B] = {1, 0, 0, 1, 1};
+    float u[B * D], v[B * D];
+    mt_fill_uniform(u, B * D, -1, 1, 7);
+    mt_fill_uniform(v, B * D, -1, 1, 8);
+    for (int form = 0; form < 2; form++) {
+        mt_cir_ctx c = {labels, B, form};
+        mt_input in[2] = {{2, {B, D}, u, false}, {2, {B, D}, v, false}};
+        mt_gradcheck(form ? "cir label_indexed" : "cir", mt_cir_fwd, &c, in, 2, NULL, NULL);
     }
 }
 END_TEST
@@ -409,6 +494,51 @@ START_TEST(test_inttower_bad_input) {
     MT_OK(mmrec_inttower_score(m, tape, ufe, ife_b, &y));
     MT_OK(mmrec_inttower_score_paired(m, tape, ufe, ife, &y));
 
+    /* CIR */
+    mmrec_tensor *u, *v, *v5, *u1;
+    int64_t s46[2] = {4, 6}, s45[2] = {4, 5}, s16[2] = {1, 6};
+    MT_OK(mmrec_tape_tensor(tape, 2, s46, 0, &u));
+    MT_OK(mmrec_tape_tensor(tape, 2, s46, 0, &v));
+    MT_OK(mmrec_tape_tensor(tape, 2, s45, 0, &v5));
+    MT_OK(mmrec_tape_tensor(tape, 2, s16, 0, &u1));
+    float labels[4] = {1, 0, 0.5f, 1};
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 4, NULL, &y), MMREC_EINVAL,
+              "labels[2] is 0.5");
+    labels[2] = NAN;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 4, NULL, &y), MMREC_EINVAL,
+              "labels[2]");
+    labels[2] = 1;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 3, NULL, &y), MMREC_ESHAPE,
+              "n is 3");
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v5, labels, 4, NULL, &y), MMREC_ESHAPE,
+              "item_vec is [4,5]");
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, ue, v, labels, 4, NULL, &y), MMREC_ESHAPE,
+              "user_vec is [4,3,3]");
+    mmrec_inttower_cir_config cc;
+    MT_OK(mmrec_inttower_cir_config_init(&cc));
+    cc.temperature = 0.0f;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 4, &cc, &y), MMREC_EINVAL,
+              "cfg->temperature is 0");
+    cc.temperature = 1e-39f;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 4, &cc, &y), MMREC_EINVAL,
+              "cfg->temperature");
+    cc.temperature = 0.07f;
+    cc.weight = -1.0f;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 4, &cc, &y), MMREC_EINVAL,
+              "cfg->weight is -1");
+    cc.weight = INFINITY;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 4, &cc, &y), MMREC_EINVAL,
+              "cfg->weight");
+    cc.weight = 1.0f;
+    cc.label_indexed = 2;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, v, labels, 4, &cc, &y), MMREC_EINVAL,
+              "cfg->label_indexed is 2");
+    cc.label_indexed = 1;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u1, u1, labels, 1, &cc, &y), MMREC_ESHAPE,
+              "user_vec has 1 row");
+    MT_OK(mmrec_loss_inttower_cir(tape, u, v, labels, 4, &cc, &y));
+    cc.label_indexed = 0;
+    MT_OK(mmrec_loss_inttower_cir(tape, u1, u1, labels, 1, &cc, &y));
     mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
 }
@@ -464,6 +594,25 @@ START_TEST(test_inttower_config_sizes) {
     c->struct_size = first;
     MT_OK(mmrec_inttower_create(model, "c", c, NULL));
 
+    first = MMREC__MIN_SIZE(mmrec_inttower_cir_config);
+    ck_assert_uint_eq(first, 24);
+    MT_EXPECT(mmrec_inttower_cir_config_init_sized((mmrec_inttower_cir_config *)(void *)buf,
+                                                   first - 1),
+              MMREC_EINVAL, "size");
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t s[2] = {2, 3};
+    mmrec_tensor *u, *loss;
+    MT_OK(mmrec_tape_tensor(tape, 2, s, 0, &u));
+    static const float labels[2] = {1, 0};
+    big = sizeof(mmrec_inttower_cir_config) + 8;
+    memset(buf, 0, sizeof buf);
+    mmrec_inttower_cir_config *cc = (mmrec_inttower_cir_config *)(void *)buf;
+    MT_OK(mmrec_inttower_cir_config_init_sized(cc, big));
+    MT_OK(mmrec_loss_inttower_cir(tape, u, u, labels, 2, cc, &loss));
+    buf[big - 2] = 3;
+    MT_EXPECT(mmrec_loss_inttower_cir(tape, u, u, labels, 2, cc, &loss), MMREC_EINVAL, "newer");
+    mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
 }
 END_TEST
@@ -484,13 +633,13 @@ static void mt_it_step_fill(mt_it_step *k) {
     for (int i = 0; i < 16; i++) k->labels[i] = (float)(i % 3 == 0);
 }
 
-/* One training step: both towers, paired BCE, the all-pairs scores,
+/* One training step: both towers, paired BCE, the all-pairs scores, CIR,
  * backward. */
 static mmrec_status mt_it_train_step(mt_it_step *k) {
     mmrec_tape *t = k->tape;
     int64_t su[3] = {16, 3, 3}, sd[2] = {16, 2}, si[3] = {16, 2, 3}, sj[2] = {16, 1},
             sl[1] = {16};
-    mmrec_tensor *ue, *ud, *ie, *id, *y, *ufe, *uvec, *ife, *ivec, *p, *all, *l1, *l2;
+    mmrec_tensor *ue, *ud, *ie, *id, *y, *ufe, *uvec, *ife, *ivec, *p, *all, *l1, *l2, *l3;
     MT_FWD(mmrec_tape_wrap(t, k->ue, 3, su, MMREC_TENSOR_READONLY, &ue));
     MT_FWD(mmrec_tape_wrap(t, k->ud, 2, sd, MMREC_TENSOR_READONLY, &ud));
     MT_FWD(mmrec_tape_wrap(t, k->ie, 3, si, MMREC_TENSOR_READONLY, &ie));
@@ -502,7 +651,9 @@ static mmrec_status mt_it_train_step(mt_it_step *k) {
     MT_FWD(mmrec_loss_bce_logits(t, p, y, &l1));
     MT_FWD(mmrec_inttower_score(k->m, t, ufe, ife, &all));
     MT_FWD(mmrec_mean(t, all, MMREC_AXIS_ALL, &l2));
+    MT_FWD(mmrec_loss_inttower_cir(t, uvec, ivec, k->labels, 16, NULL, &l3));
     MT_FWD(mmrec_add(t, l1, l2, &l1));
+    MT_FWD(mmrec_add(t, l1, l3, &l1));
     return mmrec_tape_backward(t, l1);
 }
 
@@ -547,7 +698,7 @@ static mmrec_status mt_it_oom(void *ctx) {
         c.hidden_sizes = hidden;
         c.num_hidden = 2;
         c.user_heads = 2;
-        c.item_heads = 3;
+        c.item_heads = 2; /* CIR needs H_u f = H_i f */
         c.field_dim = 3;
         c.dropout = 0.2f;
         s = mmrec_inttower_create(model, "it", &c, &k.m);
@@ -574,11 +725,14 @@ static Suite *inttower_suite(void) {
     suite_add_tcase(s, api);
     TCase *fwd = tcase_create("forward");
     tcase_add_test(fwd, test_inttower_matches_the_reference_code);
+    tcase_add_test(fwd, test_inttower_cir_matches_paper_and_code);
+    tcase_add_test(fwd, test_inttower_cir_without_clicks_is_zero);
     tcase_add_test(fwd, test_inttower_dropout_only_when_training);
     suite_add_tcase(s, fwd);
     TCase *bwd = tcase_create("backward");
     tcase_set_timeout(bwd, 120);
     tcase_add_test(bwd, test_inttower_gradients);
+    tcase_add_test(bwd, test_inttower_cir_gradients);
     suite_add_tcase(s, bwd);
     TCase *rel = tcase_create("reliability");
     tcase_set_timeout(rel, 300);

@@ -16,6 +16,10 @@
  *   with b a learned scalar: the late-interaction MaxSim (ops.h) of the
  *   L H_u user heads against the H_i item heads. p = sigmoid(s) is the
  *   click probability; train with mmrec_loss_bce_logits on s.
+ *   CIR, the contrastive term: InfoNCE between the user's last FE output
+ *   u_L and the item's v, both L2-normalized, temperature 0.07, over the
+ *   clicked rows (y = 1), each row's own item the positive and the batch's
+ *   other items the negatives (mmrec_loss_inttower_cir below).
  *
  * Where this library stands against the released code (the authors'
  * PyTorch repository, github.com/archersama/IntTower):
@@ -29,6 +33,11 @@
  *   - The user tower's last Linear: the code builds it and computes h_L,
  *     which no output reads (the user FE reads h_0 .. h_{L-1}); it is not
  *     created here.
+ *   - CIR: the code's contrast_loss indexes the positive column by the 0/1
+ *     click label (column 0 or 1 of the batch, for every row) and then
+ *     leaves the term out of the training loss; the paper's intent is the
+ *     InfoNCE above, the default here. cfg.label_indexed = 1 gives the
+ *     code's formula, for comparisons with it.
  *   - Inits as the code: the tower Linear weights N(0, init_std^2) with
  *     init_std 1e-4; every other weight and every bias (Light-SE, the FE
  *     projections, the tower biases) PyTorch's nn.Linear default,
@@ -152,8 +161,8 @@ MMREC_API mmrec_status mmrec_inttower_create(mmrec_model *model, const char *nam
  *   user_fe  (out) [B, L H_u, f], the queries of the score; owned by
  *                  `tape` until reset.
  *   user_vec (out, may be NULL) [B, H_u f], u_L (the last layer's FE
- *                  output, the code's user_dnn_embedding); owned by
- *                  `tape` until reset.
+ *                  output, the code's user_dnn_embedding), the user side
+ *                  of CIR; owned by `tape` until reset.
  * Returns MMREC_OK, MMREC_EINVAL (NULL; inttower not an IntTower module;
  *         a tensor of another tape; dense given when user_dense_dim is 0
  *         or missing when it is not), MMREC_ESHAPE (fields not
@@ -176,7 +185,8 @@ MMREC_API mmrec_status mmrec_inttower_user_forward(mmrec_module *inttower, mmrec
  *   item_fe  (out) [N, H_i, f], the items of the score; owned by `tape`
  *                  until reset.
  *   item_vec (out, may be NULL) [N, H_i f], v as one vector (the same
- *                  values); owned by `tape` until reset.
+ *                  values), the item side of CIR; owned by `tape` until
+ *                  reset.
  * Returns MMREC_OK, MMREC_EINVAL (NULL; inttower not an IntTower module;
  *         a tensor of another tape; dense given when item_dense_dim is 0
  *         or missing when it is not), MMREC_ESHAPE (fields not
@@ -228,6 +238,70 @@ MMREC_API mmrec_status mmrec_inttower_score(mmrec_module *inttower, mmrec_tape *
 MMREC_API mmrec_status mmrec_inttower_score_paired(mmrec_module *inttower, mmrec_tape *tape,
                                                    mmrec_tensor *user_fe, mmrec_tensor *item_fe,
                                                    mmrec_tensor **out);
+
+/* ---- CIR, IntTower's contrastive term ----
+ * With u_i the rows of user_vec and v_j those of item_vec (each
+ * L2-normalized, x / max(||x||, 1e-12)), y_i the click labels and
+ * s_ij = <u_i, v_j> / tau:
+ *   paper (default):  out = weight * sum_{i: y_i = 1} l_i / #{i: y_i = 1},
+ *                     l_i = logsumexp_j s_ij - s_ii
+ *                     (0 when no row is clicked): every item of the batch
+ *                     is a candidate, the clicked rows are the queries.
+ *   label_indexed:    out = weight * mean_i (logsumexp_j s_ij - s_{i, y_i}),
+ *                     the code's contrast_loss (its subtraction of the
+ *                     global max changes nothing), which scores each row
+ *                     against column 0 or 1 of the batch; the code
+ *                     computes it and leaves it out of the training loss.
+ * Both are mmrec_loss_batch_softmax (losses.h) configured: normalize 1,
+ * temperature tau; row weights y and weight_mean 1, or positives y. One
+ * node, plus a scale when weight is not 1. */
+typedef struct mmrec_inttower_cir_config {
+    size_t struct_size;
+    float temperature; /* tau; default 0.07 (the code's); > 0 with a finite inverse */
+    float weight;      /* the term's weight in the loss; default 1 (the paper's
+                          value is not published with the code); finite, >= 0 */
+    int label_indexed; /* 1: the code's label-indexed formula; default 0 (the
+                          paper's InfoNCE over the clicked rows) */
+} mmrec_inttower_cir_config;
+
+/* Fills cfg with the defaults for the first `size` bytes: temperature
+ * 0.07, weight 1, label_indexed 0. Call it through
+ * mmrec_inttower_cir_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_inttower_cir_config_init_sized(mmrec_inttower_cir_config *cfg,
+                                                            size_t size);
+#define mmrec_inttower_cir_config_init(cfg) \
+    mmrec_inttower_cir_config_init_sized((cfg), sizeof *(cfg))
+
+/* The CIR loss above. Gradients flow to user_vec and item_vec, through the
+ * normalization and the temperature; labels are constants.
+ *   tape     (in)  the step's tape.
+ *   user_vec (in)  [B, d], u_L from mmrec_inttower_user_forward() (d =
+ *                  H_u f), B >= 1 (B >= 2 with label_indexed).
+ *   item_vec (in)  [B, d], v from mmrec_inttower_item_forward() of the
+ *                  batch's items, row i the item of row i: the same d,
+ *                  so H_u = H_i.
+ *   labels   (in)  n click labels, each 0 or 1; borrowed for the call.
+ *   n        (in)  B.
+ *   cfg      (in, may be NULL) options; NULL: the defaults.
+ *   out      (out) [1], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL; a tensor of another tape; a label
+ *         not 0 or 1: the message gives its index; temperature or weight
+ *         out of range, label_indexed not 0 or 1, a config from a newer
+ *         libmmrec: the message names the field), MMREC_ESHAPE (user_vec
+ *         or item_vec not 2-D, their shapes differ, n not B, B < 2 with
+ *         label_indexed: the message gives the shapes), MMREC_ESTALE,
+ *         MMREC_ENOMEM. A failed call changes nothing.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_loss_inttower_cir(mmrec_tape *tape, mmrec_tensor *user_vec,
+                                               mmrec_tensor *item_vec, const float *labels,
+                                               size_t n, const mmrec_inttower_cir_config *cfg,
+                                               mmrec_tensor **out);
 
 #ifdef __cplusplus
 }

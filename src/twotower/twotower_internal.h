@@ -11,6 +11,7 @@
 
 MMREC__SIZED_STRUCT(mmrec_freq_estimator_config, num_items, 0.2, 48)
 MMREC__SIZED_STRUCT(mmrec_inttower_config, lightse_bias, 0.2, 88)
+MMREC__SIZED_STRUCT(mmrec_inttower_cir_config, label_indexed, 0.2, 24)
 
 /* IntTower's Light-SE (lightse.c) on valid arguments: fields [B, F, e],
  * weight [F, F], bias [F] or NULL -> out [B, F e], one node. Fails only

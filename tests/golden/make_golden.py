@@ -1784,7 +1784,7 @@ def write_freq_estimator():
 
 # ---- IntTower (archersama/IntTower @ a234d891): a port of the code's
 # layers/interaction.py LightSE, layers/core.py User_Fe_DNN / Item_Fe_DNN /
-# PredictionLayer and preprocessing/utils.py fe_score, with
+# PredictionLayer and preprocessing/utils.py fe_score / contrast_loss, with
 # dnn_use_bn=False and dropout 0 (libmmrec has no BatchNorm).
 
 
@@ -1878,6 +1878,32 @@ def fe_score(user_rep, item_rep, user_fea_col, item_fea_col, user_embedding_dim,
     return torch.sum(score, 1)
 
 
+def contrast_loss(y, user_embedding, item_embedding):
+    """preprocessing/utils.py contrast_loss: the positive column is the 0/1
+    label. The code's in-place `scores -= scores.max()` is written out of
+    place: the same values, and a backward that torch can run (the code
+    never runs one: it leaves the term out of its loss)."""
+    user_embedding = torch.nn.functional.normalize(user_embedding, dim=-1)
+    item_embedding = torch.nn.functional.normalize(item_embedding, dim=-1)
+    tau = 0.07
+    scores = torch.matmul(user_embedding, item_embedding.t()) / tau
+    scores = scores - scores.max()
+    exp_scores = scores.exp()
+    loss = torch.log(exp_scores.sum(dim=1)) - scores[range(scores.shape[0]), y]
+    loss = loss.mean()
+    return loss
+
+
+def cir_infonce(y, user_embedding, item_embedding, tau, weight):
+    """CIR as the paper intends it: InfoNCE over the clicked rows, each
+    row's own item the positive, L2-normalized sides, temperature tau."""
+    u = F.normalize(user_embedding, dim=-1)
+    v = F.normalize(item_embedding, dim=-1)
+    s = u @ v.t() / tau
+    l = torch.logsumexp(s, 1) - s.diagonal()
+    return weight * (l * y).sum() / y.sum()
+
+
 class IntTowerRef(torch.nn.Module):
     """model/IntTower.py forward from the field embeddings on: Light-SE per
     side, flatten, dense features appended, the FE towers, fe_score and the
@@ -1964,12 +1990,34 @@ def inttower_case(w, name, B, fu, fi, e, du, di, hidden, hu, hi, f, se_bias):
 
 
 def write_inttower():
-    """IntTower's towers and score (inttower_case)."""
+    """IntTower's towers and score (inttower_case) and CIR: <case>.u, .v
+    [B, d], .y [B] labels, .cfg [tau, weight]; .paper (cir_infonce) with
+    .dpu, .dpv, and .code (contrast_loss, weight 1) with .dcu, .dcv."""
     w = Writer("inttower.bin")
     with own_stream(90):
         inttower_case(w, "base", 5, 3, 2, 4, 2, 1, (6, 5, 4), 3, 2, 4, False)
         inttower_case(w, "sebias", 4, 2, 3, 5, 0, 0, (7, 3), 2, 3, 3, True)
         inttower_case(w, "one", 3, 2, 2, 3, 0, 2, (4,), 1, 2, 2, False)
+        for name, B, d, y, weight in (("cir", 6, 8, [1, 0, 1, 1, 0, 1], 0.5),
+                                      ("cir_few", 4, 5, [0, 1, 1, 1], 1.0)):
+            u = rand(B, d).requires_grad_(True)
+            v = rand(B, d).requires_grad_(True)
+            y = torch.tensor(y, dtype=torch.float64)
+            tau = float(np.float32(0.07))
+            w.add(name + ".cfg", [tau, weight])
+            w.add(name + ".u", u.detach().numpy())
+            w.add(name + ".v", v.detach().numpy())
+            w.add(name + ".y", y.numpy())
+            loss = cir_infonce(y, u, v, tau, weight)
+            du, dv = torch.autograd.grad(loss, (u, v))
+            w.add(name + ".paper", loss.detach().numpy())
+            w.add(name + ".dpu", du.numpy())
+            w.add(name + ".dpv", dv.numpy())
+            loss = contrast_loss(y.long(), u, v)
+            du, dv = torch.autograd.grad(loss, (u, v))
+            w.add(name + ".code", loss.detach().numpy())
+            w.add(name + ".dcu", du.numpy())
+            w.add(name + ".dcv", dv.numpy())
     w.close()
 
 
