@@ -151,8 +151,10 @@ MMREC_API mmrec_status mmrec_inttower_create(mmrec_model *model, const char *nam
 
 /* The user tower: Light-SE over `fields`, the MLP, and the FE projection
  * of every layer's input, u_1 .. u_L, as L H_u heads of width f, layer by
- * layer (u_1's heads first). Records the Light-SE node, the Linear,
- * ReLU and dropout nodes and a concatenation on a training tape.
+ * layer (u_1's heads first). Records the Light-SE node, the tower's
+ * Linear, ReLU and dropout nodes and one node for the L FE projections
+ * (written side by side: no concatenation) on a training tape; a slice
+ * when user_vec is asked for.
  *   inttower (in)  a module made by mmrec_inttower_create().
  *   tape     (in)  the step's tape.
  *   fields   (in)  [B, F_u, e] user field embeddings (differentiated).

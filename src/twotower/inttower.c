@@ -8,7 +8,8 @@
  *   score = MaxSim(user_fe, item_fe) + b
  *         = sum_l sum_h max_g <u_{l,h}, v_g> + b.
  * Built from the Linear kernel, the activation, dropout, shape and MaxSim
- * ops and the fused Light-SE node (lightse.c). Reference:
+ * ops, the fused Light-SE node (lightse.c) and one node for the L user FE
+ * projections. Reference:
  * tests/golden/make_golden.py::write_inttower (a port of the code's
  * User_Fe_DNN, Item_Fe_DNN, LightSE, fe_score and PredictionLayer). */
 #include "twotower_internal.h"
@@ -253,24 +254,87 @@ static mmrec_status mmrec__inttower_layer(const mmrec__inttower *m, const mmrec_
     return MMREC_OK;
 }
 
+/* The user FE projections u_l = h_{l-1} W_l^T + b_l of every layer as one
+ * node writing [B, L H_u f] (u_1 .. u_L side by side in each row, seen as
+ * [B, L H_u, f]): no concatenation, no reshape, each product one sgemm
+ * into its column block. node->in: h_0 .. h_{L-1}, W_1 .. W_L, b_1 .. b_L. */
+typedef struct mmrec__fe_ctx {
+    size_t layers, rows, width; /* L, B, H_u f */
+} mmrec__fe_ctx;
+
+static mmrec_status mmrec__fe_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__fe_ctx *c = node->ctx;
+    size_t L = c->layers, B = c->rows, n = c->width, ld = L * n;
+    for (size_t l = 0; l < L; l++) {
+        mmrec_tensor *h = node->in[l], *w = node->in[L + l], *b = node->in[2 * L + l];
+        size_t d = (size_t)w->shape[1];
+        const float *dy = node->out->grad + l * n;
+        if (mmrec__requires_grad(h)) {
+            float *dh = mmrec__grad(tape, h);
+            if (dh == NULL) return MMREC_ENOMEM;
+            mmrec__sgemm(false, false, B, d, n, 1.0f, dy, ld, w->data, d, 1.0f, dh, d);
+        }
+        if (mmrec__requires_grad(w)) {
+            float *dw = mmrec__grad(tape, w);
+            if (dw == NULL) return MMREC_ENOMEM;
+            mmrec__sgemm(true, false, n, d, B, 1.0f, dy, ld, h->data, d, 1.0f, dw, d);
+        }
+        if (mmrec__requires_grad(b)) {
+            float *db = mmrec__grad(tape, b);
+            if (db == NULL) return MMREC_ENOMEM;
+            mmrec__colsum_add(dy, B, n, ld, 1.0f, db);
+        }
+    }
+    return MMREC_OK;
+}
+
+static mmrec_status mmrec__inttower_fe(const mmrec__inttower *m, mmrec_tape *tape,
+                                       const char *func, mmrec_tensor *const *h,
+                                       mmrec_tensor **out) {
+    size_t L = (size_t)m->layers, B = mmrec__rows(h[0]);
+    size_t n = (size_t)m->cfg.user_heads * (size_t)m->cfg.field_dim;
+    mmrec_tensor *in[3 * MMREC__IT_MAX], *y;
+    for (size_t l = 0; l < L; l++) {
+        in[l] = h[l];
+        in[L + l] = m->user_fe[l].w;
+        in[2 * L + l] = m->user_fe[l].b;
+    }
+    mmrec__fe_ctx c = {L, B, n};
+    int64_t shape[3] = {(int64_t)B, (int64_t)L * m->cfg.user_heads, m->cfg.field_dim};
+    const mmrec__op op = {func, "inttower_fe", mmrec__fe_backward, in, (int)(3 * L), 0, &c,
+                          sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 3, shape, false, &y, NULL, NULL));
+    for (size_t r = 0; r < B; r++)
+        for (size_t l = 0; l < L; l++)
+            memcpy(y->data + (r * L + l) * n, m->user_fe[l].b->data, n * sizeof(float));
+    for (size_t l = 0; l < L; l++) {
+        size_t d = (size_t)m->user_fe[l].in;
+        mmrec__sgemm(false, true, B, n, d, 1.0f, h[l]->data, d, m->user_fe[l].w->data, d, 1.0f,
+                     y->data + l * n, L * n);
+    }
+    *out = y;
+    return MMREC_OK;
+}
+
 static mmrec_status mmrec__inttower_user(const mmrec__inttower *m, mmrec_tape *tape,
                                          const char *func, mmrec_tensor *fields,
-                                         mmrec_tensor *dense, mmrec_tensor **fe_out,
-                                         mmrec_tensor **last_out) {
+                                         mmrec_tensor *dense, bool want_last,
+                                         mmrec_tensor **fe_out, mmrec_tensor **last_out) {
     int L = m->layers;
-    mmrec_tensor *h, *fe[MMREC__IT_MAX];
+    mmrec_tensor *h[MMREC__IT_MAX];
     MMREC_FORWARD_IF(
-        mmrec__inttower_input(tape, func, fields, dense, m->user_se_w, m->user_se_b, &h));
-    for (int l = 0; l < L; l++) {
-        MMREC_FORWARD_IF(mmrec__lin_forward(&m->user_fe[l], tape, func, h, &fe[l]));
-        if (l < L - 1) MMREC_FORWARD_IF(mmrec__inttower_layer(m, &m->user_lin[l], tape, func, &h));
+        mmrec__inttower_input(tape, func, fields, dense, m->user_se_w, m->user_se_b, &h[0]));
+    for (int l = 0; l + 1 < L; l++) {
+        h[l + 1] = h[l];
+        MMREC_FORWARD_IF(mmrec__inttower_layer(m, &m->user_lin[l], tape, func, &h[l + 1]));
     }
-    mmrec_tensor *all = fe[0];
-    if (L > 1) MMREC_FORWARD_IF(mmrec_concat(tape, fe, (size_t)L, -1, &all));
-    int64_t shape[3] = {fields->shape[0], (int64_t)L * m->cfg.user_heads, m->cfg.field_dim};
-    MMREC_FORWARD_IF(mmrec_reshape(tape, all, 3, shape, fe_out));
-    *last_out = fe[L - 1];
-    return MMREC_OK;
+    MMREC_FORWARD_IF(mmrec__inttower_fe(m, tape, func, h, fe_out));
+    if (!want_last) return MMREC_OK;
+    /* u_L, the last H_u heads, as [B, H_u f] */
+    int64_t H = m->cfg.user_heads, shape[2] = {fields->shape[0], H * m->cfg.field_dim};
+    mmrec_tensor *last;
+    MMREC_FORWARD_IF(mmrec_slice(tape, *fe_out, 1, (L - 1) * H, H, &last));
+    return mmrec_reshape(tape, last, 2, shape, last_out);
 }
 
 mmrec_status mmrec_inttower_user_forward(mmrec_module *inttower, mmrec_tape *tape,
@@ -286,8 +350,9 @@ mmrec_status mmrec_inttower_user_forward(mmrec_module *inttower, mmrec_tape *tap
                                                   m->cfg.embedding_dim, m->cfg.user_dense_dim,
                                                   "user"));
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_tensor *fe, *last;
-    mmrec_status s = mmrec__inttower_user(m, tape, __func__, fields, dense, &fe, &last);
+    mmrec_tensor *fe, *last = NULL;
+    mmrec_status s =
+        mmrec__inttower_user(m, tape, __func__, fields, dense, user_vec != NULL, &fe, &last);
     if (s != MMREC_OK) {
         mmrec__tape_rollback(tape, mark);
         return s;
