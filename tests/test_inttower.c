@@ -617,6 +617,139 @@ START_TEST(test_inttower_config_sizes) {
 }
 END_TEST
 
+/* ---- a failed call changes nothing ---- */
+
+static long mt_fail_at = -1, mt_alloc_count;
+static void *mt_nth_alloc(void *user, size_t size) {
+    (void)user;
+    void *p = NULL;
+    if (mt_alloc_count++ == mt_fail_at || posix_memalign(&p, 64, size ? size : 64) != 0)
+        return NULL;
+    return p;
+}
+static void mt_plain_release(void *user, void *p) {
+    (void)user;
+    free(p);
+}
+
+enum { MT_FB = 1024 };
+
+typedef struct mt_fail_ctx {
+    mmrec_module *m;
+    float *ue, *ud, *ie, *id, *labels;
+    int which; /* 0 user forward, 1 all-pairs score, 2 CIR */
+} mt_fail_ctx;
+
+/* The inputs of a call on a fresh tape (not counted), then the call. */
+static mmrec_status mt_fail_prepare(mt_fail_ctx *c, mmrec_tape *tape, mmrec_tensor **a,
+                                    mmrec_tensor **b) {
+    int64_t su[3] = {MT_FB, 3, 8}, sd[2] = {MT_FB, 2}, si[3] = {MT_FB, 2, 8}, sj[2] = {MT_FB, 1};
+    mmrec_tensor *ue, *ud, *ie, *id;
+    MT_FWD(mmrec_tape_wrap(tape, c->ue, 3, su, MMREC_TENSOR_REQUIRES_GRAD, &ue));
+    MT_FWD(mmrec_tape_wrap(tape, c->ud, 2, sd, MMREC_TENSOR_READONLY, &ud));
+    MT_FWD(mmrec_tape_wrap(tape, c->ie, 3, si, MMREC_TENSOR_REQUIRES_GRAD, &ie));
+    MT_FWD(mmrec_tape_wrap(tape, c->id, 2, sj, MMREC_TENSOR_READONLY, &id));
+    if (c->which == 0) {
+        *a = ue;
+        *b = ud;
+        return MMREC_OK;
+    }
+    mmrec_tensor *uvec, *ivec;
+    MT_FWD(mmrec_inttower_user_forward(c->m, tape, ue, ud, a, &uvec));
+    MT_FWD(mmrec_inttower_item_forward(c->m, tape, ie, id, b, &ivec));
+    if (c->which == 2) {
+        *a = uvec;
+        *b = ivec;
+    }
+    return MMREC_OK;
+}
+
+static mmrec_status mt_fail_call(mt_fail_ctx *c, mmrec_tape *tape, mmrec_tensor *a,
+                                 mmrec_tensor *b, mmrec_tensor **out) {
+    if (c->which == 0) return mmrec_inttower_user_forward(c->m, tape, a, b, out, NULL);
+    if (c->which == 1) return mmrec_inttower_score(c->m, tape, a, b, out);
+    mmrec_inttower_cir_config cc;
+    MT_FWD(mmrec_inttower_cir_config_init(&cc));
+    cc.weight = 0.5f;
+    return mmrec_loss_inttower_cir(tape, a, b, c->labels, MT_FB, &cc, out);
+}
+
+/* With the n-th allocation of the call failing, n = 0, 1, ...: MMREC_ENOMEM,
+ * the tape's record, arena position and generator as before, and the call
+ * then gives what it gives on a fresh tape. */
+START_TEST(test_inttower_failed_calls_change_nothing) {
+    mmrec_allocator al = {sizeof al, mt_nth_alloc, mt_plain_release, NULL};
+    MT_OK(mmrec_set_allocator(&al));
+    static const int64_t hidden[2] = {64, 32};
+    mmrec_inttower_config ic;
+    MT_OK(mmrec_inttower_config_init(&ic));
+    ic.user_fields = 3;
+    ic.item_fields = 2;
+    ic.embedding_dim = 8;
+    ic.user_dense_dim = 2;
+    ic.item_dense_dim = 1;
+    ic.hidden_sizes = hidden;
+    ic.num_hidden = 2;
+    ic.user_heads = ic.item_heads = 8;
+    ic.field_dim = 16;
+    ic.dropout = 0.1f;
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mt_fail_ctx c = {NULL, malloc(MT_FB * 24 * 4), malloc(MT_FB * 2 * 4), malloc(MT_FB * 16 * 4),
+                     malloc(MT_FB * 4), malloc(MT_FB * 4), 0};
+    MT_OK(mmrec_inttower_create(model, "it", &ic, &c.m));
+    mt_fill_uniform(c.ue, MT_FB * 24, -1, 1, 31);
+    mt_fill_uniform(c.ud, MT_FB * 2, -1, 1, 32);
+    mt_fill_uniform(c.ie, MT_FB * 16, -1, 1, 33);
+    mt_fill_uniform(c.id, MT_FB, -1, 1, 34);
+    for (int i = 0; i < MT_FB; i++) c.labels[i] = (float)(i % 4 == 1);
+    for (c.which = 0; c.which < 3; c.which++) {
+        double want = 0;
+        int failures = 0;
+        for (long n = -1;; n++) {
+            mmrec_tape *tape;
+            MT_OK(mmrec_tape_create(&tape));
+            MT_OK(mmrec_tape_seed(tape, 5));
+            mmrec_tensor *a, *b, *y = NULL, *total;
+            MT_OK(mt_fail_prepare(&c, tape, &a, &b));
+            mmrec__tape_mark before = mmrec__tape_mark_get(tape);
+            mt_alloc_count = 0;
+            mt_fail_at = n;
+            mmrec_status st = mt_fail_call(&c, tape, a, b, &y);
+            mt_fail_at = -1;
+            bool failed = st != MMREC_OK;
+            if (failed) {
+                ck_assert_msg(st == MMREC_ENOMEM, "%s", mmrec_last_error());
+                ck_assert_ptr_null(y);
+                mmrec__tape_mark after = mmrec__tape_mark_get(tape);
+                ck_assert(after.tail == before.tail && after.n_nodes == before.n_nodes);
+                ck_assert(after.data.cur == before.data.cur &&
+                          after.data.offset == before.data.offset);
+                ck_assert(memcmp(&after.rng, &before.rng, sizeof before.rng) == 0);
+                failures++;
+                MT_OK(mt_fail_call(&c, tape, a, b, &y));
+            }
+            MT_OK(mmrec_sum(tape, y, MMREC_AXIS_ALL, &total));
+            double v = mt_data_of(total)[0];
+            if (n == -1) want = v;
+            ck_assert_msg(v == want, "call %d, allocation %ld failing: %g vs %g", c.which, n, v,
+                          want);
+            MT_OK(mmrec_tape_backward(tape, total));
+            mmrec_tape_destroy(tape);
+            if (n >= 0 && !failed) break;
+        }
+        ck_assert_int_ge(failures, 1);
+    }
+    mmrec_model_destroy(model);
+    MT_OK(mmrec_set_allocator(NULL));
+    free(c.ue);
+    free(c.ud);
+    free(c.ie);
+    free(c.id);
+    free(c.labels);
+}
+END_TEST
+
 /* ---- allocation ---- */
 
 typedef struct mt_it_step {
@@ -738,6 +871,7 @@ static Suite *inttower_suite(void) {
     tcase_set_timeout(rel, 300);
     tcase_add_test(rel, test_inttower_steady_state_no_malloc);
     tcase_add_test(rel, test_inttower_oom_reports_enomem_without_leaks);
+    tcase_add_test(rel, test_inttower_failed_calls_change_nothing);
     suite_add_tcase(s, rel);
     return s;
 }
