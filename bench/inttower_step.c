@@ -17,7 +17,8 @@
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 20;
     BENCH_CHECK(mmrec_set_num_threads(bench_threads()));
-    float *ue = malloc((size_t)B * FU * E * sizeof *ue), *ie = malloc((size_t)B * FI * E * sizeof *ie);
+    float *ue = malloc((size_t)B * FU * E * sizeof *ue);
+    float *ie = malloc((size_t)B * FI * E * sizeof *ie);
     float *ud = malloc(B * sizeof *ud), *id = malloc(B * sizeof *id), *y = malloc(B * sizeof *y);
     mmrec_rng *rng;
     BENCH_CHECK(mmrec_rng_create(0, &rng));

@@ -368,6 +368,11 @@ static void e_hidden_size(mmrec_inttower_config *c) {
     c->hidden_sizes = mt_bad_hidden;
     c->num_hidden = 3;
 }
+static const int64_t mt_huge_hidden[2] = {4, (int64_t)1 << 31};
+static void e_hidden_huge(mmrec_inttower_config *c) {
+    c->hidden_sizes = mt_huge_hidden;
+    c->num_hidden = 2;
+}
 static void e_user_heads(mmrec_inttower_config *c) { c->user_heads = 0; }
 static void e_item_heads(mmrec_inttower_config *c) { c->item_heads = 0; }
 static void e_field_dim(mmrec_inttower_config *c) { c->field_dim = 0; }
@@ -387,6 +392,7 @@ START_TEST(test_inttower_create_bad_config) {
     MT_EXPECT(mt_create_with(model, e_num_hidden_null), MMREC_EINVAL, "cfg->num_hidden is 2");
     MT_EXPECT(mt_create_with(model, e_num_hidden), MMREC_EINVAL, "cfg->num_hidden is 17");
     MT_EXPECT(mt_create_with(model, e_hidden_size), MMREC_EINVAL, "cfg->hidden_sizes[1] is 0");
+    MT_EXPECT(mt_create_with(model, e_hidden_huge), MMREC_EINVAL, "cfg->hidden_sizes[1]");
     MT_EXPECT(mt_create_with(model, e_user_heads), MMREC_EINVAL, "cfg->user_heads is 0");
     MT_EXPECT(mt_create_with(model, e_item_heads), MMREC_EINVAL, "cfg->item_heads is 0");
     MT_EXPECT(mt_create_with(model, e_field_dim), MMREC_EINVAL, "cfg->field_dim is 0");

@@ -50,7 +50,8 @@
  *
  * Parameters, named after the code's (a PyTorch state_dict of an IntTower
  * built with dnn_use_bn=False maps onto them name for name, less the
- * embedding tables and the user tower's unused last Linear), under the
+ * embedding tables, the SENET layers User_SE / Item_SE that its forward
+ * never calls, and the user tower's unused last Linear), under the
  * module's name:
  *   "<name>.User_sim_non_local.excitation.0.weight" [F_u, F_u]  (+ ".bias")
  *   "<name>.Item_sim_non_local.excitation.0.weight" [F_i, F_i]  (+ ".bias")
@@ -138,7 +139,8 @@ MMREC_API mmrec_status mmrec_inttower_config_init_sized(mmrec_inttower_config *c
  *         for mmrec_linear_create; a field out of range: user_fields,
  *         item_fields, embedding_dim, field_dim, user_heads or item_heads
  *         < 1, a dense dim < 0, num_hidden outside its range or not 0 with
- *         hidden_sizes NULL, a hidden size < 1, dropout outside [0, 1),
+ *         hidden_sizes NULL, a hidden size outside [1, 2^31), a tower
+ *         width of 2^31 or more, dropout outside [0, 1),
  *         init_std not > 0, lightse_bias not 0 or 1; a bad
  *         cfg->struct_size or a config from a newer libmmrec: the message
  *         names the field), MMREC_ESTATE (a module or parameter of one of

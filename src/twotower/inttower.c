@@ -49,10 +49,10 @@ mmrec_status mmrec_inttower_config_init_sized(mmrec_inttower_config *cfg, size_t
 
 static mmrec_status mmrec__inttower_check_config(const mmrec_inttower_config *c) {
     const char *func = "mmrec_inttower_create";
-    MMREC_FAIL_IF_FOR(func, c->user_fields < 1, MMREC_EINVAL, "cfg->user_fields is %d, must be >= 1",
-                      c->user_fields);
-    MMREC_FAIL_IF_FOR(func, c->item_fields < 1, MMREC_EINVAL, "cfg->item_fields is %d, must be >= 1",
-                      c->item_fields);
+    MMREC_FAIL_IF_FOR(func, c->user_fields < 1, MMREC_EINVAL,
+                      "cfg->user_fields is %d, must be >= 1", c->user_fields);
+    MMREC_FAIL_IF_FOR(func, c->item_fields < 1, MMREC_EINVAL,
+                      "cfg->item_fields is %d, must be >= 1", c->item_fields);
     MMREC_FAIL_IF_FOR(func, c->embedding_dim < 1, MMREC_EINVAL,
                       "cfg->embedding_dim is %lld, must be >= 1", (long long)c->embedding_dim);
     MMREC_FAIL_IF_FOR(func, c->user_dense_dim < 0, MMREC_EINVAL,
@@ -67,10 +67,12 @@ static mmrec_status mmrec__inttower_check_config(const mmrec_inttower_config *c)
         MMREC_FAIL_IF_FOR(func, c->num_hidden < 1 || c->num_hidden > MMREC__IT_MAX, MMREC_EINVAL,
                           "cfg->num_hidden is %d, must be in [1, %d]", c->num_hidden,
                           MMREC__IT_MAX);
-        for (int l = 0; l < c->num_hidden; l++)
-            MMREC_FAIL_IF_FOR(func, c->hidden_sizes[l] < 1, MMREC_EINVAL,
-                              "cfg->hidden_sizes[%d] is %lld, must be >= 1", l,
-                              (long long)c->hidden_sizes[l]);
+        for (int l = 0; l < c->num_hidden; l++) {
+            int64_t h = c->hidden_sizes[l];
+            MMREC_FAIL_IF_FOR(func, h < 1 || h >= (int64_t)1 << 31, MMREC_EINVAL,
+                              "cfg->hidden_sizes[%d] is %lld, must be in [1, 2^31)", l,
+                              (long long)h);
+        }
     }
     MMREC_FAIL_IF_FOR(func, c->user_heads < 1, MMREC_EINVAL, "cfg->user_heads is %d, must be >= 1",
                       c->user_heads);
