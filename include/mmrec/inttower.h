@@ -109,7 +109,10 @@ typedef struct mmrec_inttower_config {
                                     default 0 (the code's default; its runs use
                                     0.3 or 0.5); [0, 1) */
     float init_std;              /* the tower Linear weights' N(0, init_std^2);
-                                    default 1e-4 (the code's); > 0 */
+                                    default 1e-4 (the code's, whose BatchNorm
+                                    rescales each layer; without one, a
+                                    larger std such as 0.1 trains faster);
+                                    > 0 */
     int lightse_bias;            /* 1: W_se with a bias (the README's listing);
                                     default 0 (the code's: no bias) */
 } mmrec_inttower_config;
