@@ -341,6 +341,47 @@ START_TEST(test_inttower_dropout_only_when_training) {
 }
 END_TEST
 
+/* Serving: item FE vectors computed once on an inference tape, kept in
+ * caller memory and wrapped, score users on later tapes exactly as the
+ * items' own forward on the same tape does. */
+START_TEST(test_inttower_precomputed_items_score_as_fresh_ones) {
+    enum { B = 5, N = 7 };
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_module *m = mt_it_small(model, "it", 1, 0.3f, 3);
+    mt_perturb_params(model, 9);
+    float ue[B * 9], ud[B * 2], ie[N * 6], id[N], kept[N * 3 * 3];
+    mt_fill_uniform(ue, B * 9, -1, 1, 41);
+    mt_fill_uniform(ud, B * 2, -1, 1, 42);
+    mt_fill_uniform(ie, N * 6, -1, 1, 43);
+    mt_fill_uniform(id, N, -1, 1, 44);
+    int64_t su[3] = {B, 3, 3}, sd[2] = {B, 2}, si[3] = {N, 2, 3}, sj[2] = {N, 1},
+            sk[3] = {N, 3, 3};
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    MT_OK(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE));
+    mmrec_tensor *ife, *ufe, *direct, *served;
+    MT_OK(mmrec_inttower_item_forward(m, tape, mt_tape_tensor(tape, 3, si, ie, 0),
+                                      mt_tape_tensor(tape, 2, sj, id, 0), &ife, NULL));
+    MT_OK(mmrec_tensor_copy_to(ife, kept, N * 9));
+    MT_OK(mmrec_inttower_user_forward(m, tape, mt_tape_tensor(tape, 3, su, ue, 0),
+                                      mt_tape_tensor(tape, 2, sd, ud, 0), &ufe, NULL));
+    MT_OK(mmrec_inttower_score(m, tape, ufe, ife, &direct));
+    float want[B * N];
+    MT_OK(mmrec_tensor_copy_to(direct, want, B * N));
+    mmrec_tape_reset(tape);
+    mmrec_tensor *items;
+    MT_OK(mmrec_tensor_wrap(kept, 3, sk, MMREC_TENSOR_READONLY, &items));
+    MT_OK(mmrec_inttower_user_forward(m, tape, mt_tape_tensor(tape, 3, su, ue, 0),
+                                      mt_tape_tensor(tape, 2, sd, ud, 0), &ufe, NULL));
+    MT_OK(mmrec_inttower_score(m, tape, ufe, items, &served));
+    ck_assert(memcmp(mt_data_of(served), want, sizeof want) == 0);
+    mmrec_tensor_destroy(items);
+    mmrec_tape_destroy(tape);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 static mmrec_status mt_create_with(mmrec_model *model, void (*edit)(mmrec_inttower_config *)) {
@@ -867,6 +908,7 @@ static Suite *inttower_suite(void) {
     tcase_add_test(fwd, test_inttower_cir_matches_paper_and_code);
     tcase_add_test(fwd, test_inttower_cir_without_clicks_is_zero);
     tcase_add_test(fwd, test_inttower_dropout_only_when_training);
+    tcase_add_test(fwd, test_inttower_precomputed_items_score_as_fresh_ones);
     suite_add_tcase(s, fwd);
     TCase *bwd = tcase_create("backward");
     tcase_set_timeout(bwd, 120);

@@ -44,9 +44,11 @@
  *     U(-1/sqrt(fan_in), 1/sqrt(fan_in)); b = 0. All drawn from the
  *     model's generator (not PyTorch's stream).
  *   - Serving: the item side's FE vectors depend on the item only, so they
- *     can be computed once (an inference tape) and scored against any user
- *     with mmrec_inttower_score; the max makes them unfit for a plain
- *     inner-product index.
+ *     can be computed once on an inference tape, copied out
+ *     (mmrec_tensor_copy_to) into memory the caller keeps, wrapped
+ *     (mmrec_tensor_wrap, read-only) and scored against any user's user_fe
+ *     with mmrec_inttower_score on any later tape; the max makes them unfit
+ *     for a plain inner-product index.
  *
  * Parameters, named after the code's (a PyTorch state_dict of an IntTower
  * built with dnn_use_bn=False maps onto them name for name, less the
