@@ -845,6 +845,80 @@ CALL(mmrec_mvke_export_tag) {
     float out[2 * 3 * D];
     return mmrec_mvke_export_tag(N(0, m), N(1, f->b), 0, N(3, out), 2 * 3 * D);
 }
+/* inttower.h */
+static mmrec_module *fx_inttower(fx *f) {
+    mmrec_inttower_config c;
+    MT_OK(mmrec_inttower_config_init(&c));
+    static const int64_t hidden[2] = {5, 3};
+    c.user_fields = 2;
+    c.item_fields = 1;
+    c.embedding_dim = D;
+    c.hidden_sizes = hidden;
+    c.num_hidden = 2;
+    c.user_heads = 2;
+    c.item_heads = 3;
+    c.field_dim = 2;
+    mmrec_module *m;
+    MT_OK(mmrec_inttower_create(f->model, "it", &c, &m));
+    return m;
+}
+/* user_fe [2, 4, 2] and item_fe [2, 3, 2] of fx_inttower's towers */
+static void fx_inttower_fe(fx *f, mmrec_module *m, mmrec_tensor **user_fe, mmrec_tensor **item_fe) {
+    int64_t su[3] = {2, 2, D}, si[3] = {2, 1, D};
+    mmrec_tensor *ue = fx_tape_tensor(f, 3, su, 0), *ie = fx_tape_tensor(f, 3, si, 0);
+    MT_OK(mmrec_inttower_user_forward(m, f->tape, ue, NULL, user_fe, NULL));
+    MT_OK(mmrec_inttower_item_forward(m, f->tape, ie, NULL, item_fe, NULL));
+}
+CALL(mmrec_inttower_config_init_sized) {
+    mmrec_inttower_config c;
+    return mmrec_inttower_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_inttower_create) {
+    mmrec_inttower_config c;
+    MT_OK(mmrec_inttower_config_init(&c));
+    c.user_fields = 2;
+    c.item_fields = 1;
+    c.embedding_dim = D;
+    return mmrec_inttower_create(N(0, f->model), N(1, "new"), N(2, &c), N(3, &f->made_module));
+}
+CALL(mmrec_inttower_user_forward) {
+    mmrec_module *m = fx_inttower(f);
+    int64_t su[3] = {2, 2, D};
+    mmrec_tensor *ue = fx_tape_tensor(f, 3, su, 0);
+    return mmrec_inttower_user_forward(N(0, m), N(1, f->tape), N(2, ue), N(3, NULL),
+                                       N(4, &f->t_out), N(5, &f->t_out2));
+}
+CALL(mmrec_inttower_item_forward) {
+    mmrec_module *m = fx_inttower(f);
+    int64_t si[3] = {2, 1, D};
+    mmrec_tensor *ie = fx_tape_tensor(f, 3, si, 0);
+    return mmrec_inttower_item_forward(N(0, m), N(1, f->tape), N(2, ie), N(3, NULL),
+                                       N(4, &f->t_out), N(5, &f->t_out2));
+}
+CALL(mmrec_inttower_score) {
+    mmrec_module *m = fx_inttower(f);
+    mmrec_tensor *u, *i;
+    fx_inttower_fe(f, m, &u, &i);
+    return mmrec_inttower_score(N(0, m), N(1, f->tape), N(2, u), N(3, i), N(4, &f->t_out));
+}
+CALL(mmrec_inttower_score_paired) {
+    mmrec_module *m = fx_inttower(f);
+    mmrec_tensor *u, *i;
+    fx_inttower_fe(f, m, &u, &i);
+    return mmrec_inttower_score_paired(N(0, m), N(1, f->tape), N(2, u), N(3, i),
+                                       N(4, &f->t_out));
+}
+CALL(mmrec_inttower_cir_config_init_sized) {
+    mmrec_inttower_cir_config c;
+    return mmrec_inttower_cir_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_loss_inttower_cir) {
+    static const float labels[2] = {1, 0};
+    mmrec_inttower_cir_config c;
+    MT_OK(mmrec_inttower_cir_config_init(&c));
+    return mmrec_loss_inttower_cir(N(0, f->tape), N(1, f->a), N(2, f->b), N(3, labels), 2,
+                                   N(5, &c), N(6, &f->t_out));
+}
 
 /* modules.h */
 CALL(mmrec_linear_config_init_sized) {
@@ -1388,6 +1462,15 @@ static const mt_entry mt_entries[] = {
     E(mmrec_tape_memory),
     E(mmrec_tape_tensor),
     E(mmrec_tape_wrap),
+    /* inttower.h */
+    E(mmrec_inttower_config_init_sized),
+    E_NULLABLE(mmrec_inttower_create, "out"),
+    E_NULLABLE(mmrec_inttower_user_forward, "dense user_vec"),
+    E_NULLABLE(mmrec_inttower_item_forward, "dense item_vec"),
+    E(mmrec_inttower_score),
+    E(mmrec_inttower_score_paired),
+    E(mmrec_inttower_cir_config_init_sized),
+    E_NULLABLE(mmrec_loss_inttower_cir, "cfg"),
     /* twotower.h */
     E(mmrec_twotower_config_init_sized),
     E_NULLABLE(mmrec_twotower_score, "cfg"),

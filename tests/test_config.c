@@ -41,6 +41,8 @@ MT_INIT(mmrec_freq_estimator_config, mmrec_freq_estimator_config_init_sized)
 MT_INIT(mmrec_twotower_config, mmrec_twotower_config_init_sized)
 MT_INIT(mmrec_item_sampler_config, mmrec_item_sampler_config_init_sized)
 MT_INIT(mmrec_mvke_config, mmrec_mvke_config_init_sized)
+MT_INIT(mmrec_inttower_config, mmrec_inttower_config_init_sized)
+MT_INIT(mmrec_inttower_cir_config, mmrec_inttower_cir_config_init_sized)
 
 #define MT_ROW(type) {#type, mt_init_##type, MMREC__MIN_SIZE(type), sizeof(type)}
 static const struct {
@@ -65,6 +67,8 @@ static const struct {
     MT_ROW(mmrec_twotower_config),
     MT_ROW(mmrec_item_sampler_config),
     MT_ROW(mmrec_mvke_config),
+    MT_ROW(mmrec_inttower_config),
+    MT_ROW(mmrec_inttower_cir_config),
 };
 
 /* _init_sized at the first-release size fills that many bytes and says so;

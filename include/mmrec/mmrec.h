@@ -56,6 +56,7 @@
 #include "mmrec/iisan.h"
 #include "mmrec/twotower.h"
 #include "mmrec/mvke.h"
+#include "mmrec/inttower.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"
