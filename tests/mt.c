@@ -290,6 +290,25 @@ void mt_assert_close(const char *what, const float *got, const float *want, size
                       "%s[%zu]: got %.9g, expected %.9g", what, i, got[i], want[i]);
 }
 
+void mt_close_scaled(const char *what, const float *got, const float *want, size_t n) {
+    float scale = 0;
+    for (size_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(want[i]));
+    mt_assert_close(what, got, want, n, 1e-5f, 1e-6f + 1e-5f * scale);
+}
+
+const float *mt_data_of(const mmrec_tensor *t) {
+    const float *d;
+    MT_OK(mmrec_tensor_data_const(t, &d));
+    return d;
+}
+
+const float *mt_grad_of(const mmrec_tensor *t) {
+    const float *g;
+    MT_OK(mmrec_tensor_grad(t, &g));
+    ck_assert_ptr_nonnull(g);
+    return g;
+}
+
 void mt_load_params(const mt_golden *gold, const char *kase, mmrec_model *model,
                     size_t prefix_len) {
     size_t n, in_golden = 0;

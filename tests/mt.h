@@ -109,6 +109,14 @@ const mt_array *mt_golden_get(const mt_golden *g, const char *name);
 void mt_assert_close(const char *what, const float *got, const float *want, size_t n, float rtol,
                      float atol);
 
+/* mt_assert_close with rtol 1e-5 and atol 1e-6 + 1e-5 max|want|: an
+ * element far below the array's scale is compared on that scale. */
+void mt_close_scaled(const char *what, const float *got, const float *want, size_t n);
+
+/* A tensor's data and its gradient (asserted present). */
+const float *mt_data_of(const mmrec_tensor *t);
+const float *mt_grad_of(const mmrec_tensor *t);
+
 /* Copies the golden's "<kase>.param.<name>" into every parameter of
  * `model`, whose names are "<prefix>.<name>" (prefix_len bytes, the '.'
  * included); the golden must hold one for every parameter and no other. */

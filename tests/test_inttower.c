@@ -21,26 +21,6 @@ MT_SUITE(inttower_suite)
         if (mt__st != MMREC_OK) return mt__st;                                 \
     } while (0)
 
-static const float *mt_data_of(mmrec_tensor *t) {
-    const float *d;
-    MT_OK(mmrec_tensor_data_const(t, &d));
-    return d;
-}
-
-static const float *mt_grad_of(mmrec_tensor *t) {
-    const float *g;
-    MT_OK(mmrec_tensor_grad(t, &g));
-    ck_assert_ptr_nonnull(g);
-    return g;
-}
-
-/* |got - want| <= 1e-5 |want| + 1e-5 max|want| + 1e-6. */
-static void mt_close_scaled(const char *what, const float *got, const float *want, size_t n) {
-    float scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(want[i]));
-    mt_assert_close(what, got, want, n, 1e-5f, 1e-6f + 1e-5f * scale);
-}
-
 /* A module "it" from a golden cfg: [F_u, F_i, e, dense_u, dense_i, H_u,
  * H_i, f, se_bias, L, hidden...]. */
 static mmrec_module *mt_it_from_cfg(mmrec_model *model, const mt_array *cfg) {

@@ -17,13 +17,6 @@ static float mt_value(mmrec_tensor *t) {
     return d[0];
 }
 
-static const float *mt_grad_of(mmrec_tensor *t) {
-    const float *g;
-    MT_OK(mmrec_tensor_grad(t, &g));
-    ck_assert_ptr_nonnull(g);
-    return g;
-}
-
 /* ---- golden ---- */
 
 static const mt_array *mt_opt_array(const mt_golden *g, const char *kase, const char *what) {
@@ -32,15 +25,6 @@ static const mt_array *mt_opt_array(const mt_golden *g, const char *kase, const 
     for (size_t i = 0; i < g->n; i++)
         if (strcmp(g->arrays[i].name, name) == 0) return &g->arrays[i];
     return NULL;
-}
-
-/* |got - want| <= 1e-5 |want| + 1e-5 max|want| + 1e-6: relative to the
- * array's scale, so that entries the reference holds at exactly 0 (e.g. a
- * gradient along a direction every row shares) may carry rounding noise. */
-static void mt_close_scaled(const char *what, const float *got, const float *want, size_t n) {
-    float scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(want[i]));
-    mt_assert_close(what, got, want, n, 1e-5f, 1e-6f + 1e-5f * scale);
 }
 
 START_TEST(test_batch_softmax_golden) {

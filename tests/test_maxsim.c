@@ -13,32 +13,12 @@
 
 MT_SUITE(maxsim_suite)
 
-static const float *mt_data_of(mmrec_tensor *t) {
-    const float *d;
-    MT_OK(mmrec_tensor_data_const(t, &d));
-    return d;
-}
-
-static const float *mt_grad_of(mmrec_tensor *t) {
-    const float *g;
-    MT_OK(mmrec_tensor_grad(t, &g));
-    ck_assert_ptr_nonnull(g);
-    return g;
-}
-
 /* Backward of sum(r * y). */
 static void mt_backward_weighted(mmrec_tape *tape, mmrec_tensor *y, mmrec_tensor *r) {
     mmrec_tensor *ry, *loss;
     MT_OK(mmrec_mul(tape, y, r, &ry));
     MT_OK(mmrec_sum(tape, ry, MMREC_AXIS_ALL, &loss));
     MT_OK(mmrec_tape_backward(tape, loss));
-}
-
-/* |got - want| <= 1e-5 |want| + 1e-5 max|want| + 1e-6. */
-static void mt_close_scaled(const char *what, const float *got, const float *want, size_t n) {
-    float scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(want[i]));
-    mt_assert_close(what, got, want, n, 1e-5f, 1e-6f + 1e-5f * scale);
 }
 
 START_TEST(test_maxsim_golden) {

@@ -28,12 +28,6 @@ static mmrec_module *mt_mvke(mmrec_model *model, const char *name, const int64_t
     return m;
 }
 
-static const float *mt_data(const mmrec_tensor *t) {
-    const float *d;
-    MT_OK(mmrec_tensor_data_const(t, &d));
-    return d;
-}
-
 /* ---- config and parameters ---- */
 
 START_TEST(test_mvke_defaults_and_parameters) {
@@ -76,14 +70,14 @@ START_TEST(test_mvke_defaults_and_parameters) {
     /* kernels N(0, 0.01^2), projection biases 0, LayerNorm 1 and 0 */
     mmrec_tensor *p;
     MT_OK(mmrec_model_param(model, "user.virtual_kernels", &p));
-    const float *vk = mt_data(p);
+    const float *vk = mt_data_of(p);
     double ss = 0;
     for (int i = 0; i < MK * ME; i++) ss += (double)vk[i] * vk[i];
     ck_assert(sqrt(ss / (MK * ME)) > 0.004 && sqrt(ss / (MK * ME)) < 0.02);
     MT_OK(mmrec_model_param(model, "user.key_proj.bias", &p));
-    for (int i = 0; i < ME; i++) ck_assert_float_eq(mt_data(p)[i], 0.0f);
+    for (int i = 0; i < ME; i++) ck_assert_float_eq(mt_data_of(p)[i], 0.0f);
     MT_OK(mmrec_model_param(model, "user.layer_norm.weight", &p));
-    for (int i = 0; i < ME; i++) ck_assert_float_eq(mt_data(p)[i], 1.0f);
+    for (int i = 0; i < ME; i++) ck_assert_float_eq(mt_data_of(p)[i], 1.0f);
     /* 1 + 7 parameters of the bottom, 2 per expert layer */
     size_t n;
     MT_OK(mmrec_model_num_params(model, &n));
@@ -340,22 +334,22 @@ static void mt_golden_case(const mt_golden *g, const char *kase) {
     }
     MT_OK(mmrec_mvke_forward(m, tape, x, &e));
     const mt_array *want = MT_GET("experts");
-    mt_assert_close(key, mt_data(e), want->data, want->numel, 1e-5f, 1e-6f);
+    mt_assert_close(key, mt_data_of(e), want->data, want->numel, 1e-5f, 1e-6f);
     for (int t = 0; t < T; t++) {
         char sub[32];
         mmrec_tensor *u, *s;
         MT_OK(mmrec_mvke_gate(m, tape, e, tags[t], t, &u));
         snprintf(sub, sizeof sub, "u%d", t);
         want = MT_GET(sub);
-        mt_assert_close(key, mt_data(u), want->data, want->numel, 1e-5f, 1e-6f);
+        mt_assert_close(key, mt_data_of(u), want->data, want->numel, 1e-5f, 1e-6f);
         MT_OK(mmrec_mvke_score(m, tape, e, tags[t], t, &s));
         snprintf(sub, sizeof sub, "score%d", t);
         want = MT_GET(sub);
-        mt_assert_close(key, mt_data(s), want->data, want->numel, 1e-5f, 1e-6f);
+        mt_assert_close(key, mt_data_of(s), want->data, want->numel, 1e-5f, 1e-6f);
     }
     MT_OK(mmrec_mvke_loss(m, tape, e, tags, labels, NULL, (size_t)T, &loss));
     want = MT_GET("loss");
-    mt_assert_close(key, mt_data(loss), want->data, 1, 1e-5f, 1e-6f);
+    mt_assert_close(key, mt_data_of(loss), want->data, 1, 1e-5f, 1e-6f);
     MT_OK(mmrec_tape_backward(tape, loss));
     /* every parameter's gradient as mt_check_grads checks it, but for the
      * key projection's bias: it adds b . Qk[k] to every field's logit of
@@ -500,7 +494,7 @@ START_TEST(test_mvke_loss_is_the_weighted_sum_of_task_bces) {
     for (int t = 0; t < 2; t++) {
         mmrec_tensor *s;
         MT_OK(mmrec_mvke_score(m, tape, e, tags[t], t, &s));
-        const float *sd = mt_data(s);
+        const float *sd = mt_data_of(s);
         double acc = 0;
         for (int b = 0; b < MB; b++) {
             double z = sd[b], y = ls[t][b];
@@ -511,8 +505,8 @@ START_TEST(test_mvke_loss_is_the_weighted_sum_of_task_bces) {
     static const float w[2] = {0.25f, 2.0f};
     MT_OK(mmrec_mvke_loss(m, tape, e, tags, labels, NULL, 2, &loss));
     MT_OK(mmrec_mvke_loss(m, tape, e, tags, labels, w, 2, &lw));
-    ck_assert_double_eq_tol(mt_data(loss)[0], bce[0] + bce[1], 1e-5);
-    ck_assert_double_eq_tol(mt_data(lw)[0], 0.25 * bce[0] + 2.0 * bce[1], 1e-5);
+    ck_assert_double_eq_tol(mt_data_of(loss)[0], bce[0] + bce[1], 1e-5);
+    ck_assert_double_eq_tol(mt_data_of(lw)[0], 0.25 * bce[0] + 2.0 * bce[1], 1e-5);
     mmrec_tape_destroy(tape);
     mmrec_model_destroy(model);
 }
@@ -552,7 +546,7 @@ START_TEST(test_mvke_export_inner_products_equal_scores) {
         MT_OK(mmrec_mvke_export_user(m, e, task, uv, NU * w));
         MT_OK(mmrec_mvke_export_tag(m, tag, task, tv, NT * w));
         /* the user side is the selected experts, in the order of the subset */
-        const float *ed = mt_data(e);
+        const float *ed = mt_data_of(e);
         int k0 = task == 0 ? 0 : 1;
         for (int b = 0; b < NU; b++)
             for (int j = 0; j < ME; j++) {
@@ -568,7 +562,7 @@ START_TEST(test_mvke_export_inner_products_equal_scores) {
             MT_OK(mmrec_tensor_data(ei, &eid));
             for (int j = 0; j < NT; j++) memcpy(eid + j * MK * ME, ed + i * MK * ME, sizeof(float) * MK * ME);
             MT_OK(mmrec_mvke_score(m, tape, ei, tag, task, &s));
-            const float *sd = mt_data(s);
+            const float *sd = mt_data_of(s);
             for (int j = 0; j < NT; j++) {
                 double ip = 0, scale = 0;
                 for (size_t q = 0; q < w; q++) {
@@ -720,8 +714,8 @@ START_TEST(test_mvke_training_lowers_the_loss) {
         mmrec_tensor *tags[2] = {t0, t1}, *labels[2] = {l, l};
         MT_OK(mmrec_mvke_forward(c.m, c.tape, x, &e));
         MT_OK(mmrec_mvke_loss(c.m, c.tape, e, tags, labels, NULL, 2, &loss));
-        if (step == 0) first = mt_data(loss)[0];
-        last = mt_data(loss)[0];
+        if (step == 0) first = mt_data_of(loss)[0];
+        last = mt_data_of(loss)[0];
         MT_OK(mmrec_tape_backward(c.tape, loss));
         MT_OK(mmrec_optimizer_step(c.opt));
         mmrec_tape_reset(c.tape);
@@ -762,7 +756,7 @@ static void mt_mvke_run(float *losses, float *grads, size_t n_grads) {
         mmrec_tensor *tags[2] = {t0, t1}, *labels[2] = {l, l};
         MT_OK(mmrec_mvke_forward(c.m, c.tape, x, &e));
         MT_OK(mmrec_mvke_loss(c.m, c.tape, e, tags, labels, NULL, 2, &loss));
-        losses[step] = mt_data(loss)[0];
+        losses[step] = mt_data_of(loss)[0];
         MT_OK(mmrec_tape_backward(c.tape, loss));
         if (step == 2) {
             size_t np, at = 0;

@@ -10,26 +10,6 @@
 
 MT_SUITE(twotower_scorer_suite)
 
-static const float *mt_data_of(mmrec_tensor *t) {
-    const float *d;
-    MT_OK(mmrec_tensor_data_const(t, &d));
-    return d;
-}
-
-static const float *mt_grad_of(mmrec_tensor *t) {
-    const float *g;
-    MT_OK(mmrec_tensor_grad(t, &g));
-    ck_assert_ptr_nonnull(g);
-    return g;
-}
-
-/* |got - want| <= 1e-5 |want| + 1e-5 max|want| + 1e-6. */
-static void mt_close_scaled(const char *what, const float *got, const float *want, size_t n) {
-    float scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(want[i]));
-    mt_assert_close(what, got, want, n, 1e-5f, 1e-6f + 1e-5f * scale);
-}
-
 START_TEST(test_twotower_score_golden) {
     static const char *cases[] = {"dot",       "dot_tau",        "cosine_tau",
                                   "cosine_eps", "paired_dot_tau", "paired_cosine_tau"};
