@@ -270,6 +270,14 @@ void mt_golden_free(mt_golden *g) {
     g->n = 0;
 }
 
+const mt_array *mt_golden_find(const mt_golden *g, const char *kase, const char *what) {
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", kase, what);
+    for (size_t i = 0; i < g->n; i++)
+        if (strcmp(g->arrays[i].name, name) == 0) return &g->arrays[i];
+    return NULL;
+}
+
 const mt_array *mt_golden_get(const mt_golden *g, const char *name) {
     for (size_t i = 0; i < g->n; i++)
         if (strcmp(g->arrays[i].name, name) == 0) return &g->arrays[i];

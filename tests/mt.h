@@ -100,6 +100,8 @@ typedef struct mt_golden {
 /* Loads tests/golden/<rel_path>; fails the test if missing or malformed. */
 void mt_golden_load(mt_golden *g, const char *rel_path);
 void mt_golden_free(mt_golden *g);
+/* The array "<kase>.<what>", or NULL when absent (optional inputs). */
+const mt_array *mt_golden_find(const mt_golden *g, const char *kase, const char *what);
 /* The named array; fails the test if absent. */
 const mt_array *mt_golden_get(const mt_golden *g, const char *name);
 

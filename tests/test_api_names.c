@@ -558,6 +558,10 @@ CALL(mmrec_loss_batch_softmax) {
     return mmrec_loss_batch_softmax(N(0, f->tape), N(1, f->a), N(2, f->b), N(3, &c),
                                     N(4, &f->t_out));
 }
+CALL(mmrec_loss_batch_softmax_logits) {
+    return mmrec_loss_batch_softmax_logits(N(0, f->tape), N(1, f->ones22), NULL,
+                                           N(3, &f->t_out));
+}
 CALL(mmrec_sequence_softmax_config_init_sized) {
     mmrec_sequence_softmax_config c;
     return mmrec_sequence_softmax_config_init_sized(N(0, &c), sizeof c);
@@ -1355,6 +1359,7 @@ static const mt_entry mt_entries[] = {
     E(mmrec_loss_mse),
     E(mmrec_batch_softmax_config_init_sized),
     E_NULLABLE(mmrec_loss_batch_softmax, "cfg"),
+    E_NULLABLE(mmrec_loss_batch_softmax_logits, "cfg"),
     E(mmrec_sequence_softmax_config_init_sized),
     E(mmrec_loss_sequence_softmax),
     /* metrics.h */

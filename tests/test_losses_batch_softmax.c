@@ -19,14 +19,6 @@ static float mt_value(mmrec_tensor *t) {
 
 /* ---- golden ---- */
 
-static const mt_array *mt_opt_array(const mt_golden *g, const char *kase, const char *what) {
-    char name[128];
-    snprintf(name, sizeof name, "%s.%s", kase, what);
-    for (size_t i = 0; i < g->n; i++)
-        if (strcmp(g->arrays[i].name, name) == 0) return &g->arrays[i];
-    return NULL;
-}
-
 START_TEST(test_batch_softmax_golden) {
     mt_golden g;
     mt_golden_load(&g, "batch_softmax.bin");
@@ -54,9 +46,11 @@ START_TEST(test_batch_softmax_golden) {
         cfg.normalize = (int)cfgv[1];
         cfg.symmetric = (int)cfgv[2];
         cfg.weight_mean = (int)cfgv[3];
-        const mt_array *bias = mt_opt_array(&g, kase, "bias"), *pos = mt_opt_array(&g, kase, "pos");
-        const mt_array *ids = mt_opt_array(&g, kase, "ids"), *mask = mt_opt_array(&g, kase, "mask");
-        const mt_array *w = mt_opt_array(&g, kase, "w");
+        const mt_array *bias = mt_golden_find(&g, kase, "bias");
+        const mt_array *pos = mt_golden_find(&g, kase, "pos");
+        const mt_array *ids = mt_golden_find(&g, kase, "ids");
+        const mt_array *mask = mt_golden_find(&g, kase, "mask");
+        const mt_array *w = mt_golden_find(&g, kase, "w");
         int64_t pos_v[64], ids_v[64];
         uint8_t mask_v[64 * 64];
         if (bias) cfg.column_bias = bias->data;

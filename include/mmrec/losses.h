@@ -147,6 +147,38 @@ MMREC_API mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *
                                                 const mmrec_batch_softmax_config *cfg,
                                                 mmrec_tensor **out);
 
+/* The batch softmax loss above on scores the caller already has: logits
+ * [B, N] in place of <u_i, v_j> (or the cosine), e.g. late-interaction
+ * MaxSim scores (ops.h: mmrec_maxsim), IntTower's FE scores, or any
+ * scorer whose [B, N] output is a tape tensor. With x_ij the logits,
+ *   s_ij = x_ij / tau + bias_j,  l_i = logsumexp_{j in K_i} s_ij - s_{i p_i}
+ * and the same positives (default: the diagonal), extra columns, column
+ * bias (logQ), accidental-hit removal (candidate_ids), mask, row weights
+ * and weight_mean as mmrec_loss_batch_softmax, from the same config.
+ * cfg->normalize and cfg->symmetric must be 0 (there are no vectors to
+ * normalize; the column-wise form is not offered on logits). The gradient
+ * flows to the logits only: d x_ij = c_i (p_ij - [j = p_i]) / tau for the
+ * kept pairs, 0 for the removed ones. One node; the backward recomputes
+ * the probabilities from the logits and each row's statistics, so nothing
+ * of size B * N is kept beyond a bit per pair when a mask is given.
+ *   tape   (in)  the step's tape.
+ *   logits (in)  [B, N], B >= 1, N >= 1 (N >= B without cfg->positives).
+ *   cfg    (in)  options as for mmrec_loss_batch_softmax, or NULL (tau 1);
+ *                its arrays are borrowed for the call.
+ *   out    (out) [1], owned by `tape`.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape,
+ *         cfg->normalize or cfg->symmetric set, a config value as for
+ *         mmrec_loss_batch_softmax: the message names the field),
+ *         MMREC_ESHAPE (logits not 2-D, or N < B without positives: the
+ *         message gives the shape), MMREC_ERANGE (a positive out of
+ *         range), MMREC_ENUMERIC (a non-finite logit of a kept pair: the
+ *         message gives its row and column), MMREC_ESTALE, MMREC_ENOMEM. A
+ *         failed call changes nothing.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_loss_batch_softmax_logits(mmrec_tape *tape, mmrec_tensor *logits,
+                                                       const mmrec_batch_softmax_config *cfg,
+                                                       mmrec_tensor **out);
+
 /* ---- Sequence softmax: next-item in-batch cross-entropy of sequential
  * recommenders (SASRec-style training; IISAN's debiased in-batch CE) ----
  * mmrec_loss_batch_softmax configured from the sequences of a batch. For

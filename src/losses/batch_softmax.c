@@ -620,47 +620,60 @@ static mmrec_status mmrec__bsm_flag(const char *func, const char *name, int v) {
     return mmrec__set_error(MMREC_EINVAL, func, "cfg->%s is %d, must be 0 or 1", name, v);
 }
 
+mmrec_status mmrec__batch_softmax_config(const char *func, const mmrec_batch_softmax_config *cfg,
+                                         size_t batch, size_t cands,
+                                         mmrec_batch_softmax_config *c) {
+    *c = mmrec__bsm_defaults;
+    if (cfg != NULL)
+        MMREC_FORWARD_IF(mmrec__config_merge(c, sizeof *c,
+                                             MMREC__MIN_SIZE(mmrec_batch_softmax_config), cfg,
+                                             func));
+    size_t B = batch, n = cands, bn;
+    MMREC_FAIL_IF_FOR(func, !(c->temperature > 0.0f) || !isfinite(c->temperature) ||
+                                !isfinite(1.0f / c->temperature),
+                      MMREC_EINVAL, "cfg->temperature is %g, must be > 0 with a finite inverse",
+                      (double)c->temperature);
+    MMREC_FORWARD_IF(mmrec__bsm_flag(func, "normalize", c->normalize));
+    MMREC_FORWARD_IF(mmrec__bsm_flag(func, "symmetric", c->symmetric));
+    MMREC_FORWARD_IF(mmrec__bsm_flag(func, "weight_mean", c->weight_mean));
+    MMREC_FAIL_IF_FOR(func, c->symmetric && c->positives != NULL, MMREC_EINVAL,
+                      "cfg->positives must be NULL with cfg->symmetric (the diagonal)");
+    MMREC_FAIL_IF_FOR(func, !mmrec__mul_size(B, n, &bn), MMREC_EINVAL,
+                      "%zu queries by %zu candidates is too large", B, n);
+    for (size_t i = 0; c->positives && i < B; i++)
+        MMREC_FAIL_IF_FOR(func, c->positives[i] < 0 || (uint64_t)c->positives[i] >= n,
+                          MMREC_ERANGE,
+                          "cfg->positives[%zu] is %lld, outside [0, %zu) (the candidate rows)",
+                          i, (long long)c->positives[i], n);
+    for (size_t j = 0; c->column_bias && j < n; j++)
+        MMREC_FAIL_IF_FOR(func, !isfinite(c->column_bias[j]), MMREC_EINVAL,
+                          "cfg->column_bias[%zu] is %g, must be finite", j,
+                          (double)c->column_bias[j]);
+    for (size_t i = 0; c->row_weights && i < B; i++)
+        MMREC_FAIL_IF_FOR(func, !(c->row_weights[i] >= 0.0f) || !isfinite(c->row_weights[i]),
+                          MMREC_EINVAL, "cfg->row_weights[%zu] is %g, must be finite and >= 0",
+                          i, (double)c->row_weights[i]);
+    return MMREC_OK;
+}
+
 mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *queries,
                                       mmrec_tensor *candidates,
                                       const mmrec_batch_softmax_config *cfg,
                                       mmrec_tensor **out) {
     MMREC_CHECK_OP2(tape, queries, candidates, out);
-    mmrec_batch_softmax_config c = mmrec__bsm_defaults;
-    if (cfg != NULL) MMREC_FORWARD_IF(MMREC__CONFIG_MERGE(mmrec_batch_softmax_config, &c, cfg));
     if (queries->ndim != 2 || candidates->ndim != 2 || queries->shape[1] != candidates->shape[1])
         MMREC_FAIL_SHAPE2("queries must be [batch, dim] and candidates [candidates, dim]",
                           queries, candidates);
-    size_t B = (size_t)queries->shape[0], n = (size_t)candidates->shape[0], bn;
-    MMREC_FAIL_IF(!(c.temperature > 0.0f) || !isfinite(c.temperature) ||
-                      !isfinite(1.0f / c.temperature),
-                  MMREC_EINVAL, "cfg->temperature is %g, must be > 0 with a finite inverse",
-                  (double)c.temperature);
-    MMREC_FORWARD_IF(mmrec__bsm_flag(__func__, "normalize", c.normalize));
-    MMREC_FORWARD_IF(mmrec__bsm_flag(__func__, "symmetric", c.symmetric));
-    MMREC_FORWARD_IF(mmrec__bsm_flag(__func__, "weight_mean", c.weight_mean));
+    size_t B = (size_t)queries->shape[0], n = (size_t)candidates->shape[0];
+    mmrec_batch_softmax_config c;
+    MMREC_FORWARD_IF(mmrec__batch_softmax_config(__func__, cfg, B, n, &c));
     if (c.symmetric && n != B)
         MMREC_FAIL_SHAPE2("cfg->symmetric needs as many candidates as queries", queries,
                           candidates);
-    MMREC_FAIL_IF(c.symmetric && c.positives != NULL, MMREC_EINVAL,
-                  "cfg->positives must be NULL with cfg->symmetric (the diagonal)");
-    MMREC_FAIL_IF(!mmrec__mul_size(B, n, &bn), MMREC_EINVAL,
-                  "%zu queries by %zu candidates is too large", B, n);
     if (c.positives == NULL && n < B)
         MMREC_FAIL_SHAPE2("without cfg->positives row i's positive is candidate i, so "
                           "candidates needs at least as many rows as queries",
                           queries, candidates);
-    for (size_t i = 0; c.positives && i < B; i++)
-        MMREC_FAIL_IF(c.positives[i] < 0 || (uint64_t)c.positives[i] >= n, MMREC_ERANGE,
-                      "cfg->positives[%zu] is %lld, outside [0, %zu) (the candidate rows)", i,
-                      (long long)c.positives[i], n);
-    for (size_t j = 0; c.column_bias && j < n; j++)
-        MMREC_FAIL_IF(!isfinite(c.column_bias[j]), MMREC_EINVAL,
-                      "cfg->column_bias[%zu] is %g, must be finite", j,
-                      (double)c.column_bias[j]);
-    for (size_t i = 0; c.row_weights && i < B; i++)
-        MMREC_FAIL_IF(!(c.row_weights[i] >= 0.0f) || !isfinite(c.row_weights[i]), MMREC_EINVAL,
-                      "cfg->row_weights[%zu] is %g, must be finite and >= 0", i,
-                      (double)c.row_weights[i]);
     mmrec__bsm_mask_src src = {c.mask, B, n};
     mmrec__batch_softmax_args a = {
         .temperature = c.temperature,

@@ -37,4 +37,13 @@ mmrec_status mmrec__loss_batch_softmax(mmrec_tape *tape, const char *func, mmrec
                                        const mmrec__batch_softmax_args *args,
                                        mmrec_tensor **out) MMREC__WUR;
 
+/* Merges the caller's config (NULL: the defaults) into *c and checks the
+ * options that do not depend on the inputs' shapes, for B query rows and
+ * n candidate columns: the temperature, the flags, positives in range,
+ * finite column bias, finite non-negative row weights. Errors name `func`
+ * and the field (MMREC_EINVAL, MMREC_ERANGE). */
+mmrec_status mmrec__batch_softmax_config(const char *func, const mmrec_batch_softmax_config *cfg,
+                                         size_t batch, size_t cands,
+                                         mmrec_batch_softmax_config *c) MMREC__WUR;
+
 #endif

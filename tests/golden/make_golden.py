@@ -779,33 +779,37 @@ def write_alignrec():
     w.close()
 
 
+def batch_softmax_rows(scores, tau, pos_t, bias=None, ids=None, mask=None):
+    """Each row's cross-entropy of scores / tau + bias against its positive,
+    the removed pairs (mask 0, accidental hits; never the positive) filled
+    with -inf."""
+    B, N = scores.shape
+    logits = scores / tau
+    if bias is not None:
+        logits = logits + torch.tensor(bias, dtype=torch.float64)
+    removed = torch.zeros(B, N, dtype=torch.bool)
+    if mask is not None:
+        removed |= torch.tensor(mask) == 0
+    if ids is not None:
+        id_t = torch.tensor(ids)
+        removed |= id_t[None, :] == id_t[pos_t][:, None]
+    removed[torch.arange(B), pos_t] = False
+    logits = logits.masked_fill(removed, float("-inf"))
+    return F.cross_entropy(logits, pos_t, reduction="none")
+
+
 def batch_softmax_reference(q, c, tau, normalize, symmetric, weight_mean, bias=None,
                             pos=None, ids=None, mask=None, w=None):
     """mmrec_loss_batch_softmax with plain torch ops: logits, the removed
     pairs filled with -inf, cross_entropy(reduction="none"), row weights."""
     if normalize:
         q, c = F.normalize(q, dim=-1, eps=1e-12), F.normalize(c, dim=-1, eps=1e-12)
-    B, N = len(q), len(c)
+    B = len(q)
     pos_t = torch.arange(B) if pos is None else torch.tensor(pos)
     w_t = torch.ones(B) if w is None else torch.tensor(w, dtype=torch.float64)
-
-    def one_direction(a, b):
-        logits = a @ b.T / tau
-        if bias is not None:
-            logits = logits + torch.tensor(bias, dtype=torch.float64)
-        removed = torch.zeros(B, N, dtype=torch.bool)
-        if mask is not None:
-            removed |= torch.tensor(mask) == 0
-        if ids is not None:
-            id_t = torch.tensor(ids)
-            removed |= id_t[None, :] == id_t[pos_t][:, None]
-        removed[torch.arange(B), pos_t] = False
-        logits = logits.masked_fill(removed, float("-inf"))
-        return F.cross_entropy(logits, pos_t, reduction="none")
-
-    rows = one_direction(q, c)
+    rows = batch_softmax_rows(q @ c.T, tau, pos_t, bias, ids, mask)
     if symmetric:
-        rows = 0.5 * (rows + one_direction(c, q))
+        rows = 0.5 * (rows + batch_softmax_rows(c @ q.T, tau, pos_t, bias, ids, mask))
     divisor = w_t.sum() if weight_mean else B
     return ((w_t * rows).sum() / divisor).reshape(1)
 
@@ -2169,6 +2173,49 @@ def write_inttower():
     w.close()
 
 
+def write_batch_softmax_logits():
+    """Cases of mmrec_loss_batch_softmax_logits: <case>.cfg = [tau,
+    weight_mean], <case>.x [B, N] logits, optional .bias, .pos, .ids, .mask
+    ([B, N], 1 = kept), .w, then .y and the gradient .dx of the loss."""
+    w = Writer("batch_softmax_logits.bin")
+    gen_np = np.random.default_rng(11)
+
+    def case(name, x, tau, weight_mean=0, **opt):
+        x = x.clone().requires_grad_(True)
+        B = x.shape[0]
+        pos_t = torch.arange(B) if opt.get("pos") is None else torch.tensor(opt["pos"])
+        w_t = torch.ones(B) if opt.get("w") is None else torch.tensor(opt["w"],
+                                                                      dtype=torch.float64)
+        rows = batch_softmax_rows(x, tau, pos_t, opt.get("bias"), opt.get("ids"),
+                                  opt.get("mask"))
+        divisor = w_t.sum() if weight_mean else B
+        y = ((w_t * rows).sum() / divisor).reshape(1)
+        y.backward()
+        w.add(name + ".cfg", [tau, weight_mean])
+        w.add(name + ".x", x.detach().numpy())
+        for key in ("bias", "pos", "ids", "mask", "w"):
+            if opt.get(key) is not None:
+                w.add("%s.%s" % (name, key), np.asarray(opt[key], dtype=np.float32))
+        w.add(name + ".y", y.detach().numpy())
+        w.add(name + ".dx", x.grad.numpy())
+
+    def log_p(n):
+        p = gen_np.uniform(0.05, 1.0, n)
+        return list(-np.log(p / p.sum()).astype(np.float32))
+
+    with own_stream(91):
+        case("plain", rand(5, 5, low=-3, high=3), 1.0)
+        case("tau_bias", rand(4, 6, low=-0.2, high=0.2), 0.1, bias=log_p(6))
+        case("extra_columns", rand(4, 7, low=-2, high=2), 0.5, bias=log_p(7), pos=[2, 0, 5, 2])
+        mask = (gen_np.uniform(size=(6, 9)) > 0.15).astype(np.float32)
+        case("ids_mask_weights", rand(6, 9, low=-1, high=1), 0.5, weight_mean=1,
+             bias=log_p(9), pos=[0, 4, 2, 7, 8, 4], ids=[10, 11, 12, 10, 13, 14, 11, 15, 16],
+             mask=mask, w=[1.0, 2.0, 0.5, 0.0, 1.0, 3.0])
+        case("weights_sum_mean", rand(3, 3, low=-1, high=1), 0.7, w=[0.5, 0.0, 2.0],
+             ids=[1, 1, 2])
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -2178,7 +2225,8 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                sequence_encoder=write_sequence_encoder,
                cache_layers=write_cache_layers, freq_estimator=write_freq_estimator,
                maxsim=write_maxsim, twotower_score=write_twotower_score,
-               mvke=write_mvke, inttower=write_inttower)
+               mvke=write_mvke, inttower=write_inttower,
+               batch_softmax_logits=write_batch_softmax_logits)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
