@@ -81,6 +81,7 @@ typedef struct fx {
     mmrec_cache *made_cache;
     mmrec_cache_writer *made_writer;
     mmrec_module *made_module;
+    mmrec_item_sampler *made_sampler;
     float buf[64], buf2[64];
     int64_t shape[2];
 } fx;
@@ -224,6 +225,7 @@ static void fx_teardown(fx *f) {
     mmrec_graph_destroy(f->made_graph);
     mmrec_interactions_destroy(f->made_x);
     mmrec_sequences_destroy(f->made_seqs);
+    mmrec_item_sampler_destroy(f->made_sampler);
     mmrec_sequences_destroy(f->seqs);
     mmrec_cache_close(f->made_cache);
     mmrec_cache_writer_destroy(f->made_writer);
@@ -692,7 +694,51 @@ CALL(mmrec_iisan_item_encoder_forward) {
                                             N(4, &f->t_out));
 }
 
+/* data.h: the corpus sampler */
+static const float fx_sampler_w[3] = {1, 0, 2};
+CALL(mmrec_item_sampler_config_init_sized) {
+    mmrec_item_sampler_config c;
+    return mmrec_item_sampler_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_item_sampler_create) {
+    mmrec_item_sampler_config c;
+    MT_OK(mmrec_item_sampler_config_init(&c));
+    c.num_items = 3;
+    c.weights = fx_sampler_w;
+    return mmrec_item_sampler_create(N(0, &c), N(1, &f->made_sampler));
+}
+static mmrec_item_sampler *fx_sampler(fx *f) {
+    mmrec_item_sampler_config c;
+    MT_OK(mmrec_item_sampler_config_init(&c));
+    c.num_items = 3;
+    MT_OK(mmrec_item_sampler_create(&c, &f->made_sampler));
+    return f->made_sampler;
+}
+CALL(mmrec_item_sampler_draw) {
+    int64_t ids[2];
+    return mmrec_item_sampler_draw(N(0, fx_sampler(f)), N(1, ids), 2);
+}
+CALL(mmrec_item_sampler_probability) {
+    float p[2];
+    return mmrec_item_sampler_probability(N(0, fx_sampler(f)), N(1, mt_ids2), 2, N(3, p));
+}
+
 /* twotower.h */
+CALL(mmrec_twotower_config_init_sized) {
+    mmrec_twotower_config c;
+    return mmrec_twotower_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_twotower_score) {
+    return mmrec_twotower_score(N(0, f->tape), N(1, f->a), N(2, f->b), NULL, N(4, &f->t_out));
+}
+CALL(mmrec_twotower_score_paired) {
+    return mmrec_twotower_score_paired(N(0, f->tape), N(1, f->a), N(2, f->b), NULL,
+                                       N(4, &f->t_out));
+}
+CALL(mmrec_twotower_serving_vectors) {
+    return mmrec_twotower_serving_vectors(NULL, MMREC_TOWER_ITEM, N(2, mt_feat), 2, D,
+                                          N(5, f->buf));
+}
 static mmrec_module *fx_freq(fx *f) {
     mmrec_freq_estimator_config c;
     MT_OK(mmrec_freq_estimator_config_init(&c));
@@ -1132,6 +1178,11 @@ static const mt_entry mt_entries[] = {
     E(mmrec_sequences_train_counts),
     E(mmrec_sequences_interactions),
     EXEMPT(mmrec_sequences_destroy, DESTROYER),
+    E(mmrec_item_sampler_config_init_sized),
+    E(mmrec_item_sampler_create),
+    E(mmrec_item_sampler_draw),
+    E(mmrec_item_sampler_probability),
+    EXEMPT(mmrec_item_sampler_destroy, DESTROYER),
     /* em3.h */
     E(mmrec_fqformer_config_init_sized),
     E_NULLABLE(mmrec_fqformer_create, "out"),
@@ -1271,6 +1322,10 @@ static const mt_entry mt_entries[] = {
     E(mmrec_tape_tensor),
     E(mmrec_tape_wrap),
     /* twotower.h */
+    E(mmrec_twotower_config_init_sized),
+    E_NULLABLE(mmrec_twotower_score, "cfg"),
+    E_NULLABLE(mmrec_twotower_score_paired, "cfg"),
+    E_NULLABLE(mmrec_twotower_serving_vectors, "cfg"),
     E(mmrec_freq_estimator_config_init_sized),
     E_NULLABLE(mmrec_freq_estimator_create, "out"),
     E(mmrec_freq_estimator_update),

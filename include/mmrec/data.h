@@ -297,6 +297,86 @@ MMREC_API mmrec_status mmrec_sequences_interactions(const mmrec_sequences *seqs,
  * Since 0.2. */
 MMREC_API void mmrec_sequences_destroy(mmrec_sequences *seqs);
 
+/* ---- Corpus sampler: item ids drawn i.i.d. from the whole corpus ----
+ * The extra negatives of mixed negative sampling (Yang et al., WWW 2020,
+ * section 3.3: B' items drawn uniformly from the corpus, passed through
+ * the item tower and appended to the candidates of
+ * mmrec_loss_batch_softmax), or the popularity-drawn negatives of sampled
+ * softmax (weights = count^0.75 as word2vec and torch-rechub, or counts).
+ * Draws are with replacement, O(1) each (Walker's alias method, built in
+ * double at creation), from the sampler's own generator, so a seed gives
+ * the same ids on every machine and thread count.
+ * For the logQ correction of the mixed softmax, an item's expected number
+ * of occurrences among the B + B' candidates is q_j = p_batch(j) + B' *
+ * mmrec_item_sampler_probability(j), p_batch from the frequency estimator
+ * (twotower.h); column_bias = -log q_j on every column. */
+typedef struct mmrec_item_sampler mmrec_item_sampler;
+
+typedef struct mmrec_item_sampler_config {
+    size_t struct_size;
+    int64_t num_items;    /* ids 0 .. num_items - 1; required, 1 .. 2^31 */
+    const float *weights; /* [num_items] or NULL (uniform, the default):
+                             relative weights, each >= 0 and finite, their
+                             sum > 0; copied at creation */
+    uint64_t seed;        /* the generator's seed; default 0 */
+} mmrec_item_sampler_config;
+
+/* Fills cfg with the defaults for the first `size` bytes: num_items 0 (to
+ * be set), weights NULL (uniform), seed 0. Call it through
+ * mmrec_item_sampler_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_item_sampler_config_init_sized(mmrec_item_sampler_config *cfg,
+                                                            size_t size);
+#define mmrec_item_sampler_config_init(cfg) \
+    mmrec_item_sampler_config_init_sized((cfg), sizeof *(cfg))
+
+/* Creates a sampler over ids 0 .. num_items - 1, drawing id j with
+ * probability weights[j] / sum of weights (1 / num_items without weights).
+ *   cfg (in)  from mmrec_item_sampler_config_init(), num_items set;
+ *             borrowed for the call (weights are copied).
+ *   out (out) new sampler, owned by the caller (mmrec_item_sampler_destroy);
+ *             written only on success.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL cfg or out; num_items out of range;
+ *         a weight negative or not finite: the message gives its index;
+ *         every weight 0; a bad cfg->struct_size or a config from a newer
+ *         libmmrec), MMREC_ENOMEM.
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_item_sampler_create(const mmrec_item_sampler_config *cfg,
+                                                 mmrec_item_sampler **out);
+
+/* Draws n ids i.i.d. (with replacement) into ids. No allocation.
+ *   sampler (in)  the sampler; its generator advances.
+ *   ids     (out) n ids in caller memory.
+ *   n       (in)  number of draws, >= 1.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, n 0).
+ * Thread safety: per-handle: calls on one sampler must be serialised
+ * (each thread its own sampler for parallel draws). Since 0.2. */
+MMREC_API mmrec_status mmrec_item_sampler_draw(mmrec_item_sampler *sampler, int64_t *ids,
+                                               size_t n);
+
+/* The probability that one draw gives each id: weights[id] / sum of
+ * weights, or 1 / num_items (0 for an id of weight 0).
+ *   sampler (in)  the sampler; not changed.
+ *   ids     (in)  n ids, each in [0, num_items); borrowed for the call.
+ *   n       (in)  >= 1.
+ *   out     (out) n probabilities in caller memory.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, n 0), MMREC_ERANGE (an id out of
+ *         range: the message gives its index; out untouched).
+ * Thread safety: any number of threads may call it while nobody draws
+ * from the sampler. Since 0.2. */
+MMREC_API mmrec_status mmrec_item_sampler_probability(const mmrec_item_sampler *sampler,
+                                                      const int64_t *ids, size_t n, float *out);
+
+/* Frees the sampler. NULL is a no-op.
+ * Thread safety: no other call on `sampler` may be running or start.
+ * Since 0.2. */
+MMREC_API void mmrec_item_sampler_destroy(mmrec_item_sampler *sampler);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,31 @@
-/* Two-tower retrieval building blocks. The streaming item-frequency
- * estimator of Yi et al., "Sampling-Bias-Corrected Neural Modeling for
+/* Two-tower retrieval building blocks: the scorer of a two-tower
+ * (dual-encoder) model, and the streaming item-frequency estimator of its
+ * logQ-corrected in-batch softmax.
+ *
+ * ---- The scorer ----
+ * A two-tower model maps a user (query) to a vector u = f(user) and an
+ * item to a vector v = g(item) with two towers that never see each other's
+ * input, and scores the pair by
+ *
+ *   dot:     s(u, v) = <u, v> / tau
+ *   cosine:  s(u, v) = <u / max(|u|, eps), v / max(|v|, eps)> / tau
+ *
+ * (Yi et al., RecSys 2019, section 3: cosine with tau = 0.05 was their
+ * best). The towers are any modules of the library, run by the caller:
+ * an MLP over features (mmrec_mlp_forward), an
+ * Embedding of ids, mean-pooled over a bag with mmrec_mean (YouTube DNN's
+ * watch history), the sequence encoder (mmrec_sequence_encoder_forward,
+ * modules.h), the FQ-Former (em3.h), or a composition of them; the scorer
+ * takes their outputs, [B, d] and [N, d]. The same scores train with
+ * mmrec_loss_batch_softmax (losses.h): its normalize flag and temperature
+ * are the cosine and tau here, and its column_bias is the logQ
+ * correction (log p from the estimator below, subtracted from every
+ * column). For serving, mmrec_twotower_serving_vectors folds the
+ * normalization and the temperature into the vectors, so an exact
+ * inner-product search over the item vectors ranks by s.
+ *
+ * ---- The streaming frequency estimator ----
+ * Yi et al., "Sampling-Bias-Corrected Neural Modeling for
  * Large Corpus Item Recommendations" (RecSys 2019), Algorithms 2 and 3:
  * it estimates, from the ids of the batches seen so far, the probability
  * p(y) that item y appears in a batch, for the logQ correction of an
@@ -81,6 +107,103 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- the scorer ---- */
+typedef enum mmrec_score_fn {
+    MMREC_SCORE_DOT = 0,   /* <u, v> / tau */
+    MMREC_SCORE_COSINE = 1 /* <u, v> / (max(|u|, eps) max(|v|, eps)) / tau */
+} mmrec_score_fn;
+
+/* Which tower's vectors mmrec_twotower_serving_vectors() writes. */
+typedef enum mmrec_tower_side {
+    MMREC_TOWER_USER = 0, /* the query side: carries 1 / tau */
+    MMREC_TOWER_ITEM = 1  /* the item side: the indexed vectors */
+} mmrec_tower_side;
+
+typedef struct mmrec_twotower_config {
+    size_t struct_size;
+    int score;         /* an mmrec_score_fn; default MMREC_SCORE_DOT */
+    float temperature; /* tau: > 0 with a finite inverse; default 1 */
+    float eps;         /* cosine: the norm floor, as torch.nn.functional.
+                          normalize's; > 0, default 1e-12 */
+} mmrec_twotower_config;
+
+/* Fills cfg with the defaults for the first `size` bytes: score
+ * MMREC_SCORE_DOT, temperature 1, eps 1e-12. Call it through
+ * mmrec_twotower_config_init(&cfg).
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_twotower_config_init_sized(mmrec_twotower_config *cfg, size_t size);
+#define mmrec_twotower_config_init(cfg) mmrec_twotower_config_init_sized((cfg), sizeof *(cfg))
+
+/* Scores every user against every item: out[b, n] = s(users[b], items[n])
+ * as above. Backward flows to both towers' outputs (through the
+ * normalization with cosine). Nodes: one product and one scale, plus one
+ * normalization per side with cosine.
+ *   tape  (in)  the step's tape.
+ *   users (in)  [B, d], the user tower's output.
+ *   items (in)  [N, d], the item tower's output; may be users itself.
+ *   cfg   (in)  from mmrec_twotower_config_init(), or NULL for the
+ *               defaults; borrowed for the call.
+ *   out   (out) [B, N] logits, owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL tape, users, items or out; a tensor
+ *         of another tape; cfg->score not an mmrec_score_fn, a bad
+ *         temperature or eps, a config from a newer libmmrec: the message
+ *         names the field), MMREC_ESHAPE (users or items not 2-D, or
+ *         their d differ; the message gives both shapes), MMREC_ESTALE
+ *         (an input from a reset step), MMREC_ENOMEM. A failed call leaves
+ *         the tape as it was.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_twotower_score(mmrec_tape *tape, mmrec_tensor *users,
+                                            mmrec_tensor *items,
+                                            const mmrec_twotower_config *cfg,
+                                            mmrec_tensor **out);
+
+/* Scores each user against its own item: out[b] = s(users[b], items[b])
+ * (pointwise training, e.g. BCE on clicks with mmrec_loss_bce_logits, or
+ * scoring a candidate list row by row). Gradients and nodes as
+ * mmrec_twotower_score, with a row sum in place of the product.
+ *   tape  (in)  the step's tape.
+ *   users (in)  [B, d].
+ *   items (in)  [B, d].
+ *   cfg   (in)  as for mmrec_twotower_score(), or NULL.
+ *   out   (out) [B], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (as mmrec_twotower_score), MMREC_ESHAPE
+ *         (users and items not both [B, d]; the message gives both
+ *         shapes), MMREC_ESTALE, MMREC_ENOMEM. A failed call leaves the
+ *         tape as it was.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_twotower_score_paired(mmrec_tape *tape, mmrec_tensor *users,
+                                                   mmrec_tensor *items,
+                                                   const mmrec_twotower_config *cfg,
+                                                   mmrec_tensor **out);
+
+/* Writes serving vectors whose inner products are the scores: with u' the
+ * user side's and v' the item side's output, <u', v'> = s(u, v) up to
+ * float rounding. The item side gets v (dot) or v / max(|v|, eps)
+ * (cosine); the user side gets u / tau or u / max(|u|, eps) / tau. So an
+ * exact inner-product top-K over the item side's vectors ranks by s, and
+ * the item vectors do not depend on the temperature. No tape: plain
+ * memory in, plain memory out (e.g. the tower outputs read with
+ * mmrec_tensor_data on an inference tape).
+ *   cfg  (in)  as for mmrec_twotower_score(), or NULL for the defaults.
+ *   side (in)  MMREC_TOWER_USER or MMREC_TOWER_ITEM.
+ *   x    (in)  [n, dim] row-major, finite; borrowed for the call.
+ *   n    (in)  rows, >= 1.
+ *   dim  (in)  >= 1.
+ *   out  (out) [n, dim] in caller memory; may be x itself (in place).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL x or out; n or dim 0; side not an
+ *         mmrec_tower_side; a non-finite value in x: the message gives its
+ *         row and column; a bad config as for mmrec_twotower_score). A
+ *         failed call leaves out untouched.
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_twotower_serving_vectors(const mmrec_twotower_config *cfg,
+                                                      int side, const float *x, size_t n,
+                                                      size_t dim, float *out);
 
 /* ---- the streaming frequency estimator ---- */
 typedef struct mmrec_freq_estimator_config {

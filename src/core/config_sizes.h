@@ -52,7 +52,8 @@
     X(mmrec_sequences_config, max_length, 0.2, 24)                    \
     X(mmrec_adapter_config, init_std, 0.2, 32)                        \
     X(mmrec_sequence_softmax_config, num_items, 0.2, 32)              \
-    X(mmrec_sequence_encoder_config, attn_bias, 0.2, 56)
+    X(mmrec_sequence_encoder_config, attn_bias, 0.2, 56)              \
+    X(mmrec_item_sampler_config, seed, 0.2, 32)
 
 /* MMREC__MIN_SIZE(mmrec_linear_config): the first-release size. */
 #define MMREC__MIN_SIZE(type) MMREC__MIN_SIZE_##type

@@ -7,5 +7,6 @@
 #include "../core/config_sizes.h"
 
 MMREC__SIZED_STRUCT(mmrec_freq_estimator_config, num_items, 0.2, 48)
+MMREC__SIZED_STRUCT(mmrec_twotower_config, eps, 0.2, 24)
 
 #endif

@@ -1782,6 +1782,39 @@ def write_freq_estimator():
     w.close()
 
 
+def write_twotower_score():
+    """Cases of mmrec_twotower_score (all pairs) and _score_paired:
+    <case>.cfg = [cosine, tau, eps], <case>.u [B, d], <case>.v [N, d],
+    <case>.r (upstream gradient, the shape of y), <case>.y, <case>.du,
+    <case>.dv. Paired cases are named "paired_<case>"."""
+    w = Writer("twotower_score.bin")
+
+    def case(name, u, v, cosine, tau, eps=1e-12, paired=False):
+        u, v = u.clone().requires_grad_(True), v.clone().requires_grad_(True)
+        a, b = u, v
+        if cosine:
+            a = torch.nn.functional.normalize(a, dim=-1, eps=eps)
+            b = torch.nn.functional.normalize(b, dim=-1, eps=eps)
+        y = (a * b).sum(-1) / tau if paired else a @ b.T / tau
+        r = rand(*y.shape)
+        (y * r).sum().backward()
+        w.add(name + ".cfg", [float(cosine), tau, eps])
+        for key, x in (("u", u), ("v", v), ("r", r), ("y", y), ("du", u.grad),
+                       ("dv", v.grad)):
+            w.add("%s.%s" % (name, key), x.detach().numpy())
+
+    with own_stream(90):
+        case("dot", rand(4, 6), rand(5, 6), 0, 1.0)
+        case("dot_tau", rand(3, 5), rand(7, 5), 0, 0.2)
+        case("cosine_tau", rand(5, 8), rand(6, 8), 1, 0.05)
+        small = rand(3, 4)
+        small[1] *= 1e-3  # a norm below eps: divided by eps, as F.normalize
+        case("cosine_eps", small, rand(4, 4), 1, 0.5, eps=1e-2)
+        case("paired_dot_tau", rand(6, 5), rand(6, 5), 0, 0.3, paired=True)
+        case("paired_cosine_tau", rand(6, 5), rand(6, 5), 1, 0.07, paired=True)
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -1790,7 +1823,7 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                iisan=write_iisan, sequence_softmax=write_sequence_softmax,
                sequence_encoder=write_sequence_encoder,
                cache_layers=write_cache_layers, freq_estimator=write_freq_estimator,
-               maxsim=write_maxsim)
+               maxsim=write_maxsim, twotower_score=write_twotower_score)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
