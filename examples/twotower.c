@@ -1,41 +1,46 @@
 /* twotower: two-tower retrieval on real data, four ways to train the same
  * towers with an in-batch softmax (shared/METHODS-twotower.md):
  *   plain    in-batch softmax: each user against the batch's items, cosine
- *            scores over a temperature (Yi et al., RecSys 2019, without the
- *            correction)
+ *            scores over a temperature of 0.05 (Yi et al., RecSys 2019,
+ *            without the correction)
  *   logq     the same with the logQ correction: every column's score minus
  *            log p_j, p_j the probability that item j is in a batch, from
  *            the streaming frequency estimator (twotower.h), updated every
  *            step with the batch's items (Yi et al., Algorithm 2)
  *   mixed    mixed negative sampling (Yang et al., WWW 2020): B' extra
- *            items drawn uniformly from the corpus go through the item
- *            tower and are appended to the candidates; the correction uses
- *            q_j = p_j + B' / num_items for every column, the expected
- *            number of copies of item j among the B + B' candidates (p_j
- *            for the batch part, as in logq, plus B' uniform draws of
- *            probability 1 / num_items each)
- *   colbert  late interaction (ColBERT's MaxSim): an item is K vectors, a
- *            user the vectors of its last history items, scored by
- *            sum_i max_k <q_i, d_k> over the user's real vectors (mmrec_maxsim)
- *            and trained with a softmax over the [B, B] scores
+ *            items drawn uniformly from the corpus (mmrec_item_sampler) go
+ *            through the item tower and are appended to the candidates.
+ *            The correction subtracts log q_j from every column, with
+ *            q_j = p_j + B' / num_items the expected number of copies of
+ *            item j among the B + B' candidates: p_j for the batch part (as
+ *            in logq) plus B' draws of probability 1 / num_items each (the
+ *            paper does not spell out its mixture; this is the one whose
+ *            terms are the two proposals' expected counts)
+ *   colbert  late interaction (ColBERT's MaxSim): an item is KERNELS
+ *            vectors, a user the vectors of its last HIST history items,
+ *            scored by the mean over the user's real vectors of
+ *            max_k cos(q_i, d_k) over the same temperature (mmrec_maxsim,
+ *            then a per-row scale), trained with a softmax over the [B, B]
+ *            scores (mmrec_loss_softmax_ce, row b's positive at column b)
  * Every variant removes accidental hits (a column holding the row's
- * positive item again) and has the same budget: epochs, batch, widths,
- * optimizer.
+ * positive item again: candidate_ids of the batch softmax; for colbert a
+ * -1e9 added to those logits) and has the same budget: epochs, batch,
+ * widths, optimizer (Adam, lr 1e-3).
  *
  * The towers (widths in the #defines below):
- *   content(i) = the frozen title features of item i (text_encoder.h: the
- *                mean word vector and the last layer's mean state of a
- *                frozen encoder built from the titles, [2 x 256])
- *   item(i)    = MLP(content(i)) + id(i)   -> d, or K x d for colbert
- *                (MLP: F -> 256 -> out, ReLU; id: a learned embedding of
- *                the item id, added)
- *   hist(j)    = MLP'(content(j)) + id'(j) -> d   (the history side's own
- *                encoder of an item the user had)
- *   user       = MLP''(mean of hist(j) over the last HIST history items)
- *                -> d; for colbert the HIST vectors hist(j) themselves,
- *                padding masked
- * Scores are cosines over a temperature of 0.05 (for colbert the mean over
- * the user's real vectors of the best cosine, over the same temperature).
+ *   content(i) = the frozen title features of item i: the input state of
+ *                text_encoder.h's encoder, the mean of the title's word
+ *                vectors (256 floats; of the encoder's states it ranked
+ *                best here)
+ *   item(i)    = MLP(content(i)) + id(i) -> d = 64, or KERNELS x d for
+ *                colbert (MLP: 256 -> 128 -> out, ReLU; id: a learned
+ *                embedding of the item id, added: the item tower is
+ *                content plus ID)
+ *   hist(j)    = MLP'(content(j)) + id'(j) -> d, the user side's own
+ *                encoder of an item the user had
+ *   user       = MLP''(mean of hist(j) over the last HIST = 5 history
+ *                items) -> d; for colbert the HIST vectors hist(j)
+ *                themselves, L2-normalized, padding masked
  *
  * Data (<data dir>, default ../shared/data/iisan-scientific): IISAN's two
  * files, *_items.tsv ("asin<TAB>title") and *_users*.tsv ("user<TAB>asin
@@ -44,35 +49,48 @@
  * user's last item is the test target, the one before it the validation
  * target, the rest the training part. Training samples: every item of the
  * training part after the first, with the (up to HIST) items before it as
- * the history. Evaluation: full ranking of every item for every user from
- * the HIST items before the target, the user's earlier items excluded;
- * Recall@10/20 and NDCG@10/20 (one target a user, so Recall@K = HR@K).
- * Validation after each epoch; test at the epoch with the best validation
- * Recall@20. Single-vector variants rank with mmrec_eval_full_ranking;
- * colbert scores users against all items with mmrec_maxsim on an
- * inference tape and ranks those scores here (rank_scores below).
+ * the history; an epoch is one pass over them in random order.
+ * Evaluation: full ranking of every item for every user, the user vector
+ * made from the HIST items before the target, every earlier item of the
+ * user excluded from the ranking; Recall@10/20 and NDCG@10/20 (one target
+ * a user, so Recall@K = HR@K). Validation after each epoch on a fixed
+ * random sample of --valid-users users (3,000; the same for every variant:
+ * MaxSim against every item is the costly part), test on every user once,
+ * with the parameters of the epoch of best validation Recall@20.
+ * Single-vector variants rank with mmrec_eval_full_ranking over the
+ * scorer's serving vectors (mmrec_twotower_serving_vectors: their inner
+ * products are the cosines over tau); colbert scores users against all
+ * items with mmrec_maxsim on an inference tape and ranks those scores here
+ * with the same rules (rank_scores below).
  *
  * The title features: no pretrained language model can be downloaded where
  * this runs, so they come from the frozen encoder of text_encoder.h
  * (LSA-style statistics of the titles, see there), cached in --cache
- * (default twotower_text.mmfc; make passes build/iisan_text.mmfc, shared
- * with the IISAN example) and reused while the titles and options match.
+ * (default twotower_text.mmfc; make passes build/iisan_text.mmfc, the IISAN
+ * example's, whose options are the same) and reused while the titles and
+ * options match; building it takes a minute or two.
  *
  * --synthetic: generated data instead (no files): 3,000 items in 30
- * categories with 32-dimensional features (the category's direction plus
- * noise) and Zipf popularity, 4,000 users who take 80% of their items from
- * one category. For a quick end-to-end run (CI).
+ * categories with 32 features each (the category's direction plus noise)
+ * and Zipf popularity within a category, 4,000 users who take 80% of their
+ * items from one category. For a quick end-to-end run (CI).
+ *
+ * Speed: the products run through BLAS; OpenBLAS 0.3.21 does not know
+ * recent Intel CPUs and falls back to a slow kernel there, which
+ * OPENBLAS_CORETYPE=SkylakeX in the environment avoids (README).
  *
  * Usage: twotower [data dir] [--epochs N] [--batch B] [--extra B'] [--lr LR]
- *                 [--variants LIST] [--cache PATH] [--threads T] [--seed S]
- *                 [--synthetic]
- * --variants: a comma-separated subset of plain,logq,mixed,colbert
+ *                 [--valid-users N] [--variants LIST] [--cache PATH]
+ *                 [--threads T] [--seed S] [--synthetic]
+ * Defaults: 10 epochs, batch 256, B' 256, lr 1e-3, 3,000 validation users
+ * (0: all). --variants: a comma-separated subset of plain,logq,mixed,colbert
  * (default all). Progress goes to stderr (a bar per epoch, then the epoch's
- * loss, validation Recall@20 and times); the table and the last line go to
- * stdout:
+ * loss, validation Recall@20 and NDCG@20 and its times); the table and the
+ * last line go to stdout:
  *   RESULT twotower plain_recall@20=... logq_recall@20=...
  *     mixed_recall@20=... colbert_recall@20=... seconds=...
- * (recall@20 on test at each variant's best validation epoch). */
+ * (test Recall@20 at each variant's best validation epoch; with
+ * --synthetic the name is twotower_synthetic). */
 #include <dirent.h>
 #include <math.h>
 #include <stdint.h>
@@ -333,7 +351,7 @@ typedef struct net {
     mmrec_module *freq;         /* streaming frequency estimator */
     mmrec_optimizer *opt;
     int64_t step;               /* global step, for the estimator */
-    mmrec_rng *rng;             /* uniform extra negatives */
+    mmrec_item_sampler *sampler; /* uniform extra negatives */
 } net;
 
 static void net_create(net *n, const data *d, int multi, float lr, uint64_t seed) {
@@ -380,11 +398,15 @@ static void net_create(net *n, const data *d, int multi, float lr, uint64_t seed
     oc.type = MMREC_OPT_ADAM;
     oc.lr = lr;
     CHECK(mmrec_optimizer_create(n->model, &oc, &n->opt));
-    CHECK(mmrec_rng_create(seed ^ 0x5DEECE66Dull, &n->rng));
+    mmrec_item_sampler_config sc;
+    CHECK(mmrec_item_sampler_config_init(&sc));
+    sc.num_items = d->num_items; /* uniform over 0 .. num_items - 1: item id - 1 */
+    sc.seed = seed ^ 0x5DEECE66Dull;
+    CHECK(mmrec_item_sampler_create(&sc, &n->sampler));
 }
 
 static void net_free(net *n) {
-    mmrec_rng_destroy(n->rng);
+    mmrec_item_sampler_destroy(n->sampler);
     mmrec_optimizer_destroy(n->opt);
     mmrec_tensor_destroy(n->features);
     mmrec_model_destroy(n->model);
@@ -401,14 +423,15 @@ static mmrec_tensor *encode(net *n, mmrec_tape *tape, mmrec_module *mlp, mmrec_m
     return out;
 }
 
-/* Item vectors, L2-normalized: [count, d], or [count, KERNELS, d] (multi). */
+/* Item vectors: the tower's output [count, d] (the cosine's
+ * normalization is the loss's and the scorer's), or for colbert
+ * [count, KERNELS, d], each vector L2-normalized (MaxSim of cosines). */
 static mmrec_tensor *item_vectors(net *n, mmrec_tape *tape, const int64_t *ids, size_t count) {
-    mmrec_tensor *v = encode(n, tape, n->item_mlp, n->item_id, ids, count), *out;
-    if (n->multi) {
-        int64_t shape[3] = {(int64_t)count, KERNELS, DIM};
-        CHECK(mmrec_reshape(tape, v, 3, shape, &v));
-    }
-    CHECK(mmrec_l2_normalize(tape, v, 1e-12f, &out));
+    mmrec_tensor *v = encode(n, tape, n->item_mlp, n->item_id, ids, count), *v3, *out;
+    if (!n->multi) return v;
+    int64_t shape[3] = {(int64_t)count, KERNELS, DIM};
+    CHECK(mmrec_reshape(tape, v, 3, shape, &v3));
+    CHECK(mmrec_l2_normalize(tape, v3, 1e-12f, &out));
     return out;
 }
 
@@ -487,17 +510,19 @@ static mmrec_tensor *loss_logq(net *n, mmrec_tape *tape, train_batch *b) {
 
 /* (c) mixed negatives: B' uniform items appended to the candidates, and
  * every column corrected by its expected count among the B + B'
- * candidates, q_j = p_j + B' / num_items. */
+ * candidates, q_j = p_j + B' r_j, p_j from the estimator (the batch
+ * part) and r_j = 1 / num_items the probability of one uniform draw. */
 static mmrec_tensor *loss_mixed(net *n, mmrec_tape *tape, train_batch *b) {
     size_t B = b->size, N = B + b->extra;
-    for (size_t j = B; j < N; j++) {
-        uint64_t r;
-        CHECK(mmrec_rng_below(n->rng, (uint64_t)n->d->num_items, &r));
-        b->targets[j] = (int64_t)r + 1;
-    }
+    int64_t *extra = b->targets + B, *sampler_ids = b->targets + N;
+    float *draw_p = b->bias + N;
+    CHECK(mmrec_item_sampler_draw(n->sampler, extra, b->extra)); /* ids 0 .. num_items - 1 */
+    for (size_t j = 0; j < b->extra; j++) extra[j] += 1;         /* item ids from 1 */
+    for (size_t j = 0; j < N; j++) sampler_ids[j] = b->targets[j] - 1;
+    CHECK(mmrec_item_sampler_probability(n->sampler, sampler_ids, N, draw_p));
     batch_probabilities(n, b->targets, N, B, b->bias);
-    float uniform = (float)b->extra / (float)n->d->num_items;
-    for (size_t j = 0; j < N; j++) b->bias[j] = -logf(b->bias[j] + uniform);
+    for (size_t j = 0; j < N; j++)
+        b->bias[j] = -logf(b->bias[j] + (float)b->extra * draw_p[j]);
     mmrec_tensor *u = user_vectors(n, tape, b->hist, b->weight, B);
     mmrec_tensor *v = item_vectors(n, tape, b->targets, N), *loss;
     mmrec_batch_softmax_config c;
@@ -675,7 +700,17 @@ static metrics evaluate(net *n, mmrec_tape *tape, const eval_set *e) {
         mmrec_tape_reset(tape);
     }
     metrics m = {0};
-    if (!n->multi) { /* cosine: the items are normalized; the users need not be */
+    if (!n->multi) {
+        /* The scorer's serving vectors: their inner products are the
+         * training scores, cosine / tau, so the ranking is the model's. */
+        mmrec_twotower_config tc;
+        CHECK(mmrec_twotower_config_init(&tc));
+        tc.score = MMREC_SCORE_COSINE;
+        tc.temperature = TEMPERATURE;
+        CHECK(mmrec_twotower_serving_vectors(&tc, MMREC_TOWER_ITEM, item_table,
+                                             (size_t)d->num_items, DIM, item_table));
+        CHECK(mmrec_twotower_serving_vectors(&tc, MMREC_TOWER_USER, user_table, U, DIM,
+                                             user_table));
         int ks[2] = {10, 20};
         mmrec_rank_metrics r[2];
         r[0].struct_size = sizeof r[0];
@@ -759,8 +794,8 @@ static run_result run(const struct variant *v, const data *d, const sample *samp
     b.extra = strcmp(v->name, "mixed") == 0 ? extra : 0;
     b.hist = xmalloc(B * HIST * sizeof *b.hist);
     b.weight = xmalloc(B * HIST * sizeof *b.weight);
-    b.targets = xmalloc((2 * B + b.extra) * sizeof *b.targets);
-    b.bias = xmalloc((B * B + B + b.extra) * sizeof *b.bias);
+    b.targets = xmalloc(2 * (B + b.extra) * sizeof *b.targets);
+    b.bias = xmalloc((B * B + 2 * (B + b.extra)) * sizeof *b.bias);
     b.scale = xmalloc(B * sizeof *b.scale);
     size_t *order = xmalloc(n_samples * sizeof *order);
     for (size_t k = 0; k < n_samples; k++) order[k] = k;
@@ -854,7 +889,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *dir = "../shared/data/iisan-scientific", *cache_path = "twotower_text.mmfc";
     const char *list = "plain,logq,mixed,colbert";
-    int epochs = 20, threads = 0, synthetic = 0;
+    int epochs = 10, threads = 0, synthetic = 0;
     size_t batch = 256, extra = 256, valid_users = 3000;
     float lr = 1e-3f;
     uint64_t seed = 2024;
