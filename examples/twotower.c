@@ -21,7 +21,9 @@
  *            scored by the mean over the user's real vectors of
  *            max_k cos(q_i, d_k) over the same temperature (mmrec_maxsim,
  *            then a per-row scale), trained with a softmax over the [B, B]
- *            scores (mmrec_loss_softmax_ce, row b's positive at column b)
+ *            scores with logq's correction (mmrec_loss_softmax_ce, row b's
+ *            positive at column b): logq with MaxSim in place of the
+ *            single-vector cosine
  * Every variant removes accidental hits (a column holding the row's
  * positive item again: candidate_ids of the batch softmax; for colbert a
  * -1e9 added to those logits) and has the same budget: epochs, batch,
@@ -348,7 +350,7 @@ typedef struct net {
     mmrec_module *item_mlp, *item_id;  /* item tower */
     mmrec_module *hist_mlp, *hist_id;  /* history items' encoder */
     mmrec_module *user_mlp;     /* single-vector user head */
-    mmrec_module *freq;         /* streaming frequency estimator */
+    mmrec_module *freq;         /* streaming frequency estimator (logq, mixed) */
     mmrec_optimizer *opt;
     int64_t step;               /* global step, for the estimator */
     mmrec_item_sampler *sampler; /* uniform extra negatives */
@@ -437,20 +439,19 @@ static mmrec_tensor *item_vectors(net *n, mmrec_tape *tape, const int64_t *ids, 
 
 /* The user side from B history rows of HIST ids (0 = padding) and
  * their weights (history() above): single-vector, [B, d] =
- * MLP''(sum_t w[b, t] hist(ids[b, t])); multi, [B, hist_len, d] = the
+ * MLP''(sum_t w[b, t] hist(ids[b, t])); multi, [B, HIST, d] = the
  * L2-normalized hist vectors (the mask is w > 0). */
 static mmrec_tensor *user_vectors(net *n, mmrec_tape *tape, const int64_t *ids, float *w,
                                   size_t B) {
-    const int64_t L = (int64_t)HIST;
     mmrec_tensor *h = encode(n, tape, n->hist_mlp, n->hist_id, ids, B * HIST), *h3, *out;
-    int64_t shape[3] = {(int64_t)B, L, DIM};
+    int64_t shape[3] = {(int64_t)B, HIST, DIM};
     CHECK(mmrec_reshape(tape, h, 3, shape, &h3));
     if (n->multi) {
         CHECK(mmrec_l2_normalize(tape, h3, 1e-12f, &out));
         return out;
     }
     mmrec_tensor *wt, *weighted, *pooled;
-    int64_t ws[3] = {(int64_t)B, L, 1};
+    int64_t ws[3] = {(int64_t)B, HIST, 1};
     CHECK(mmrec_tape_wrap(tape, w, 3, ws, MMREC_TENSOR_READONLY, &wt));
     CHECK(mmrec_mul(tape, h3, wt, &weighted));
     CHECK(mmrec_sum(tape, weighted, 1, &pooled));
@@ -463,16 +464,19 @@ static mmrec_tensor *user_vectors(net *n, mmrec_tape *tape, const int64_t *ids, 
 /* A training batch: B users' histories and their target items. */
 typedef struct train_batch {
     size_t size;            /* B */
-    int64_t *hist;          /* [B, hist_len] history rows */
-    float *weight;          /* [B, hist_len] their weights */
-    int64_t *targets;       /* [B + extra]: the targets, then room for extra items */
-    float *bias;            /* [B + extra] or [B, B]: column biases */
+    int64_t *hist;          /* [B, HIST] history rows (history() above) */
+    float *weight;          /* [B, HIST] their weights */
+    int64_t *targets;       /* [2 (B + extra)]: the targets, the extra items,
+                               then scratch for the losses */
+    float *bias;            /* [B B + 2 (B + extra)]: column biases ([B, B]
+                               for colbert), then scratch */
     float *scale;           /* [B]: colbert's per-row 1 / (tau * real items) */
     size_t extra;           /* B' of the mixed variant */
 } train_batch;
 
-/* Reads the batch's column probabilities p_j = P(item j in a batch) from
- * the estimator, after recording this step's targets. */
+/* Records the batch's B targets (ids[0 .. B)) in the estimator at the next
+ * global step, then reads p_j = P(item j in a batch) for all `count` ids
+ * (the columns). */
 static void batch_probabilities(net *n, const int64_t *ids, size_t count, size_t B,
                                 float *p) {
     CHECK(mmrec_freq_estimator_update(n->freq, ids, B, ++n->step));
@@ -538,8 +542,9 @@ static mmrec_tensor *loss_mixed(net *n, mmrec_tape *tape, train_batch *b) {
 /* (d) ColBERT: [B, B] MaxSim scores of the users' history vectors against
  * the batch's K-vector items, each row over tau times its number of real
  * vectors (a mean of best cosines over tau, as the single-vector scores),
- * accidental hits pushed to -1e9 (probability 0), softmax cross-entropy
- * with row b's positive at column b. */
+ * with logq's correction (-log p_j on every column) and the accidental
+ * hits pushed to -1e9 (probability 0), then softmax cross-entropy with row
+ * b's positive at column b: the loss of logq over MaxSim scores. */
 static mmrec_tensor *loss_colbert(net *n, mmrec_tape *tape, train_batch *b) {
     size_t B = b->size;
     mmrec_tensor *q = user_vectors(n, tape, b->hist, b->weight, B);
@@ -548,11 +553,14 @@ static mmrec_tensor *loss_colbert(net *n, mmrec_tape *tape, train_batch *b) {
     const size_t L = HIST;
     int64_t ms[2] = {(int64_t)B, (int64_t)L}, ss[2] = {(int64_t)B, 1};
     int64_t bs[2] = {(int64_t)B, (int64_t)B};
+    float *p = b->bias + B * B;
+    batch_probabilities(n, b->targets, B, B, p);
     for (size_t i = 0; i < B; i++) {
         /* the last weight is 1 / (real vectors): every row has one */
         b->scale[i] = b->weight[i * L + L - 1] / TEMPERATURE;
         for (size_t j = 0; j < B; j++)
-            b->bias[i * B + j] = j != i && b->targets[j] == b->targets[i] ? -1e9f : 0.0f;
+            b->bias[i * B + j] =
+                j != i && b->targets[j] == b->targets[i] ? -1e9f : -logf(p[j]);
     }
     /* the weights are > 0 exactly at the real vectors: they serve as the mask */
     CHECK(mmrec_tape_wrap(tape, b->weight, 2, ms, MMREC_TENSOR_READONLY, &qmask));
@@ -569,16 +577,18 @@ static mmrec_tensor *loss_colbert(net *n, mmrec_tape *tape, train_batch *b) {
 
 typedef mmrec_tensor *(*loss_fn)(net *n, mmrec_tape *tape, train_batch *b);
 
-/* The variants: name, towers (1: multi-vector), loss. */
+/* The variants: each is its loss function, plus what its towers and
+ * batches need. */
 static const struct variant {
     const char *name;
-    int multi;
+    int multi;        /* 1: multi-vector towers (MaxSim) */
+    int extra;        /* 1: B' extra candidates in the batch */
     loss_fn loss;
 } variants[] = {
-    {"plain", 0, loss_plain},
-    {"logq", 0, loss_logq},
-    {"mixed", 0, loss_mixed},
-    {"colbert", 1, loss_colbert},
+    {"plain", 0, 0, loss_plain},
+    {"logq", 0, 0, loss_logq},
+    {"mixed", 0, 1, loss_mixed},
+    {"colbert", 1, 0, loss_colbert},
 };
 #define NUM_VARIANTS (sizeof variants / sizeof *variants)
 
@@ -791,7 +801,7 @@ static run_result run(const struct variant *v, const data *d, const sample *samp
     CHECK(mmrec_tape_create(&tape));
     CHECK(mmrec_tape_seed(tape, seed + 1));
     train_batch b;
-    b.extra = strcmp(v->name, "mixed") == 0 ? extra : 0;
+    b.extra = v->extra ? extra : 0;
     b.hist = xmalloc(B * HIST * sizeof *b.hist);
     b.weight = xmalloc(B * HIST * sizeof *b.weight);
     b.targets = xmalloc(2 * (B + b.extra) * sizeof *b.targets);
