@@ -77,6 +77,19 @@
  * and Zipf popularity within a category, 4,000 users who take 80% of their
  * items from one category. For a quick end-to-end run (CI).
  *
+ * Results (Amazon Scientific, default options, seed 2024; test at the
+ * best validation epoch):
+ *   variant  best epoch  valid R@20  test R@10   R@20    N@10    N@20
+ *   plain         9        0.0630     0.0314   0.0423  0.0201  0.0228
+ *   logq          5        0.0980     0.0489   0.0680  0.0289  0.0338
+ *   mixed         3        0.1060     0.0537   0.0766  0.0305  0.0362
+ *   colbert      10        0.1133     0.0537   0.0744  0.0316  0.0369
+ * The correction is what matters here (+61% Recall@20 over plain); mixed
+ * and colbert add a little more, and differ from each other by less than
+ * the noise of 12,076 test users (about 0.0023 in Recall@20). colbert was
+ * still improving at its last epoch; without the correction it reached
+ * 0.0460. The same run takes under 4 minutes on 2 cores.
+ *
  * Speed: the products run through BLAS; OpenBLAS 0.3.21 does not know
  * recent Intel CPUs and falls back to a slow kernel there, which
  * OPENBLAS_CORETYPE=SkylakeX in the environment avoids (README).
