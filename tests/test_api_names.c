@@ -779,6 +779,147 @@ CALL(mmrec_freq_estimator_probability) {
     return mmrec_freq_estimator_probability(N(0, m), N(1, fx_freq_ids), 2, N(3, p));
 }
 
+/* mvke.h: dim D over the 3 fields of f->seq */
+static mmrec_module *fx_mvke(fx *f) {
+    mmrec_mvke_config c;
+    MT_OK(mmrec_mvke_config_init(&c));
+    c.dim = D;
+    c.num_fields = 3;
+    mmrec_module *m;
+    MT_OK(mmrec_mvke_create(f->model, "mvke", &c, &m));
+    return m;
+}
+static mmrec_tensor *fx_mvke_experts(fx *f, mmrec_module *m) {
+    mmrec_tensor *e;
+    MT_OK(mmrec_mvke_forward(m, f->tape, f->seq, &e));
+    return e;
+}
+CALL(mmrec_mvke_config_init_sized) {
+    mmrec_mvke_config c;
+    return mmrec_mvke_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_mvke_create) {
+    mmrec_mvke_config c;
+    MT_OK(mmrec_mvke_config_init(&c));
+    c.dim = D;
+    c.num_fields = 3;
+    return mmrec_mvke_create(N(0, f->model), N(1, "new"), N(2, &c), N(3, &f->made_module));
+}
+CALL(mmrec_mvke_forward) {
+    mmrec_module *m = fx_mvke(f);
+    return mmrec_mvke_forward(N(0, m), N(1, f->tape), N(2, f->seq), N(3, &f->t_out));
+}
+CALL(mmrec_mvke_gate) {
+    mmrec_module *m = fx_mvke(f);
+    mmrec_tensor *e = fx_mvke_experts(f, m);
+    return mmrec_mvke_gate(N(0, m), N(1, f->tape), N(2, e), N(3, f->b), 1, N(5, &f->t_out));
+}
+CALL(mmrec_mvke_score) {
+    mmrec_module *m = fx_mvke(f);
+    mmrec_tensor *e = fx_mvke_experts(f, m);
+    return mmrec_mvke_score(N(0, m), N(1, f->tape), N(2, e), N(3, f->b), 0, N(5, &f->t_out));
+}
+CALL(mmrec_mvke_loss) {
+    mmrec_module *m = fx_mvke(f);
+    mmrec_tensor *e = fx_mvke_experts(f, m), *y;
+    int64_t shape[1] = {2};
+    MT_OK(mmrec_tape_tensor(f->tape, 1, shape, 0, &y));
+    mmrec_tensor *tags[2] = {f->a, f->b}, *labels[2] = {y, y};
+    static const float weights[2] = {1.0f, 0.5f};
+    return mmrec_mvke_loss(N(0, m), N(1, f->tape), N(2, e), N(3, tags), N(4, labels),
+                           N(5, weights), 2, N(7, &f->t_out));
+}
+CALL(mmrec_mvke_serving_dim) {
+    mmrec_module *m = fx_mvke(f);
+    size_t width;
+    return mmrec_mvke_serving_dim(N(0, m), 1, N(2, &width));
+}
+CALL(mmrec_mvke_export_user) {
+    mmrec_module *m = fx_mvke(f);
+    mmrec_tensor *e = fx_mvke_experts(f, m);
+    float out[2 * 4 * D];
+    return mmrec_mvke_export_user(N(0, m), N(1, e), 1, N(3, out), 2 * 4 * D);
+}
+CALL(mmrec_mvke_export_tag) {
+    mmrec_module *m = fx_mvke(f);
+    float out[2 * 3 * D];
+    return mmrec_mvke_export_tag(N(0, m), N(1, f->b), 0, N(3, out), 2 * 3 * D);
+}
+/* inttower.h */
+static mmrec_module *fx_inttower(fx *f) {
+    mmrec_inttower_config c;
+    MT_OK(mmrec_inttower_config_init(&c));
+    static const int64_t hidden[2] = {5, 3};
+    c.user_fields = 2;
+    c.item_fields = 1;
+    c.embedding_dim = D;
+    c.hidden_sizes = hidden;
+    c.num_hidden = 2;
+    c.user_heads = 2;
+    c.item_heads = 3;
+    c.field_dim = 2;
+    mmrec_module *m;
+    MT_OK(mmrec_inttower_create(f->model, "it", &c, &m));
+    return m;
+}
+/* user_fe [2, 4, 2] and item_fe [2, 3, 2] of fx_inttower's towers */
+static void fx_inttower_fe(fx *f, mmrec_module *m, mmrec_tensor **user_fe, mmrec_tensor **item_fe) {
+    int64_t su[3] = {2, 2, D}, si[3] = {2, 1, D};
+    mmrec_tensor *ue = fx_tape_tensor(f, 3, su, 0), *ie = fx_tape_tensor(f, 3, si, 0);
+    MT_OK(mmrec_inttower_user_forward(m, f->tape, ue, NULL, user_fe, NULL));
+    MT_OK(mmrec_inttower_item_forward(m, f->tape, ie, NULL, item_fe, NULL));
+}
+CALL(mmrec_inttower_config_init_sized) {
+    mmrec_inttower_config c;
+    return mmrec_inttower_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_inttower_create) {
+    mmrec_inttower_config c;
+    MT_OK(mmrec_inttower_config_init(&c));
+    c.user_fields = 2;
+    c.item_fields = 1;
+    c.embedding_dim = D;
+    return mmrec_inttower_create(N(0, f->model), N(1, "new"), N(2, &c), N(3, &f->made_module));
+}
+CALL(mmrec_inttower_user_forward) {
+    mmrec_module *m = fx_inttower(f);
+    int64_t su[3] = {2, 2, D};
+    mmrec_tensor *ue = fx_tape_tensor(f, 3, su, 0);
+    return mmrec_inttower_user_forward(N(0, m), N(1, f->tape), N(2, ue), N(3, NULL),
+                                       N(4, &f->t_out), N(5, &f->t_out2));
+}
+CALL(mmrec_inttower_item_forward) {
+    mmrec_module *m = fx_inttower(f);
+    int64_t si[3] = {2, 1, D};
+    mmrec_tensor *ie = fx_tape_tensor(f, 3, si, 0);
+    return mmrec_inttower_item_forward(N(0, m), N(1, f->tape), N(2, ie), N(3, NULL),
+                                       N(4, &f->t_out), N(5, &f->t_out2));
+}
+CALL(mmrec_inttower_score) {
+    mmrec_module *m = fx_inttower(f);
+    mmrec_tensor *u, *i;
+    fx_inttower_fe(f, m, &u, &i);
+    return mmrec_inttower_score(N(0, m), N(1, f->tape), N(2, u), N(3, i), N(4, &f->t_out));
+}
+CALL(mmrec_inttower_score_paired) {
+    mmrec_module *m = fx_inttower(f);
+    mmrec_tensor *u, *i;
+    fx_inttower_fe(f, m, &u, &i);
+    return mmrec_inttower_score_paired(N(0, m), N(1, f->tape), N(2, u), N(3, i),
+                                       N(4, &f->t_out));
+}
+CALL(mmrec_inttower_cir_config_init_sized) {
+    mmrec_inttower_cir_config c;
+    return mmrec_inttower_cir_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_loss_inttower_cir) {
+    static const float labels[2] = {1, 0};
+    mmrec_inttower_cir_config c;
+    MT_OK(mmrec_inttower_cir_config_init(&c));
+    return mmrec_loss_inttower_cir(N(0, f->tape), N(1, f->a), N(2, f->b), N(3, labels), 2,
+                                   N(5, &c), N(6, &f->t_out));
+}
+
 /* modules.h */
 CALL(mmrec_linear_config_init_sized) {
     mmrec_linear_config c;
@@ -1321,6 +1462,15 @@ static const mt_entry mt_entries[] = {
     E(mmrec_tape_memory),
     E(mmrec_tape_tensor),
     E(mmrec_tape_wrap),
+    /* inttower.h */
+    E(mmrec_inttower_config_init_sized),
+    E_NULLABLE(mmrec_inttower_create, "out"),
+    E_NULLABLE(mmrec_inttower_user_forward, "dense user_vec"),
+    E_NULLABLE(mmrec_inttower_item_forward, "dense item_vec"),
+    E(mmrec_inttower_score),
+    E(mmrec_inttower_score_paired),
+    E(mmrec_inttower_cir_config_init_sized),
+    E_NULLABLE(mmrec_loss_inttower_cir, "cfg"),
     /* twotower.h */
     E(mmrec_twotower_config_init_sized),
     E_NULLABLE(mmrec_twotower_score, "cfg"),
@@ -1331,6 +1481,16 @@ static const mt_entry mt_entries[] = {
     E(mmrec_freq_estimator_update),
     E(mmrec_freq_estimator_probability),
     E_NULLABLE(mmrec_freq_estimator_set_counts, "counts"), /* NULL: back to streaming */
+    /* mvke.h */
+    E(mmrec_mvke_config_init_sized),
+    E_NULLABLE(mmrec_mvke_create, "out"),
+    E(mmrec_mvke_forward),
+    E(mmrec_mvke_gate),
+    E(mmrec_mvke_score),
+    E_NULLABLE(mmrec_mvke_loss, "weights"),
+    E(mmrec_mvke_serving_dim),
+    E(mmrec_mvke_export_user),
+    E(mmrec_mvke_export_tag),
     /* tensor.h */
     E(mmrec_tensor_create),
     E(mmrec_tensor_wrap),

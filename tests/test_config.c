@@ -7,6 +7,8 @@
 #include "core/config_sizes.h"
 #include "alignrec/alignrec_internal.h" /* the systems' rows */
 #include "em3/em3_internal.h"
+#include "iisan/iisan_internal.h"
+#include "twotower/twotower_internal.h"
 
 MT_SUITE(config_suite)
 
@@ -31,6 +33,16 @@ MT_INIT(mmrec_alignrec_views, mmrec_alignrec_views_init_sized)
 MT_INIT(mmrec_batch_softmax_config, mmrec_batch_softmax_config_init_sized)
 MT_INIT(mmrec_cache_gather_config, mmrec_cache_gather_config_init_sized)
 MT_INIT(mmrec_sequences_config, mmrec_sequences_config_init_sized)
+MT_INIT(mmrec_adapter_config, mmrec_adapter_config_init_sized)
+MT_INIT(mmrec_sequence_softmax_config, mmrec_sequence_softmax_config_init_sized)
+MT_INIT(mmrec_sequence_encoder_config, mmrec_sequence_encoder_config_init_sized)
+MT_INIT(mmrec_iisan_item_encoder_config, mmrec_iisan_item_encoder_config_init_sized)
+MT_INIT(mmrec_freq_estimator_config, mmrec_freq_estimator_config_init_sized)
+MT_INIT(mmrec_twotower_config, mmrec_twotower_config_init_sized)
+MT_INIT(mmrec_item_sampler_config, mmrec_item_sampler_config_init_sized)
+MT_INIT(mmrec_mvke_config, mmrec_mvke_config_init_sized)
+MT_INIT(mmrec_inttower_config, mmrec_inttower_config_init_sized)
+MT_INIT(mmrec_inttower_cir_config, mmrec_inttower_cir_config_init_sized)
 
 #define MT_ROW(type) {#type, mt_init_##type, MMREC__MIN_SIZE(type), sizeof(type)}
 static const struct {
@@ -47,6 +59,16 @@ static const struct {
     MT_ROW(mmrec_alignrec_config),     MT_ROW(mmrec_alignrec_views),
     MT_ROW(mmrec_batch_softmax_config), MT_ROW(mmrec_cache_gather_config),
     MT_ROW(mmrec_sequences_config),
+    MT_ROW(mmrec_adapter_config),
+    MT_ROW(mmrec_sequence_softmax_config),
+    MT_ROW(mmrec_sequence_encoder_config),
+    MT_ROW(mmrec_iisan_item_encoder_config),
+    MT_ROW(mmrec_freq_estimator_config),
+    MT_ROW(mmrec_twotower_config),
+    MT_ROW(mmrec_item_sampler_config),
+    MT_ROW(mmrec_mvke_config),
+    MT_ROW(mmrec_inttower_config),
+    MT_ROW(mmrec_inttower_cir_config),
 };
 
 /* _init_sized at the first-release size fills that many bytes and says so;

@@ -55,6 +55,8 @@
 #include "mmrec/alignrec.h"
 #include "mmrec/iisan.h"
 #include "mmrec/twotower.h"
+#include "mmrec/mvke.h"
+#include "mmrec/inttower.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"

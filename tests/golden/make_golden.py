@@ -1815,6 +1815,360 @@ def write_twotower_score():
     w.close()
 
 
+# ---- MVKE (Xu et al., KDD 2022; motefly/MVKE core/mvke_ops.py) ----
+
+def mvke_bottom_layer_ref(vk, x, p, eps):
+    """core/mvke_ops.py mvke_bottom_layer: Dense query / key / value (with
+    bias), softmax over the fields of key . query / sqrt(e), the weighted
+    values plus the fields tiled over the kernels, LayerNorm over the last
+    axis; [B, F, K, e]."""
+    vk_num, emb = vk.shape
+    feature_num = x.shape[1]
+    query = vk @ p["query_proj.weight"].T + p["query_proj.bias"]
+    flat = x.reshape(-1, emb)
+    key = flat @ p["key_proj.weight"].T + p["key_proj.bias"]
+    value = flat @ p["value_proj.weight"].T + p["value_proj.bias"]
+    dot = (key @ query.T / emb ** 0.5).reshape(-1, feature_num, vk_num)
+    weights = torch.softmax(dot, 1).reshape(-1, feature_num, vk_num, 1)
+    value = value.reshape(-1, feature_num, 1, emb).repeat(1, 1, vk_num, 1)
+    out = weights * value
+    tiled = x.reshape(-1, feature_num, 1, emb).repeat(1, 1, vk_num, 1)
+    return layer_norm_f64(out + tiled, p["layer_norm.weight"], p["layer_norm.bias"], eps)
+
+
+def mvke_vkg_layer_ref(tag, vk, vke_outputs):
+    """core/mvke_ops.py vkg_layer: softmax over the selected kernels of
+    tag . vk, the weighted sum of their experts' outputs; [B, e]."""
+    vk_num, emb = vk.shape
+    weights = torch.softmax(tag @ vk.T, 1).reshape(-1, 1, vk_num)
+    return (weights @ vke_outputs).reshape(-1, emb)
+
+
+def mvke_forward_ref(x, tags, labels, p, tasks, num_hidden, eps):
+    """_build_mvke_layers (shared_model = False) with each kernel's field
+    layers an MLP (Linear, ReLU, ..., Linear) over the flattened fields,
+    then model_graph_type.py: per task the dot product of the gated user
+    vector and the tag, sigmoid cross-entropy averaged over the batch, the
+    tasks' losses summed."""
+    vk = p["virtual_kernels"]
+    K, e = vk.shape
+    B, F_ = x.shape[0], x.shape[1]
+    bottom = mvke_bottom_layer_ref(vk, x, p, eps)
+    outs = []
+    for k in range(K):
+        h = bottom[:, :, k, :].reshape(-1, F_ * e)
+        for i in range(num_hidden + 1):
+            h = h @ p["experts.%d.%d.weight" % (k, i)].T + p["experts.%d.%d.bias" % (k, i)]
+            if i < num_hidden:
+                h = torch.relu(h)
+        outs.append(h)
+    experts = torch.stack(outs, 1)
+    us, scores, loss = [], [], 0.0
+    for t, idx in enumerate(tasks):
+        u = mvke_vkg_layer_ref(tags[t], vk[idx], experts[:, idx])
+        dot = (u * tags[t]).sum(1)
+        loss = loss + F.binary_cross_entropy_with_logits(dot, labels[t])
+        us.append(u)
+        scores.append(dot)
+    return experts, us, scores, loss
+
+
+def write_mvke():
+    """mmrec_mvke_* against a port of the released MVKE forward
+    (mvke_forward_ref). Per case: <case>.cfg = [F, e, K, num_hidden,
+    hidden...], <case>.task_n [T] and <case>.task_kernels (the subsets one
+    after the other), <case>.x [B, F, e], <case>.tag<t> [B, e],
+    <case>.label<t> [B], <case>.experts [B, K, e], <case>.u<t> [B, e],
+    <case>.score<t> [B], <case>.loss [1], the gradients of the loss
+    <case>.dx, <case>.dtag<t>, and <case>.param.<name> / <case>.grad.<name>
+    under the module's parameter names (without its "<name>.")."""
+    w = Writer("mvke.bin")
+    eps = float(np.float32(1e-12))
+    with own_stream(90):
+        for case, B, F_, e, K, hidden, tasks in (
+                ("released", 6, 3, 8, 5, [16], [[0, 1, 2], [1, 2, 3, 4]]),
+                ("subsets", 5, 4, 6, 4, [], [[3, 0], [2], [1, 3, 0, 2]])):
+            sizes = [F_ * e] + hidden + [e]
+            p = {"virtual_kernels": rand(K, e)}
+            for name in ("query_proj", "key_proj", "value_proj"):
+                p[name + ".weight"] = rand(e, e, low=-0.5, high=0.5)
+                p[name + ".bias"] = rand(e, low=-0.2, high=0.2)
+            p["layer_norm.weight"] = rand(e, low=0.5, high=1.5)
+            p["layer_norm.bias"] = rand(e, low=-0.3, high=0.3)
+            for k in range(K):
+                for i in range(len(sizes) - 1):
+                    a = sizes[i] ** -0.5
+                    p["experts.%d.%d.weight" % (k, i)] = rand(sizes[i + 1], sizes[i], low=-a, high=a)
+                    p["experts.%d.%d.bias" % (k, i)] = rand(sizes[i + 1], low=-0.2, high=0.2)
+            x = rand(B, F_, e, low=-1.5, high=1.5)
+            tags = [rand(B, e) for _ in tasks]
+            labels = [(rand(B) > 0).double() for _ in tasks]
+            for t in range(len(tasks)):
+                labels[t][0], labels[t][1] = 1.0, 0.0
+            leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+            xl = x.clone().requires_grad_(True)
+            tl = [t.clone().requires_grad_(True) for t in tags]
+            experts, us, scores, loss = mvke_forward_ref(xl, tl, labels, leaves, tasks,
+                                                         len(hidden), eps)
+            loss.backward()
+            w.add(case + ".cfg", [F_, e, K, len(hidden)] + hidden)
+            w.add(case + ".task_n", [len(t) for t in tasks])
+            w.add(case + ".task_kernels", [k for t in tasks for k in t])
+            w.add(case + ".x", x.numpy())
+            for t in range(len(tasks)):
+                w.add("%s.tag%d" % (case, t), tags[t].numpy())
+                w.add("%s.label%d" % (case, t), labels[t].numpy())
+                w.add("%s.u%d" % (case, t), us[t].detach().numpy())
+                w.add("%s.score%d" % (case, t), scores[t].detach().numpy())
+                w.add("%s.dtag%d" % (case, t), tl[t].grad.numpy())
+            w.add(case + ".experts", experts.detach().numpy())
+            w.add(case + ".loss", [loss.item()])
+            w.add(case + ".dx", xl.grad.numpy())
+            for k, v in leaves.items():
+                w.add("%s.param.%s" % (case, k), p[k].numpy())
+                w.add("%s.grad.%s" % (case, k), v.grad.numpy())
+    w.close()
+
+
+# ---- IntTower (archersama/IntTower @ a234d891): a port of the code's
+# layers/interaction.py LightSE, layers/core.py User_Fe_DNN / Item_Fe_DNN /
+# PredictionLayer and preprocessing/utils.py fe_score / contrast_loss, with
+# dnn_use_bn=False and dropout 0 (libmmrec has no BatchNorm).
+
+
+class LightSE(torch.nn.Module):
+    """layers/interaction.py LightSE (bias=False as the code; True as the
+    README's listing)."""
+
+    def __init__(self, field_size, bias=False):
+        super().__init__()
+        self.softmax = torch.nn.Softmax(dim=1)
+        self.excitation = torch.nn.Sequential(torch.nn.Linear(field_size, field_size, bias=bias))
+
+    def forward(self, inputs):
+        Z = torch.mean(inputs, dim=-1, out=None)
+        A = self.excitation(Z)
+        A = self.softmax(A)
+        out = inputs * torch.unsqueeze(A, dim=2)
+        return inputs + out
+
+
+class User_Fe_DNN(torch.nn.Module):
+    """layers/core.py User_Fe_DNN, use_bn=False, ReLU, dropout 0: the FE
+    output of every layer is taken from that layer's input."""
+
+    def __init__(self, inputs_dim, field_dim, hidden_units, user_head):
+        super().__init__()
+        hidden_units = [inputs_dim] + list(hidden_units)
+        self.dropout = torch.nn.Dropout(0)
+        self.linears = torch.nn.ModuleList(
+            [torch.nn.Linear(hidden_units[i], hidden_units[i + 1])
+             for i in range(len(hidden_units) - 1)])
+        self.Fe_linears = torch.nn.ModuleList(
+            [torch.nn.Linear(hidden_units[i], field_dim * user_head)
+             for i in range(len(hidden_units) - 1)])
+        self.activation_layers = torch.nn.ModuleList(
+            [torch.nn.ReLU() for i in range(len(hidden_units) - 1)])
+
+    def forward(self, inputs):
+        deep_input = inputs
+        self.user_fe_rep = []
+        for i in range(len(self.linears)):
+            fc = self.linears[i](deep_input)
+            user_temp = self.Fe_linears[i](deep_input)
+            self.user_fe_rep.append(user_temp)
+            fc = self.activation_layers[i](fc)
+            fc = self.dropout(fc)
+            deep_input = fc
+        return self.user_fe_rep
+
+
+class Item_Fe_DNN(torch.nn.Module):
+    """layers/core.py Item_Fe_DNN, use_bn=False, ReLU, dropout 0: one FE
+    output from the last layer's output."""
+
+    def __init__(self, inputs_dim, field_dim, hidden_units, item_head):
+        super().__init__()
+        hidden_units = [inputs_dim] + list(hidden_units)
+        self.dropout = torch.nn.Dropout(0)
+        self.linears = torch.nn.ModuleList(
+            [torch.nn.Linear(hidden_units[i], hidden_units[i + 1])
+             for i in range(len(hidden_units) - 1)])
+        self.Fe_linears = torch.nn.ModuleList(
+            [torch.nn.Linear(hidden_units[-1], field_dim * item_head)])
+        self.activation_layers = torch.nn.ModuleList(
+            [torch.nn.ReLU() for i in range(len(hidden_units) - 1)])
+
+    def forward(self, inputs):
+        self.item_fe_rep = []
+        deep_input = inputs
+        for i in range(len(self.linears)):
+            fc = self.linears[i](deep_input)
+            fc = self.activation_layers[i](fc)
+            fc = self.dropout(fc)
+            deep_input = fc
+        for i in range(len(self.Fe_linears)):
+            item_temp = self.Fe_linears[i](deep_input)
+            self.item_fe_rep.append(item_temp)
+        return self.item_fe_rep
+
+
+def fe_score(user_rep, item_rep, user_fea_col, item_fea_col, user_embedding_dim,
+             item_embedding_dim):
+    """preprocessing/utils.py fe_score (the code passes one field_dim per
+    layer: [field_dim] * L)."""
+    score = []
+    for i in range(len(user_embedding_dim)):
+        user_temp = torch.reshape(user_rep[i], (-1, user_fea_col, user_embedding_dim[i]))
+        item_temp = torch.reshape(item_rep[-1], (-1, item_fea_col, item_embedding_dim[i]))
+        score.append((user_temp @ item_temp.permute(0, 2, 1)).max(2).values.sum(1))
+    score = torch.stack(score).transpose(1, 0)
+    return torch.sum(score, 1)
+
+
+def contrast_loss(y, user_embedding, item_embedding):
+    """preprocessing/utils.py contrast_loss: the positive column is the 0/1
+    label. The code's in-place `scores -= scores.max()` is written out of
+    place: the same values, and a backward that torch can run (the code
+    never runs one: it leaves the term out of its loss)."""
+    user_embedding = torch.nn.functional.normalize(user_embedding, dim=-1)
+    item_embedding = torch.nn.functional.normalize(item_embedding, dim=-1)
+    tau = 0.07
+    scores = torch.matmul(user_embedding, item_embedding.t()) / tau
+    scores = scores - scores.max()
+    exp_scores = scores.exp()
+    loss = torch.log(exp_scores.sum(dim=1)) - scores[range(scores.shape[0]), y]
+    loss = loss.mean()
+    return loss
+
+
+def cir_infonce(y, user_embedding, item_embedding, tau, weight):
+    """CIR as the paper intends it: InfoNCE over the clicked rows, each
+    row's own item the positive, L2-normalized sides, temperature tau."""
+    u = F.normalize(user_embedding, dim=-1)
+    v = F.normalize(item_embedding, dim=-1)
+    s = u @ v.t() / tau
+    l = torch.logsumexp(s, 1) - s.diagonal()
+    return weight * (l * y).sum() / y.sum()
+
+
+class IntTowerRef(torch.nn.Module):
+    """model/IntTower.py forward from the field embeddings on: Light-SE per
+    side, flatten, dense features appended, the FE towers, fe_score and the
+    PredictionLayer bias (the logit, before the sigmoid)."""
+
+    def __init__(self, fu, fi, e, du, di, hidden, hu, hi, f, se_bias):
+        super().__init__()
+        self.user_fe_dnn = User_Fe_DNN(fu * e + du, f, hidden, hu)
+        self.item_fe_dnn = Item_Fe_DNN(fi * e + di, f, hidden, hi)
+        self.User_sim_non_local = LightSE(fu, se_bias)
+        self.Item_sim_non_local = LightSE(fi, se_bias)
+        self.out_bias = torch.nn.Parameter(torch.zeros(1))
+        self.hu, self.hi, self.f, self.L = hu, hi, f, len(hidden)
+
+    def towers(self, ue, ud, ie, idn):
+        x = torch.flatten(self.User_sim_non_local(ue), start_dim=1)
+        if ud is not None:
+            x = torch.cat([x, ud], axis=-1)
+        user_rep = self.user_fe_dnn(x)
+        x = torch.flatten(self.Item_sim_non_local(ie), start_dim=1)
+        if idn is not None:
+            x = torch.cat([x, idn], axis=-1)
+        item_rep = self.item_fe_dnn(x)
+        return user_rep, item_rep
+
+    def score(self, user_rep, item_rep):
+        dims = [self.f] * self.L
+        output = fe_score(user_rep, item_rep, self.hu, self.hi, dims, dims)
+        output = output + self.out_bias  # PredictionLayer: X += bias, then sigmoid
+        return output
+
+
+def inttower_case(w, name, B, fu, fi, e, du, di, hidden, hu, hi, f, se_bias):
+    """<case>.cfg = [F_u, F_i, e, dense_u, dense_i, H_u, H_i, f, se_bias, L,
+    hidden...]; inputs .ue [B, F_u, e], .ud [B, du], .ie [B, F_i, e], .id
+    [B, di] (absent when 0); outputs .user_fe [B, L H_u, f] (the FE
+    outputs u_1 .. u_L as heads), .item_fe [B, H_i, f], .paired [B] (the
+    code's logit), .all [B, B] (every user against every item: fe_score on
+    the repeated pairs), .rp [B], .ra [B, B]; gradients of
+    sum(rp * paired) + sum(ra * all): .due, .dud, .die, .did and
+    .grad.<name> for every parameter .param.<name> (libmmrec's names; the
+    user tower's last Linear, which no output reads, is left out)."""
+    m = IntTowerRef(fu, fi, e, du, di, hidden, hu, hi, f, se_bias)
+    with torch.no_grad():
+        for n, p in m.named_parameters():  # positive biases: few ReLUs dead
+            p.copy_(rand(*p.shape, low=0.0 if n.endswith("bias") else -0.6, high=0.6))
+    ue = rand(B, fu, e).requires_grad_(True)
+    ie = rand(B, fi, e).requires_grad_(True)
+    ud = rand(B, du).requires_grad_(True) if du else None
+    idn = rand(B, di).requires_grad_(True) if di else None
+    user_rep, item_rep = m.towers(ue, ud, ie, idn)
+    paired = m.score(user_rep, item_rep)
+    ur = [u.repeat_interleave(B, 0) for u in user_rep]
+    ir = [v.repeat(B, 1) for v in item_rep]
+    allp = m.score(ur, ir).reshape(B, B)
+    rp, ra = rand(B), rand(B, B)
+    ((paired * rp).sum() + (allp * ra).sum()).backward()
+    L = len(hidden)
+    w.add(name + ".cfg", [fu, fi, e, du, di, hu, hi, f, int(se_bias), L] + list(hidden))
+    w.add(name + ".ue", ue.detach().numpy())
+    w.add(name + ".ie", ie.detach().numpy())
+    w.add(name + ".due", ue.grad.numpy())
+    w.add(name + ".die", ie.grad.numpy())
+    if du:
+        w.add(name + ".ud", ud.detach().numpy())
+        w.add(name + ".dud", ud.grad.numpy())
+    if di:
+        w.add(name + ".id", idn.detach().numpy())
+        w.add(name + ".did", idn.grad.numpy())
+    user_fe = torch.stack([u.reshape(B, hu, f) for u in user_rep], 1).reshape(B, L * hu, f)
+    w.add(name + ".user_fe", user_fe.detach().numpy())
+    w.add(name + ".item_fe", item_rep[-1].reshape(B, hi, f).detach().numpy())
+    w.add(name + ".paired", paired.detach().numpy())
+    w.add(name + ".all", allp.detach().numpy())
+    w.add(name + ".rp", rp.numpy())
+    w.add(name + ".ra", ra.numpy())
+    for n, p in m.named_parameters():
+        lib = "out.bias" if n == "out_bias" else n
+        if n.startswith("user_fe_dnn.linears.%d." % (L - 1)):
+            assert p.grad is None  # h_L of the user tower feeds nothing
+            continue
+        w.add(name + ".param." + lib, p.detach().numpy())
+        w.add(name + ".grad." + lib, p.grad.numpy())
+
+
+def write_inttower():
+    """IntTower's towers and score (inttower_case) and CIR: <case>.u, .v
+    [B, d], .y [B] labels, .cfg [tau, weight]; .paper (cir_infonce) with
+    .dpu, .dpv, and .code (contrast_loss, weight 1) with .dcu, .dcv."""
+    w = Writer("inttower.bin")
+    with own_stream(90):
+        inttower_case(w, "base", 5, 3, 2, 4, 2, 1, (6, 5, 4), 3, 2, 4, False)
+        inttower_case(w, "sebias", 4, 2, 3, 5, 0, 0, (7, 3), 2, 3, 3, True)
+        inttower_case(w, "one", 3, 2, 2, 3, 0, 2, (4,), 1, 2, 2, False)
+        for name, B, d, y, weight in (("cir", 6, 8, [1, 0, 1, 1, 0, 1], 0.5),
+                                      ("cir_few", 4, 5, [0, 1, 1, 1], 1.0)):
+            u = rand(B, d).requires_grad_(True)
+            v = rand(B, d).requires_grad_(True)
+            y = torch.tensor(y, dtype=torch.float64)
+            tau = float(np.float32(0.07))
+            w.add(name + ".cfg", [tau, weight])
+            w.add(name + ".u", u.detach().numpy())
+            w.add(name + ".v", v.detach().numpy())
+            w.add(name + ".y", y.numpy())
+            loss = cir_infonce(y, u, v, tau, weight)
+            du, dv = torch.autograd.grad(loss, (u, v))
+            w.add(name + ".paper", loss.detach().numpy())
+            w.add(name + ".dpu", du.numpy())
+            w.add(name + ".dpv", dv.numpy())
+            loss = contrast_loss(y.long(), u, v)
+            du, dv = torch.autograd.grad(loss, (u, v))
+            w.add(name + ".code", loss.detach().numpy())
+            w.add(name + ".dcu", du.numpy())
+            w.add(name + ".dcv", dv.numpy())
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -1823,7 +2177,8 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                iisan=write_iisan, sequence_softmax=write_sequence_softmax,
                sequence_encoder=write_sequence_encoder,
                cache_layers=write_cache_layers, freq_estimator=write_freq_estimator,
-               maxsim=write_maxsim, twotower_score=write_twotower_score)
+               maxsim=write_maxsim, twotower_score=write_twotower_score,
+               mvke=write_mvke, inttower=write_inttower)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
