@@ -1,4 +1,4 @@
-/* twotower: two-tower retrieval on real data, four ways to train the same
+/* twotower: two-tower retrieval on real data, five ways to train the same
  * towers with an in-batch softmax (shared/METHODS-twotower.md):
  *   plain    in-batch softmax: each user against the batch's items, cosine
  *            scores over a temperature of 0.05 (Yi et al., RecSys 2019,
@@ -24,9 +24,19 @@
  *            scores with logq's correction (mmrec_loss_softmax_ce, row b's
  *            positive at column b): logq with MaxSim in place of the
  *            single-vector cosine
+ *   inttower IntTower (Li et al., CIKM 2022; inttower.h): the user's
+ *            fields are its history items' vectors hist(j), the item's
+ *            one field its vector item(i); Light-SE and a tower MLP on
+ *            each side (HIDDEN, then d), FE heads (IT_HEADS of width
+ *            IT_FIELD_DIM) from the input of every user layer and from the
+ *            item's last output, scored by the sum over the user heads of
+ *            the best item head's dot product (mmrec_inttower_score),
+ *            trained as colbert (logq's correction, softmax over [B, B]);
+ *            CIR, its contrastive term, is left out (the paper's weight is
+ *            not published and the code leaves it out too)
  * Every variant removes accidental hits (a column holding the row's
- * positive item again: candidate_ids of the batch softmax; for colbert a
- * -1e9 added to those logits) and has the same budget: epochs, batch,
+ * positive item again: candidate_ids of the batch softmax; for colbert and
+ * inttower a -1e9 added to those logits) and has the same budget: epochs, batch,
  * widths, optimizer (Adam, lr 1e-3).
  *
  * The towers (widths in the #defines below):
@@ -61,9 +71,10 @@
  * with the parameters of the epoch of best validation Recall@20.
  * Single-vector variants rank with mmrec_eval_full_ranking over the
  * scorer's serving vectors (mmrec_twotower_serving_vectors: their inner
- * products are the cosines over tau); colbert scores users against all
- * items with mmrec_maxsim on an inference tape and ranks those scores here
- * with the same rules (rank_scores below).
+ * products are the cosines over tau); colbert and inttower score users
+ * against all items with mmrec_maxsim / mmrec_inttower_score on an
+ * inference tape and rank those scores here with the same rules
+ * (rank_scores below).
  *
  * The title features: no pretrained language model can be downloaded where
  * this runs, so they come from the frozen encoder of text_encoder.h
@@ -98,12 +109,13 @@
  *                 [--valid-users N] [--variants LIST] [--cache PATH]
  *                 [--threads T] [--seed S] [--synthetic]
  * Defaults: 10 epochs, batch 256, B' 256, lr 1e-3, 3,000 validation users
- * (0: all). --variants: a comma-separated subset of plain,logq,mixed,colbert
- * (default all). Progress goes to stderr (a bar per epoch, then the epoch's
+ * (0: all). --variants: a comma-separated subset of
+ * plain,logq,mixed,colbert,inttower (default all). Progress goes to stderr (a bar per epoch, then the epoch's
  * loss, validation Recall@20 and NDCG@20 and its times); the table and the
  * last line go to stdout:
  *   RESULT twotower plain_recall@20=... logq_recall@20=...
- *     mixed_recall@20=... colbert_recall@20=... seconds=...
+ *     mixed_recall@20=... colbert_recall@20=... inttower_recall@20=...
+ *     seconds=...
  * (test Recall@20 at each variant's best validation epoch; with
  * --synthetic the name is twotower_synthetic). */
 #include <dirent.h>
@@ -123,6 +135,9 @@
 #define HIDDEN 128      /* the hidden width of every MLP */
 #define HIST 5          /* history items a user is made of (its last ones) */
 #define KERNELS 4       /* colbert: vectors per item */
+#define IT_HEADS 4      /* inttower: heads per FE output, each side */
+#define IT_FIELD_DIM 16 /* inttower: a head's width */
+#define IT_LAYERS 2     /* inttower: tower layers (HIDDEN, then DIM) */
 #define TEMPERATURE 0.05f
 #define TEXT_WIDTH 256  /* the frozen text encoder's width */
 #define TEXT_LAYERS 6   /* its layers (7 states with the input) */
@@ -357,12 +372,14 @@ static sample *make_samples(const data *d, size_t *n_out) {
 
 typedef struct net {
     const data *d;
-    int multi;                  /* 1: colbert (items are KERNELS vectors) */
+    int multi;                  /* 0: single vectors; 1: colbert (items are
+                                   KERNELS vectors); 2: inttower */
     mmrec_model *model;
     mmrec_tensor *features;     /* the feature table, wrapped (not trained) */
     mmrec_module *item_mlp, *item_id;  /* item tower */
     mmrec_module *hist_mlp, *hist_id;  /* history items' encoder */
     mmrec_module *user_mlp;     /* single-vector user head */
+    mmrec_module *inttower;     /* inttower: Light-SE, towers, FE heads */
     mmrec_module *freq;         /* streaming frequency estimator (logq, mixed) */
     mmrec_optimizer *opt;
     int64_t step;               /* global step, for the estimator */
@@ -378,7 +395,7 @@ static void net_create(net *n, const data *d, int multi, float lr, uint64_t seed
     int64_t fs[2] = {d->num_items + 1, d->dim_features};
     CHECK(mmrec_tensor_wrap(d->features, 2, fs, MMREC_TENSOR_READONLY, &n->features));
 
-    int64_t out = multi ? KERNELS * DIM : DIM;
+    int64_t out = multi == 1 ? KERNELS * DIM : DIM;
     int64_t item_sizes[3] = {d->dim_features, HIDDEN, out};
     int64_t hist_sizes[3] = {d->dim_features, HIDDEN, DIM};
     int64_t user_sizes[3] = {DIM, HIDDEN, DIM};
@@ -392,6 +409,21 @@ static void net_create(net *n, const data *d, int multi, float lr, uint64_t seed
     if (!multi) {
         mc.sizes = user_sizes;
         CHECK(mmrec_mlp_create(n->model, "user.mlp", &mc, &n->user_mlp));
+    }
+    if (multi == 2) { /* fields: the user's HIST hist(j), the item's item(i) */
+        int64_t hidden[IT_LAYERS] = {HIDDEN, DIM};
+        mmrec_inttower_config ic;
+        CHECK(mmrec_inttower_config_init(&ic));
+        ic.user_fields = HIST;
+        ic.item_fields = 1;
+        ic.embedding_dim = DIM;
+        ic.hidden_sizes = hidden;
+        ic.num_hidden = IT_LAYERS;
+        ic.user_heads = IT_HEADS;
+        ic.item_heads = IT_HEADS;
+        ic.field_dim = IT_FIELD_DIM;
+        ic.init_std = 0.1f; /* no BatchNorm here: the header's advice */
+        CHECK(mmrec_inttower_create(n->model, "inttower", &ic, &n->inttower));
     }
     mmrec_embedding_config ec;
     CHECK(mmrec_embedding_config_init(&ec));
@@ -444,6 +476,12 @@ static mmrec_tensor *encode(net *n, mmrec_tape *tape, mmrec_module *mlp, mmrec_m
 static mmrec_tensor *item_vectors(net *n, mmrec_tape *tape, const int64_t *ids, size_t count) {
     mmrec_tensor *v = encode(n, tape, n->item_mlp, n->item_id, ids, count), *v3, *out;
     if (!n->multi) return v;
+    if (n->multi == 2) { /* one field, through IntTower's item tower: [count, H_i, f] */
+        int64_t fs[3] = {(int64_t)count, 1, DIM};
+        CHECK(mmrec_reshape(tape, v, 3, fs, &v3));
+        CHECK(mmrec_inttower_item_forward(n->inttower, tape, v3, NULL, &out, NULL));
+        return out;
+    }
     int64_t shape[3] = {(int64_t)count, KERNELS, DIM};
     CHECK(mmrec_reshape(tape, v, 3, shape, &v3));
     CHECK(mmrec_l2_normalize(tape, v3, 1e-12f, &out));
@@ -459,7 +497,7 @@ static mmrec_tensor *user_vectors(net *n, mmrec_tape *tape, const int64_t *ids, 
     mmrec_tensor *h = encode(n, tape, n->hist_mlp, n->hist_id, ids, B * HIST), *h3, *out;
     int64_t shape[3] = {(int64_t)B, HIST, DIM};
     CHECK(mmrec_reshape(tape, h, 3, shape, &h3));
-    if (n->multi) {
+    if (n->multi == 1) {
         CHECK(mmrec_l2_normalize(tape, h3, 1e-12f, &out));
         return out;
     }
@@ -467,6 +505,11 @@ static mmrec_tensor *user_vectors(net *n, mmrec_tape *tape, const int64_t *ids, 
     int64_t ws[3] = {(int64_t)B, HIST, 1};
     CHECK(mmrec_tape_wrap(tape, w, 3, ws, MMREC_TENSOR_READONLY, &wt));
     CHECK(mmrec_mul(tape, h3, wt, &weighted));
+    if (n->multi == 2) { /* the fields, weighted as for the mean (padding 0):
+                            [B, IT_LAYERS H_u, f] */
+        CHECK(mmrec_inttower_user_forward(n->inttower, tape, weighted, NULL, &out, NULL));
+        return out;
+    }
     CHECK(mmrec_sum(tape, weighted, 1, &pooled));
     CHECK(mmrec_mlp_forward(n->user_mlp, tape, pooled, &out));
     return out;
@@ -588,13 +631,40 @@ static mmrec_tensor *loss_colbert(net *n, mmrec_tape *tape, train_batch *b) {
     return loss;
 }
 
+/* (e) IntTower: its user FE heads (from the input of each tower layer)
+ * against the item's FE heads, s = sum over user heads of the best item
+ * head (mmrec_inttower_score), trained as colbert: logq's correction,
+ * accidental hits removed, softmax cross-entropy over the [B, B] scores.
+ * The user's fields are its HIST history items hist(j), the item's one
+ * field item(i); CIR, the paper's contrastive term, is left out (its
+ * weight is not published). */
+static mmrec_tensor *loss_inttower(net *n, mmrec_tape *tape, train_batch *b) {
+    size_t B = b->size;
+    mmrec_tensor *u = user_vectors(n, tape, b->hist, b->weight, B);
+    mmrec_tensor *v = item_vectors(n, tape, b->targets, B), *scores, *bt, *logits, *loss;
+    int64_t bs[2] = {(int64_t)B, (int64_t)B};
+    float *p = b->bias + B * B;
+    batch_probabilities(n, b->targets, B, B, p);
+    for (size_t i = 0; i < B; i++)
+        for (size_t j = 0; j < B; j++)
+            b->bias[i * B + j] =
+                j != i && b->targets[j] == b->targets[i] ? -1e9f : -logf(p[j]);
+    CHECK(mmrec_inttower_score(n->inttower, tape, u, v, &scores));
+    CHECK(mmrec_tape_wrap(tape, b->bias, 2, bs, MMREC_TENSOR_READONLY, &bt));
+    CHECK(mmrec_add(tape, scores, bt, &logits));
+    int64_t *labels = b->targets + B;
+    for (size_t i = 0; i < B; i++) labels[i] = (int64_t)i;
+    CHECK(mmrec_loss_softmax_ce(tape, logits, labels, B, &loss));
+    return loss;
+}
+
 typedef mmrec_tensor *(*loss_fn)(net *n, mmrec_tape *tape, train_batch *b);
 
 /* The variants: each is its loss function, plus what its towers and
  * batches need. */
 static const struct variant {
     const char *name;
-    int multi;        /* 1: multi-vector towers (MaxSim) */
+    int multi;        /* 1: multi-vector towers (MaxSim); 2: IntTower */
     int extra;        /* 1: B' extra candidates in the batch */
     loss_fn loss;
 } variants[] = {
@@ -602,6 +672,7 @@ static const struct variant {
     {"logq", 0, 0, loss_logq},
     {"mixed", 0, 1, loss_mixed},
     {"colbert", 1, 0, loss_colbert},
+    {"inttower", 2, 0, loss_inttower},
 };
 #define NUM_VARIANTS (sizeof variants / sizeof *variants)
 
@@ -696,8 +767,12 @@ static void rank_scores(const float *scores, int64_t num_items, const int64_t *s
 static metrics evaluate(net *n, mmrec_tape *tape, const eval_set *e) {
     const data *d = n->d;
     const size_t chunk = 2048, users = 256, U = e->num_users, L = HIST;
-    const size_t width = n->multi ? (size_t)KERNELS * DIM : DIM;
-    const size_t qwidth = n->multi ? L * DIM : DIM;
+    const size_t width = n->multi == 1   ? (size_t)KERNELS * DIM
+                         : n->multi == 2 ? (size_t)IT_HEADS * IT_FIELD_DIM
+                                         : DIM;
+    const size_t qwidth = n->multi == 1   ? L * DIM
+                          : n->multi == 2 ? (size_t)IT_LAYERS * IT_HEADS * IT_FIELD_DIM
+                                          : DIM;
     float *item_table = xmalloc((size_t)d->num_items * width * sizeof *item_table);
     float *user_table = xmalloc(U * qwidth * sizeof *user_table);
     int64_t *ids = xmalloc((chunk > users * L ? chunk : users * L) * sizeof *ids);
@@ -742,17 +817,25 @@ static metrics evaluate(net *n, mmrec_tape *tape, const eval_set *e) {
         m = (metrics){r[0].recall, r[1].recall, r[0].ndcg, r[1].ndcg};
     } else {
         float *scores = xmalloc(users * (size_t)d->num_items * sizeof *scores);
-        int64_t is[3] = {d->num_items, KERNELS, DIM};
+        /* the item table as [num_items, vectors, width of a vector], and
+         * each user's as [vectors, width] */
+        const int64_t vw = n->multi == 1 ? DIM : IT_FIELD_DIM;
+        int64_t is[3] = {d->num_items, (int64_t)width / vw, vw};
         for (size_t first = 0; first < U; first += users) {
             size_t c = U - first < users ? U - first : users;
-            int64_t qs[3] = {(int64_t)c, (int64_t)L, DIM}, ms[2] = {(int64_t)c, (int64_t)L};
+            int64_t qs[3] = {(int64_t)c, (int64_t)qwidth / vw, vw};
+            int64_t ms[2] = {(int64_t)c, (int64_t)L};
             mmrec_tensor *items, *q, *mask, *s;
             CHECK(mmrec_tape_wrap(tape, item_table, 3, is, MMREC_TENSOR_READONLY, &items));
             CHECK(mmrec_tape_wrap(tape, user_table + first * qwidth, 3, qs,
                                   MMREC_TENSOR_READONLY, &q));
-            CHECK(mmrec_tape_wrap(tape, weight + first * L, 2, ms, MMREC_TENSOR_READONLY,
-                                  &mask));
-            CHECK(mmrec_maxsim(tape, q, mask, items, NULL, &s));
+            if (n->multi == 1) {
+                CHECK(mmrec_tape_wrap(tape, weight + first * L, 2, ms, MMREC_TENSOR_READONLY,
+                                      &mask));
+                CHECK(mmrec_maxsim(tape, q, mask, items, NULL, &s));
+            } else {
+                CHECK(mmrec_inttower_score(n->inttower, tape, q, items, &s));
+            }
             CHECK(mmrec_tensor_copy_to(s, scores, c * (size_t)d->num_items));
             mmrec_tape_reset(tape);
             for (size_t b = 0; b < c; b++) {
@@ -911,7 +994,7 @@ int main(int argc, char **argv) {
      * two keep their order in one log. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *dir = "../shared/data/iisan-scientific", *cache_path = "twotower_text.mmfc";
-    const char *list = "plain,logq,mixed,colbert";
+    const char *list = "plain,logq,mixed,colbert,inttower";
     int epochs = 10, threads = 0, synthetic = 0;
     size_t batch = 256, extra = 256, valid_users = 3000;
     float lr = 1e-3f;
