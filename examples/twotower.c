@@ -95,11 +95,12 @@
  *   logq          5        0.0980     0.0489   0.0680  0.0289  0.0338
  *   mixed         3        0.1060     0.0537   0.0766  0.0305  0.0362
  *   colbert      10        0.1133     0.0537   0.0744  0.0316  0.0369
+ *   inttower      6        0.1040     0.0496   0.0701  0.0282  0.0334
  * The correction is what matters here (+61% Recall@20 over plain); mixed
- * and colbert add a little more, and differ from each other by less than
- * the noise of 12,076 test users (about 0.0023 in Recall@20). colbert was
- * still improving at its last epoch; without the correction it reached
- * 0.0460. The same run takes under 4 minutes on 2 cores.
+ * negatives and the interaction models add a little more, and differ from
+ * each other by about the noise of 12,076 test users (0.0023 in
+ * Recall@20). colbert was still improving at its last epoch; without the
+ * correction it reached 0.0460. The run takes about 5 minutes on 2 cores.
  *
  * Speed: the products run through BLAS; OpenBLAS 0.3.21 does not know
  * recent Intel CPUs and falls back to a slow kernel there, which
@@ -110,9 +111,9 @@
  *                 [--threads T] [--seed S] [--synthetic]
  * Defaults: 10 epochs, batch 256, B' 256, lr 1e-3, 3,000 validation users
  * (0: all). --variants: a comma-separated subset of
- * plain,logq,mixed,colbert,inttower (default all). Progress goes to stderr (a bar per epoch, then the epoch's
- * loss, validation Recall@20 and NDCG@20 and its times); the table and the
- * last line go to stdout:
+ * plain,logq,mixed,colbert,inttower (default all). Progress goes to stderr
+ * (a bar per epoch, then the epoch's loss, validation Recall@20 and
+ * NDCG@20 and its times); the table and the last line go to stdout:
  *   RESULT twotower plain_recall@20=... logq_recall@20=...
  *     mixed_recall@20=... colbert_recall@20=... inttower_recall@20=...
  *     seconds=...
