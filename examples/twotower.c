@@ -36,8 +36,8 @@
  *            not published and the code leaves it out too)
  * Every variant removes accidental hits (a column holding the row's
  * positive item again: candidate_ids of the batch softmax; for colbert and
- * inttower a -1e9 added to those logits) and has the same budget: epochs, batch,
- * widths, optimizer (Adam, lr 1e-3).
+ * inttower a -1e9 added to those logits) and has the same budget: epochs,
+ * batch, widths, optimizer (Adam, lr 1e-3).
  *
  * The towers (widths in the #defines below):
  *   content(i) = the frozen title features of item i: the input state of
@@ -52,7 +52,9 @@
  *                encoder of an item the user had
  *   user       = MLP''(mean of hist(j) over the last HIST = 5 history
  *                items) -> d; for colbert the HIST vectors hist(j)
- *                themselves, L2-normalized, padding masked
+ *                themselves, L2-normalized, padding masked; for inttower
+ *                the HIST vectors hist(j), each times its weight in that
+ *                mean (padding 0), as the user tower's fields
  *
  * Data (<data dir>, default ../shared/data/iisan-scientific): IISAN's two
  * files, *_items.tsv ("asin<TAB>title") and *_users*.tsv ("user<TAB>asin
