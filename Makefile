@@ -69,7 +69,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan abi-check abi-baseline check-symbols map install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower abi-check abi-baseline check-symbols map install uninstall \
         example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -216,6 +216,14 @@ example-alignrec: build/examples/alignrec
 IISAN_ARGS ?=
 example-iisan: build/examples/iisan
 	$(Q)build/examples/iisan $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(IISAN_ARGS)
+
+# Two-tower retrieval on the same data: plain in-batch softmax, logQ
+# correction, mixed negatives and ColBERT MaxSim, the same budget each
+# (title features from the IISAN example's cache); TWOTOWER_ARGS="--epochs 2"
+# is a short run, TWOTOWER_ARGS="--synthetic" needs no data.
+TWOTOWER_ARGS ?=
+example-twotower: build/examples/twotower
+	$(Q)build/examples/twotower $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(TWOTOWER_ARGS)
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
