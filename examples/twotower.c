@@ -1,5 +1,5 @@
 /* twotower: two-tower retrieval on real data, five ways to train the same
- * towers with an in-batch softmax (shared/METHODS-twotower.md):
+ * towers with an in-batch softmax:
  *   plain    in-batch softmax: each user against the batch's items, cosine
  *            scores over a temperature of 0.05 (Yi et al., RecSys 2019,
  *            without the correction)
@@ -20,8 +20,8 @@
  *            vectors, a user the vectors of its last HIST history items,
  *            scored by the mean over the user's real vectors of
  *            max_k cos(q_i, d_k) over the same temperature (mmrec_maxsim,
- *            then a per-row scale), trained with a softmax over the [B, B]
- *            scores with logq's correction (mmrec_loss_softmax_ce, row b's
+ *            then a per-row scale), trained with logq's softmax over the
+ *            [B, B] scores (mmrec_loss_batch_softmax_logits, row b's
  *            positive at column b): logq with MaxSim in place of the
  *            single-vector cosine
  *   inttower IntTower (Li et al., CIKM 2022; inttower.h): the user's
@@ -35,8 +35,8 @@
  *            CIR, its contrastive term, is left out (the paper's weight is
  *            not published and the code leaves it out too)
  * Every variant removes accidental hits (a column holding the row's
- * positive item again: candidate_ids of the batch softmax; for colbert and
- * inttower a -1e9 added to those logits) and has the same budget: epochs,
+ * positive item again: candidate_ids of the batch softmax, on vectors or
+ * on the scores of colbert and inttower) and has the same budget: epochs,
  * batch, widths, optimizer (Adam, lr 1e-3).
  *
  * The towers (widths in the #defines below):
@@ -527,9 +527,8 @@ typedef struct train_batch {
     float *weight;          /* [B, HIST] their weights */
     int64_t *targets;       /* [2 (B + extra)]: the targets, the extra items,
                                then scratch for the losses */
-    float *bias;            /* [B B + 2 (B + extra)]: column biases ([B, B]
-                               for colbert), then scratch */
-    float *scale;           /* [B]: colbert's per-row 1 / (tau * real items) */
+    float *bias;            /* [2 (B + extra)]: column biases, then scratch */
+    float *scale;           /* [B]: colbert's per-row 1 / (real items) */
     size_t extra;           /* B' of the mixed variant */
 } train_batch;
 
@@ -598,67 +597,59 @@ static mmrec_tensor *loss_mixed(net *n, mmrec_tape *tape, train_batch *b) {
     return loss;
 }
 
+/* logq's correction over precomputed [B, B] scores: column j's score over
+ * tau minus log p_j, accidental hits removed, row b's positive at column b
+ * (mmrec_loss_batch_softmax_logits: the batch softmax of logq on scores
+ * the towers' vectors do not give as one product). */
+static mmrec_tensor *logq_softmax_of_scores(net *n, mmrec_tape *tape, train_batch *b,
+                                            mmrec_tensor *scores, float tau) {
+    size_t B = b->size;
+    batch_probabilities(n, b->targets, B, B, b->bias);
+    for (size_t j = 0; j < B; j++) b->bias[j] = -logf(b->bias[j]);
+    mmrec_batch_softmax_config c;
+    CHECK(mmrec_batch_softmax_config_init(&c));
+    c.temperature = tau;
+    c.candidate_ids = b->targets;
+    c.column_bias = b->bias;
+    mmrec_tensor *loss;
+    CHECK(mmrec_loss_batch_softmax_logits(tape, scores, &c, &loss));
+    return loss;
+}
+
 /* (d) ColBERT: [B, B] MaxSim scores of the users' history vectors against
- * the batch's K-vector items, each row over tau times its number of real
- * vectors (a mean of best cosines over tau, as the single-vector scores),
- * with logq's correction (-log p_j on every column) and the accidental
- * hits pushed to -1e9 (probability 0), then softmax cross-entropy with row
- * b's positive at column b: the loss of logq over MaxSim scores. */
+ * the batch's K-vector items, each row divided by its number of real
+ * vectors (a mean of best cosines, as the single-vector scores are one
+ * cosine), trained with logq's loss over tau. */
 static mmrec_tensor *loss_colbert(net *n, mmrec_tape *tape, train_batch *b) {
     size_t B = b->size;
     mmrec_tensor *q = user_vectors(n, tape, b->hist, b->weight, B);
     mmrec_tensor *v = item_vectors(n, tape, b->targets, B);
-    mmrec_tensor *qmask, *scores, *st, *scaled, *bt, *logits, *loss;
+    mmrec_tensor *qmask, *scores, *st, *mean;
     const size_t L = HIST;
     int64_t ms[2] = {(int64_t)B, (int64_t)L}, ss[2] = {(int64_t)B, 1};
-    int64_t bs[2] = {(int64_t)B, (int64_t)B};
-    float *p = b->bias + B * B;
-    batch_probabilities(n, b->targets, B, B, p);
-    for (size_t i = 0; i < B; i++) {
-        /* the last weight is 1 / (real vectors): every row has one */
-        b->scale[i] = b->weight[i * L + L - 1] / TEMPERATURE;
-        for (size_t j = 0; j < B; j++)
-            b->bias[i * B + j] =
-                j != i && b->targets[j] == b->targets[i] ? -1e9f : -logf(p[j]);
-    }
+    /* the last weight is 1 / (real vectors): every row has one */
+    for (size_t i = 0; i < B; i++) b->scale[i] = b->weight[i * L + L - 1];
     /* the weights are > 0 exactly at the real vectors: they serve as the mask */
     CHECK(mmrec_tape_wrap(tape, b->weight, 2, ms, MMREC_TENSOR_READONLY, &qmask));
     CHECK(mmrec_maxsim(tape, q, qmask, v, NULL, &scores));
     CHECK(mmrec_tape_wrap(tape, b->scale, 2, ss, MMREC_TENSOR_READONLY, &st));
-    CHECK(mmrec_mul(tape, scores, st, &scaled));
-    CHECK(mmrec_tape_wrap(tape, b->bias, 2, bs, MMREC_TENSOR_READONLY, &bt));
-    CHECK(mmrec_add(tape, scaled, bt, &logits));
-    int64_t *labels = b->targets + B; /* room after the targets: 0 .. B - 1 */
-    for (size_t i = 0; i < B; i++) labels[i] = (int64_t)i;
-    CHECK(mmrec_loss_softmax_ce(tape, logits, labels, B, &loss));
-    return loss;
+    CHECK(mmrec_mul(tape, scores, st, &mean));
+    return logq_softmax_of_scores(n, tape, b, mean, TEMPERATURE);
 }
 
 /* (e) IntTower: its user FE heads (from the input of each tower layer)
  * against the item's FE heads, s = sum over user heads of the best item
- * head (mmrec_inttower_score), trained as colbert: logq's correction,
- * accidental hits removed, softmax cross-entropy over the [B, B] scores.
- * The user's fields are its HIST history items hist(j), the item's one
- * field item(i); CIR, the paper's contrastive term, is left out (its
- * weight is not published). */
+ * head (mmrec_inttower_score, with its learned bias), trained with logq's
+ * loss over those scores as they are (tau 1: the dot products are not
+ * normalized, so their scale is learned). The user's fields are its HIST
+ * history items hist(j), the item's one field item(i); CIR, the paper's
+ * contrastive term, is left out (its weight is not published). */
 static mmrec_tensor *loss_inttower(net *n, mmrec_tape *tape, train_batch *b) {
     size_t B = b->size;
     mmrec_tensor *u = user_vectors(n, tape, b->hist, b->weight, B);
-    mmrec_tensor *v = item_vectors(n, tape, b->targets, B), *scores, *bt, *logits, *loss;
-    int64_t bs[2] = {(int64_t)B, (int64_t)B};
-    float *p = b->bias + B * B;
-    batch_probabilities(n, b->targets, B, B, p);
-    for (size_t i = 0; i < B; i++)
-        for (size_t j = 0; j < B; j++)
-            b->bias[i * B + j] =
-                j != i && b->targets[j] == b->targets[i] ? -1e9f : -logf(p[j]);
+    mmrec_tensor *v = item_vectors(n, tape, b->targets, B), *scores;
     CHECK(mmrec_inttower_score(n->inttower, tape, u, v, &scores));
-    CHECK(mmrec_tape_wrap(tape, b->bias, 2, bs, MMREC_TENSOR_READONLY, &bt));
-    CHECK(mmrec_add(tape, scores, bt, &logits));
-    int64_t *labels = b->targets + B;
-    for (size_t i = 0; i < B; i++) labels[i] = (int64_t)i;
-    CHECK(mmrec_loss_softmax_ce(tape, logits, labels, B, &loss));
-    return loss;
+    return logq_softmax_of_scores(n, tape, b, scores, 1.0f);
 }
 
 typedef mmrec_tensor *(*loss_fn)(net *n, mmrec_tape *tape, train_batch *b);
@@ -904,7 +895,7 @@ static run_result run(const struct variant *v, const data *d, const sample *samp
     b.hist = xmalloc(B * HIST * sizeof *b.hist);
     b.weight = xmalloc(B * HIST * sizeof *b.weight);
     b.targets = xmalloc(2 * (B + b.extra) * sizeof *b.targets);
-    b.bias = xmalloc((B * B + 2 * (B + b.extra)) * sizeof *b.bias);
+    b.bias = xmalloc(2 * (B + b.extra) * sizeof *b.bias);
     b.scale = xmalloc(B * sizeof *b.scale);
     size_t *order = xmalloc(n_samples * sizeof *order);
     for (size_t k = 0; k < n_samples; k++) order[k] = k;
