@@ -218,12 +218,18 @@ example-iisan: build/examples/iisan
 	$(Q)build/examples/iisan $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(IISAN_ARGS)
 
 # Two-tower retrieval on the same data: plain in-batch softmax, logQ
-# correction, mixed negatives and ColBERT MaxSim, the same budget each
+# correction, mixed negatives, ColBERT MaxSim and IntTower, the same budget each
 # (title features from the IISAN example's cache); TWOTOWER_ARGS="--epochs 2"
 # is a short run, TWOTOWER_ARGS="--synthetic" needs no data.
 TWOTOWER_ARGS ?=
 example-twotower: build/examples/twotower
 	$(Q)build/examples/twotower $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(TWOTOWER_ARGS)
+
+# IntTower pre-ranking on generated clicks: BCE on the paired FE score plus
+# the CIR term, held-out AUC against the true click probabilities.
+INTTOWER_EPOCHS ?= 6
+example-inttower: build/examples/inttower_ctr
+	$(Q)build/examples/inttower_ctr $(INTTOWER_EPOCHS)
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
