@@ -277,7 +277,7 @@ static void mt_bsm_run(const float *q, const float *c, size_t B, size_t n, size_
     mmrec_tape_destroy(tape);
 }
 
-/* Sizes that take several row blocks per thread (64 rows each here), a
+/* Sizes that take several row blocks per thread (256 rows each here), a
  * block start inside a mask word, one and two threads: every option against
  * the reference, and two runs bitwise equal. */
 START_TEST(test_batch_softmax_matches_reference_over_blocks_and_threads) {

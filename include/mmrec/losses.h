@@ -77,8 +77,11 @@ MMREC_API mmrec_status mmrec_loss_mse(mmrec_tape *tape, mmrec_tensor *pred,
  * the temperature; the bias, ids, mask and weights are constants.
  *
  * One node on the tape, whatever the options. Forward and backward work on
- * blocks of query rows with a [rows, N] scratch block that the backward
- * recomputes (as flash attention does), so the memory kept for the
+ * blocks of query rows with a [rows, N] scratch block: on a recording tape
+ * the forward of the row-wise loss also takes the gradients of queries and
+ * candidates while the block is at hand (for an upstream gradient of 1;
+ * the backward scales them), the symmetric loss's backward recomputes the
+ * block (as flash attention does). Either way the memory kept for the
  * backward grows with (B + N) d, not B * N; the mask, when given, is kept
  * as one bit per pair. A steady-state step allocates nothing.
  *

@@ -12,10 +12,18 @@
  * column's statistics over all rows: each part of the split keeps a running
  * maximum and a rescaled sum per column (the online log-sum-exp), merged
  * after the parts are done.
- * Backward: the block is recomputed and turned in place into
- * dS_ij = c_i (p_ij - [j = p_i]) (+ the column-wise term), then
- * dU_blk = dS V / tau and dV += dS^T U_blk / tau (one accumulator per
- * part, summed in part order).
+ * Row-wise loss on a recording tape: the loss is the tape's scalar, so its
+ * gradient is g dS with dS_ij = c_i (p_ij - [j = p_i]) and g the upstream
+ * one, known only in the backward. The forward turns each block, still in
+ * the cache, into dS and takes dU_n = dS V / tau and dV_n = dS^T U / tau
+ * (one accumulator per part, summed in part order) right away, for
+ * g = 1; the backward scales them by g and takes them through the
+ * normalization. Three products of the block instead of four, and no
+ * second pass over the scores.
+ * Symmetric loss: the column-wise term needs every row's statistics, so
+ * the backward recomputes the block and turns it in place into dS (with
+ * the column-wise term), then dU_blk = dS V / tau and dV += dS^T U_blk /
+ * tau as above.
  * Memory: O((B + N) d) workspace, B * N bits of keep mask when there is
  * one, and one block per thread.
  * Reference: Yi et al., RecSys'19, Eq. 4 (METHODS-twotower.md section 2.3);
@@ -29,13 +37,14 @@
 #include <string.h>
 
 #define MMREC__BSM_EPS 1e-12f
-/* A scratch block holds about this many scores (1 MiB), in 4 .. 64 rows:
+/* A scratch block holds about this many scores (1 MiB), in 4 .. 256 rows:
  * larger blocks amortize the products' packing of V (forward and backward
  * at B = N = 4096, d = 64, one thread: 145 ms in blocks of 16 rows, 101 ms
- * of 64, 93 ms of 256 at 4 MiB each). */
+ * of 64, 93 ms of 256 at 4 MiB each; at B = N = 1024, normalized, 4.4 ms
+ * in blocks of 64 rows, 4.2 ms of 256). */
 #define MMREC__BSM_BLOCK_SCORES ((size_t)1 << 18)
 #define MMREC__BSM_MIN_ROWS 4
-#define MMREC__BSM_MAX_ROWS 64
+#define MMREC__BSM_MAX_ROWS 256
 /* Query rows are split over the pool in chunks of at least this much work
  * (multiply-adds, an exp counted as 16). */
 #define MMREC__BSM_GRAIN ((size_t)1 << 18)
@@ -55,6 +64,9 @@ typedef struct mmrec__bsm_ctx {
     float *coef;             /* [B]: w_i / divisor, halved when symmetric */
     uint64_t *keep;          /* [B, words] or NULL */
     float *row_max, *row_ls; /* [B]: m_i and ls_i */
+    bool eager;              /* the forward took the gradients below */
+    float *dqn, *dcn;        /* [B, d], [N, d] or NULL: the gradients (g = 1)
+                                of the scored rows, when eager */
     float *col_max, *col_ls; /* [N]: the same for the columns (symmetric) */
 } mmrec__bsm_ctx;
 
@@ -73,7 +85,8 @@ typedef struct mmrec__bsm_job {
     const float *ccoef;        /* [B]: g * coef (backward, symmetric) */
     float *dq;                 /* d_queries, or NULL (backward) */
     float *dqblk;              /* per part: rows * d (backward, normalize) */
-    float *dv;                 /* per part: N * d, or NULL (backward) */
+    float *dv;                 /* per part: N * d, or NULL (backward; and the
+                                  forward when eager, part 0's is c->dcn) */
 } mmrec__bsm_job;
 
 static size_t mmrec__bsm_grain(const mmrec__bsm_ctx *c) {
@@ -264,6 +277,14 @@ static void mmrec__bsm_row_grad_sym(float *x, const uint8_t *k, const uint8_t *k
     }
 }
 
+/* Row x of e^{s_j - m}, summing to `sum`, becomes dS_j = c (p_j - [j = pos]). */
+MMREC__SIMD_CLONES
+static void mmrec__bsm_row_dscores(float *x, float c, float sum, size_t pos, size_t n) {
+    float a = c / sum;
+    for (size_t j = 0; j < n; j++) x[j] *= a;
+    x[pos] -= c;
+}
+
 /* ---- the passes ---- */
 
 /* Scores of rows r0 .. r0 + m into the part's block, and its keep flags. */
@@ -292,7 +313,7 @@ static void mmrec__bsm_part(const mmrec__bsm_job *jb, int part, float **r, uint8
 static void mmrec__bsm_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__bsm_job *jb = ctx;
     const mmrec__bsm_ctx *c = jb->c;
-    size_t n = c->cands, rows = c->rows;
+    size_t n = c->cands, d = c->dim, rows = c->rows;
     float *r;
     uint8_t *k, *kt;
     uint64_t *win;
@@ -311,12 +332,20 @@ static void mmrec__bsm_forward_chunk(void *ctx, size_t lo, size_t hi, int part) 
             const uint8_t *kr = k ? k + t * n : NULL;
             float sp = x[c->pos[i]], mx = mmrec__bsm_row_max(x, kr, n);
             mmrec__bsm_row_exp(x, kr, mx, n);
-            float ls = logf(mmrec__bsm_sum(x, n));
+            float sum = mmrec__bsm_sum(x, n), ls = logf(sum);
             c->row_max[i] = mx;
             c->row_ls[i] = ls;
             jb->spos[i] = sp;
             jb->loss[i] = ls - (sp - mx);
+            if (c->eager) mmrec__bsm_row_dscores(x, c->coef[i], sum, (size_t)c->pos[i], n);
         }
+        if (!c->eager) continue;
+        if (c->dqn)
+            mmrec__sgemm_serial(false, false, m, d, n, c->inv_tau, r, n, jb->v, d, 0.0f,
+                                c->dqn + r0 * d, d);
+        if (c->dcn)
+            mmrec__sgemm_serial(true, false, n, d, m, c->inv_tau, r, n, jb->u + r0 * d, d, 1.0f,
+                                part == 0 ? c->dcn : jb->dv + (size_t)(part - 1) * n * d, d);
     }
 }
 
@@ -387,12 +416,58 @@ static bool mmrec__bsm_scratch(mmrec_tape *tape, const mmrec__bsm_ctx *c, int pa
     return true;
 }
 
+/* The eager backward: g times the forward's gradients, through the
+ * normalization when there is one, for the rows of the queries (then of
+ * the candidates) in [lo, hi). */
+typedef struct mmrec__bsm_eager_job {
+    const mmrec__bsm_ctx *c;
+    float g;
+    float *dq, *dv;  /* the inputs' gradients, or NULL */
+    float *scaled;   /* per part: d floats (g != 1) */
+} mmrec__bsm_eager_job;
+
+static void mmrec__bsm_eager_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__bsm_eager_job *e = ctx;
+    const mmrec__bsm_ctx *c = e->c;
+    size_t B = c->batch, d = c->dim;
+    float *tmp = e->scaled ? e->scaled + (size_t)part * d : NULL;
+    for (size_t r = lo; r < hi; r++) {
+        bool q = r < B;
+        size_t i = q ? r : r - B;
+        const float *src = q ? c->dqn : c->dcn;
+        float *dst = q ? e->dq : e->dv;
+        if (src == NULL || dst == NULL) continue;
+        const float *gr = src + i * d;
+        if (tmp) {
+            for (size_t k = 0; k < d; k++) tmp[k] = e->g * gr[k];
+            gr = tmp;
+        }
+        if (c->normalize)
+            mmrec__l2n_row_backward((q ? c->qx : c->cx) + i * d, gr, d, MMREC__BSM_EPS,
+                                    dst + i * d);
+        else
+            for (size_t k = 0; k < d; k++) dst[i * d + k] += gr[k];
+    }
+}
+
 static mmrec_status mmrec__bsm_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__bsm_ctx *c = node->ctx;
     mmrec_tensor *qt = node->in[0], *vt = node->in[1];
     float *dq = NULL, *dv = NULL;
     if (mmrec__requires_grad(qt) && (dq = mmrec__grad(tape, qt)) == NULL) return MMREC_ENOMEM;
     if (mmrec__requires_grad(vt) && (dv = mmrec__grad(tape, vt)) == NULL) return MMREC_ENOMEM;
+    if (c->eager) {
+        size_t rows = c->batch + c->cands;
+        int parts = mmrec__parallel_parts(rows, mmrec__grain(4 * c->dim, MMREC__BSM_GRAIN / 4));
+        mmrec__bsm_eager_job e = {c, node->out->grad[0], dq, dv, NULL};
+        mmrec__tape_mark scratch = mmrec__tape_mark_get(tape);
+        if (e.g != 1.0f &&
+            (e.scaled = mmrec__tape_alloc(tape, (size_t)parts * c->dim * sizeof(float))) == NULL)
+            return MMREC_ENOMEM;
+        mmrec__parallel_for(rows, parts, mmrec__bsm_eager_chunk, &e);
+        mmrec__bsm_release(tape, scratch);
+        return MMREC_OK;
+    }
     size_t B = c->batch, n = c->cands, d = c->dim, grain = mmrec__bsm_grain(c);
     int parts = mmrec__parallel_parts(B, grain);
     mmrec__tape_mark scratch = mmrec__tape_mark_get(tape);
@@ -529,7 +604,14 @@ mmrec_status mmrec__loss_batch_softmax(mmrec_tape *tape, const char *func, mmrec
     mmrec__bsm_ctx c;
     if (!mmrec__bsm_setup(tape, queries, candidates, args, &c))
         return mmrec__tape_oom(tape, mark, func);
-    size_t B = c.batch, n = c.cands, grain = mmrec__bsm_grain(&c);
+    size_t B = c.batch, n = c.cands, d = c.dim, grain = mmrec__bsm_grain(&c);
+    c.eager = node != NULL && !c.symmetric;
+    if (c.eager && mmrec__requires_grad(queries) &&
+        (c.dqn = mmrec__tape_alloc(tape, B * d * sizeof(float))) == NULL)
+        return mmrec__tape_oom(tape, mark, func);
+    if (c.eager && mmrec__requires_grad(candidates) &&
+        (c.dcn = mmrec__tape_calloc(tape, n * d * sizeof(float))) == NULL)
+        return mmrec__tape_oom(tape, mark, func);
     int parts = mmrec__parallel_parts(B, grain);
     mmrec__tape_mark scratch = mmrec__tape_mark_get(tape);
     mmrec__bsm_job jb = {.c = &c};
@@ -541,6 +623,10 @@ mmrec_status mmrec__loss_batch_softmax(mmrec_tape *tape, const char *func, mmrec
         jb.spos = mmrec__tape_alloc(tape, B * sizeof *jb.spos);
         ok = jb.loss && jb.spos;
     }
+    if (ok && c.dcn && parts > 1) {
+        jb.dv = mmrec__tape_calloc(tape, (size_t)(parts - 1) * n * d * sizeof(float));
+        ok = jb.dv != NULL;
+    }
     if (ok && c.symmetric) {
         size_t pn = (size_t)parts * n * sizeof(float);
         jb.cmax = mmrec__tape_alloc(tape, pn);
@@ -551,6 +637,8 @@ mmrec_status mmrec__loss_batch_softmax(mmrec_tape *tape, const char *func, mmrec
     }
     if (!ok) return mmrec__tape_oom(tape, mark, func);
     mmrec__parallel_for(B, parts, mmrec__bsm_forward_chunk, &jb);
+    for (int p = 1; jb.dv && p < parts; p++) /* the parts' dV_n, in part order */
+        for (size_t e = 0; e < n * d; e++) c.dcn[e] += jb.dv[(size_t)(p - 1) * n * d + e];
     if (c.symmetric) { /* merge the parts' column statistics */
         for (size_t j = 0; j < n; j++) {
             float mx = -INFINITY;

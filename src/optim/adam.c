@@ -51,6 +51,23 @@ static void mmrec__adam_range(const mmrec__adam_consts *k, float *restrict p,
     }
 }
 
+/* A dense parameter of at least this many elements is split over the
+ * pool, each part at least half of it (element-wise: the same bits). */
+#define MMREC__ADAM_SPLIT ((size_t)1 << 15)
+
+typedef struct mmrec__adam_job {
+    const mmrec__adam_consts *k;
+    float *p;
+    const float *g;
+    float *m, *v;
+} mmrec__adam_job;
+
+static void mmrec__adam_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__adam_job *j = ctx;
+    mmrec__adam_range(j->k, j->p + lo, j->g + lo, j->m + lo, j->v + lo, hi - lo);
+}
+
 static void mmrec__adam_update(const mmrec__opt_update *u, mmrec__opt_slot *slot, float *param,
                                const float *grad) {
     const mmrec_optimizer_config *cfg = u->cfg;
@@ -68,6 +85,12 @@ static void mmrec__adam_update(const mmrec__opt_update *u, mmrec__opt_slot *slot
     k.neg_step_size = (float)(-((double)u->lr / bc1));
     k.bc2_sqrt = (float)sqrt(bc2);
     k.eps = cfg->eps;
+    if (u->rows == NULL && u->dim >= MMREC__ADAM_SPLIT) {
+        mmrec__adam_job j = {&k, param, grad, slot->buf[0], slot->buf[1]};
+        mmrec__parallel_for(u->dim, mmrec__parallel_parts(u->dim, MMREC__ADAM_SPLIT / 2),
+                            mmrec__adam_chunk, &j);
+        return;
+    }
     for (size_t r = 0; r < u->n_rows; r++) {
         size_t off = u->rows ? (size_t)u->rows[r] * u->dim : 0;
         mmrec__adam_range(&k, param + off, grad + off, slot->buf[0] + off, slot->buf[1] + off,
