@@ -69,7 +69,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower abi-check abi-baseline check-symbols map install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-inttower abi-check abi-baseline check-symbols map install uninstall \
         example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
