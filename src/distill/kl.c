@@ -25,32 +25,26 @@ mmrec_status mmrec_distill_kl_config_init_sized(mmrec_distill_kl_config *cfg, si
 }
 
 typedef struct mmrec__kl_ctx {
-    size_t batch, cands, words;
-    float inv_ts, inv_tt;
+    mmrec__kl_rows rows;
     bool detach;
-    const uint8_t *mask;  /* [B, N] bytes (the caller's, forward only) or NULL */
-    const uint64_t *bits; /* [B, words] (the node's copy) or NULL */
-    float *coef;          /* [B]: c w_i / B */
-    float *stat;          /* [B, 5]: student max, log-sum-exp, teacher max,
-                             log-sum-exp, KL_i */
+    float *coef; /* [B]: c w_i / B */
 } mmrec__kl_ctx;
 
-static inline bool mmrec__kl_keep(const mmrec__kl_ctx *c, size_t i, size_t j) {
-    if (c->mask) return c->mask[i * c->cands + j] != 0;
-    if (c->bits) return (c->bits[i * c->words + (j >> 6)] >> (j & 63)) & 1u;
+static inline bool mmrec__kl_keep(const mmrec__kl_rows *r, size_t i, size_t j) {
+    if (r->mask) return r->mask[i * r->cands + j] != 0;
+    if (r->bits) return (r->bits[i * r->words + (j >> 6)] >> (j & 63)) & 1u;
     return true;
 }
 
-/* Row i's statistics into c->stat; returns KL_i (0 for an empty row). */
-static double mmrec__kl_row(const mmrec__kl_ctx *c, const float *s, const float *t, size_t i) {
-    size_t n = c->cands;
+double mmrec__kl_row(const mmrec__kl_rows *r, const float *s, const float *t, size_t i) {
+    size_t n = r->cands;
     const float *si = s + i * n, *ti = t + i * n;
-    float *st = c->stat + 5 * i;
+    float *st = r->stat + 5 * i;
     float ms = -INFINITY, mt = -INFINITY;
     for (size_t j = 0; j < n; j++)
-        if (mmrec__kl_keep(c, i, j)) {
-            ms = fmaxf(ms, si[j] * c->inv_ts);
-            mt = fmaxf(mt, ti[j] * c->inv_tt);
+        if (mmrec__kl_keep(r, i, j)) {
+            ms = fmaxf(ms, si[j] * r->inv_ts);
+            mt = fmaxf(mt, ti[j] * r->inv_tt);
         }
     if (ms == -INFINITY) {
         memset(st, 0, 5 * sizeof *st);
@@ -58,15 +52,15 @@ static double mmrec__kl_row(const mmrec__kl_ctx *c, const float *s, const float 
     }
     double zs = 0.0, zt = 0.0;
     for (size_t j = 0; j < n; j++)
-        if (mmrec__kl_keep(c, i, j)) {
-            zs += exp((double)(si[j] * c->inv_ts - ms));
-            zt += exp((double)(ti[j] * c->inv_tt - mt));
+        if (mmrec__kl_keep(r, i, j)) {
+            zs += exp((double)(si[j] * r->inv_ts - ms));
+            zt += exp((double)(ti[j] * r->inv_tt - mt));
         }
     double ls = log(zs), lt = log(zt), kl = 0.0;
     for (size_t j = 0; j < n; j++)
-        if (mmrec__kl_keep(c, i, j)) {
-            double lp = (double)(ti[j] * c->inv_tt - mt) - lt;
-            double lq = (double)(si[j] * c->inv_ts - ms) - ls;
+        if (mmrec__kl_keep(r, i, j)) {
+            double lp = (double)(ti[j] * r->inv_tt - mt) - lt;
+            double lq = (double)(si[j] * r->inv_ts - ms) - ls;
             kl += exp(lp) * (lp - lq);
         }
     st[0] = ms;
@@ -77,6 +71,20 @@ static double mmrec__kl_row(const mmrec__kl_ctx *c, const float *s, const float 
     return kl;
 }
 
+void mmrec__kl_row_backward(const mmrec__kl_rows *r, const float *s, const float *t, size_t i,
+                            float g, float *ds_row, float *dt_row) {
+    size_t n = r->cands;
+    const float *st = r->stat + 5 * i, *si = s + i * n, *ti = t + i * n;
+    for (size_t j = 0; j < n; j++) {
+        if (!mmrec__kl_keep(r, i, j)) continue;
+        float lp = (ti[j] * r->inv_tt - st[2]) - st[3];
+        float lq = (si[j] * r->inv_ts - st[0]) - st[1];
+        float p = expf(lp), q = expf(lq);
+        if (ds_row) ds_row[j] += g * (q - p) * r->inv_ts;
+        if (dt_row) dt_row[j] += g * p * (lp - lq - st[4]) * r->inv_tt;
+    }
+}
+
 static mmrec_status mmrec__kl_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__kl_ctx *c = node->ctx;
     mmrec_tensor *s = node->in[0], *t = node->in[1];
@@ -85,20 +93,11 @@ static mmrec_status mmrec__kl_backward(mmrec__node *node, mmrec_tape *tape) {
     if (!c->detach && mmrec__requires_grad(t) && (dt = mmrec__grad(tape, t)) == NULL)
         return MMREC_ENOMEM;
     float g = node->out->grad[0];
-    size_t n = c->cands;
-    for (size_t i = 0; i < c->batch; i++) {
-        const float *st = c->stat + 5 * i;
+    size_t n = c->rows.cands;
+    for (size_t i = 0; i < c->rows.batch; i++) {
         if (c->coef[i] == 0.0f) continue;
-        const float *si = s->data + i * n, *ti = t->data + i * n;
-        float gi = g * c->coef[i];
-        for (size_t j = 0; j < n; j++) {
-            if (!mmrec__kl_keep(c, i, j)) continue;
-            float lp = (ti[j] * c->inv_tt - st[2]) - st[3];
-            float lq = (si[j] * c->inv_ts - st[0]) - st[1];
-            float p = expf(lp), q = expf(lq);
-            if (ds) ds[i * n + j] += gi * (q - p) * c->inv_ts;
-            if (dt) dt[i * n + j] += gi * p * (lp - lq - st[4]) * c->inv_tt;
-        }
+        mmrec__kl_row_backward(&c->rows, s->data, t->data, i, g * c->coef[i],
+                               ds ? ds + i * n : NULL, dt ? dt + i * n : NULL);
     }
     return MMREC_OK;
 }
@@ -126,17 +125,17 @@ mmrec_status mmrec_distill_kl(mmrec_tape *tape, mmrec_tensor *student, mmrec_ten
                           MMREC_EINVAL, "cfg->row_weights[%zu] is %g, must be finite and >= 0", i,
                           (double)cf.row_weights[i]);
     mmrec__kl_ctx c = {
-        .batch = B,
-        .cands = n,
-        .words = (n + 63) / 64,
-        .inv_ts = 1.0f / cf.student_temperature,
-        .inv_tt = 1.0f / cf.teacher_temperature,
+        .rows = {.batch = B,
+                 .cands = n,
+                 .words = (n + 63) / 64,
+                 .inv_ts = 1.0f / cf.student_temperature,
+                 .inv_tt = 1.0f / cf.teacher_temperature,
+                 .mask = cf.mask},
         .detach = cf.detach_target != 0,
-        .mask = cf.mask,
     };
     for (size_t i = 0; i < B; i++)
         for (size_t j = 0; j < n; j++) {
-            if (!mmrec__kl_keep(&c, i, j)) continue;
+            if (!mmrec__kl_keep(&c.rows, i, j)) continue;
             MMREC_FAIL_IF(!isfinite(student->data[i * n + j]), MMREC_ENUMERIC,
                           "student[%zu, %zu] is %g, a kept pair must be finite", i, j,
                           (double)student->data[i * n + j]);
@@ -153,7 +152,7 @@ mmrec_status mmrec_distill_kl(mmrec_tape *tape, mmrec_tensor *student, mmrec_ten
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, &node, &mark));
     c.coef = mmrec__tape_alloc(tape, 6 * B * sizeof(float));
     if (c.coef == NULL) return mmrec__tape_oom(tape, mark, __func__);
-    c.stat = c.coef + B;
+    c.rows.stat = c.coef + B;
     double scale = cf.hinton_scale ? (double)cf.student_temperature * cf.teacher_temperature : 1.0;
     for (size_t i = 0; i < B; i++) {
         double w = cf.row_weights ? (double)cf.row_weights[i] : 1.0;
@@ -161,20 +160,21 @@ mmrec_status mmrec_distill_kl(mmrec_tape *tape, mmrec_tensor *student, mmrec_ten
     }
     double total = 0.0;
     for (size_t i = 0; i < B; i++) {
-        double kl = mmrec__kl_row(&c, student->data, teacher->data, i);
+        double kl = mmrec__kl_row(&c.rows, student->data, teacher->data, i);
         if (c.coef[i] != 0.0f) total += (double)c.coef[i] * kl;
     }
     y->data[0] = (float)total;
     if (node) {
         if (cf.mask) {
-            uint64_t *bits = mmrec__tape_alloc(tape, B * c.words * sizeof *bits);
+            size_t words = c.rows.words;
+            uint64_t *bits = mmrec__tape_alloc(tape, B * words * sizeof *bits);
             if (bits == NULL) return mmrec__tape_oom(tape, mark, __func__);
-            memset(bits, 0, B * c.words * sizeof *bits);
+            memset(bits, 0, B * words * sizeof *bits);
             for (size_t i = 0; i < B; i++)
                 for (size_t j = 0; j < n; j++)
-                    if (cf.mask[i * n + j]) bits[i * c.words + (j >> 6)] |= (uint64_t)1 << (j & 63);
-            c.bits = bits;
-            c.mask = NULL;
+                    if (cf.mask[i * n + j]) bits[i * words + (j >> 6)] |= (uint64_t)1 << (j & 63);
+            c.rows.bits = bits;
+            c.rows.mask = NULL;
         }
         *(mmrec__kl_ctx *)node->ctx = c;
     }
