@@ -1,5 +1,5 @@
-/* distill.h: PyTorch golden vectors of the soft-label logits loss and the
- * KL of score distributions (temperatures, masks, row weights, teacher
+/* distill.h: PyTorch golden vectors of the soft-label logits loss, the
+ * KL of score distributions and ENDX's geometry alignment (temperatures, masks, row weights, teacher
  * detached and not: a detached teacher's gradient is exactly zero, an
  * attached one's is PyTorch's), PFD's objective leaving the teacher's
  * gradient to its own loss, the warm-up schedule, finite differences, bad
@@ -101,6 +101,51 @@ START_TEST(test_distill_kl_golden) {
     MT_OK(mmrec_tape_create(&tape));
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
         mt_distill_golden_case(&g, tape, cases[k], true);
+    mmrec_tape_destroy(tape);
+    mt_golden_free(&g);
+}
+END_TEST
+
+START_TEST(test_distill_gam_golden) {
+    static const char *cases[] = {"g_dot", "g_dot_both", "g_cos_both", "g_cos_qa_only"};
+    static const char *const in_names[4] = {"qs", "as", "qt", "at"};
+    static const char *const d_names[4] = {"dqs", "das", "dqt", "dat"};
+    mt_golden g;
+    mt_golden_load(&g, "distill.bin");
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *kase = cases[k];
+        const float *cv = mt_golden_find(&g, kase, "cfg")->data;
+        mmrec_distill_gam_config cfg;
+        MT_OK(mmrec_distill_gam_config_init(&cfg));
+        cfg.temperature = cv[0];
+        cfg.similarity = (int)cv[1];
+        cfg.detach_target = (int)cv[2];
+        for (int j = 0; j < 4; j++) cfg.weights[j] = cv[3 + j];
+        mmrec_tensor *t[4], *loss;
+        const mt_array *a[4];
+        for (int m = 0; m < 4; m++) {
+            a[m] = mt_golden_find(&g, kase, in_names[m]);
+            t[m] = mt_tape_tensor(tape, 2, a[m]->shape, a[m]->data, MMREC_TENSOR_REQUIRES_GRAD);
+        }
+        MT_OK(mmrec_distill_gam(tape, t[0], t[1], t[2], t[3], &cfg, &loss));
+        char name[96];
+        snprintf(name, sizeof name, "%s.y", kase);
+        mt_assert_close(name, mt_data_of(loss), mt_golden_get(&g, name)->data, 1, 0, 0);
+        MT_OK(mmrec_tape_backward(tape, loss));
+        for (int m = 0; m < 4; m++) {
+            snprintf(name, sizeof name, "%s.%s", kase, d_names[m]);
+            if (m >= 2 && cfg.detach_target) {
+                ck_assert_ptr_null(mt_golden_find(&g, kase, d_names[m]));
+                mt_assert_no_grad(name, t[m], a[m]->numel);
+            } else {
+                mt_close_scaled(name, mt_grad_of(t[m]), mt_golden_get(&g, name)->data,
+                                a[m]->numel);
+            }
+        }
+        mmrec_tape_reset(tape);
+    }
     mmrec_tape_destroy(tape);
     mt_golden_free(&g);
 }
@@ -261,6 +306,40 @@ START_TEST(test_distill_gradcheck) {
 }
 END_TEST
 
+typedef struct mt_gam_case {
+    mmrec_distill_gam_config cfg;
+} mt_gam_case;
+
+static mmrec_status mt_gam_fwd(void *ctx, mmrec_tape *tape, mmrec_tensor **in,
+                               mmrec_tensor **out) {
+    const mt_gam_case *k = ctx;
+    return mmrec_distill_gam(tape, in[0], in[1], in[2], in[3], &k->cfg, out);
+}
+
+START_TEST(test_distill_gam_gradcheck) {
+    enum { B = 4, DS = 3, DT = 5 };
+    float qs[B * DS], as[B * DS], qt[B * DT], at[B * DT];
+    mt_fill_uniform(qs, B * DS, -1, 1, 111);
+    mt_fill_uniform(as, B * DS, -1, 1, 112);
+    mt_fill_uniform(qt, B * DT, -1, 1, 113);
+    mt_fill_uniform(at, B * DT, -1, 1, 114);
+    mt_gam_case k;
+    MT_OK(mmrec_distill_gam_config_init(&k.cfg));
+    mt_input in[4] = {{2, {B, DS}, qs, false}, {2, {B, DS}, as, false},
+                      {2, {B, DT}, qt, true}, {2, {B, DT}, at, true}};
+    mt_gradcheck("gam dot detached", mt_gam_fwd, &k, in, 4, NULL, NULL);
+    k.cfg.detach_target = 0;
+    k.cfg.temperature = 0.7f;
+    k.cfg.weights[MMREC_DISTILL_GAM_AA] = 0.5f;
+    k.cfg.weights[MMREC_DISTILL_GAM_QQ] = 2.0f;
+    in[2].no_grad = in[3].no_grad = false;
+    mt_gradcheck("gam dot both", mt_gam_fwd, &k, in, 4, NULL, NULL);
+    k.cfg.similarity = MMREC_DISTILL_COSINE;
+    k.cfg.temperature = 0.5f;
+    mt_gradcheck("gam cosine both", mt_gam_fwd, &k, in, 4, NULL, NULL);
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 START_TEST(test_distill_logits_bad_input) {
@@ -388,9 +467,87 @@ START_TEST(test_distill_kl_bad_input) {
 }
 END_TEST
 
+START_TEST(test_distill_gam_bad_input) {
+    mmrec_tape *tape, *other;
+    MT_OK(mmrec_tape_create(&tape));
+    MT_OK(mmrec_tape_create(&other));
+    mmrec_tensor *qs, *as, *qt, *at, *wide, *short_t, *flat, *foreign, *out = NULL;
+    MT_OK(mmrec_tape_tensor(tape, 2, (int64_t[]){3, 4}, 0, &qs));
+    MT_OK(mmrec_tape_tensor(tape, 2, (int64_t[]){3, 4}, 0, &as));
+    MT_OK(mmrec_tape_tensor(tape, 2, (int64_t[]){3, 2}, 0, &qt));
+    MT_OK(mmrec_tape_tensor(tape, 2, (int64_t[]){3, 2}, 0, &at));
+    MT_OK(mmrec_tape_tensor(tape, 2, (int64_t[]){3, 5}, 0, &wide));
+    MT_OK(mmrec_tape_tensor(tape, 2, (int64_t[]){2, 2}, 0, &short_t));
+    MT_OK(mmrec_tape_tensor(tape, 1, (int64_t[]){12}, 0, &flat));
+    MT_OK(mmrec_tape_tensor(other, 2, (int64_t[]){3, 2}, 0, &foreign));
+    float *d;
+    for (mmrec_tensor **t = (mmrec_tensor *[]){qs, as, qt, at, NULL}; *t; t++) {
+        MT_OK(mmrec_tensor_data(*t, &d));
+        d[0] = 1.0f; /* not all zero, for the cosine */
+    }
+    mmrec_distill_gam_config cfg;
+    MT_EXPECT(mmrec_distill_gam_config_init_sized(NULL, sizeof cfg), MMREC_EINVAL, "cfg");
+    MT_EXPECT(mmrec_distill_gam_config_init_sized(&cfg, 16), MMREC_EINVAL, "size");
+    MT_OK(mmrec_distill_gam_config_init(&cfg));
+    MT_EXPECT(mmrec_distill_gam(NULL, qs, as, qt, at, &cfg, &out), MMREC_EINVAL, "tape");
+    MT_EXPECT(mmrec_distill_gam(tape, NULL, as, qt, at, &cfg, &out), MMREC_EINVAL, "student_q");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, NULL, qt, at, &cfg, &out), MMREC_EINVAL, "student_a");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, NULL, at, &cfg, &out), MMREC_EINVAL, "teacher_q");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, NULL, &cfg, &out), MMREC_EINVAL, "teacher_a");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, NULL), MMREC_EINVAL, "out");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, foreign, &cfg, &out), MMREC_EINVAL,
+              "teacher_a");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, wide, qt, at, &cfg, &out), MMREC_ESHAPE, "student_a");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, short_t, &cfg, &out), MMREC_ESHAPE,
+              "teacher_a");
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, short_t, short_t, &cfg, &out), MMREC_ESHAPE,
+              "teacher_q");
+    MT_EXPECT(mmrec_distill_gam(tape, flat, flat, qt, at, &cfg, &out), MMREC_ESHAPE,
+              "student_q");
+    float taus[] = {0.0f, -1.0f, NAN, INFINITY, 1e-45f};
+    for (size_t i = 0; i < sizeof taus / sizeof taus[0]; i++) {
+        cfg.temperature = taus[i];
+        MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out), MMREC_EINVAL,
+                  "cfg->temperature");
+    }
+    cfg.temperature = 1.0f;
+    cfg.similarity = 2;
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out), MMREC_EINVAL,
+              "cfg->similarity");
+    cfg.similarity = MMREC_DISTILL_COSINE;
+    cfg.detach_target = -1;
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out), MMREC_EINVAL,
+              "cfg->detach_target");
+    cfg.detach_target = 1;
+    cfg.weights[2] = -1.0f;
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out), MMREC_EINVAL,
+              "cfg->weights[2]");
+    cfg.weights[2] = NAN;
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out), MMREC_EINVAL,
+              "cfg->weights[2]");
+    cfg.weights[2] = 1.0f;
+    MT_OK(mmrec_tensor_data(at, &d));
+    d[5] = NAN;
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out), MMREC_ENUMERIC,
+              "teacher_a[5]");
+    d[5] = 0.0f;
+    MT_OK(mmrec_tensor_data(qs, &d));
+    d[3] = INFINITY;
+    MT_EXPECT(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out), MMREC_ENUMERIC,
+              "student_q[3]");
+    ck_assert_ptr_null(out);
+    d[3] = 0.0f;
+    MT_OK(mmrec_distill_gam(tape, qs, as, qt, at, &cfg, &out));
+    ck_assert(isfinite(mt_data_of(out)[0]));
+    mmrec_tape_destroy(other);
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 START_TEST(test_distill_config_sizes) {
     ck_assert_uint_eq(MMREC__MIN_SIZE(mmrec_distill_logits_config), 24);
     ck_assert_uint_eq(MMREC__MIN_SIZE(mmrec_distill_kl_config), 40);
+    ck_assert_uint_eq(MMREC__MIN_SIZE(mmrec_distill_gam_config), 40);
 }
 END_TEST
 
@@ -427,6 +584,12 @@ static mmrec_status mt_distill_step_run(void *ctx) {
     MT_TRY(mmrec_distill_logits(st->tape, s, t, &lc, &l1));
     MT_TRY(mmrec_distill_kl(st->tape, s, t, &kc, &l2));
     MT_TRY(mmrec_add(st->tape, l1, l2, &sum));
+    mmrec_distill_gam_config gc;
+    mmrec_distill_gam_config_init(&gc);
+    gc.similarity = MMREC_DISTILL_COSINE;
+    gc.detach_target = 0;
+    MT_TRY(mmrec_distill_gam(st->tape, s, t, t, s, &gc, &l1));
+    MT_TRY(mmrec_add(st->tape, sum, l1, &sum));
     return mmrec_tape_backward(st->tape, sum);
 }
 
@@ -460,16 +623,19 @@ static Suite *distill_suite(void) {
     TCase *f = tcase_create("forward");
     tcase_add_test(f, test_distill_logits_golden);
     tcase_add_test(f, test_distill_kl_golden);
+    tcase_add_test(f, test_distill_gam_golden);
     tcase_add_test(f, test_distill_null_config_is_default);
     tcase_add_test(f, test_distill_pfd_objective_keeps_teacher_gradient);
     tcase_add_test(f, test_distill_warmup_weight);
     suite_add_tcase(s, f);
     TCase *b = tcase_create("backward");
     tcase_add_test(b, test_distill_gradcheck);
+    tcase_add_test(b, test_distill_gam_gradcheck);
     suite_add_tcase(s, b);
     TCase *a = tcase_create("api");
     tcase_add_test(a, test_distill_logits_bad_input);
     tcase_add_test(a, test_distill_kl_bad_input);
+    tcase_add_test(a, test_distill_gam_bad_input);
     tcase_add_test(a, test_distill_config_sizes);
     suite_add_tcase(s, a);
     TCase *l = tcase_create("lifecycle");

@@ -178,6 +178,83 @@ MMREC_API mmrec_status mmrec_distill_kl(mmrec_tape *tape, mmrec_tensor *student,
                                         mmrec_tensor *teacher, const mmrec_distill_kl_config *cfg,
                                         mmrec_tensor **out);
 
+/* ---- Geometry alignment (ENDX's GAM, Wang et al., Findings EMNLP 2021) ----
+ * The in-batch similarity distributions of a dual encoder (the student)
+ * are pulled towards those of a cross encoder's embeddings (the teacher).
+ * Student embeddings Q_s, A_s [B, d_s] (questions or queries, answers or
+ * items), teacher embeddings Q_t, A_t [B, d_t]; d_s and d_t may differ.
+ * For each pair type k = (X, Y) of q-a (Q, A), a-a (A, A), a-q (A, Q) and
+ * q-q (Q, Q), with sim the inner product (MMREC_DISTILL_DOT) or the cosine
+ * (MMREC_DISTILL_COSINE: rows first divided by max(||x||, 1e-12), as
+ * torch.nn.functional.normalize), and T the temperature:
+ *   P^k_i = softmax_j(sim(X_t[i], Y_t[j]) / T)
+ *   Q^k_i = softmax_j(sim(X_s[i], Y_s[j]) / T)
+ *   out   = sum_k w_k (1 / B) sum_i KL(P^k_i || Q^k_i)
+ * over every j of the batch, i itself included (for a-a and q-q the
+ * self-similarity is part of the geometry). Each KL is the one of
+ * mmrec_distill_kl with T_s = T_t = T. The paper publishes neither the
+ * similarity, the temperature, the weights nor whether the teacher side is
+ * detached; the defaults here are the inner product (a dual encoder's
+ * score), T = 1, every weight 1 and the teacher detached. One node; it
+ * keeps the 8 [B, B] similarity matrices (and the normalized rows for the
+ * cosine), so its memory grows with B^2. */
+typedef enum mmrec_distill_similarity {
+    MMREC_DISTILL_DOT = 0,   /* inner product */
+    MMREC_DISTILL_COSINE = 1 /* cosine of the rows */
+} mmrec_distill_similarity;
+
+/* Indices of mmrec_distill_gam_config.weights. */
+enum {
+    MMREC_DISTILL_GAM_QA = 0,
+    MMREC_DISTILL_GAM_AA = 1,
+    MMREC_DISTILL_GAM_AQ = 2,
+    MMREC_DISTILL_GAM_QQ = 3
+};
+
+typedef struct mmrec_distill_gam_config {
+    size_t struct_size;
+    float temperature; /* T: > 0 with a finite inverse; default 1 */
+    int similarity;    /* a mmrec_distill_similarity; default
+                          MMREC_DISTILL_DOT */
+    int detach_target; /* 1 (default): no gradient to the teacher's
+                          embeddings; 0: gradient to both sides */
+    float weights[4];  /* w_k by MMREC_DISTILL_GAM_*: finite, >= 0; 0 skips
+                          the type; default 1 each */
+} mmrec_distill_gam_config;
+
+/* Fills `cfg` (`size` bytes, sizeof *cfg) with the defaults: temperature
+ * 1, MMREC_DISTILL_DOT, detach_target 1, every weight 1.
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_distill_gam_config_init_sized(mmrec_distill_gam_config *cfg,
+                                                           size_t size);
+#define mmrec_distill_gam_config_init(cfg) \
+    mmrec_distill_gam_config_init_sized((cfg), sizeof *(cfg))
+
+/* The geometry alignment loss above, one node.
+ *   tape      (in)  the step's tape.
+ *   student_q (in)  [B, d_s] the student's query embeddings, B >= 1.
+ *   student_a (in)  [B, d_s] the student's answer (item) embeddings.
+ *   teacher_q (in)  [B, d_t] the teacher's query embeddings.
+ *   teacher_a (in)  [B, d_t] the teacher's answer (item) embeddings.
+ *   cfg       (in)  options, or NULL for the defaults.
+ *   out       (out) [1], owned by `tape`.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape, a config
+ *         value: the message names the field; config from a newer
+ *         libmmrec), MMREC_ESHAPE (not 2-D, batch or width mismatch: the
+ *         shapes in the message), MMREC_ENUMERIC (a non-finite embedding:
+ *         the message names the tensor and the index), MMREC_ESTALE,
+ *         MMREC_ENOMEM. A failed call changes nothing.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_distill_gam(mmrec_tape *tape, mmrec_tensor *student_q,
+                                         mmrec_tensor *student_a, mmrec_tensor *teacher_q,
+                                         mmrec_tensor *teacher_a,
+                                         const mmrec_distill_gam_config *cfg, mmrec_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

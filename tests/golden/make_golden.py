@@ -2299,7 +2299,45 @@ def write_distill():
                 0.7, 1.5, 0, 0, mask=mask, wts=[1.0, 0.5, 2.0, 1.0, 3.0, 0.25])
         kl_case("k_mask_detached", rand(6, 8, low=-2, high=2), rand(6, 8, low=-2, high=2),
                 1.0, 0.5, 1, 1, mask=mask, wts=[2.0, 1.0, 1.0, 0.5, 1.0, 1.5])
+    gam_cases(w)
     w.close()
+
+
+def gam_cases(w):
+    """ENDX's geometry alignment (mmrec_distill_gam), "g_<case>": .cfg =
+    [T, similarity (0 dot, 1 cosine), detach_target, w_qa, w_aa, w_aq,
+    w_qq], .qs .as [B, d_s], .qt .at [B, d_t], .y, .dqs .das and, when not
+    detached, .dqt .dat."""
+
+    def gam(name, qs, as_, qt, at, T, cosine, detach, wk=(1.0, 1.0, 1.0, 1.0)):
+        leaves = [x.clone().requires_grad_(True) for x in (qs, as_)]
+        leaves += [x.clone().requires_grad_(not detach) for x in (qt, at)]
+        e = [F.normalize(x, dim=1, eps=1e-12) if cosine else x for x in leaves]
+        pairs = [(0, 1), (1, 1), (1, 0), (0, 0)]  # q-a, a-a, a-q, q-q
+        B = qs.shape[0]
+        y = 0.0
+        for k, (x, yy) in enumerate(pairs):
+            lq = F.log_softmax(e[x] @ e[yy].T / T, dim=1)
+            lp = F.log_softmax(e[2 + x] @ e[2 + yy].T / T, dim=1)
+            kl = torch.nn.KLDivLoss(reduction="batchmean", log_target=True)(lq, lp)
+            y = y + wk[k] * kl
+        y = y.reshape(1)
+        y.backward()
+        w.add(name + ".cfg", [T, cosine, detach] + list(wk))
+        for key, x in zip(("qs", "as", "qt", "at"), leaves):
+            w.add("%s.%s" % (name, key), x.detach().numpy())
+        w.add(name + ".y", y.detach().numpy())
+        for key, x in zip(("dqs", "das", "dqt", "dat"), leaves):
+            if x.requires_grad:
+                w.add("%s.%s" % (name, key), x.grad.numpy())
+
+    with own_stream(98):
+        gam("g_dot", rand(5, 4), rand(5, 4), rand(5, 6), rand(5, 6), 1.0, 0, 1)
+        gam("g_dot_both", rand(4, 3), rand(4, 3), rand(4, 5), rand(4, 5), 0.5, 0, 0,
+            (1.0, 0.5, 2.0, 0.25))
+        gam("g_cos_both", rand(6, 4), rand(6, 4), rand(6, 3), rand(6, 3), 0.2, 1, 0)
+        gam("g_cos_qa_only", rand(5, 4), rand(5, 4), rand(5, 8), rand(5, 8), 0.1, 1, 1,
+            (1.0, 0.0, 0.0, 0.0))
 
 
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
