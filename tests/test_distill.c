@@ -242,6 +242,36 @@ START_TEST(test_distill_pfd_objective_keeps_teacher_gradient) {
 }
 END_TEST
 
+/* TRMD's feature regression is the recipe of distill.h: mmrec_loss_mse
+ * with the teacher as target, scaled by the weight; the teacher gets no
+ * gradient from it. */
+START_TEST(test_distill_trmd_recipe_is_weighted_mse) {
+    enum { B = 3, D = 5 };
+    float s[B * D], t[B * D];
+    mt_fill_uniform(s, B * D, -1, 1, 121);
+    mt_fill_uniform(t, B * D, -1, 1, 122);
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t sh[2] = {B, D};
+    mmrec_tensor *ts = mt_tape_tensor(tape, 2, sh, s, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *tt = mt_tape_tensor(tape, 2, sh, t, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *mse, *loss;
+    const float weight = 0.3f;
+    MT_OK(mmrec_loss_mse(tape, ts, tt, &mse));
+    MT_OK(mmrec_scale(tape, mse, weight, &loss));
+    double want = 0.0;
+    for (int i = 0; i < B * D; i++) want += (double)(s[i] - t[i]) * (s[i] - t[i]);
+    want *= weight / (double)(B * D);
+    ck_assert_float_lt(fabsf(mt_data_of(loss)[0] - (float)want), 1e-6f);
+    MT_OK(mmrec_tape_backward(tape, loss));
+    const float *ds = mt_grad_of(ts);
+    for (int i = 0; i < B * D; i++)
+        ck_assert_float_lt(fabsf(ds[i] - 2.0f * weight * (s[i] - t[i]) / (B * D)), 1e-6f);
+    mt_assert_no_grad("teacher", tt, B * D);
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 START_TEST(test_distill_warmup_weight) {
     ck_assert(mmrec_distill_warmup_weight(0, 10, 0.5f) == 0.0f);
     ck_assert(mmrec_distill_warmup_weight(9, 10, 0.5f) == 0.0f);
@@ -627,6 +657,7 @@ static Suite *distill_suite(void) {
     tcase_add_test(f, test_distill_null_config_is_default);
     tcase_add_test(f, test_distill_pfd_objective_keeps_teacher_gradient);
     tcase_add_test(f, test_distill_warmup_weight);
+    tcase_add_test(f, test_distill_trmd_recipe_is_weighted_mse);
     suite_add_tcase(s, f);
     TCase *b = tcase_create("backward");
     tcase_add_test(b, test_distill_gradcheck);
