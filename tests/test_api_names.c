@@ -912,6 +912,28 @@ CALL(mmrec_inttower_score_paired) {
     return mmrec_inttower_score_paired(N(0, m), N(1, f->tape), N(2, u), N(3, i),
                                        N(4, &f->t_out));
 }
+CALL(mmrec_distill_logits_config_init_sized) {
+    mmrec_distill_logits_config c;
+    return mmrec_distill_logits_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_distill_logits) {
+    return mmrec_distill_logits(N(0, f->tape), N(1, f->a), N(2, f->b), NULL, N(4, &f->t_out));
+}
+CALL(mmrec_distill_kl_config_init_sized) {
+    mmrec_distill_kl_config c;
+    return mmrec_distill_kl_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_distill_kl) {
+    return mmrec_distill_kl(N(0, f->tape), N(1, f->a), N(2, f->b), NULL, N(4, &f->t_out));
+}
+CALL(mmrec_distill_gam_config_init_sized) {
+    mmrec_distill_gam_config c;
+    return mmrec_distill_gam_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_distill_gam) {
+    return mmrec_distill_gam(N(0, f->tape), N(1, f->a), N(2, f->b), N(3, f->a), N(4, f->b), NULL,
+                             N(6, &f->t_out));
+}
 CALL(mmrec_inttower_cir_config_init_sized) {
     mmrec_inttower_cir_config c;
     return mmrec_inttower_cir_config_init_sized(N(0, &c), sizeof c);
@@ -1467,6 +1489,14 @@ static const mt_entry mt_entries[] = {
     E(mmrec_tape_memory),
     E(mmrec_tape_tensor),
     E(mmrec_tape_wrap),
+    /* distill.h */
+    E(mmrec_distill_logits_config_init_sized),
+    E_NULLABLE(mmrec_distill_logits, "cfg"),
+    EXEMPT(mmrec_distill_warmup_weight, NO_POINTER "; never fails"),
+    E(mmrec_distill_kl_config_init_sized),
+    E_NULLABLE(mmrec_distill_kl, "cfg"),
+    E(mmrec_distill_gam_config_init_sized),
+    E_NULLABLE(mmrec_distill_gam, "cfg"),
     /* inttower.h */
     E(mmrec_inttower_config_init_sized),
     E_NULLABLE(mmrec_inttower_create, "out"),

@@ -6,6 +6,7 @@
 #include "mt.h"
 #include "core/config_sizes.h"
 #include "alignrec/alignrec_internal.h" /* the systems' rows */
+#include "distill/distill_internal.h"
 #include "em3/em3_internal.h"
 #include "iisan/iisan_internal.h"
 #include "twotower/twotower_internal.h"
@@ -43,6 +44,9 @@ MT_INIT(mmrec_item_sampler_config, mmrec_item_sampler_config_init_sized)
 MT_INIT(mmrec_mvke_config, mmrec_mvke_config_init_sized)
 MT_INIT(mmrec_inttower_config, mmrec_inttower_config_init_sized)
 MT_INIT(mmrec_inttower_cir_config, mmrec_inttower_cir_config_init_sized)
+MT_INIT(mmrec_distill_logits_config, mmrec_distill_logits_config_init_sized)
+MT_INIT(mmrec_distill_kl_config, mmrec_distill_kl_config_init_sized)
+MT_INIT(mmrec_distill_gam_config, mmrec_distill_gam_config_init_sized)
 
 #define MT_ROW(type) {#type, mt_init_##type, MMREC__MIN_SIZE(type), sizeof(type)}
 static const struct {
@@ -69,6 +73,9 @@ static const struct {
     MT_ROW(mmrec_mvke_config),
     MT_ROW(mmrec_inttower_config),
     MT_ROW(mmrec_inttower_cir_config),
+    MT_ROW(mmrec_distill_logits_config),
+    MT_ROW(mmrec_distill_kl_config),
+    MT_ROW(mmrec_distill_gam_config),
 };
 
 /* _init_sized at the first-release size fills that many bytes and says so;

@@ -57,6 +57,7 @@
 #include "mmrec/twotower.h"
 #include "mmrec/mvke.h"
 #include "mmrec/inttower.h"
+#include "mmrec/distill.h"
 #include "mmrec/cache.h"
 #include "mmrec/data.h"
 #include "mmrec/graph.h"

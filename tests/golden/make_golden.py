@@ -2216,6 +2216,130 @@ def write_batch_softmax_logits():
     w.close()
 
 
+def write_distill():
+    """Cases of distill.h. Logits (mmrec_distill_logits), "l_<case>":
+    .cfg = [kind (0 BCE, 1 MSE), T, detach_target], .s and .t (same shape),
+    .y, .ds and, when not detached, .dt. KL (mmrec_distill_kl), "k_<case>":
+    .cfg = [T_s, T_t, hinton_scale, detach_target], .s and .t [B, N],
+    optional .mask ([B, N], 1 = kept) and .w [B], .y, .ds and, when not
+    detached, .dt. Teacher gradients come from autograd through the
+    teacher's side of the loss (no detach), as detach_target 0 computes."""
+    w = Writer("distill.bin")
+
+    def logits_case(name, s, t, kind, T, detach):
+        s = s.clone().requires_grad_(True)
+        t = t.clone().requires_grad_(not detach)
+        if kind == 0:
+            y = F.binary_cross_entropy_with_logits(s, torch.sigmoid(t / T)).reshape(1)
+        else:
+            y = F.mse_loss(s, t).reshape(1)
+        y.backward()
+        w.add(name + ".cfg", [kind, T, detach])
+        w.add(name + ".s", s.detach().numpy())
+        w.add(name + ".t", t.detach().numpy())
+        w.add(name + ".y", y.detach().numpy())
+        w.add(name + ".ds", s.grad.numpy())
+        if not detach:
+            w.add(name + ".dt", t.grad.numpy())
+
+    def kl_case(name, s, t, Ts, Tt, hinton, detach, mask=None, wts=None):
+        s = s.clone().requires_grad_(True)
+        t = t.clone().requires_grad_(not detach)
+        B = s.shape[0]
+        ls, lt = s / Ts, t / Tt
+        if mask is not None:
+            m = torch.tensor(mask) == 0
+            ls = ls.masked_fill(m, float("-inf"))
+            lt = lt.masked_fill(m, float("-inf"))
+        lq = F.log_softmax(ls, dim=1)
+        lp = F.log_softmax(lt, dim=1)
+        if mask is not None:  # removed pairs: 0 log 0 = 0, as KLDivLoss's 0 * -inf must not be
+            lq = lq.masked_fill(m, 0.0)
+            lp = lp.masked_fill(m, 0.0)
+        rows = (lp.exp() * (lp - lq)).sum(dim=1)
+        if mask is None and wts is None:  # the same as KLDivLoss, as ColBERTv2 calls it
+            ref = torch.nn.KLDivLoss(reduction="batchmean", log_target=True)(lq, lp)
+            assert torch.allclose(ref, rows.sum() / B)
+        wt = torch.ones(B) if wts is None else torch.tensor(wts, dtype=torch.float64)
+        y = ((wt * rows).sum() / B * (Ts * Tt if hinton else 1.0)).reshape(1)
+        y.backward()
+        w.add(name + ".cfg", [Ts, Tt, hinton, detach])
+        w.add(name + ".s", s.detach().numpy())
+        w.add(name + ".t", t.detach().numpy())
+        if mask is not None:
+            w.add(name + ".mask", np.asarray(mask, dtype=np.float32))
+        if wts is not None:
+            w.add(name + ".w", np.asarray(wts, dtype=np.float32))
+        w.add(name + ".y", y.detach().numpy())
+        w.add(name + ".ds", s.grad.numpy())
+        if not detach:
+            w.add(name + ".dt", t.grad.numpy())
+
+    gen_np = np.random.default_rng(23)
+    with own_stream(97):
+        logits_case("l_bce", rand(4, 3, low=-3, high=3), rand(4, 3, low=-3, high=3), 0, 1.0, 1)
+        logits_case("l_bce_t2_both", rand(10, low=-4, high=4), rand(10, low=-4, high=4), 0,
+                    2.0, 0)
+        logits_case("l_bce_t05_both", rand(2, 5, low=-2, high=2), rand(2, 5, low=-2, high=2), 0,
+                    0.5, 0)
+        logits_case("l_mse", rand(3, 4, low=-2, high=2), rand(3, 4, low=-2, high=2), 1, 1.0, 1)
+        logits_case("l_mse_both", rand(7, low=-2, high=2), rand(7, low=-2, high=2), 1, 1.0, 0)
+        kl_case("k_colbert", rand(4, 6, low=-3, high=3), rand(4, 6, low=-5, high=5), 1.0, 1.0, 0,
+                1)
+        kl_case("k_temps_both", rand(3, 5, low=-2, high=2), rand(3, 5, low=-2, high=2), 0.5, 2.0,
+                0, 0)
+        kl_case("k_hinton_both", rand(5, 4, low=-3, high=3), rand(5, 4, low=-3, high=3), 3.0,
+                3.0, 1, 0)
+        # row 2 keeps nothing (adds 0), row 3 one candidate (KL 0, gradient 0)
+        mask = (gen_np.uniform(size=(6, 8)) > 0.15).astype(np.float32)
+        mask[2, :] = 0
+        mask[3, :] = 0
+        mask[3, 4] = 1
+        kl_case("k_mask_weights_both", rand(6, 8, low=-2, high=2), rand(6, 8, low=-2, high=2),
+                0.7, 1.5, 0, 0, mask=mask, wts=[1.0, 0.5, 2.0, 1.0, 3.0, 0.25])
+        kl_case("k_mask_detached", rand(6, 8, low=-2, high=2), rand(6, 8, low=-2, high=2),
+                1.0, 0.5, 1, 1, mask=mask, wts=[2.0, 1.0, 1.0, 0.5, 1.0, 1.5])
+    gam_cases(w)
+    w.close()
+
+
+def gam_cases(w):
+    """ENDX's geometry alignment (mmrec_distill_gam), "g_<case>": .cfg =
+    [T, similarity (0 dot, 1 cosine), detach_target, w_qa, w_aa, w_aq,
+    w_qq], .qs .as [B, d_s], .qt .at [B, d_t], .y, .dqs .das and, when not
+    detached, .dqt .dat."""
+
+    def gam(name, qs, as_, qt, at, T, cosine, detach, wk=(1.0, 1.0, 1.0, 1.0)):
+        leaves = [x.clone().requires_grad_(True) for x in (qs, as_)]
+        leaves += [x.clone().requires_grad_(not detach) for x in (qt, at)]
+        e = [F.normalize(x, dim=1, eps=1e-12) if cosine else x for x in leaves]
+        pairs = [(0, 1), (1, 1), (1, 0), (0, 0)]  # q-a, a-a, a-q, q-q
+        B = qs.shape[0]
+        y = 0.0
+        for k, (x, yy) in enumerate(pairs):
+            lq = F.log_softmax(e[x] @ e[yy].T / T, dim=1)
+            lp = F.log_softmax(e[2 + x] @ e[2 + yy].T / T, dim=1)
+            kl = torch.nn.KLDivLoss(reduction="batchmean", log_target=True)(lq, lp)
+            y = y + wk[k] * kl
+        y = y.reshape(1)
+        y.backward()
+        w.add(name + ".cfg", [T, cosine, detach] + list(wk))
+        for key, x in zip(("qs", "as", "qt", "at"), leaves):
+            w.add("%s.%s" % (name, key), x.detach().numpy())
+        w.add(name + ".y", y.detach().numpy())
+        for key, x in zip(("dqs", "das", "dqt", "dat"), leaves):
+            if x.requires_grad:
+                w.add("%s.%s" % (name, key), x.grad.numpy())
+
+    with own_stream(98):
+        gam("g_dot", rand(5, 4), rand(5, 4), rand(5, 6), rand(5, 6), 1.0, 0, 1)
+        gam("g_dot_both", rand(4, 3), rand(4, 3), rand(4, 5), rand(4, 5), 0.5, 0, 0,
+            (1.0, 0.5, 2.0, 0.25))
+        gam("g_cos_both", rand(6, 4), rand(6, 4), rand(6, 3), rand(6, 3), 0.2, 1, 0)
+        gam("g_cos_qa_only", rand(5, 4), rand(5, 4), rand(5, 8), rand(5, 8), 0.1, 1, 1,
+            (1.0, 0.0, 0.0, 0.0))
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -2226,7 +2350,8 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                cache_layers=write_cache_layers, freq_estimator=write_freq_estimator,
                maxsim=write_maxsim, twotower_score=write_twotower_score,
                mvke=write_mvke, inttower=write_inttower,
-               batch_softmax_logits=write_batch_softmax_logits)
+               batch_softmax_logits=write_batch_softmax_logits,
+               distill=write_distill)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
