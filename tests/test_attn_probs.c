@@ -375,6 +375,43 @@ START_TEST(test_attn_probs_dropout_not_on_probs) {
 }
 END_TEST
 
+/* With dropout on a training tape the output of the probabilities path is
+ * the plain forward's under the same tape seed; a batch row whose keys are
+ * all padding has all-zero probabilities, not NaN. */
+START_TEST(test_attn_probs_dropout_same_draws_and_empty_rows) {
+    enum { B = 2, T = 5, D = 8, H = 2 };
+    float x[B * T * D], mask[B * T] = {1, 1, 0, 1, 1, 0, 0, 0, 0, 0}, y0[B * T * D];
+    mt_fill_uniform(x, sizeof x / sizeof *x, -1, 1, 61);
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_module *m = mt_mha(model, "m", D, H, 0, 0.3f);
+    int64_t shape[3] = {B, T, D}, ms[2] = {B, T};
+    for (int pass = 0; pass < 2; pass++) {
+        mmrec_tape *tape;
+        MT_OK(mmrec_tape_create(&tape));
+        MT_OK(mmrec_tape_set_mode(tape, MMREC_TAPE_TRAIN));
+        MT_OK(mmrec_tape_seed(tape, 7));
+        mmrec_tensor *xt = mt_tape_tensor(tape, 3, shape, x, MMREC_TENSOR_REQUIRES_GRAD);
+        mmrec_tensor *mt = mt_tape_tensor(tape, 2, ms, mask, 0), *y, *p;
+        if (pass == 0) {
+            MT_OK(mmrec_mha_forward(m, tape, xt, mt, &y));
+            memcpy(y0, mt_data_of(y), sizeof y0);
+        } else {
+            MT_OK(mmrec_mha_forward_probs(m, tape, xt, mt, 0, &y, &p));
+            mt_assert_close("y with dropout", mt_data_of(y), y0, B * T * D, 1e-6f, 1e-7f);
+            const float *pd = mt_data_of(p);
+            for (int i = 0; i < H * T * T; i++) {
+                ck_assert_msg(pd[H * T * T + i] == 0.0f, "empty row: p[1][%d] = %g", i,
+                              (double)pd[H * T * T + i]);
+                ck_assert(isfinite(pd[i]));
+            }
+        }
+        mmrec_tape_destroy(tape);
+    }
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 START_TEST(test_attn_probs_bad_input) {
@@ -539,6 +576,7 @@ static Suite *attn_probs_suite(void) {
     tcase_add_test(fwd, test_attn_probs_gradcheck);
     tcase_add_test(fwd, test_attn_probs_cross_blocks);
     tcase_add_test(fwd, test_attn_probs_dropout_not_on_probs);
+    tcase_add_test(fwd, test_attn_probs_dropout_same_draws_and_empty_rows);
     suite_add_tcase(s, fwd);
     TCase *mem = tcase_create("memory");
     tcase_add_test(mem, test_attn_probs_steady_state_no_malloc);
