@@ -1051,6 +1051,10 @@ CALL(mmrec_mha_forward) {
     return mmrec_mha_forward(N(0, f->mha), N(1, f->tape), N(2, f->seq), N(3, f->ones23),
                              N(4, &f->t_out));
 }
+CALL(mmrec_mha_forward_probs) {
+    return mmrec_mha_forward_probs(N(0, f->mha), N(1, f->tape), N(2, f->seq), N(3, f->ones23),
+                                   MMREC_ATTN_PROBS_AVERAGE, N(5, &f->t_out), N(6, &f->t_out2));
+}
 CALL(mmrec_transformer_config_init_sized) {
     mmrec_transformer_config c;
     return mmrec_transformer_config_init_sized(N(0, &c), sizeof c);
@@ -1066,6 +1070,11 @@ CALL(mmrec_transformer_create) {
 CALL(mmrec_transformer_forward) {
     return mmrec_transformer_forward(N(0, f->trm), N(1, f->tape), N(2, f->seq), N(3, f->ones23),
                                      N(4, &f->t_out));
+}
+CALL(mmrec_transformer_forward_probs) {
+    return mmrec_transformer_forward_probs(N(0, f->trm), N(1, f->tape), N(2, f->seq),
+                                           N(3, f->ones23), 0, N(5, &f->t_out),
+                                           N(6, &f->t_out2));
 }
 
 /* the sequence encoder reads f->seq [2, 3, D] with the mask f->ones23 */
@@ -1433,9 +1442,11 @@ static const mt_entry mt_entries[] = {
     E(mmrec_mha_config_init_sized),
     E_NULLABLE(mmrec_mha_create, "out"),
     E_NULLABLE(mmrec_mha_forward, "key_mask"),
+    E_NULLABLE(mmrec_mha_forward_probs, "key_mask out"),
     E(mmrec_transformer_config_init_sized),
     E_NULLABLE(mmrec_transformer_create, "out"),
     E_NULLABLE(mmrec_transformer_forward, "key_mask"),
+    E_NULLABLE(mmrec_transformer_forward_probs, "key_mask out"),
     E(mmrec_sequence_encoder_config_init_sized),
     E_NULLABLE(mmrec_sequence_encoder_create, "out"),
     E_NULLABLE(mmrec_sequence_encoder_forward, "mask states last"),

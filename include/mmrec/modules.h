@@ -487,6 +487,49 @@ MMREC_API mmrec_status mmrec_mha_create(mmrec_model *model, const char *name,
 MMREC_API mmrec_status mmrec_mha_forward(mmrec_module *mha, mmrec_tape *tape, mmrec_tensor *x,
                                          mmrec_tensor *key_mask, mmrec_tensor **out);
 
+/* Flags of mmrec_mha_forward_probs() and mmrec_transformer_forward_probs():
+ * the attention probabilities per head (0, torch's need_weights=True with
+ * average_attn_weights=False) or averaged over the heads (torch's
+ * average_attn_weights=True). Since 0.2. */
+typedef enum mmrec_attn_probs_flags {
+    MMREC_ATTN_PROBS_PER_HEAD = 0,
+    MMREC_ATTN_PROBS_AVERAGE = 1
+} mmrec_attn_probs_flags;
+
+/* mmrec_mha_forward() that also returns the attention probabilities
+ * P_h = softmax(Q_h K_h^T / sqrt(dh), masked) as a differentiable tensor of
+ * the tape, for attention-map losses (distillation of attention maps): a
+ * loss on `probs` back-propagates through the softmax into x and the
+ * in-projection. `probs` are before dropout, as torch's weights; a masked
+ * key has probability 0, and a query whose keys are all masked has a zero
+ * row. `out` is the same value as mmrec_mha_forward() gives. The path is
+ * recorded as two nodes (probabilities, then their product with V), so it
+ * keeps the probabilities as long as the tape: a [batch, heads, seq, seq]
+ * buffer per call.
+ *   mha      (in)  a module made by mmrec_mha_create().
+ *   tape     (in)  the step's tape.
+ *   x        (in)  [batch, seq, dim].
+ *   key_mask (in, may be NULL) [batch, seq], as for mmrec_mha_forward().
+ *   flags    (in)  MMREC_ATTN_PROBS_PER_HEAD (0) or
+ *                  MMREC_ATTN_PROBS_AVERAGE.
+ *   out      (out, may be NULL) [batch, seq, dim], owned by `tape` until
+ *            reset.
+ *   probs    (out) [batch, heads, seq, seq] (query, then key), or
+ *            [batch, seq, seq] (the mean over the heads) with
+ *            MMREC_ATTN_PROBS_AVERAGE; owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL mha, tape, x or probs; mha not an
+ *         attention module; a tensor of another tape; flags with an unknown
+ *         bit), MMREC_ESTATE (the module's model was destroyed),
+ *         MMREC_ESHAPE (x not [batch, seq, dim], key_mask not [batch, seq];
+ *         the message gives the shapes), MMREC_ESTALE, MMREC_ENOMEM. A
+ *         failed call leaves the tape as it was and writes no output.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.2. */
+MMREC_API mmrec_status mmrec_mha_forward_probs(mmrec_module *mha, mmrec_tape *tape,
+                                               mmrec_tensor *x, mmrec_tensor *key_mask,
+                                               uint32_t flags, mmrec_tensor **out,
+                                               mmrec_tensor **probs);
+
 /* ---- Transformer encoder layer, as torch.nn.TransformerEncoderLayer with
  * batch_first=True. Parameters: "self_attn.*", "linear1.*", "linear2.*",
  * "norm1.*", "norm2.*". ---- */
@@ -571,6 +614,41 @@ MMREC_API mmrec_status mmrec_transformer_create(mmrec_model *model, const char *
 MMREC_API mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape,
                                                  mmrec_tensor *x, mmrec_tensor *key_mask,
                                                  mmrec_tensor **out);
+
+/* mmrec_transformer_forward() that also returns the self-attention
+ * probabilities of the layer, as mmrec_mha_forward_probs() does (of sa's
+ * input: norm1(x) when pre-LN, x when post-LN), differentiable into x and
+ * every parameter before them. For a joint (cross) encoder over
+ * x = concat(user tokens [batch, Tu, dim], item tokens [batch, Ti, dim])
+ * on axis 1, the blocks of the [.., T, T] map (T = Tu + Ti, query rows,
+ * key columns) come from two mmrec_slice() calls (start, length), with
+ * a = the query axis (2 per head, 1 averaged) and a + 1 the key axis:
+ *   user-to-item [.., Tu, Ti]: rows (a, 0, Tu), then columns (a + 1, Tu, Ti);
+ *   item-to-user [.., Ti, Tu]: rows (a, Tu, Ti), then columns (a + 1, 0, Tu).
+ * Each row of such a block sums to the attention mass the query gives the
+ * other side, not to 1.
+ *   layer    (in)  a module made by mmrec_transformer_create().
+ *   tape     (in)  the step's tape.
+ *   x        (in)  [batch, seq, dim].
+ *   key_mask (in, may be NULL) [batch, seq], as for mmrec_mha_forward().
+ *   flags    (in)  MMREC_ATTN_PROBS_PER_HEAD (0) or
+ *                  MMREC_ATTN_PROBS_AVERAGE.
+ *   out      (out, may be NULL) [batch, seq, dim], the value
+ *            mmrec_transformer_forward() gives; owned by `tape` until reset.
+ *   probs    (out) [batch, heads, seq, seq], or [batch, seq, seq] with
+ *            MMREC_ATTN_PROBS_AVERAGE; owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL layer, tape, x or probs; layer not a
+ *         Transformer layer; a tensor of another tape; flags with an
+ *         unknown bit), MMREC_ESTATE (the module's model was destroyed),
+ *         MMREC_ESHAPE (x not [batch, seq, dim], key_mask not [batch, seq];
+ *         the message gives the shapes), MMREC_ESTALE, MMREC_ENOMEM. A
+ *         failed call leaves the tape as it was and writes no output.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.2. */
+MMREC_API mmrec_status mmrec_transformer_forward_probs(mmrec_module *layer, mmrec_tape *tape,
+                                                       mmrec_tensor *x, mmrec_tensor *key_mask,
+                                                       uint32_t flags, mmrec_tensor **out,
+                                                       mmrec_tensor **probs);
 
 /* ---- Sequence encoder (SASRec style), as IISAN's User_Encoder ----
  * out_0 = drop(LayerNorm(items + pos[0 .. T))) with a learned position

@@ -167,3 +167,196 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     *out = y;
     return MMREC_OK;
 }
+
+/* ---- the same attention with its probabilities as a tensor ----
+ * Two nodes instead of one, so that a loss on P reaches Q and K:
+ *   "attention_probs": qkv -> P [B, H, tq, T] (backward: dS = softmax'(dP),
+ *                      dQ += scale dS K, dK += scale dS^T Q);
+ *   "attention_apply": P, qkv -> O [B, tq, d] = drop(P) V (backward:
+ *                      dP += dO V^T (masked as the dropout), dV += P_d^T dO).
+ * The one-node path above stays as it was for callers that do not ask. */
+
+typedef struct mmrec__attn_probs_job {
+    const mmrec__attn_ctx *c;
+    const float *qkv, *key_mask, *probs, *dprobs, *dout;
+    float *out, *dqkv, *dp_out;
+    float *scratch;
+    size_t scratch_len;
+} mmrec__attn_probs_job;
+
+static void mmrec__attn_probs_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__attn_probs_job *j = ctx;
+    const mmrec__attn_ctx *c = j->c;
+    size_t T = c->seq, tq = c->tq, d = c->dim, dh = c->dh, ld = 3 * d, tt = tq * T;
+    float *rowbuf = j->scratch + (size_t)part * j->scratch_len, *s = rowbuf + T;
+    for (size_t b = lo; b < hi; b++) {
+        const float *km = j->key_mask ? j->key_mask + b * T : NULL;
+        for (size_t h = 0; h < c->heads; h++) {
+            const float *q = j->qkv + b * T * ld + h * dh, *k = q + d;
+            float *p = j->out + (b * c->heads + h) * tt;
+            mmrec__sgemm(false, true, tq, T, dh, c->scale, q, ld, k, ld, 0.0f, s, T);
+            for (size_t i = 0; i < tq; i++)
+                mmrec__softmax_row(s + i * T, mmrec__attn_row_mask(c, km, i, rowbuf), 1,
+                                   p + i * T, T, false);
+        }
+    }
+}
+
+static void mmrec__attn_probs_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__attn_probs_job *j = ctx;
+    const mmrec__attn_ctx *c = j->c;
+    size_t T = c->seq, tq = c->tq, d = c->dim, dh = c->dh, ld = 3 * d, tt = tq * T;
+    float *ds = j->scratch + (size_t)part * j->scratch_len;
+    for (size_t b = lo; b < hi; b++) {
+        for (size_t h = 0; h < c->heads; h++) {
+            size_t bh = b * c->heads + h;
+            const float *q = j->qkv + b * T * ld + h * dh, *k = q + d;
+            float *dq = j->dqkv + b * T * ld + h * dh, *dk = dq + d;
+            const float *p = j->probs + bh * tt, *dp = j->dprobs + bh * tt;
+            memset(ds, 0, tt * sizeof(float));
+            for (size_t i = 0; i < tq; i++)
+                mmrec__softmax_row_backward(p + i * T, dp + i * T, ds + i * T, T, false);
+            mmrec__sgemm(false, false, tq, dh, T, c->scale, ds, T, k, ld, 1.0f, dq, ld);
+            mmrec__sgemm(true, false, T, dh, tq, c->scale, ds, T, q, ld, 1.0f, dk, ld);
+        }
+    }
+}
+
+static mmrec_status mmrec__attn_probs_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__attn_ctx *c = node->ctx;
+    mmrec_tensor *qkv = node->in[0];
+    size_t tt = c->tq * c->seq;
+    int parts = mmrec__parallel_parts(c->batch, mmrec__attn_grain(c));
+    float *dqkv = mmrec__grad(tape, qkv);
+    float *scratch = mmrec__tape_alloc(tape, (size_t)parts * tt * sizeof(float));
+    if (dqkv == NULL || scratch == NULL) return MMREC_ENOMEM;
+    mmrec__attn_probs_job job = {.c = c, .qkv = qkv->data, .probs = node->out->data,
+                                 .dprobs = node->out->grad, .dqkv = dqkv, .scratch = scratch,
+                                 .scratch_len = tt};
+    mmrec__parallel_for(c->batch, parts, mmrec__attn_probs_backward_chunk, &job);
+    return MMREC_OK;
+}
+
+static void mmrec__attn_apply_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__attn_probs_job *j = ctx;
+    const mmrec__attn_ctx *c = j->c;
+    size_t T = c->seq, tq = c->tq, d = c->dim, dh = c->dh, ld = 3 * d, tt = tq * T;
+    (void)part;
+    for (size_t b = lo; b < hi; b++) {
+        for (size_t h = 0; h < c->heads; h++) {
+            size_t bh = b * c->heads + h;
+            const float *v = j->qkv + b * T * ld + 2 * d + h * dh;
+            const float *pv = j->probs + bh * tt;
+            if (c->dmask) {
+                float *pd = c->dropped + bh * tt;
+                const float *m = c->dmask + bh * tt;
+                for (size_t i = 0; i < tt; i++) pd[i] = pv[i] * m[i];
+                pv = pd;
+            }
+            mmrec__sgemm(false, false, tq, dh, T, 1.0f, pv, T, v, ld, 0.0f,
+                         j->out + b * tq * d + h * dh, d);
+        }
+    }
+}
+
+static void mmrec__attn_apply_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__attn_probs_job *j = ctx;
+    const mmrec__attn_ctx *c = j->c;
+    size_t T = c->seq, tq = c->tq, d = c->dim, dh = c->dh, ld = 3 * d, tt = tq * T;
+    float *tmp = j->scratch + (size_t)part * j->scratch_len;
+    for (size_t b = lo; b < hi; b++) {
+        for (size_t h = 0; h < c->heads; h++) {
+            size_t bh = b * c->heads + h;
+            const float *v = j->qkv + b * T * ld + 2 * d + h * dh;
+            float *dv = j->dqkv ? j->dqkv + b * T * ld + 2 * d + h * dh : NULL;
+            const float *dO = j->dout + b * tq * d + h * dh;
+            const float *pd = c->dropped ? c->dropped + bh * tt : j->probs + bh * tt;
+            if (dv) mmrec__sgemm(true, false, T, dh, tq, 1.0f, pd, T, dO, d, 1.0f, dv, ld);
+            if (j->dp_out == NULL) continue;
+            float *dp = j->dp_out + bh * tt;
+            if (c->dmask) {
+                const float *m = c->dmask + bh * tt;
+                mmrec__sgemm(false, true, tq, T, dh, 1.0f, dO, d, v, ld, 0.0f, tmp, T);
+                for (size_t i = 0; i < tt; i++) dp[i] += tmp[i] * m[i];
+            } else {
+                mmrec__sgemm(false, true, tq, T, dh, 1.0f, dO, d, v, ld, 1.0f, dp, T);
+            }
+        }
+    }
+}
+
+static mmrec_status mmrec__attn_apply_backward(mmrec__node *node, mmrec_tape *tape) {
+    const mmrec__attn_ctx *c = node->ctx;
+    mmrec_tensor *probs = node->in[0], *qkv = node->in[1];
+    size_t tt = c->tq * c->seq;
+    int parts = mmrec__parallel_parts(c->batch, mmrec__attn_grain(c));
+    float *dp = NULL, *dqkv = NULL, *scratch = NULL;
+    if (mmrec__requires_grad(probs) && (dp = mmrec__grad(tape, probs)) == NULL)
+        return MMREC_ENOMEM;
+    if (mmrec__requires_grad(qkv) && (dqkv = mmrec__grad(tape, qkv)) == NULL)
+        return MMREC_ENOMEM;
+    if (c->dmask && (scratch = mmrec__tape_alloc(tape, (size_t)parts * tt * sizeof(float))) == NULL)
+        return MMREC_ENOMEM;
+    mmrec__attn_probs_job job = {.c = c, .qkv = qkv->data, .probs = probs->data,
+                                 .dout = node->out->grad, .dqkv = dqkv, .dp_out = dp,
+                                 .scratch = scratch, .scratch_len = tt};
+    mmrec__parallel_for(c->batch, parts, mmrec__attn_apply_backward_chunk, &job);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__attention_probs(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
+                                    mmrec_tensor *key_mask, int heads, bool causal,
+                                    float dropout, int64_t query_rows, mmrec_tensor **out,
+                                    mmrec_tensor **probs_out) {
+    mmrec__attn_ctx c = {0};
+    c.batch = (size_t)qkv->shape[0];
+    c.seq = (size_t)qkv->shape[1];
+    c.dim = (size_t)qkv->shape[2] / 3;
+    c.heads = (size_t)heads;
+    c.dh = c.dim / c.heads;
+    c.scale = 1.0f / sqrtf((float)c.dh);
+    c.causal = causal;
+    c.tq = query_rows > 0 && (size_t)query_rows < c.seq ? (size_t)query_rows : c.seq;
+    size_t T = c.seq, tt = c.tq * T;
+    bool drop = tape->mode == MMREC_TAPE_TRAIN && dropout > 0.0f;
+
+    int64_t pshape[4] = {(int64_t)c.batch, (int64_t)c.heads, (int64_t)c.tq, (int64_t)T};
+    mmrec_tensor *pin[2] = {qkv, key_mask}, *p;
+    mmrec__node *node;
+    mmrec__tape_mark mark;
+    const mmrec__op pop = {func, "attention_probs", mmrec__attn_probs_backward, pin,
+                           key_mask ? 2 : 1, 1, NULL, sizeof c};
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &pop, 4, pshape, false, &p, &node, &mark));
+    int parts = mmrec__parallel_parts(c.batch, mmrec__attn_grain(&c));
+    size_t scratch_len = T + tt;
+    float *scratch = mmrec__tape_alloc(tape, (size_t)parts * scratch_len * sizeof(float));
+    if (scratch == NULL) return mmrec__tape_oom(tape, mark, func);
+    if (node) *(mmrec__attn_ctx *)node->ctx = c;
+    mmrec__attn_probs_job job = {.c = &c, .qkv = qkv->data,
+                                 .key_mask = key_mask ? key_mask->data : NULL, .out = p->data,
+                                 .scratch = scratch, .scratch_len = scratch_len};
+    mmrec__parallel_for(c.batch, parts, mmrec__attn_probs_chunk, &job);
+
+    if (drop) {
+        c.dmask = mmrec__dropout_mask(tape, c.batch * c.heads * tt, dropout);
+        c.dropped = c.dmask ? mmrec__tape_alloc(tape, c.batch * c.heads * tt * sizeof(float))
+                            : NULL;
+        if (c.dropped == NULL) return mmrec__tape_oom(tape, mark, func);
+    }
+    int64_t shape[3] = {(int64_t)c.batch, (int64_t)c.tq, (int64_t)c.dim};
+    mmrec_tensor *ain[2] = {p, qkv}, *y;
+    const mmrec__op aop = {func, "attention_apply", mmrec__attn_apply_backward, ain, 2, 2, NULL,
+                           sizeof c};
+    mmrec_status s = mmrec__op_begin(tape, &aop, 3, shape, false, &y, &node, NULL);
+    if (s != MMREC_OK) {
+        mmrec__tape_rollback(tape, mark);
+        return s;
+    }
+    if (node) *(mmrec__attn_ctx *)node->ctx = c;
+    job.probs = p->data;
+    job.out = y->data;
+    mmrec__parallel_for(c.batch, parts, mmrec__attn_apply_chunk, &job);
+    *out = y;
+    *probs_out = p;
+    return MMREC_OK;
+}

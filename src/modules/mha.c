@@ -47,7 +47,7 @@ mmrec_status mmrec__mha_init(mmrec__mha *m, mmrec_model *model, const char *func
 
 mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const char *func,
                                 mmrec_tensor *x, mmrec_tensor *key_mask, int64_t query_rows,
-                                mmrec_tensor **out) {
+                                uint32_t flags, mmrec_tensor **out, mmrec_tensor **probs) {
     int64_t dim = m->in_proj.in;
     if (x->ndim != 3 || x->shape[2] != dim) {
         char sx[64];
@@ -65,12 +65,30 @@ mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const cha
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec_tensor *qkv, *ctx;
     mmrec_status s = mmrec__lin_forward(&m->in_proj, tape, func, x, &qkv);
-    if (s == MMREC_OK)
+    mmrec_tensor *p = NULL;
+    if (s == MMREC_OK && probs == NULL)
         s = mmrec__attention(tape, func, qkv, key_mask, m->heads, m->causal, m->dropout,
                              query_rows, &ctx);
+    else if (s == MMREC_OK)
+        s = mmrec__attention_probs(tape, func, qkv, key_mask, m->heads, m->causal, m->dropout,
+                                   query_rows, &ctx, &p);
+    if (s == MMREC_OK && probs && (flags & MMREC_ATTN_PROBS_AVERAGE))
+        s = mmrec_mean(tape, p, 1, &p);
     if (s == MMREC_OK) s = mmrec__lin_forward(&m->out_proj, tape, func, ctx, out);
-    if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);
-    return s;
+    if (s != MMREC_OK) {
+        mmrec__tape_rollback(tape, mark);
+        return s;
+    }
+    if (probs) *probs = p;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec__attn_flags_check(const char *func, uint32_t flags) {
+    if (flags & ~(uint32_t)MMREC_ATTN_PROBS_AVERAGE)
+        return mmrec__set_error(MMREC_EINVAL, func,
+                                "flags is 0x%x, expected 0 or MMREC_ATTN_PROBS_AVERAGE",
+                                (unsigned)flags);
+    return MMREC_OK;
 }
 
 typedef struct mmrec__mha_module {
@@ -101,5 +119,21 @@ mmrec_status mmrec_mha_forward(mmrec_module *mha, mmrec_tape *tape, mmrec_tensor
     if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
     MMREC_CHECK_NULL(out);
     return mmrec__mha_forward(&((mmrec__mha_module *)mha)->mha, tape, __func__, x, key_mask, 0,
-                              out);
+                              0, out, NULL);
+}
+
+mmrec_status mmrec_mha_forward_probs(mmrec_module *mha, mmrec_tape *tape, mmrec_tensor *x,
+                                     mmrec_tensor *key_mask, uint32_t flags, mmrec_tensor **out,
+                                     mmrec_tensor **probs) {
+    MMREC_CHECK_MODULE(mha, "mha");
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
+    MMREC_FORWARD_IF(mmrec__attn_flags_check(__func__, flags));
+    MMREC_CHECK_NULL(probs);
+    mmrec_tensor *y;
+    MMREC_FORWARD_IF(mmrec__mha_forward(&((mmrec__mha_module *)mha)->mha, tape, __func__, x,
+                                        key_mask, 0, flags, &y, probs));
+    if (out) *out = y;
+    return MMREC_OK;
 }

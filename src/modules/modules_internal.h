@@ -114,6 +114,12 @@ bool mmrec__activation_ok(mmrec_activation act);
 mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
                               mmrec_tensor *key_mask, int heads, bool causal, float dropout,
                               int64_t query_rows, mmrec_tensor **out) MMREC__WUR;
+/* The same as two recorded nodes, with the probabilities before dropout
+ * as a differentiable tensor *probs_out [B, heads, tq, T]. */
+mmrec_status mmrec__attention_probs(mmrec_tape *tape, const char *func, mmrec_tensor *qkv,
+                                    mmrec_tensor *key_mask, int heads, bool causal,
+                                    float dropout, int64_t query_rows, mmrec_tensor **out,
+                                    mmrec_tensor **probs_out) MMREC__WUR;
 
 /* Self-attention parameters and settings, embedded by MHA and the
  * Transformer layer: "<prefix>.in_proj_weight", "<prefix>.in_proj_bias",
@@ -130,10 +136,16 @@ mmrec_status mmrec__mha_init(mmrec__mha *m, mmrec_model *model, const char *func
                              const char *prefix, int64_t dim, int heads, bool bias, bool causal,
                              float dropout) MMREC__WUR;
 /* x [B, T, d], key_mask [B, T] or NULL -> out [B, tq, d]: the outputs of
- * the first tq = query_rows positions (0: all T), attending to all T. */
+ * the first tq = query_rows positions (0: all T), attending to all T. With
+ * probs not NULL, also the probabilities as a tensor of the tape: [B, H,
+ * tq, T], or [B, tq, T] with MMREC_ATTN_PROBS_AVERAGE in flags (else
+ * flags is ignored). */
 mmrec_status mmrec__mha_forward(const mmrec__mha *m, mmrec_tape *tape, const char *func,
                                 mmrec_tensor *x, mmrec_tensor *key_mask, int64_t query_rows,
-                                mmrec_tensor **out) MMREC__WUR;
+                                uint32_t flags, mmrec_tensor **out,
+                                mmrec_tensor **probs) MMREC__WUR;
+/* MMREC_EINVAL for bits of flags outside mmrec_attn_probs_flags. */
+mmrec_status mmrec__attn_flags_check(const char *func, uint32_t flags) MMREC__WUR;
 
 /* mmrec_transformer_create on behalf of `func` (a module that builds its
  * own layers reports their failures in its name); with xavier_normal every

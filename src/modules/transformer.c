@@ -120,22 +120,25 @@ static mmrec_status mmrec__kept_rows(mmrec_tape *tape, mmrec_tensor *x, int64_t 
 }
 
 static mmrec_status mmrec__transformer_run(const mmrec__transformer *m, mmrec_tape *tape,
-                                           mmrec_tensor *x, mmrec_tensor *key_mask,
-                                           int64_t keep_rows, mmrec_tensor **out) {
-    const char *func = "mmrec_transformer_forward";
+                                           const char *func, mmrec_tensor *x,
+                                           mmrec_tensor *key_mask, int64_t keep_rows,
+                                           uint32_t flags, mmrec_tensor **out,
+                                           mmrec_tensor **probs) {
     float p = m->cfg.dropout, eps = m->cfg.eps;
     mmrec_tensor *h, *a, *f, *xr;
     MMREC_FORWARD_IF(mmrec__kept_rows(tape, x, keep_rows, &xr));
     if (m->cfg.norm_first) {
         MMREC_FORWARD_IF(mmrec_layer_norm(tape, x, m->ln1_w, m->ln1_b, eps, &h));
-        MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, h, key_mask, keep_rows, &a));
+        MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, h, key_mask, keep_rows, flags,
+                                            &a, probs));
         MMREC_FORWARD_IF(mmrec_dropout(tape, a, p, &a));
         MMREC_FORWARD_IF(mmrec_add(tape, xr, a, &x));
         MMREC_FORWARD_IF(mmrec_layer_norm(tape, x, m->ln2_w, m->ln2_b, eps, &h));
         MMREC_FORWARD_IF(mmrec__ffn(m, tape, h, &f));
         return mmrec_add(tape, x, f, out);
     }
-    MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, x, key_mask, keep_rows, &a));
+    MMREC_FORWARD_IF(mmrec__mha_forward(&m->attn, tape, func, x, key_mask, keep_rows, flags, &a,
+                                        probs));
     MMREC_FORWARD_IF(mmrec_dropout(tape, a, p, &a));
     MMREC_FORWARD_IF(mmrec_add(tape, xr, a, &h));
     MMREC_FORWARD_IF(mmrec_layer_norm(tape, h, m->ln1_w, m->ln1_b, eps, &x));
@@ -148,8 +151,9 @@ mmrec_status mmrec__transformer_forward_rows(mmrec_module *layer, mmrec_tape *ta
                                              mmrec_tensor *x, mmrec_tensor *key_mask,
                                              int64_t keep_rows, mmrec_tensor **out) {
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
-    mmrec_status s = mmrec__transformer_run((const mmrec__transformer *)layer, tape, x, key_mask,
-                                            keep_rows, out);
+    mmrec_status s = mmrec__transformer_run((const mmrec__transformer *)layer, tape,
+                                            "mmrec_transformer_forward", x, key_mask, keep_rows,
+                                            0, out, NULL);
     if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);
     return s;
 }
@@ -162,4 +166,27 @@ mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape, mm
     if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
     MMREC_CHECK_NULL(out);
     return mmrec__transformer_forward_rows(layer, tape, x, key_mask, 0, out);
+}
+
+mmrec_status mmrec_transformer_forward_probs(mmrec_module *layer, mmrec_tape *tape,
+                                             mmrec_tensor *x, mmrec_tensor *key_mask,
+                                             uint32_t flags, mmrec_tensor **out,
+                                             mmrec_tensor **probs) {
+    MMREC_CHECK_MODULE(layer, "transformer");
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
+    MMREC_FORWARD_IF(mmrec__attn_flags_check(__func__, flags));
+    MMREC_CHECK_NULL(probs);
+    mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
+    mmrec_tensor *y, *p;
+    mmrec_status s = mmrec__transformer_run((const mmrec__transformer *)layer, tape, __func__, x,
+                                            key_mask, 0, flags, &y, &p);
+    if (s != MMREC_OK) {
+        mmrec__tape_rollback(tape, mark);
+        return s;
+    }
+    if (out) *out = y;
+    *probs = p;
+    return MMREC_OK;
 }

@@ -2340,6 +2340,87 @@ def gam_cases(w):
             (1.0, 0.0, 0.0, 0.0))
 
 
+def attn_probs_case(w, name, kind, cfg, module, x, key_mask, call):
+    """One case of attn_probs.bin: call(module, x) -> (y, p); the loss is
+    sum(r * y) + sum(rp * p) (use_y = cfg[4]; 0: sum(rp * p) alone)."""
+    module = module.double()
+    perturb(module)
+    w.add(name + ".kind", [kind])
+    w.add(name + ".cfg", cfg)
+    x = x.clone().requires_grad_(True)
+    w.add(name + ".x", x.detach().numpy())
+    if key_mask is not None:
+        w.add(name + ".key_mask", key_mask.numpy())
+    y, p = call(module, x)
+    r = rand(*y.shape) if cfg[4] else torch.zeros_like(y)
+    rp = rand(*p.shape, low=-2.0, high=2.0)
+    ((y * r).sum() + (p * rp).sum()).backward()
+    w.add(name + ".r", r.numpy())
+    w.add(name + ".rp", rp.numpy())
+    w.add(name + ".y", y.detach().numpy())
+    w.add(name + ".p", p.detach().numpy())
+    w.add(name + ".dx", x.grad.numpy())
+    for pname, q in module.named_parameters():
+        w.add("%s.param.%s" % (name, pname), q.detach().numpy())
+        w.add("%s.grad.%s" % (name, pname), q.grad.numpy())
+
+
+def write_attn_probs():
+    """mmrec_mha_forward_probs and mmrec_transformer_forward_probs against
+    torch.nn.MultiheadAttention(need_weights=True, average_attn_weights=True
+    and False): key padding masks, a causal mask and both; the loss on the
+    probabilities alone and on the probabilities and the output together.
+    <case>.kind [1] (0 mha, 1 transformer), <case>.cfg [dim, heads, causal,
+    average, use_y, ffn_dim, norm_first], .x, optional .key_mask (1 = token),
+    .r, .rp (the weights of y and p in the loss), .y, .p, .dx, .param.<name>,
+    .grad.<name> (torch's parameter names)."""
+    w = Writer("attn_probs.bin")
+    B, T, D, H = 2, 5, 12, 3
+    key_mask = torch.ones(B, T, dtype=torch.float64)
+    key_mask[0, 3:] = 0
+    key_mask[1, 1] = 0
+    pad = key_mask == 0
+    causal_mask = torch.triu(torch.full((T, T), float("-inf"), dtype=torch.float64), diagonal=1)
+    with own_stream(311):
+        for mname, masked, causal in (("pad", 1, 0), ("causal", 0, 1), ("pad_causal", 1, 1)):
+            for avg in (0, 1):
+                for use_y in (1, 0):
+                    def call(m, x, masked=masked, causal=causal, avg=avg):
+                        return m(x, x, x, key_padding_mask=pad if masked else None,
+                                 attn_mask=causal_mask if causal else None, need_weights=True,
+                                 average_attn_weights=bool(avg))
+                    attn_probs_case(w, "mha_%s_avg%d_y%d" % (mname, avg, use_y), 0,
+                                    [D, H, causal, avg, use_y, 0, 0],
+                                    torch.nn.MultiheadAttention(D, H, batch_first=True),
+                                    rand(B, T, D), key_mask if masked else None, call)
+        for norm_first in (1, 0):
+            for avg in (0, 1):
+                causal = 1 - norm_first
+
+                def call(m, x, norm_first=norm_first, avg=avg, causal=causal):
+                    def sa(h):
+                        return m.self_attn(h, h, h, key_padding_mask=pad,
+                                           attn_mask=causal_mask if causal else None,
+                                           need_weights=True, average_attn_weights=bool(avg))
+
+                    def ff(h):
+                        return m.linear2(F.gelu(m.linear1(h)))
+                    if norm_first:
+                        a, p = sa(m.norm1(x))
+                        h = x + a
+                        return h + ff(m.norm2(h)), p
+                    a, p = sa(x)
+                    h = m.norm1(x + a)
+                    return m.norm2(h + ff(h)), p
+                layer = torch.nn.TransformerEncoderLayer(D, H, dim_feedforward=20, dropout=0.0,
+                                                         activation="gelu", batch_first=True,
+                                                         norm_first=bool(norm_first))
+                attn_probs_case(w, "trm_pre%d_avg%d" % (norm_first, avg), 1,
+                                [D, H, causal, avg, 1, 20, norm_first], layer, rand(B, T, D),
+                                key_mask, call)
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -2351,7 +2432,7 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                maxsim=write_maxsim, twotower_score=write_twotower_score,
                mvke=write_mvke, inttower=write_inttower,
                batch_softmax_logits=write_batch_softmax_logits,
-               distill=write_distill)
+               distill=write_distill, attn_probs=write_attn_probs)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
