@@ -36,6 +36,20 @@ static size_t mmrec__attn_grain(const mmrec__attn_ctx *c) {
     return mmrec__grain(4 * c->heads * c->tq * c->seq * c->dh, MMREC__ATTN_GRAIN_MACS);
 }
 
+/* One head's backward through softmax(scale Q K^T + mask) into Q and K:
+ * dS = softmax'(P) dP row by row into the [tq, T] scratch ds, then
+ * dQ += scale dS K and dK += scale dS^T Q (rows of stride 3 d). */
+static void mmrec__attn_scores_backward(const mmrec__attn_ctx *c, const float *p,
+                                        const float *dp, float *ds, const float *q,
+                                        const float *k, float *dq, float *dk) {
+    size_t T = c->seq, tq = c->tq, dh = c->dh, ld = 3 * c->dim;
+    memset(ds, 0, tq * T * sizeof(float));
+    for (size_t i = 0; i < tq; i++)
+        mmrec__softmax_row_backward(p + i * T, dp + i * T, ds + i * T, T, false);
+    mmrec__sgemm(false, false, tq, dh, T, c->scale, ds, T, k, ld, 1.0f, dq, ld);
+    mmrec__sgemm(true, false, T, dh, tq, c->scale, ds, T, q, ld, 1.0f, dk, ld);
+}
+
 typedef struct mmrec__attn_job {
     const mmrec__attn_ctx *c;
     const float *qkv, *key_mask, *dout;
@@ -64,12 +78,7 @@ static void mmrec__attn_backward_chunk(void *ctx, size_t lo, size_t hi, int part
                 const float *m = c->dmask + bh * tt;
                 for (size_t i = 0; i < tt; i++) dp[i] *= m[i];
             }
-            memset(ds, 0, tt * sizeof(float));
-            for (size_t i = 0; i < tq; i++)
-                mmrec__softmax_row_backward(p + i * T, dp + i * T, ds + i * T, T, false);
-            /* dQ += scale dS K; dK += scale dS^T Q */
-            mmrec__sgemm(false, false, tq, dh, T, c->scale, ds, T, k, ld, 1.0f, dq, ld);
-            mmrec__sgemm(true, false, T, dh, tq, c->scale, ds, T, q, ld, 1.0f, dk, ld);
+            mmrec__attn_scores_backward(c, p, dp, ds, q, k, dq, dk);
         }
     }
 }
@@ -213,11 +222,7 @@ static void mmrec__attn_probs_backward_chunk(void *ctx, size_t lo, size_t hi, in
             const float *q = j->qkv + b * T * ld + h * dh, *k = q + d;
             float *dq = j->dqkv + b * T * ld + h * dh, *dk = dq + d;
             const float *p = j->probs + bh * tt, *dp = j->dprobs + bh * tt;
-            memset(ds, 0, tt * sizeof(float));
-            for (size_t i = 0; i < tq; i++)
-                mmrec__softmax_row_backward(p + i * T, dp + i * T, ds + i * T, T, false);
-            mmrec__sgemm(false, false, tq, dh, T, c->scale, ds, T, k, ld, 1.0f, dq, ld);
-            mmrec__sgemm(true, false, T, dh, tq, c->scale, ds, T, q, ld, 1.0f, dk, ld);
+            mmrec__attn_scores_backward(c, p, dp, ds, q, k, dq, dk);
         }
     }
 }
