@@ -76,6 +76,8 @@
     {"mmrec_distill_kl", "mmrec_status", "distill.h", 5, {{"tape", "mmrec_tape *", 1}, {"student", "mmrec_tensor *", 1}, {"teacher", "mmrec_tensor *", 1}, {"cfg", "const mmrec_distill_kl_config *", 1}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_distill_gam_config_init_sized", "mmrec_status", "distill.h", 2, {{"cfg", "mmrec_distill_gam_config *", 1}, {"size", "size_t", 0}}},
     {"mmrec_distill_gam", "mmrec_status", "distill.h", 7, {{"tape", "mmrec_tape *", 1}, {"student_q", "mmrec_tensor *", 1}, {"student_a", "mmrec_tensor *", 1}, {"teacher_q", "mmrec_tensor *", 1}, {"teacher_a", "mmrec_tensor *", 1}, {"cfg", "const mmrec_distill_gam_config *", 1}, {"out", "mmrec_tensor **", 1}}},
+    {"mmrec_distill_attn_config_init_sized", "mmrec_status", "distill.h", 2, {{"cfg", "mmrec_distill_attn_config *", 1}, {"size", "size_t", 0}}},
+    {"mmrec_distill_attn", "mmrec_status", "distill.h", 5, {{"tape", "mmrec_tape *", 1}, {"student", "mmrec_tensor *", 1}, {"teacher", "mmrec_tensor *", 1}, {"cfg", "const mmrec_distill_attn_config *", 1}, {"out", "mmrec_tensor **", 1}}},
     {"mmrec_fqformer_config_init_sized", "mmrec_status", "em3.h", 2, {{"cfg", "mmrec_fqformer_config *", 1}, {"size", "size_t", 0}}},
     {"mmrec_fqformer_create", "mmrec_status", "em3.h", 4, {{"model", "mmrec_model *", 1}, {"name", "const char *", 1}, {"cfg", "const mmrec_fqformer_config *", 1}, {"out", "mmrec_module **", 1}}},
     {"mmrec_fqformer_forward", "mmrec_status", "em3.h", 6, {{"fq", "mmrec_module *", 1}, {"tape", "mmrec_tape *", 1}, {"image", "mmrec_tensor *", 1}, {"text", "mmrec_tensor *", 1}, {"presence", "mmrec_tensor *", 1}, {"out", "mmrec_tensor **", 1}}},

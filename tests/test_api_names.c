@@ -934,6 +934,14 @@ CALL(mmrec_distill_gam) {
     return mmrec_distill_gam(N(0, f->tape), N(1, f->a), N(2, f->b), N(3, f->a), N(4, f->b), NULL,
                              N(6, &f->t_out));
 }
+CALL(mmrec_distill_attn_config_init_sized) {
+    mmrec_distill_attn_config c;
+    return mmrec_distill_attn_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_distill_attn) {
+    return mmrec_distill_attn(N(0, f->tape), N(1, f->ones22), N(2, f->ones22), NULL,
+                              N(4, &f->t_out));
+}
 CALL(mmrec_inttower_cir_config_init_sized) {
     mmrec_inttower_cir_config c;
     return mmrec_inttower_cir_config_init_sized(N(0, &c), sizeof c);
@@ -1507,6 +1515,8 @@ static const mt_entry mt_entries[] = {
     E(mmrec_distill_kl_config_init_sized),
     E_NULLABLE(mmrec_distill_kl, "cfg"),
     E(mmrec_distill_gam_config_init_sized),
+    E(mmrec_distill_attn_config_init_sized),
+    E_NULLABLE(mmrec_distill_attn, "cfg"),
     E_NULLABLE(mmrec_distill_gam, "cfg"),
     /* inttower.h */
     E(mmrec_inttower_config_init_sized),

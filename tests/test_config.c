@@ -47,6 +47,7 @@ MT_INIT(mmrec_inttower_cir_config, mmrec_inttower_cir_config_init_sized)
 MT_INIT(mmrec_distill_logits_config, mmrec_distill_logits_config_init_sized)
 MT_INIT(mmrec_distill_kl_config, mmrec_distill_kl_config_init_sized)
 MT_INIT(mmrec_distill_gam_config, mmrec_distill_gam_config_init_sized)
+MT_INIT(mmrec_distill_attn_config, mmrec_distill_attn_config_init_sized)
 
 #define MT_ROW(type) {#type, mt_init_##type, MMREC__MIN_SIZE(type), sizeof(type)}
 static const struct {
@@ -76,6 +77,7 @@ static const struct {
     MT_ROW(mmrec_distill_logits_config),
     MT_ROW(mmrec_distill_kl_config),
     MT_ROW(mmrec_distill_gam_config),
+    MT_ROW(mmrec_distill_attn_config),
 };
 
 /* _init_sized at the first-release size fills that many bytes and says so;

@@ -255,6 +255,70 @@ MMREC_API mmrec_status mmrec_distill_gam(mmrec_tape *tape, mmrec_tensor *student
                                          mmrec_tensor *teacher_a,
                                          const mmrec_distill_gam_config *cfg, mmrec_tensor **out);
 
+/* ---- Attention-map distillation (VIRT, Distilled Dual-Encoder) ----
+ * Between a teacher's attention probabilities (e.g. the user-to-item
+ * block of a joint encoder's map: mmrec_transformer_forward_probs of
+ * modules.h, then mmrec_slice) and the student's "virtual" attention of
+ * the same shape [..., Tq, Tk] (e.g. mmrec_softmax of its own per-side
+ * projections' products over sqrt(d)). Both are probabilities: each row
+ * over Tk sums to 1, or is all zeros (a query attending to nothing).
+ * With s the student's map, t the teacher's, R = numel / Tk rows:
+ *   MMREC_DISTILL_ATTN_L2 (VIRT): mean over every element of (s - t)^2.
+ *   MMREC_DISTILL_ATTN_KL (Distilled Dual-Encoder): per row
+ *     sum_j t_j (log max(t_j, eps) - log max(s_j, eps)), mean over the R
+ *     rows (a zero row adds 0); eps keeps a student probability of 0
+ *     finite where the teacher's is not.
+ * Neither paper's exact form was published with code: L2 and KL are
+ * their descriptions, the mean reductions and eps (1e-8 by default) this
+ * library's choices. detach_target as above (default 1). */
+typedef enum mmrec_distill_attn_kind {
+    MMREC_DISTILL_ATTN_L2 = 0, /* squared error (VIRT) */
+    MMREC_DISTILL_ATTN_KL = 1  /* row-wise KL(teacher || student) (DiDE) */
+} mmrec_distill_attn_kind;
+
+typedef struct mmrec_distill_attn_config {
+    size_t struct_size;
+    int kind;          /* a mmrec_distill_attn_kind; default MMREC_DISTILL_ATTN_L2 */
+    float eps;         /* KL: the floor of both logs; > 0 and finite, default 1e-8 */
+    int detach_target; /* 1 (default): no gradient to the teacher; 0: both */
+} mmrec_distill_attn_config;
+
+/* Fills `cfg` (`size` bytes, sizeof *cfg) with the defaults: kind
+ * MMREC_DISTILL_ATTN_L2, eps 1e-8, detach_target 1.
+ *   cfg  (out) the caller's struct; struct_size is set to `size`.
+ *   size (in)  sizeof *cfg (a larger size gets zeros past the fields this
+ *              library knows).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, size smaller than the first
+ *         released struct).
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API mmrec_status mmrec_distill_attn_config_init_sized(mmrec_distill_attn_config *cfg,
+                                                            size_t size);
+#define mmrec_distill_attn_config_init(cfg) \
+    mmrec_distill_attn_config_init_sized((cfg), sizeof *(cfg))
+
+/* The attention-map distillation loss above, one node. Gradients: L2,
+ * d s = 2 (s - t) / n (and its negative to t); KL, d s_j = -t_j / s_j / R
+ * where s_j > eps (0 below), and, with detach_target 0, d t_j =
+ * (log max(t_j, eps) + [t_j > eps] - log max(s_j, eps)) / R.
+ *   tape    (in)  the step's tape.
+ *   student (in)  [..., Tq, Tk], at least 2-D, finite values in [0, 1].
+ *   teacher (in)  the same shape, finite values in [0, 1].
+ *   cfg     (in)  from mmrec_distill_attn_config_init(), or NULL for the
+ *                 defaults; borrowed for the call.
+ *   out     (out) [1], owned by `tape`.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, a tensor of another tape, kind,
+ *         eps or detach_target out of range: the message names the
+ *         field; a config from a newer libmmrec), MMREC_ESHAPE (the maps
+ *         of different shapes, or not at least 2-D: the message gives
+ *         both), MMREC_ENUMERIC (a value not finite or outside [0, 1]: the
+ *         message names the map and the index), MMREC_ESTALE,
+ *         MMREC_ENOMEM. A failed call changes nothing.
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_distill_attn(mmrec_tape *tape, mmrec_tensor *student,
+                                          mmrec_tensor *teacher,
+                                          const mmrec_distill_attn_config *cfg,
+                                          mmrec_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

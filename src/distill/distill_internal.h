@@ -12,6 +12,7 @@
 MMREC__SIZED_STRUCT(mmrec_distill_logits_config, detach_target, 0.2, 24)
 MMREC__SIZED_STRUCT(mmrec_distill_kl_config, row_weights, 0.2, 40)
 MMREC__SIZED_STRUCT(mmrec_distill_gam_config, weights, 0.2, 40)
+MMREC__SIZED_STRUCT(mmrec_distill_attn_config, detach_target, 0.2, 24)
 
 /* Checks a temperature field on behalf of `func`: > 0 with a finite
  * inverse. `name` is the field as the caller writes it. */

@@ -2421,6 +2421,53 @@ def write_attn_probs():
     w.close()
 
 
+def write_distill_attn():
+    """Cases of mmrec_distill_attn: <case>.cfg = [kind (0 L2, 1 KL), eps,
+    detach_target], <case>.s and <case>.t (attention maps [B, H, Tq, Tk]:
+    softmax rows, some keys masked to 0 and one all-zero row), <case>.y,
+    <case>.ds, <case>.dt (zeros when detached)."""
+    w = Writer("distill_attn.bin")
+
+    def attn_map(B, H, Tq, Tk, masked):
+        logits = rand(B, H, Tq, Tk, low=-2, high=2)
+        keep = torch.ones(B, H, Tq, Tk, dtype=torch.bool)
+        for (b, h, i, j) in masked:
+            keep[b, h, i, j] = False
+        p = torch.softmax(logits.masked_fill(~keep, float("-inf")), dim=-1)
+        return torch.nan_to_num(p, nan=0.0)
+
+    def case(name, kind, detach, eps=1e-8):
+        B, H, Tq, Tk = 2, 2, 3, 4
+        # the student misses a key the teacher attends to: the eps floor
+        sm = [(0, 0, 0, 1), (1, 1, 2, 0), (0, 1, 1, 3)]
+        tm = [(0, 0, 0, 2), (1, 0, 1, 3)] + [(1, 1, 0, j) for j in range(Tk)]
+        st = attn_map(B, H, Tq, Tk, sm + [(1, 1, 0, j) for j in range(Tk)])
+        tt = attn_map(B, H, Tq, Tk, tm)
+        s, t = st.clone().requires_grad_(True), tt.clone().requires_grad_(True)
+        tgt = t.detach() if detach else t
+        if kind == 0:
+            y = ((s - tgt) ** 2).mean()
+        else:
+            rows = s.numel() // Tk
+            kl = tgt * (torch.log(torch.clamp(tgt, min=eps)) - torch.log(torch.clamp(s, min=eps)))
+            y = kl.sum() / rows
+        y.backward()
+        w.add(name + ".cfg", [kind, eps, detach])
+        w.add(name + ".s", st.numpy())
+        w.add(name + ".t", tt.numpy())
+        w.add(name + ".y", y.detach().reshape(1).numpy())
+        w.add(name + ".ds", s.grad.numpy())
+        dt = t.grad if t.grad is not None else torch.zeros_like(t)
+        w.add(name + ".dt", dt.numpy())
+
+    with own_stream(92):
+        case("l2_detached", 0, 1)
+        case("l2_both", 0, 0)
+        case("kl_detached", 1, 1)
+        case("kl_both", 1, 0)
+    w.close()
+
+
 WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=write_optim,
                em3=write_em3, graph=write_graph, metrics=write_metrics,
                alignrec=write_alignrec, knn=write_knn,
@@ -2432,7 +2479,8 @@ WRITERS = dict(ops=write_ops, losses=write_losses, modules=write_modules, optim=
                maxsim=write_maxsim, twotower_score=write_twotower_score,
                mvke=write_mvke, inttower=write_inttower,
                batch_softmax_logits=write_batch_softmax_logits,
-               distill=write_distill, attn_probs=write_attn_probs)
+               distill=write_distill, attn_probs=write_attn_probs,
+               distill_attn=write_distill_attn)
 
 if __name__ == "__main__":
     # make_golden.py [name ...]: only the named files (default: all of them)
