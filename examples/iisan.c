@@ -87,6 +87,7 @@
 
 #include <mmrec/mmrec.h>
 
+#include "example_util.h"
 #include "text_encoder.h"
 
 #define SEQ 10          /* input positions: max_seq_len */
@@ -103,40 +104,6 @@
 #define LR_ADAPTER 1e-4f /* SAN adapters */
 #define LR_TEXT 5e-5f    /* text head */
 #define LR_IMAGE 1e-4f   /* image head */
-
-#define CHECK(call)                                                                   \
-    do {                                                                              \
-        mmrec_status s_ = (call);                                                     \
-        if (s_ != MMREC_OK) {                                                         \
-            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #call, \
-                    mmrec_status_name(s_), mmrec_last_error());                       \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu x %zu bytes)\n", n, size);
-        exit(1);
-    }
-    return p;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double peak_rss_mb(void) {
     struct rusage ru;
@@ -164,29 +131,6 @@ static void data_counts(data *d) {
         const int64_t *s = d->items + d->off[u];
         size_t n = user_len(d, u);
         for (size_t k = 0; k + 2 < n; k++) d->popularity[s[k]] += 1.0f;
-    }
-}
-
-/* The data directory's *_items.tsv and *_users*.tsv. */
-static void find_files(const char *dir, char *items, char *users, size_t cap) {
-    DIR *dp = opendir(dir);
-    if (!dp) {
-        fprintf(stderr, "cannot open the data directory %s\n", dir);
-        exit(1);
-    }
-    items[0] = users[0] = 0;
-    struct dirent *e;
-    while ((e = readdir(dp)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n > 10 && strcmp(e->d_name + n - 10, "_items.tsv") == 0)
-            snprintf(items, cap, "%s/%s", dir, e->d_name);
-        else if (strstr(e->d_name, "_users") && n > 4 && strcmp(e->d_name + n - 4, ".tsv") == 0)
-            snprintf(users, cap, "%s/%s", dir, e->d_name);
-    }
-    closedir(dp);
-    if (!items[0] || !users[0]) {
-        fprintf(stderr, "%s: expected a *_items.tsv and a *_users*.tsv file\n", dir);
-        exit(1);
     }
 }
 

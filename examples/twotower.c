@@ -135,6 +135,7 @@
 
 #include <mmrec/mmrec.h>
 
+#include "example_util.h"
 #include "text_encoder.h"
 
 #define DIM 64          /* d: the towers' output width */
@@ -151,40 +152,6 @@
 #define FREQ_BUCKETS (1 << 16)
 #define FREQ_ALPHA 0.01f /* the paper's EMA rate */
 
-#define CHECK(call)                                                                   \
-    do {                                                                              \
-        mmrec_status s_ = (call);                                                     \
-        if (s_ != MMREC_OK) {                                                         \
-            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #call, \
-                    mmrec_status_name(s_), mmrec_last_error());                       \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu x %zu bytes)\n", n, size);
-        exit(1);
-    }
-    return p;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- data: sequences, item features, samples ---- */
 
 typedef struct data {
@@ -196,29 +163,6 @@ typedef struct data {
 } data;
 
 static size_t user_len(const data *d, int64_t u) { return d->off[u + 1] - d->off[u]; }
-
-/* The data directory's *_items.tsv and *_users*.tsv. */
-static void find_files(const char *dir, char *items, char *users, size_t cap) {
-    DIR *dp = opendir(dir);
-    if (!dp) {
-        fprintf(stderr, "cannot open the data directory %s\n", dir);
-        exit(1);
-    }
-    items[0] = users[0] = 0;
-    struct dirent *e;
-    while ((e = readdir(dp)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n > 10 && strcmp(e->d_name + n - 10, "_items.tsv") == 0)
-            snprintf(items, cap, "%s/%s", dir, e->d_name);
-        else if (strstr(e->d_name, "_users") && n > 4 && strcmp(e->d_name + n - 4, ".tsv") == 0)
-            snprintf(users, cap, "%s/%s", dir, e->d_name);
-    }
-    closedir(dp);
-    if (!items[0] || !users[0]) {
-        fprintf(stderr, "%s: expected a *_items.tsv and a *_users*.tsv file\n", dir);
-        exit(1);
-    }
-}
 
 static void data_read(data *d, const char *dir, const char *cache_path) {
     char items[4096], users[4096];
