@@ -281,6 +281,33 @@ const mt_array *mt_golden_find(const mt_golden *g, const char *kase, const char 
     return NULL;
 }
 
+void mt_golden_bsm_options(const mt_golden *g, const char *kase, size_t batch, size_t cands,
+                           mmrec_batch_softmax_config *cfg, mt_bsm_buffers *buf) {
+    const mt_array *bias = mt_golden_find(g, kase, "bias");
+    const mt_array *pos = mt_golden_find(g, kase, "pos");
+    const mt_array *ids = mt_golden_find(g, kase, "ids");
+    const mt_array *mask = mt_golden_find(g, kase, "mask");
+    const mt_array *w = mt_golden_find(g, kase, "w");
+    if (bias) cfg->column_bias = bias->data;
+    if (w) cfg->row_weights = w->data;
+    if (pos) {
+        ck_assert_uint_le(pos->numel, 64);
+        for (size_t i = 0; i < pos->numel; i++) buf->pos[i] = (int64_t)pos->data[i];
+        cfg->positives = buf->pos;
+    }
+    if (ids) {
+        ck_assert_uint_le(ids->numel, 64);
+        for (size_t i = 0; i < ids->numel; i++) buf->ids[i] = (int64_t)ids->data[i];
+        cfg->candidate_ids = buf->ids;
+    }
+    if (mask) {
+        ck_assert_uint_eq(mask->numel, batch * cands);
+        ck_assert_uint_le(mask->numel, 64 * 64);
+        for (size_t i = 0; i < mask->numel; i++) buf->mask[i] = mask->data[i] != 0.0f;
+        cfg->mask = buf->mask;
+    }
+}
+
 const mt_array *mt_golden_get(const mt_golden *g, const char *name) {
     for (size_t i = 0; i < g->n; i++)
         if (strcmp(g->arrays[i].name, name) == 0) return &g->arrays[i];

@@ -102,6 +102,17 @@ void mt_golden_load(mt_golden *g, const char *rel_path);
 void mt_golden_free(mt_golden *g);
 /* The array "<kase>.<what>", or NULL when absent (optional inputs). */
 const mt_array *mt_golden_find(const mt_golden *g, const char *kase, const char *what);
+/* The optional arrays of a batch-softmax golden case into cfg:
+ * "<kase>.bias" (column_bias), ".w" (row_weights), ".pos" (positives),
+ * ".ids" (candidate_ids) and ".mask" (mask, [batch, cands]), each only
+ * when present; the integer ones converted into the caller's buffers
+ * (positives and ids at least 64 entries, mask at least 64 * 64). */
+typedef struct mt_bsm_buffers {
+    int64_t pos[64], ids[64];
+    uint8_t mask[64 * 64];
+} mt_bsm_buffers;
+void mt_golden_bsm_options(const mt_golden *g, const char *kase, size_t batch, size_t cands,
+                           mmrec_batch_softmax_config *cfg, mt_bsm_buffers *buf);
 /* The named array; fails the test if absent. */
 const mt_array *mt_golden_get(const mt_golden *g, const char *name);
 

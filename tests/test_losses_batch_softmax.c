@@ -46,28 +46,8 @@ START_TEST(test_batch_softmax_golden) {
         cfg.normalize = (int)cfgv[1];
         cfg.symmetric = (int)cfgv[2];
         cfg.weight_mean = (int)cfgv[3];
-        const mt_array *bias = mt_golden_find(&g, kase, "bias");
-        const mt_array *pos = mt_golden_find(&g, kase, "pos");
-        const mt_array *ids = mt_golden_find(&g, kase, "ids");
-        const mt_array *mask = mt_golden_find(&g, kase, "mask");
-        const mt_array *w = mt_golden_find(&g, kase, "w");
-        int64_t pos_v[64], ids_v[64];
-        uint8_t mask_v[64 * 64];
-        if (bias) cfg.column_bias = bias->data;
-        if (w) cfg.row_weights = w->data;
-        if (pos) {
-            for (size_t i = 0; i < pos->numel; i++) pos_v[i] = (int64_t)pos->data[i];
-            cfg.positives = pos_v;
-        }
-        if (ids) {
-            for (size_t i = 0; i < ids->numel; i++) ids_v[i] = (int64_t)ids->data[i];
-            cfg.candidate_ids = ids_v;
-        }
-        if (mask) {
-            ck_assert_uint_eq(mask->numel, B * N);
-            for (size_t i = 0; i < mask->numel; i++) mask_v[i] = mask->data[i] != 0.0f;
-            cfg.mask = mask_v;
-        }
+        mt_bsm_buffers buf;
+        mt_golden_bsm_options(&g, kase, B, N, &cfg, &buf);
         mmrec_tensor *tq = mt_tape_tensor(tape, 2, q->shape, q->data, MMREC_TENSOR_REQUIRES_GRAD);
         mmrec_tensor *tc = mt_tape_tensor(tape, 2, c->shape, c->data, MMREC_TENSOR_REQUIRES_GRAD);
         mmrec_tensor *loss;

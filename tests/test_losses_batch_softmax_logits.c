@@ -31,27 +31,8 @@ START_TEST(test_logits_softmax_golden) {
         MT_OK(mmrec_batch_softmax_config_init(&cfg));
         cfg.temperature = cfgv[0];
         cfg.weight_mean = (int)cfgv[1];
-        const mt_array *bias = mt_golden_find(&g, kase, "bias");
-        const mt_array *pos = mt_golden_find(&g, kase, "pos");
-        const mt_array *ids = mt_golden_find(&g, kase, "ids");
-        const mt_array *mask = mt_golden_find(&g, kase, "mask");
-        const mt_array *w = mt_golden_find(&g, kase, "w");
-        int64_t pos_v[16], ids_v[16];
-        uint8_t mask_v[16 * 16];
-        if (bias) cfg.column_bias = bias->data;
-        if (w) cfg.row_weights = w->data;
-        if (pos) {
-            for (size_t i = 0; i < pos->numel; i++) pos_v[i] = (int64_t)pos->data[i];
-            cfg.positives = pos_v;
-        }
-        if (ids) {
-            for (size_t i = 0; i < ids->numel; i++) ids_v[i] = (int64_t)ids->data[i];
-            cfg.candidate_ids = ids_v;
-        }
-        if (mask) {
-            for (size_t i = 0; i < mask->numel; i++) mask_v[i] = mask->data[i] != 0.0f;
-            cfg.mask = mask_v;
-        }
+        mt_bsm_buffers buf;
+        mt_golden_bsm_options(&g, kase, (size_t)x->shape[0], (size_t)x->shape[1], &cfg, &buf);
         mmrec_tensor *tx = mt_tape_tensor(tape, 2, x->shape, x->data, MMREC_TENSOR_REQUIRES_GRAD);
         mmrec_tensor *loss;
         MT_OK(mmrec_loss_batch_softmax_logits(tape, tx, &cfg, &loss));
