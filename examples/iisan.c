@@ -135,25 +135,10 @@ static void data_counts(data *d) {
 }
 
 static void data_read(data *d, const char *dir, const char *cache_path, const char *features) {
-    char items[4096], users[4096];
-    find_files(dir, items, users, sizeof items);
-    mmrec_sequences *seqs;
-    CHECK(mmrec_sequences_read_tsv(items, users, NULL, &seqs));
     size_t count;
-    CHECK(mmrec_sequences_info(seqs, &d->num_users, &d->num_items, &count));
-    d->items = xmalloc(count * sizeof *d->items);
-    d->off = xmalloc(((size_t)d->num_users + 1) * sizeof *d->off);
-    d->off[0] = 0;
-    for (int64_t u = 0; u < d->num_users; u++) {
-        const int64_t *s;
-        size_t n;
-        CHECK(mmrec_sequences_user(seqs, u, &s, &n));
-        memcpy(d->items + d->off[u], s, n * sizeof *s);
-        d->off[u + 1] = d->off[u] + n;
-    }
+    mmrec_sequences *seqs =
+        read_sequences(dir, &d->num_users, &d->num_items, &count, &d->items, &d->off);
     data_counts(d);
-    fprintf(stderr, "data: %lld users, %lld items, %zu interactions (%s)\n",
-            (long long)d->num_users, (long long)d->num_items, count, dir);
 
     if (features) { /* the host's own backbone states, used as they are */
         cache_path = features;
@@ -566,21 +551,6 @@ static void evaluate(net *n, mmrec_tape *tape, const eval_sets *e, int part, flo
     free(mask);
 }
 
-static void progress(const char *name, int epoch, size_t step, size_t steps, double loss,
-                     int tty) {
-    if (tty) {
-        char bar[31];
-        size_t done = 30 * step / steps;
-        for (size_t k = 0; k < 30; k++) bar[k] = k < done ? '=' : k == done ? '>' : ' ';
-        bar[30] = 0;
-        fprintf(stderr, "\r  %-12s epoch %3d [%s] loss %.4f", name, epoch, bar, loss);
-    } else if (steps >= 4 && step % (steps / 4) == 0 && step < steps) {
-        fprintf(stderr, "  %-12s epoch %3d step %zu/%zu loss %.4f\n", name, epoch, step, steps,
-                loss);
-    }
-    fflush(stderr);
-}
-
 typedef struct run_result {
     double hr, ndcg;  /* test, at the best validation epoch */
     double valid_ndcg;
@@ -635,7 +605,7 @@ static run_result run(const char *name, kind k, mmrec_iisan_mode mode, const dat
             double dt = now() - t0;
             if (B == batch) step_s[n_steps++] = dt;
             train_s += dt;
-            progress(name, epoch, s + 1, steps, loss_sum / (double)(s + 1), tty);
+            progress(name, epoch, s + 1, steps, loss_sum / (double)(s + 1), tty, 12);
         }
         if (tty) fprintf(stderr, "\r%78s\r", "");
         double hr, ndcg;
@@ -692,36 +662,23 @@ int main(int argc, char **argv) {
     size_t batch = 64;
     float lr_scale = 5.0f;
     uint64_t seed = 2024;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--synthetic") == 0) {
-            synthetic = 1;
-        } else if (a[0] == '-' && a[1] == '-' && v) {
-            i++;
-            if (strcmp(a, "--epochs") == 0) epochs = atoi(v);
-            else if (strcmp(a, "--patience") == 0) patience = atoi(v);
-            else if (strcmp(a, "--batch") == 0) batch = (size_t)atol(v);
-            else if (strcmp(a, "--lr-scale") == 0) lr_scale = strtof(v, NULL);
-            else if (strcmp(a, "--cache") == 0) cache_path = v;
-            else if (strcmp(a, "--features") == 0) features = v;
-            else if (strcmp(a, "--models") == 0) models = v;
-            else if (strcmp(a, "--threads") == 0) threads = atoi(v);
-            else if (strcmp(a, "--seed") == 0) seed = (uint64_t)strtoull(v, NULL, 10);
-            else {
-                fprintf(stderr, "unknown option %s\n", a);
-                return 2;
-            }
-        } else if (a[0] != '-') {
-            dir = a;
-        } else {
-            fprintf(stderr,
-                    "usage: %s [data dir] [--epochs N] [--patience N] [--batch B] "
-                    "[--lr-scale S] [--cache PATH] [--features PATH] [--models LIST] [--threads T] "
-                    "[--seed S] [--synthetic]\n",
-                    argv[0]);
-            return 2;
-        }
-    }
+    const opt_spec specs[] = {
+        {"--epochs", OPT_INT, &epochs},
+        {"--patience", OPT_INT, &patience},
+        {"--batch", OPT_SIZE, &batch},
+        {"--lr-scale", OPT_FLOAT, &lr_scale},
+        {"--cache", OPT_STR, &cache_path},
+        {"--features", OPT_STR, &features},
+        {"--models", OPT_STR, &models},
+        {"--threads", OPT_INT, &threads},
+        {"--seed", OPT_U64, &seed},
+        {"--synthetic", OPT_FLAG, &synthetic},
+    };
+    if (!parse_options(argc, argv, specs, sizeof specs / sizeof *specs, &dir,
+                       "[data dir] [--epochs N] [--patience N] [--batch B] [--lr-scale S] "
+                       "[--cache PATH] [--features PATH] [--models LIST] [--threads T] "
+                       "[--seed S] [--synthetic]"))
+        return 2;
     if (epochs < 1 || patience < 1 || batch < 2 || !(lr_scale > 0)) {
         fprintf(stderr, "--epochs, --patience >= 1, --batch >= 2, --lr-scale > 0\n");
         return 2;

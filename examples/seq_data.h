@@ -31,27 +31,12 @@ typedef struct data {
     int64_t dim_features;
 } data;
 
-static size_t user_len(const data *d, int64_t u) { return d->off[u + 1] - d->off[u]; }
+static inline size_t user_len(const data *d, int64_t u) { return d->off[u + 1] - d->off[u]; }
 
-static void data_read(data *d, const char *dir, const char *cache_path) {
-    char items[4096], users[4096];
-    find_files(dir, items, users, sizeof items);
-    mmrec_sequences *seqs;
-    CHECK(mmrec_sequences_read_tsv(items, users, NULL, &seqs));
+static inline void data_read(data *d, const char *dir, const char *cache_path) {
     size_t count;
-    CHECK(mmrec_sequences_info(seqs, &d->num_users, &d->num_items, &count));
-    d->items = xmalloc(count * sizeof *d->items);
-    d->off = xmalloc(((size_t)d->num_users + 1) * sizeof *d->off);
-    d->off[0] = 0;
-    for (int64_t u = 0; u < d->num_users; u++) {
-        const int64_t *s;
-        size_t n;
-        CHECK(mmrec_sequences_user(seqs, u, &s, &n));
-        memcpy(d->items + d->off[u], s, n * sizeof *s);
-        d->off[u + 1] = d->off[u] + n;
-    }
-    fprintf(stderr, "data: %lld users, %lld items, %zu interactions (%s)\n",
-            (long long)d->num_users, (long long)d->num_items, count, dir);
+    mmrec_sequences *seqs =
+        read_sequences(dir, &d->num_users, &d->num_items, &count, &d->items, &d->off);
 
     /* The frozen encoder's [7, 256] records, built once and reused. */
     te_options opt;
@@ -93,21 +78,21 @@ static void data_read(data *d, const char *dir, const char *cache_path) {
 #define SYN_CATEGORIES 30
 #define SYN_DIM 32
 
-static uint64_t rng_next(uint64_t *s) { /* splitmix64, for the generated data */
+static inline uint64_t rng_next(uint64_t *s) { /* splitmix64, for the generated data */
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
 
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+static inline double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
 
-static float rng_normal(uint64_t *s) {
+static inline float rng_normal(uint64_t *s) {
     double u = rng_uniform(s), v = rng_uniform(s);
     return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
 }
 
-static void data_synthetic(data *d, uint64_t seed) {
+static inline void data_synthetic(data *d, uint64_t seed) {
     uint64_t s = seed * 0x2545F4914F6CDD1Dull + 11;
     const int per_cat = SYN_ITEMS / SYN_CATEGORIES;
     d->num_users = SYN_USERS;
@@ -151,7 +136,7 @@ static void data_synthetic(data *d, uint64_t seed) {
             SYN_USERS, SYN_ITEMS, SYN_CATEGORIES, SYN_DIM);
 }
 
-static void data_free(data *d) {
+static inline void data_free(data *d) {
     free(d->items);
     free(d->off);
     free(d->features);
@@ -161,7 +146,7 @@ static void data_free(data *d) {
  * padded with 0 on the left, and the weights w = 1 / (real items) at the
  * real ones, 0 at the padding (the mean's weights; > 0 marks the real
  * vectors for MaxSim). */
-static void history(const int64_t *seq, size_t len, size_t width, int64_t *ids, float *w) {
+static inline void history(const int64_t *seq, size_t len, size_t width, int64_t *ids, float *w) {
     size_t take = len < width ? len : width;
     memset(ids, 0, (width - take) * sizeof *ids);
     memcpy(ids + width - take, seq + len - take, take * sizeof *ids);
@@ -200,7 +185,7 @@ typedef struct eval_set {
     mmrec_interactions *hist, *target;
 } eval_set;
 
-static void eval_set_make(eval_set *e, const data *d, const int64_t *users, size_t num_users,
+static inline void eval_set_make(eval_set *e, const data *d, const int64_t *users, size_t num_users,
                           size_t back) {
     size_t nh = 0;
     for (size_t k = 0; k < num_users; k++) nh += user_len(d, users[k]) - back;
@@ -229,7 +214,7 @@ static void eval_set_make(eval_set *e, const data *d, const int64_t *users, size
     free(ti);
 }
 
-static void eval_set_free(eval_set *e) {
+static inline void eval_set_free(eval_set *e) {
     mmrec_interactions_destroy(e->hist);
     mmrec_interactions_destroy(e->target);
     free(e->users);
@@ -244,7 +229,7 @@ typedef struct metrics {
  * the lower id first, as mmrec_eval_full_ranking does; a target that is
  * also in the history cannot be hit (it is excluded). Adds the user's
  * metrics to m. */
-static void rank_scores(const float *scores, int64_t num_items, const int64_t *seq, size_t len,
+static inline void rank_scores(const float *scores, int64_t num_items, const int64_t *seq, size_t len,
                         int64_t target, metrics *m) {
     for (size_t j = 0; j < len; j++)
         if (seq[j] == target) return;
@@ -271,30 +256,15 @@ static void rank_scores(const float *scores, int64_t num_items, const int64_t *s
     }
 }
 
-/* ---- training helpers ---- */
+/* ---- helpers ---- */
 
-static void progress(const char *name, int epoch, size_t step, size_t steps, double loss,
-                     int tty) {
-    if (tty) {
-        char bar[31];
-        size_t done = 30 * step / steps;
-        for (size_t k = 0; k < 30; k++) bar[k] = k < done ? '=' : k == done ? '>' : ' ';
-        bar[30] = 0;
-        fprintf(stderr, "\r  %-8s epoch %3d [%s] loss %.4f", name, epoch, bar, loss);
-    } else if (steps >= 4 && step % (steps / 4) == 0 && step < steps) {
-        fprintf(stderr, "  %-8s epoch %3d step %zu/%zu loss %.4f\n", name, epoch, step, steps,
-                loss);
-    }
-    fflush(stderr);
-}
-
-static int cmp_i64(const void *a, const void *b) {
+static inline int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
 }
 
 /* Whether the comma-separated list names `name`. */
-static int listed(const char *list, const char *name) {
+static inline int listed(const char *list, const char *name) {
     size_t n = strlen(name);
     for (const char *p = list; *p;) {
         const char *end = strchr(p, ',');
@@ -308,7 +278,7 @@ static int listed(const char *list, const char *name) {
 /* The evaluation sets: test (each user's last item) over every user, and
  * validation (the item before it) over a fixed random sample of
  * valid_users users (0: all), the same for every model of a run. */
-static void eval_sets_make(const data *d, size_t valid_users, uint64_t seed, eval_set *valid,
+static inline void eval_sets_make(const data *d, size_t valid_users, uint64_t seed, eval_set *valid,
                            eval_set *test) {
     int64_t *users = xmalloc((size_t)d->num_users * sizeof *users);
     for (int64_t u = 0; u < d->num_users; u++) users[u] = u;
@@ -332,7 +302,7 @@ static void eval_sets_make(const data *d, size_t valid_users, uint64_t seed, eva
  * with the scorer's serving vectors (mmrec_twotower_serving_vectors:
  * their inner products are the training scores), then ranked by
  * mmrec_eval_full_ranking. */
-static metrics rank_vectors(float *user_table, float *item_table, const eval_set *e,
+static inline metrics rank_vectors(float *user_table, float *item_table, const eval_set *e,
                             int64_t num_items, int64_t dim, float temperature) {
     mmrec_twotower_config tc;
     CHECK(mmrec_twotower_config_init(&tc));

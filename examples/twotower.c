@@ -594,7 +594,7 @@ static run_result run(const struct variant *v, const data *d, const sample *samp
             CHECK(mmrec_tape_backward(tape, loss));
             CHECK(mmrec_optimizer_step(n.opt));
             mmrec_tape_reset(tape);
-            progress(v->name, epoch, s + 1, steps, loss_sum / (double)(s + 1), tty);
+            progress(v->name, epoch, s + 1, steps, loss_sum / (double)(s + 1), tty, 8);
         }
         double train_s = now() - t0;
         res.train_seconds += train_s;
@@ -641,36 +641,23 @@ int main(int argc, char **argv) {
     size_t batch = 256, extra = 256, valid_users = 3000;
     float lr = 1e-3f;
     uint64_t seed = 2024;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--synthetic") == 0) {
-            synthetic = 1;
-        } else if (a[0] == '-' && a[1] == '-' && v) {
-            i++;
-            if (strcmp(a, "--epochs") == 0) epochs = atoi(v);
-            else if (strcmp(a, "--batch") == 0) batch = (size_t)atol(v);
-            else if (strcmp(a, "--extra") == 0) extra = (size_t)atol(v);
-            else if (strcmp(a, "--valid-users") == 0) valid_users = (size_t)atol(v);
-            else if (strcmp(a, "--lr") == 0) lr = strtof(v, NULL);
-            else if (strcmp(a, "--variants") == 0) list = v;
-            else if (strcmp(a, "--cache") == 0) cache_path = v;
-            else if (strcmp(a, "--threads") == 0) threads = atoi(v);
-            else if (strcmp(a, "--seed") == 0) seed = (uint64_t)strtoull(v, NULL, 10);
-            else {
-                fprintf(stderr, "unknown option %s\n", a);
-                return 2;
-            }
-        } else if (a[0] != '-') {
-            dir = a;
-        } else {
-            fprintf(stderr,
-                    "usage: %s [data dir] [--epochs N] [--batch B] [--extra B'] [--lr LR] "
-                    "[--valid-users N] [--variants LIST] [--cache PATH] [--threads T] [--seed S] "
-                    "[--synthetic]\n",
-                    argv[0]);
-            return 2;
-        }
-    }
+    const opt_spec specs[] = {
+        {"--epochs", OPT_INT, &epochs},
+        {"--batch", OPT_SIZE, &batch},
+        {"--extra", OPT_SIZE, &extra},
+        {"--valid-users", OPT_SIZE, &valid_users},
+        {"--lr", OPT_FLOAT, &lr},
+        {"--variants", OPT_STR, &list},
+        {"--cache", OPT_STR, &cache_path},
+        {"--threads", OPT_INT, &threads},
+        {"--seed", OPT_U64, &seed},
+        {"--synthetic", OPT_FLAG, &synthetic},
+    };
+    if (!parse_options(argc, argv, specs, sizeof specs / sizeof *specs, &dir,
+                       "[data dir] [--epochs N] [--batch B] [--extra B'] [--lr LR] "
+                       "[--valid-users N] [--variants LIST] [--cache PATH] [--threads T] "
+                       "[--seed S] [--synthetic]"))
+        return 2;
     if (epochs < 1 || batch < 2 || extra < 1 || !(lr > 0)) {
         fprintf(stderr, "--epochs >= 1, --batch >= 2, --extra >= 1, --lr > 0\n");
         return 2;
