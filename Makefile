@@ -69,7 +69,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-inttower example-cascade abi-check abi-baseline check-symbols map install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-inttower example-cascade example-distill abi-check abi-baseline check-symbols map install uninstall \
         example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -236,6 +236,9 @@ example-inttower: build/examples/inttower_ctr
 CASCADE_EPOCHS ?= 6
 example-cascade: build/examples/cascade
 	$(Q)build/examples/cascade $(CASCADE_EPOCHS)
+
+example-distill: build/examples/distill
+	$(Q)build/examples/distill $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(DISTILL_ARGS)
 
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
