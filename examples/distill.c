@@ -217,8 +217,8 @@ static void batch_free(batch *b) {
     free(b->hist), free(b->weight), free(b->hist_mask), free(b->targets), free(b->p);
     free(b->logq), free(b->cand), free(b->cand_col), free(b->cand_row), free(b->zeros);
     free(b->cand_keep), free(b->cand_bias), free(b->seq_index), free(b->seq_mask);
-    free(b->pos_ids), free(b->pair_index), free(b->pair_mask), free(b->teacher_out), free(b->teacher_q);
-    free(b->teacher_a), free(b->teacher_attn);
+    free(b->pos_ids), free(b->pair_index), free(b->pair_mask), free(b->teacher_out);
+    free(b->teacher_q), free(b->teacher_a), free(b->teacher_attn);
 }
 
 /* The teacher's token layout for `cands` candidates per row, candidate

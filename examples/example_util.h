@@ -148,8 +148,8 @@ static inline int parse_options(int argc, char **argv, const opt_spec *specs, si
             continue;
         }
         if (!o || i + 1 >= argc) {
-            fprintf(stderr, "%s %s\nusage: %s %s\n", o ? "a value is missing after" : "unknown option",
-                    a, argv[0], usage);
+            fprintf(stderr, "%s %s\nusage: %s %s\n",
+                    o ? "a value is missing after" : "unknown option", a, argv[0], usage);
             return 0;
         }
         const char *v = argv[++i];

@@ -146,7 +146,8 @@ static inline void data_free(data *d) {
  * padded with 0 on the left, and the weights w = 1 / (real items) at the
  * real ones, 0 at the padding (the mean's weights; > 0 marks the real
  * vectors for MaxSim). */
-static inline void history(const int64_t *seq, size_t len, size_t width, int64_t *ids, float *w) {
+static inline void history(const int64_t *seq, size_t len, size_t width, int64_t *ids,
+                           float *w) {
     size_t take = len < width ? len : width;
     memset(ids, 0, (width - take) * sizeof *ids);
     memcpy(ids + width - take, seq + len - take, take * sizeof *ids);
@@ -161,7 +162,7 @@ typedef struct sample {
     size_t t;
 } sample;
 
-static sample *make_samples(const data *d, size_t *n_out) {
+static inline sample *make_samples(const data *d, size_t *n_out) {
     size_t n = 0;
     for (int64_t u = 0; u < d->num_users; u++) n += user_len(d, u) - 3;
     sample *s = xmalloc(n * sizeof *s);
@@ -185,8 +186,8 @@ typedef struct eval_set {
     mmrec_interactions *hist, *target;
 } eval_set;
 
-static inline void eval_set_make(eval_set *e, const data *d, const int64_t *users, size_t num_users,
-                          size_t back) {
+static inline void eval_set_make(eval_set *e, const data *d, const int64_t *users,
+                                 size_t num_users, size_t back) {
     size_t nh = 0;
     for (size_t k = 0; k < num_users; k++) nh += user_len(d, users[k]) - back;
     int64_t *hu = xmalloc(nh * sizeof *hu), *hi = xmalloc(nh * sizeof *hi);
@@ -229,8 +230,8 @@ typedef struct metrics {
  * the lower id first, as mmrec_eval_full_ranking does; a target that is
  * also in the history cannot be hit (it is excluded). Adds the user's
  * metrics to m. */
-static inline void rank_scores(const float *scores, int64_t num_items, const int64_t *seq, size_t len,
-                        int64_t target, metrics *m) {
+static inline void rank_scores(const float *scores, int64_t num_items, const int64_t *seq,
+                               size_t len, int64_t target, metrics *m) {
     for (size_t j = 0; j < len; j++)
         if (seq[j] == target) return;
     float st = scores[target - 1];
@@ -278,8 +279,8 @@ static inline int listed(const char *list, const char *name) {
 /* The evaluation sets: test (each user's last item) over every user, and
  * validation (the item before it) over a fixed random sample of
  * valid_users users (0: all), the same for every model of a run. */
-static inline void eval_sets_make(const data *d, size_t valid_users, uint64_t seed, eval_set *valid,
-                           eval_set *test) {
+static inline void eval_sets_make(const data *d, size_t valid_users, uint64_t seed,
+                                  eval_set *valid, eval_set *test) {
     int64_t *users = xmalloc((size_t)d->num_users * sizeof *users);
     for (int64_t u = 0; u < d->num_users; u++) users[u] = u;
     eval_set_make(test, d, users, (size_t)d->num_users, 1);
@@ -303,7 +304,7 @@ static inline void eval_sets_make(const data *d, size_t valid_users, uint64_t se
  * their inner products are the training scores), then ranked by
  * mmrec_eval_full_ranking. */
 static inline metrics rank_vectors(float *user_table, float *item_table, const eval_set *e,
-                            int64_t num_items, int64_t dim, float temperature) {
+                                   int64_t num_items, int64_t dim, float temperature) {
     mmrec_twotower_config tc;
     CHECK(mmrec_twotower_config_init(&tc));
     tc.score = MMREC_SCORE_COSINE;
