@@ -1,0 +1,358 @@
+/* Exact top-K search (index.h). The items are cut into blocks of a size
+ * fixed by the call's shape (never by the thread count); the blocks are
+ * split over the pool, each part keeping one bounded heap per query
+ * (kernels/topk.c), and the parts' heaps are merged by (score desc, id
+ * asc), so the result does not depend on how many parts ran.
+ *
+ * A block's scores: one query and one vector per item, the row scorer
+ * (kernels/dot.c) streams the block once; a batch, one product
+ * [num_queries, dim] x [block, dim]^T (mmrec__sgemm_serial: BLAS's order
+ * within a block is fixed by the block, not by the thread); MaxSim, one
+ * product of every query vector with every item vector of the block, then
+ * per query and item the sum over query vectors of the max over item
+ * vectors. 16-bit storage is widened a block at a time into per-part
+ * scratch first. Each query's filter then sets the scores of its
+ * excluded, not-allowed items to -inf (which never enters a heap), and the
+ * heap scan skips runs that cannot beat the K-th best kept so far.
+ *
+ * Memory: one allocation per call holds the normalized queries, the
+ * filters' sorted rows and every part's scratch. */
+#include "index_internal.h"
+#include "../cache/cache_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Scores of one block, all queries: [num_queries, block] floats. */
+#define MMREC__INDEX_BLOCK_FLOATS ((size_t)1 << 16)
+/* Widened vectors of one block (16-bit storage): floats. */
+#define MMREC__INDEX_WIDEN_FLOATS ((size_t)1 << 15)
+#define MMREC__INDEX_BLOCK_MIN 64
+#define MMREC__INDEX_BLOCK_MAX 4096
+/* Multiply-adds a part should at least get. */
+#define MMREC__INDEX_MIN_WORK ((size_t)1 << 18)
+
+/* One query's filter, as rows of the version. */
+typedef struct mmrec__qfilter {
+    const int32_t *exclude; /* sorted, unique */
+    size_t n_exclude;
+    const int32_t *allow;   /* sorted, unique; used when has_allow */
+    size_t n_allow;
+    bool has_allow;
+    const uint64_t *bitmap; /* NULL: none */
+    uint64_t bits;
+    bool any;
+} mmrec__qfilter;
+
+typedef struct mmrec__search_job {
+    const mmrec__index_version *v;
+    const float *queries; /* [nq, qv, dim] */
+    size_t nq, qv, dim, vecs, k, block, n_items;
+    const mmrec__qfilter *qf; /* NULL: no query has a filter */
+    unsigned char *scratch;   /* parts x part_bytes */
+    size_t part_bytes;
+    /* offsets within a part's scratch */
+    size_t off_hs, off_hi, off_kept, off_ex, off_al, off_scores, off_widen, off_gram;
+} mmrec__search_job;
+
+static size_t mmrec__lower_bound32(const int32_t *a, size_t n, size_t x) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((size_t)a[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Sets the scores of rows base .. base + len - 1 that the filter drops to
+ * -inf; the cursors move forward over the sorted rows. */
+static void mmrec__index_mask(float *row, size_t base, size_t len, const mmrec__qfilter *f,
+                              const int64_t *ids, size_t *ex, size_t *al) {
+    if (f->has_allow) {
+        size_t c = *al;
+        for (size_t j = 0; j < len; j++) {
+            while (c < f->n_allow && (size_t)f->allow[c] < base + j) c++;
+            if (c == f->n_allow || (size_t)f->allow[c] != base + j) row[j] = -INFINITY;
+        }
+        *al = c;
+    }
+    if (f->bitmap)
+        for (size_t j = 0; j < len; j++) {
+            uint64_t id = (uint64_t)ids[base + j];
+            if (id >= f->bits || !((f->bitmap[id >> 6] >> (id & 63)) & 1u)) row[j] = -INFINITY;
+        }
+    size_t c = *ex;
+    for (; c < f->n_exclude && (size_t)f->exclude[c] < base + len; c++)
+        row[(size_t)f->exclude[c] - base] = -INFINITY;
+    *ex = c;
+}
+
+static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__search_job *j = ctx;
+    const mmrec__index_version *v = j->v;
+    unsigned char *p = j->scratch + (size_t)part * j->part_bytes;
+    float *hs = (float *)(void *)(p + j->off_hs);
+    int32_t *hid = (int32_t *)(void *)(p + j->off_hi);
+    size_t *kept = (size_t *)(void *)(p + j->off_kept);
+    size_t *ex = (size_t *)(void *)(p + j->off_ex), *al = (size_t *)(void *)(p + j->off_al);
+    float *scores = (float *)(void *)(p + j->off_scores);
+    float *widen = (float *)(void *)(p + j->off_widen), *gram = (float *)(void *)(p + j->off_gram);
+    size_t nq = j->nq, qv = j->qv, dim = j->dim, vecs = j->vecs, K = j->k, B = j->block;
+    size_t row_elems = vecs * dim, elem = mmrec__index_elem_size(v->storage);
+    if (j->qf)
+        for (size_t n = 0; n < nq; n++) {
+            ex[n] = mmrec__lower_bound32(j->qf[n].exclude, j->qf[n].n_exclude, lo * B);
+            al[n] = mmrec__lower_bound32(j->qf[n].allow, j->qf[n].n_allow, lo * B);
+        }
+    for (size_t b = lo; b < hi; b++) {
+        size_t base = b * B, len = j->n_items - base < B ? j->n_items - base : B;
+        const unsigned char *src = (const unsigned char *)v->vectors + base * row_elems * elem;
+        const float *items = (const float *)(const void *)src;
+        if (v->storage != MMREC_INDEX_F32) {
+            mmrec__cache_widen((mmrec_cache_dtype)v->storage, src, widen, len * row_elems);
+            items = widen;
+        }
+        if (vecs == 1 && qv == 1) {
+            if (nq == 1)
+                mmrec__dot_rows(j->queries, items, len, dim, scores);
+            else
+                mmrec__sgemm_serial(false, true, nq, len, dim, 1.0f, j->queries, dim, items, dim,
+                                    0.0f, scores, len);
+        } else {
+            size_t cols = len * vecs;
+            mmrec__sgemm_serial(false, true, nq * qv, cols, dim, 1.0f, j->queries, dim, items,
+                                dim, 0.0f, gram, cols);
+            for (size_t n = 0; n < nq; n++)
+                for (size_t i = 0; i < len; i++) {
+                    float s = 0.0f;
+                    for (size_t q = 0; q < qv; q++) {
+                        const float *g = gram + (n * qv + q) * cols + i * vecs;
+                        float m = g[0];
+                        for (size_t e = 1; e < vecs; e++) m = g[e] > m ? g[e] : m;
+                        s += m;
+                    }
+                    scores[n * len + i] = s;
+                }
+        }
+        for (size_t n = 0; n < nq; n++) {
+            float *row = scores + n * len;
+            if (j->qf && j->qf[n].any)
+                mmrec__index_mask(row, base, len, &j->qf[n], v->ids, &ex[n], &al[n]);
+            mmrec__topk_scan(row, base, len, K, hs + n * K, hid + n * K, &kept[n]);
+        }
+    }
+}
+
+static int mmrec__cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The rows of the ids in the index, sorted and unique, into dst; returns
+ * their count. */
+static size_t mmrec__index_rows(const mmrec__index_version *v, const int64_t *ids, size_t n,
+                                int32_t *dst) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t r = mmrec__index_row_of(v, ids[i]);
+        if (r >= 0) dst[m++] = (int32_t)r;
+    }
+    qsort(dst, m, sizeof *dst, mmrec__cmp_i32);
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++)
+        if (u == 0 || dst[i] != dst[u - 1]) dst[u++] = dst[i];
+    return u;
+}
+
+/* Bump allocation within one buffer: each piece 64-byte aligned. */
+static size_t mmrec__take(size_t *at, size_t bytes) {
+    size_t off = *at;
+    *at += (bytes + 63) & ~(size_t)63;
+    return off;
+}
+
+static mmrec_status mmrec__index_search(const mmrec_index *index, const float *queries,
+                                        size_t num_queries, int64_t query_vectors, int64_t dim,
+                                        int64_t k, const mmrec_index_filter *filters,
+                                        int64_t *ids_out, float *scores_out, size_t *counts_out,
+                                        const char *func) {
+    MMREC_CHECK_NULL_FOR(func, index);
+    MMREC_CHECK_NULL_FOR(func, queries);
+    MMREC_CHECK_NULL_FOR(func, ids_out);
+    MMREC_CHECK_NULL_FOR(func, scores_out);
+    MMREC_FAIL_IF_FOR(func, num_queries < 1, MMREC_EINVAL, "num_queries is 0, expected >= 1");
+    MMREC_FAIL_IF_FOR(func, query_vectors < 1, MMREC_EINVAL,
+                      "query_vectors is %lld, expected >= 1", (long long)query_vectors);
+    MMREC_FAIL_IF_FOR(func, k < 1, MMREC_EINVAL, "k is %lld, expected >= 1", (long long)k);
+    MMREC_FAIL_IF_FOR(func, dim < 1, MMREC_EINVAL, "dim is %lld, expected >= 1", (long long)dim);
+    size_t nq = num_queries, qv = (size_t)query_vectors, d = (size_t)dim, qn;
+    MMREC_FAIL_IF_FOR(func, !mmrec__mul_size(nq, qv, &qn) || !mmrec__mul_size(qn, d, &qn) ||
+                                qn > SIZE_MAX / 64,
+                      MMREC_EINVAL, "%zu queries of %zu vectors of dim %zu are too large", nq,
+                      qv, d);
+    size_t stride = 0, n_rows = 0;
+    if (filters) {
+        stride = filters[0].struct_size;
+        MMREC_FAIL_IF_FOR(func, stride < MMREC__MIN_SIZE(mmrec_index_filter), MMREC_EINVAL,
+                          "filters[0].struct_size is %zu, expected at least %zu (use "
+                          "mmrec_index_filter_init)",
+                          stride, (size_t)MMREC__MIN_SIZE(mmrec_index_filter));
+        for (size_t n = 0; n < nq; n++) {
+            const mmrec_index_filter *f =
+                (const mmrec_index_filter *)(const void *)((const char *)filters + n * stride);
+            MMREC_FAIL_IF_FOR(func, f->struct_size != stride, MMREC_EINVAL,
+                              "filters[%zu].struct_size is %zu, filters[0].struct_size %zu", n,
+                              f->struct_size, stride);
+            mmrec_index_filter c;
+            MMREC_FORWARD_IF(mmrec__config_merge(&c, sizeof c,
+                                                 MMREC__MIN_SIZE(mmrec_index_filter), f, func));
+            MMREC_FAIL_IF_FOR(func, c.exclude == NULL && c.num_exclude > 0, MMREC_EINVAL,
+                              "filters[%zu].exclude is NULL with num_exclude %zu", n,
+                              c.num_exclude);
+            MMREC_FAIL_IF_FOR(func, c.allow == NULL && c.num_allow > 0, MMREC_EINVAL,
+                              "filters[%zu].allow is NULL with num_allow %zu", n, c.num_allow);
+            MMREC_FAIL_IF_FOR(func, c.num_exclude > SIZE_MAX / 8 - n_rows ||
+                                        c.num_allow > SIZE_MAX / 8 - n_rows - c.num_exclude,
+                              MMREC_EINVAL, "filters[%zu] lists too many ids", n);
+            n_rows += c.num_exclude + c.num_allow;
+        }
+    }
+    for (size_t i = 0; i < qn; i++)
+        MMREC_FAIL_IF_FOR(func, !isfinite(queries[i]), MMREC_ENUMERIC,
+                          "queries: query %zu, vector %zu, element %zu is %g", i / (qv * d),
+                          i / d % qv, i % d, (double)queries[i]);
+
+    mmrec__index_version *v;
+    MMREC_FORWARD_IF(mmrec__index_acquire(index, &v, func));
+    mmrec_status s = MMREC_OK;
+    if (d != v->dim) {
+        s = mmrec__set_error(MMREC_ESHAPE, func, "dim is %zu, the index's vectors have dim %zu",
+                             d, v->dim);
+        mmrec__index_version_release(v);
+        return s;
+    }
+    size_t vecs = v->vecs, n_items = v->n_items;
+    size_t K = (uint64_t)k < n_items ? (size_t)k : n_items;
+    /* the block: its scores, its widened vectors and its MaxSim products in cache */
+    size_t per_item = nq * qv * vecs;
+    size_t block = MMREC__INDEX_BLOCK_FLOATS / (per_item ? per_item : 1);
+    if (v->storage != MMREC_INDEX_F32 && MMREC__INDEX_WIDEN_FLOATS / (vecs * d) < block)
+        block = MMREC__INDEX_WIDEN_FLOATS / (vecs * d);
+    block = block / MMREC__INDEX_BLOCK_MIN * MMREC__INDEX_BLOCK_MIN;
+    if (block < MMREC__INDEX_BLOCK_MIN) block = MMREC__INDEX_BLOCK_MIN;
+    if (block > MMREC__INDEX_BLOCK_MAX) block = MMREC__INDEX_BLOCK_MAX;
+    size_t n_blocks = (n_items + block - 1) / block;
+    int parts = mmrec__parallel_parts(n_blocks, mmrec__grain(block * per_item * d,
+                                                             MMREC__INDEX_MIN_WORK));
+    bool multi = vecs > 1 || qv > 1;
+    size_t at = 0, heap_bytes;
+    mmrec__search_job j = {v, queries, nq, qv, d, vecs, K, block, n_items, NULL, NULL, 0,
+                           0, 0, 0, 0, 0, 0, 0, 0};
+    if (!mmrec__mul_size(nq, K, &heap_bytes) || heap_bytes > SIZE_MAX / 16 / 64) {
+        mmrec__index_version_release(v);
+        return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for %zu queries of k %zu",
+                                nq, K);
+    }
+    j.off_hs = mmrec__take(&at, heap_bytes * sizeof(float));
+    j.off_hi = mmrec__take(&at, heap_bytes * sizeof(int32_t));
+    j.off_kept = mmrec__take(&at, nq * sizeof(size_t));
+    j.off_ex = mmrec__take(&at, nq * sizeof(size_t));
+    j.off_al = mmrec__take(&at, nq * sizeof(size_t));
+    j.off_scores = mmrec__take(&at, nq * block * sizeof(float));
+    j.off_widen = mmrec__take(&at, v->storage != MMREC_INDEX_F32 ? block * vecs * d * 4 : 0);
+    j.off_gram = mmrec__take(&at, multi ? nq * qv * block * vecs * sizeof(float) : 0);
+    j.part_bytes = at;
+    size_t all = 0;
+    size_t off_parts = mmrec__take(&all, (size_t)parts * j.part_bytes);
+    size_t off_q = mmrec__take(&all, v->metric == MMREC_INDEX_COSINE ? qn * sizeof(float) : 0);
+    size_t off_qf = mmrec__take(&all, filters ? nq * sizeof(mmrec__qfilter) : 0);
+    size_t off_rows = mmrec__take(&all, n_rows * sizeof(int32_t));
+    unsigned char *mem = mmrec__alloc(all);
+    if (mem == NULL) {
+        mmrec__index_version_release(v);
+        return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for the search's scratch");
+    }
+    j.scratch = mem + off_parts;
+    if (v->metric == MMREC_INDEX_COSINE) {
+        float *q = (float *)(void *)(mem + off_q);
+        memcpy(q, queries, qn * sizeof *q);
+        mmrec__index_normalize(q, nq * qv, d);
+        j.queries = q;
+    }
+    if (filters) {
+        mmrec__qfilter *qf = (mmrec__qfilter *)(void *)(mem + off_qf);
+        int32_t *rows = (int32_t *)(void *)(mem + off_rows);
+        bool any = false;
+        for (size_t n = 0; n < nq; n++) {
+            mmrec_index_filter c;
+            s = mmrec__config_merge(&c, sizeof c, MMREC__MIN_SIZE(mmrec_index_filter),
+                                    (const char *)filters + n * stride, func);
+            assert(s == MMREC_OK); /* checked above */
+            mmrec__qfilter *f = &qf[n];
+            f->exclude = rows;
+            f->n_exclude = c.num_exclude ? mmrec__index_rows(v, c.exclude, c.num_exclude, rows) : 0;
+            rows += f->n_exclude;
+            f->allow = rows;
+            f->has_allow = c.allow != NULL;
+            f->n_allow = c.num_allow ? mmrec__index_rows(v, c.allow, c.num_allow, rows) : 0;
+            rows += f->n_allow;
+            f->bitmap = c.allow_bitmap;
+            f->bits = c.allow_bitmap ? c.allow_bitmap_bits : 0;
+            f->any = f->n_exclude > 0 || f->has_allow || f->bitmap != NULL;
+            any = any || f->any;
+        }
+        j.qf = any ? qf : NULL;
+    }
+    for (int part = 0; part < parts; part++)
+        memset(j.scratch + (size_t)part * j.part_bytes + j.off_kept, 0, nq * sizeof(size_t));
+    mmrec__parallel_for(n_blocks, parts, mmrec__search_chunk, &j);
+
+    /* merge the parts into part 0's heaps, sort, write the rows */
+    float *hs0 = (float *)(void *)(j.scratch + j.off_hs);
+    int32_t *hi0 = (int32_t *)(void *)(j.scratch + j.off_hi);
+    size_t *kept0 = (size_t *)(void *)(j.scratch + j.off_kept);
+    for (size_t n = 0; n < nq; n++) {
+        float *hs = hs0 + n * K;
+        int32_t *hid = hi0 + n * K;
+        for (int part = 1; part < parts; part++) {
+            const unsigned char *p = j.scratch + (size_t)part * j.part_bytes;
+            const float *ps = (const float *)(const void *)(p + j.off_hs) + n * K;
+            const int32_t *pi = (const int32_t *)(const void *)(p + j.off_hi) + n * K;
+            size_t pk = ((const size_t *)(const void *)(p + j.off_kept))[n];
+            for (size_t e = 0; e < pk; e++) mmrec__topk_merge(hs, hid, &kept0[n], K, ps[e], pi[e]);
+        }
+        mmrec__topk_sort(hs, hid, kept0[n]);
+        int64_t *io = ids_out + n * (size_t)k;
+        float *so = scores_out + n * (size_t)k;
+        for (size_t r = 0; r < kept0[n]; r++) {
+            io[r] = v->ids[hid[r]];
+            so[r] = hs[r];
+        }
+        for (size_t r = kept0[n]; r < (size_t)k; r++) {
+            io[r] = -1;
+            so[r] = -INFINITY;
+        }
+        if (counts_out) counts_out[n] = kept0[n];
+    }
+    mmrec__free(mem);
+    mmrec__index_version_release(v);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_index_search(const mmrec_index *index, const float *queries,
+                                size_t num_queries, int64_t dim, int64_t k,
+                                const mmrec_index_filter *filters, int64_t *ids_out,
+                                float *scores_out, size_t *counts_out) {
+    return mmrec__index_search(index, queries, num_queries, 1, dim, k, filters, ids_out,
+                               scores_out, counts_out, __func__);
+}
+
+mmrec_status mmrec_index_search_multi(const mmrec_index *index, const float *queries,
+                                      size_t num_queries, int64_t query_vectors, int64_t dim,
+                                      int64_t k, const mmrec_index_filter *filters,
+                                      int64_t *ids_out, float *scores_out, size_t *counts_out) {
+    return mmrec__index_search(index, queries, num_queries, query_vectors, dim, k, filters,
+                               ids_out, scores_out, counts_out, __func__);
+}
