@@ -9,6 +9,8 @@
  * sums: the brute force (in double) must then match bit for bit, ties
  * included. */
 #include "mt.h"
+#include "cache/cache_internal.h"
+#include "kernels/kernels_internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -119,7 +121,7 @@ static mmrec_index *mt_make(const float *items, const int64_t *ids, size_t n, si
 }
 
 /* Sizes: enough items for several blocks and parts. */
-enum { N = 9000, D = 64, NQ = 5, K = 37 };
+enum { N = 9000, D = 64, NQ = 5, K = 37, BQ = 70 };
 
 /* Items of multiples of 1/8 with planted ties: every 7th item repeats an
  * earlier one. */
@@ -134,6 +136,11 @@ START_TEST(test_index_exact_every_storage_one_and_many_queries) {
     float *items = mt_items(N, D, 11);
     float queries[NQ * D];
     mt_fill_eighths(queries, NQ * D, 12);
+    /* a batch of two groups of the AVX-512 scorer, the second partial */
+    float *big = malloc(BQ * D * sizeof *big), *bscores = malloc(BQ * K * sizeof *bscores);
+    int64_t *bids = malloc(BQ * K * sizeof *bids);
+    size_t bcounts[BQ];
+    mt_fill_eighths(big, BQ * D, 13);
     int64_t ids[NQ * K];
     float scores[NQ * K];
     size_t counts[NQ];
@@ -143,6 +150,9 @@ START_TEST(test_index_exact_every_storage_one_and_many_queries) {
         MT_OK(mmrec_index_search(x, queries, NQ, D, K, NULL, ids, scores, counts));
         mt_check_rows("batch", items, NULL, N, 1, queries, NQ, 1, D, NULL, K, ids, scores,
                       counts);
+        MT_OK(mmrec_index_search(x, big, BQ, D, K, NULL, bids, bscores, bcounts));
+        mt_check_rows("big batch", items, NULL, N, 1, big, BQ, 1, D, NULL, K, bids, bscores,
+                      bcounts);
         for (size_t q = 0; q < NQ; q++) { /* one query per call: the single-query path */
             MT_OK(mmrec_index_search(x, queries + q * D, 1, D, K, NULL, ids, scores, counts));
             mt_check_rows("single", items, NULL, N, 1, queries + q * D, 1, 1, D, NULL, K, ids,
@@ -150,6 +160,9 @@ START_TEST(test_index_exact_every_storage_one_and_many_queries) {
         }
         mmrec_index_destroy(x);
     }
+    free(big);
+    free(bscores);
+    free(bids);
     free(items);
 }
 END_TEST
@@ -277,6 +290,10 @@ START_TEST(test_index_filters_exclude_allow_bitmap) {
     f[3].allow = allow, f[3].num_allow = 300;
     f[3].allow_bitmap = bitmap, f[3].allow_bitmap_bits = 3 * n;
     /* the top results of query 0 excluded too */
+    static float bq[7 * NQ * D], bscores[7 * NQ * K];
+    static int64_t bout[7 * NQ * K];
+    static size_t bcounts[7 * NQ];
+    static mmrec_index_filter bf[7 * NQ];
     int64_t out[NQ * K];
     float scores[NQ * K];
     size_t counts[NQ];
@@ -290,6 +307,14 @@ START_TEST(test_index_filters_exclude_allow_bitmap) {
         }
         MT_OK(mmrec_index_search(x, queries, NQ, D, K, f, out, scores, counts));
         mt_check_rows("filters", items, ids, n, 1, queries, NQ, 1, D, f, K, out, scores, counts);
+        /* the same filters in a batch of 35 queries (7 copies of the 5) */
+        for (int c = 0; c < 7; c++) {
+            memcpy(bq + c * NQ * D, queries, sizeof queries);
+            memcpy(bf + c * NQ, f, sizeof f);
+        }
+        MT_OK(mmrec_index_search(x, bq, 7 * NQ, D, K, bf, bout, bscores, bcounts));
+        mt_check_rows("filters batch", items, ids, n, 1, bq, 7 * NQ, 1, D, bf, K, bout, bscores,
+                      bcounts);
         for (int q = 0; q < NQ; q++) {
             MT_OK(mmrec_index_search(x, queries + q * D, 1, D, K, &f[q], out, scores, counts));
             mt_check_rows("filter single", items, ids, n, 1, queries + q * D, 1, 1, D, &f[q], K,
@@ -335,11 +360,11 @@ END_TEST
 START_TEST(test_index_results_identical_for_any_thread_count) {
     enum { n = 40000 };
     float *items = malloc((size_t)n * D * sizeof *items);
-    float queries[NQ * 2 * D];
+    static float queries[BQ * D];
     mt_fill_uniform(items, (size_t)n * D, -1, 1, 71);
-    mt_fill_uniform(queries, NQ * 2 * D, -1, 1, 72);
-    int64_t ref_ids[3][NQ * K], ids[NQ * K];
-    float ref_s[3][NQ * K], scores[NQ * K];
+    mt_fill_uniform(queries, BQ * D, -1, 1, 72);
+    static int64_t ref_ids[4][BQ * K], ids[BQ * K];
+    static float ref_s[4][BQ * K], scores[BQ * K];
     int before = mmrec_get_num_threads();
     for (int st = 0; st < 2; st++) {
         mmrec_index *x = mt_make(items, NULL, n / 2, D, 2, MMREC_INDEX_COSINE,
@@ -348,18 +373,20 @@ START_TEST(test_index_results_identical_for_any_thread_count) {
                                  (mmrec_index_storage)st);
         for (int t = 1; t <= 4; t++) {
             MT_OK(mmrec_set_num_threads(t));
-            for (int c = 0; c < 3; c++) {
+            for (int c = 0; c < 4; c++) {
                 if (c == 0) MT_OK(mmrec_index_search(y, queries, 1, D, K, NULL, ids, scores, NULL));
                 if (c == 1)
                     MT_OK(mmrec_index_search(y, queries, NQ, D, K, NULL, ids, scores, NULL));
                 if (c == 2)
                     MT_OK(mmrec_index_search_multi(x, queries, NQ, 2, D, K, NULL, ids, scores,
                                                    NULL));
+                if (c == 3)
+                    MT_OK(mmrec_index_search(y, queries, BQ, D, K, NULL, ids, scores, NULL));
                 if (t == 1) {
                     memcpy(ref_ids[c], ids, sizeof ids);
                     memcpy(ref_s[c], scores, sizeof scores);
                 } else {
-                    size_t len = c == 0 ? K : NQ * K;
+                    size_t len = c == 0 ? K : c == 3 ? BQ * K : NQ * K;
                     ck_assert_msg(memcmp(ref_ids[c], ids, len * sizeof *ids) == 0 &&
                                       memcmp(ref_s[c], scores, len * sizeof *scores) == 0,
                                   "case %d storage %d: %d threads differ from 1", c, st, t);
@@ -371,6 +398,39 @@ START_TEST(test_index_results_identical_for_any_thread_count) {
     }
     MT_OK(mmrec_set_num_threads(before));
     free(items);
+}
+END_TEST
+
+/* The row scorer's AVX-512 kernel (16 rows at once, dim a multiple of 16)
+ * sums in the portable loop's order: the same bits, -0 included. */
+START_TEST(test_index_row_scorer_kernel_matches_portable_loop) {
+    enum { n = 1000 };
+    static float rows[n * 96], out[n], ref[n], q[96];
+    mt_fill_uniform(rows, n * 96, -1, 1, 121);
+    mt_fill_uniform(q, 96, -2, 2, 122);
+    for (size_t i = 0; i < 96; i++) rows[5 * 96 + i] = q[i] == 0 ? 0.0f : -0.0f * q[i];
+    const size_t dims[] = {16, 32, 64, 96, 20, 7};
+    for (size_t c = 0; c < sizeof dims / sizeof *dims; c++) {
+        size_t d = dims[c], m = n * 96 / d < n ? n * 96 / d : n;
+        mmrec__dot_rows(q, rows, m, d, out);
+        mmrec__dot_rows_portable(q, rows, m, d, ref);
+        ck_assert_msg(memcmp(out, ref, m * sizeof *out) == 0, "dim %zu: the kernel differs", d);
+    }
+    /* 16-bit rows read by the kernel: the scores of the widened rows */
+    static uint16_t half[n * 96];
+    static float wide[n * 96];
+    for (int t = 1; t <= 2; t++) {
+        mmrec_cache_dtype dt = (mmrec_cache_dtype)t;
+        ck_assert_uint_eq(mmrec__cache_encode(dt, rows, half, n * 96), n * 96);
+        mmrec__cache_widen(dt, half, wide, n * 96);
+        for (size_t c = 0; c < 4; c++) {
+            size_t d = dims[c], m = n * 96 / d < n ? n * 96 / d : n;
+            mmrec__dot_rows_portable(q, wide, m - 3, d, ref);
+            if (!mmrec__dot_rows_half(q, half, m - 3, d, t == 2, out)) continue; /* no AVX-512 */
+            ck_assert_msg(memcmp(out, ref, (m - 3) * sizeof *out) == 0,
+                          "dtype %d dim %zu: the 16-bit kernel differs", t, d);
+        }
+    }
 }
 END_TEST
 
@@ -795,6 +855,7 @@ static Suite *index_suite(void) {
     tcase_add_test(exact, test_index_filters_exclude_allow_bitmap);
     tcase_add_test(exact, test_index_exclude_everything_allow_nothing_k_above_items);
     tcase_add_test(exact, test_index_results_identical_for_any_thread_count);
+    tcase_add_test(exact, test_index_row_scorer_kernel_matches_portable_loop);
     suite_add_tcase(s, exact);
     TCase *files = tcase_create("files");
     tcase_add_test(files, test_index_save_open_round_trip_every_storage);

@@ -5,9 +5,14 @@
  * asc), so the result does not depend on how many parts ran.
  *
  * A block's scores: one query and one vector per item, the row scorer
- * (kernels/dot.c) streams the block once; a batch, one product
- * [num_queries, dim] x [block, dim]^T (mmrec__sgemm_serial: BLAS's order
- * within a block is fixed by the block, not by the thread); MaxSim, one
+ * (kernels/dot.c) streams the block once; a batch of at least
+ * MMREC__INDEX_KERNEL_QUERIES queries, when the CPU has AVX-512, the
+ * full-ranking scorer (kernels/score.c): groups of 64 queries against runs
+ * of 6 items, the scores compared in registers with each query's K-th
+ * best so far, so only the few that can enter leave the registers (each
+ * score one multiply-add chain, whatever its place); a smaller batch, one
+ * product [num_queries, dim] x [block, dim]^T (mmrec__sgemm_serial: BLAS's
+ * order within a block is fixed by the block, not by the thread); MaxSim, one
  * product of every query vector with every item vector of the block, then
  * per query and item the sum over query vectors of the max over item
  * vectors. 16-bit storage is widened a block at a time into per-part
@@ -30,6 +35,10 @@
 #define MMREC__INDEX_WIDEN_FLOATS ((size_t)1 << 15)
 #define MMREC__INDEX_BLOCK_MIN 64
 #define MMREC__INDEX_BLOCK_MAX 4096
+/* Batches of at least this many single-vector queries use the AVX-512
+ * scorer (when usable): below it, padding a group to 64 costs more than
+ * BLAS. */
+#define MMREC__INDEX_KERNEL_QUERIES 24
 /* Multiply-adds a part should at least get. */
 #define MMREC__INDEX_MIN_WORK ((size_t)1 << 18)
 
@@ -54,6 +63,11 @@ typedef struct mmrec__search_job {
     size_t part_bytes;
     /* offsets within a part's scratch */
     size_t off_hs, off_hi, off_kept, off_ex, off_al, off_scores, off_widen, off_gram;
+    /* the AVX-512 scorer: groups of 64 queries packed [dim, 64] each, and
+     * per part 64 thresholds a group, 6 x 64 scores and 6 masks */
+    const float *packed; /* NULL: not used */
+    bool half_direct;    /* one query against 16-bit rows, read without widening */
+    size_t n_groups, off_thr, off_masks;
 } mmrec__search_job;
 
 static size_t mmrec__lower_bound32(const int32_t *a, size_t n, size_t x) {
@@ -89,6 +103,56 @@ static void mmrec__index_mask(float *row, size_t base, size_t len, const mmrec__
     *ex = c;
 }
 
+/* Whether the filter keeps `row`; rows are asked in increasing order (the
+ * cursors move forward). */
+static bool mmrec__index_passes(const mmrec__qfilter *f, size_t row, const int64_t *ids,
+                                size_t *ex, size_t *al) {
+    size_t c = *ex;
+    while (c < f->n_exclude && (size_t)f->exclude[c] < row) c++;
+    *ex = c;
+    if (c < f->n_exclude && (size_t)f->exclude[c] == row) return false;
+    if (f->has_allow) {
+        c = *al;
+        while (c < f->n_allow && (size_t)f->allow[c] < row) c++;
+        *al = c;
+        if (c == f->n_allow || (size_t)f->allow[c] != row) return false;
+    }
+    if (f->bitmap) {
+        uint64_t id = (uint64_t)ids[row];
+        if (id >= f->bits || !((f->bitmap[id >> 6] >> (id & 63)) & 1u)) return false;
+    }
+    return true;
+}
+
+/* The AVX-512 scorer over one block for every group of queries: each run
+ * of items it stops at is offered item by item, in increasing row. */
+static void mmrec__search_block_kernel(const mmrec__search_job *j, const float *items,
+                                       size_t base, size_t len, float *thr, float *scores,
+                                       uint64_t *masks, float *hs, int32_t *hid, size_t *kept,
+                                       size_t *ex, size_t *al) {
+    enum { RUN = MMREC__SCORE_RUN, USERS = MMREC__SCORE_USERS };
+    size_t K = j->k;
+    for (size_t g = 0; g < j->n_groups; g++) {
+        const float *packed = j->packed + g * j->dim * USERS;
+        float *t = thr + g * USERS;
+        for (size_t i = 0;
+             (i = mmrec__score_find(packed, items, j->dim, i, len, t, scores, masks)) < len;
+             i += RUN)
+            for (size_t q = 0; q < RUN && i + q < len; q++)
+                for (uint64_t m = masks[q]; m != 0; m &= m - 1) {
+                    size_t r = (size_t)__builtin_ctzll(m), n = g * USERS + r, row = base + i + q;
+                    float s = scores[q * USERS + r];
+                    if (!(s > t[r])) continue; /* raised by an earlier item of the run */
+                    if (j->qf && j->qf[n].any &&
+                        !mmrec__index_passes(&j->qf[n], row, j->v->ids, &ex[n], &al[n]))
+                        continue;
+                    float *h = hs + n * K;
+                    mmrec__topk_offer(h, hid + n * K, &kept[n], K, s, (int32_t)row);
+                    t[r] = kept[n] < K ? -INFINITY : h[0];
+                }
+    }
+}
+
 static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__search_job *j = ctx;
     const mmrec__index_version *v = j->v;
@@ -106,13 +170,34 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
             ex[n] = mmrec__lower_bound32(j->qf[n].exclude, j->qf[n].n_exclude, lo * B);
             al[n] = mmrec__lower_bound32(j->qf[n].allow, j->qf[n].n_allow, lo * B);
         }
+    float *thr = (float *)(void *)(p + j->off_thr);
+    uint64_t *masks = (uint64_t *)(void *)(p + j->off_masks);
+    if (j->packed)
+        for (size_t r = 0; r < j->n_groups * MMREC__SCORE_USERS; r++)
+            thr[r] = r < nq ? -INFINITY : INFINITY;
     for (size_t b = lo; b < hi; b++) {
         size_t base = b * B, len = j->n_items - base < B ? j->n_items - base : B;
         const unsigned char *src = (const unsigned char *)v->vectors + base * row_elems * elem;
         const float *items = (const float *)(const void *)src;
+        if (j->half_direct) { /* one query, 16-bit rows read by the row scorer */
+            bool done = mmrec__dot_rows_half(j->queries, (const uint16_t *)(const void *)src, len,
+                                             dim, v->storage == MMREC_INDEX_BF16, scores);
+            assert(done);
+            (void)done;
+            float *row = scores;
+            if (j->qf && j->qf[0].any)
+                mmrec__index_mask(row, base, len, &j->qf[0], v->ids, &ex[0], &al[0]);
+            mmrec__topk_scan(row, base, len, K, hs, hid, &kept[0]);
+            continue;
+        }
         if (v->storage != MMREC_INDEX_F32) {
             mmrec__cache_widen((mmrec_cache_dtype)v->storage, src, widen, len * row_elems);
             items = widen;
+        }
+        if (j->packed) {
+            mmrec__search_block_kernel(j, items, base, len, thr, scores, masks, hs, hid, kept,
+                                       ex, al);
+            continue;
         }
         if (vecs == 1 && qv == 1) {
             if (nq == 1)
@@ -235,21 +320,27 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     }
     size_t vecs = v->vecs, n_items = v->n_items;
     size_t K = (uint64_t)k < n_items ? (size_t)k : n_items;
-    /* the block: its scores, its widened vectors and its MaxSim products in cache */
-    size_t per_item = nq * qv * vecs;
-    size_t block = MMREC__INDEX_BLOCK_FLOATS / (per_item ? per_item : 1);
-    if (v->storage != MMREC_INDEX_F32 && MMREC__INDEX_WIDEN_FLOATS / (vecs * d) < block)
+    bool multi = vecs > 1 || qv > 1;
+    bool kernel = !multi && nq >= MMREC__INDEX_KERNEL_QUERIES && mmrec__score_kernel_usable(d);
+    size_t n_groups = kernel ? (nq + MMREC__SCORE_USERS - 1) / MMREC__SCORE_USERS : 0;
+    bool half_direct = !multi && nq == 1 && v->storage != MMREC_INDEX_F32 &&
+                       mmrec__dot_half_usable(d);
+    bool widen = v->storage != MMREC_INDEX_F32 && !half_direct;
+    /* the block: its scores, its widened vectors and its MaxSim products in
+     * cache (the AVX-512 scorer keeps its scores in registers) */
+    size_t per_item = kernel ? 1 : nq * qv * vecs;
+    size_t block = MMREC__INDEX_BLOCK_FLOATS / per_item;
+    if (widen && MMREC__INDEX_WIDEN_FLOATS / (vecs * d) < block)
         block = MMREC__INDEX_WIDEN_FLOATS / (vecs * d);
     block = block / MMREC__INDEX_BLOCK_MIN * MMREC__INDEX_BLOCK_MIN;
     if (block < MMREC__INDEX_BLOCK_MIN) block = MMREC__INDEX_BLOCK_MIN;
     if (block > MMREC__INDEX_BLOCK_MAX) block = MMREC__INDEX_BLOCK_MAX;
     size_t n_blocks = (n_items + block - 1) / block;
-    int parts = mmrec__parallel_parts(n_blocks, mmrec__grain(block * per_item * d,
-                                                             MMREC__INDEX_MIN_WORK));
-    bool multi = vecs > 1 || qv > 1;
+    size_t work = block * d * (kernel ? n_groups * MMREC__SCORE_USERS : nq * qv * vecs);
+    int parts = mmrec__parallel_parts(n_blocks, mmrec__grain(work, MMREC__INDEX_MIN_WORK));
     size_t at = 0, heap_bytes;
-    mmrec__search_job j = {v, queries, nq, qv, d, vecs, K, block, n_items, NULL, NULL, 0,
-                           0, 0, 0, 0, 0, 0, 0, 0};
+    mmrec__search_job j = {.v = v, .queries = queries, .nq = nq, .qv = qv, .dim = d,
+                           .vecs = vecs, .k = K, .block = block, .n_items = n_items};
     if (!mmrec__mul_size(nq, K, &heap_bytes) || heap_bytes > SIZE_MAX / 16 / 64) {
         mmrec__index_version_release(v);
         return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for %zu queries of k %zu",
@@ -260,8 +351,12 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     j.off_kept = mmrec__take(&at, nq * sizeof(size_t));
     j.off_ex = mmrec__take(&at, nq * sizeof(size_t));
     j.off_al = mmrec__take(&at, nq * sizeof(size_t));
-    j.off_scores = mmrec__take(&at, nq * block * sizeof(float));
-    j.off_widen = mmrec__take(&at, v->storage != MMREC_INDEX_F32 ? block * vecs * d * 4 : 0);
+    j.off_scores = mmrec__take(&at, (kernel ? MMREC__SCORE_RUN * MMREC__SCORE_USERS
+                                            : nq * block) * sizeof(float));
+    j.off_thr = mmrec__take(&at, n_groups * MMREC__SCORE_USERS * sizeof(float));
+    j.off_masks = mmrec__take(&at, kernel ? MMREC__SCORE_RUN * sizeof(uint64_t) : 0);
+    j.off_widen = mmrec__take(&at, widen ? block * vecs * d * sizeof(float) : 0);
+    j.half_direct = half_direct;
     j.off_gram = mmrec__take(&at, multi ? nq * qv * block * vecs * sizeof(float) : 0);
     j.part_bytes = at;
     size_t all = 0;
@@ -269,6 +364,7 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     size_t off_q = mmrec__take(&all, v->metric == MMREC_INDEX_COSINE ? qn * sizeof(float) : 0);
     size_t off_qf = mmrec__take(&all, filters ? nq * sizeof(mmrec__qfilter) : 0);
     size_t off_rows = mmrec__take(&all, n_rows * sizeof(int32_t));
+    size_t off_packed = mmrec__take(&all, n_groups * d * MMREC__SCORE_USERS * sizeof(float));
     unsigned char *mem = mmrec__alloc(all);
     if (mem == NULL) {
         mmrec__index_version_release(v);
@@ -280,6 +376,18 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
         memcpy(q, queries, qn * sizeof *q);
         mmrec__index_normalize(q, nq * qv, d);
         j.queries = q;
+    }
+    if (kernel) {
+        float *packed = (float *)(void *)(mem + off_packed);
+        for (size_t g = 0; g < n_groups; g++)
+            for (size_t e = 0; e < d; e++)
+                for (size_t r = 0; r < MMREC__SCORE_USERS; r++) {
+                    size_t n = g * MMREC__SCORE_USERS + r;
+                    packed[(g * d + e) * MMREC__SCORE_USERS + r] = n < nq ? j.queries[n * d + e]
+                                                                         : 0.0f;
+                }
+        j.packed = packed;
+        j.n_groups = n_groups;
     }
     if (filters) {
         mmrec__qfilter *qf = (mmrec__qfilter *)(void *)(mem + off_qf);

@@ -68,6 +68,17 @@ size_t mmrec__score_find(const float *users, const float *items, size_t dim, siz
  * tree), so a score does not depend on the row's place or the CPU's
  * vector width. */
 void mmrec__dot_rows(const float *query, const float *rows, size_t n, size_t dim, float *out);
+/* The same for float16 (bf16 false) or bfloat16 rows, widened exactly as
+ * they are read: the scores of mmrec__dot_rows on the widened rows. Only
+ * with the AVX-512 kernel (dim a multiple of 16, AVX-512F and F16C);
+ * returns false, writing nothing, otherwise (the caller widens). */
+bool mmrec__dot_rows_half(const float *query, const uint16_t *rows, size_t n, size_t dim,
+                          bool bf16, float *out);
+/* Whether mmrec__dot_rows_half runs here for rows of dim elements. */
+bool mmrec__dot_half_usable(size_t dim);
+/* The same with the portable loop only (the tests compare the two). */
+void mmrec__dot_rows_portable(const float *query, const float *rows, size_t n, size_t dim,
+                              float *out);
 
 /* ---- the bounded top-K heap (topk.c) ----
  * A row's k best (score, id) pairs in two arrays, a min-heap by rank with
