@@ -327,6 +327,42 @@ START_TEST(test_index_filters_exclude_allow_bitmap) {
 }
 END_TEST
 
+/* One query with a short allow list scores only those items: the same bits
+ * as the scan that filters the same set by a bitmap (random floats). */
+START_TEST(test_index_short_allow_list_matches_the_scan) {
+    enum { n = 20000, d = 32 };
+    float *items = malloc((size_t)n * d * sizeof *items), q[d];
+    mt_fill_uniform(items, (size_t)n * d, -1, 1, 131);
+    mt_fill_uniform(q, d, -1, 1, 132);
+    static int64_t allow[600], ids_a[K], ids_b[K];
+    static uint64_t bitmap[n / 64 + 1];
+    float sa[K], sb[K];
+    size_t ca, cb;
+    mt_s = 133;
+    for (int i = 0; i < 600; i++) {
+        allow[i] = mt_rand(n);
+        bitmap[allow[i] / 64] |= (uint64_t)1 << (allow[i] % 64);
+    }
+    mmrec_index_filter fa, fb;
+    MT_OK(mmrec_index_filter_init(&fa));
+    fb = fa;
+    fa.allow = allow, fa.num_allow = 600;
+    fb.allow_bitmap = bitmap, fb.allow_bitmap_bits = n;
+    fa.exclude = fb.exclude = allow + 7, fa.num_exclude = fb.num_exclude = 5;
+    for (int st = 0; st < 3; st++) {
+        mmrec_index *x = mt_make(items, NULL, n, d, 1, MMREC_INDEX_INNER_PRODUCT,
+                                 (mmrec_index_storage)st);
+        MT_OK(mmrec_index_search(x, q, 1, d, K, &fa, ids_a, sa, &ca));
+        MT_OK(mmrec_index_search(x, q, 1, d, K, &fb, ids_b, sb, &cb));
+        ck_assert(ca == K && cb == K);
+        ck_assert_msg(memcmp(ids_a, ids_b, sizeof ids_a) == 0 && memcmp(sa, sb, sizeof sa) == 0,
+                      "storage %d: the allow list and the bitmap differ", st);
+        mmrec_index_destroy(x);
+    }
+    free(items);
+}
+END_TEST
+
 START_TEST(test_index_exclude_everything_allow_nothing_k_above_items) {
     enum { n = 50, k = 80 };
     float items[n * 8], q[3 * 8];
@@ -854,6 +890,7 @@ static Suite *index_suite(void) {
     tcase_add_test(exact, test_index_maxsim_multi_vector_queries_and_items);
     tcase_add_test(exact, test_index_filters_exclude_allow_bitmap);
     tcase_add_test(exact, test_index_exclude_everything_allow_nothing_k_above_items);
+    tcase_add_test(exact, test_index_short_allow_list_matches_the_scan);
     tcase_add_test(exact, test_index_results_identical_for_any_thread_count);
     tcase_add_test(exact, test_index_row_scorer_kernel_matches_portable_loop);
     suite_add_tcase(s, exact);

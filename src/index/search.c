@@ -20,6 +20,9 @@
  * excluded, not-allowed items to -inf (which never enters a heap), and the
  * heap scan skips runs that cannot beat the K-th best kept so far.
  *
+ * One single-vector query whose allow list is short (at most 1/16 of the
+ * items) scores only its allowed rows, with the same row scorer.
+ *
  * Memory: one allocation per call holds the normalized queries, the
  * filters' sorted rows and every part's scratch. */
 #include "index_internal.h"
@@ -39,6 +42,9 @@
  * scorer (when usable): below it, padding a group to 64 costs more than
  * BLAS. */
 #define MMREC__INDEX_KERNEL_QUERIES 24
+/* One single-vector query whose allow list holds at most 1 / this of the
+ * items scores only them (with the row scorer: the same scores as a scan). */
+#define MMREC__INDEX_SPARSE_RATIO 16
 /* Multiply-adds a part should at least get. */
 #define MMREC__INDEX_MIN_WORK ((size_t)1 << 18)
 
@@ -67,6 +73,7 @@ typedef struct mmrec__search_job {
      * per part 64 thresholds a group, 6 x 64 scores and 6 masks */
     const float *packed; /* NULL: not used */
     bool half_direct;    /* one query against 16-bit rows, read without widening */
+    size_t off_row;      /* one widened row (one query with a short allow list) */
     size_t n_groups, off_thr, off_masks;
 } mmrec__search_job;
 
@@ -230,6 +237,34 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
     }
 }
 
+/* One single-vector query with a short allow list: its allowed rows, in
+ * increasing order, scored one by one into part 0's heap. */
+static void mmrec__search_allowed(const mmrec__search_job *j, float *wide) {
+    const mmrec__index_version *v = j->v;
+    const mmrec__qfilter *f = &j->qf[0];
+    mmrec__qfilter rest = *f; /* the exclude list and bitmap; the allow list is the loop */
+    rest.has_allow = false;
+    unsigned char *p = j->scratch;
+    float *hs = (float *)(void *)(p + j->off_hs);
+    int32_t *hid = (int32_t *)(void *)(p + j->off_hi);
+    size_t *kept = (size_t *)(void *)(p + j->off_kept), ex = 0, al = 0, d = j->dim;
+    size_t elem = mmrec__index_elem_size(v->storage);
+    for (size_t c = 0; c < f->n_allow; c++) {
+        size_t row = (size_t)f->allow[c];
+        if (!mmrec__index_passes(&rest, row, v->ids, &ex, &al)) continue;
+        const unsigned char *src = (const unsigned char *)v->vectors + row * d * elem;
+        float s;
+        if (v->storage == MMREC_INDEX_F32) {
+            mmrec__dot_rows(j->queries, (const float *)(const void *)src, 1, d, &s);
+        } else if (!mmrec__dot_rows_half(j->queries, (const uint16_t *)(const void *)src, 1, d,
+                                         v->storage == MMREC_INDEX_BF16, &s)) {
+            mmrec__cache_widen((mmrec_cache_dtype)v->storage, src, wide, d);
+            mmrec__dot_rows(j->queries, wide, 1, d, &s);
+        }
+        mmrec__topk_offer(hs, hid, kept, j->k, s, (int32_t)row);
+    }
+}
+
 static int mmrec__cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
@@ -357,6 +392,8 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     j.off_masks = mmrec__take(&at, kernel ? MMREC__SCORE_RUN * sizeof(uint64_t) : 0);
     j.off_widen = mmrec__take(&at, widen ? block * vecs * d * sizeof(float) : 0);
     j.half_direct = half_direct;
+    bool sparse_ok = nq == 1 && !multi; /* then a short allow list is scored alone */
+    j.off_row = mmrec__take(&at, sparse_ok ? d * sizeof(float) : 0);
     j.off_gram = mmrec__take(&at, multi ? nq * qv * block * vecs * sizeof(float) : 0);
     j.part_bytes = at;
     size_t all = 0;
@@ -415,7 +452,11 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     }
     for (int part = 0; part < parts; part++)
         memset(j.scratch + (size_t)part * j.part_bytes + j.off_kept, 0, nq * sizeof(size_t));
-    mmrec__parallel_for(n_blocks, parts, mmrec__search_chunk, &j);
+    if (sparse_ok && j.qf && j.qf[0].has_allow &&
+        j.qf[0].n_allow <= n_items / MMREC__INDEX_SPARSE_RATIO)
+        mmrec__search_allowed(&j, (float *)(void *)(j.scratch + j.off_row));
+    else
+        mmrec__parallel_for(n_blocks, parts, mmrec__search_chunk, &j);
 
     /* merge the parts into part 0's heaps, sort, write the rows */
     float *hs0 = (float *)(void *)(j.scratch + j.off_hs);
