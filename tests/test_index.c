@@ -30,6 +30,9 @@ static void mt_fill_eighths(float *x, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(mt_rand(17) - 8) / 8.0f;
 }
 
+/* The brute force's combination of a query's vectors: sum (MaxSim) or max. */
+static bool mt_combine_max;
+
 typedef struct mt_cand {
     double score;
     int64_t id;
@@ -63,7 +66,7 @@ static size_t mt_brute(const float *items, const int64_t *ids, size_t n, size_t 
                      ((f->allow_bitmap[id / 64] >> (id % 64)) & 1u);
             if (!ok) continue;
         }
-        double s = 0.0;
+        double s = mt_combine_max ? -INFINITY : 0.0;
         for (size_t q = 0; q < qv; q++) {
             double best = -INFINITY;
             for (size_t v = 0; v < vecs; v++) {
@@ -72,7 +75,7 @@ static size_t mt_brute(const float *items, const int64_t *ids, size_t n, size_t 
                     d += (double)query[q * dim + k] * (double)items[(i * vecs + v) * dim + k];
                 if (d > best) best = d;
             }
-            s += best;
+            s = mt_combine_max ? (best > s ? best : s) : s + best;
         }
         out[m++] = (mt_cand){s, id};
     }
@@ -260,6 +263,19 @@ START_TEST(test_index_maxsim_multi_vector_queries_and_items) {
         /* one query vector: the max over the item's vectors */
         MT_OK(mmrec_index_search(x, queries, NQ, d, K, NULL, ids, scores, counts));
         mt_check_rows("max", items, NULL, n, V, queries, NQ, 1, d, NULL, K, ids, scores, counts);
+        mmrec_index_destroy(x);
+        /* a user's several interest vectors: the max over the query's vectors */
+        mmrec_index_config cfg;
+        MT_OK(mmrec_index_config_init(&cfg));
+        cfg.vectors_per_item = V;
+        cfg.storage = (mmrec_index_storage)st;
+        cfg.query_combine = MMREC_INDEX_COMBINE_MAX;
+        MT_OK(mmrec_index_create(items, NULL, n, d, &cfg, &x));
+        mt_combine_max = true;
+        MT_OK(mmrec_index_search_multi(x, queries, NQ, QV, d, K, NULL, ids, scores, counts));
+        mt_check_rows("interests", items, NULL, n, V, queries, NQ, QV, d, NULL, K, ids, scores,
+                      counts);
+        mt_combine_max = false;
         mmrec_index_destroy(x);
     }
     free(items);
@@ -484,14 +500,26 @@ START_TEST(test_index_save_open_round_trip_every_storage) {
     float a_s[2 * K], b_s[2 * K];
     const char *path = mt_file(0, "items.mmix");
     for (int st = 0; st < 3; st++) {
-        mmrec_index *x = mt_make(items, ids, n, 16, 3, (mmrec_index_metric)(st == 1),
-                                 (mmrec_index_storage)st), *y;
+        mmrec_index_config cfg;
+        MT_OK(mmrec_index_config_init(&cfg));
+        cfg.metric = (mmrec_index_metric)(st == 1);
+        cfg.storage = (mmrec_index_storage)st;
+        cfg.vectors_per_item = 3;
+        cfg.query_combine = (mmrec_index_combine)(st == 2);
+        mmrec_index *x, *y;
+        MT_OK(mmrec_index_create(items, ids, n, 16, &cfg, &x));
         MT_OK(mmrec_index_save(x, path));
         ck_assert_int_eq(mt_count_tmp_files(), 0);
         MT_OK(mmrec_index_open(path, &y));
         MT_OK(mmrec_index_search_multi(x, q, 2, 3, 16, K, NULL, a_ids, a_s, NULL));
         MT_OK(mmrec_index_search_multi(y, q, 2, 3, 16, K, NULL, b_ids, b_s, NULL));
         ck_assert(memcmp(a_ids, b_ids, sizeof a_ids) == 0 && memcmp(a_s, b_s, sizeof a_s) == 0);
+        if (st == 2) { /* the combination came back from the file */
+            mt_combine_max = true;
+            size_t counts[2] = {K, K};
+            mt_check_rows("reopened", items, ids, n, 3, q, 2, 3, 16, NULL, K, b_ids, b_s, counts);
+            mt_combine_max = false;
+        }
         int64_t num, dim, vecs;
         mmrec_index_metric metric;
         mmrec_index_storage storage;
@@ -791,6 +819,15 @@ START_TEST(test_index_bad_arguments) {
     other = mt_make(items, NULL, 2, 8, 1, MMREC_INDEX_COSINE, MMREC_INDEX_F32);
     MT_EXPECT(mmrec_index_refresh(x, other), MMREC_EINVAL, "source's metric is 1");
     mmrec_index_destroy(other);
+    cfg.metric = MMREC_INDEX_INNER_PRODUCT;
+    cfg.vectors_per_item = 1;
+    cfg.query_combine = MMREC_INDEX_COMBINE_MAX;
+    MT_OK(mmrec_index_create(items, NULL, 2, 8, &cfg, &other));
+    MT_EXPECT(mmrec_index_refresh(x, other), MMREC_EINVAL, "source's query combination is 1");
+    mmrec_index_destroy(other);
+    cfg.query_combine = (mmrec_index_combine)2;
+    MT_EXPECT(mmrec_index_create(items, NULL, 2, 8, &cfg, &y), MMREC_EINVAL,
+              "cfg->query_combine is 2");
     MT_EXPECT(mmrec_index_refresh(x, (const mmrec_index *)q), MMREC_EINVAL,
               "'source' is not an index");
     mmrec_index_destroy(x);

@@ -17,10 +17,13 @@
  * several vectors per item and per query (mmrec_index_search_multi) the
  * score is MaxSim, the late interaction of ColBERT and IntTower's FE-Block:
  * the sum over the query's vectors of the maximum over the item's vectors
- * of their inner products (cosines). A score is the float32 sum of the
- * products of the query's floats with the stored values (16-bit storage is
- * widened exactly), so float16 storage halves the memory read per query
- * and changes the scores only by the rounding of the stored values.
+ * of their inner products (cosines); or, with MMREC_INDEX_COMBINE_MAX, the
+ * maximum over the query's vectors instead of the sum (a user's several
+ * interest vectors, each item scored by the interest it matches best). A
+ * score is the float32 sum of the products of the query's floats with the
+ * stored values (16-bit storage is widened exactly), so float16 storage
+ * halves the memory read per query and changes the scores only by the
+ * rounding of the stored values.
  *
  * Results. A search writes, for each query, its k best items sorted by
  * score (highest first), ties broken by the smaller id, as ids and scores
@@ -81,6 +84,12 @@ typedef enum mmrec_index_storage {
     MMREC_INDEX_BF16 = 2 /* bfloat16: float32's range, 8-bit significand */
 } mmrec_index_storage;
 
+/* How the per-query-vector maxima of a multi-vector query are combined. */
+typedef enum mmrec_index_combine {
+    MMREC_INDEX_COMBINE_SUM = 0, /* MaxSim: sum over query vectors (ColBERT, IntTower) */
+    MMREC_INDEX_COMBINE_MAX = 1  /* max over query vectors (multi-interest users) */
+} mmrec_index_combine;
+
 /* How an index is built. Fill with mmrec_index_config_init(&cfg), then set
  * the fields; a NULL config means the defaults. */
 typedef struct mmrec_index_config {
@@ -88,10 +97,13 @@ typedef struct mmrec_index_config {
     mmrec_index_metric metric;   /* default MMREC_INDEX_INNER_PRODUCT */
     mmrec_index_storage storage; /* default MMREC_INDEX_F32 */
     int64_t vectors_per_item;    /* >= 1; default 1. Above 1: MaxSim scores */
+    mmrec_index_combine query_combine; /* default MMREC_INDEX_COMBINE_SUM; how
+                                        * mmrec_index_search_multi combines a
+                                        * query's vectors */
 } mmrec_index_config;
 
 /* Fills cfg with the defaults (inner product, float32, one vector per
- * item) for a struct of `size` bytes; use the macro
+ * item, MaxSim sums) for a struct of `size` bytes; use the macro
  * mmrec_index_config_init(&cfg).
  *   cfg  (out) the config to fill.
  *   size (in)  sizeof *cfg as the caller was compiled.
@@ -216,9 +228,10 @@ MMREC_API void mmrec_index_destroy(mmrec_index *index);
  * freed when the last of them ends. Both handles then share the version,
  * and `source` stays valid: destroy it when it is no longer needed.
  *   index  (in) the index being served.
- *   source (in) an index of the same dim, vectors per item and metric (the
- *               storage and the items may differ).
- * Returns MMREC_OK, MMREC_EINVAL (NULL, not an index, a different metric),
+ *   source (in) an index of the same dim, vectors per item, metric and
+ *               query combination (the storage and the items may differ).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not an index, a different metric or
+ *         query combination),
  *         MMREC_ESHAPE (a different dim or vectors per item: queries built
  *         for `index` would not fit). On failure `index` keeps its version.
  * Thread safety: thread-safe on both indexes, also during searches
@@ -274,7 +287,9 @@ MMREC_API mmrec_status mmrec_index_search(const mmrec_index *index, const float 
 /* Exact top-k for a batch of multi-vector queries by MaxSim: score(query,
  * item) = sum over the query's vectors q of max over the item's vectors v
  * of <q, v> (cosines with MMREC_INDEX_COSINE), the sum taken in the order
- * of the query's vectors. Otherwise as mmrec_index_search().
+ * of the query's vectors; with the index's query_combine
+ * MMREC_INDEX_COMBINE_MAX, the max over q instead of the sum. Otherwise as
+ * mmrec_index_search().
  *   queries       (in) [num_queries, query_vectors, dim] float32, finite.
  *   query_vectors (in) >= 1 vectors per query (1: mmrec_index_search).
  *   the other arguments as mmrec_index_search().

@@ -33,6 +33,7 @@ static const mmrec_index_config mmrec__index_defaults = {
     .metric = MMREC_INDEX_INNER_PRODUCT,
     .storage = MMREC_INDEX_F32,
     .vectors_per_item = 1,
+    .query_combine = MMREC_INDEX_COMBINE_SUM,
 };
 
 static const mmrec_index_filter mmrec__index_filter_defaults = {
@@ -156,6 +157,10 @@ mmrec_status mmrec_index_refresh(mmrec_index *index, const mmrec_index *source) 
         s = mmrec__set_error(MMREC_EINVAL, __func__,
                              "source's metric is %d, the index's is %d", (int)fresh->metric,
                              (int)old->metric);
+    else if (fresh->combine != old->combine)
+        s = mmrec__set_error(MMREC_EINVAL, __func__,
+                             "source's query combination is %d, the index's is %d",
+                             (int)fresh->combine, (int)old->combine);
     mmrec__index_version_release(old);
     if (s != MMREC_OK) {
         mmrec__index_version_release(fresh);
@@ -219,6 +224,9 @@ static mmrec_status mmrec__index_check_config(mmrec_index_config *c,
         c->storage != MMREC_INDEX_BF16)
         return mmrec__set_error(MMREC_EINVAL, func, "cfg->storage is %d, expected 0, 1 or 2",
                                 (int)c->storage);
+    if (c->query_combine != MMREC_INDEX_COMBINE_SUM && c->query_combine != MMREC_INDEX_COMBINE_MAX)
+        return mmrec__set_error(MMREC_EINVAL, func, "cfg->query_combine is %d, expected 0 or 1",
+                                (int)c->query_combine);
     if (c->vectors_per_item < 1 || c->vectors_per_item > UINT32_MAX)
         return mmrec__set_error(MMREC_EINVAL, func,
                                 "cfg->vectors_per_item is %lld, expected 1 .. 2^32 - 1",
@@ -243,6 +251,7 @@ static mmrec_status mmrec__index_build(size_t n, size_t dim, const mmrec_index_c
         mmrec__index_version_release(v);
         return mmrec__set_error(MMREC_ENOMEM, func, "out of memory for an index of %zu items", n);
     }
+    v->combine = c->query_combine;
     memcpy((int64_t *)v->ids, sorted_ids, n * sizeof *sorted_ids);
     size_t elem = mmrec__index_elem_size(c->storage);
     mmrec_status s = MMREC_OK;

@@ -34,6 +34,7 @@ mmrec_status mmrec__index_version_save(const mmrec__index_version *v, const char
     mmrec__le_put64(header + 40, (uint64_t)off + vec_bytes);
     mmrec__le_put32(header + 48, mmrec__crc32c(0, v->ids, ids_bytes));
     mmrec__le_put32(header + 52, mmrec__crc32c(0, v->vectors, vec_bytes));
+    mmrec__le_put32(header + 56, (uint32_t)v->combine);
     mmrec__le_put32(header + 60, mmrec__crc32c(0, header, 60));
     mmrec__atomic_file f;
     MMREC_FORWARD_IF(mmrec__atomic_open(&f, path, func));
@@ -55,8 +56,9 @@ static mmrec_status mmrec__index_validate(mmrec__index_version *v, const char *p
     MMREC_FORWARD_IF(mmrec__io_check_prologue(h, v->map_size, MMREC__INDEX_HEADER_SIZE,
                                               mmrec__index_magic, MMREC__INDEX_VERSION, "index",
                                               path, func));
-    if (mmrec__le_get32(h + 56) != 0)
-        return MMREC__BAD("'%s': header has non-zero reserved bytes", path);
+    uint32_t combine = mmrec__le_get32(h + 56);
+    if (combine > MMREC_INDEX_COMBINE_MAX)
+        return MMREC__BAD("'%s': unknown query combination %u", path, combine);
     uint32_t metric = mmrec__le_get32(h + 12), vecs = mmrec__le_get32(h + 32);
     uint32_t storage = mmrec__le_get32(h + 36);
     uint64_t n = mmrec__le_get64(h + 16), dim = mmrec__le_get64(h + 24);
@@ -82,6 +84,7 @@ static mmrec_status mmrec__index_validate(mmrec__index_version *v, const char *p
     v->dim = (size_t)dim;
     v->vecs = vecs;
     v->metric = (mmrec_index_metric)metric;
+    v->combine = (mmrec_index_combine)combine;
     v->storage = (mmrec_index_storage)storage;
     const unsigned char *table = h + MMREC__INDEX_HEADER_SIZE;
     if (mmrec__crc32c(0, table, v->n_items * 8) != mmrec__le_get32(h + 48))

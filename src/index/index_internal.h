@@ -20,7 +20,7 @@
  *    40  u64 file size (= vector offset + vector bytes)
  *    48  u32 CRC-32C of the id table
  *    52  u32 CRC-32C of the vectors
- *    56  u32 reserved (0)
+ *    56  u32 query combination (0 sum, 1 max)
  *    60  u32 CRC-32C of header bytes 0..59
  *   id table at offset 64: item count i64 ids, strictly increasing, >= 0
  *   vectors at the first 64-byte-aligned offset after the id table (zero
@@ -40,7 +40,7 @@
 #error "the index reads ids and vectors in host order: little-endian hosts only"
 #endif
 
-MMREC__SIZED_STRUCT(mmrec_index_config, vectors_per_item, 0.2, 24)
+MMREC__SIZED_STRUCT(mmrec_index_config, query_combine, 0.2, 32)
 MMREC__SIZED_STRUCT(mmrec_index_filter, allow_bitmap_bits, 0.2, 56)
 
 #define MMREC__INDEX_VERSION 1u
@@ -59,6 +59,7 @@ static inline size_t mmrec__index_elem_size(mmrec_index_storage storage) {
 typedef struct mmrec__index_version {
     atomic_size_t refs;
     mmrec_index_metric metric;
+    mmrec_index_combine combine;
     mmrec_index_storage storage;
     size_t n_items, dim, vecs; /* vecs: vectors per item */
     const int64_t *ids;        /* n_items, increasing */

@@ -14,8 +14,8 @@
  * product [num_queries, dim] x [block, dim]^T (mmrec__sgemm_serial: BLAS's
  * order within a block is fixed by the block, not by the thread); MaxSim, one
  * product of every query vector with every item vector of the block, then
- * per query and item the sum over query vectors of the max over item
- * vectors. 16-bit storage is widened a block at a time into per-part
+ * per query and item the sum (or max) over query vectors of the max over
+ * item vectors. 16-bit storage is widened a block at a time into per-part
  * scratch first. Each query's filter then sets the scores of its
  * excluded, not-allowed items to -inf (which never enters a heap), and the
  * heap scan skips runs that cannot beat the K-th best kept so far.
@@ -216,14 +216,15 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
             size_t cols = len * vecs;
             mmrec__sgemm_serial(false, true, nq * qv, cols, dim, 1.0f, j->queries, dim, items,
                                 dim, 0.0f, gram, cols);
+            bool sum = v->combine == MMREC_INDEX_COMBINE_SUM;
             for (size_t n = 0; n < nq; n++)
                 for (size_t i = 0; i < len; i++) {
-                    float s = 0.0f;
+                    float s = sum ? 0.0f : -INFINITY;
                     for (size_t q = 0; q < qv; q++) {
                         const float *g = gram + (n * qv + q) * cols + i * vecs;
                         float m = g[0];
                         for (size_t e = 1; e < vecs; e++) m = g[e] > m ? g[e] : m;
-                        s += m;
+                        s = sum ? s + m : m > s ? m : s;
                     }
                     scores[n * len + i] = s;
                 }
