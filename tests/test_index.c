@@ -457,16 +457,20 @@ END_TEST
  * sums in the portable loop's order: the same bits, -0 included. */
 START_TEST(test_index_row_scorer_kernel_matches_portable_loop) {
     enum { n = 1000 };
-    static float rows[n * 96], out[n], ref[n], q[96];
+    static float rows[n * 96], out[3 * n], ref[3 * n], q[3 * 96];
     mt_fill_uniform(rows, n * 96, -1, 1, 121);
-    mt_fill_uniform(q, 96, -2, 2, 122);
+    mt_fill_uniform(q, 3 * 96, -2, 2, 122);
     for (size_t i = 0; i < 96; i++) rows[5 * 96 + i] = q[i] == 0 ? 0.0f : -0.0f * q[i];
     const size_t dims[] = {16, 32, 64, 96, 20, 7};
     for (size_t c = 0; c < sizeof dims / sizeof *dims; c++) {
         size_t d = dims[c], m = n * 96 / d < n ? n * 96 / d : n;
-        mmrec__dot_rows(q, rows, m, d, out);
-        mmrec__dot_rows_portable(q, rows, m, d, ref);
-        ck_assert_msg(memcmp(out, ref, m * sizeof *out) == 0, "dim %zu: the kernel differs", d);
+        mmrec__dot_rows(q, 3, rows, m, d, out, n);
+        mmrec__dot_rows_portable(q, 3, rows, m, d, ref, n);
+        for (int r = 0; r < 3; r++)
+            ck_assert_msg(memcmp(out + r * n, ref + r * n, m * sizeof *out) == 0,
+                          "dim %zu query %d: the kernel differs", d, r);
+        mmrec__dot_rows(q + d, 1, rows, m, d, out, n); /* alone: the same as among others */
+        ck_assert(memcmp(out, ref + n, m * sizeof *out) == 0);
     }
     /* 16-bit rows read by the kernel: the scores of the widened rows */
     static uint16_t half[n * 96];
@@ -477,12 +481,42 @@ START_TEST(test_index_row_scorer_kernel_matches_portable_loop) {
         mmrec__cache_widen(dt, half, wide, n * 96);
         for (size_t c = 0; c < 4; c++) {
             size_t d = dims[c], m = n * 96 / d < n ? n * 96 / d : n;
-            mmrec__dot_rows_portable(q, wide, m - 3, d, ref);
-            if (!mmrec__dot_rows_half(q, half, m - 3, d, t == 2, out)) continue; /* no AVX-512 */
+            mmrec__dot_rows_portable(q, 1, wide, m - 3, d, ref, m);
+            if (!mmrec__dot_rows_half(q, 1, half, t == 2, m - 3, d, out, m))
+                continue; /* no AVX-512 here */
             ck_assert_msg(memcmp(out, ref, (m - 3) * sizeof *out) == 0,
                           "dtype %d dim %zu: the 16-bit kernel differs", t, d);
         }
     }
+}
+END_TEST
+
+/* A query alone and in a small batch (the row scorer serves both) gets the
+ * same bits, also for MaxSim; random floats. */
+START_TEST(test_index_small_batch_scores_equal_the_query_alone) {
+    enum { n = 7000, d = 48, QV = 2 };
+    float *items = malloc((size_t)n * 2 * d * sizeof *items), q[6 * QV * d];
+    mt_fill_uniform(items, (size_t)n * 2 * d, -1, 1, 141);
+    mt_fill_uniform(q, 6 * QV * d, -1, 1, 142);
+    static int64_t ids[6 * K], one_ids[K];
+    static float scores[6 * K], one[K];
+    for (int st = 0; st < 3; st++)
+        for (int vecs = 1; vecs <= 2; vecs++) {
+            mmrec_index *x = mt_make(items, NULL, n, d, (size_t)vecs, MMREC_INDEX_INNER_PRODUCT,
+                                     (mmrec_index_storage)st);
+            size_t qv = (size_t)(3 - vecs); /* 2 x 1 and 1 x 2 vectors */
+            MT_OK(mmrec_index_search_multi(x, q, 6, (int64_t)qv, d, K, NULL, ids, scores, NULL));
+            for (size_t r = 0; r < 6; r++) {
+                MT_OK(mmrec_index_search_multi(x, q + r * qv * d, 1, (int64_t)qv, d, K, NULL,
+                                               one_ids, one, NULL));
+                ck_assert_msg(memcmp(one_ids, ids + r * K, sizeof one_ids) == 0 &&
+                                  memcmp(one, scores + r * K, sizeof one) == 0,
+                              "storage %d vecs %d query %zu: alone and in the batch differ", st,
+                              vecs, r);
+            }
+            mmrec_index_destroy(x);
+        }
+    free(items);
 }
 END_TEST
 
@@ -930,6 +964,7 @@ static Suite *index_suite(void) {
     tcase_add_test(exact, test_index_short_allow_list_matches_the_scan);
     tcase_add_test(exact, test_index_results_identical_for_any_thread_count);
     tcase_add_test(exact, test_index_row_scorer_kernel_matches_portable_loop);
+    tcase_add_test(exact, test_index_small_batch_scores_equal_the_query_alone);
     suite_add_tcase(s, exact);
     TCase *files = tcase_create("files");
     tcase_add_test(files, test_index_save_open_round_trip_every_storage);

@@ -35,10 +35,11 @@
  * results do not depend on the thread count (mmrec_set_num_threads): the
  * items are cut into fixed blocks, each block's scores are computed in one
  * order, and the per-thread top-K lists are merged by (score, id). A
- * query's float32 sums may still be formed in another order for another
- * shape of call (one query, a batch, a large batch, MaxSim), so its scores
- * may differ in the last bits between a search alone and in a batch
- * (never for values whose products and sums are exact).
+ * query's float32 sums are formed in one order for calls of up to 16 query
+ * vectors in all (one query alone gets the same scores in a batch of up to
+ * 16), and in other orders for larger batches, whose scores may then
+ * differ in the last bits (never for values whose products and sums are
+ * exact).
  *
  * Versions. A handle serves one version of the item vectors at a time.
  * mmrec_index_refresh() swaps in a rebuilt index while other threads

@@ -4,21 +4,23 @@
  * (kernels/topk.c), and the parts' heaps are merged by (score desc, id
  * asc), so the result does not depend on how many parts ran.
  *
- * A block's scores: one query and one vector per item, the row scorer
- * (kernels/dot.c) streams the block once; a batch of at least
- * MMREC__INDEX_KERNEL_QUERIES queries, when the CPU has AVX-512, the
- * full-ranking scorer (kernels/score.c): groups of 64 queries against runs
- * of 6 items, the scores compared in registers with each query's K-th
- * best so far, so only the few that can enter leave the registers (each
- * score one multiply-add chain, whatever its place); a smaller batch, one
- * product [num_queries, dim] x [block, dim]^T (mmrec__sgemm_serial: BLAS's
- * order within a block is fixed by the block, not by the thread); MaxSim, one
- * product of every query vector with every item vector of the block, then
- * per query and item the sum (or max) over query vectors of the max over
- * item vectors. 16-bit storage is widened a block at a time into per-part
- * scratch first. Each query's filter then sets the scores of its
- * excluded, not-allowed items to -inf (which never enters a heap), and the
- * heap scan skips runs that cannot beat the K-th best kept so far.
+ * A block's scores, every query vector against every item vector: for up
+ * to MMREC__INDEX_ROW_SCORER_MAX query vectors in all (one query, a small
+ * batch, a multi-vector query), the row scorer (kernels/dot.c), which reads
+ * each tile of 16 item vectors once for all of them, 16-bit ones without
+ * widening when the CPU has AVX-512; for a batch of at least
+ * MMREC__INDEX_KERNEL_QUERIES single-vector queries, when the CPU has
+ * AVX-512, the full-ranking scorer (kernels/score.c): groups of 64 queries
+ * against runs of 6 items, the scores compared in registers with each
+ * query's K-th best so far, so only the few that can enter leave the
+ * registers (each score one multiply-add chain, whatever its place);
+ * otherwise one BLAS product per block (mmrec__sgemm_serial: BLAS's order
+ * within a block is fixed by the block, not by the thread), after 16-bit
+ * vectors are widened into per-part scratch. MaxSim then takes per query
+ * and item the sum (or max) over query vectors of the max over item
+ * vectors. Each query's filter sets the scores of its excluded,
+ * not-allowed items to -inf (which never enters a heap), and the heap scan
+ * skips runs that cannot beat the K-th best kept so far.
  *
  * One single-vector query whose allow list is short (at most 1/16 of the
  * items) scores only its allowed rows, with the same row scorer.
@@ -42,6 +44,10 @@
  * scorer (when usable): below it, padding a group to 64 costs more than
  * BLAS. */
 #define MMREC__INDEX_KERNEL_QUERIES 24
+/* Calls with at most this many query vectors in all score with the row
+ * scorer (each tile of 16 item vectors read once for all of them); more
+ * use a BLAS product per block, or the AVX-512 scorer. */
+#define MMREC__INDEX_ROW_SCORER_MAX 16
 /* One single-vector query whose allow list holds at most 1 / this of the
  * items scores only them (with the row scorer: the same scores as a scan). */
 #define MMREC__INDEX_SPARSE_RATIO 16
@@ -72,7 +78,8 @@ typedef struct mmrec__search_job {
     /* the AVX-512 scorer: groups of 64 queries packed [dim, 64] each, and
      * per part 64 thresholds a group, 6 x 64 scores and 6 masks */
     const float *packed; /* NULL: not used */
-    bool half_direct;    /* one query against 16-bit rows, read without widening */
+    bool row_scorer;     /* a few query vectors: the row scorer, not BLAS */
+    bool half_direct;    /* the row scorer reads 16-bit rows without widening */
     size_t off_row;      /* one widened row (one query with a short allow list) */
     size_t n_groups, off_thr, off_masks;
 } mmrec__search_job;
@@ -186,18 +193,7 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
         size_t base = b * B, len = j->n_items - base < B ? j->n_items - base : B;
         const unsigned char *src = (const unsigned char *)v->vectors + base * row_elems * elem;
         const float *items = (const float *)(const void *)src;
-        if (j->half_direct) { /* one query, 16-bit rows read by the row scorer */
-            bool done = mmrec__dot_rows_half(j->queries, (const uint16_t *)(const void *)src, len,
-                                             dim, v->storage == MMREC_INDEX_BF16, scores);
-            assert(done);
-            (void)done;
-            float *row = scores;
-            if (j->qf && j->qf[0].any)
-                mmrec__index_mask(row, base, len, &j->qf[0], v->ids, &ex[0], &al[0]);
-            mmrec__topk_scan(row, base, len, K, hs, hid, &kept[0]);
-            continue;
-        }
-        if (v->storage != MMREC_INDEX_F32) {
+        if (v->storage != MMREC_INDEX_F32 && !j->half_direct) {
             mmrec__cache_widen((mmrec_cache_dtype)v->storage, src, widen, len * row_elems);
             items = widen;
         }
@@ -206,16 +202,22 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
                                        ex, al);
             continue;
         }
-        if (vecs == 1 && qv == 1) {
-            if (nq == 1)
-                mmrec__dot_rows(j->queries, items, len, dim, scores);
-            else
-                mmrec__sgemm_serial(false, true, nq, len, dim, 1.0f, j->queries, dim, items, dim,
-                                    0.0f, scores, len);
+        /* every query vector against every item vector: [nq * qv, len * vecs] */
+        size_t cols = len * vecs;
+        float *dst = vecs == 1 && qv == 1 ? scores : gram;
+        if (j->half_direct) {
+            const uint16_t *half = (const uint16_t *)(const void *)src;
+            bool done = mmrec__dot_rows_half(j->queries, nq * qv, half,
+                                             v->storage == MMREC_INDEX_BF16, cols, dim, dst, cols);
+            assert(done);
+            (void)done;
+        } else if (j->row_scorer) {
+            mmrec__dot_rows(j->queries, nq * qv, items, cols, dim, dst, cols);
         } else {
-            size_t cols = len * vecs;
             mmrec__sgemm_serial(false, true, nq * qv, cols, dim, 1.0f, j->queries, dim, items,
-                                dim, 0.0f, gram, cols);
+                                dim, 0.0f, dst, cols);
+        }
+        if (dst == gram) {
             bool sum = v->combine == MMREC_INDEX_COMBINE_SUM;
             for (size_t n = 0; n < nq; n++)
                 for (size_t i = 0; i < len; i++) {
@@ -256,11 +258,11 @@ static void mmrec__search_allowed(const mmrec__search_job *j, float *wide) {
         const unsigned char *src = (const unsigned char *)v->vectors + row * d * elem;
         float s;
         if (v->storage == MMREC_INDEX_F32) {
-            mmrec__dot_rows(j->queries, (const float *)(const void *)src, 1, d, &s);
-        } else if (!mmrec__dot_rows_half(j->queries, (const uint16_t *)(const void *)src, 1, d,
-                                         v->storage == MMREC_INDEX_BF16, &s)) {
+            mmrec__dot_rows(j->queries, 1, (const float *)(const void *)src, 1, d, &s, 1);
+        } else if (!mmrec__dot_rows_half(j->queries, 1, (const uint16_t *)(const void *)src,
+                                         v->storage == MMREC_INDEX_BF16, 1, d, &s, 1)) {
             mmrec__cache_widen((mmrec_cache_dtype)v->storage, src, wide, d);
-            mmrec__dot_rows(j->queries, wide, 1, d, &s);
+            mmrec__dot_rows(j->queries, 1, wide, 1, d, &s, 1);
         }
         mmrec__topk_offer(hs, hid, kept, j->k, s, (int32_t)row);
     }
@@ -359,8 +361,8 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     bool multi = vecs > 1 || qv > 1;
     bool kernel = !multi && nq >= MMREC__INDEX_KERNEL_QUERIES && mmrec__score_kernel_usable(d);
     size_t n_groups = kernel ? (nq + MMREC__SCORE_USERS - 1) / MMREC__SCORE_USERS : 0;
-    bool half_direct = !multi && nq == 1 && v->storage != MMREC_INDEX_F32 &&
-                       mmrec__dot_half_usable(d);
+    bool row_scorer = !kernel && qn / d <= MMREC__INDEX_ROW_SCORER_MAX;
+    bool half_direct = row_scorer && v->storage != MMREC_INDEX_F32 && mmrec__dot_half_usable(d);
     bool widen = v->storage != MMREC_INDEX_F32 && !half_direct;
     /* the block: its scores, its widened vectors and its MaxSim products in
      * cache (the AVX-512 scorer keeps its scores in registers) */
@@ -393,6 +395,7 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     j.off_masks = mmrec__take(&at, kernel ? MMREC__SCORE_RUN * sizeof(uint64_t) : 0);
     j.off_widen = mmrec__take(&at, widen ? block * vecs * d * sizeof(float) : 0);
     j.half_direct = half_direct;
+    j.row_scorer = row_scorer;
     bool sparse_ok = nq == 1 && !multi; /* then a short allow list is scored alone */
     j.off_row = mmrec__take(&at, sparse_ok ? d * sizeof(float) : 0);
     j.off_gram = mmrec__take(&at, multi ? nq * qv * block * vecs * sizeof(float) : 0);

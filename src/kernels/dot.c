@@ -1,5 +1,5 @@
-/* The row scorer of the serving index's single-query search
- * (kernels_internal.h): one query against consecutive rows, each score
+/* The row scorer of the serving index (kernels_internal.h): a few
+ * queries against consecutive rows, each score
  * summed in 16 lanes (lane l takes the elements l, l + 16, ... in order,
  * starting from zero) and the lanes added pairwise in a fixed tree (l and
  * l + 8, then l + 4, l + 2, l + 1). The order depends only on dim, so a
@@ -94,33 +94,39 @@ mmrec__dot16(const float *query, const void *rows, size_t i, size_t dim, float *
 /* Every row: 16 at a time, then the rest one by one with the portable
  * loop's tree. */
 __attribute__((target("avx512f"), always_inline)) static inline void
-mmrec__dot_all(const float *query, const void *rows, size_t n, size_t dim, float *out,
-               int type) {
+mmrec__dot_all(const float *queries, size_t nq, const void *rows, size_t n, size_t dim,
+               float *out, size_t ld, int type) {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) mmrec__dot16(query, rows, i, dim, out, type);
-    for (; i < n; i++) {
-        float acc[MMREC__DOT_LANES];
-        _mm512_storeu_ps(acc, mmrec__dot_lanes(query, rows, i, dim, type));
-        for (size_t w = MMREC__DOT_LANES / 2; w >= 1; w /= 2)
-            for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
-        out[i] = acc[0];
-    }
+    for (; i + 16 <= n; i += 16) /* the 16 rows stay in L1 for every query */
+        for (size_t q = 0; q < nq; q++)
+            mmrec__dot16(queries + q * dim, rows, i, dim, out + q * ld, type);
+    for (; i < n; i++)
+        for (size_t q = 0; q < nq; q++) {
+            float acc[MMREC__DOT_LANES];
+            _mm512_storeu_ps(acc, mmrec__dot_lanes(queries + q * dim, rows, i, dim, type));
+            for (size_t w = MMREC__DOT_LANES / 2; w >= 1; w /= 2)
+                for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+            out[q * ld + i] = acc[0];
+        }
 }
 
-__attribute__((target("avx512f"))) static void mmrec__dot_f32(const float *query,
+__attribute__((target("avx512f"))) static void mmrec__dot_f32(const float *queries, size_t nq,
                                                               const void *rows, size_t n,
-                                                              size_t dim, float *out) {
-    mmrec__dot_all(query, rows, n, dim, out, MMREC__DOT_F32);
+                                                              size_t dim, float *out,
+                                                              size_t ld) {
+    mmrec__dot_all(queries, nq, rows, n, dim, out, ld, MMREC__DOT_F32);
 }
-__attribute__((target("avx512f,f16c"))) static void mmrec__dot_f16(const float *query,
-                                                                   const void *rows, size_t n,
-                                                                   size_t dim, float *out) {
-    mmrec__dot_all(query, rows, n, dim, out, MMREC__DOT_F16);
+__attribute__((target("avx512f,f16c"))) static void mmrec__dot_f16(const float *queries,
+                                                                   size_t nq, const void *rows,
+                                                                   size_t n, size_t dim,
+                                                                   float *out, size_t ld) {
+    mmrec__dot_all(queries, nq, rows, n, dim, out, ld, MMREC__DOT_F16);
 }
-__attribute__((target("avx512f"))) static void mmrec__dot_bf16(const float *query,
+__attribute__((target("avx512f"))) static void mmrec__dot_bf16(const float *queries, size_t nq,
                                                                const void *rows, size_t n,
-                                                               size_t dim, float *out) {
-    mmrec__dot_all(query, rows, n, dim, out, MMREC__DOT_BF16);
+                                                               size_t dim, float *out,
+                                                               size_t ld) {
+    mmrec__dot_all(queries, nq, rows, n, dim, out, ld, MMREC__DOT_BF16);
 }
 
 static bool mmrec__dot_avx512_usable(void) {
@@ -128,14 +134,16 @@ static bool mmrec__dot_avx512_usable(void) {
 }
 #endif
 
-void mmrec__dot_rows(const float *query, const float *rows, size_t n, size_t dim, float *out) {
+void mmrec__dot_rows(const float *queries, size_t num_queries, const float *rows, size_t n,
+                     size_t dim, float *out, size_t ld_out) {
 #ifdef MMREC__DOT_AVX512
     if (dim % 16 == 0 && mmrec__dot_avx512_usable()) {
-        mmrec__dot_f32(query, rows, n, dim, out);
+        mmrec__dot_f32(queries, num_queries, rows, n, dim, out, ld_out);
         return;
     }
 #endif
-    mmrec__dot_rows_generic(query, rows, n, dim, out);
+    for (size_t q = 0; q < num_queries; q++)
+        mmrec__dot_rows_generic(queries + q * dim, rows, n, dim, out + q * ld_out);
 }
 
 bool mmrec__dot_half_usable(size_t dim) {
@@ -147,21 +155,23 @@ bool mmrec__dot_half_usable(size_t dim) {
 #endif
 }
 
-bool mmrec__dot_rows_half(const float *query, const uint16_t *rows, size_t n, size_t dim,
-                          bool bf16, float *out) {
+bool mmrec__dot_rows_half(const float *queries, size_t num_queries, const uint16_t *rows,
+                          bool bf16, size_t n, size_t dim, float *out, size_t ld_out) {
 #ifdef MMREC__DOT_AVX512
     if (dim % 16 == 0 && mmrec__dot_avx512_usable()) {
-        if (bf16) mmrec__dot_bf16(query, rows, n, dim, out);
-        else mmrec__dot_f16(query, rows, n, dim, out);
+        if (bf16) mmrec__dot_bf16(queries, num_queries, rows, n, dim, out, ld_out);
+        else mmrec__dot_f16(queries, num_queries, rows, n, dim, out, ld_out);
         return true;
     }
 #else
-    (void)query, (void)rows, (void)n, (void)dim, (void)bf16, (void)out;
+    (void)queries, (void)num_queries, (void)rows, (void)bf16, (void)n, (void)dim, (void)out;
+    (void)ld_out;
 #endif
     return false;
 }
 
-void mmrec__dot_rows_portable(const float *query, const float *rows, size_t n, size_t dim,
-                              float *out) {
-    mmrec__dot_rows_generic(query, rows, n, dim, out);
+void mmrec__dot_rows_portable(const float *queries, size_t num_queries, const float *rows,
+                              size_t n, size_t dim, float *out, size_t ld_out) {
+    for (size_t q = 0; q < num_queries; q++)
+        mmrec__dot_rows_generic(queries + q * dim, rows, n, dim, out + q * ld_out);
 }

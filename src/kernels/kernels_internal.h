@@ -63,22 +63,25 @@ size_t mmrec__score_find(const float *users, const float *items, size_t dim, siz
 
 /* ---- the row scorer (dot.c) ---- */
 
-/* out[i] = <query, rows[i]> for the n rows of `rows` ([n, dim]), each
- * summed in an order that depends only on dim (16 lanes, then a fixed
- * tree), so a score does not depend on the row's place or the CPU's
- * vector width. */
-void mmrec__dot_rows(const float *query, const float *rows, size_t n, size_t dim, float *out);
+/* out[q * ld_out + i] = <queries[q], rows[i]> for the num_queries queries
+ * ([num_queries, dim]) and the n rows of `rows` ([n, dim]), each summed in
+ * an order that depends only on dim (16 lanes, then a fixed tree), so a
+ * score does not depend on the row's place, on the other queries or on the
+ * CPU's vector width. Meant for a few queries against a block of rows in
+ * cache (each tile of 16 rows is read once for all the queries). */
+void mmrec__dot_rows(const float *queries, size_t num_queries, const float *rows, size_t n,
+                     size_t dim, float *out, size_t ld_out);
 /* The same for float16 (bf16 false) or bfloat16 rows, widened exactly as
  * they are read: the scores of mmrec__dot_rows on the widened rows. Only
- * with the AVX-512 kernel (dim a multiple of 16, AVX-512F and F16C);
- * returns false, writing nothing, otherwise (the caller widens). */
-bool mmrec__dot_rows_half(const float *query, const uint16_t *rows, size_t n, size_t dim,
-                          bool bf16, float *out);
+ * with the AVX-512 kernel (mmrec__dot_half_usable); returns false, writing
+ * nothing, otherwise (the caller widens). */
+bool mmrec__dot_rows_half(const float *queries, size_t num_queries, const uint16_t *rows,
+                          bool bf16, size_t n, size_t dim, float *out, size_t ld_out);
 /* Whether mmrec__dot_rows_half runs here for rows of dim elements. */
 bool mmrec__dot_half_usable(size_t dim);
-/* The same with the portable loop only (the tests compare the two). */
-void mmrec__dot_rows_portable(const float *query, const float *rows, size_t n, size_t dim,
-                              float *out);
+/* mmrec__dot_rows with the portable loop only (the tests compare the two). */
+void mmrec__dot_rows_portable(const float *queries, size_t num_queries, const float *rows,
+                              size_t n, size_t dim, float *out, size_t ld_out);
 
 /* ---- the bounded top-K heap (topk.c) ----
  * A row's k best (score, id) pairs in two arrays, a min-heap by rank with
