@@ -7,7 +7,24 @@
  * (mmrec_index_create), from a field of a feature cache
  * (mmrec_index_create_from_cache: the item embeddings an EM3 or two-tower
  * model wrote), or from its own file (mmrec_index_open, written by
- * mmrec_index_save).
+ * mmrec_index_save). A service answering top-20 requests:
+ *
+ *     mmrec_index_config cfg;
+ *     mmrec_index_config_init(&cfg);
+ *     cfg.storage = MMREC_INDEX_F16;             // half the bytes per query
+ *     mmrec_index *ix;
+ *     mmrec_index_create(item_vecs, item_ids, num_items, 64, &cfg, &ix);
+ *     mmrec_index_save(ix, "items.mmix");        // other processes: mmrec_index_open
+ *     mmrec_index_filter f;                      // per request
+ *     mmrec_index_filter_init(&f);
+ *     f.exclude = seen_ids;
+ *     f.num_exclude = num_seen;
+ *     int64_t ids[20];
+ *     float scores[20];
+ *     size_t found;
+ *     mmrec_index_search(ix, user_vec, 1, 64, 20, &f, ids, scores, &found);
+ *
+ * (Each call returns a status to check.)
  *
  * Scores. With one vector per item the score of an item is the inner
  * product of the query with the item's vector (MMREC_INDEX_INNER_PRODUCT),
