@@ -244,19 +244,23 @@ START_TEST(test_index_cosine_normalizes_items_and_queries) {
 END_TEST
 
 START_TEST(test_index_maxsim_multi_vector_queries_and_items) {
-    enum { n = 2500, V = 4, QV = 3, d = 16 };
+    enum { n = 2500, V = 4, QV = 3, d = 16, MQ = 12 };
     float *items = mt_items(n, V * d, 41);
-    float queries[NQ * QV * d];
-    mt_fill_eighths(queries, NQ * QV * d, 42);
-    int64_t ids[NQ * K];
-    float scores[NQ * K];
-    size_t counts[NQ];
+    float queries[MQ * QV * d];
+    mt_fill_eighths(queries, MQ * QV * d, 42);
+    int64_t ids[MQ * K];
+    float scores[MQ * K];
+    size_t counts[MQ];
     for (int st = 0; st < 3; st++) {
         mmrec_index *x = mt_make(items, NULL, n, d, V, MMREC_INDEX_INNER_PRODUCT,
                                  (mmrec_index_storage)st);
         MT_OK(mmrec_index_search_multi(x, queries, NQ, QV, d, K, NULL, ids, scores, counts));
         mt_check_rows("maxsim", items, NULL, n, V, queries, NQ, QV, d, NULL, K, ids, scores,
                       counts);
+        /* 36 query vectors: the batch path */
+        MT_OK(mmrec_index_search_multi(x, queries, MQ, QV, d, K, NULL, ids, scores, counts));
+        mt_check_rows("maxsim batch", items, NULL, n, V, queries, MQ, QV, d, NULL, K, ids,
+                      scores, counts);
         MT_OK(mmrec_index_search_multi(x, queries, 1, QV, d, K, NULL, ids, scores, counts));
         mt_check_rows("maxsim single", items, NULL, n, V, queries, 1, QV, d, NULL, K, ids,
                       scores, counts);
@@ -275,6 +279,9 @@ START_TEST(test_index_maxsim_multi_vector_queries_and_items) {
         MT_OK(mmrec_index_search_multi(x, queries, NQ, QV, d, K, NULL, ids, scores, counts));
         mt_check_rows("interests", items, NULL, n, V, queries, NQ, QV, d, NULL, K, ids, scores,
                       counts);
+        MT_OK(mmrec_index_search_multi(x, queries, MQ, QV, d, K, NULL, ids, scores, counts));
+        mt_check_rows("interests batch", items, NULL, n, V, queries, MQ, QV, d, NULL, K, ids,
+                      scores, counts);
         mt_combine_max = false;
         mmrec_index_destroy(x);
     }
@@ -339,6 +346,32 @@ START_TEST(test_index_filters_exclude_allow_bitmap) {
     }
     mmrec_index_destroy(x);
     free(ids);
+    free(items);
+}
+END_TEST
+
+/* Dim 272: beyond the AVX-512 scorers' 256, batches go through BLAS. */
+START_TEST(test_index_exact_through_blas_beyond_dim_256) {
+    enum { n = 1500, d = 272, nq = 20, V = 2 };
+    float *items = mt_items(n, V * d, 151);
+    float *q = malloc(nq * 2 * d * sizeof *q);
+    mt_fill_eighths(q, nq * 2 * d, 152);
+    int64_t ids[nq * K];
+    float scores[nq * K];
+    size_t counts[nq];
+    for (int st = 0; st < 2; st++) {
+        mmrec_index *x = mt_make(items, NULL, 2 * n, d, 1, MMREC_INDEX_INNER_PRODUCT,
+                                 (mmrec_index_storage)st);
+        MT_OK(mmrec_index_search(x, q, nq, d, K, NULL, ids, scores, counts));
+        mt_check_rows("blas", items, NULL, 2 * n, 1, q, nq, 1, d, NULL, K, ids, scores, counts);
+        mmrec_index_destroy(x);
+        x = mt_make(items, NULL, n, d, V, MMREC_INDEX_INNER_PRODUCT, (mmrec_index_storage)st);
+        MT_OK(mmrec_index_search_multi(x, q, nq / 2, 2, d, K, NULL, ids, scores, counts));
+        mt_check_rows("blas maxsim", items, NULL, n, V, q, nq / 2, 2, d, NULL, K, ids, scores,
+                      counts);
+        mmrec_index_destroy(x);
+    }
+    free(q);
     free(items);
 }
 END_TEST
@@ -429,8 +462,8 @@ START_TEST(test_index_results_identical_for_any_thread_count) {
                 if (c == 0) MT_OK(mmrec_index_search(y, queries, 1, D, K, NULL, ids, scores, NULL));
                 if (c == 1)
                     MT_OK(mmrec_index_search(y, queries, NQ, D, K, NULL, ids, scores, NULL));
-                if (c == 2)
-                    MT_OK(mmrec_index_search_multi(x, queries, NQ, 2, D, K, NULL, ids, scores,
+                if (c == 2) /* 20 query vectors: the batch MaxSim path */
+                    MT_OK(mmrec_index_search_multi(x, queries, 2 * NQ, 2, D, K, NULL, ids, scores,
                                                    NULL));
                 if (c == 3)
                     MT_OK(mmrec_index_search(y, queries, BQ, D, K, NULL, ids, scores, NULL));
@@ -438,7 +471,7 @@ START_TEST(test_index_results_identical_for_any_thread_count) {
                     memcpy(ref_ids[c], ids, sizeof ids);
                     memcpy(ref_s[c], scores, sizeof scores);
                 } else {
-                    size_t len = c == 0 ? K : c == 3 ? BQ * K : NQ * K;
+                    size_t len = c == 0 ? K : c == 3 ? BQ * K : c == 2 ? 2 * NQ * K : NQ * K;
                     ck_assert_msg(memcmp(ref_ids[c], ids, len * sizeof *ids) == 0 &&
                                       memcmp(ref_s[c], scores, len * sizeof *scores) == 0,
                                   "case %d storage %d: %d threads differ from 1", c, st, t);
@@ -962,6 +995,7 @@ static Suite *index_suite(void) {
     tcase_add_test(exact, test_index_filters_exclude_allow_bitmap);
     tcase_add_test(exact, test_index_exclude_everything_allow_nothing_k_above_items);
     tcase_add_test(exact, test_index_short_allow_list_matches_the_scan);
+    tcase_add_test(exact, test_index_exact_through_blas_beyond_dim_256);
     tcase_add_test(exact, test_index_results_identical_for_any_thread_count);
     tcase_add_test(exact, test_index_row_scorer_kernel_matches_portable_loop);
     tcase_add_test(exact, test_index_small_batch_scores_equal_the_query_alone);

@@ -8,19 +8,20 @@
  * to MMREC__INDEX_ROW_SCORER_MAX query vectors in all (one query, a small
  * batch, a multi-vector query), the row scorer (kernels/dot.c), which reads
  * each tile of 16 item vectors once for all of them, 16-bit ones without
- * widening when the CPU has AVX-512; for a batch of at least
- * MMREC__INDEX_KERNEL_QUERIES single-vector queries, when the CPU has
- * AVX-512, the full-ranking scorer (kernels/score.c): groups of 64 queries
- * against runs of 6 items, the scores compared in registers with each
- * query's K-th best so far, so only the few that can enter leave the
- * registers (each score one multiply-add chain, whatever its place);
- * otherwise one BLAS product per block (mmrec__sgemm_serial: BLAS's order
- * within a block is fixed by the block, not by the thread), after 16-bit
- * vectors are widened into per-part scratch. MaxSim then takes per query
- * and item the sum (or max) over query vectors of the max over item
- * vectors. Each query's filter sets the scores of its excluded,
- * not-allowed items to -inf (which never enters a heap), and the heap scan
- * skips runs that cannot beat the K-th best kept so far.
+ * widening when the CPU has AVX-512. More query vectors, when the CPU has
+ * AVX-512 (and dim <= 256), go to the full-ranking scorer (kernels/score.c),
+ * groups of 64 query vectors against runs of 6 items, each score one
+ * multiply-add chain whatever its place: for single-vector queries the
+ * scores are compared in registers with each query's K-th best so far, so
+ * only the few that can enter leave the registers; for MaxSim every score
+ * comes back (thresholds -inf). Otherwise one BLAS product per block
+ * (mmrec__sgemm_serial: BLAS's order within a block is fixed by the block,
+ * not by the thread). 16-bit vectors are widened into per-part scratch
+ * for the latter two. MaxSim then takes per query and item the sum (or
+ * max) over query vectors of the max over item vectors. Each query's
+ * filter sets the scores of its excluded, not-allowed items to -inf (which
+ * never enters a heap), and the heap scan skips runs that cannot beat the
+ * K-th best kept so far.
  *
  * One single-vector query whose allow list is short (at most 1/16 of the
  * items) scores only its allowed rows, with the same row scorer.
@@ -40,10 +41,6 @@
 #define MMREC__INDEX_WIDEN_FLOATS ((size_t)1 << 15)
 #define MMREC__INDEX_BLOCK_MIN 64
 #define MMREC__INDEX_BLOCK_MAX 4096
-/* Batches of at least this many single-vector queries use the AVX-512
- * scorer (when usable): below it, padding a group to 64 costs more than
- * BLAS. */
-#define MMREC__INDEX_KERNEL_QUERIES 24
 /* Calls with at most this many query vectors in all score with the row
  * scorer (each tile of 16 item vectors read once for all of them); more
  * use a BLAS product per block, or the AVX-512 scorer. */
@@ -75,6 +72,7 @@ typedef struct mmrec__search_job {
     size_t part_bytes;
     /* offsets within a part's scratch */
     size_t off_hs, off_hi, off_kept, off_ex, off_al, off_scores, off_widen, off_gram;
+    size_t off_maxrow; /* MaxSim: one query vector's maxima, block floats */
     /* the AVX-512 scorer: groups of 64 queries packed [dim, 64] each, and
      * per part 64 thresholds a group, 6 x 64 scores and 6 masks */
     const float *packed; /* NULL: not used */
@@ -82,6 +80,10 @@ typedef struct mmrec__search_job {
     bool half_direct;    /* the row scorer reads 16-bit rows without widening */
     size_t off_row;      /* one widened row (one query with a short allow list) */
     size_t n_groups, off_thr, off_masks;
+    /* MaxSim with the AVX-512 scorer: every product of a block, 6 x 64 at a
+     * time through a tile (off_tile) */
+    bool gram_kernel;
+    size_t off_tile;
 } mmrec__search_job;
 
 static size_t mmrec__lower_bound32(const int32_t *a, size_t n, size_t x) {
@@ -167,6 +169,80 @@ static void mmrec__search_block_kernel(const mmrec__search_job *j, const float *
     }
 }
 
+/* The max over `vecs` consecutive values of g, for `len` items: the loop
+ * inlined with a constant vecs vectorizes (strided loads). */
+static inline __attribute__((always_inline)) void
+mmrec__maxsim_max(const float *g, size_t len, size_t vecs, float *m) {
+    for (size_t i = 0; i < len; i++) {
+        float x = g[i * vecs];
+        for (size_t e = 1; e < vecs; e++) x = g[i * vecs + e] > x ? g[i * vecs + e] : x;
+        m[i] = x;
+    }
+}
+
+/* MaxSim from the products of a block: gram [nq * qv, len * vecs] ->
+ * scores [nq, len], per query and item the sum (or max) over its query
+ * vectors, in their order, of the max over the item's vectors; `row` is
+ * scratch of len floats. */
+MMREC__SIMD_CLONES
+static void mmrec__maxsim_reduce(const float *gram, size_t nq, size_t qv, size_t vecs,
+                                 size_t len, bool sum, float *scores, float *row) {
+    size_t cols = len * vecs;
+    for (size_t n = 0; n < nq; n++) {
+        float *s = scores + n * len;
+        for (size_t q = 0; q < qv; q++) {
+            const float *g = gram + (n * qv + q) * cols;
+            float *m = q == 0 ? s : row;
+            switch (vecs) {
+            case 1: mmrec__maxsim_max(g, len, 1, m); break;
+            case 2: mmrec__maxsim_max(g, len, 2, m); break;
+            case 4: mmrec__maxsim_max(g, len, 4, m); break;
+            case 8: mmrec__maxsim_max(g, len, 8, m); break;
+            default: mmrec__maxsim_max(g, len, vecs, m); break;
+            }
+            if (q == 0) {
+                if (sum)
+                    for (size_t i = 0; i < len; i++) s[i] = 0.0f + s[i];
+                continue;
+            }
+            if (sum)
+                for (size_t i = 0; i < len; i++) s[i] += m[i];
+            else
+                for (size_t i = 0; i < len; i++) s[i] = m[i] > s[i] ? m[i] : s[i];
+        }
+    }
+}
+
+/* Every product of the query vectors with the `cols` item vectors of a
+ * block into gram [nq * qv, cols], by the AVX-512 scorer with every
+ * threshold -inf: it stops at every run of 6 items and hands back its
+ * 6 x 64 scores in `tile`. A run it passes over holds no score above -inf
+ * (-inf or NaN from an overflow): its products are written as -inf. */
+static void mmrec__search_gram_kernel(const mmrec__search_job *j, const float *items,
+                                      size_t cols, float *gram, float *thr, float *tile,
+                                      uint64_t *masks) {
+    enum { RUN = MMREC__SCORE_RUN, USERS = MMREC__SCORE_USERS };
+    size_t nqv = j->nq * j->qv;
+    for (size_t g = 0; g < j->n_groups; g++) {
+        const float *packed = j->packed + g * j->dim * USERS;
+        size_t first = g * USERS, rows = nqv - first < USERS ? nqv - first : USERS;
+        for (size_t r = 0; r < USERS; r++) thr[r] = r < rows ? -INFINITY : INFINITY;
+        size_t next = 0; /* the first column not yet written */
+        for (size_t i = 0;
+             (i = mmrec__score_find(packed, items, j->dim, i, cols, thr, tile, masks)) < cols;
+             i += RUN) {
+            for (size_t r = 0; r < rows; r++) {
+                float *dst = gram + (first + r) * cols;
+                for (size_t c = next; c < i; c++) dst[c] = -INFINITY;
+                for (size_t q = 0; q < RUN && i + q < cols; q++) dst[i + q] = tile[q * USERS + r];
+            }
+            next = i + RUN < cols ? i + RUN : cols;
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = next; c < cols; c++) gram[(first + r) * cols + c] = -INFINITY;
+    }
+}
+
 static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__search_job *j = ctx;
     const mmrec__index_version *v = j->v;
@@ -177,6 +253,7 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
     size_t *ex = (size_t *)(void *)(p + j->off_ex), *al = (size_t *)(void *)(p + j->off_al);
     float *scores = (float *)(void *)(p + j->off_scores);
     float *widen = (float *)(void *)(p + j->off_widen), *gram = (float *)(void *)(p + j->off_gram);
+    float *maxrow = (float *)(void *)(p + j->off_maxrow);
     size_t nq = j->nq, qv = j->qv, dim = j->dim, vecs = j->vecs, K = j->k, B = j->block;
     size_t row_elems = vecs * dim, elem = mmrec__index_elem_size(v->storage);
     if (j->qf)
@@ -186,7 +263,8 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
         }
     float *thr = (float *)(void *)(p + j->off_thr);
     uint64_t *masks = (uint64_t *)(void *)(p + j->off_masks);
-    if (j->packed)
+    float *tile = (float *)(void *)(p + j->off_tile);
+    if (j->packed && !j->gram_kernel)
         for (size_t r = 0; r < j->n_groups * MMREC__SCORE_USERS; r++)
             thr[r] = r < nq ? -INFINITY : INFINITY;
     for (size_t b = lo; b < hi; b++) {
@@ -197,7 +275,7 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
             mmrec__cache_widen((mmrec_cache_dtype)v->storage, src, widen, len * row_elems);
             items = widen;
         }
-        if (j->packed) {
+        if (j->packed && !j->gram_kernel) {
             mmrec__search_block_kernel(j, items, base, len, thr, scores, masks, hs, hid, kept,
                                        ex, al);
             continue;
@@ -213,24 +291,15 @@ static void mmrec__search_chunk(void *ctx, size_t lo, size_t hi, int part) {
             (void)done;
         } else if (j->row_scorer) {
             mmrec__dot_rows(j->queries, nq * qv, items, cols, dim, dst, cols);
+        } else if (j->gram_kernel) {
+            mmrec__search_gram_kernel(j, items, cols, dst, thr, tile, masks);
         } else {
             mmrec__sgemm_serial(false, true, nq * qv, cols, dim, 1.0f, j->queries, dim, items,
                                 dim, 0.0f, dst, cols);
         }
-        if (dst == gram) {
-            bool sum = v->combine == MMREC_INDEX_COMBINE_SUM;
-            for (size_t n = 0; n < nq; n++)
-                for (size_t i = 0; i < len; i++) {
-                    float s = sum ? 0.0f : -INFINITY;
-                    for (size_t q = 0; q < qv; q++) {
-                        const float *g = gram + (n * qv + q) * cols + i * vecs;
-                        float m = g[0];
-                        for (size_t e = 1; e < vecs; e++) m = g[e] > m ? g[e] : m;
-                        s = sum ? s + m : m > s ? m : s;
-                    }
-                    scores[n * len + i] = s;
-                }
-        }
+        if (dst == gram)
+            mmrec__maxsim_reduce(gram, nq, qv, vecs, len, v->combine == MMREC_INDEX_COMBINE_SUM,
+                                 scores, maxrow);
         for (size_t n = 0; n < nq; n++) {
             float *row = scores + n * len;
             if (j->qf && j->qf[n].any)
@@ -358,15 +427,17 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     }
     size_t vecs = v->vecs, n_items = v->n_items;
     size_t K = (uint64_t)k < n_items ? (size_t)k : n_items;
+    size_t nqv = nq * qv; /* query vectors in all */
     bool multi = vecs > 1 || qv > 1;
-    bool kernel = !multi && nq >= MMREC__INDEX_KERNEL_QUERIES && mmrec__score_kernel_usable(d);
-    size_t n_groups = kernel ? (nq + MMREC__SCORE_USERS - 1) / MMREC__SCORE_USERS : 0;
-    bool row_scorer = !kernel && qn / d <= MMREC__INDEX_ROW_SCORER_MAX;
+    bool row_scorer = nqv <= MMREC__INDEX_ROW_SCORER_MAX;
+    bool usable = !row_scorer && mmrec__score_kernel_usable(d);
+    bool kernel = usable && !multi, gram_kernel = usable && multi;
+    size_t n_groups = usable ? (nqv + MMREC__SCORE_USERS - 1) / MMREC__SCORE_USERS : 0;
     bool half_direct = row_scorer && v->storage != MMREC_INDEX_F32 && mmrec__dot_half_usable(d);
     bool widen = v->storage != MMREC_INDEX_F32 && !half_direct;
     /* the block: its scores, its widened vectors and its MaxSim products in
      * cache (the AVX-512 scorer keeps its scores in registers) */
-    size_t per_item = kernel ? 1 : nq * qv * vecs;
+    size_t per_item = kernel ? 1 : nqv * vecs;
     size_t block = MMREC__INDEX_BLOCK_FLOATS / per_item;
     if (widen && MMREC__INDEX_WIDEN_FLOATS / (vecs * d) < block)
         block = MMREC__INDEX_WIDEN_FLOATS / (vecs * d);
@@ -374,7 +445,7 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     if (block < MMREC__INDEX_BLOCK_MIN) block = MMREC__INDEX_BLOCK_MIN;
     if (block > MMREC__INDEX_BLOCK_MAX) block = MMREC__INDEX_BLOCK_MAX;
     size_t n_blocks = (n_items + block - 1) / block;
-    size_t work = block * d * (kernel ? n_groups * MMREC__SCORE_USERS : nq * qv * vecs);
+    size_t work = block * d * (usable ? n_groups * MMREC__SCORE_USERS : nqv * vecs);
     int parts = mmrec__parallel_parts(n_blocks, mmrec__grain(work, MMREC__INDEX_MIN_WORK));
     size_t at = 0, heap_bytes;
     mmrec__search_job j = {.v = v, .queries = queries, .nq = nq, .qv = qv, .dim = d,
@@ -392,13 +463,18 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     j.off_scores = mmrec__take(&at, (kernel ? MMREC__SCORE_RUN * MMREC__SCORE_USERS
                                             : nq * block) * sizeof(float));
     j.off_thr = mmrec__take(&at, n_groups * MMREC__SCORE_USERS * sizeof(float));
-    j.off_masks = mmrec__take(&at, kernel ? MMREC__SCORE_RUN * sizeof(uint64_t) : 0);
+    j.off_masks = mmrec__take(&at, usable ? MMREC__SCORE_RUN * sizeof(uint64_t) : 0);
+    j.off_tile = mmrec__take(&at, gram_kernel ? MMREC__SCORE_RUN * MMREC__SCORE_USERS *
+                                                    sizeof(float)
+                                              : 0);
+    j.gram_kernel = gram_kernel;
     j.off_widen = mmrec__take(&at, widen ? block * vecs * d * sizeof(float) : 0);
     j.half_direct = half_direct;
     j.row_scorer = row_scorer;
     bool sparse_ok = nq == 1 && !multi; /* then a short allow list is scored alone */
     j.off_row = mmrec__take(&at, sparse_ok ? d * sizeof(float) : 0);
     j.off_gram = mmrec__take(&at, multi ? nq * qv * block * vecs * sizeof(float) : 0);
+    j.off_maxrow = mmrec__take(&at, multi ? block * sizeof(float) : 0);
     j.part_bytes = at;
     size_t all = 0;
     size_t off_parts = mmrec__take(&all, (size_t)parts * j.part_bytes);
@@ -418,14 +494,14 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
         mmrec__index_normalize(q, nq * qv, d);
         j.queries = q;
     }
-    if (kernel) {
+    if (usable) { /* groups of 64 query vectors, [dim, 64] each */
         float *packed = (float *)(void *)(mem + off_packed);
         for (size_t g = 0; g < n_groups; g++)
             for (size_t e = 0; e < d; e++)
                 for (size_t r = 0; r < MMREC__SCORE_USERS; r++) {
                     size_t n = g * MMREC__SCORE_USERS + r;
-                    packed[(g * d + e) * MMREC__SCORE_USERS + r] = n < nq ? j.queries[n * d + e]
-                                                                         : 0.0f;
+                    packed[(g * d + e) * MMREC__SCORE_USERS + r] = n < nqv ? j.queries[n * d + e]
+                                                                          : 0.0f;
                 }
         j.packed = packed;
         j.n_groups = n_groups;
