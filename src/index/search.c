@@ -17,7 +17,7 @@
  * comes back (thresholds -inf). Otherwise one BLAS product per block
  * (mmrec__sgemm_serial: BLAS's order within a block is fixed by the block,
  * not by the thread). 16-bit vectors are widened into per-part scratch
- * for the latter two. MaxSim then takes per query and item the sum (or
+ * first except for the row scorer on AVX-512. MaxSim then takes per query and item the sum (or
  * max) over query vectors of the max over item vectors. Each query's
  * filter sets the scores of its excluded, not-allowed items to -inf (which
  * never enters a heap), and the heap scan skips runs that cannot beat the
