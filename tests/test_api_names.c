@@ -64,6 +64,7 @@ typedef struct fx {
     mmrec_sequences *seqs;
     mmrec_cache *cache;
     mmrec_cache_writer *writer;
+    mmrec_index *index; /* [I, D] of mt_feat, ids mt_index_ids */
     /* tape tensors: a, b [2, D] (a requires a gradient), seq [2, 3, D],
      * tok [2, 1, D], w [D, 3], table [10, D], ego [U + I, D], items [I, D] */
     mmrec_tensor *a, *b, *seq, *tok, *w, *table, *ego, *items;
@@ -82,14 +83,16 @@ typedef struct fx {
     mmrec_cache_writer *made_writer;
     mmrec_module *made_module;
     mmrec_item_sampler *made_sampler;
+    mmrec_index *made_index;
     float buf[64], buf2[64];
     int64_t shape[2];
 } fx;
 
 /* Files every call may read, written once per test run. */
 static const char *mt_cache_path, *mt_npy_path, *mt_lightgcn_path, *mt_inter_path;
-static const char *mt_items_path, *mt_users_path;
-static char mt_paths[6][200];
+static const char *mt_items_path, *mt_users_path, *mt_index_path;
+static char mt_paths[7][200];
+static const int64_t mt_index_ids[I] = {40, 10, 30, 20};
 
 static const int64_t mt_users[5] = {0, 0, 1, 2, 2}, mt_items[5] = {0, 1, 1, 2, 3};
 static const int64_t mt_ids2[2] = {0, 1};
@@ -189,6 +192,7 @@ static void fx_setup(fx *f) {
     MT_OK(mmrec_interactions_create(tu, ti, 3, &f->test));
     MT_OK(mmrec_cache_open(mt_cache_path, &f->cache));
     MT_OK(mmrec_cache_writer_create(mt_file(2, "w.mmfc"), mt_ids2, 2, &f->writer));
+    MT_OK(mmrec_index_create(mt_feat, mt_index_ids, I, D, NULL, &f->index));
     mmrec_sequences_config sc;
     MT_OK(mmrec_sequences_config_init(&sc));
     sc.min_length = 3;
@@ -226,6 +230,8 @@ static void fx_teardown(fx *f) {
     mmrec_interactions_destroy(f->made_x);
     mmrec_sequences_destroy(f->made_seqs);
     mmrec_item_sampler_destroy(f->made_sampler);
+    mmrec_index_destroy(f->made_index);
+    mmrec_index_destroy(f->index);
     mmrec_sequences_destroy(f->seqs);
     mmrec_cache_close(f->made_cache);
     mmrec_cache_writer_destroy(f->made_writer);
@@ -954,6 +960,60 @@ CALL(mmrec_loss_inttower_cir) {
                                    N(5, &c), N(6, &f->t_out));
 }
 
+/* index.h */
+CALL(mmrec_index_config_init_sized) {
+    mmrec_index_config c;
+    return mmrec_index_config_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_index_filter_init_sized) {
+    mmrec_index_filter c;
+    return mmrec_index_filter_init_sized(N(0, &c), sizeof c);
+}
+CALL(mmrec_index_create) {
+    mmrec_index_config c;
+    MT_OK(mmrec_index_config_init(&c));
+    c.storage = MMREC_INDEX_F16;
+    return mmrec_index_create(N(0, mt_feat), N(1, mt_index_ids), I, D, N(4, &c),
+                              N(5, &f->made_index));
+}
+CALL(mmrec_index_create_from_cache) {
+    mmrec_index_config c;
+    MT_OK(mmrec_index_config_init(&c));
+    c.vectors_per_item = 2;
+    return mmrec_index_create_from_cache(N(0, f->cache), N(1, "a"), N(2, &c),
+                                         N(3, &f->made_index));
+}
+CALL(mmrec_index_save) { return mmrec_index_save(N(0, f->index), N(1, mt_file(3, "s.mmix"))); }
+CALL(mmrec_index_open) { return mmrec_index_open(N(0, mt_index_path), N(1, &f->made_index)); }
+CALL(mmrec_index_refresh) {
+    MT_OK(mmrec_index_open(mt_index_path, &f->made_index));
+    return mmrec_index_refresh(N(0, f->index), N(1, f->made_index));
+}
+CALL(mmrec_index_info) {
+    int64_t n, d, v;
+    mmrec_index_metric m;
+    mmrec_index_storage s;
+    return mmrec_index_info(N(0, f->index), N(1, &n), N(2, &d), N(3, &v), N(4, &m), N(5, &s));
+}
+CALL(mmrec_index_search) {
+    mmrec_index_filter flt;
+    MT_OK(mmrec_index_filter_init(&flt));
+    flt.exclude = mt_index_ids;
+    flt.num_exclude = 1;
+    int64_t ids[2];
+    float scores[2];
+    size_t counts[1];
+    return mmrec_index_search(N(0, f->index), N(1, f->buf), 1, D, 2, N(5, &flt), N(6, ids),
+                              N(7, scores), N(8, counts));
+}
+CALL(mmrec_index_search_multi) {
+    int64_t ids[4];
+    float scores[4];
+    size_t counts[2];
+    return mmrec_index_search_multi(N(0, f->index), N(1, f->buf), 2, 2, D, 2, N(6, NULL),
+                                    N(7, ids), N(8, scores), N(9, counts));
+}
+
 /* modules.h */
 CALL(mmrec_linear_config_init_sized) {
     mmrec_linear_config c;
@@ -1427,6 +1487,18 @@ static const mt_entry mt_entries[] = {
     E(mmrec_model_import_grads),
     E(mmrec_model_save),
     E(mmrec_model_load),
+    /* index.h */
+    E(mmrec_index_config_init_sized),
+    E(mmrec_index_filter_init_sized),
+    E_NULLABLE(mmrec_index_create, "ids cfg"),
+    E_NULLABLE(mmrec_index_create_from_cache, "cfg"),
+    E(mmrec_index_save),
+    E(mmrec_index_open),
+    EXEMPT(mmrec_index_destroy, DESTROYER),
+    E(mmrec_index_refresh),
+    E_NULLABLE(mmrec_index_info, "num_items_out dim_out vectors_out metric_out storage_out"),
+    E_NULLABLE(mmrec_index_search, "filters counts_out"),
+    E_NULLABLE(mmrec_index_search_multi, "filters counts_out"),
     /* modules.h */
     E(mmrec_linear_config_init_sized),
     E_NULLABLE(mmrec_linear_create, "out"),
@@ -1612,6 +1684,8 @@ static void mt_files(void) {
     snprintf(mt_paths[5], sizeof mt_paths[5], "%s/users.tsv", mt_dir);
     mt_items_path = mt_paths[4];
     mt_users_path = mt_paths[5];
+    snprintf(mt_paths[6], sizeof mt_paths[6], "%s/i.mmix", mt_dir);
+    mt_index_path = mt_paths[6];
     mt_write_text(mt_items_path, "A\tTitle a\nB\tTitle b\nC\tTitle c\n");
     mt_write_text(mt_users_path, "u\tA B C\nv\tC B A B\n");
     mmrec_cache_writer *w;
@@ -1621,6 +1695,10 @@ static void mt_files(void) {
     MT_OK(mmrec_cache_writer_commit(w));
     mmrec_cache_writer_destroy(w);
     mt_write_npy(mt_npy_path);
+    mmrec_index *x;
+    MT_OK(mmrec_index_create(mt_feat, mt_index_ids, I, D, NULL, &x));
+    MT_OK(mmrec_index_save(x, mt_index_path));
+    mmrec_index_destroy(x);
     mt_write_text(mt_lightgcn_path, "0 1 2\n1 0\n");
     mt_write_text(mt_inter_path, "userID\titemID\tx_label\n0\t1\t0\n1\t2\t0\n");
 }

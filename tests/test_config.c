@@ -8,6 +8,7 @@
 #include "alignrec/alignrec_internal.h" /* the systems' rows */
 #include "distill/distill_internal.h"
 #include "em3/em3_internal.h"
+#include "index/index_internal.h"
 #include "iisan/iisan_internal.h"
 #include "twotower/twotower_internal.h"
 
@@ -48,6 +49,8 @@ MT_INIT(mmrec_distill_logits_config, mmrec_distill_logits_config_init_sized)
 MT_INIT(mmrec_distill_kl_config, mmrec_distill_kl_config_init_sized)
 MT_INIT(mmrec_distill_gam_config, mmrec_distill_gam_config_init_sized)
 MT_INIT(mmrec_distill_attn_config, mmrec_distill_attn_config_init_sized)
+MT_INIT(mmrec_index_config, mmrec_index_config_init_sized)
+MT_INIT(mmrec_index_filter, mmrec_index_filter_init_sized)
 
 #define MT_ROW(type) {#type, mt_init_##type, MMREC__MIN_SIZE(type), sizeof(type)}
 static const struct {
@@ -78,6 +81,8 @@ static const struct {
     MT_ROW(mmrec_distill_kl_config),
     MT_ROW(mmrec_distill_gam_config),
     MT_ROW(mmrec_distill_attn_config),
+    MT_ROW(mmrec_index_config),
+    MT_ROW(mmrec_index_filter),
 };
 
 /* _init_sized at the first-release size fills that many bytes and says so;

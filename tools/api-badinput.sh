@@ -33,6 +33,9 @@ mmrec_cache_num_fields only an open cache and an output
 mmrec_cache_open only a file: its errors name the file (MMREC_EIO, MMREC_EFORMAT)
 mmrec_cache_refresh only an open cache and a file: its errors name the file (MMREC_EIO, MMREC_EFORMAT)
 mmrec_cache_writer_commit only a writer: its errors are of state and I/O
+mmrec_index_info only an index and outputs
+mmrec_index_open only a file: its errors name the file (MMREC_EIO, MMREC_EFORMAT)
+mmrec_index_save only an index and a path: its errors are of I/O
 mmrec_interactions_read_lightgcn only a file: its errors name the file and line
 mmrec_rng_seed any seed is valid
 mmrec_rng_next_u64 only a generator and an output

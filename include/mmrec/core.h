@@ -76,6 +76,7 @@ typedef struct mmrec_cache mmrec_cache;
 typedef struct mmrec_cache_writer mmrec_cache_writer;
 typedef struct mmrec_interactions mmrec_interactions;
 typedef struct mmrec_graph mmrec_graph;
+typedef struct mmrec_index mmrec_index;
 
 /* Short default text of a status ("out of memory"); "unknown status" for a
  * value not in the table. Never NULL; static storage. Thread-safe. Since 0.1. */

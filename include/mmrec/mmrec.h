@@ -62,5 +62,6 @@
 #include "mmrec/data.h"
 #include "mmrec/graph.h"
 #include "mmrec/metrics.h"
+#include "mmrec/index.h"
 
 #endif /* MMREC_MMREC_H */

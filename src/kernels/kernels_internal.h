@@ -61,6 +61,28 @@ void mmrec__score_pack_users(float *dst, const float *user_emb, size_t dim, cons
 size_t mmrec__score_find(const float *users, const float *items, size_t dim, size_t first,
                          size_t end, const float *thr, float *scores, uint64_t *masks);
 
+/* ---- the row scorer (dot.c) ---- */
+
+/* out[q * ld_out + i] = <queries[q], rows[i]> for the num_queries queries
+ * ([num_queries, dim]) and the n rows of `rows` ([n, dim]), each summed in
+ * an order that depends only on dim (16 lanes, then a fixed tree), so a
+ * score does not depend on the row's place, on the other queries or on the
+ * CPU's vector width. Meant for a few queries against a block of rows in
+ * cache (each tile of 16 rows is read once for all the queries). */
+void mmrec__dot_rows(const float *queries, size_t num_queries, const float *rows, size_t n,
+                     size_t dim, float *out, size_t ld_out);
+/* The same for float16 (bf16 false) or bfloat16 rows, widened exactly as
+ * they are read: the scores of mmrec__dot_rows on the widened rows. Only
+ * with the AVX-512 kernel (mmrec__dot_half_usable); returns false, writing
+ * nothing, otherwise (the caller widens). */
+bool mmrec__dot_rows_half(const float *queries, size_t num_queries, const uint16_t *rows,
+                          bool bf16, size_t n, size_t dim, float *out, size_t ld_out);
+/* Whether mmrec__dot_rows_half runs here for rows of dim elements. */
+bool mmrec__dot_half_usable(size_t dim);
+/* mmrec__dot_rows with the portable loop only (the tests compare the two). */
+void mmrec__dot_rows_portable(const float *queries, size_t num_queries, const float *rows,
+                              size_t n, size_t dim, float *out, size_t ld_out);
+
 /* ---- the bounded top-K heap (topk.c) ----
  * A row's k best (score, id) pairs in two arrays, a min-heap by rank with
  * the worst kept at index 0. "a ranks below b": a lower score, or an equal
@@ -122,6 +144,19 @@ static inline void mmrec__topk_offer(float *hs, int32_t *hid, size_t *n_kept, si
  * count) once k are kept. */
 void mmrec__topk_scan(const float *row, size_t base, size_t len, size_t k, float *hs,
                       int32_t *hid, size_t *n_kept);
+
+/* Offers (s, id) to a top k in any order of ids: while fewer than k are
+ * kept any score above -inf enters, then one that ranks above the worst
+ * kept (a higher score, or an equal one with a lower id). Merges the top
+ * k lists of several parts of one range into one. */
+static inline void mmrec__topk_merge(float *hs, int32_t *hid, size_t *n_kept, size_t k, float s,
+                                     int32_t id) {
+    if (*n_kept < k) {
+        mmrec__topk_offer(hs, hid, n_kept, k, s, id);
+    } else if (mmrec__topk_below(hs[0], hid[0], s, id)) {
+        mmrec__topk_sift(hs, hid, *n_kept, 0, s, id);
+    }
+}
 
 /* Sorts a top-k heap of n best first (heap sort: the worst popped to the
  * back). */
