@@ -45,15 +45,15 @@ static inline double bench_peak_rss_mib(void) {
 }
 
 /* Runs `bench/<script> <args>` with the PyTorch interpreter (MMREC_PYTHON,
- * default /usr/bin/python3), under OPENBLAS_NUM_THREADS=1 when blas1 is set
- * (else with OpenBLAS's default threads), and copies the last line it
- * printed (key=value fields) into `line`. Returns 0 on success. */
-static inline int bench_run_reference(const char *script, const char *args, int blas1,
-                                      char *line, size_t size) {
+ * default /usr/bin/python3) under the environment assignments `env`
+ * ("NAME=value " each, may be ""), and copies the last line it printed
+ * (key=value fields) into `line`. Returns 0 on success. */
+static inline int bench_run_reference_env(const char *script, const char *args, const char *env,
+                                          char *line, size_t size) {
     const char *py = getenv("MMREC_PYTHON");
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s%s %s/%s %s", blas1 ? "OPENBLAS_NUM_THREADS=1 " : "",
-             py ? py : "/usr/bin/python3", MMREC_BENCH_DIR, script, args ? args : "");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s%s %s/%s %s", env, py ? py : "/usr/bin/python3",
+             MMREC_BENCH_DIR, script, args ? args : "");
     FILE *p = popen(cmd, "r");
     if (p == NULL) return -1;
     char buf[1024];
@@ -64,6 +64,14 @@ static inline int bench_run_reference(const char *script, const char *args, int 
     }
     int rc = pclose(p);
     return rc == 0 && line[0] ? 0 : -1;
+}
+
+/* bench_run_reference_env() under OPENBLAS_NUM_THREADS=1 when blas1 is set
+ * (else with OpenBLAS's default threads). */
+static inline int bench_run_reference(const char *script, const char *args, int blas1,
+                                      char *line, size_t size) {
+    return bench_run_reference_env(script, args, blas1 ? "OPENBLAS_NUM_THREADS=1 " : "", line,
+                                   size);
 }
 
 /* Value of `key=` in a line of key=value fields, or -1. */

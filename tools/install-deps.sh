@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what libmmrec needs to build and test on Debian/Ubuntu (as root,
 # or through sudo); extra packages may be named as arguments (benchmarks
-# need python3-torch: tools/install-deps.sh python3-torch).
+# need python3-torch and python3-faiss: tools/install-deps.sh python3-torch
+# python3-faiss).
 #
 # Nothing is done when every package is installed. Otherwise the package
 # lists are refreshed only when apt does not know a missing package, and
