@@ -21,9 +21,9 @@
  *    equal scores by the lower id, so they agree unless two scores are
  *    within float rounding of each other and the two computations (their
  *    products sum in different orders) round them apart; the example counts
- *    such near ties (target within 1e-5 relative of a neighbour in the
- *    list, or of the last kept score) and fails (exit 1) when the figures
- *    differ by more than the near-tie users can explain.
+ *    such near ties (a target within 1e-5 relative of another score of the
+ *    user's top 21) and fails (exit 1) when the figures differ by more
+ *    than the near-tie users can explain.
  * 5. Times requests: one user (K = 20, exclude list) per call, the median
  *    of --requests calls, and a batch of 256 users in one call. Then one
  *    more training epoch, the index rebuilt, saved over the file, opened
@@ -66,11 +66,13 @@
  * Usage: serve [data dir] [--epochs N] [--batch B] [--lr LR] [--cache PATH]
  *              [--index PATH] [--requests N] [--threads T] [--seed S]
  *              [--synthetic]
- * Defaults: 3 epochs, batch 256, lr 1e-3, index file serve.mmidx, 200
- * timed requests. Progress goes to stderr; the lists, figures and the
+ * Defaults: 3 epochs, batch 256, lr 1e-3, cache twotower_text.mmfc (make
+ * passes build/iisan_text.mmfc), index file serve.mmidx (make passes
+ * build/serve.mmidx), 200 timed requests. Progress goes to stderr; the lists, figures and the
  * last line go to stdout:
  *   RESULT serve recall@20=... recall@20_full_ranking=... request_ms=...
- *     batch256_ms=... f16_lists_changed=... items=...
+ *     batch256_ms=... f16_lists_changed=... f16_sets_changed=... items=...
+ * (f16: the lists whose ids differ from float32's in order, and as sets)
  * (serve_synthetic with --synthetic). */
 #include <math.h>
 #include <pthread.h>
@@ -88,15 +90,15 @@
 #include "text_encoder.h"
 #include "seq_data.h"
 
-#define DIM 64
-#define HIDDEN 128
-#define HIST 5
+#define DIM 64          /* the towers' width, as twotower.c's */
+#define HIDDEN 128      /* the hidden width of every MLP */
+#define HIST 5          /* history items a user is made of (its last ones) */
 #define TEMPERATURE 0.05f
 #define FREQ_BUCKETS (1 << 16)
 #define FREQ_ALPHA 0.01f
-#define K 20      /* a request's list */
-#define SHOWN 3   /* users whose lists are printed */
-#define BATCH_USERS 256
+#define K 20            /* a request's list */
+#define SHOWN 3         /* users whose lists are printed */
+#define BATCH_USERS 256 /* the timed batch */
 #define SWAP_QUERIES 64 /* the searching thread's users during the swap */
 
 /* ---- the logq towers of twotower.c ---- */
