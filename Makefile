@@ -69,7 +69,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-inttower example-cascade example-distill abi-check abi-baseline check-symbols map install uninstall \
+.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-serve example-inttower example-cascade example-distill abi-check abi-baseline check-symbols map install uninstall \
         example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -224,6 +224,16 @@ example-iisan: build/examples/iisan
 TWOTOWER_ARGS ?=
 example-twotower: build/examples/twotower
 	$(Q)build/examples/twotower $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(TWOTOWER_ARGS)
+
+# The serving side of the logq two-tower model on the same data: serving
+# vectors, an index saved and served from its file (build/serve.mmidx),
+# top-20 requests with exclude lists checked against full ranking, request
+# times, a hot swap under a searching thread; SERVE_ARGS="--synthetic" needs
+# no data.
+SERVE_ARGS ?=
+example-serve: build/examples/serve
+	$(Q)build/examples/serve $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc \
+	    --index build/serve.mmidx $(SERVE_ARGS)
 
 # IntTower pre-ranking on generated clicks: BCE on the paired FE score plus
 # the CIR term, held-out AUC against the true click probabilities.

@@ -176,17 +176,6 @@ static void teacher_create(mmrec_model *m, const data *d, teacher *t) {
     CHECK(mmrec_linear_create(m, "teacher.out", &lc, &t->out));
 }
 
-/* MLP(features of ids) + id embedding: [count, DIM]. */
-static mmrec_tensor *encode(mmrec_tensor *features, mmrec_tape *tape, mmrec_module *mlp,
-                            mmrec_module *id, const int64_t *ids, size_t count) {
-    mmrec_tensor *x, *h, *e, *out;
-    CHECK(mmrec_gather_rows(tape, features, ids, count, &x));
-    CHECK(mmrec_mlp_forward(mlp, tape, x, &h));
-    CHECK(mmrec_embedding_forward(id, tape, ids, count, &e));
-    CHECK(mmrec_add(tape, h, e, &out));
-    return out;
-}
-
 /* A batch of B rows: their histories, targets and the buffers the
  * losses need, allocated once. */
 typedef struct batch {
@@ -296,8 +285,8 @@ static mmrec_tensor *teacher_forward(teacher *t, mmrec_tensor *features, mmrec_t
                                      size_t n_src, mmrec_tensor **probs, mmrec_tensor **q,
                                      mmrec_tensor **a) {
     size_t B = b->size, BC = B * cands;
-    mmrec_tensor *eh = encode(features, tape, t->mlp, t->id, b->hist, B * HIST);
-    mmrec_tensor *ec = encode(features, tape, t->mlp, t->id, cand_ids, n_src);
+    mmrec_tensor *eh = tower_encode(features, tape, t->mlp, t->id, b->hist, B * HIST);
+    mmrec_tensor *ec = tower_encode(features, tape, t->mlp, t->id, cand_ids, n_src);
     mmrec_tensor *parts[2] = {eh, ec}, *all, *x, *x3, *pos, *xp, *mask, *y, *p, *last, *s;
     CHECK(mmrec_concat(tape, parts, 2, 0, &all));
     CHECK(mmrec_gather_rows(tape, all, b->seq_index, BC * SEQ, &x));
@@ -354,13 +343,13 @@ static mmrec_tensor *teacher_loss(mmrec_tape *tape, mmrec_tensor *scores, batch 
  * DIM] they pool. */
 static mmrec_tensor *student_items(student *s, mmrec_tensor *features, mmrec_tape *tape,
                                    const int64_t *ids, size_t count) {
-    return encode(features, tape, s->item_mlp, s->item_id, ids, count);
+    return tower_encode(features, tape, s->item_mlp, s->item_id, ids, count);
 }
 
 static mmrec_tensor *student_users(student *s, mmrec_tensor *features, mmrec_tape *tape,
                                    const int64_t *hist, float *weight, size_t B,
                                    mmrec_tensor **hist3) {
-    mmrec_tensor *h = encode(features, tape, s->hist_mlp, s->hist_id, hist, B * HIST);
+    mmrec_tensor *h = tower_encode(features, tape, s->hist_mlp, s->hist_id, hist, B * HIST);
     mmrec_tensor *h3, *w, *hw, *pooled, *u;
     int64_t hs[3] = {(int64_t)B, HIST, DIM}, ws[3] = {(int64_t)B, HIST, 1};
     CHECK(mmrec_reshape(tape, h, 3, hs, &h3));

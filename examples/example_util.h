@@ -1,5 +1,5 @@
 /* Small helpers the examples on IISAN's data files share (iisan.c,
- * twotower.c, distill.c): a CHECK that exits with the library's message,
+ * twotower.c, distill.c, serve.c): a CHECK that exits with the library's message,
  * allocation that exits on failure, a monotonic clock, command-line
  * options, and reading the data directory's two files. A header of static functions: the examples
  * include it. */

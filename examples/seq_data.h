@@ -1,8 +1,8 @@
 /* The sequence data the retrieval examples share (twotower.c,
- * distill.c): IISAN's two files (or generated data), the frozen title
- * features, training samples, the leave-one-out evaluation sets and their
- * full-ranking metrics. A header of static functions, after
- * example_util.h and text_encoder.h. */
+ * distill.c, serve.c): IISAN's two files (or generated data), the frozen
+ * title features, training samples, the towers' item encoder, the
+ * leave-one-out evaluation sets and their full-ranking metrics. A header
+ * of static functions, after example_util.h and text_encoder.h. */
 #ifndef MMREC_SEQ_DATA_H
 #define MMREC_SEQ_DATA_H
 
@@ -29,6 +29,8 @@ typedef struct data {
     size_t *off;
     float *features;              /* [num_items + 1, dim_features], row 0 zeros */
     int64_t dim_features;
+    mmrec_sequences *seqs;        /* the files' sequences and titles; NULL when
+                                     generated */
 } data;
 
 static inline size_t user_len(const data *d, int64_t u) { return d->off[u + 1] - d->off[u]; }
@@ -48,7 +50,7 @@ static inline void data_read(data *d, const char *dir, const char *cache_path) {
         fprintf(stderr, "cannot build the text cache %s: %s\n", cache_path, te_error());
         exit(1);
     }
-    mmrec_sequences_destroy(seqs);
+    d->seqs = seqs; /* kept for the titles (mmrec_sequences_item) */
 
     /* Features: the input layer (the mean word vector) and the last layer,
      * side by side, read once into memory (row 0, the padding, zeros). */
@@ -137,6 +139,7 @@ static inline void data_synthetic(data *d, uint64_t seed) {
 }
 
 static inline void data_free(data *d) {
+    mmrec_sequences_destroy(d->seqs);
     free(d->items);
     free(d->off);
     free(d->features);
@@ -152,6 +155,19 @@ static inline void history(const int64_t *seq, size_t len, size_t width, int64_t
     memset(ids, 0, (width - take) * sizeof *ids);
     memcpy(ids + width - take, seq + len - take, take * sizeof *ids);
     for (size_t t = 0; t < width; t++) w[t] = t < width - take ? 0.0f : 1.0f / (float)take;
+}
+
+/* The towers' encoder of an item: MLP(features of ids) + id embedding,
+ * [count, out], on `tape` (features: the wrapped feature table). */
+static inline mmrec_tensor *tower_encode(mmrec_tensor *features, mmrec_tape *tape,
+                                         mmrec_module *mlp, mmrec_module *id,
+                                         const int64_t *ids, size_t count) {
+    mmrec_tensor *x, *h, *e, *out;
+    CHECK(mmrec_gather_rows(tape, features, ids, count, &x));
+    CHECK(mmrec_mlp_forward(mlp, tape, x, &h));
+    CHECK(mmrec_embedding_forward(id, tape, ids, count, &e));
+    CHECK(mmrec_add(tape, h, e, &out));
+    return out;
 }
 
 /* Training samples: (user, position t) for every t of the training part
@@ -297,12 +313,26 @@ static inline void eval_sets_make(const data *d, size_t valid_users, uint64_t se
     free(users);
 }
 
+/* Full-ranking metrics on e of serving vectors: users [U, dim] (e's
+ * users in order) and items [num_items, dim] (item i at row i - 1),
+ * scored by inner product (mmrec_eval_full_ranking; equal scores rank the
+ * lower item id first). */
+static inline metrics full_ranking(const float *users, const float *items, const eval_set *e,
+                                   int64_t num_items, int64_t dim) {
+    int ks[2] = {10, 20};
+    mmrec_rank_metrics r[2];
+    r[0].struct_size = sizeof r[0];
+    CHECK(mmrec_eval_full_ranking(users, items, (int64_t)e->num_users, num_items, dim, e->hist,
+                                  e->target, ks, 2, r));
+    return (metrics){r[0].recall, r[1].recall, r[0].ndcg, r[1].ndcg};
+}
+
 /* Full-ranking metrics of single-vector towers on e: user_table [U, dim]
  * (e's users in order) and item_table [num_items, dim] (item i at row
  * i - 1), scored by cosine / temperature. Both tables are overwritten
  * with the scorer's serving vectors (mmrec_twotower_serving_vectors:
  * their inner products are the training scores), then ranked by
- * mmrec_eval_full_ranking. */
+ * full_ranking. */
 static inline metrics rank_vectors(float *user_table, float *item_table, const eval_set *e,
                                    int64_t num_items, int64_t dim, float temperature) {
     mmrec_twotower_config tc;
@@ -313,12 +343,7 @@ static inline metrics rank_vectors(float *user_table, float *item_table, const e
                                          (size_t)dim, item_table));
     CHECK(mmrec_twotower_serving_vectors(&tc, MMREC_TOWER_USER, user_table, e->num_users,
                                          (size_t)dim, user_table));
-    int ks[2] = {10, 20};
-    mmrec_rank_metrics r[2];
-    r[0].struct_size = sizeof r[0];
-    CHECK(mmrec_eval_full_ranking(user_table, item_table, (int64_t)e->num_users, num_items, dim,
-                                  e->hist, e->target, ks, 2, r));
-    return (metrics){r[0].recall, r[1].recall, r[0].ndcg, r[1].ndcg};
+    return full_ranking(user_table, item_table, e, num_items, dim);
 }
 
 #endif /* MMREC_SEQ_DATA_H */

@@ -241,22 +241,12 @@ static void net_free(net *n) {
     mmrec_model_destroy(n->model);
 }
 
-/* MLP(features of ids) + id embedding: [count, out]. */
-static mmrec_tensor *encode(net *n, mmrec_tape *tape, mmrec_module *mlp, mmrec_module *id,
-                            const int64_t *ids, size_t count) {
-    mmrec_tensor *x, *h, *e, *out;
-    CHECK(mmrec_gather_rows(tape, n->features, ids, count, &x));
-    CHECK(mmrec_mlp_forward(mlp, tape, x, &h));
-    CHECK(mmrec_embedding_forward(id, tape, ids, count, &e));
-    CHECK(mmrec_add(tape, h, e, &out));
-    return out;
-}
-
 /* Item vectors: the tower's output [count, d] (the cosine's
  * normalization is the loss's and the scorer's), or for colbert
  * [count, KERNELS, d], each vector L2-normalized (MaxSim of cosines). */
 static mmrec_tensor *item_vectors(net *n, mmrec_tape *tape, const int64_t *ids, size_t count) {
-    mmrec_tensor *v = encode(n, tape, n->item_mlp, n->item_id, ids, count), *v3, *out;
+    mmrec_tensor *v = tower_encode(n->features, tape, n->item_mlp, n->item_id, ids, count);
+    mmrec_tensor *v3, *out;
     if (!n->multi) return v;
     if (n->multi == 2) { /* one field, through IntTower's item tower: [count, H_i, f] */
         int64_t fs[3] = {(int64_t)count, 1, DIM};
@@ -276,7 +266,8 @@ static mmrec_tensor *item_vectors(net *n, mmrec_tape *tape, const int64_t *ids, 
  * L2-normalized hist vectors (the mask is w > 0). */
 static mmrec_tensor *user_vectors(net *n, mmrec_tape *tape, const int64_t *ids, float *w,
                                   size_t B) {
-    mmrec_tensor *h = encode(n, tape, n->hist_mlp, n->hist_id, ids, B * HIST), *h3, *out;
+    mmrec_tensor *h = tower_encode(n->features, tape, n->hist_mlp, n->hist_id, ids, B * HIST);
+    mmrec_tensor *h3, *out;
     int64_t shape[3] = {(int64_t)B, HIST, DIM};
     CHECK(mmrec_reshape(tape, h, 3, shape, &h3));
     if (n->multi == 1) {
