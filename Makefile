@@ -226,14 +226,14 @@ example-twotower: build/examples/twotower
 	$(Q)build/examples/twotower $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc $(TWOTOWER_ARGS)
 
 # The serving side of the logq two-tower model on the same data: serving
-# vectors, an index saved and served from its file (build/serve.mmidx),
+# vectors, an index saved and served from its file (build/serve.mmix),
 # top-20 requests with exclude lists checked against full ranking, request
 # times, a hot swap under a searching thread; SERVE_ARGS="--synthetic" needs
 # no data.
 SERVE_ARGS ?=
 example-serve: build/examples/serve
 	$(Q)build/examples/serve $(IISAN_SCIENTIFIC) --cache build/iisan_text.mmfc \
-	    --index build/serve.mmidx $(SERVE_ARGS)
+	    --index build/serve.mmix $(SERVE_ARGS)
 
 # IntTower pre-ranking on generated clicks: BCE on the paired FE score plus
 # the CIR term, held-out AUC against the true click probabilities.

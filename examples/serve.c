@@ -67,8 +67,8 @@
  *              [--index PATH] [--requests N] [--threads T] [--seed S]
  *              [--synthetic]
  * Defaults: 3 epochs, batch 256, lr 1e-3, cache twotower_text.mmfc (make
- * passes build/iisan_text.mmfc), index file serve.mmidx (make passes
- * build/serve.mmidx), 200 timed requests. Progress goes to stderr; the lists, figures and the
+ * passes build/iisan_text.mmfc), index file serve.mmix (make passes
+ * build/serve.mmix), 200 timed requests. Progress goes to stderr; the lists, figures and the
  * last line go to stdout:
  *   RESULT serve recall@20=... recall@20_full_ranking=... request_ms=...
  *     batch256_ms=... f16_lists_changed=... f16_sets_changed=... items=...
@@ -373,7 +373,7 @@ static void *search_loop(void *arg) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* results and progress keep their order in one log */
     const char *dir = "../shared/data/iisan-scientific", *cache_path = "twotower_text.mmfc";
-    const char *index_path = "serve.mmidx";
+    const char *index_path = "serve.mmix";
     int epochs = 3, threads = 0, synthetic = 0;
     size_t batch = 256, requests = 200;
     float lr = 1e-3f;
