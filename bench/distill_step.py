@@ -18,17 +18,17 @@ log_softmax(T), reduction="batchmean", log_target=True). A step: zero_grad,
 the teacher's forward, the student's forward, backward, the optimizer.
 
 Optimizer: torch.optim.Adam (lr 1e-3) over every parameter, the id tables
-dense nn.Embedding: the same update as the library's row-sparse tables
-here, since with a fixed batch every step touches the same rows (rows never
+dense nn.Embedding: the same update as the library's row-sparse tables here,
+since with a fixed batch every step touches the same rows (rows never
 touched keep zero moments and do not move). MMREC_BENCH_DISTILL_SPARSE=1
-makes the tables nn.Embedding(sparse=True) updated by
-torch.optim.SparseAdam (bench/em3_step.py's setup for large tables), whose
-eps is added before the bias correction rather than after as Adam's (and
-the library's): the last step's losses then differ by about 12 ppm
-instead of about 2 (one thread). With two threads PyTorch's steps are not
-bitwise reproducible from run to run, and the last step's difference
-varies between runs (0.4 to 20 ppm seen with Adam); the first step's stays
-at about 0.001 ppm.
+makes the tables nn.Embedding(sparse=True) updated by torch.optim.SparseAdam
+(bench/em3_step.py's setup for large tables): a faster PyTorch step (it
+skips the dense update of 2 x 20001 x 64 table entries), whose eps is added
+before the bias correction rather than after as Adam's (and the library's):
+the last step's losses then differ by about 12 ppm instead of about 2 (one
+thread). With two threads PyTorch's steps are not bitwise reproducible from
+run to run, and the last step's difference varies between runs (0.4 to 20
+ppm seen with Adam); the first step's stays at about 0.001 ppm.
 
 The features, ids, -log p and the initial weights of the student, then of
 the teacher, are the C side's, read from the float32 file named by
