@@ -36,6 +36,46 @@ static size_t mmrec__attn_grain(const mmrec__attn_ctx *c) {
     return mmrec__grain(4 * c->heads * c->tq * c->seq * c->dh, MMREC__ATTN_GRAIN_MACS);
 }
 
+/* C = alpha A B^T (+ C with accumulate) for A [m, k] and B [n, k], rows of
+ * strides lda and ldb: the score-shaped products of the attention (Q K^T,
+ * dO V^T). Short sequences make them too small for BLAS and, with n the
+ * sequence length, too narrow for the small product's loop over n; here
+ * each entry is a dot product over k in 16 interleaved partial sums, which
+ * the compiler turns into vector lanes. Longer sequences (n > 16) go to
+ * mmrec__sgemm. */
+#define MMREC__ATTN_SHORT 16
+
+MMREC__SIMD_CLONES
+static void mmrec__attn_nt_short(size_t m, size_t n, size_t k, float alpha, const float *a,
+                                 size_t lda, const float *b, size_t ldb, bool accumulate,
+                                 float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++) {
+        const float *ai = a + i * lda;
+        for (size_t j = 0; j < n; j++) {
+            const float *bj = b + j * ldb;
+            float acc[16] = {0};
+            size_t p = 0;
+            for (; p + 16 <= k; p += 16)
+                for (size_t l = 0; l < 16; l++) acc[l] += ai[p + l] * bj[p + l];
+            for (size_t l = 0; p + l < k; l++) acc[l] += ai[p + l] * bj[p + l];
+            for (size_t w = 8; w > 0; w /= 2)
+                for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+            float v = alpha * acc[0];
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + v : v;
+        }
+    }
+}
+
+static void mmrec__attn_nt(size_t m, size_t n, size_t k, float alpha, const float *a,
+                           size_t lda, const float *b, size_t ldb, bool accumulate, float *c,
+                           size_t ldc) {
+    if (n <= MMREC__ATTN_SHORT)
+        mmrec__attn_nt_short(m, n, k, alpha, a, lda, b, ldb, accumulate, c, ldc);
+    else
+        mmrec__sgemm(false, true, m, n, k, alpha, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c,
+                     ldc);
+}
+
 /* One head's backward through softmax(scale Q K^T + mask) into Q and K:
  * dS = softmax'(P) dP row by row into the [tq, T] scratch ds, then
  * dQ += scale dS K and dK += scale dS^T Q (rows of stride 3 d). */
@@ -72,7 +112,7 @@ static void mmrec__attn_backward_chunk(void *ctx, size_t lo, size_t hi, int part
             const float *p = c->probs + bh * tt;
             const float *pd = c->dropped ? c->dropped + bh * tt : p;
             /* dP = dO V^T; dV += P_d^T dO */
-            mmrec__sgemm(false, true, tq, T, dh, 1.0f, dO, d, v, ld, 0.0f, dp, T);
+            mmrec__attn_nt(tq, T, dh, 1.0f, dO, d, v, ld, false, dp, T);
             mmrec__sgemm(true, false, T, dh, tq, 1.0f, pd, T, dO, d, 1.0f, dv, ld);
             if (c->dmask) {
                 const float *m = c->dmask + bh * tt;
@@ -109,7 +149,7 @@ static void mmrec__attn_forward_chunk(void *ctx, size_t lo, size_t hi, int part)
             size_t bh = b * c->heads + h;
             const float *q = j->qkv + b * T * ld + h * dh, *k = q + d, *v = q + 2 * d;
             float *p = record ? c->probs + bh * tt : own;
-            mmrec__sgemm(false, true, tq, T, dh, c->scale, q, ld, k, ld, 0.0f, s, T);
+            mmrec__attn_nt(tq, T, dh, c->scale, q, ld, k, ld, false, s, T);
             for (size_t i = 0; i < tq; i++)
                 mmrec__softmax_row(s + i * T, mmrec__attn_row_mask(c, km, i, rowbuf), 1,
                                    p + i * T, T, false);
@@ -203,7 +243,7 @@ static void mmrec__attn_probs_chunk(void *ctx, size_t lo, size_t hi, int part) {
         for (size_t h = 0; h < c->heads; h++) {
             const float *q = j->qkv + b * T * ld + h * dh, *k = q + d;
             float *p = j->out + (b * c->heads + h) * tt;
-            mmrec__sgemm(false, true, tq, T, dh, c->scale, q, ld, k, ld, 0.0f, s, T);
+            mmrec__attn_nt(tq, T, dh, c->scale, q, ld, k, ld, false, s, T);
             for (size_t i = 0; i < tq; i++)
                 mmrec__softmax_row(s + i * T, mmrec__attn_row_mask(c, km, i, rowbuf), 1,
                                    p + i * T, T, false);
@@ -281,10 +321,10 @@ static void mmrec__attn_apply_backward_chunk(void *ctx, size_t lo, size_t hi, in
             float *dp = j->dp_out + bh * tt;
             if (c->dmask) {
                 const float *m = c->dmask + bh * tt;
-                mmrec__sgemm(false, true, tq, T, dh, 1.0f, dO, d, v, ld, 0.0f, tmp, T);
+                mmrec__attn_nt(tq, T, dh, 1.0f, dO, d, v, ld, false, tmp, T);
                 for (size_t i = 0; i < tt; i++) dp[i] += tmp[i] * m[i];
             } else {
-                mmrec__sgemm(false, true, tq, T, dh, 1.0f, dO, d, v, ld, 1.0f, dp, T);
+                mmrec__attn_nt(tq, T, dh, 1.0f, dO, d, v, ld, true, dp, T);
             }
         }
     }
