@@ -1144,6 +1144,10 @@ CALL(mmrec_transformer_forward_probs) {
                                            N(3, f->ones23), 0, N(5, &f->t_out),
                                            N(6, &f->t_out2));
 }
+CALL(mmrec_transformer_forward_rows) {
+    return mmrec_transformer_forward_rows(N(0, f->trm), N(1, f->tape), N(2, f->seq),
+                                          N(3, f->ones23), 1, N(5, &f->t_out));
+}
 
 /* the sequence encoder reads f->seq [2, 3, D] with the mask f->ones23 */
 static mmrec_module *fx_seqenc(fx *f) {
@@ -1527,6 +1531,7 @@ static const mt_entry mt_entries[] = {
     E_NULLABLE(mmrec_transformer_create, "out"),
     E_NULLABLE(mmrec_transformer_forward, "key_mask"),
     E_NULLABLE(mmrec_transformer_forward_probs, "key_mask out"),
+    E_NULLABLE(mmrec_transformer_forward_rows, "key_mask"),
     E(mmrec_sequence_encoder_config_init_sized),
     E_NULLABLE(mmrec_sequence_encoder_create, "out"),
     E_NULLABLE(mmrec_sequence_encoder_forward, "mask states last"),

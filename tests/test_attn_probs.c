@@ -1,7 +1,8 @@
 /* Attention probabilities as outputs (modules.h: mmrec_mha_forward_probs,
  * mmrec_transformer_forward_probs): values and gradients against
  * torch.nn.MultiheadAttention(need_weights=True), finite differences, the
- * cross-encoder blocks, dropout, bad input, allocation. */
+ * cross-encoder blocks, dropout, bad input, allocation; and the layer's
+ * output at its first rows only (mmrec_transformer_forward_rows). */
 #include "mt.h"
 
 #include <math.h>
@@ -471,6 +472,104 @@ START_TEST(test_attn_probs_bad_input) {
 }
 END_TEST
 
+/* ---- the first rows only ---- */
+
+/* mmrec_transformer_forward_rows: the full layer's first rows, bit for
+ * bit, and the same gradients into x (every position) and the weights,
+ * pre- and post-LN, with and without a key mask and a causal mask. */
+START_TEST(test_transformer_rows_same_as_full_layer) {
+    enum { B = 3, T = 6, D = 8, R = 4 };
+    float x[B * T * D], mask[B * T], r[B * R * D];
+    mt_fill_uniform(x, B * T * D, -1, 1, 21);
+    mt_fill_uniform(r, B * R * D, -1, 1, 22);
+    for (int i = 0; i < B * T; i++) mask[i] = (i % 4) != 3;
+    for (int variant = 0; variant < 4; variant++) {
+        int norm_first = variant & 1, causal = variant >> 1;
+        mmrec_model *model;
+        MT_OK(mmrec_model_create(&model));
+        mmrec_module *t = mt_trm(model, "t", D, 2, 16, norm_first, causal);
+        mt_perturb_params(model, 7);
+        size_t np;
+        MT_OK(mmrec_model_param_count(model, &np, NULL));
+        float *g_full = malloc(np * sizeof(float)), *g_rows = malloc(np * sizeof(float));
+        float y_full[B * R * D], dx_full[B * T * D];
+        int64_t shape[3] = {B, T, D}, mshape[2] = {B, T};
+        for (int pass = 0; pass < 2; pass++) {
+            mmrec_tape *tape;
+            MT_OK(mmrec_tape_create(&tape));
+            MT_OK(mmrec_model_zero_grad(model));
+            mmrec_tensor *xt = mt_tape_tensor(tape, 3, shape, x, MMREC_TENSOR_REQUIRES_GRAD);
+            mmrec_tensor *mt = mt_tape_tensor(tape, 2, mshape, mask, 0), *y;
+            if (pass == 0) {
+                mmrec_tensor *full;
+                MT_OK(mmrec_transformer_forward(t, tape, xt, mt, &full));
+                MT_OK(mmrec_slice(tape, full, 1, 0, R, &y));
+            } else {
+                MT_OK(mmrec_transformer_forward_rows(t, tape, xt, mt, R, &y));
+            }
+            int ndim;
+            int64_t ys[MMREC_MAX_DIMS];
+            MT_OK(mmrec_tensor_shape(y, &ndim, ys));
+            ck_assert(ndim == 3 && ys[0] == B && ys[1] == R && ys[2] == D);
+            MT_OK(mmrec_tape_backward_from(tape, y, r));
+            MT_OK(mmrec_model_export_grads(model, pass ? g_rows : g_full, np));
+            if (pass == 0) {
+                memcpy(y_full, mt_data_of(y), sizeof y_full);
+                memcpy(dx_full, mt_grad_of(xt), sizeof dx_full);
+            } else {
+                ck_assert(memcmp(mt_data_of(y), y_full, sizeof y_full) == 0);
+                mt_assert_close("dx", mt_grad_of(xt), dx_full, B * T * D, 1e-5f, 1e-6f);
+                mt_assert_close("d params", g_rows, g_full, np, 1e-5f, 1e-6f);
+            }
+            mmrec_tape_destroy(tape);
+        }
+        free(g_full);
+        free(g_rows);
+        mmrec_model_destroy(model);
+    }
+}
+END_TEST
+
+START_TEST(test_transformer_rows_bad_input) {
+    mmrec_model *model;
+    MT_OK(mmrec_model_create(&model));
+    mmrec_module *m = mt_mha(model, "m", 8, 2, 0, 0.0f);
+    mmrec_module *t = mt_trm(model, "t", 8, 2, 16, 0, 0);
+    mmrec_tape *tape, *other;
+    MT_OK(mmrec_tape_create(&tape));
+    MT_OK(mmrec_tape_create(&other));
+    int64_t s3[3] = {2, 5, 8}, bad3[3] = {2, 5, 6}, s2[2] = {2, 5}, bad2[2] = {2, 4};
+    mmrec_tensor *x, *xo, *xb, *x2, *kb, *y = NULL;
+    MT_OK(mmrec_tape_tensor(tape, 3, s3, 0, &x));
+    MT_OK(mmrec_tape_tensor(other, 3, s3, 0, &xo));
+    MT_OK(mmrec_tape_tensor(tape, 3, bad3, 0, &xb));
+    MT_OK(mmrec_tape_tensor(tape, 2, s2, 0, &x2));
+    MT_OK(mmrec_tape_tensor(tape, 2, bad2, 0, &kb));
+    size_t cap0, hw0, cap1, hw1;
+    MT_OK(mmrec_tape_memory(tape, &cap0, &hw0));
+    MT_EXPECT(mmrec_transformer_forward_rows(NULL, tape, x, NULL, 1, &y), MMREC_EINVAL, "layer");
+    MT_EXPECT(mmrec_transformer_forward_rows(m, tape, x, NULL, 1, &y), MMREC_EINVAL, "layer");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, NULL, x, NULL, 1, &y), MMREC_EINVAL, "tape");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, NULL, NULL, 1, &y), MMREC_EINVAL, "x");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, xo, NULL, 1, &y), MMREC_EINVAL, "x");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, x, NULL, 1, NULL), MMREC_EINVAL, "out");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, x, NULL, 0, &y), MMREC_EINVAL,
+              "num_rows is 0");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, x, NULL, 6, &y), MMREC_EINVAL,
+              "num_rows is 6");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, xb, NULL, 1, &y), MMREC_ESHAPE, "x is");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, x2, NULL, 1, &y), MMREC_ESHAPE, "x is");
+    MT_EXPECT(mmrec_transformer_forward_rows(t, tape, x, kb, 1, &y), MMREC_ESHAPE, "key_mask");
+    ck_assert(y == NULL);
+    MT_OK(mmrec_tape_memory(tape, &cap1, &hw1));
+    ck_assert_uint_eq(cap0, cap1);
+    MT_OK(mmrec_transformer_forward_rows(t, tape, x, NULL, 5, &y)); /* all rows */
+    mmrec_tape_destroy(other);
+    mmrec_tape_destroy(tape);
+    mmrec_model_destroy(model);
+}
+END_TEST
+
 /* ---- allocation ---- */
 
 static mmrec_status mt_probs_step(mmrec_module *mha, mmrec_module *trm, mmrec_tape *tape,
@@ -569,6 +668,7 @@ static Suite *attn_probs_suite(void) {
     Suite *s = suite_create("attn_probs");
     TCase *api = tcase_create("api");
     tcase_add_test(api, test_attn_probs_bad_input);
+    tcase_add_test(api, test_transformer_rows_bad_input);
     suite_add_tcase(s, api);
     TCase *fwd = tcase_create("forward");
     tcase_add_test(fwd, test_attn_probs_match_pytorch);
@@ -577,6 +677,7 @@ static Suite *attn_probs_suite(void) {
     tcase_add_test(fwd, test_attn_probs_cross_blocks);
     tcase_add_test(fwd, test_attn_probs_dropout_not_on_probs);
     tcase_add_test(fwd, test_attn_probs_dropout_same_draws_and_empty_rows);
+    tcase_add_test(fwd, test_transformer_rows_same_as_full_layer);
     suite_add_tcase(s, fwd);
     TCase *mem = tcase_create("memory");
     tcase_add_test(mem, test_attn_probs_steady_state_no_malloc);

@@ -650,6 +650,32 @@ MMREC_API mmrec_status mmrec_transformer_forward_probs(mmrec_module *layer, mmre
                                                        uint32_t flags, mmrec_tensor **out,
                                                        mmrec_tensor **probs);
 
+/* mmrec_transformer_forward() computed at the first num_rows positions
+ * only: out [batch, num_rows, dim] holds the same values as the full
+ * layer's first num_rows rows (the same sums in the same order), while the
+ * attention still reads the keys and values of every position. For a
+ * model that reads one position of the layer's output (a joint encoder's
+ * candidate or [CLS] token put first, a sequence model's query tokens),
+ * the rows after num_rows cost only their key and value projections. The
+ * gradient flows into x at every position (through the keys and values)
+ * and into every parameter.
+ *   layer    (in)  a module made by mmrec_transformer_create().
+ *   tape     (in)  the step's tape.
+ *   x        (in)  [batch, seq, dim].
+ *   key_mask (in, may be NULL) [batch, seq], as for mmrec_mha_forward().
+ *   num_rows (in)  1 .. seq; seq gives mmrec_transformer_forward().
+ *   out      (out) [batch, num_rows, dim], owned by `tape` until reset.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, layer not a Transformer layer, a
+ *         tensor of another tape, num_rows out of range: the message gives
+ *         it and seq), MMREC_ESTATE (the module's model was destroyed),
+ *         MMREC_ESHAPE (as mmrec_transformer_forward()), MMREC_ESTALE,
+ *         MMREC_ENOMEM. A failed call leaves the tape as it was.
+ * Thread safety: per-handle (the tape); the module may be shared as for
+ * mmrec_linear_forward(). Since 0.2. */
+MMREC_API mmrec_status mmrec_transformer_forward_rows(mmrec_module *layer, mmrec_tape *tape,
+                                                      mmrec_tensor *x, mmrec_tensor *key_mask,
+                                                      int64_t num_rows, mmrec_tensor **out);
+
 /* ---- Sequence encoder (SASRec style), as IISAN's User_Encoder ----
  * out_0 = drop(LayerNorm(items + pos[0 .. T))) with a learned position
  * table pos [max_length, dim], then num_layers post-LN Transformer layers

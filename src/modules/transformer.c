@@ -168,6 +168,21 @@ mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape, mm
     return mmrec__transformer_forward_rows(layer, tape, x, key_mask, 0, out);
 }
 
+mmrec_status mmrec_transformer_forward_rows(mmrec_module *layer, mmrec_tape *tape,
+                                            mmrec_tensor *x, mmrec_tensor *key_mask,
+                                            int64_t num_rows, mmrec_tensor **out) {
+    MMREC_CHECK_MODULE(layer, "transformer");
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_TENSOR_ON(x, tape);
+    if (key_mask) MMREC_CHECK_TENSOR_ON(key_mask, tape);
+    MMREC_CHECK_NULL(out);
+    int64_t seq = x->ndim == 3 ? x->shape[1] : 0;
+    MMREC_FAIL_IF(x->ndim == 3 && (num_rows < 1 || num_rows > seq), MMREC_EINVAL,
+                  "num_rows is %lld, must be in 1 .. %lld (x's seq)", (long long)num_rows,
+                  (long long)seq);
+    return mmrec__transformer_forward_rows(layer, tape, x, key_mask, num_rows, out);
+}
+
 mmrec_status mmrec_transformer_forward_probs(mmrec_module *layer, mmrec_tape *tape,
                                              mmrec_tensor *x, mmrec_tensor *key_mask,
                                              uint32_t flags, mmrec_tensor **out,
