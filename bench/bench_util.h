@@ -3,6 +3,7 @@
 #ifndef MMREC_BENCH_UTIL_H
 #define MMREC_BENCH_UTIL_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,48 +83,77 @@ static inline double bench_field(const char *line, const char *key) {
     return at ? atof(at + strlen(pat)) : -1.0;
 }
 
-/* Runs the PyTorch counterpart bench/<name>.py with `runs` twice, with
- * OPENBLAS_NUM_THREADS=1 and with OpenBLAS's default threads (PyTorch's and
- * OpenBLAS's pools can fight over the cores, or not, depending on the
- * workload), compares with the faster of the two and prints the workload's
- * BENCH line with both, then `extra` (key=value fields of the C side, may
- * be NULL) and the fields named in `ref_keys` (space-separated, may be
- * NULL) from the faster reference's line. Returns 0, or 1 when the
- * reference failed. */
-static inline int bench_report_fields(const char *name, double c_ms, int runs, const char *extra,
-                                      const char *ref_keys) {
+/* Runs the PyTorch counterpart bench/<name>.py with `runs` under each of
+ * n_envs environment settings (envs[i], "NAME=value " assignments, may be
+ * ""; labels[i] names it), each twice: with OPENBLAS_NUM_THREADS=1 and
+ * with OpenBLAS's default threads (PyTorch's and OpenBLAS's pools can
+ * fight over the cores, or not, depending on the workload). Compares with
+ * the fastest of them and prints the workload's BENCH line with both, the
+ * best time at each BLAS setting (ref_ms_blas1=, ref_ms_blas_default=),
+ * with several settings the best time of each (ref_ms_<label>=), then
+ * `extra` (key=value fields of the C side, may be NULL) and the fields
+ * named in `ref_keys` (space-separated, may be NULL) from the fastest
+ * reference's line. Returns 0, or 1 when a reference failed. */
+static inline int bench_report_settings(const char *name, double c_ms, int runs,
+                                        const char *extra, const char *ref_keys,
+                                        const char *const *envs, const char *const *labels,
+                                        int n_envs) {
     double c_rss = bench_peak_rss_mib();
-    char line[2][1024], args[32], script[128];
+    char line[2][1024], best_line[1024] = "", args[32], script[128], per_env[256] = "";
     snprintf(args, sizeof args, "%d", runs);
     snprintf(script, sizeof script, "%s.py", name);
-    double ref[2];
-    for (int s = 0; s < 2; s++) {
-        if (bench_run_reference(script, args, s == 0, line[s], sizeof line[s]) != 0) {
-            fprintf(stderr, "%s: PyTorch reference failed (python3-torch installed?)\n", name);
-            printf("BENCH %s c_ms=%.3f ref_ms=nan speedup=nan%s%s\n", name, c_ms,
-                   extra ? " " : "", extra ? extra : "");
-            return 1;
+    double by_blas[2] = {INFINITY, INFINITY}, best = INFINITY;
+    int best_blas = 0, best_env = 0;
+    for (int e = 0; e < n_envs; e++) {
+        double env_best = INFINITY;
+        for (int s = 0; s < 2; s++) {
+            char env[512];
+            snprintf(env, sizeof env, "%s%s", s == 0 ? "OPENBLAS_NUM_THREADS=1 " : "", envs[e]);
+            if (bench_run_reference_env(script, args, env, line[s], sizeof line[s]) != 0) {
+                fprintf(stderr, "%s: PyTorch reference failed (python3-torch installed?)\n",
+                        name);
+                printf("BENCH %s c_ms=%.3f ref_ms=nan speedup=nan%s%s\n", name, c_ms,
+                       extra ? " " : "", extra ? extra : "");
+                return 1;
+            }
+            double ms = bench_field(line[s], "ref_ms");
+            if (ms < by_blas[s]) by_blas[s] = ms;
+            if (ms < env_best) env_best = ms;
+            if (ms < best) {
+                best = ms, best_blas = s, best_env = e;
+                memcpy(best_line, line[s], sizeof best_line);
+            }
         }
-        ref[s] = bench_field(line[s], "ref_ms");
+        if (n_envs > 1) {
+            size_t len = strlen(per_env);
+            snprintf(per_env + len, sizeof per_env - len, " ref_ms_%s=%.3f", labels[e], env_best);
+        }
     }
-    int best = ref[1] < ref[0];
     char fields[512] = "";
     if (ref_keys) {
         char keys[256], *save = NULL;
         snprintf(keys, sizeof keys, "%s", ref_keys);
         for (char *k = strtok_r(keys, " ", &save); k; k = strtok_r(NULL, " ", &save)) {
             size_t len = strlen(fields);
-            snprintf(fields + len, sizeof fields - len, " %s=%.3f", k,
-                     bench_field(line[best], k));
+            snprintf(fields + len, sizeof fields - len, " %s=%.3f", k, bench_field(best_line, k));
         }
     }
     printf("BENCH %s c_ms=%.3f ref_ms=%.3f speedup=%.2f threads=%d runs=%d "
            "c_peak_rss_mib=%.1f ref_peak_rss_mib=%.1f ref_ms_blas1=%.3f ref_ms_blas_default=%.3f "
-           "ref_setting=%s%s%s%s\n",
-           name, c_ms, ref[best], ref[best] / c_ms, mmrec_get_num_threads(), runs, c_rss,
-           bench_field(line[best], "peak_rss_mib"), ref[0], ref[1],
-           best ? "blas_default" : "blas1", extra ? " " : "", extra ? extra : "", fields);
+           "ref_setting=%s%s%s%s%s%s%s\n",
+           name, c_ms, best, best / c_ms, mmrec_get_num_threads(), runs, c_rss,
+           bench_field(best_line, "peak_rss_mib"), by_blas[0], by_blas[1],
+           best_blas ? "blas_default" : "blas1", n_envs > 1 ? "_" : "",
+           n_envs > 1 ? labels[best_env] : "", per_env, extra ? " " : "", extra ? extra : "",
+           fields);
     return 0;
+}
+
+/* bench_report_settings() with the environment as it is. */
+static inline int bench_report_fields(const char *name, double c_ms, int runs, const char *extra,
+                                      const char *ref_keys) {
+    static const char *const none[1] = {""};
+    return bench_report_settings(name, c_ms, runs, extra, ref_keys, none, none, 1);
 }
 
 /* bench_report_fields() without extra fields. */

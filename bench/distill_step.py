@@ -10,10 +10,15 @@ one for the history; u = user_mlp(sum_t w[b, t] encode(hist)[b, t]) (64 ->
 the diagonal as targets. S[b, c] = cos(u_b, v_{(b + c) % B}) / 0.05 over
 C = 8 candidates. Teacher (eval(), under torch.no_grad()): token e(i) =
 mlp(features[i]) + id(i), the history's and the targets' computed once and
-indexed into [B * C, 6, 64], plus a position table; one
-nn.TransformerEncoderLayer(64, 2, 256, 0.1, activation="gelu",
-batch_first=True) with src_key_padding_mask; T = nn.Linear(64, 1) of the
-candidate token's output. Loss = L_s + F.kl_div(log_softmax(S),
+indexed into [B * C, 6, 64] (the candidate first, then the history), plus
+a position table; one nn.TransformerEncoderLayer(64, 2, 256, 0.1,
+activation="gelu", batch_first=True) with src_key_padding_mask; T =
+nn.Linear(64, 1) of the candidate token's output. With
+MMREC_BENCH_DISTILL_TEACHER=rows the layer's own modules are applied to the
+candidate's row alone (self_attn with that one query over every key, then
+norm1, the feed-forward and norm2, as the post-LN layer does): the same
+values for less work, as the library's mmrec_transformer_forward_rows;
+=full (the default) runs the whole layer. Loss = L_s + F.kl_div(log_softmax(S),
 log_softmax(T), reduction="batchmean", log_target=True). A step: zero_grad,
 the teacher's forward, the student's forward, backward, the optimizer.
 
@@ -60,6 +65,7 @@ NUM_ITEMS, FEAT, DIM, B, HIST, C, TAU = 20000, 256, 64, 256, 5, 8, 0.05
 SEQ = HIST + 1
 WARMUP = 5
 SPARSE = os.environ.get("MMREC_BENCH_DISTILL_SPARSE") == "1"
+ROWS = os.environ.get("MMREC_BENCH_DISTILL_TEACHER", "full") == "rows"
 
 
 def mlp(d_in):
@@ -143,13 +149,13 @@ hist_flat = hist.reshape(-1)
 tokens = torch.cat([hist_flat, targets])  # the teacher's: history, then targets
 rows = torch.arange(B)
 cand_col = (rows.unsqueeze(1) + torch.arange(C)) % B  # [B, C]
-seq_rows = torch.cat([(rows * HIST).unsqueeze(1) + torch.arange(HIST),
-                      torch.zeros(B, 1, dtype=torch.long)], 1)  # [B, SEQ]
+seq_rows = torch.cat([torch.zeros(B, 1, dtype=torch.long),
+                      (rows * HIST).unsqueeze(1) + torch.arange(HIST)], 1)  # [B, SEQ]
 seq_rows = seq_rows.unsqueeze(1).repeat(1, C, 1)
-seq_rows[:, :, HIST] = B * HIST + cand_col
+seq_rows[:, :, 0] = B * HIST + cand_col  # the candidate first
 seq_rows = seq_rows.reshape(-1)  # [B * C * SEQ]
 pad = (hist == 0).unsqueeze(1).expand(B, C, HIST)
-pad = torch.cat([pad, torch.zeros(B, C, 1, dtype=torch.bool)], 2).reshape(B * C, SEQ)
+pad = torch.cat([torch.zeros(B, C, 1, dtype=torch.bool), pad], 2).reshape(B * C, SEQ)
 hits = (targets.unsqueeze(1) == targets.unsqueeze(0)) & ~torch.eye(B, dtype=torch.bool)
 labels = rows
 
@@ -166,6 +172,15 @@ def encode(m, e, ids):
     return m(features[ids]) + e(ids)
 
 
+def candidate_row(layer, x):
+    """The post-LN layer's output at position 0 alone, [N, DIM]."""
+    q = x[:, :1]
+    a = layer.self_attn(q, x, x, key_padding_mask=pad, need_weights=False)[0]
+    h = layer.norm1(q + a)
+    h = layer.norm2(h + layer.linear2(F.gelu(layer.linear1(h))))
+    return h[:, 0]
+
+
 def step():
     for o in opts:
         o.zero_grad(set_to_none=True)
@@ -173,8 +188,11 @@ def step():
     with torch.no_grad():
         tok = encode(teacher.mlp, teacher.id, tokens)
         x = tok[seq_rows].view(B * C, SEQ, DIM) + teacher.pos
-        y = teacher.layer(x, src_key_padding_mask=pad)
-        t = teacher.head(y[:, HIST]).view(B, C)
+        if ROWS:
+            y = candidate_row(teacher.layer, x)
+        else:
+            y = teacher.layer(x, src_key_padding_mask=pad)[:, 0]
+        t = teacher.head(y).view(B, C)
     t1 = time.perf_counter()
     v = encode(student.item_mlp, student.item_id, targets)
     h = encode(student.hist_mlp, student.hist_id, hist_flat).view(B, HIST, DIM)
