@@ -8,10 +8,13 @@
  * correction (streaming frequency estimator) and accidental hits removed.
  *
  * The teacher sees both sides: a joint Transformer over the sequence
- * [hist_1 .. hist_HIST, candidate] of its own item tokens
+ * [candidate, hist_1 .. hist_HIST] of its own item tokens
  * (MLP_t(content) + id_t, plus a learned position), one post-LN layer
  * (2 heads, feed-forward 256, GELU), padding keys masked, and the score a
- * linear map of the candidate token's output. Every history item attends
+ * linear map of the candidate token's output; as only that output is
+ * read, the layer computes the candidate's row alone
+ * (mmrec_transformer_forward_rows: the other tokens cost only their keys
+ * and values). Every history item attends
  * to the candidate and back, which no pair of towers can do: the teacher
  * cannot serve a corpus by vector search, but it can re-rank a short list.
  * It scores CANDS = 8 candidates per training row, the row's target and
@@ -240,18 +243,19 @@ static void batch_free(batch *b) {
 
 /* The teacher's token layout for `cands` candidates per row, candidate
  * (r, c) being row cand_src[r cands + c] of the candidate table: token
- * rows into concat(history tokens [B HIST], candidate tokens [n_src]). */
+ * rows into concat(history tokens [B HIST], candidate tokens [n_src]),
+ * the candidate first (position 0), then the history. */
 static void batch_sequences(batch *b, size_t cands, const int64_t *cand_src) {
     size_t B = b->size;
     for (size_t r = 0; r < B; r++)
         for (size_t c = 0; c < cands; c++) {
             size_t s = r * cands + c;
+            b->seq_index[s * SEQ] = (int64_t)(B * HIST) + cand_src[s];
+            b->seq_mask[s * SEQ] = 1.0f;
             for (size_t t = 0; t < HIST; t++) {
-                b->seq_index[s * SEQ + t] = (int64_t)(r * HIST + t);
-                b->seq_mask[s * SEQ + t] = b->hist_mask[r * HIST + t];
+                b->seq_index[s * SEQ + 1 + t] = (int64_t)(r * HIST + t);
+                b->seq_mask[s * SEQ + 1 + t] = b->hist_mask[r * HIST + t];
             }
-            b->seq_index[s * SEQ + HIST] = (int64_t)(B * HIST) + cand_src[s];
-            b->seq_mask[s * SEQ + HIST] = 1.0f;
         }
 }
 
@@ -296,15 +300,16 @@ static mmrec_tensor *teacher_forward(teacher *t, mmrec_tensor *features, mmrec_t
     CHECK(mmrec_add(tape, x3, pos, &xp));
     CHECK(mmrec_tape_wrap(tape, b->seq_mask, 2, ms, MMREC_TENSOR_READONLY, &mask));
     if (probs) {
-        mmrec_tensor *rows;
+        mmrec_tensor *rows, *all_rows;
         CHECK(mmrec_transformer_forward_probs(t->layer, tape, xp, mask, MMREC_ATTN_PROBS_AVERAGE,
-                                              &y, &p));
-        CHECK(mmrec_slice(tape, p, 1, HIST, 1, &rows));  /* the candidate's row */
-        CHECK(mmrec_slice(tape, rows, 2, 0, HIST, probs)); /* over the history */
-    } else {
-        CHECK(mmrec_transformer_forward(t->layer, tape, xp, mask, &y));
+                                              &all_rows, &p));
+        CHECK(mmrec_slice(tape, p, 1, 0, 1, &rows));       /* the candidate's row */
+        CHECK(mmrec_slice(tape, rows, 2, 1, HIST, probs)); /* over the history */
+        CHECK(mmrec_slice(tape, all_rows, 1, 0, 1, &y));
+    } else { /* only the candidate's output is read: its row alone */
+        CHECK(mmrec_transformer_forward_rows(t->layer, tape, xp, mask, 1, &y));
     }
-    CHECK(mmrec_slice(tape, y, 1, HIST, 1, &last));
+    last = y;
     int64_t ls[2] = {(int64_t)BC, DIM}, ss[2] = {(int64_t)B, (int64_t)cands};
     mmrec_tensor *l2, *o;
     CHECK(mmrec_reshape(tape, last, 2, ls, &l2));
