@@ -524,6 +524,47 @@ START_TEST(test_index_row_scorer_kernel_matches_portable_loop) {
 }
 END_TEST
 
+/* The batch scorer's three-quarter kernel (a last group of at most 48
+ * queries) gives the full kernel's scores bit for bit, and the same runs
+ * above the thresholds; random floats, a short last run. */
+START_TEST(test_index_narrow_batch_kernel_matches_full_kernel) {
+    enum { n = 203, d = 64 };
+    if (!mmrec__score_kernel_usable(d)) return;
+    static float users[d * 64], items[n * d], thr[64], s64[8 * 64], s48[8 * 64];
+    uint64_t m64[8], m48[8];
+    mt_fill_uniform(users, d * 64, -1, 1, 131);
+    mt_fill_uniform(items, n * d, -1, 1, 132);
+    for (int r = 0; r < 64; r++) thr[r] = r < 48 ? 1.5f : INFINITY;
+    /* every score of the first 48 users, from both kernels */
+    static float all64[n * 48], all48[n * 48];
+    for (int pass = 0; pass < 2; pass++) {
+        float low[64];
+        for (int r = 0; r < 64; r++) low[r] = r < 48 ? -INFINITY : INFINITY;
+        size_t run = pass ? MMREC__SCORE_RUN48 : MMREC__SCORE_RUN;
+        for (size_t i = 0; i < n; i += run) {
+            size_t at = pass ? mmrec__score_find48(users, items, d, i, n, low, s48, m48)
+                             : mmrec__score_find(users, items, d, i, n, low, s64, m64);
+            ck_assert_uint_eq(at, i);
+            for (size_t q = 0; q < run && i + q < n; q++)
+                for (int r = 0; r < 48; r++)
+                    (pass ? all48 : all64)[(i + q) * 48 + r] = (pass ? s48 : s64)[q * 64 + r];
+        }
+    }
+    ck_assert(memcmp(all48, all64, sizeof all64) == 0);
+    /* with thresholds: the first run holding a score above, and its mask */
+    size_t at = mmrec__score_find48(users, items, d, 0, n, thr, s48, m48);
+    size_t want = n;
+    for (size_t i = 0; i < n && want == n; i++)
+        for (int r = 0; r < 48; r++)
+            if (all64[i * 48 + r] > thr[r]) want = i / MMREC__SCORE_RUN48 * MMREC__SCORE_RUN48;
+    ck_assert_uint_eq(at, want);
+    if (at < n)
+        for (size_t q = 0; q < MMREC__SCORE_RUN48 && at + q < n; q++)
+            for (int r = 0; r < 48; r++)
+                ck_assert(((m48[q] >> r) & 1) == (all64[(at + q) * 48 + r] > thr[r]));
+}
+END_TEST
+
 /* A query alone and in a small batch (the row scorer serves both) gets the
  * same bits, also for MaxSim; random floats. */
 START_TEST(test_index_small_batch_scores_equal_the_query_alone) {
@@ -998,6 +1039,7 @@ static Suite *index_suite(void) {
     tcase_add_test(exact, test_index_exact_through_blas_beyond_dim_256);
     tcase_add_test(exact, test_index_results_identical_for_any_thread_count);
     tcase_add_test(exact, test_index_row_scorer_kernel_matches_portable_loop);
+    tcase_add_test(exact, test_index_narrow_batch_kernel_matches_full_kernel);
     tcase_add_test(exact, test_index_small_batch_scores_equal_the_query_alone);
     suite_add_tcase(s, exact);
     TCase *files = tcase_create("files");

@@ -146,15 +146,20 @@ static void mmrec__search_block_kernel(const mmrec__search_job *j, const float *
                                        size_t base, size_t len, float *thr, float *scores,
                                        uint64_t *masks, float *hs, int32_t *hid, size_t *kept,
                                        size_t *ex, size_t *al) {
-    enum { RUN = MMREC__SCORE_RUN, USERS = MMREC__SCORE_USERS };
+    enum { USERS = MMREC__SCORE_USERS };
     size_t K = j->k;
     for (size_t g = 0; g < j->n_groups; g++) {
         const float *packed = j->packed + g * j->dim * USERS;
         float *t = thr + g * USERS;
+        /* a last group of at most 48 queries: the three-quarter kernel */
+        bool narrow = j->nq - g * USERS <= 48;
+        size_t run = narrow ? MMREC__SCORE_RUN48 : MMREC__SCORE_RUN;
         for (size_t i = 0;
-             (i = mmrec__score_find(packed, items, j->dim, i, len, t, scores, masks)) < len;
-             i += RUN)
-            for (size_t q = 0; q < RUN && i + q < len; q++)
+             (i = narrow ? mmrec__score_find48(packed, items, j->dim, i, len, t, scores, masks)
+                         : mmrec__score_find(packed, items, j->dim, i, len, t, scores, masks)) <
+             len;
+             i += run)
+            for (size_t q = 0; q < run && i + q < len; q++)
                 for (uint64_t m = masks[q]; m != 0; m &= m - 1) {
                     size_t r = (size_t)__builtin_ctzll(m), n = g * USERS + r, row = base + i + q;
                     float s = scores[q * USERS + r];
@@ -460,10 +465,10 @@ static mmrec_status mmrec__index_search(const mmrec_index *index, const float *q
     j.off_kept = mmrec__take(&at, nq * sizeof(size_t));
     j.off_ex = mmrec__take(&at, nq * sizeof(size_t));
     j.off_al = mmrec__take(&at, nq * sizeof(size_t));
-    j.off_scores = mmrec__take(&at, (kernel ? MMREC__SCORE_RUN * MMREC__SCORE_USERS
+    j.off_scores = mmrec__take(&at, (kernel ? MMREC__SCORE_RUN48 * MMREC__SCORE_USERS
                                             : nq * block) * sizeof(float));
     j.off_thr = mmrec__take(&at, n_groups * MMREC__SCORE_USERS * sizeof(float));
-    j.off_masks = mmrec__take(&at, usable ? MMREC__SCORE_RUN * sizeof(uint64_t) : 0);
+    j.off_masks = mmrec__take(&at, usable ? MMREC__SCORE_RUN48 * sizeof(uint64_t) : 0);
     j.off_tile = mmrec__take(&at, gram_kernel ? MMREC__SCORE_RUN * MMREC__SCORE_USERS *
                                                     sizeof(float)
                                               : 0);

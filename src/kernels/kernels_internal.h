@@ -61,6 +61,14 @@ void mmrec__score_pack_users(float *dst, const float *user_emb, size_t dim, cons
 size_t mmrec__score_find(const float *users, const float *items, size_t dim, size_t first,
                          size_t end, const float *thr, float *scores, uint64_t *masks);
 
+/* mmrec__score_find for the first 48 users of the packed block only (the
+ * rest are not read; their mask bits are 0), runs of MMREC__SCORE_RUN48 =
+ * 8 items: scores[j * 64 + r] and masks[j] for j < 8, the same sums. For
+ * a last group of at most 48 users. */
+#define MMREC__SCORE_RUN48 8
+size_t mmrec__score_find48(const float *users, const float *items, size_t dim, size_t first,
+                           size_t end, const float *thr, float *scores, uint64_t *masks);
+
 /* ---- the row scorer (dot.c) ---- */
 
 /* out[q * ld_out + i] = <queries[q], rows[i]> for the num_queries queries
