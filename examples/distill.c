@@ -14,9 +14,9 @@
  * linear map of the candidate token's output; as only that output is
  * read, the layer computes the candidate's row alone
  * (mmrec_transformer_forward_rows: the other tokens cost only their keys
- * and values). Every history item attends
- * to the candidate and back, which no pair of towers can do: the teacher
- * cannot serve a corpus by vector search, but it can re-rank a short list.
+ * and values). The candidate attends to each history item, which no pair
+ * of towers can do: the teacher cannot serve a corpus by vector search,
+ * but it can re-rank a short list.
  * It scores CANDS = 8 candidates per training row, the row's target and
  * the targets of the next 7 rows of the batch (popularity-distributed
  * negatives), and trains first, alone, on the softmax over them (logQ
