@@ -28,6 +28,22 @@ static inline double bench_now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* CPU time of the process (every thread), in ms: on a shared machine it
+ * shows the work a step does when the wall clock also counts waiting. */
+static inline double bench_cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Writes n floats to f (the data a counterpart reads); exits on failure. */
+static inline void bench_write_floats(FILE *f, const float *v, size_t n) {
+    if (fwrite(v, sizeof *v, n, f) != n) {
+        perror("benchmark: writing the data file");
+        exit(1);
+    }
+}
+
 static int bench_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);

@@ -70,23 +70,10 @@
 #define TAU 0.05f
 #define WARMUP 5
 
-static double cpu_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void write_floats(FILE *f, const float *v, size_t n) {
-    if (fwrite(v, sizeof *v, n, f) != n) {
-        perror("distill_step: write");
-        exit(1);
-    }
-}
-
 static void write_ids(FILE *f, const int64_t *ids, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = (float)ids[i];
-        write_floats(f, &x, 1);
+        bench_write_floats(f, &x, 1);
     }
 }
 
@@ -248,12 +235,12 @@ int main(int argc, char **argv) {
         perror(path);
         return 1;
     }
-    write_floats(f, feat, n_feat);
+    bench_write_floats(f, feat, n_feat);
     write_ids(f, hist, B * HIST);
     write_ids(f, targets, B);
-    write_floats(f, neg_logq, B);
-    write_floats(f, s_params, n_s);
-    write_floats(f, t_params, n_t);
+    bench_write_floats(f, neg_logq, B);
+    bench_write_floats(f, s_params, n_s);
+    bench_write_floats(f, t_params, n_t);
     if (fclose(f) != 0) {
         perror(path);
         return 1;
@@ -274,7 +261,7 @@ int main(int argc, char **argv) {
     double *cpu = malloc((size_t)runs * sizeof *cpu);
     float loss_first = 0, loss_last = 0;
     for (int r = -WARMUP; r < runs; r++) {
-        double t0 = bench_now_ms(), c0 = cpu_ms();
+        double t0 = bench_now_ms(), c0 = bench_cpu_ms();
         /* the teacher's scores T [B, C] */
         mmrec_tensor *e, *x, *m, *y;
         e = encode(t_tape, features, t_mlp, t_id, tokens, B * HIST + B);
@@ -318,7 +305,7 @@ int main(int argc, char **argv) {
         mmrec_tape_reset(tape);
         if (r >= 0) {
             times[r] = bench_now_ms() - t0;
-            cpu[r] = cpu_ms() - c0;
+            cpu[r] = bench_cpu_ms() - c0;
             tea[r] = t1 - t0;
             stu[r] = t2 - t1;
             bwd[r] = t3 - t2;

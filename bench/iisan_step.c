@@ -200,14 +200,6 @@ static void step(const bench_step *s, const int64_t *ids, float *mask, double *g
     mmrec_tape_reset(t);
 }
 
-/* CPU time of the process (every thread), in ms: on a shared machine it
- * shows the work a step does when the wall clock also counts waiting. */
-static double cpu_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 30;
     char dir[] = "/tmp/mmrec-bench-XXXXXX", path[64];
@@ -246,11 +238,11 @@ int main(int argc, char **argv) {
     double *cpu = malloc((size_t)runs * sizeof *cpu);
     for (int i = -5; i < runs; i++) {
         int bt = (i + 5) % N_BATCHES;
-        double g, t0 = bench_now_ms(), c0 = cpu_ms();
+        double g, t0 = bench_now_ms(), c0 = bench_cpu_ms();
         step(&s, ids[bt], masks[bt], &g);
         if (i >= 0) {
             times[i] = bench_now_ms() - t0;
-            cpu[i] = cpu_ms() - c0;
+            cpu[i] = bench_cpu_ms() - c0;
             gathers[i] = g;
         }
     }

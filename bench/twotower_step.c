@@ -35,19 +35,6 @@
 #define DOUT 64
 #define WARMUP 5
 
-static double cpu_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void write_floats(FILE *f, const float *v, size_t n) {
-    if (fwrite(v, sizeof *v, n, f) != n) {
-        perror("twotower_step: write");
-        exit(1);
-    }
-}
-
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 30;
     BENCH_CHECK(mmrec_set_num_threads(bench_threads()));
@@ -104,10 +91,10 @@ int main(int argc, char **argv) {
         perror(path);
         return 1;
     }
-    write_floats(f, xu, (size_t)B * DIN);
-    write_floats(f, xi, (size_t)B * DIN);
-    write_floats(f, neg_logq, B);
-    write_floats(f, params, n_params);
+    bench_write_floats(f, xu, (size_t)B * DIN);
+    bench_write_floats(f, xi, (size_t)B * DIN);
+    bench_write_floats(f, neg_logq, B);
+    bench_write_floats(f, params, n_params);
     if (fclose(f) != 0) {
         perror(path);
         return 1;
@@ -123,7 +110,7 @@ int main(int argc, char **argv) {
     double *cpu = malloc((size_t)runs * sizeof *cpu);
     float loss_first = 0, loss_last = 0;
     for (int r = -WARMUP; r < runs; r++) {
-        double t0 = bench_now_ms(), c0 = cpu_ms();
+        double t0 = bench_now_ms(), c0 = bench_cpu_ms();
         mmrec_tensor *tu, *ti, *u, *v, *loss;
         BENCH_CHECK(mmrec_tape_wrap(tape, xu, 2, sx, MMREC_TENSOR_READONLY, &tu));
         BENCH_CHECK(mmrec_tape_wrap(tape, xi, 2, sx, MMREC_TENSOR_READONLY, &ti));
@@ -142,7 +129,7 @@ int main(int argc, char **argv) {
         mmrec_tape_reset(tape);
         if (r >= 0) {
             times[r] = bench_now_ms() - t0;
-            cpu[r] = cpu_ms() - c0;
+            cpu[r] = bench_cpu_ms() - c0;
             fwd[r] = t1 - t0;
             optt[r] = t3 - t2;
         }
