@@ -121,8 +121,6 @@
 #define FFN 256
 #define TEMPERATURE 0.05f
 #define RERANK 100
-#define FREQ_BUCKETS (1 << 16)
-#define FREQ_ALPHA 0.01f
 
 /* ---- the models ---- */
 
@@ -354,15 +352,9 @@ static mmrec_tensor *student_items(student *s, mmrec_tensor *features, mmrec_tap
 static mmrec_tensor *student_users(student *s, mmrec_tensor *features, mmrec_tape *tape,
                                    const int64_t *hist, float *weight, size_t B,
                                    mmrec_tensor **hist3) {
-    mmrec_tensor *h = tower_encode(features, tape, s->hist_mlp, s->hist_id, hist, B * HIST);
-    mmrec_tensor *h3, *w, *hw, *pooled, *u;
-    int64_t hs[3] = {(int64_t)B, HIST, DIM}, ws[3] = {(int64_t)B, HIST, 1};
-    CHECK(mmrec_reshape(tape, h, 3, hs, &h3));
-    CHECK(mmrec_tape_wrap(tape, weight, 3, ws, MMREC_TENSOR_READONLY, &w));
-    CHECK(mmrec_mul(tape, h3, w, &hw));
-    CHECK(mmrec_sum(tape, hw, 1, &pooled));
+    mmrec_tensor *u, *pooled = history_mean(features, tape, s->hist_mlp, s->hist_id, hist,
+                                            weight, B, HIST, DIM, hist3);
     CHECK(mmrec_mlp_forward(s->user_mlp, tape, pooled, &u));
-    if (hist3) *hist3 = h3;
     return u;
 }
 
@@ -446,16 +438,7 @@ static void run_create(run *r, const data *d, int method, float lr, uint64_t see
     CHECK(mmrec_tensor_wrap(d->features, 2, fs, MMREC_TENSOR_READONLY, &r->features));
     if (method != M_TEACHER) student_create(r->model, d, &r->s);
     if (method == M_TEACHER || method == M_PFD) teacher_create(r->model, d, &r->t);
-    mmrec_freq_estimator_config fc;
-    CHECK(mmrec_freq_estimator_config_init(&fc));
-    fc.num_buckets = FREQ_BUCKETS;
-    fc.alpha = FREQ_ALPHA;
-    CHECK(mmrec_freq_estimator_create(r->model, "freq", &fc, &r->freq));
-    mmrec_optimizer_config oc;
-    CHECK(mmrec_optimizer_config_init(&oc));
-    oc.type = MMREC_OPT_ADAM;
-    oc.lr = lr;
-    CHECK(mmrec_optimizer_create(r->model, &oc, &r->opt));
+    logq_training_create(r->model, lr, &r->freq, &r->opt);
 }
 
 static void run_free(run *r) {

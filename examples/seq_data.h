@@ -170,6 +170,43 @@ static inline mmrec_tensor *tower_encode(mmrec_tensor *features, mmrec_tape *tap
     return out;
 }
 
+/* The weighted mean of B history rows of `width` ids through the history
+ * encoder: sum_t w[b, t] (MLP(features) + id)(ids[b, t]), [B, dim]; with
+ * hist3, also the encoded items [B, width, dim] before the weights. */
+static inline mmrec_tensor *history_mean(mmrec_tensor *features, mmrec_tape *tape,
+                                         mmrec_module *mlp, mmrec_module *id,
+                                         const int64_t *ids, float *w, size_t B, size_t width,
+                                         int64_t dim, mmrec_tensor **hist3) {
+    mmrec_tensor *h = tower_encode(features, tape, mlp, id, ids, B * width);
+    mmrec_tensor *h3, *wt, *hw, *pooled;
+    int64_t hs[3] = {(int64_t)B, (int64_t)width, dim}, ws[3] = {(int64_t)B, (int64_t)width, 1};
+    CHECK(mmrec_reshape(tape, h, 3, hs, &h3));
+    CHECK(mmrec_tape_wrap(tape, w, 3, ws, MMREC_TENSOR_READONLY, &wt));
+    CHECK(mmrec_mul(tape, h3, wt, &hw));
+    CHECK(mmrec_sum(tape, hw, 1, &pooled));
+    if (hist3) *hist3 = h3;
+    return pooled;
+}
+
+/* What the logQ-corrected towers train with, created in `model`: the
+ * streaming frequency estimator "freq" (2^16 buckets, the paper's EMA
+ * rate 0.01) and Adam with learning rate lr. */
+#define FREQ_BUCKETS (1 << 16)
+#define FREQ_ALPHA 0.01f
+static inline void logq_training_create(mmrec_model *model, float lr, mmrec_module **freq,
+                                        mmrec_optimizer **opt) {
+    mmrec_freq_estimator_config fc;
+    CHECK(mmrec_freq_estimator_config_init(&fc));
+    fc.num_buckets = FREQ_BUCKETS;
+    fc.alpha = FREQ_ALPHA;
+    CHECK(mmrec_freq_estimator_create(model, "freq", &fc, freq));
+    mmrec_optimizer_config oc;
+    CHECK(mmrec_optimizer_config_init(&oc));
+    oc.type = MMREC_OPT_ADAM;
+    oc.lr = lr;
+    CHECK(mmrec_optimizer_create(model, &oc, opt));
+}
+
 /* Training samples: (user, position t) for every t of the training part
  * s[0 .. len - 3] after the first; the target is s[t], the history the
  * items before it. */

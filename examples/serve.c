@@ -94,8 +94,6 @@
 #define HIDDEN 128      /* the hidden width of every MLP */
 #define HIST 5          /* history items a user is made of (its last ones) */
 #define TEMPERATURE 0.05f
-#define FREQ_BUCKETS (1 << 16)
-#define FREQ_ALPHA 0.01f
 #define K 20            /* a request's list */
 #define SHOWN 3         /* users whose lists are printed */
 #define BATCH_USERS 256 /* the timed batch */
@@ -149,16 +147,7 @@ static void towers_create(towers *t, const data *d, size_t batch, size_t n_sampl
     mlp(t, "user.mlp", DIM, &t->user_mlp);
     embedding(t, "item.id", &t->item_id);
     embedding(t, "hist.id", &t->hist_id);
-    mmrec_freq_estimator_config fc;
-    CHECK(mmrec_freq_estimator_config_init(&fc));
-    fc.num_buckets = FREQ_BUCKETS;
-    fc.alpha = FREQ_ALPHA;
-    CHECK(mmrec_freq_estimator_create(t->model, "freq", &fc, &t->freq));
-    mmrec_optimizer_config oc;
-    CHECK(mmrec_optimizer_config_init(&oc));
-    oc.type = MMREC_OPT_ADAM;
-    oc.lr = lr;
-    CHECK(mmrec_optimizer_create(t->model, &oc, &t->opt));
+    logq_training_create(t->model, lr, &t->freq, &t->opt);
     CHECK(mmrec_tape_create(&t->tape));
     CHECK(mmrec_tape_seed(t->tape, seed + 1));
     t->batch = batch;
@@ -185,13 +174,8 @@ static void towers_free(towers *t) {
 
 /* Users [B, DIM] = MLP''(sum_t w[b, t] hist(ids[b, t])) (history() rows). */
 static mmrec_tensor *user_forward(towers *t, const int64_t *ids, float *w, size_t B) {
-    mmrec_tensor *h = tower_encode(t->features, t->tape, t->hist_mlp, t->hist_id, ids, B * HIST);
-    mmrec_tensor *h3, *wt, *hw, *pooled, *out;
-    int64_t hs[3] = {(int64_t)B, HIST, DIM}, ws[3] = {(int64_t)B, HIST, 1};
-    CHECK(mmrec_reshape(t->tape, h, 3, hs, &h3));
-    CHECK(mmrec_tape_wrap(t->tape, w, 3, ws, MMREC_TENSOR_READONLY, &wt));
-    CHECK(mmrec_mul(t->tape, h3, wt, &hw));
-    CHECK(mmrec_sum(t->tape, hw, 1, &pooled));
+    mmrec_tensor *out, *pooled = history_mean(t->features, t->tape, t->hist_mlp, t->hist_id,
+                                              ids, w, B, HIST, DIM, NULL);
     CHECK(mmrec_mlp_forward(t->user_mlp, t->tape, pooled, &out));
     return out;
 }

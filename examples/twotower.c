@@ -147,8 +147,6 @@
 #define IT_FIELD_DIM 16 /* inttower: a head's width */
 #define IT_LAYERS 2     /* inttower: tower layers (HIDDEN, then DIM) */
 #define TEMPERATURE 0.05f
-#define FREQ_BUCKETS (1 << 16)
-#define FREQ_ALPHA 0.01f /* the paper's EMA rate */
 
 /* ---- the model ---- */
 
@@ -216,17 +214,7 @@ static void net_create(net *n, const data *d, int multi, float lr, uint64_t seed
     ec.dim = DIM;
     CHECK(mmrec_embedding_create(n->model, "hist.id", &ec, &n->hist_id));
 
-    mmrec_freq_estimator_config fc;
-    CHECK(mmrec_freq_estimator_config_init(&fc));
-    fc.num_buckets = FREQ_BUCKETS;
-    fc.alpha = FREQ_ALPHA;
-    CHECK(mmrec_freq_estimator_create(n->model, "freq", &fc, &n->freq));
-
-    mmrec_optimizer_config oc;
-    CHECK(mmrec_optimizer_config_init(&oc));
-    oc.type = MMREC_OPT_ADAM;
-    oc.lr = lr;
-    CHECK(mmrec_optimizer_create(n->model, &oc, &n->opt));
+    logq_training_create(n->model, lr, &n->freq, &n->opt);
     mmrec_item_sampler_config sc;
     CHECK(mmrec_item_sampler_config_init(&sc));
     sc.num_items = d->num_items; /* uniform over 0 .. num_items - 1: item id - 1 */
