@@ -2,6 +2,7 @@
 #   make BLAS=blis      build against BLIS instead of OpenBLAS
 #   make test           Check suites (prints Check's summary line)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
+#   make test-tsan      the threaded suites under ThreadSanitizer
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
 #   make check-symbols  exports vs version script, headers and frozen lists;
 #                       every exported function has its own doc block
@@ -69,7 +70,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-serve example-inttower example-cascade example-distill abi-check abi-baseline check-symbols map install uninstall \
+.PHONY: all clean test test-asan test-tsan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-serve example-inttower example-cascade example-distill abi-check abi-baseline check-symbols map install uninstall \
         example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -135,6 +136,24 @@ test-asan: $(ASAN_BIN) $(ASAN_PROBE) lib/libmmrec.so
 	    cat build/tests/asan/probe.log; exit 1; fi; \
 	    grep -q "heap-buffer-overflow" build/tests/asan/probe.log && \
 	    echo "asan probe: a 4-byte overflow past a 12-byte tensor is reported"
+
+# ThreadSanitizer: the suites that run threads (serving from 8 threads,
+# the worker pool from several host threads and under a changing thread
+# count, cache and index refresh under concurrent readers). Built without
+# the ifunc clones (their resolvers run before the sanitizer's runtime).
+TSAN_SUITES ?= threads cache index
+TSAN_BIN := build/tests/tsan/mmrec_tests
+$(TSAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard tests/*.h tests/*/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $@ (tsan)")
+	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FPFLAGS) -Iinclude -Isrc $(BLAS_CFLAGS) \
+	    -DMMREC_NO_CLONES -O1 -g -fsanitize=thread -DMMREC_TEST_DIR='"$(CURDIR)/tests"' \
+	    -o $@ $(SRCS) $(TEST_SRCS) $(CHECK_LIBS) $(LDLIBS)
+
+test-tsan: $(TSAN_BIN) lib/libmmrec.so
+	$(Q)for s in $(TSAN_SUITES); do \
+	    CK_FORK=no CK_RUN_SUITE=$$s MMREC_ROOT=$(CURDIR) TSAN_OPTIONS=halt_on_error=1 \
+	    $(TSAN_BIN) || exit 1; done
 
 # ---- ABI ----
 ABI_BASELINE := tests/abi/libmmrec.abi

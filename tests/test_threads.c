@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +70,14 @@ START_TEST(test_inference_from_many_threads) {
     static float x[MT_N], want[MT_N];
     mt_fill_uniform(x, MT_N, -1, 1, 3);
     ck_assert_int_eq(mt_infer(layer, x, want), 0);
-    pthread_t th[4];
-    mt_worker w[4];
-    for (int i = 0; i < 4; i++) {
+    enum { MT_SERVERS = 8 };
+    pthread_t th[MT_SERVERS];
+    mt_worker w[MT_SERVERS];
+    for (int i = 0; i < MT_SERVERS; i++) {
         w[i] = (mt_worker){layer, x, want, 0, 0};
         ck_assert_int_eq(pthread_create(&th[i], NULL, mt_work, &w[i]), 0);
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < MT_SERVERS; i++) {
         pthread_join(th[i], NULL);
         ck_assert_int_eq(w[i].failures, 0);
         ck_assert_int_eq(w[i].mismatches, 0);
@@ -201,7 +203,7 @@ END_TEST
  * index runs past it. Attention sizes per-part scratch in the tape arena
  * (AddressSanitizer sees a write past it); its output must stay exact. */
 typedef struct mt_flip {
-    volatile int stop;
+    _Atomic int stop;
 } mt_flip;
 
 static void *mt_flipper(void *arg) {
