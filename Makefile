@@ -1,6 +1,7 @@
 # libmmrec build. `make` builds lib/libmmrec.so.X.Y.Z and lib/libmmrec.a.
 #   make BLAS=blis      build against BLIS instead of OpenBLAS
-#   make test           Check suites (prints Check's summary line)
+#   make test           Check suites (prints Check's summary line), then the
+#                       C++ layer's test (test-cpp)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
 #   make check-symbols  exports vs version script, headers and frozen lists;
@@ -110,6 +111,7 @@ $(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h tests/*/*.h) $(STATIC)
 
 test: check-api-params $(TEST_BIN) lib/libmmrec.so examples
 	$(Q)MMREC_ROOT=$(CURDIR) BLAS=$(BLAS) $(TEST_BIN)
+	$(Q)$(MAKE) --no-print-directory test-cpp
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_BIN := build/tests/asan/mmrec_tests
@@ -123,6 +125,7 @@ $(ASAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard te
 test-asan: $(ASAN_BIN) lib/libmmrec.so
 	$(Q)CK_FORK=no MMREC_ROOT=$(CURDIR) MMREC_SKIP_INSTALL_TEST=1 \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(ASAN_BIN)
+	$(Q)$(MAKE) --no-print-directory test-cpp-asan
 
 # ---- ABI ----
 ABI_BASELINE := tests/abi/libmmrec.abi
@@ -170,6 +173,7 @@ install: $(SHARED) lib/libmmrec.so $(STATIC)
 	$(call render_pc,mmrec.pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc)
 	$(call render_pc,mmrec-static.pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec-static.pc)
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/mmrec/
+	install -m 644 $(CXX_HEADERS) $(DESTDIR)$(INCLUDEDIR)/mmrec/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmmrec.so
@@ -180,7 +184,36 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libmmrec.so $(DESTDIR)$(LIBDIR)/libmmrec.a \
 	      $(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc $(DESTDIR)$(PKGCONFIGDIR)/mmrec-static.pc
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/mmrec/,$(notdir $(HEADERS)))
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/mmrec/,$(notdir $(CXX_HEADERS)))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/mmrec
+
+# ---- C++ layer (include/mmrec/mmrec.hpp, header-only) ----
+# Its test builds against the static library with the C++17 flags below;
+# test-cpp runs it. test-cpp-asan builds the test with ASan + UBSan (the
+# library linked as built: the sanitizers still see every allocation and
+# free the library makes, and LeakSanitizer any handle left undestroyed).
+CXX ?= g++
+CXX_HEADERS := include/mmrec/mmrec.hpp
+CXX_WARN := -std=c++17 -Wall -Wextra -Werror -pedantic
+CPP_TEST_BIN := build/tests/$(BLAS)/test_mmrec_hpp
+CPP_ASAN_BIN := build/tests/asan/test_mmrec_hpp
+.PHONY: test-cpp test-cpp-asan
+$(CPP_TEST_BIN): tests/cpp/test_mmrec_hpp.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX $@")
+	$(Q)$(CXX) $(CXX_WARN) $(OPT) -g -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
+
+$(CPP_ASAN_BIN): tests/cpp/test_mmrec_hpp.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX $@ (asan+ubsan)")
+	$(Q)$(CXX) $(CXX_WARN) $(ASAN_FLAGS) -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
+
+test-cpp: $(CPP_TEST_BIN)
+	$(Q)$(CPP_TEST_BIN) build
+
+test-cpp-asan: $(CPP_ASAN_BIN)
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(CPP_ASAN_BIN) build
 
 # ---- examples and benchmarks ----
 examples: $(EXAMPLES)
