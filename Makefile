@@ -1,7 +1,7 @@
 # libmmrec build. `make` builds lib/libmmrec.so.X.Y.Z and lib/libmmrec.a.
 #   make BLAS=blis      build against BLIS instead of OpenBLAS
 #   make test           Check suites (prints Check's summary line), then the
-#                       C++ layer's test (test-cpp)
+#                       C++ layer's test and quickstart-cpp (test-cpp)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
 #   make check-symbols  exports vs version script, headers and frozen lists;
@@ -13,6 +13,7 @@
 #   make map            regenerate src/libmmrec.map (tools/gen-map.sh)
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
+#   make example-cpp    the same in C++ (examples/quickstart.cpp, mmrec.hpp)
 #   make bench          run every benchmark (C and its PyTorch counterpart)
 #   make V=1            show the commands
 
@@ -188,8 +189,11 @@ uninstall:
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/mmrec
 
 # ---- C++ layer (include/mmrec/mmrec.hpp, header-only) ----
-# Its test builds against the static library with the C++17 flags below;
-# test-cpp runs it. test-cpp-asan builds the test with ASan + UBSan (the
+# Its test and the C++ quickstart build against the static library with
+# the C++17 flags below; the quickstart is build/examples/quickstart-cpp
+# (build/examples/quickstart is the C one). test-cpp runs the test, then
+# both quickstarts for 2 epochs, and fails unless they print the same
+# figures. test-cpp-asan builds the test with ASan + UBSan (the
 # library linked as built: the sanitizers still see every allocation and
 # free the library makes, and LeakSanitizer any handle left undestroyed).
 CXX ?= g++
@@ -197,19 +201,31 @@ CXX_HEADERS := include/mmrec/mmrec.hpp
 CXX_WARN := -std=c++17 -Wall -Wextra -Werror -pedantic
 CPP_TEST_BIN := build/tests/$(BLAS)/test_mmrec_hpp
 CPP_ASAN_BIN := build/tests/asan/test_mmrec_hpp
-.PHONY: test-cpp test-cpp-asan
+.PHONY: test-cpp test-cpp-asan example-cpp
 $(CPP_TEST_BIN): tests/cpp/test_mmrec_hpp.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CXX $@")
 	$(Q)$(CXX) $(CXX_WARN) $(OPT) -g -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
+
+build/examples/quickstart-cpp: examples/quickstart.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX $@")
+	$(Q)$(CXX) $(CXX_WARN) $(OPT) -g $(MARCH) -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
 
 $(CPP_ASAN_BIN): tests/cpp/test_mmrec_hpp.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CXX $@ (asan+ubsan)")
 	$(Q)$(CXX) $(CXX_WARN) $(ASAN_FLAGS) -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
 
-test-cpp: $(CPP_TEST_BIN)
+test-cpp: $(CPP_TEST_BIN) build/examples/quickstart build/examples/quickstart-cpp
 	$(Q)$(CPP_TEST_BIN) build
+	$(Q)build/examples/quickstart 2 build/quickstart-c.mmrc > build/quickstart-c.out
+	$(Q)build/examples/quickstart-cpp 2 build/quickstart-cpp.mmrc > build/quickstart-cpp.out
+	$(Q)if [ "$$(grep -v '^saved' build/quickstart-c.out)" != \
+	         "$$(grep -v '^saved' build/quickstart-cpp.out)" ]; then \
+	    echo "quickstart-cpp: figures differ from quickstart" \
+	         "(build/quickstart-c.out, build/quickstart-cpp.out)"; exit 1; fi
+	$(Q)echo "quickstart-cpp: same figures as quickstart: $$(grep '^RESULT' build/quickstart-cpp.out)"
 
 test-cpp-asan: $(CPP_ASAN_BIN)
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -224,6 +240,9 @@ build/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 
 example: build/examples/quickstart
 	$(Q)build/examples/quickstart 8 build/quickstart.mmrc
+
+example-cpp: build/examples/quickstart-cpp
+	$(Q)build/examples/quickstart-cpp 8 build/quickstart-cpp.mmrc
 
 # EM3_EPOCHS=2 is a short run (the default is 6).
 EM3_EPOCHS ?= 6

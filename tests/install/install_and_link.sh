@@ -3,7 +3,7 @@
 # it with each link line of the README's "Linking" section, as written
 # there, and runs it: the shared link with LD_LIBRARY_PATH, the rpath link
 # without it, the static link with no libmmrec.so dependency at all; the
-# C++ test compiles against the installed mmrec.hpp. Then
+# C++ quickstart compiles against the installed mmrec.hpp. Then
 # uninstalls and checks nothing is left.
 set -eu
 root=$1 blas=${2:-openblas}
@@ -42,7 +42,7 @@ if command -v "$cxx" > /dev/null; then
     [ -f "$tmp/prefix/include/mmrec/mmrec.hpp" ] || { echo "mmrec.hpp not installed"; exit 1; }
     # shellcheck disable=SC2046
     $cxx -std=c++17 -Wall -Wextra -Werror -pedantic $(pkg-config --cflags mmrec) -fsyntax-only \
-        "$root/tests/cpp/test_mmrec_hpp.cpp" || { echo "mmrec.hpp does not compile from the install"; exit 1; }
+        "$root/examples/quickstart.cpp" || { echo "mmrec.hpp does not compile from the install"; exit 1; }
 fi
 
 make -s -C "$root" BLAS="$blas" uninstall PREFIX="$tmp/prefix" > /dev/null 2>&1
