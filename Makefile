@@ -15,6 +15,8 @@
 #   make example        build and run examples/quickstart
 #   make example-cpp    the same in C++ (examples/quickstart.cpp, mmrec.hpp)
 #   make bench          run every benchmark (C and its PyTorch counterpart)
+#   make docs           API reference from the headers (build/docs/html;
+#                       tools/docs.sh: fails on an undocumented function)
 #   make V=1            show the commands
 
 VERSION := $(shell sed -n 's/^\#define MMREC_VERSION_STRING "\(.*\)"/\1/p' include/mmrec/core.h)
@@ -230,6 +232,13 @@ test-cpp: $(CPP_TEST_BIN) build/examples/quickstart build/examples/quickstart-cp
 test-cpp-asan: $(CPP_ASAN_BIN)
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    $(CPP_ASAN_BIN) build
+
+# ---- API reference ----
+# Doxygen over include/mmrec/ (docs/Doxyfile, tools/doxygen-filter.sh) into
+# build/docs/html; fails when a public function or C++ class is undocumented.
+.PHONY: docs
+docs:
+	$(Q)tools/docs.sh
 
 # ---- examples and benchmarks ----
 examples: $(EXAMPLES)

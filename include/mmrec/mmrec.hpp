@@ -409,7 +409,10 @@ template <class T, void (*Destroy)(T *)> class Owner {
     /* Calls the C destroy function on the handle. */
     ~Owner() { Destroy(handle_); }
 
+    /* Not copyable: one owner per handle. */
     Owner(const Owner &) = delete;
+
+    /* Not copyable: one owner per handle. */
     Owner &operator=(const Owner &) = delete;
 
     /* Takes the other's handle; the other holds nothing afterwards. */
