@@ -96,7 +96,7 @@ mmrec::TensorRef embed(const mmrec::Mlp &tower, mmrec::Tape &tape,
     staging.resize(n * FEAT);
     for (std::size_t r = 0; r < n; r++)
         std::memcpy(&staging[r * FEAT], &feat[ids[r] * FEAT], FEAT * sizeof(float));
-    mmrec::TensorRef x = tape.wrap(mmrec::Span<const float>(staging), {int64_t(n), FEAT});
+    mmrec::TensorRef x = tape.wrap_readonly(staging, {int64_t(n), FEAT});
     return tower.forward(tape, x);
 }
 

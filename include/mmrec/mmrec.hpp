@@ -32,8 +32,8 @@
  *     auto oc = mmrec::config<mmrec_optimizer_config>();
  *     mmrec::Optimizer opt(model, oc);
  *     mmrec::Tape tape;
- *     mmrec::TensorRef x = tape.wrap(x_data, {64, 16});   // no copy
- *     mmrec::TensorRef y = tape.wrap(y_data, {64, 1});
+ *     mmrec::TensorRef x = tape.wrap_readonly(x_data, {64, 16});  // no copy
+ *     mmrec::TensorRef y = tape.wrap_readonly(y_data, {64, 1});
  *     mmrec::TensorRef loss = mmrec::loss_bce_logits(tape, mlp.forward(tape, x), y);
  *     float value = loss.item();
  *     tape.backward(loss);
@@ -621,8 +621,10 @@ class Tape : public detail::Owner<mmrec_tape, &mmrec_tape_destroy> {
     }
 
     /* Wraps read-only caller memory for this step: as wrap() with
-     * MMREC_TENSOR_READONLY added. Throws mmrec::Error (as wrap()). */
-    TensorRef wrap(Span<const float> data, const Shape &shape, uint32_t flags = 0) {
+     * MMREC_TENSOR_READONLY added (the library never writes it; view()
+     * throws MMREC_ESTATE, cview() works). A const buffer can only be
+     * wrapped this way. Throws mmrec::Error (as wrap()). */
+    TensorRef wrap_readonly(Span<const float> data, const Shape &shape, uint32_t flags = 0) {
         return wrap(Span<float>(const_cast<float *>(data.data()), data.size()), shape,
                     flags | MMREC_TENSOR_READONLY);
     }
@@ -737,6 +739,12 @@ class LayerNorm : public Module {
     }
 };
 
+/* An attention output and its attention probabilities. */
+struct Attention {
+    TensorRef out;   /* the layer's output, owned by the tape */
+    TensorRef probs; /* [batch, heads, seq, seq], or [batch, seq, seq] averaged */
+};
+
 /* Multi-head self-attention (mmrec_mha_create). */
 class Mha : public Module {
   public:
@@ -748,6 +756,17 @@ class Mha : public Module {
         mmrec_tensor *out = nullptr;
         check(mmrec_mha_forward(get(), tape.get(), x.get(), key_mask.get(), &out));
         return TensorRef(out);
+    }
+
+    /* forward() that also returns the attention probabilities
+     * (mmrec_mha_forward_probs); flags MMREC_ATTN_PROBS_PER_HEAD or
+     * MMREC_ATTN_PROBS_AVERAGE. Throws mmrec::Error. */
+    Attention forward_probs(Tape &tape, TensorRef x, TensorRef key_mask = TensorRef(),
+                            uint32_t flags = MMREC_ATTN_PROBS_PER_HEAD) const {
+        mmrec_tensor *out = nullptr, *probs = nullptr;
+        check(mmrec_mha_forward_probs(get(), tape.get(), x.get(), key_mask.get(), flags, &out,
+                                      &probs));
+        return Attention{TensorRef(out), TensorRef(probs)};
     }
 };
 
@@ -1227,6 +1246,15 @@ class Cache : public detail::Owner<mmrec_cache, &mmrec_cache_close> {
         return dim;
     }
 
+    /* The [layers, width] shape of `field`'s records
+     * (mmrec_cache_field_shape); a vector field is [1, dim].
+     * Throws mmrec::Error (MMREC_ENOTFOUND). */
+    std::pair<int64_t, int64_t> field_shape(const char *field) const {
+        int64_t layers = 0, width = 0;
+        check(mmrec_cache_field_shape(get(), field, &layers, &width));
+        return {layers, width};
+    }
+
     /* Gathers `field` for `ids` into a [n, dim] tape tensor
      * (mmrec_cache_gather). Throws mmrec::Error (MMREC_ENOTFOUND,
      * MMREC_ERANGE for an id not in the cache, ...). */
@@ -1377,6 +1405,22 @@ class Sequences : public detail::Owner<mmrec_sequences, &mmrec_sequences_destroy
         return Span<const int64_t>(items, length);
     }
 
+    /* The name of `user` in the users file (mmrec_sequences_user_name);
+     * borrowed from this object. Throws mmrec::Error (MMREC_ERANGE). */
+    const char *user_name(int64_t user) const {
+        const char *name = nullptr;
+        check(mmrec_sequences_user_name(get(), user, &name));
+        return name;
+    }
+
+    /* The title of `item` (mmrec_sequences_item); borrowed from this
+     * object. Throws mmrec::Error (MMREC_ERANGE). */
+    const char *item_title(int64_t item) const {
+        const char *title = nullptr;
+        check(mmrec_sequences_item(get(), item, nullptr, &title));
+        return title;
+    }
+
     /* `parts` of every sequence as pairs (mmrec_sequences_interactions).
      * Throws mmrec::Error. */
     Interactions interactions(uint32_t parts) const {
@@ -1475,6 +1519,15 @@ class Graph : public detail::Owner<mmrec_graph, &mmrec_graph_destroy> {
     TensorRef propagate(Tape &tape, TensorRef x) const {
         mmrec_tensor *out = nullptr;
         check(mmrec_graph_propagate(tape.get(), get(), x.get(), &out));
+        return TensorRef(out);
+    }
+
+    /* Each user's normalized sum of its items' rows, the user-item block
+     * of the graph times `items` (mmrec_graph_aggregate_users), owned by
+     * the tape. Throws mmrec::Error (MMREC_EINVAL: not bipartite, ...). */
+    TensorRef aggregate_users(Tape &tape, TensorRef items) const {
+        mmrec_tensor *out = nullptr;
+        check(mmrec_graph_aggregate_users(tape.get(), get(), items.get(), &out));
         return TensorRef(out);
     }
 
@@ -1816,6 +1869,20 @@ inline TensorRef loss_batch_softmax(Tape &tape, TensorRef queries, TensorRef can
     mmrec_tensor *out = nullptr;
     check(mmrec_loss_batch_softmax(tape.get(), queries.get(), candidates.get(), cfg, &out));
     return TensorRef(out);
+}
+
+/* The AUC of `scores` against 0/1 `labels` of the same size
+ * (mmrec_metric_auc). Throws mmrec::Error (MMREC_EINVAL also for sizes
+ * that differ, checked here; no positive or no negative label; MMREC_ENUMERIC).
+ * Thread-safe. */
+inline double metric_auc(Span<const float> scores, Span<const float> labels) {
+    if (scores.size() != labels.size())
+        detail::fail_arg("mmrec::metric_auc", "scores has " + std::to_string(scores.size()) +
+                                                  " values, labels " +
+                                                  std::to_string(labels.size()));
+    double auc = 0;
+    check(mmrec_metric_auc(scores.data(), labels.data(), scores.size(), &auc));
+    return auc;
 }
 
 /* ------------------------------------------------------------------------ */

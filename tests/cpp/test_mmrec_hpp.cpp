@@ -146,6 +146,11 @@ void test_raii_destroys_every_handle() {
         }
         mmrec::Cache cache(cache_path.c_str());
         EXPECT(cache.num_items() == 5);
+        EXPECT(cache.field_shape("emb") == std::make_pair(int64_t(1), int64_t(3)));
+        std::vector<int64_t> some = {12, 10};
+        std::vector<float> rows(2 * 3);
+        cache.gather_into("emb", some, rows);
+        EXPECT(rows[0] == vectors[2 * 3] && rows[5] == vectors[2]);
         EXPECT(live_allocations > 0);
     }
     EXPECT(live_allocations == 0);
@@ -221,8 +226,8 @@ void test_move_transfers_ownership() {
 void test_errors_carry_status_and_message() {
     mmrec::Tape tape;
     std::vector<float> a(6, 1.0f), b(6, 2.0f);
-    mmrec::TensorRef x = tape.wrap(mmrec::Span<const float>(a), {2, 3});
-    mmrec::TensorRef y = tape.wrap(mmrec::Span<const float>(b), {2, 3});
+    mmrec::TensorRef x = tape.wrap_readonly(a, {2, 3});
+    mmrec::TensorRef y = tape.wrap_readonly(b, {2, 3});
     const std::size_t used = tape.memory().high_water;
     /* [2,3] x [2,3] needs a transpose: a shape error from mmrec_matmul. */
     EXPECT_THROWS(mmrec::matmul(tape, x, y), MMREC_ESHAPE, "mmrec_matmul");
@@ -257,7 +262,7 @@ void test_errors_carry_status_and_message() {
     tape.reset();
     EXPECT_THROWS(z.item(), MMREC_ESTALE, "");
     /* A read-only wrap refuses a writable view. */
-    mmrec::TensorRef ro = tape.wrap(mmrec::Span<const float>(a), {6});
+    mmrec::TensorRef ro = tape.wrap_readonly(a, {6});
     EXPECT_THROWS(ro.view(), MMREC_ESTATE, "");
     EXPECT(ro.cview()[5] == 1.0f);
 }
@@ -284,8 +289,8 @@ void test_training_loop_lowers_loss() {
     mmrec::Tape tape;
     float first = 0, last = 0;
     for (int step = 0; step < 100; step++) {
-        mmrec::TensorRef x = tape.wrap(mmrec::Span<const float>(xd), {B, D});
-        mmrec::TensorRef y = tape.wrap(mmrec::Span<const float>(yd), {B, 1});
+        mmrec::TensorRef x = tape.wrap_readonly(xd, {B, D});
+        mmrec::TensorRef y = tape.wrap_readonly(yd, {B, 1});
         mmrec::TensorRef loss = mmrec::loss_bce_logits(tape, mlp.forward(tape, x), y);
         (step == 0 ? first : last) = loss.item();
         tape.backward(loss);
@@ -345,7 +350,7 @@ void test_views_see_library_memory() {
     }
     mmrec::Tape tape;
     std::vector<float> xin = {3, 1};
-    mmrec::TensorRef x = tape.wrap(mmrec::Span<const float>(xin), {1, 2});
+    mmrec::TensorRef x = tape.wrap_readonly(xin, {1, 2});
     mmrec::TensorRef out = lin.forward(tape, x);
     const float bias_value = model.num_params() > 1 ? 0.5f : 0.0f;
     EXPECT(out.cview()[0] == 2 * 3 - 1 * 1 + bias_value);
@@ -358,6 +363,13 @@ void test_views_see_library_memory() {
     EXPECT(flat.size() == model.param_count().trainable && flat[0] == 2 && flat[1] == -1);
     std::vector<float> grads = model.export_grads();
     EXPECT(grads[0] == 3 && grads[1] == 1);
+
+    /* A writable tape wrap is the caller's buffer. */
+    std::vector<float> staged = {1, 2};
+    mmrec::TensorRef sw = tape.wrap(staged, {2});
+    EXPECT(sw.view().data == staged.data());
+    staged[1] = 7;
+    EXPECT(sw.cview()[1] == 7);
 
     /* A tape tensor: the library's output is read in place. */
     mmrec::TensorRef twice = mmrec::scale(tape, x, 2);
@@ -399,6 +411,29 @@ void test_data_index_graph_methods() {
     index.search(q, 2, 2, ids, scores, counts);
     EXPECT(ids[0] == 2 && ids[1] == 0 && counts[0] == 2);
     EXPECT_THROWS(index.search(q, 2, 3, ids, scores), MMREC_EINVAL, "ids_out");
+
+    mmrec::TensorRef item_rows = tape.tensor({3, 2});
+    for (float &f : item_rows.view()) f = 1;
+    mmrec::ConstTensorView agg = g.aggregate_users(tape, item_rows).cview();
+    EXPECT(agg.shape == mmrec::Shape({3, 2}) && agg[0] > 0);
+
+    std::vector<float> s = {0.9f, 0.1f, 0.8f, 0.3f}, l = {1, 0, 1, 0};
+    EXPECT(mmrec::metric_auc(s, l) == 1.0);
+    EXPECT_THROWS(mmrec::metric_auc(s, std::vector<float>{1, 1, 1, 1}), MMREC_EINVAL, "");
+
+    mmrec::Model model;
+    auto ac = mmrec::config<mmrec_mha_config>();
+    ac.dim = 4;
+    ac.num_heads = 2;
+    mmrec::Mha mha = model.mha("mha", ac);
+    mmrec::TensorRef seq = tape.tensor({1, 3, 4});
+    for (float &f : seq.view()) f = 0.25f;
+    mmrec::Attention att = mha.forward_probs(tape, seq, mmrec::TensorRef(),
+                                             MMREC_ATTN_PROBS_AVERAGE);
+    EXPECT(att.probs.shape() == mmrec::Shape({1, 3, 3}));
+    float row = 0;
+    for (int k = 0; k < 3; k++) row += att.probs.cview()[k];
+    EXPECT(std::fabs(row - 1) < 1e-5f);
 
     auto sc = mmrec::config<mmrec_item_sampler_config>();
     sc.num_items = 4;
