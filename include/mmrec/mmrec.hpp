@@ -1090,11 +1090,13 @@ inline void checkpoint_load(Model &model, Optimizer &opt, const char *path) {
  * mmrec_rng_destroy. Thread safety: per-handle. */
 class Rng : public detail::Owner<mmrec_rng, &mmrec_rng_destroy> {
   public:
-    /* A generator seeded with `seed` (mmrec_rng_create).
-     * Throws mmrec::Error (MMREC_ENOMEM). */
-    explicit Rng(uint64_t seed) {
+    /* A generator seeded with `seed`, any integer converted to uint64_t as
+     * the C call does (mmrec_rng_create); a template so that Rng(0) is a
+     * seed, not a null handle. Throws mmrec::Error (MMREC_ENOMEM). */
+    template <class I, std::enable_if_t<std::is_integral<I>::value, int> = 0>
+    explicit Rng(I seed) {
         mmrec_rng *r = nullptr;
-        check(mmrec_rng_create(seed, &r));
+        check(mmrec_rng_create(static_cast<uint64_t>(seed), &r));
         reset(r);
     }
 

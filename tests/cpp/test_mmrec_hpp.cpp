@@ -219,6 +219,9 @@ void test_move_transfers_ownership() {
     for (int i = 0; i < 5; i++) rngs.emplace_back(static_cast<uint64_t>(i));
     mmrec::Rng same(2);
     EXPECT(rngs[2].next_u64() == same.next_u64());
+    mmrec::Rng zero(0); /* a seed, not a null handle */
+    mmrec::Rng zero_too(uint64_t(0));
+    EXPECT(zero.get() != nullptr && zero.next_u64() == zero_too.next_u64());
 }
 
 /* A failed call throws mmrec::Error carrying the status, its name and
