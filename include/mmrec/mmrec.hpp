@@ -1027,6 +1027,9 @@ class Optimizer : public detail::Owner<mmrec_optimizer, &mmrec_optimizer_destroy
         reset(o);
     }
 
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    Optimizer() noexcept = default;
+
     /* Takes over a C optimizer (nullptr: an empty owner). */
     explicit Optimizer(mmrec_optimizer *opt) noexcept : Owner(opt) {}
 
@@ -1100,6 +1103,9 @@ class Rng : public detail::Owner<mmrec_rng, &mmrec_rng_destroy> {
         reset(r);
     }
 
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    Rng() noexcept = default;
+
     /* Takes over a C generator (nullptr: an empty owner). */
     explicit Rng(mmrec_rng *rng) noexcept : Owner(rng) {}
 
@@ -1167,6 +1173,9 @@ class CacheWriter : public detail::Owner<mmrec_cache_writer, &mmrec_cache_writer
         reset(w);
     }
 
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    CacheWriter() noexcept = default;
+
     /* Takes over a C writer (nullptr: an empty owner). */
     explicit CacheWriter(mmrec_cache_writer *writer) noexcept : Owner(writer) {}
 
@@ -1214,6 +1223,9 @@ class Cache : public detail::Owner<mmrec_cache, &mmrec_cache_close> {
         check(mmrec_cache_open(path, &c));
         reset(c);
     }
+
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    Cache() noexcept = default;
 
     /* Takes over a C cache (nullptr: an empty owner). */
     explicit Cache(mmrec_cache *cache) noexcept : Owner(cache) {}
@@ -1336,6 +1348,9 @@ class Interactions : public detail::Owner<mmrec_interactions, &mmrec_interaction
         reset(x);
     }
 
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    Interactions() noexcept = default;
+
     /* Takes over a C object (nullptr: an empty owner). */
     explicit Interactions(mmrec_interactions *x) noexcept : Owner(x) {}
 
@@ -1377,6 +1392,9 @@ class Interactions : public detail::Owner<mmrec_interactions, &mmrec_interaction
  * creation. */
 class Sequences : public detail::Owner<mmrec_sequences, &mmrec_sequences_destroy> {
   public:
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    Sequences() noexcept = default;
+
     /* Takes over a C object (nullptr: an empty owner). */
     explicit Sequences(mmrec_sequences *seqs) noexcept : Owner(seqs) {}
 
@@ -1445,6 +1463,9 @@ class ItemSampler : public detail::Owner<mmrec_item_sampler, &mmrec_item_sampler
         reset(s);
     }
 
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    ItemSampler() noexcept = default;
+
     /* Takes over a C sampler (nullptr: an empty owner). */
     explicit ItemSampler(mmrec_item_sampler *sampler) noexcept : Owner(sampler) {}
 
@@ -1480,6 +1501,9 @@ struct GraphInfo {
  * creation. */
 class Graph : public detail::Owner<mmrec_graph, &mmrec_graph_destroy> {
   public:
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    Graph() noexcept = default;
+
     /* Takes over a C graph (nullptr: an empty owner). */
     explicit Graph(mmrec_graph *graph) noexcept : Owner(graph) {}
 
@@ -1583,6 +1607,9 @@ class Index : public detail::Owner<mmrec_index, &mmrec_index_destroy> {
                                  dim, cfg, &ix));
         reset(ix);
     }
+
+    /* An empty owner (get() == nullptr), e.g. to move one into later. */
+    Index() noexcept = default;
 
     /* Takes over a C index (nullptr: an empty owner). */
     explicit Index(mmrec_index *index) noexcept : Owner(index) {}

@@ -215,6 +215,12 @@ void test_move_transfers_ownership() {
     EXPECT(u.numel() == 3);
     EXPECT(!t);
 
+    mmrec::Index later; /* an empty owner, moved into */
+    EXPECT(!later);
+    std::vector<float> vec = {1, 2};
+    later = mmrec::Index(vec, mmrec::Span<const int64_t>(), 1, 2);
+    EXPECT(later && later.info().num_items == 1);
+
     std::vector<mmrec::Rng> rngs; /* move-only types live in containers */
     for (int i = 0; i < 5; i++) rngs.emplace_back(static_cast<uint64_t>(i));
     mmrec::Rng same(2);
