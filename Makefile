@@ -1,6 +1,7 @@
 # libmmrec build. `make` builds lib/libmmrec.so.X.Y.Z and lib/libmmrec.a.
 #   make BLAS=blis      build against BLIS instead of OpenBLAS
-#   make test           Check suites (prints Check's summary line)
+#   make test           Check suites (prints Check's summary line), then the
+#                       C++ layer's test and quickstart-cpp (test-cpp)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
 #   make test-tsan      the threaded suites under ThreadSanitizer
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
@@ -13,7 +14,10 @@
 #   make map            regenerate src/libmmrec.map (tools/gen-map.sh)
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
+#   make example-cpp    the same in C++ (examples/quickstart.cpp, mmrec.hpp)
 #   make bench          run every benchmark (C and its PyTorch counterpart)
+#   make docs           API reference from the headers (build/docs/html;
+#                       tools/docs.sh: fails on an undocumented function)
 #   make V=1            show the commands
 
 VERSION := $(shell sed -n 's/^\#define MMREC_VERSION_STRING "\(.*\)"/\1/p' include/mmrec/core.h)
@@ -111,6 +115,7 @@ $(TEST_BIN): $(TEST_SRCS) $(wildcard tests/*.h tests/*/*.h) $(STATIC)
 
 test: check-api-params $(TEST_BIN) lib/libmmrec.so examples
 	$(Q)MMREC_ROOT=$(CURDIR) BLAS=$(BLAS) $(TEST_BIN)
+	$(Q)$(MAKE) --no-print-directory test-cpp
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_BIN := build/tests/asan/mmrec_tests
@@ -136,6 +141,7 @@ test-asan: $(ASAN_BIN) $(ASAN_PROBE) lib/libmmrec.so
 	    cat build/tests/asan/probe.log; exit 1; fi; \
 	    grep -q "heap-buffer-overflow" build/tests/asan/probe.log && \
 	    echo "asan probe: a 4-byte overflow past a 12-byte tensor is reported"
+	$(Q)$(MAKE) --no-print-directory test-cpp-asan
 
 # ThreadSanitizer: the suites that run threads (serving from 8 threads,
 # the worker pool from several host threads and under a changing thread
@@ -201,6 +207,7 @@ install: $(SHARED) lib/libmmrec.so $(STATIC)
 	$(call render_pc,mmrec.pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc)
 	$(call render_pc,mmrec-static.pc,$(DESTDIR)$(PKGCONFIGDIR)/mmrec-static.pc)
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/mmrec/
+	install -m 644 $(CXX_HEADERS) $(DESTDIR)$(INCLUDEDIR)/mmrec/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libmmrec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmmrec.so
@@ -211,7 +218,58 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libmmrec.so $(DESTDIR)$(LIBDIR)/libmmrec.a \
 	      $(DESTDIR)$(PKGCONFIGDIR)/mmrec.pc $(DESTDIR)$(PKGCONFIGDIR)/mmrec-static.pc
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/mmrec/,$(notdir $(HEADERS)))
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/mmrec/,$(notdir $(CXX_HEADERS)))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/mmrec
+
+# ---- C++ layer (include/mmrec/mmrec.hpp, header-only) ----
+# Its test and the C++ quickstart build against the static library with
+# the C++17 flags below; the quickstart is build/examples/quickstart-cpp
+# (build/examples/quickstart is the C one). test-cpp runs the test, then
+# both quickstarts for 2 epochs, and fails unless they print the same
+# figures. test-cpp-asan builds the test with ASan + UBSan (the
+# library linked as built: the sanitizers still see every allocation and
+# free the library makes, and LeakSanitizer any handle left undestroyed).
+CXX ?= g++
+CXX_HEADERS := include/mmrec/mmrec.hpp
+CXX_WARN := -std=c++17 -Wall -Wextra -Werror -pedantic
+CPP_TEST_BIN := build/tests/$(BLAS)/test_mmrec_hpp
+CPP_ASAN_BIN := build/tests/asan/test_mmrec_hpp
+.PHONY: test-cpp test-cpp-asan example-cpp
+$(CPP_TEST_BIN): tests/cpp/test_mmrec_hpp.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX $@")
+	$(Q)$(CXX) $(CXX_WARN) $(OPT) -g -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
+
+build/examples/quickstart-cpp: examples/quickstart.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX $@")
+	$(Q)$(CXX) $(CXX_WARN) $(OPT) -g $(MARCH) -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
+
+$(CPP_ASAN_BIN): tests/cpp/test_mmrec_hpp.cpp $(CXX_HEADERS) $(HEADERS) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX $@ (asan+ubsan)")
+	$(Q)$(CXX) $(CXX_WARN) $(ASAN_FLAGS) -Iinclude -o $@ $< $(STATIC) $(LDLIBS)
+
+test-cpp: $(CPP_TEST_BIN) build/examples/quickstart build/examples/quickstart-cpp
+	$(Q)$(CPP_TEST_BIN) build
+	$(Q)build/examples/quickstart 2 build/quickstart-c.mmrc > build/quickstart-c.out
+	$(Q)build/examples/quickstart-cpp 2 build/quickstart-cpp.mmrc > build/quickstart-cpp.out
+	$(Q)if [ "$$(grep -v '^saved' build/quickstart-c.out)" != \
+	         "$$(grep -v '^saved' build/quickstart-cpp.out)" ]; then \
+	    echo "quickstart-cpp: figures differ from quickstart" \
+	         "(build/quickstart-c.out, build/quickstart-cpp.out)"; exit 1; fi
+	$(Q)echo "quickstart-cpp: same figures as quickstart: $$(grep '^RESULT' build/quickstart-cpp.out)"
+
+test-cpp-asan: $(CPP_ASAN_BIN)
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(CPP_ASAN_BIN) build
+
+# ---- API reference ----
+# Doxygen over include/mmrec/ (docs/Doxyfile, tools/doxygen-filter.sh) into
+# build/docs/html; fails when a public function or C++ class is undocumented.
+.PHONY: docs
+docs:
+	$(Q)tools/docs.sh
 
 # ---- examples and benchmarks ----
 examples: $(EXAMPLES)
@@ -222,6 +280,9 @@ build/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 
 example: build/examples/quickstart
 	$(Q)build/examples/quickstart 8 build/quickstart.mmrc
+
+example-cpp: build/examples/quickstart-cpp
+	$(Q)build/examples/quickstart-cpp 8 build/quickstart-cpp.mmrc
 
 # EM3_EPOCHS=2 is a short run (the default is 6).
 EM3_EPOCHS ?= 6

@@ -2,7 +2,8 @@
 # Installs libmmrec into a temporary prefix, then builds a program against
 # it with each link line of the README's "Linking" section, as written
 # there, and runs it: the shared link with LD_LIBRARY_PATH, the rpath link
-# without it, the static link with no libmmrec.so dependency at all. Then
+# without it, the static link with no libmmrec.so dependency at all; the
+# C++ quickstart compiles against the installed mmrec.hpp. Then
 # uninstalls and checks nothing is left.
 set -eu
 root=$1 blas=${2:-openblas}
@@ -34,6 +35,15 @@ env -u LD_LIBRARY_PATH "$tmp/app2"
 # 3: static: no libmmrec.so dependency although the .so sits beside the .a
 if readelf -d "$tmp/app3" | grep -q 'libmmrec'; then echo "app3 still needs libmmrec.so"; exit 1; fi
 env -u LD_LIBRARY_PATH "$tmp/app3"
+
+# the C++ layer is installed beside the C headers and compiles from there
+cxx=${CXX:-c++}
+if command -v "$cxx" > /dev/null; then
+    [ -f "$tmp/prefix/include/mmrec/mmrec.hpp" ] || { echo "mmrec.hpp not installed"; exit 1; }
+    # shellcheck disable=SC2046
+    $cxx -std=c++17 -Wall -Wextra -Werror -pedantic $(pkg-config --cflags mmrec) -fsyntax-only \
+        "$root/examples/quickstart.cpp" || { echo "mmrec.hpp does not compile from the install"; exit 1; }
+fi
 
 make -s -C "$root" BLAS="$blas" uninstall PREFIX="$tmp/prefix" > /dev/null 2>&1
 left=$(find "$tmp/prefix" -type f | wc -l)
