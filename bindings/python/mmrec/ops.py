@@ -1,0 +1,137 @@
+"""Ops and losses: every library function that takes the tape first.
+
+Each mmrec_<name>(tape, inputs..., &out) of ops.h, losses.h, graph.h and the
+system headers is a function ops.<name>(tape, inputs...) returning the
+output Tensor(s), generated from the declarations with three conveniences:
+
+- a count parameter right after an array parameter (n, n_rows, num_ids,
+  ndim, ...) is filled with that array's length (pass it by keyword to
+  override): ops.gather_rows(tape, table, ids);
+- a config parameter may be left out (the defaults) and its fields given as
+  keywords: ops.loss_batch_softmax(tape, q, c, temperature=0.05);
+- Tensors, numpy arrays and sequences convert as described in mmrec._call
+  (float32 arrays for tensor parameters are wrapped on the tape without a
+  copy; id arrays are copied only when not already int64 and contiguous).
+
+A few ops get a friendlier signature here (matmul's transposes as flags,
+sum / mean over all elements by default, reshape by a shape tuple).
+"""
+import re
+import sys
+
+from ._ffi import lib
+from ._call import call, _PARAMS
+from .config import Config
+
+__all__ = ["AXIS_ALL"]
+
+AXIS_ALL = lib.MMREC_AXIS_ALL
+
+_COUNT_TYPES = ("size_t", "int", "int64_t")
+
+
+def _signature(fname):
+    params = _PARAMS[fname][1:]
+    outs = 0
+    while params and "**" in params[-1][0] and params[-1][1].endswith("out"):
+        params = params[:-1]
+        outs += 1
+    spec = []  # (name, role): role "arg", "count", "cfg"
+    for i, (decl, name) in enumerate(params):
+        typ = decl[:-len(name)].strip()
+        prev = params[i - 1][0] if i else ""
+        if (typ in _COUNT_TYPES and name.startswith("n") and i
+                and "*" in prev and "cfg" not in prev
+                and not re.fullmatch(r"(const )?mmrec_\w+ \*\w+", prev)):
+            spec.append((name, "count"))
+        elif name == "cfg" and typ.endswith("_config *"):
+            spec.append((name, "cfg:" + typ.replace("const ", "")[:-2].strip()))
+        else:
+            spec.append((name, "arg"))
+    return spec
+
+
+def _make(fname):
+    spec = _signature(fname)
+    pyname = fname[len("mmrec_"):]
+    args_doc = ", ".join(n for n, r in spec if r == "arg")
+
+    def op(tape, *args, **kw):
+        args = list(args)
+        cargs = [tape]
+        for name, role in spec:
+            if role == "arg":
+                if name in kw:
+                    cargs.append(kw.pop(name))
+                elif args:
+                    cargs.append(args.pop(0))
+                else:
+                    raise TypeError("%s() missing argument %r" % (pyname, name))
+            elif role == "count":
+                if name in kw:
+                    cargs.append(kw.pop(name))
+                else:
+                    prev = cargs[-1]
+                    cargs.append(0 if prev is None else len(prev))
+            else:
+                cfg = kw.pop(name, None)
+                if cfg is None and args:
+                    cfg = args.pop(0)
+                if kw:
+                    cfg = Config(role[4:], **kw) if cfg is None else cfg
+                    if isinstance(cfg, dict):
+                        cfg = Config(role[4:], **cfg)
+                    for k, v in kw.items():
+                        setattr(cfg, k, v)
+                    kw = {}
+                cargs.append(cfg)
+        if args:
+            raise TypeError("%s() takes %d arguments after the tape (%d extra given)"
+                            % (pyname, len(cargs) - 1, len(args)))
+        if kw:
+            raise TypeError("%s() got an unexpected keyword %r" % (pyname, next(iter(kw))))
+        return call(fname, *cargs)
+
+    op.__name__ = op.__qualname__ = pyname
+    op.__doc__ = ("%s(tape, %s): calls %s and returns its output Tensor(s), owned by "
+                  "the tape." % (pyname, args_doc, fname))
+    return op
+
+
+def _install():
+    mod = sys.modules[__name__]
+    for fname, params in _PARAMS.items():
+        if (params and params[0][0] == "mmrec_tape *tape" and not fname.startswith("mmrec_tape_")
+                and not hasattr(mod, fname[len("mmrec_"):])):
+            setattr(mod, fname[len("mmrec_"):], _make(fname))
+            __all__.append(fname[len("mmrec_"):])
+
+
+_install()
+
+_matmul = matmul  # noqa: F821 (generated above)
+_sum = sum  # noqa: F821
+_mean = mean  # noqa: F821
+
+
+def matmul(tape, a, b, trans_a=False, trans_b=False):
+    """a @ b (op(a) @ op(b) with the transposes asked for): mmrec_matmul.
+    Returns a Tensor owned by the tape."""
+    flags = (lib.MMREC_TRANS_A if trans_a else 0) | (lib.MMREC_TRANS_B if trans_b else 0)
+    return _matmul(tape, a, b, flags)
+
+
+def sum(tape, x, axis=None):  # noqa: A001 (the library's name)
+    """Sum over `axis`, or over every element when axis is None (mmrec_sum)."""
+    return _sum(tape, x, AXIS_ALL if axis is None else axis)
+
+
+def mean(tape, x, axis=None):
+    """Mean over `axis`, or over every element when axis is None (mmrec_mean)."""
+    return _mean(tape, x, AXIS_ALL if axis is None else axis)
+
+
+def reshape(tape, x, shape):
+    """x viewed with another shape of the same size (mmrec_reshape)."""
+    shape = [int(s) for s in shape]
+    return call("mmrec_reshape", tape, x, len(shape), shape)
