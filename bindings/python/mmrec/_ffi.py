@@ -40,8 +40,9 @@ def _candidates():
     out = []
     for name in ("libmmrec.so", "libmmrec.so.0"):
         out.append((os.path.join(_HERE, name), "package folder"))
-    build = os.path.normpath(os.path.join(_HERE, "..", "..", "..", "lib", "libmmrec.so"))
-    out.append((build, "build tree"))
+    if os.path.exists(os.path.join(_HERE, "..", "gen_cdef.py")):  # a source checkout
+        build = os.path.normpath(os.path.join(_HERE, "..", "..", "..", "lib", "libmmrec.so"))
+        out.append((build, "build tree"))
     return out
 
 
