@@ -6,7 +6,8 @@ predefined macros and empty stand-ins for <stddef.h> and <stdint.h> (cffi
 knows size_t, int64_t, ... itself), so MMREC_API expands to nothing and the
 output is plain declarations that cffi's parser reads.  The integer and
 string #define constants (MMREC_MAX_DIMS, MMREC_CACHE_*, MMREC_SEQUENCES_*,
-the version) are evaluated from the same headers into CONSTANTS.
+the version) are evaluated from the same headers into CONSTANTS, and the integer ones
+are also declared to cffi (lib.MMREC_MAX_DIMS).
 
 Usage: gen_cdef.py          rewrite mmrec/_cdef.py
        gen_cdef.py --check  exit 1 when the committed file differs from the
@@ -93,7 +94,9 @@ def render():
             "CONSTANTS = {"]
     for name, value in consts.items():
         body.append("    %r: %r," % (name, value))
-    body += ["}", "", 'CDEF = r"""', declarations() + '"""', ""]
+    defines = "".join("#define %s %d\n" % (k, v) for k, v in consts.items()
+                      if isinstance(v, int))
+    body += ["}", "", 'CDEF = r"""', declarations() + defines + '"""', ""]
     return "\n".join(body)
 
 

@@ -958,4 +958,14 @@ typedef struct mmrec_index_filter {
                                                 const mmrec_index_filter *filters,
                                                 int64_t *ids_out, float *scores_out,
                                                 size_t *counts_out);
+#define MMREC_CACHE_MISSING_ZERO 1
+#define MMREC_INTTOWER_MAX_LAYERS 16
+#define MMREC_MAX_DIMS 4
+#define MMREC_SEQUENCES_TEST 4
+#define MMREC_SEQUENCES_TRAIN 1
+#define MMREC_SEQUENCES_VALID 2
+#define MMREC_VERSION_MAJOR 0
+#define MMREC_VERSION_MINOR 2
+#define MMREC_VERSION_NUMBER 200
+#define MMREC_VERSION_PATCH 0
 """
