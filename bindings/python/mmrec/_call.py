@@ -24,9 +24,10 @@ or None).  Conversions, by C parameter type:
 
 Outputs: mmrec_tensor ** gives a Tensor owned by the call's tape; a number
 gives a Python number; a string pointer gives str; other pointers come back
-as cdata.  Arrays and caller-owned tensors passed to a call on a tape stay
-referenced until that tape's reset, since the step may read them in
-backward.
+as cdata.  Arrays, caller-owned tensors and handles (a Graph, a Cache)
+passed to a call on a tape stay referenced, and their library objects
+alive even if closed, until that tape's reset, since the step may read
+them in backward.
 """
 import re
 
@@ -129,7 +130,10 @@ def _convert(plan, i, value, tape, keep):
             keep.append(arr)
             return arr
         if hasattr(value, "_handle"):
-            return value._handle()
+            ptr = value._handle()
+            if tape is not None and hasattr(value, "_pin") and value is not tape:
+                tape._step_pin(value)  # the step's record may use it until reset
+            return ptr
         if isinstance(value, ffi.CData):
             return value
         if item.kind == "struct":
