@@ -38,7 +38,7 @@ from ._cdef import CDEF
 from .config import Config, enum_value, make_config, _NP_OF_C
 from .errors import check
 
-__all__ = ["call", "params_of"]
+__all__ = ["call", "bind", "params_of"]
 
 
 def _parse_params():
@@ -228,3 +228,77 @@ def call(fname, *args, owner=None):
     if not res:
         return None
     return res[0] if len(res) == 1 else tuple(res)
+
+
+_COUNT_TYPES = ("size_t", "int", "int64_t")
+
+
+def _signature(fname):
+    """[(name, role)] of the inputs: role "arg", "count" (a length right after
+    an array parameter) or "cfg:<struct>" (a config pointer)."""
+    params = list(_PARAMS[fname])
+    while params and "**" in params[-1][0] and params[-1][1].endswith("out"):
+        params.pop()
+    spec = []
+    for i, (decl, name) in enumerate(params):
+        typ = decl[:-len(name)].strip()
+        prev = params[i - 1][0] if i else ""
+        if (typ in _COUNT_TYPES and name.startswith("n") and i
+                and "*" in prev and "cfg" not in prev
+                and not re.fullmatch(r"(const )?mmrec_\w+ \*\w+", prev)):
+            spec.append((name, "count"))
+        elif name == "cfg" and typ.endswith("_config *"):
+            spec.append((name, "cfg:" + typ.replace("const ", "")[:-2].strip()))
+        else:
+            spec.append((name, "arg"))
+    return spec
+
+
+def bind(fname, owner=None):
+    """A Python function for the library function `fname`: its inputs in
+    order (by position or by their C names as keywords), with two
+    conveniences: a count parameter right after an array parameter (n,
+    n_rows, num_ids, ...) is filled with the array's length unless given
+    by keyword, and a config parameter may be left out (the defaults) and
+    its fields given as keywords.  Returns the outputs as call() does."""
+    spec = _signature(fname)
+    pyname = fname[len("mmrec_"):]
+
+    def fn(*args, **kw):
+        args = list(args)
+        cargs = []
+        for name, role in spec:
+            if role == "arg":
+                if name in kw:
+                    cargs.append(kw.pop(name))
+                elif args:
+                    cargs.append(args.pop(0))
+                else:
+                    raise TypeError("%s() missing argument %r" % (pyname, name))
+            elif role == "count":
+                if name in kw:
+                    cargs.append(kw.pop(name))
+                else:
+                    prev = cargs[-1]
+                    cargs.append(0 if prev is None else len(prev))
+            else:
+                cfg = kw.pop(name, None)
+                if cfg is None and args:
+                    cfg = args.pop(0)
+                cfg = make_config(role[4:], cfg, "%s: %s" % (fname, name))
+                for k, v in kw.items():
+                    setattr(cfg, k, v)
+                kw = {}
+                cargs.append(cfg)
+        if args:
+            raise TypeError("%s() takes %d arguments (%d extra given)"
+                            % (pyname, len(cargs), len(args)))
+        if kw:
+            raise TypeError("%s() got an unexpected keyword %r" % (pyname, next(iter(kw))))
+        return call(fname, *cargs, owner=owner)
+
+    fn.__name__ = fn.__qualname__ = pyname
+    fn.arg_names = [n for n, r in spec if r == "arg"]
+    fn.__doc__ = "%s(%s): calls %s; returns its outputs." % (
+        pyname, ", ".join(fn.arg_names), fname)
+    return fn

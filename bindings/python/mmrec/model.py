@@ -6,7 +6,8 @@ mmrec_<kind>_create(model, name, cfg, &out) there is Model.<kind>(name,
 then the keywords (model.linear("fc", in_dim=8, out_dim=4, bias=True);
 enum fields take names: activation="relu").  A Module's methods are the
 library's mmrec_<kind>_<verb>(module, ...) functions: module.forward(tape,
-x) calls mmrec_<kind>_forward and returns Tensors.
+x) calls mmrec_<kind>_forward and returns Tensors (counts after arrays are
+filled in and configs taken from keywords, as for mmrec.ops).
 """
 import re
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from ._ffi import ffi, lib
 from ._handle import Handle
-from ._call import call, _PARAMS
+from ._call import bind, call, _PARAMS
 from .config import Config
 from .errors import StateError, check
 from .tensor import Tensor, _shape_arg
@@ -53,12 +54,13 @@ class Module:
             raise StateError("module %r used after its model was closed" % self.name)
         return self._ptr
 
-    def call(self, fname, *args):
+    def call(self, fname, *args, **kw):
         """Calls mmrec_<fname> (or `fname` as given when it starts with
-        "mmrec_") with this module first, then `args`; returns the outputs."""
+        "mmrec_") with this module first, then `args` (config fields as
+        keywords: linear.call("lora_attach", rank=4)); returns the outputs."""
         if not fname.startswith("mmrec_"):
             fname = "mmrec_" + fname
-        return call(fname, self, *args, owner=self._model)
+        return bind(fname, owner=self._model)(self, *args, **kw)
 
     def __getattr__(self, verb):
         if verb.startswith("_"):
@@ -68,10 +70,13 @@ class Module:
             raise AttributeError("%s module has no %s (no %s in the library)"
                                  % (self.kind, verb, fname))
 
-        def method(*args):
-            return call(fname, self, *args, owner=self._model)
+        fn = bind(fname, owner=self._model)
+
+        def method(*args, **kw):
+            return fn(self, *args, **kw)
         method.__name__ = verb
-        method.__doc__ = "Calls %s(module, *args) and returns its outputs." % fname
+        method.__doc__ = "Calls %s(module, %s); returns its outputs." % (
+            fname, ", ".join(fn.arg_names[1:]))
         return method
 
     def params(self):

@@ -16,85 +16,21 @@ output Tensor(s), generated from the declarations with three conveniences:
 A few ops get a friendlier signature here (matmul's transposes as flags,
 sum / mean over all elements by default, reshape by a shape tuple).
 """
-import re
 import sys
 
 from ._ffi import lib
-from ._call import call, _PARAMS
-from .config import Config
+from ._call import bind, call, _PARAMS
 
 __all__ = ["AXIS_ALL"]
 
 AXIS_ALL = lib.MMREC_AXIS_ALL
 
-_COUNT_TYPES = ("size_t", "int", "int64_t")
-
-
-def _signature(fname):
-    params = _PARAMS[fname][1:]
-    outs = 0
-    while params and "**" in params[-1][0] and params[-1][1].endswith("out"):
-        params = params[:-1]
-        outs += 1
-    spec = []  # (name, role): role "arg", "count", "cfg"
-    for i, (decl, name) in enumerate(params):
-        typ = decl[:-len(name)].strip()
-        prev = params[i - 1][0] if i else ""
-        if (typ in _COUNT_TYPES and name.startswith("n") and i
-                and "*" in prev and "cfg" not in prev
-                and not re.fullmatch(r"(const )?mmrec_\w+ \*\w+", prev)):
-            spec.append((name, "count"))
-        elif name == "cfg" and typ.endswith("_config *"):
-            spec.append((name, "cfg:" + typ.replace("const ", "")[:-2].strip()))
-        else:
-            spec.append((name, "arg"))
-    return spec
-
-
 def _make(fname):
-    spec = _signature(fname)
     pyname = fname[len("mmrec_"):]
-    args_doc = ", ".join(n for n, r in spec if r == "arg")
-
-    def op(tape, *args, **kw):
-        args = list(args)
-        cargs = [tape]
-        for name, role in spec:
-            if role == "arg":
-                if name in kw:
-                    cargs.append(kw.pop(name))
-                elif args:
-                    cargs.append(args.pop(0))
-                else:
-                    raise TypeError("%s() missing argument %r" % (pyname, name))
-            elif role == "count":
-                if name in kw:
-                    cargs.append(kw.pop(name))
-                else:
-                    prev = cargs[-1]
-                    cargs.append(0 if prev is None else len(prev))
-            else:
-                cfg = kw.pop(name, None)
-                if cfg is None and args:
-                    cfg = args.pop(0)
-                if kw:
-                    cfg = Config(role[4:], **kw) if cfg is None else cfg
-                    if isinstance(cfg, dict):
-                        cfg = Config(role[4:], **cfg)
-                    for k, v in kw.items():
-                        setattr(cfg, k, v)
-                    kw = {}
-                cargs.append(cfg)
-        if args:
-            raise TypeError("%s() takes %d arguments after the tape (%d extra given)"
-                            % (pyname, len(cargs) - 1, len(args)))
-        if kw:
-            raise TypeError("%s() got an unexpected keyword %r" % (pyname, next(iter(kw))))
-        return call(fname, *cargs)
-
+    op = bind(fname)
     op.__name__ = op.__qualname__ = pyname
     op.__doc__ = ("%s(tape, %s): calls %s and returns its output Tensor(s), owned by "
-                  "the tape." % (pyname, args_doc, fname))
+                  "the tape." % (pyname, ", ".join(op.arg_names[1:]), fname))
     return op
 
 
