@@ -13,6 +13,7 @@ output Tensor(s), generated from the declarations with three conveniences:
   (float32 arrays for tensor parameters are wrapped on the tape without a
   copy; id arrays are copied only when not already int64 and contiguous).
 
+Each is also a method of the Tape: tape.relu(x) is ops.relu(tape, x).
 A few ops get a friendlier signature here (matmul's transposes as flags,
 sum / mean over all elements by default, reshape by a shape tuple).
 """
@@ -21,7 +22,7 @@ import sys
 from ._ffi import lib
 from ._call import bind, call, _PARAMS
 
-__all__ = ["AXIS_ALL"]
+__all__ = ["AXIS_ALL", "reshape"]
 
 AXIS_ALL = lib.MMREC_AXIS_ALL
 

@@ -162,6 +162,21 @@ class Tape(Handle):
         args.insert(ti, self)
         return call(fname, *args)
 
+    def __getattr__(self, name):
+        """tape.<op>(...) is mmrec.ops.<op>(tape, ...): tape.relu(x)."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        from . import ops
+        fn = getattr(ops, name, None)
+        if fn is None or not callable(fn) or name not in ops.__all__:
+            raise AttributeError("Tape has no attribute or op %r" % name)
+
+        def method(*args, **kw):
+            return fn(self, *args, **kw)
+        method.__name__ = name
+        method.__doc__ = fn.__doc__
+        return method
+
     def __repr__(self):
         if self._closed:
             return "<mmrec.Tape closed>"

@@ -76,3 +76,13 @@ def test_ops_cover_concat_reshape_and_arithmetic():
         assert loss.shape in ((), (1,))
         with pytest.raises(TypeError, match="unexpected keyword 'temp'"):
             mmrec.ops.loss_batch_softmax(tape, ta, tb, temp=0.5)
+
+
+def test_ops_as_tape_methods():
+    with mmrec.Tape() as tape:
+        x = tape.wrap(np.array([[-1.0, 2.0]], np.float32))
+        np.testing.assert_array_equal(tape.relu(x).numpy(), [[0, 2]])
+        assert tape.matmul(x, x, trans_b=True).item() == 5
+        assert tape.reshape(x, (2,)).shape == (2,)
+        with pytest.raises(AttributeError, match="'nope'"):
+            tape.nope
