@@ -120,9 +120,21 @@ $(ASAN_BIN): $(SRCS) $(TEST_SRCS) $(HEADERS) $(wildcard src/*/*.h) $(wildcard te
 	    $(ASAN_FLAGS) -DMMREC_TEST_DIR='"$(CURDIR)/tests"' -o $@ $(SRCS) $(TEST_SRCS) \
 	    $(CHECK_LIBS) $(LDLIBS)
 
-test-asan: $(ASAN_BIN) lib/libmmrec.so
+# The probe writes 4 bytes past a 12-byte tensor: the sanitizer build must
+# report it (it allocates exactly what is asked, no 64-byte rounding).
+ASAN_PROBE := build/tests/asan/asan_overflow
+$(ASAN_PROBE): tests/probe/asan_overflow.c $(SRCS) $(HEADERS) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FPFLAGS) -Iinclude $(BLAS_CFLAGS) \
+	    $(ASAN_FLAGS) -o $@ $< $(SRCS) $(LDLIBS)
+
+test-asan: $(ASAN_BIN) $(ASAN_PROBE) lib/libmmrec.so
 	$(Q)CK_FORK=no MMREC_ROOT=$(CURDIR) MMREC_SKIP_INSTALL_TEST=1 \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(ASAN_BIN)
+	$(Q)if ASAN_OPTIONS=detect_leaks=0 $(ASAN_PROBE) > build/tests/asan/probe.log 2>&1; then \
+	    cat build/tests/asan/probe.log; exit 1; fi; \
+	    grep -q "heap-buffer-overflow" build/tests/asan/probe.log && \
+	    echo "asan probe: a 4-byte overflow past a 12-byte tensor is reported"
 
 # ---- ABI ----
 ABI_BASELINE := tests/abi/libmmrec.abi

@@ -1302,6 +1302,10 @@ CALL(mmrec_tape_memory) {
     size_t cap, hw;
     return mmrec_tape_memory(N(0, f->tape), N(1, &cap), N(2, &hw));
 }
+CALL(mmrec_tape_generation) {
+    uint64_t g;
+    return mmrec_tape_generation(N(0, f->tape), N(1, &g));
+}
 CALL(mmrec_tape_tensor) {
     return mmrec_tape_tensor(N(0, f->tape), 2, N(2, f->shape), 0, N(4, &f->t_out));
 }
@@ -1329,6 +1333,10 @@ CALL(mmrec_tensor_shape) {
 CALL(mmrec_tensor_numel) {
     size_t n;
     return mmrec_tensor_numel(N(0, f->a), N(1, &n));
+}
+CALL(mmrec_tensor_generation) {
+    uint64_t g;
+    return mmrec_tensor_generation(N(0, f->a), N(1, &g));
 }
 CALL(mmrec_tensor_data) {
     float *d;
@@ -1583,6 +1591,7 @@ static const mt_entry mt_entries[] = {
     E(mmrec_tape_backward_from),
     EXEMPT(mmrec_tape_reset, DESTROYER),
     E(mmrec_tape_memory),
+    E(mmrec_tape_generation),
     E(mmrec_tape_tensor),
     E(mmrec_tape_wrap),
     /* distill.h */
@@ -1632,6 +1641,7 @@ static const mt_entry mt_entries[] = {
     E(mmrec_tensor_set_data),
     E(mmrec_tensor_shape),
     E(mmrec_tensor_numel),
+    E(mmrec_tensor_generation),
     E(mmrec_tensor_data),
     E(mmrec_tensor_data_const),
     E(mmrec_tensor_grad),

@@ -134,6 +134,48 @@ START_TEST(test_tape_tensor_stale_after_reset) {
 }
 END_TEST
 
+START_TEST(test_tape_generation_detects_any_stale_handle) {
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t shape[2] = {2, 2};
+    uint64_t g, tape_g;
+    MT_OK(mmrec_tape_generation(tape, &tape_g));
+    ck_assert_uint_eq(tape_g, 1);
+    mmrec_tensor *t;
+    MT_OK(mmrec_tape_tensor(tape, 2, shape, 0, &t));
+    uint64_t kept;
+    MT_OK(mmrec_tensor_generation(t, &kept));
+    ck_assert_uint_eq(kept, 1);
+    /* After 1, 2 and 3 resets (with new tensors made each step, which may
+     * reuse the kept handle's memory) the recorded generation no longer
+     * matches the tape's: the host knows without touching the handle. */
+    for (int resets = 1; resets <= 3; resets++) {
+        mmrec_tape_reset(tape);
+        mmrec_tensor *fresh;
+        MT_OK(mmrec_tape_tensor(tape, 2, shape, 0, &fresh));
+        MT_OK(mmrec_tape_generation(tape, &tape_g));
+        ck_assert_uint_eq(tape_g, 1 + (uint64_t)resets);
+        ck_assert_uint_ne(tape_g, kept);
+        MT_OK(mmrec_tensor_generation(fresh, &g));
+        ck_assert_uint_eq(g, tape_g);
+        if (resets == 1)
+            MT_EXPECT(mmrec_tensor_generation(t, &g), MMREC_ESTALE, "'tensor' belongs to a step");
+    }
+    /* Tensors no tape owns have generation 0. */
+    float buf[4] = {0};
+    mmrec_tensor *w;
+    MT_OK(mmrec_tensor_wrap(buf, 2, shape, 0, &w));
+    MT_OK(mmrec_tensor_generation(w, &g));
+    ck_assert_uint_eq(g, 0);
+    MT_EXPECT(mmrec_tensor_generation(NULL, &g), MMREC_EINVAL, "'tensor'");
+    MT_EXPECT(mmrec_tensor_generation(w, NULL), MMREC_EINVAL, "'out'");
+    MT_EXPECT(mmrec_tape_generation(NULL, &g), MMREC_EINVAL, "'tape'");
+    MT_EXPECT(mmrec_tape_generation(tape, NULL), MMREC_EINVAL, "'out'");
+    mmrec_tensor_destroy(w);
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 START_TEST(test_tape_modes) {
     mmrec_tape *tape;
     MT_OK(mmrec_tape_create(&tape));
@@ -393,6 +435,7 @@ static Suite *tape_suite(void) {
     tcase_add_test(api, test_tensor_bad_arguments);
     tcase_add_test(api, test_tensor_and_tape_bad_values_name_the_argument);
     tcase_add_test(api, test_tape_tensor_stale_after_reset);
+    tcase_add_test(api, test_tape_generation_detects_any_stale_handle);
     tcase_add_test(api, test_tape_modes);
     tcase_add_test(api, test_tape_backward_from_validates);
     tcase_add_test(api, test_matmul_values_and_shapes);

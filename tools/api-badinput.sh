@@ -56,6 +56,7 @@ mmrec_tape_create only an output
 mmrec_tape_get_mode only a tape and an output
 mmrec_tape_seed any seed is valid
 mmrec_tape_memory only a tape and outputs
+mmrec_tape_generation only a tape and an output
 EOF
 # The fallible functions, and "name param param ..." for each.
 sed -n 's/^    {"\(mmrec_[a-z0-9_]*\)", "mmrec_status",.*/\1/p' tests/api_params.h | sort > "$tmp/fallible"

@@ -11,10 +11,15 @@
  * MMREC_TAPE_INFERENCE records nothing (no backward possible), keeps no
  * workspace, and dropout is the identity.
  *
- * Stale tensors: every tape tensor carries the tape's generation. Using a
- * tensor from the previous step (after one reset) returns MMREC_ESTALE;
- * handles kept longer than that are undefined behaviour, as with any freed
- * memory (AddressSanitizer builds catch those too).
+ * Stale tensors: every tape tensor carries the tape's generation (its step
+ * number). Using a tensor from the previous step (after one reset) returns
+ * MMREC_ESTALE. A handle is a pointer into the tape's arena, which later
+ * steps reuse: after two resets it may alias a live tensor, and the library
+ * cannot tell them apart. A host that keeps handles across steps (an FFI
+ * binding, say) records mmrec_tensor_generation() when it receives a tensor
+ * and, before each use, compares it with mmrec_tape_generation(): the
+ * handle is live exactly while the two are equal, whatever the number of
+ * resets since.
  *
  * A tape that recorded an operation on a model's parameters keeps that model
  * alive until the next reset.
@@ -82,6 +87,16 @@ MMREC_API mmrec_status mmrec_tape_backward_from(mmrec_tape *tape, mmrec_tensor *
 /* Forgets every tensor and record of the step in O(1), keeping the memory.
  * NULL is a no-op. Since 0.1. */
 MMREC_API void mmrec_tape_reset(mmrec_tape *tape);
+
+/* The tape's generation: its step number, 1 at creation and one more at
+ * every mmrec_tape_reset(). A tensor the tape made is live exactly while
+ * this equals the tensor's mmrec_tensor_generation() (see "Stale tensors"
+ * above); comparing the two numbers never touches the tensor, so it is
+ * safe however old the handle is.
+ *   out (out) the generation.
+ * Returns MMREC_OK or MMREC_EINVAL (tape or out NULL, not a tape).
+ * Thread safety: per-handle (the tape). Since 0.2. */
+MMREC_API mmrec_status mmrec_tape_generation(const mmrec_tape *tape, uint64_t *out);
 
 /* Bytes reserved by the arena, and the most used by any step since
  * creation. Returns MMREC_OK or MMREC_EINVAL. Since 0.1. */

@@ -79,6 +79,18 @@ MMREC_API mmrec_status mmrec_tensor_shape(const mmrec_tensor *tensor, int *ndim_
 /* Number of elements. Returns MMREC_OK, MMREC_EINVAL, MMREC_ESTALE. Since 0.1. */
 MMREC_API mmrec_status mmrec_tensor_numel(const mmrec_tensor *tensor, size_t *out);
 
+/* The generation of the tape step that made `tensor` (the tape's
+ * mmrec_tape_generation() at that time), or 0 for a tensor no tape owns
+ * (parameters, caller tensors and wraps). Call it while the tensor is
+ * live, e.g. right after the call that returned it, and keep the number
+ * with the handle: the handle stays usable exactly while its tape's
+ * generation equals it.
+ *   out (out) the generation.
+ * Returns MMREC_OK, MMREC_EINVAL (tensor or out NULL, not a tensor),
+ *         MMREC_ESTALE (its tape was reset since).
+ * Thread safety: per-handle (the tensor). Since 0.2. */
+MMREC_API mmrec_status mmrec_tensor_generation(const mmrec_tensor *tensor, uint64_t *out);
+
 /* Pointer to the data (row-major float32), for reading and writing.
  *   tensor (in)  any tensor except a read-only wrap.
  *   out    (out) numel floats; borrowed from the tensor's owner: valid while

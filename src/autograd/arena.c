@@ -4,14 +4,6 @@
 
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MMREC__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MMREC__ASAN 1
-#endif
-#endif
-
 #ifdef MMREC__ASAN
 #include <sanitizer/asan_interface.h>
 #define MMREC__REDZONE 64

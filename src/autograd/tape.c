@@ -81,6 +81,13 @@ mmrec_status mmrec_tape_seed(mmrec_tape *tape, uint64_t seed) {
     return MMREC_OK;
 }
 
+mmrec_status mmrec_tape_generation(const mmrec_tape *tape, uint64_t *out) {
+    MMREC_CHECK_TAPE(tape);
+    MMREC_CHECK_NULL(out);
+    *out = tape->gen;
+    return MMREC_OK;
+}
+
 mmrec_status mmrec_tape_memory(const mmrec_tape *tape, size_t *capacity_out,
                                size_t *high_water_out) {
     MMREC_CHECK_TAPE(tape);

@@ -20,6 +20,17 @@
 #define MMREC__UNLIKELY(x) (x)
 #endif
 
+/* MMREC__ASAN: built with AddressSanitizer (gcc or clang). Such builds
+ * allocate exactly what is asked and poison the rest, so an overflow of a
+ * few bytes is caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MMREC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MMREC__ASAN 1
+#endif
+#endif
+
 /* Hot element-wise loops are compiled for AVX-512, AVX2 and the baseline,
  * and the loader picks the widest the CPU has (GNU ifunc). The build keeps
  * ISO C's -ffp-contract=off, so every clone gives the same bits. */

@@ -149,6 +149,13 @@ mmrec_status mmrec_tensor_numel(const mmrec_tensor *tensor, size_t *out) {
     return MMREC_OK;
 }
 
+mmrec_status mmrec_tensor_generation(const mmrec_tensor *tensor, uint64_t *out) {
+    MMREC_CHECK_TENSOR(tensor);
+    MMREC_CHECK_NULL(out);
+    *out = tensor->tape ? tensor->gen : 0;
+    return MMREC_OK;
+}
+
 mmrec_status mmrec_tensor_data(mmrec_tensor *tensor, float **out) {
     MMREC_CHECK_TENSOR(tensor);
     MMREC_CHECK_NULL(out);
