@@ -75,6 +75,7 @@ typedef void (*mmrec_release_fn)(void *user, float *data);
  mmrec_status mmrec_tensor_shape(const mmrec_tensor *tensor, int *ndim_out,
                                           int64_t *shape_out);
  mmrec_status mmrec_tensor_numel(const mmrec_tensor *tensor, size_t *out);
+ mmrec_status mmrec_tensor_generation(const mmrec_tensor *tensor, uint64_t *out);
  mmrec_status mmrec_tensor_data(mmrec_tensor *tensor, float **out);
  mmrec_status mmrec_tensor_data_const(const mmrec_tensor *tensor, const float **out);
  mmrec_status mmrec_tensor_grad(const mmrec_tensor *tensor, const float **out);
@@ -93,6 +94,7 @@ typedef enum mmrec_tape_mode {
  mmrec_status mmrec_tape_backward_from(mmrec_tape *tape, mmrec_tensor *out,
                                                 const float *d_out);
  void mmrec_tape_reset(mmrec_tape *tape);
+ mmrec_status mmrec_tape_generation(const mmrec_tape *tape, uint64_t *out);
  mmrec_status mmrec_tape_memory(const mmrec_tape *tape, size_t *capacity_out,
                                          size_t *high_water_out);
  mmrec_status mmrec_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape,

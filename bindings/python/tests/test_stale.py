@@ -60,6 +60,10 @@ def test_tensor_after_tape_close():
 
 
 def test_generation_counters():
+    """The counters are the library's (mmrec_tape_generation and
+    mmrec_tensor_generation), not a Python-side count."""
+    assert mmrec.tape._tape_generation is not None
+    assert mmrec.tape._tensor_generation is not None
     with mmrec.Tape() as tape:
         assert tape.generation == 1
         for g in range(2, 6):
