@@ -131,6 +131,9 @@ def _convert(plan, i, value, tape, keep):
             return arr
         if hasattr(value, "_handle"):
             ptr = value._handle()
+            if ffi.typeof(ptr) is not ctype:
+                raise TypeError("%s: expected a %s, got a %s"
+                                % (what, ctype.item.cname, type(value).__name__))
             if tape is not None and hasattr(value, "_pin") and value is not tape:
                 tape._step_pin(value)  # the step's record may use it until reset
             return ptr
@@ -280,7 +283,8 @@ def bind(fname, owner=None):
                     cargs.append(kw.pop(name))
                 else:
                     prev = cargs[-1]
-                    cargs.append(0 if prev is None else len(prev))
+                    cargs.append(0 if prev is None else
+                                 prev.size if isinstance(prev, np.ndarray) else len(prev))
             else:
                 cfg = kw.pop(name, None)
                 if cfg is None and args:

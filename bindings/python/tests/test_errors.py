@@ -100,3 +100,15 @@ def test_version_mismatch_is_reported(monkeypatch):
     monkeypatch.setattr(mmrec._ffi, "HEADER_VERSION", (9, 1, 0))
     with pytest.raises(mmrec.LibraryVersionError, match="9.1 headers"):
         mmrec._ffi._check_version()
+
+
+def test_wrong_handle_type_names_the_parameter():
+    with mmrec.Model() as m, mmrec.Tape() as tape:
+        e = m.add_param("e", (4, 2))
+        with pytest.raises(TypeError, match="mmrec_lightgcn: graph: expected a mmrec_graph, "
+                                            "got a Model"):
+            mmrec.ops.lightgcn(tape, m, e, 3, None)
+        with pytest.raises(TypeError, match="mmrec_relu: x: expected a Tensor, got str"):
+            mmrec.ops.relu(tape, "x")
+        with pytest.raises(TypeError, match="missing argument 'x'"):
+            mmrec.ops.relu(tape)
