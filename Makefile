@@ -284,7 +284,7 @@ PY_DIR := bindings/python
 python-cdef:
 	$(Q)$(PYTHON) $(PY_DIR)/gen_cdef.py
 
-python-test: lib/libmmrec.so build/examples/quickstart
+python-test: lib/libmmrec.so build/examples/quickstart build/examples/lightgcn
 	$(Q)$(PYTHON) $(PY_DIR)/gen_cdef.py --check
 	$(Q)cd $(PY_DIR) && MMREC_ROOT=$(CURDIR) CC="$(CC)" $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
