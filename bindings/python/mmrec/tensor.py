@@ -93,7 +93,7 @@ class Tensor(Handle):
         return cls(out[0], "owned")
 
     @classmethod
-    def wrap(cls, array, readonly=None, requires_grad=False):
+    def wrap(cls, array, readonly=None):
         """A long-lived tensor over `array` without a copy (mmrec_tensor_wrap).
 
         `array` must be float32, C-contiguous, 1..4 dims (TypeError /
@@ -101,9 +101,11 @@ class Tensor(Handle):
         / astype, which copy).  The library reads and, unless readonly,
         writes the array's memory directly: changes on either side are seen
         by the other.  readonly defaults to "the array is not writeable".
-        The Tensor keeps the array alive; close() frees only the header."""
+        The Tensor keeps the array alive; close() frees only the header.
+        (A gradient with respect to wrapped data needs a tape wrap:
+        Tape.wrap(array, requires_grad=True).)"""
         as_float_array(array, "array")
-        flags = _wrap_flags(array, readonly, requires_grad)
+        flags = _wrap_flags(array, readonly, False)
         shape, cshape = _shape_arg(array.shape)
         out = ffi.new("mmrec_tensor **")
         data = ffi.cast("float *", ffi.from_buffer(array))

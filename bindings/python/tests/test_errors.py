@@ -112,3 +112,29 @@ def test_wrong_handle_type_names_the_parameter():
             mmrec.ops.relu(tape, "x")
         with pytest.raises(TypeError, match="missing argument 'x'"):
             mmrec.ops.relu(tape)
+
+
+def test_messages_are_per_thread():
+    """Each thread reads the message of its own failed call (the library's
+    buffer is thread-local and cffi releases the GIL during calls)."""
+    import threading
+    results = {}
+
+    def work(k):
+        with mmrec.Model() as m:
+            m.add_param("p%d" % k, (1,))
+            for _ in range(200):
+                try:
+                    m.param("missing_%d" % k)
+                except mmrec.NotFound as e:
+                    if "missing_%d" % k not in e.message:
+                        results[k] = e.message
+                        return
+        results[k] = "ok"
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {k: "ok" for k in range(4)}

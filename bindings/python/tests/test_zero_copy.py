@@ -91,3 +91,21 @@ def test_interactions_pairs_are_views():
     assert sorted(zip(u.tolist(), i.tolist())) == [(0, 1), (0, 3), (1, 2), (2, 0)]
     inter.close()
     assert u.sum() == 3                     # still readable: the view pins it
+
+
+def test_wrap_closed_mid_step_lives_until_reset():  # backward reads x for d_weight
+    """A caller-owned wrap used in a step is kept (header and array) until
+    the tape's reset, even when closed and dropped meanwhile."""
+    with mmrec.Model(seed=1) as m, mmrec.Tape() as tape:
+        fc = m.linear("fc", in_dim=3, out_dim=1, bias=False)
+        arr = np.ones((2, 3), np.float32)
+        x = mmrec.Tensor.wrap(arr)
+        y = fc.forward(tape, x)
+        x.close()
+        assert x.closed and x._ptr != mmrec.ffi.NULL
+        del arr
+        gc.collect()
+        tape.backward(mmrec.ops.sum(tape, y))
+        np.testing.assert_allclose(m.param("fc.weight").grad(), [[2, 2, 2]])
+        tape.reset()
+        assert x._ptr == mmrec.ffi.NULL
