@@ -49,7 +49,9 @@ def _cpp(args, source):
 def declarations():
     """The preprocessed declarations of mmrec.h, one per line group."""
     text = _cpp(["-P"], '#include "mmrec/mmrec.h"\n')
-    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    # one space between tokens, so preprocessors that lay lines out
+    # differently (gcc, clang) give the same file
+    lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
     return "\n".join(lines) + "\n"
 
 

@@ -21,8 +21,8 @@ CONSTANTS = {
 
 CDEF = r"""
 typedef enum mmrec_status {
-    MMREC_OK = 0, MMREC_EINVAL = 10, MMREC_ESHAPE = 11, MMREC_ERANGE = 12, MMREC_ENOTFOUND = 13, MMREC_ESTATE = 20, MMREC_ESTALE = 21, MMREC_EUNSUPPORTED = 22, MMREC_ENOMEM = 30, MMREC_EIO = 31, MMREC_EFORMAT = 32, MMREC_ENUMERIC = 40,
-    MMREC__STATUS_FORCE_INT = 0x7fffffff
+MMREC_OK = 0, MMREC_EINVAL = 10, MMREC_ESHAPE = 11, MMREC_ERANGE = 12, MMREC_ENOTFOUND = 13, MMREC_ESTATE = 20, MMREC_ESTALE = 21, MMREC_EUNSUPPORTED = 22, MMREC_ENOMEM = 30, MMREC_EIO = 31, MMREC_EFORMAT = 32, MMREC_ENUMERIC = 40,
+MMREC__STATUS_FORCE_INT = 0x7fffffff
 } mmrec_status;
 typedef struct mmrec_tensor mmrec_tensor;
 typedef struct mmrec_tape mmrec_tape;
@@ -35,931 +35,931 @@ typedef struct mmrec_cache_writer mmrec_cache_writer;
 typedef struct mmrec_interactions mmrec_interactions;
 typedef struct mmrec_graph mmrec_graph;
 typedef struct mmrec_index mmrec_index;
- const char *mmrec_status_str(mmrec_status status);
- const char *mmrec_status_name(mmrec_status status);
- const char *mmrec_last_error(void);
- unsigned mmrec_version_number(void);
- const char *mmrec_version_string(void);
- int mmrec_max_dims(void);
- mmrec_status mmrec_set_num_threads(int num_threads);
- int mmrec_get_num_threads(void);
+const char *mmrec_status_str(mmrec_status status);
+const char *mmrec_status_name(mmrec_status status);
+const char *mmrec_last_error(void);
+unsigned mmrec_version_number(void);
+const char *mmrec_version_string(void);
+int mmrec_max_dims(void);
+mmrec_status mmrec_set_num_threads(int num_threads);
+int mmrec_get_num_threads(void);
 typedef struct mmrec_allocator {
-    size_t struct_size;
-    void *(*alloc)(void *user, size_t size);
-    void (*release)(void *user, void *ptr);
-    void *user;
+size_t struct_size;
+void *(*alloc)(void *user, size_t size);
+void (*release)(void *user, void *ptr);
+void *user;
 } mmrec_allocator;
- mmrec_status mmrec_set_allocator(const mmrec_allocator *allocator);
- mmrec_status mmrec_rng_create(uint64_t seed, mmrec_rng **out);
- void mmrec_rng_destroy(mmrec_rng *rng);
- mmrec_status mmrec_rng_seed(mmrec_rng *rng, uint64_t seed);
- mmrec_status mmrec_rng_next_u64(mmrec_rng *rng, uint64_t *out);
- mmrec_status mmrec_rng_uniform(mmrec_rng *rng, float low, float high, float *values,
-                                         size_t n);
- mmrec_status mmrec_rng_normal(mmrec_rng *rng, float mean, float std, float *values,
-                                        size_t n);
- mmrec_status mmrec_rng_below(mmrec_rng *rng, uint64_t bound, uint64_t *out);
+mmrec_status mmrec_set_allocator(const mmrec_allocator *allocator);
+mmrec_status mmrec_rng_create(uint64_t seed, mmrec_rng **out);
+void mmrec_rng_destroy(mmrec_rng *rng);
+mmrec_status mmrec_rng_seed(mmrec_rng *rng, uint64_t seed);
+mmrec_status mmrec_rng_next_u64(mmrec_rng *rng, uint64_t *out);
+mmrec_status mmrec_rng_uniform(mmrec_rng *rng, float low, float high, float *values,
+size_t n);
+mmrec_status mmrec_rng_normal(mmrec_rng *rng, float mean, float std, float *values,
+size_t n);
+mmrec_status mmrec_rng_below(mmrec_rng *rng, uint64_t bound, uint64_t *out);
 enum {
-    MMREC_TENSOR_READONLY = 1u << 0,
-    MMREC_TENSOR_REQUIRES_GRAD = 1u << 1
+MMREC_TENSOR_READONLY = 1u << 0,
+MMREC_TENSOR_REQUIRES_GRAD = 1u << 1
 };
 typedef void (*mmrec_release_fn)(void *user, float *data);
- mmrec_status mmrec_tensor_create(int ndim, const int64_t *shape, mmrec_tensor **out);
- mmrec_status mmrec_tensor_wrap(float *data, int ndim, const int64_t *shape,
-                                         uint32_t flags, mmrec_tensor **out);
- mmrec_status mmrec_tensor_wrap_ex(float *data, int ndim, const int64_t *shape,
-                                            uint32_t flags, mmrec_release_fn release,
-                                            void *user, mmrec_tensor **out);
- void mmrec_tensor_destroy(mmrec_tensor *tensor);
- mmrec_status mmrec_tensor_set_data(mmrec_tensor *tensor, float *data);
- mmrec_status mmrec_tensor_shape(const mmrec_tensor *tensor, int *ndim_out,
-                                          int64_t *shape_out);
- mmrec_status mmrec_tensor_numel(const mmrec_tensor *tensor, size_t *out);
- mmrec_status mmrec_tensor_generation(const mmrec_tensor *tensor, uint64_t *out);
- mmrec_status mmrec_tensor_data(mmrec_tensor *tensor, float **out);
- mmrec_status mmrec_tensor_data_const(const mmrec_tensor *tensor, const float **out);
- mmrec_status mmrec_tensor_grad(const mmrec_tensor *tensor, const float **out);
- mmrec_status mmrec_tensor_copy_to(const mmrec_tensor *tensor, float *dst, size_t n);
- mmrec_status mmrec_tensor_copy_from(mmrec_tensor *tensor, const float *src, size_t n);
+mmrec_status mmrec_tensor_create(int ndim, const int64_t *shape, mmrec_tensor **out);
+mmrec_status mmrec_tensor_wrap(float *data, int ndim, const int64_t *shape,
+uint32_t flags, mmrec_tensor **out);
+mmrec_status mmrec_tensor_wrap_ex(float *data, int ndim, const int64_t *shape,
+uint32_t flags, mmrec_release_fn release,
+void *user, mmrec_tensor **out);
+void mmrec_tensor_destroy(mmrec_tensor *tensor);
+mmrec_status mmrec_tensor_set_data(mmrec_tensor *tensor, float *data);
+mmrec_status mmrec_tensor_shape(const mmrec_tensor *tensor, int *ndim_out,
+int64_t *shape_out);
+mmrec_status mmrec_tensor_numel(const mmrec_tensor *tensor, size_t *out);
+mmrec_status mmrec_tensor_generation(const mmrec_tensor *tensor, uint64_t *out);
+mmrec_status mmrec_tensor_data(mmrec_tensor *tensor, float **out);
+mmrec_status mmrec_tensor_data_const(const mmrec_tensor *tensor, const float **out);
+mmrec_status mmrec_tensor_grad(const mmrec_tensor *tensor, const float **out);
+mmrec_status mmrec_tensor_copy_to(const mmrec_tensor *tensor, float *dst, size_t n);
+mmrec_status mmrec_tensor_copy_from(mmrec_tensor *tensor, const float *src, size_t n);
 typedef enum mmrec_tape_mode {
-    MMREC_TAPE_TRAIN = 0,
-    MMREC_TAPE_INFERENCE = 1
+MMREC_TAPE_TRAIN = 0,
+MMREC_TAPE_INFERENCE = 1
 } mmrec_tape_mode;
- mmrec_status mmrec_tape_create(mmrec_tape **out);
- void mmrec_tape_destroy(mmrec_tape *tape);
- mmrec_status mmrec_tape_set_mode(mmrec_tape *tape, mmrec_tape_mode mode);
- mmrec_status mmrec_tape_get_mode(const mmrec_tape *tape, mmrec_tape_mode *out);
- mmrec_status mmrec_tape_seed(mmrec_tape *tape, uint64_t seed);
- mmrec_status mmrec_tape_backward(mmrec_tape *tape, mmrec_tensor *loss);
- mmrec_status mmrec_tape_backward_from(mmrec_tape *tape, mmrec_tensor *out,
-                                                const float *d_out);
- void mmrec_tape_reset(mmrec_tape *tape);
- mmrec_status mmrec_tape_generation(const mmrec_tape *tape, uint64_t *out);
- mmrec_status mmrec_tape_memory(const mmrec_tape *tape, size_t *capacity_out,
-                                         size_t *high_water_out);
- mmrec_status mmrec_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape,
-                                         uint32_t flags, mmrec_tensor **out);
- mmrec_status mmrec_tape_wrap(mmrec_tape *tape, float *data, int ndim,
-                                       const int64_t *shape, uint32_t flags, mmrec_tensor **out);
+mmrec_status mmrec_tape_create(mmrec_tape **out);
+void mmrec_tape_destroy(mmrec_tape *tape);
+mmrec_status mmrec_tape_set_mode(mmrec_tape *tape, mmrec_tape_mode mode);
+mmrec_status mmrec_tape_get_mode(const mmrec_tape *tape, mmrec_tape_mode *out);
+mmrec_status mmrec_tape_seed(mmrec_tape *tape, uint64_t seed);
+mmrec_status mmrec_tape_backward(mmrec_tape *tape, mmrec_tensor *loss);
+mmrec_status mmrec_tape_backward_from(mmrec_tape *tape, mmrec_tensor *out,
+const float *d_out);
+void mmrec_tape_reset(mmrec_tape *tape);
+mmrec_status mmrec_tape_generation(const mmrec_tape *tape, uint64_t *out);
+mmrec_status mmrec_tape_memory(const mmrec_tape *tape, size_t *capacity_out,
+size_t *high_water_out);
+mmrec_status mmrec_tape_tensor(mmrec_tape *tape, int ndim, const int64_t *shape,
+uint32_t flags, mmrec_tensor **out);
+mmrec_status mmrec_tape_wrap(mmrec_tape *tape, float *data, int ndim,
+const int64_t *shape, uint32_t flags, mmrec_tensor **out);
 enum {
-    MMREC_TRANS_A = 1u << 0,
-    MMREC_TRANS_B = 1u << 1
+MMREC_TRANS_A = 1u << 0,
+MMREC_TRANS_B = 1u << 1
 };
- mmrec_status mmrec_matmul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
-                                    uint32_t flags, mmrec_tensor **out);
- mmrec_status mmrec_add(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
-                                 mmrec_tensor **out);
- mmrec_status mmrec_sub(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
-                                 mmrec_tensor **out);
- mmrec_status mmrec_mul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
-                                 mmrec_tensor **out);
- mmrec_status mmrec_scale(mmrec_tape *tape, mmrec_tensor *x, float alpha,
-                                   mmrec_tensor **out);
- mmrec_status mmrec_bias_add(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *bias,
-                                      mmrec_tensor **out);
+mmrec_status mmrec_matmul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
+uint32_t flags, mmrec_tensor **out);
+mmrec_status mmrec_add(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
+mmrec_tensor **out);
+mmrec_status mmrec_sub(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
+mmrec_tensor **out);
+mmrec_status mmrec_mul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
+mmrec_tensor **out);
+mmrec_status mmrec_scale(mmrec_tape *tape, mmrec_tensor *x, float alpha,
+mmrec_tensor **out);
+mmrec_status mmrec_bias_add(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *bias,
+mmrec_tensor **out);
 typedef enum mmrec_gelu_form {
-    MMREC_GELU_ERF = 0,
-    MMREC_GELU_TANH = 1
+MMREC_GELU_ERF = 0,
+MMREC_GELU_TANH = 1
 } mmrec_gelu_form;
- mmrec_status mmrec_relu(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
- mmrec_status mmrec_gelu(mmrec_tape *tape, mmrec_tensor *x, mmrec_gelu_form form,
-                                  mmrec_tensor **out);
- mmrec_status mmrec_sigmoid(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
- mmrec_status mmrec_tanh(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
- mmrec_status mmrec_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
-                                     mmrec_tensor **out);
- mmrec_status mmrec_log_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
-                                         mmrec_tensor **out);
- mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *weight,
-                                        mmrec_tensor *bias, float eps, mmrec_tensor **out);
- mmrec_status mmrec_dropout(mmrec_tape *tape, mmrec_tensor *x, float p,
-                                     mmrec_tensor **out);
- mmrec_status mmrec_concat(mmrec_tape *tape, mmrec_tensor *const *xs, size_t n,
-                                    int axis, mmrec_tensor **out);
- mmrec_status mmrec_slice(mmrec_tape *tape, mmrec_tensor *x, int axis, int64_t start,
-                                   int64_t length, mmrec_tensor **out);
- mmrec_status mmrec_reshape(mmrec_tape *tape, mmrec_tensor *x, int ndim,
-                                     const int64_t *shape, mmrec_tensor **out);
- mmrec_status mmrec_transpose(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_relu(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_gelu(mmrec_tape *tape, mmrec_tensor *x, mmrec_gelu_form form,
+mmrec_tensor **out);
+mmrec_status mmrec_sigmoid(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_tanh(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
+mmrec_tensor **out);
+mmrec_status mmrec_log_softmax(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *mask,
+mmrec_tensor **out);
+mmrec_status mmrec_layer_norm(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor *weight,
+mmrec_tensor *bias, float eps, mmrec_tensor **out);
+mmrec_status mmrec_dropout(mmrec_tape *tape, mmrec_tensor *x, float p,
+mmrec_tensor **out);
+mmrec_status mmrec_concat(mmrec_tape *tape, mmrec_tensor *const *xs, size_t n,
+int axis, mmrec_tensor **out);
+mmrec_status mmrec_slice(mmrec_tape *tape, mmrec_tensor *x, int axis, int64_t start,
+int64_t length, mmrec_tensor **out);
+mmrec_status mmrec_reshape(mmrec_tape *tape, mmrec_tensor *x, int ndim,
+const int64_t *shape, mmrec_tensor **out);
+mmrec_status mmrec_transpose(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **out);
 enum { MMREC_AXIS_ALL = 1000 };
- mmrec_status mmrec_sum(mmrec_tape *tape, mmrec_tensor *x, int axis,
-                                 mmrec_tensor **out);
- mmrec_status mmrec_mean(mmrec_tape *tape, mmrec_tensor *x, int axis,
-                                  mmrec_tensor **out);
- mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
-                                          mmrec_tensor **out);
- mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a,
-                                               mmrec_tensor *b, float eps, mmrec_tensor **out);
- mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table,
-                                         const int64_t *ids, size_t n, mmrec_tensor **out);
- mmrec_status mmrec_maxsim(mmrec_tape *tape, mmrec_tensor *queries,
-                                    mmrec_tensor *query_mask, mmrec_tensor *items,
-                                    mmrec_tensor *item_mask, mmrec_tensor **out);
- mmrec_status mmrec_maxsim_paired(mmrec_tape *tape, mmrec_tensor *queries,
-                                           mmrec_tensor *query_mask, mmrec_tensor *items,
-                                           mmrec_tensor *item_mask, mmrec_tensor **out);
- mmrec_status mmrec_model_create(mmrec_model **out);
- void mmrec_model_destroy(mmrec_model *model);
- mmrec_status mmrec_model_seed(mmrec_model *model, uint64_t seed);
- mmrec_status mmrec_model_add_param(mmrec_model *model, const char *name, int ndim,
-                                             const int64_t *shape, mmrec_tensor **out);
- mmrec_status mmrec_model_param(const mmrec_model *model, const char *name,
-                                         mmrec_tensor **out);
- mmrec_status mmrec_model_num_params(const mmrec_model *model, size_t *out);
- mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t index,
-                                            const char **name_out, mmrec_tensor **out);
- mmrec_status mmrec_model_freeze(mmrec_model *model, const char *prefix,
-                                          size_t *count_out);
- mmrec_status mmrec_model_unfreeze(mmrec_model *model, const char *prefix,
-                                            size_t *count_out);
- mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable_out,
-                                               size_t *total_out);
- mmrec_status mmrec_model_zero_grad(mmrec_model *model);
- mmrec_status mmrec_model_export_params(const mmrec_model *model, float *dst, size_t n);
- mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, size_t n);
- mmrec_status mmrec_model_export_grads(const mmrec_model *model, float *dst, size_t n);
- mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n);
- mmrec_status mmrec_model_save(const mmrec_model *model, const char *path);
- mmrec_status mmrec_model_load(mmrec_model *model, const char *path);
+mmrec_status mmrec_sum(mmrec_tape *tape, mmrec_tensor *x, int axis,
+mmrec_tensor **out);
+mmrec_status mmrec_mean(mmrec_tape *tape, mmrec_tensor *x, int axis,
+mmrec_tensor **out);
+mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
+mmrec_tensor **out);
+mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a,
+mmrec_tensor *b, float eps, mmrec_tensor **out);
+mmrec_status mmrec_gather_rows(mmrec_tape *tape, mmrec_tensor *table,
+const int64_t *ids, size_t n, mmrec_tensor **out);
+mmrec_status mmrec_maxsim(mmrec_tape *tape, mmrec_tensor *queries,
+mmrec_tensor *query_mask, mmrec_tensor *items,
+mmrec_tensor *item_mask, mmrec_tensor **out);
+mmrec_status mmrec_maxsim_paired(mmrec_tape *tape, mmrec_tensor *queries,
+mmrec_tensor *query_mask, mmrec_tensor *items,
+mmrec_tensor *item_mask, mmrec_tensor **out);
+mmrec_status mmrec_model_create(mmrec_model **out);
+void mmrec_model_destroy(mmrec_model *model);
+mmrec_status mmrec_model_seed(mmrec_model *model, uint64_t seed);
+mmrec_status mmrec_model_add_param(mmrec_model *model, const char *name, int ndim,
+const int64_t *shape, mmrec_tensor **out);
+mmrec_status mmrec_model_param(const mmrec_model *model, const char *name,
+mmrec_tensor **out);
+mmrec_status mmrec_model_num_params(const mmrec_model *model, size_t *out);
+mmrec_status mmrec_model_param_at(const mmrec_model *model, size_t index,
+const char **name_out, mmrec_tensor **out);
+mmrec_status mmrec_model_freeze(mmrec_model *model, const char *prefix,
+size_t *count_out);
+mmrec_status mmrec_model_unfreeze(mmrec_model *model, const char *prefix,
+size_t *count_out);
+mmrec_status mmrec_model_param_count(const mmrec_model *model, size_t *trainable_out,
+size_t *total_out);
+mmrec_status mmrec_model_zero_grad(mmrec_model *model);
+mmrec_status mmrec_model_export_params(const mmrec_model *model, float *dst, size_t n);
+mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, size_t n);
+mmrec_status mmrec_model_export_grads(const mmrec_model *model, float *dst, size_t n);
+mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n);
+mmrec_status mmrec_model_save(const mmrec_model *model, const char *path);
+mmrec_status mmrec_model_load(mmrec_model *model, const char *path);
 typedef enum mmrec_activation {
-    MMREC_ACT_NONE = 0,
-    MMREC_ACT_RELU = 1,
-    MMREC_ACT_GELU = 2,
-    MMREC_ACT_GELU_TANH = 3,
-    MMREC_ACT_SIGMOID = 4,
-    MMREC_ACT_TANH = 5
+MMREC_ACT_NONE = 0,
+MMREC_ACT_RELU = 1,
+MMREC_ACT_GELU = 2,
+MMREC_ACT_GELU_TANH = 3,
+MMREC_ACT_SIGMOID = 4,
+MMREC_ACT_TANH = 5
 } mmrec_activation;
 typedef enum mmrec_init {
-    MMREC_INIT_XAVIER_UNIFORM = 0,
-    MMREC_INIT_NORMAL = 1,
-    MMREC_INIT_ZEROS = 2
+MMREC_INIT_XAVIER_UNIFORM = 0,
+MMREC_INIT_NORMAL = 1,
+MMREC_INIT_ZEROS = 2
 } mmrec_init;
 typedef struct mmrec_linear_config {
-    size_t struct_size;
-    int64_t in_dim, out_dim;
-    int bias;
-    mmrec_init init;
-    float init_std;
+size_t struct_size;
+int64_t in_dim, out_dim;
+int bias;
+mmrec_init init;
+float init_std;
 } mmrec_linear_config;
- mmrec_status mmrec_linear_config_init_sized(mmrec_linear_config *cfg, size_t size);
- mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
-                                           const mmrec_linear_config *cfg, mmrec_module **out);
- mmrec_status mmrec_linear_forward(mmrec_module *linear, mmrec_tape *tape,
-                                            mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_linear_config_init_sized(mmrec_linear_config *cfg, size_t size);
+mmrec_status mmrec_linear_create(mmrec_model *model, const char *name,
+const mmrec_linear_config *cfg, mmrec_module **out);
+mmrec_status mmrec_linear_forward(mmrec_module *linear, mmrec_tape *tape,
+mmrec_tensor *x, mmrec_tensor **out);
 typedef struct mmrec_lora_config {
-    size_t struct_size;
-    int rank;
-    float alpha;
+size_t struct_size;
+int rank;
+float alpha;
 } mmrec_lora_config;
- mmrec_status mmrec_lora_config_init_sized(mmrec_lora_config *cfg, size_t size);
- mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cfg);
- mmrec_status mmrec_lora_merge(mmrec_module *linear);
- mmrec_status mmrec_lora_unmerge(mmrec_module *linear);
+mmrec_status mmrec_lora_config_init_sized(mmrec_lora_config *cfg, size_t size);
+mmrec_status mmrec_lora_attach(mmrec_module *linear, const mmrec_lora_config *cfg);
+mmrec_status mmrec_lora_merge(mmrec_module *linear);
+mmrec_status mmrec_lora_unmerge(mmrec_module *linear);
 typedef struct mmrec_adapter_config {
-    size_t struct_size;
-    int64_t dim;
-    int64_t bottleneck_dim;
-    mmrec_activation activation;
-    float init_std;
+size_t struct_size;
+int64_t dim;
+int64_t bottleneck_dim;
+mmrec_activation activation;
+float init_std;
 } mmrec_adapter_config;
- mmrec_status mmrec_adapter_config_init_sized(mmrec_adapter_config *cfg, size_t size);
- mmrec_status mmrec_adapter_create(mmrec_model *model, const char *name,
-                                            const mmrec_adapter_config *cfg,
-                                            mmrec_module **out);
- mmrec_status mmrec_adapter_forward(mmrec_module *adapter, mmrec_tape *tape,
-                                             mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_adapter_config_init_sized(mmrec_adapter_config *cfg, size_t size);
+mmrec_status mmrec_adapter_create(mmrec_model *model, const char *name,
+const mmrec_adapter_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_adapter_forward(mmrec_module *adapter, mmrec_tape *tape,
+mmrec_tensor *x, mmrec_tensor **out);
 typedef struct mmrec_mlp_config {
-    size_t struct_size;
-    const int64_t *sizes;
-    int num_sizes;
-    mmrec_activation activation;
-    int activate_last;
-    float dropout;
-    int bias;
-    mmrec_init init;
-    float init_std;
+size_t struct_size;
+const int64_t *sizes;
+int num_sizes;
+mmrec_activation activation;
+int activate_last;
+float dropout;
+int bias;
+mmrec_init init;
+float init_std;
 } mmrec_mlp_config;
- mmrec_status mmrec_mlp_config_init_sized(mmrec_mlp_config *cfg, size_t size);
- mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name,
-                                        const mmrec_mlp_config *cfg, mmrec_module **out);
- mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mmrec_tensor *x,
-                                         mmrec_tensor **out);
+mmrec_status mmrec_mlp_config_init_sized(mmrec_mlp_config *cfg, size_t size);
+mmrec_status mmrec_mlp_create(mmrec_model *model, const char *name,
+const mmrec_mlp_config *cfg, mmrec_module **out);
+mmrec_status mmrec_mlp_forward(mmrec_module *mlp, mmrec_tape *tape, mmrec_tensor *x,
+mmrec_tensor **out);
 typedef struct mmrec_embedding_config {
-    size_t struct_size;
-    int64_t num_rows, dim;
-    mmrec_init init;
-    float init_std;
-    int dense;
+size_t struct_size;
+int64_t num_rows, dim;
+mmrec_init init;
+float init_std;
+int dense;
 } mmrec_embedding_config;
- mmrec_status mmrec_embedding_config_init_sized(mmrec_embedding_config *cfg,
-                                                         size_t size);
- mmrec_status mmrec_embedding_create(mmrec_model *model, const char *name,
-                                              const mmrec_embedding_config *cfg,
-                                              mmrec_module **out);
- mmrec_status mmrec_embedding_forward(mmrec_module *embedding, mmrec_tape *tape,
-                                               const int64_t *ids, size_t n, mmrec_tensor **out);
+mmrec_status mmrec_embedding_config_init_sized(mmrec_embedding_config *cfg,
+size_t size);
+mmrec_status mmrec_embedding_create(mmrec_model *model, const char *name,
+const mmrec_embedding_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_embedding_forward(mmrec_module *embedding, mmrec_tape *tape,
+const int64_t *ids, size_t n, mmrec_tensor **out);
 typedef struct mmrec_layernorm_config {
-    size_t struct_size;
-    int64_t dim;
-    float eps;
-    int affine;
+size_t struct_size;
+int64_t dim;
+float eps;
+int affine;
 } mmrec_layernorm_config;
- mmrec_status mmrec_layernorm_config_init_sized(mmrec_layernorm_config *cfg,
-                                                         size_t size);
- mmrec_status mmrec_layernorm_create(mmrec_model *model, const char *name,
-                                              const mmrec_layernorm_config *cfg,
-                                              mmrec_module **out);
- mmrec_status mmrec_layernorm_forward(mmrec_module *layernorm, mmrec_tape *tape,
-                                               mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_layernorm_config_init_sized(mmrec_layernorm_config *cfg,
+size_t size);
+mmrec_status mmrec_layernorm_create(mmrec_model *model, const char *name,
+const mmrec_layernorm_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_layernorm_forward(mmrec_module *layernorm, mmrec_tape *tape,
+mmrec_tensor *x, mmrec_tensor **out);
 typedef struct mmrec_mha_config {
-    size_t struct_size;
-    int64_t dim;
-    int num_heads;
-    float dropout;
-    int bias;
-    int causal;
+size_t struct_size;
+int64_t dim;
+int num_heads;
+float dropout;
+int bias;
+int causal;
 } mmrec_mha_config;
- mmrec_status mmrec_mha_config_init_sized(mmrec_mha_config *cfg, size_t size);
- mmrec_status mmrec_mha_create(mmrec_model *model, const char *name,
-                                        const mmrec_mha_config *cfg, mmrec_module **out);
- mmrec_status mmrec_mha_forward(mmrec_module *mha, mmrec_tape *tape, mmrec_tensor *x,
-                                         mmrec_tensor *key_mask, mmrec_tensor **out);
+mmrec_status mmrec_mha_config_init_sized(mmrec_mha_config *cfg, size_t size);
+mmrec_status mmrec_mha_create(mmrec_model *model, const char *name,
+const mmrec_mha_config *cfg, mmrec_module **out);
+mmrec_status mmrec_mha_forward(mmrec_module *mha, mmrec_tape *tape, mmrec_tensor *x,
+mmrec_tensor *key_mask, mmrec_tensor **out);
 typedef enum mmrec_attn_probs_flags {
-    MMREC_ATTN_PROBS_PER_HEAD = 0,
-    MMREC_ATTN_PROBS_AVERAGE = 1
+MMREC_ATTN_PROBS_PER_HEAD = 0,
+MMREC_ATTN_PROBS_AVERAGE = 1
 } mmrec_attn_probs_flags;
- mmrec_status mmrec_mha_forward_probs(mmrec_module *mha, mmrec_tape *tape,
-                                               mmrec_tensor *x, mmrec_tensor *key_mask,
-                                               uint32_t flags, mmrec_tensor **out,
-                                               mmrec_tensor **probs);
+mmrec_status mmrec_mha_forward_probs(mmrec_module *mha, mmrec_tape *tape,
+mmrec_tensor *x, mmrec_tensor *key_mask,
+uint32_t flags, mmrec_tensor **out,
+mmrec_tensor **probs);
 typedef struct mmrec_transformer_config {
-    size_t struct_size;
-    int64_t dim;
-    int num_heads;
-    int64_t ffn_dim;
-    float dropout;
-    int norm_first;
-    mmrec_activation activation;
-    float eps;
-    int causal;
-    int no_attn_bias;
-    int no_act_dropout;
+size_t struct_size;
+int64_t dim;
+int num_heads;
+int64_t ffn_dim;
+float dropout;
+int norm_first;
+mmrec_activation activation;
+float eps;
+int causal;
+int no_attn_bias;
+int no_act_dropout;
 } mmrec_transformer_config;
- mmrec_status mmrec_transformer_config_init_sized(mmrec_transformer_config *cfg,
-                                                           size_t size);
- mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
-                                                const mmrec_transformer_config *cfg,
-                                                mmrec_module **out);
- mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape,
-                                                 mmrec_tensor *x, mmrec_tensor *key_mask,
-                                                 mmrec_tensor **out);
- mmrec_status mmrec_transformer_forward_probs(mmrec_module *layer, mmrec_tape *tape,
-                                                       mmrec_tensor *x, mmrec_tensor *key_mask,
-                                                       uint32_t flags, mmrec_tensor **out,
-                                                       mmrec_tensor **probs);
- mmrec_status mmrec_transformer_forward_rows(mmrec_module *layer, mmrec_tape *tape,
-                                                      mmrec_tensor *x, mmrec_tensor *key_mask,
-                                                      int64_t num_rows, mmrec_tensor **out);
+mmrec_status mmrec_transformer_config_init_sized(mmrec_transformer_config *cfg,
+size_t size);
+mmrec_status mmrec_transformer_create(mmrec_model *model, const char *name,
+const mmrec_transformer_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_transformer_forward(mmrec_module *layer, mmrec_tape *tape,
+mmrec_tensor *x, mmrec_tensor *key_mask,
+mmrec_tensor **out);
+mmrec_status mmrec_transformer_forward_probs(mmrec_module *layer, mmrec_tape *tape,
+mmrec_tensor *x, mmrec_tensor *key_mask,
+uint32_t flags, mmrec_tensor **out,
+mmrec_tensor **probs);
+mmrec_status mmrec_transformer_forward_rows(mmrec_module *layer, mmrec_tape *tape,
+mmrec_tensor *x, mmrec_tensor *key_mask,
+int64_t num_rows, mmrec_tensor **out);
 typedef struct mmrec_sequence_encoder_config {
-    size_t struct_size;
-    int64_t dim;
-    int64_t max_length;
-    int num_layers;
-    int num_heads;
-    int64_t ffn_dim;
-    float dropout;
-    float eps;
-    mmrec_activation activation;
-    int attn_bias;
+size_t struct_size;
+int64_t dim;
+int64_t max_length;
+int num_layers;
+int num_heads;
+int64_t ffn_dim;
+float dropout;
+float eps;
+mmrec_activation activation;
+int attn_bias;
 } mmrec_sequence_encoder_config;
- mmrec_status
+mmrec_status
 mmrec_sequence_encoder_config_init_sized(mmrec_sequence_encoder_config *cfg, size_t size);
- mmrec_status mmrec_sequence_encoder_create(mmrec_model *model, const char *name,
-                                                     const mmrec_sequence_encoder_config *cfg,
-                                                     mmrec_module **out);
- mmrec_status mmrec_sequence_encoder_forward(mmrec_module *encoder, mmrec_tape *tape,
-                                                      mmrec_tensor *items, mmrec_tensor *mask,
-                                                      mmrec_tensor **states,
-                                                      mmrec_tensor **last);
- mmrec_status mmrec_loss_bce_logits(mmrec_tape *tape, mmrec_tensor *logits,
-                                             mmrec_tensor *targets, mmrec_tensor **out);
- mmrec_status mmrec_loss_softmax_ce(mmrec_tape *tape, mmrec_tensor *logits,
-                                             const int64_t *labels, size_t n,
-                                             mmrec_tensor **out);
- mmrec_status mmrec_loss_bpr(mmrec_tape *tape, mmrec_tensor *pos, mmrec_tensor *neg,
-                                      mmrec_tensor **out);
- mmrec_status mmrec_loss_mse(mmrec_tape *tape, mmrec_tensor *pred,
-                                      mmrec_tensor *target, mmrec_tensor **out);
+mmrec_status mmrec_sequence_encoder_create(mmrec_model *model, const char *name,
+const mmrec_sequence_encoder_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_sequence_encoder_forward(mmrec_module *encoder, mmrec_tape *tape,
+mmrec_tensor *items, mmrec_tensor *mask,
+mmrec_tensor **states,
+mmrec_tensor **last);
+mmrec_status mmrec_loss_bce_logits(mmrec_tape *tape, mmrec_tensor *logits,
+mmrec_tensor *targets, mmrec_tensor **out);
+mmrec_status mmrec_loss_softmax_ce(mmrec_tape *tape, mmrec_tensor *logits,
+const int64_t *labels, size_t n,
+mmrec_tensor **out);
+mmrec_status mmrec_loss_bpr(mmrec_tape *tape, mmrec_tensor *pos, mmrec_tensor *neg,
+mmrec_tensor **out);
+mmrec_status mmrec_loss_mse(mmrec_tape *tape, mmrec_tensor *pred,
+mmrec_tensor *target, mmrec_tensor **out);
 typedef struct mmrec_batch_softmax_config {
-    size_t struct_size;
-    float temperature;
-    int normalize;
-    int symmetric;
-    int weight_mean;
-    const float *column_bias;
-    const int64_t *positives;
-    const int64_t *candidate_ids;
-    const uint8_t *mask;
-    const float *row_weights;
+size_t struct_size;
+float temperature;
+int normalize;
+int symmetric;
+int weight_mean;
+const float *column_bias;
+const int64_t *positives;
+const int64_t *candidate_ids;
+const uint8_t *mask;
+const float *row_weights;
 } mmrec_batch_softmax_config;
- mmrec_status mmrec_batch_softmax_config_init_sized(mmrec_batch_softmax_config *cfg,
-                                                             size_t size);
- mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *queries,
-                                                mmrec_tensor *candidates,
-                                                const mmrec_batch_softmax_config *cfg,
-                                                mmrec_tensor **out);
- mmrec_status mmrec_loss_batch_softmax_logits(mmrec_tape *tape, mmrec_tensor *logits,
-                                                       const mmrec_batch_softmax_config *cfg,
-                                                       mmrec_tensor **out);
+mmrec_status mmrec_batch_softmax_config_init_sized(mmrec_batch_softmax_config *cfg,
+size_t size);
+mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *queries,
+mmrec_tensor *candidates,
+const mmrec_batch_softmax_config *cfg,
+mmrec_tensor **out);
+mmrec_status mmrec_loss_batch_softmax_logits(mmrec_tape *tape, mmrec_tensor *logits,
+const mmrec_batch_softmax_config *cfg,
+mmrec_tensor **out);
 typedef struct mmrec_sequence_softmax_config {
-    size_t struct_size;
-    int debias;
-    float temperature;
-    const float *popularity;
-    int64_t num_items;
+size_t struct_size;
+int debias;
+float temperature;
+const float *popularity;
+int64_t num_items;
 } mmrec_sequence_softmax_config;
- mmrec_status
+mmrec_status
 mmrec_sequence_softmax_config_init_sized(mmrec_sequence_softmax_config *cfg, size_t size);
- mmrec_status mmrec_loss_sequence_softmax(mmrec_tape *tape, mmrec_tensor *states,
-                                                   mmrec_tensor *items, const int64_t *item_ids,
-                                                   size_t num_ids,
-                                                   const mmrec_sequence_softmax_config *cfg,
-                                                   mmrec_tensor **out);
+mmrec_status mmrec_loss_sequence_softmax(mmrec_tape *tape, mmrec_tensor *states,
+mmrec_tensor *items, const int64_t *item_ids,
+size_t num_ids,
+const mmrec_sequence_softmax_config *cfg,
+mmrec_tensor **out);
 typedef enum mmrec_optimizer_type {
-    MMREC_OPT_SGD = 0,
-    MMREC_OPT_ADAM = 1,
-    MMREC_OPT_ADAMW = 2,
-    MMREC_OPT_ADAGRAD = 3
+MMREC_OPT_SGD = 0,
+MMREC_OPT_ADAM = 1,
+MMREC_OPT_ADAMW = 2,
+MMREC_OPT_ADAGRAD = 3
 } mmrec_optimizer_type;
 typedef struct mmrec_optimizer_config {
-    size_t struct_size;
-    mmrec_optimizer_type type;
-    float lr;
-    float weight_decay;
-    float momentum;
-    float dampening;
-    int nesterov;
-    float beta1, beta2;
-    float eps;
-    float initial_accumulator;
-    float clip_norm;
+size_t struct_size;
+mmrec_optimizer_type type;
+float lr;
+float weight_decay;
+float momentum;
+float dampening;
+int nesterov;
+float beta1, beta2;
+float eps;
+float initial_accumulator;
+float clip_norm;
 } mmrec_optimizer_config;
- mmrec_status mmrec_optimizer_config_init_sized(mmrec_optimizer_config *cfg,
-                                                         size_t size);
- mmrec_status mmrec_optimizer_create(mmrec_model *model,
-                                              const mmrec_optimizer_config *cfg,
-                                              mmrec_optimizer **out);
- void mmrec_optimizer_destroy(mmrec_optimizer *opt);
- mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
- mmrec_status mmrec_optimizer_add_group(mmrec_optimizer *opt, const char *prefix,
-                                                 float lr, float weight_decay, int *group_out);
- mmrec_status mmrec_optimizer_set_lr(mmrec_optimizer *opt, int group, float lr);
- mmrec_status mmrec_optimizer_get_lr(const mmrec_optimizer *opt, int group,
-                                              float *out);
- mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, uint64_t *out);
- mmrec_status mmrec_optimizer_last_grad_norm(const mmrec_optimizer *opt, float *out);
- mmrec_status mmrec_checkpoint_save(const mmrec_model *model,
-                                             const mmrec_optimizer *opt, const char *path);
- mmrec_status mmrec_checkpoint_load(mmrec_model *model, mmrec_optimizer *opt,
-                                             const char *path);
+mmrec_status mmrec_optimizer_config_init_sized(mmrec_optimizer_config *cfg,
+size_t size);
+mmrec_status mmrec_optimizer_create(mmrec_model *model,
+const mmrec_optimizer_config *cfg,
+mmrec_optimizer **out);
+void mmrec_optimizer_destroy(mmrec_optimizer *opt);
+mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
+mmrec_status mmrec_optimizer_add_group(mmrec_optimizer *opt, const char *prefix,
+float lr, float weight_decay, int *group_out);
+mmrec_status mmrec_optimizer_set_lr(mmrec_optimizer *opt, int group, float lr);
+mmrec_status mmrec_optimizer_get_lr(const mmrec_optimizer *opt, int group,
+float *out);
+mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, uint64_t *out);
+mmrec_status mmrec_optimizer_last_grad_norm(const mmrec_optimizer *opt, float *out);
+mmrec_status mmrec_checkpoint_save(const mmrec_model *model,
+const mmrec_optimizer *opt, const char *path);
+mmrec_status mmrec_checkpoint_load(mmrec_model *model, mmrec_optimizer *opt,
+const char *path);
 typedef struct mmrec_fqformer_config {
-    size_t struct_size;
-    int64_t image_dim, text_dim;
-    int64_t dim;
-    int num_queries;
-    int num_layers;
-    int num_heads;
-    int64_t ffn_dim;
-    float dropout;
-    int norm_first;
-    int flatten;
+size_t struct_size;
+int64_t image_dim, text_dim;
+int64_t dim;
+int num_queries;
+int num_layers;
+int num_heads;
+int64_t ffn_dim;
+float dropout;
+int norm_first;
+int flatten;
 } mmrec_fqformer_config;
- mmrec_status mmrec_fqformer_config_init_sized(mmrec_fqformer_config *cfg,
-                                                        size_t size);
- mmrec_status mmrec_fqformer_create(mmrec_model *model, const char *name,
-                                             const mmrec_fqformer_config *cfg,
-                                             mmrec_module **out);
- mmrec_status mmrec_fqformer_forward(mmrec_module *fq, mmrec_tape *tape,
-                                              mmrec_tensor *image, mmrec_tensor *text,
-                                              mmrec_tensor *presence, mmrec_tensor **out);
+mmrec_status mmrec_fqformer_config_init_sized(mmrec_fqformer_config *cfg,
+size_t size);
+mmrec_status mmrec_fqformer_create(mmrec_model *model, const char *name,
+const mmrec_fqformer_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_fqformer_forward(mmrec_module *fq, mmrec_tape *tape,
+mmrec_tensor *image, mmrec_tensor *text,
+mmrec_tensor *presence, mmrec_tensor **out);
 typedef enum mmrec_ta_score { MMREC_TA_DOT = 0, MMREC_TA_MLP = 1 } mmrec_ta_score;
 typedef struct mmrec_target_attention_config {
-    size_t struct_size;
-    int64_t dim;
-    mmrec_ta_score score;
-    const int64_t *hidden;
-    int num_hidden;
-    mmrec_activation activation;
+size_t struct_size;
+int64_t dim;
+mmrec_ta_score score;
+const int64_t *hidden;
+int num_hidden;
+mmrec_activation activation;
 } mmrec_target_attention_config;
- mmrec_status
+mmrec_status
 mmrec_target_attention_config_init_sized(mmrec_target_attention_config *cfg, size_t size);
- mmrec_status mmrec_target_attention_create(mmrec_model *model, const char *name,
-                                                     const mmrec_target_attention_config *cfg,
-                                                     mmrec_module **out);
- mmrec_status mmrec_target_attention_forward(mmrec_module *ta, mmrec_tape *tape,
-                                                      mmrec_tensor *candidate,
-                                                      mmrec_tensor *sequence,
-                                                      mmrec_tensor *mask, mmrec_tensor **out);
+mmrec_status mmrec_target_attention_create(mmrec_model *model, const char *name,
+const mmrec_target_attention_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_target_attention_forward(mmrec_module *ta, mmrec_tape *tape,
+mmrec_tensor *candidate,
+mmrec_tensor *sequence,
+mmrec_tensor *mask, mmrec_tensor **out);
 typedef struct mmrec_cic_config {
-    size_t struct_size;
-    float temperature;
-    int num_negatives;
-    const int64_t *negatives;
+size_t struct_size;
+float temperature;
+int num_negatives;
+const int64_t *negatives;
 } mmrec_cic_config;
- mmrec_status mmrec_cic_config_init_sized(mmrec_cic_config *cfg, size_t size);
- mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content,
-                                      mmrec_tensor *ids, const mmrec_cic_config *cfg,
-                                      mmrec_tensor **out);
- mmrec_status mmrec_loss_infonce(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
-                                          float temperature, mmrec_tensor **out);
- mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings,
-                                                mmrec_tensor *content, mmrec_tensor **out);
- mmrec_status mmrec_loss_ui_alignment(mmrec_tape *tape, mmrec_tensor *users,
-                                               mmrec_tensor *items, mmrec_tensor **out);
- mmrec_status mmrec_alignrec_aggregate_users(mmrec_tape *tape,
-                                                      const mmrec_graph *graph,
-                                                      mmrec_tensor *items, mmrec_tensor **out);
+mmrec_status mmrec_cic_config_init_sized(mmrec_cic_config *cfg, size_t size);
+mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content,
+mmrec_tensor *ids, const mmrec_cic_config *cfg,
+mmrec_tensor **out);
+mmrec_status mmrec_loss_infonce(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
+float temperature, mmrec_tensor **out);
+mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings,
+mmrec_tensor *content, mmrec_tensor **out);
+mmrec_status mmrec_loss_ui_alignment(mmrec_tape *tape, mmrec_tensor *users,
+mmrec_tensor *items, mmrec_tensor **out);
+mmrec_status mmrec_alignrec_aggregate_users(mmrec_tape *tape,
+const mmrec_graph *graph,
+mmrec_tensor *items, mmrec_tensor **out);
 typedef struct mmrec_alignrec_config {
-    size_t struct_size;
-    int64_t num_users, num_items;
-    int64_t content_dim;
-    const float *features;
-    int64_t dim;
-    int id_layers;
-    int mm_layers;
-    int layernorm;
+size_t struct_size;
+int64_t num_users, num_items;
+int64_t content_dim;
+const float *features;
+int64_t dim;
+int id_layers;
+int mm_layers;
+int layernorm;
 } mmrec_alignrec_config;
- mmrec_status mmrec_alignrec_config_init_sized(mmrec_alignrec_config *cfg,
-                                                        size_t size);
- mmrec_status mmrec_alignrec_create(mmrec_model *model, const char *name,
-                                             const mmrec_alignrec_config *cfg,
-                                             mmrec_module **out);
+mmrec_status mmrec_alignrec_config_init_sized(mmrec_alignrec_config *cfg,
+size_t size);
+mmrec_status mmrec_alignrec_create(mmrec_model *model, const char *name,
+const mmrec_alignrec_config *cfg,
+mmrec_module **out);
 typedef struct mmrec_alignrec_views {
-    size_t struct_size;
-    mmrec_tensor *users, *items;
-    mmrec_tensor *id_users, *id_items;
-    mmrec_tensor *mm_users, *mm_items;
+size_t struct_size;
+mmrec_tensor *users, *items;
+mmrec_tensor *id_users, *id_items;
+mmrec_tensor *mm_users, *mm_items;
 } mmrec_alignrec_views;
- mmrec_status mmrec_alignrec_views_init_sized(mmrec_alignrec_views *views, size_t size);
- mmrec_status mmrec_alignrec_forward(mmrec_module *alignrec, mmrec_tape *tape,
-                                              const mmrec_graph *ui_graph,
-                                              const mmrec_graph *item_graph,
-                                              mmrec_alignrec_views *views);
+mmrec_status mmrec_alignrec_views_init_sized(mmrec_alignrec_views *views, size_t size);
+mmrec_status mmrec_alignrec_forward(mmrec_module *alignrec, mmrec_tape *tape,
+const mmrec_graph *ui_graph,
+const mmrec_graph *item_graph,
+mmrec_alignrec_views *views);
 typedef enum mmrec_iisan_mode {
-    MMREC_IISAN_INTRA_INTER = 0,
-    MMREC_IISAN_INTRA = 1,
-    MMREC_IISAN_INTER = 2,
-    MMREC_IISAN_TEXT = 3,
-    MMREC_IISAN_IMAGE = 4
+MMREC_IISAN_INTRA_INTER = 0,
+MMREC_IISAN_INTRA = 1,
+MMREC_IISAN_INTER = 2,
+MMREC_IISAN_TEXT = 3,
+MMREC_IISAN_IMAGE = 4
 } mmrec_iisan_mode;
 typedef enum mmrec_iisan_gate {
-    MMREC_IISAN_GATE_SIGMOID = 0,
-    MMREC_IISAN_GATE_NONE = 1
+MMREC_IISAN_GATE_SIGMOID = 0,
+MMREC_IISAN_GATE_NONE = 1
 } mmrec_iisan_gate;
 typedef struct mmrec_iisan_item_encoder_config {
-    size_t struct_size;
-    int64_t hidden_dim;
-    int64_t dim;
-    int64_t adapter_dim;
-    mmrec_activation activation;
-    mmrec_iisan_mode mode;
-    mmrec_iisan_gate gate;
-    float gate_temperature;
-    int num_layers;
-    int layer_stride;
-    const int *kept_layers;
-    int num_kept;
-    int remove_first;
-    float adapter_init_std;
+size_t struct_size;
+int64_t hidden_dim;
+int64_t dim;
+int64_t adapter_dim;
+mmrec_activation activation;
+mmrec_iisan_mode mode;
+mmrec_iisan_gate gate;
+float gate_temperature;
+int num_layers;
+int layer_stride;
+const int *kept_layers;
+int num_kept;
+int remove_first;
+float adapter_init_std;
 } mmrec_iisan_item_encoder_config;
- mmrec_status
+mmrec_status
 mmrec_iisan_item_encoder_config_init_sized(mmrec_iisan_item_encoder_config *cfg, size_t size);
- mmrec_status mmrec_iisan_item_encoder_create(mmrec_model *model, const char *name,
-                                                       const mmrec_iisan_item_encoder_config *cfg,
-                                                       mmrec_module **out);
- mmrec_status mmrec_iisan_item_encoder_forward(mmrec_module *encoder, mmrec_tape *tape,
-                                                        mmrec_tensor *text_states,
-                                                        mmrec_tensor *image_states,
-                                                        mmrec_tensor **out);
+mmrec_status mmrec_iisan_item_encoder_create(mmrec_model *model, const char *name,
+const mmrec_iisan_item_encoder_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_iisan_item_encoder_forward(mmrec_module *encoder, mmrec_tape *tape,
+mmrec_tensor *text_states,
+mmrec_tensor *image_states,
+mmrec_tensor **out);
 typedef enum mmrec_score_fn {
-    MMREC_SCORE_DOT = 0,
-    MMREC_SCORE_COSINE = 1
+MMREC_SCORE_DOT = 0,
+MMREC_SCORE_COSINE = 1
 } mmrec_score_fn;
 typedef enum mmrec_tower_side {
-    MMREC_TOWER_USER = 0,
-    MMREC_TOWER_ITEM = 1
+MMREC_TOWER_USER = 0,
+MMREC_TOWER_ITEM = 1
 } mmrec_tower_side;
 typedef struct mmrec_twotower_config {
-    size_t struct_size;
-    int score;
-    float temperature;
-    float eps;
+size_t struct_size;
+int score;
+float temperature;
+float eps;
 } mmrec_twotower_config;
- mmrec_status mmrec_twotower_config_init_sized(mmrec_twotower_config *cfg, size_t size);
- mmrec_status mmrec_twotower_score(mmrec_tape *tape, mmrec_tensor *users,
-                                            mmrec_tensor *items,
-                                            const mmrec_twotower_config *cfg,
-                                            mmrec_tensor **out);
- mmrec_status mmrec_twotower_score_paired(mmrec_tape *tape, mmrec_tensor *users,
-                                                   mmrec_tensor *items,
-                                                   const mmrec_twotower_config *cfg,
-                                                   mmrec_tensor **out);
- mmrec_status mmrec_twotower_serving_vectors(const mmrec_twotower_config *cfg,
-                                                      int side, const float *x, size_t n,
-                                                      size_t dim, float *out);
+mmrec_status mmrec_twotower_config_init_sized(mmrec_twotower_config *cfg, size_t size);
+mmrec_status mmrec_twotower_score(mmrec_tape *tape, mmrec_tensor *users,
+mmrec_tensor *items,
+const mmrec_twotower_config *cfg,
+mmrec_tensor **out);
+mmrec_status mmrec_twotower_score_paired(mmrec_tape *tape, mmrec_tensor *users,
+mmrec_tensor *items,
+const mmrec_twotower_config *cfg,
+mmrec_tensor **out);
+mmrec_status mmrec_twotower_serving_vectors(const mmrec_twotower_config *cfg,
+int side, const float *x, size_t n,
+size_t dim, float *out);
 typedef struct mmrec_freq_estimator_config {
-    size_t struct_size;
-    int64_t num_buckets;
-    int num_hashes;
-    float alpha;
-    float initial_gap;
-    uint64_t seed;
-    int64_t num_items;
+size_t struct_size;
+int64_t num_buckets;
+int num_hashes;
+float alpha;
+float initial_gap;
+uint64_t seed;
+int64_t num_items;
 } mmrec_freq_estimator_config;
- mmrec_status mmrec_freq_estimator_config_init_sized(mmrec_freq_estimator_config *cfg,
-                                                              size_t size);
- mmrec_status mmrec_freq_estimator_create(mmrec_model *model, const char *name,
-                                                   const mmrec_freq_estimator_config *cfg,
-                                                   mmrec_module **out);
- mmrec_status mmrec_freq_estimator_update(mmrec_module *estimator, const int64_t *ids,
-                                                   size_t n, int64_t step);
- mmrec_status mmrec_freq_estimator_probability(const mmrec_module *estimator,
-                                                        const int64_t *ids, size_t n, float *out);
- mmrec_status mmrec_freq_estimator_set_counts(mmrec_module *estimator,
-                                                       const float *counts, size_t n);
+mmrec_status mmrec_freq_estimator_config_init_sized(mmrec_freq_estimator_config *cfg,
+size_t size);
+mmrec_status mmrec_freq_estimator_create(mmrec_model *model, const char *name,
+const mmrec_freq_estimator_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_freq_estimator_update(mmrec_module *estimator, const int64_t *ids,
+size_t n, int64_t step);
+mmrec_status mmrec_freq_estimator_probability(const mmrec_module *estimator,
+const int64_t *ids, size_t n, float *out);
+mmrec_status mmrec_freq_estimator_set_counts(mmrec_module *estimator,
+const float *counts, size_t n);
 typedef struct mmrec_mvke_config {
-    size_t struct_size;
-    int64_t dim;
-    int64_t num_fields;
-    int num_kernels;
-    int num_tasks;
-    const int *task_kernels;
-    const int *task_num_kernels;
-    const int64_t *expert_hidden;
-    int num_expert_hidden;
-    mmrec_activation expert_activation;
-    float init_std;
-    float layer_norm_eps;
+size_t struct_size;
+int64_t dim;
+int64_t num_fields;
+int num_kernels;
+int num_tasks;
+const int *task_kernels;
+const int *task_num_kernels;
+const int64_t *expert_hidden;
+int num_expert_hidden;
+mmrec_activation expert_activation;
+float init_std;
+float layer_norm_eps;
 } mmrec_mvke_config;
- mmrec_status mmrec_mvke_config_init_sized(mmrec_mvke_config *cfg, size_t size);
- mmrec_status mmrec_mvke_create(mmrec_model *model, const char *name,
-                                         const mmrec_mvke_config *cfg, mmrec_module **out);
- mmrec_status mmrec_mvke_forward(mmrec_module *mvke, mmrec_tape *tape,
-                                          mmrec_tensor *fields, mmrec_tensor **out);
- mmrec_status mmrec_mvke_gate(mmrec_module *mvke, mmrec_tape *tape,
-                                       mmrec_tensor *experts, mmrec_tensor *tag, int task,
-                                       mmrec_tensor **out);
- mmrec_status mmrec_mvke_score(mmrec_module *mvke, mmrec_tape *tape,
-                                        mmrec_tensor *experts, mmrec_tensor *tag, int task,
-                                        mmrec_tensor **out);
- mmrec_status mmrec_mvke_loss(mmrec_module *mvke, mmrec_tape *tape,
-                                       mmrec_tensor *experts, mmrec_tensor *const *tags,
-                                       mmrec_tensor *const *labels, const float *weights,
-                                       size_t num_tasks, mmrec_tensor **out);
- mmrec_status mmrec_mvke_serving_dim(const mmrec_module *mvke, int task, size_t *out);
- mmrec_status mmrec_mvke_export_user(const mmrec_module *mvke,
-                                              const mmrec_tensor *experts, int task, float *out,
-                                              size_t out_size);
- mmrec_status mmrec_mvke_export_tag(const mmrec_module *mvke, const mmrec_tensor *tag,
-                                             int task, float *out, size_t out_size);
+mmrec_status mmrec_mvke_config_init_sized(mmrec_mvke_config *cfg, size_t size);
+mmrec_status mmrec_mvke_create(mmrec_model *model, const char *name,
+const mmrec_mvke_config *cfg, mmrec_module **out);
+mmrec_status mmrec_mvke_forward(mmrec_module *mvke, mmrec_tape *tape,
+mmrec_tensor *fields, mmrec_tensor **out);
+mmrec_status mmrec_mvke_gate(mmrec_module *mvke, mmrec_tape *tape,
+mmrec_tensor *experts, mmrec_tensor *tag, int task,
+mmrec_tensor **out);
+mmrec_status mmrec_mvke_score(mmrec_module *mvke, mmrec_tape *tape,
+mmrec_tensor *experts, mmrec_tensor *tag, int task,
+mmrec_tensor **out);
+mmrec_status mmrec_mvke_loss(mmrec_module *mvke, mmrec_tape *tape,
+mmrec_tensor *experts, mmrec_tensor *const *tags,
+mmrec_tensor *const *labels, const float *weights,
+size_t num_tasks, mmrec_tensor **out);
+mmrec_status mmrec_mvke_serving_dim(const mmrec_module *mvke, int task, size_t *out);
+mmrec_status mmrec_mvke_export_user(const mmrec_module *mvke,
+const mmrec_tensor *experts, int task, float *out,
+size_t out_size);
+mmrec_status mmrec_mvke_export_tag(const mmrec_module *mvke, const mmrec_tensor *tag,
+int task, float *out, size_t out_size);
 typedef struct mmrec_inttower_config {
-    size_t struct_size;
-    int user_fields;
-    int item_fields;
-    int64_t embedding_dim;
-    int64_t user_dense_dim;
-    int64_t item_dense_dim;
-    const int64_t *hidden_sizes;
-    int num_hidden;
-    int user_heads;
-    int item_heads;
-    int64_t field_dim;
-    float dropout;
-    float init_std;
-    int lightse_bias;
+size_t struct_size;
+int user_fields;
+int item_fields;
+int64_t embedding_dim;
+int64_t user_dense_dim;
+int64_t item_dense_dim;
+const int64_t *hidden_sizes;
+int num_hidden;
+int user_heads;
+int item_heads;
+int64_t field_dim;
+float dropout;
+float init_std;
+int lightse_bias;
 } mmrec_inttower_config;
- mmrec_status mmrec_inttower_config_init_sized(mmrec_inttower_config *cfg, size_t size);
- mmrec_status mmrec_inttower_create(mmrec_model *model, const char *name,
-                                             const mmrec_inttower_config *cfg,
-                                             mmrec_module **out);
- mmrec_status mmrec_inttower_user_forward(mmrec_module *inttower, mmrec_tape *tape,
-                                                   mmrec_tensor *fields, mmrec_tensor *dense,
-                                                   mmrec_tensor **user_fe,
-                                                   mmrec_tensor **user_vec);
- mmrec_status mmrec_inttower_item_forward(mmrec_module *inttower, mmrec_tape *tape,
-                                                   mmrec_tensor *fields, mmrec_tensor *dense,
-                                                   mmrec_tensor **item_fe,
-                                                   mmrec_tensor **item_vec);
- mmrec_status mmrec_inttower_score(mmrec_module *inttower, mmrec_tape *tape,
-                                            mmrec_tensor *user_fe, mmrec_tensor *item_fe,
-                                            mmrec_tensor **out);
- mmrec_status mmrec_inttower_score_paired(mmrec_module *inttower, mmrec_tape *tape,
-                                                   mmrec_tensor *user_fe, mmrec_tensor *item_fe,
-                                                   mmrec_tensor **out);
+mmrec_status mmrec_inttower_config_init_sized(mmrec_inttower_config *cfg, size_t size);
+mmrec_status mmrec_inttower_create(mmrec_model *model, const char *name,
+const mmrec_inttower_config *cfg,
+mmrec_module **out);
+mmrec_status mmrec_inttower_user_forward(mmrec_module *inttower, mmrec_tape *tape,
+mmrec_tensor *fields, mmrec_tensor *dense,
+mmrec_tensor **user_fe,
+mmrec_tensor **user_vec);
+mmrec_status mmrec_inttower_item_forward(mmrec_module *inttower, mmrec_tape *tape,
+mmrec_tensor *fields, mmrec_tensor *dense,
+mmrec_tensor **item_fe,
+mmrec_tensor **item_vec);
+mmrec_status mmrec_inttower_score(mmrec_module *inttower, mmrec_tape *tape,
+mmrec_tensor *user_fe, mmrec_tensor *item_fe,
+mmrec_tensor **out);
+mmrec_status mmrec_inttower_score_paired(mmrec_module *inttower, mmrec_tape *tape,
+mmrec_tensor *user_fe, mmrec_tensor *item_fe,
+mmrec_tensor **out);
 typedef struct mmrec_inttower_cir_config {
-    size_t struct_size;
-    float temperature;
-    float weight;
-    int label_indexed;
+size_t struct_size;
+float temperature;
+float weight;
+int label_indexed;
 } mmrec_inttower_cir_config;
- mmrec_status mmrec_inttower_cir_config_init_sized(mmrec_inttower_cir_config *cfg,
-                                                            size_t size);
- mmrec_status mmrec_loss_inttower_cir(mmrec_tape *tape, mmrec_tensor *user_vec,
-                                               mmrec_tensor *item_vec, const float *labels,
-                                               size_t n, const mmrec_inttower_cir_config *cfg,
-                                               mmrec_tensor **out);
+mmrec_status mmrec_inttower_cir_config_init_sized(mmrec_inttower_cir_config *cfg,
+size_t size);
+mmrec_status mmrec_loss_inttower_cir(mmrec_tape *tape, mmrec_tensor *user_vec,
+mmrec_tensor *item_vec, const float *labels,
+size_t n, const mmrec_inttower_cir_config *cfg,
+mmrec_tensor **out);
 typedef enum mmrec_distill_kind {
-    MMREC_DISTILL_BCE = 0,
-    MMREC_DISTILL_MSE = 1
+MMREC_DISTILL_BCE = 0,
+MMREC_DISTILL_MSE = 1
 } mmrec_distill_kind;
 typedef struct mmrec_distill_logits_config {
-    size_t struct_size;
-    int kind;
-    float temperature;
-    int detach_target;
+size_t struct_size;
+int kind;
+float temperature;
+int detach_target;
 } mmrec_distill_logits_config;
- mmrec_status mmrec_distill_logits_config_init_sized(mmrec_distill_logits_config *cfg,
-                                                              size_t size);
- mmrec_status mmrec_distill_logits(mmrec_tape *tape, mmrec_tensor *student,
-                                            mmrec_tensor *teacher,
-                                            const mmrec_distill_logits_config *cfg,
-                                            mmrec_tensor **out);
- float mmrec_distill_warmup_weight(int64_t step, int64_t warmup_steps, float lambda);
+mmrec_status mmrec_distill_logits_config_init_sized(mmrec_distill_logits_config *cfg,
+size_t size);
+mmrec_status mmrec_distill_logits(mmrec_tape *tape, mmrec_tensor *student,
+mmrec_tensor *teacher,
+const mmrec_distill_logits_config *cfg,
+mmrec_tensor **out);
+float mmrec_distill_warmup_weight(int64_t step, int64_t warmup_steps, float lambda);
 typedef struct mmrec_distill_kl_config {
-    size_t struct_size;
-    float student_temperature;
-    float teacher_temperature;
-    int hinton_scale;
-    int detach_target;
-    const uint8_t *mask;
-    const float *row_weights;
+size_t struct_size;
+float student_temperature;
+float teacher_temperature;
+int hinton_scale;
+int detach_target;
+const uint8_t *mask;
+const float *row_weights;
 } mmrec_distill_kl_config;
- mmrec_status mmrec_distill_kl_config_init_sized(mmrec_distill_kl_config *cfg,
-                                                          size_t size);
- mmrec_status mmrec_distill_kl(mmrec_tape *tape, mmrec_tensor *student,
-                                        mmrec_tensor *teacher, const mmrec_distill_kl_config *cfg,
-                                        mmrec_tensor **out);
+mmrec_status mmrec_distill_kl_config_init_sized(mmrec_distill_kl_config *cfg,
+size_t size);
+mmrec_status mmrec_distill_kl(mmrec_tape *tape, mmrec_tensor *student,
+mmrec_tensor *teacher, const mmrec_distill_kl_config *cfg,
+mmrec_tensor **out);
 typedef enum mmrec_distill_similarity {
-    MMREC_DISTILL_DOT = 0,
-    MMREC_DISTILL_COSINE = 1
+MMREC_DISTILL_DOT = 0,
+MMREC_DISTILL_COSINE = 1
 } mmrec_distill_similarity;
 enum {
-    MMREC_DISTILL_GAM_QA = 0,
-    MMREC_DISTILL_GAM_AA = 1,
-    MMREC_DISTILL_GAM_AQ = 2,
-    MMREC_DISTILL_GAM_QQ = 3
+MMREC_DISTILL_GAM_QA = 0,
+MMREC_DISTILL_GAM_AA = 1,
+MMREC_DISTILL_GAM_AQ = 2,
+MMREC_DISTILL_GAM_QQ = 3
 };
 typedef struct mmrec_distill_gam_config {
-    size_t struct_size;
-    float temperature;
-    int similarity;
-    int detach_target;
-    float weights[4];
+size_t struct_size;
+float temperature;
+int similarity;
+int detach_target;
+float weights[4];
 } mmrec_distill_gam_config;
- mmrec_status mmrec_distill_gam_config_init_sized(mmrec_distill_gam_config *cfg,
-                                                           size_t size);
- mmrec_status mmrec_distill_gam(mmrec_tape *tape, mmrec_tensor *student_q,
-                                         mmrec_tensor *student_a, mmrec_tensor *teacher_q,
-                                         mmrec_tensor *teacher_a,
-                                         const mmrec_distill_gam_config *cfg, mmrec_tensor **out);
+mmrec_status mmrec_distill_gam_config_init_sized(mmrec_distill_gam_config *cfg,
+size_t size);
+mmrec_status mmrec_distill_gam(mmrec_tape *tape, mmrec_tensor *student_q,
+mmrec_tensor *student_a, mmrec_tensor *teacher_q,
+mmrec_tensor *teacher_a,
+const mmrec_distill_gam_config *cfg, mmrec_tensor **out);
 typedef enum mmrec_distill_attn_kind {
-    MMREC_DISTILL_ATTN_L2 = 0,
-    MMREC_DISTILL_ATTN_KL = 1
+MMREC_DISTILL_ATTN_L2 = 0,
+MMREC_DISTILL_ATTN_KL = 1
 } mmrec_distill_attn_kind;
 typedef struct mmrec_distill_attn_config {
-    size_t struct_size;
-    int kind;
-    float eps;
-    int detach_target;
+size_t struct_size;
+int kind;
+float eps;
+int detach_target;
 } mmrec_distill_attn_config;
- mmrec_status mmrec_distill_attn_config_init_sized(mmrec_distill_attn_config *cfg,
-                                                            size_t size);
- mmrec_status mmrec_distill_attn(mmrec_tape *tape, mmrec_tensor *student,
-                                          mmrec_tensor *teacher,
-                                          const mmrec_distill_attn_config *cfg,
-                                          mmrec_tensor **out);
+mmrec_status mmrec_distill_attn_config_init_sized(mmrec_distill_attn_config *cfg,
+size_t size);
+mmrec_status mmrec_distill_attn(mmrec_tape *tape, mmrec_tensor *student,
+mmrec_tensor *teacher,
+const mmrec_distill_attn_config *cfg,
+mmrec_tensor **out);
 typedef enum mmrec_cache_dtype {
-    MMREC_CACHE_F32 = 0,
-    MMREC_CACHE_F16 = 1,
-    MMREC_CACHE_BF16 = 2
+MMREC_CACHE_F32 = 0,
+MMREC_CACHE_F16 = 1,
+MMREC_CACHE_BF16 = 2
 } mmrec_cache_dtype;
- mmrec_status mmrec_cache_writer_create(const char *path, const int64_t *ids,
-                                                 size_t num_items, mmrec_cache_writer **out);
- mmrec_status mmrec_cache_writer_add(mmrec_cache_writer *writer, const char *field,
-                                              mmrec_cache_dtype dtype, const float *data,
-                                              int64_t dim);
- mmrec_status mmrec_cache_writer_add_layers(mmrec_cache_writer *writer,
-                                                     const char *field, mmrec_cache_dtype dtype,
-                                                     const float *data, int64_t layers,
-                                                     int64_t width);
- mmrec_status mmrec_cache_writer_add_npy(mmrec_cache_writer *writer, const char *field,
-                                                  mmrec_cache_dtype dtype, const char *npy_path);
- mmrec_status mmrec_cache_writer_commit(mmrec_cache_writer *writer);
- void mmrec_cache_writer_destroy(mmrec_cache_writer *writer);
- mmrec_status mmrec_cache_open(const char *path, mmrec_cache **out);
- void mmrec_cache_close(mmrec_cache *cache);
- mmrec_status mmrec_cache_num_items(const mmrec_cache *cache, int64_t *out);
- mmrec_status mmrec_cache_num_fields(const mmrec_cache *cache, int *out);
- mmrec_status mmrec_cache_field_info(const mmrec_cache *cache, int index,
-                                              const char **name_out, int64_t *dim_out,
-                                              mmrec_cache_dtype *dtype_out);
- mmrec_status mmrec_cache_field_dim(const mmrec_cache *cache, const char *field,
-                                             int64_t *dim_out);
- mmrec_status mmrec_cache_field_shape(const mmrec_cache *cache, const char *field,
-                                               int64_t *layers_out, int64_t *width_out);
- mmrec_status mmrec_cache_gather(const mmrec_cache *cache, mmrec_tape *tape,
-                                          const char *field, const int64_t *ids, size_t n,
-                                          mmrec_tensor **out);
- mmrec_status mmrec_cache_gather_ex(const mmrec_cache *cache, mmrec_tape *tape,
-                                             const char *field, const int64_t *ids, size_t n,
-                                             uint32_t flags, mmrec_tensor **out,
-                                             mmrec_tensor **presence_out);
- mmrec_status mmrec_cache_gather_into(const mmrec_cache *cache, const char *field,
-                                               const int64_t *ids, size_t n, uint32_t flags,
-                                               float *dst, float *presence);
+mmrec_status mmrec_cache_writer_create(const char *path, const int64_t *ids,
+size_t num_items, mmrec_cache_writer **out);
+mmrec_status mmrec_cache_writer_add(mmrec_cache_writer *writer, const char *field,
+mmrec_cache_dtype dtype, const float *data,
+int64_t dim);
+mmrec_status mmrec_cache_writer_add_layers(mmrec_cache_writer *writer,
+const char *field, mmrec_cache_dtype dtype,
+const float *data, int64_t layers,
+int64_t width);
+mmrec_status mmrec_cache_writer_add_npy(mmrec_cache_writer *writer, const char *field,
+mmrec_cache_dtype dtype, const char *npy_path);
+mmrec_status mmrec_cache_writer_commit(mmrec_cache_writer *writer);
+void mmrec_cache_writer_destroy(mmrec_cache_writer *writer);
+mmrec_status mmrec_cache_open(const char *path, mmrec_cache **out);
+void mmrec_cache_close(mmrec_cache *cache);
+mmrec_status mmrec_cache_num_items(const mmrec_cache *cache, int64_t *out);
+mmrec_status mmrec_cache_num_fields(const mmrec_cache *cache, int *out);
+mmrec_status mmrec_cache_field_info(const mmrec_cache *cache, int index,
+const char **name_out, int64_t *dim_out,
+mmrec_cache_dtype *dtype_out);
+mmrec_status mmrec_cache_field_dim(const mmrec_cache *cache, const char *field,
+int64_t *dim_out);
+mmrec_status mmrec_cache_field_shape(const mmrec_cache *cache, const char *field,
+int64_t *layers_out, int64_t *width_out);
+mmrec_status mmrec_cache_gather(const mmrec_cache *cache, mmrec_tape *tape,
+const char *field, const int64_t *ids, size_t n,
+mmrec_tensor **out);
+mmrec_status mmrec_cache_gather_ex(const mmrec_cache *cache, mmrec_tape *tape,
+const char *field, const int64_t *ids, size_t n,
+uint32_t flags, mmrec_tensor **out,
+mmrec_tensor **presence_out);
+mmrec_status mmrec_cache_gather_into(const mmrec_cache *cache, const char *field,
+const int64_t *ids, size_t n, uint32_t flags,
+float *dst, float *presence);
 typedef struct mmrec_cache_gather_config {
-    size_t struct_size;
-    uint32_t flags;
-    const int64_t *keep;
-    size_t n_keep;
+size_t struct_size;
+uint32_t flags;
+const int64_t *keep;
+size_t n_keep;
 } mmrec_cache_gather_config;
- mmrec_status mmrec_cache_gather_config_init_sized(mmrec_cache_gather_config *cfg,
-                                                            size_t size);
- mmrec_status mmrec_cache_gather_layers(const mmrec_cache *cache, mmrec_tape *tape,
-                                                 const char *field, const int64_t *ids,
-                                                 size_t n, const mmrec_cache_gather_config *cfg,
-                                                 mmrec_tensor **out,
-                                                 mmrec_tensor **presence_out);
- mmrec_status mmrec_cache_gather_layers_into(const mmrec_cache *cache,
-                                                      const char *field, const int64_t *ids,
-                                                      size_t n,
-                                                      const mmrec_cache_gather_config *cfg,
-                                                      float *dst, float *presence);
- mmrec_status mmrec_cache_refresh(mmrec_cache *cache, const char *path);
+mmrec_status mmrec_cache_gather_config_init_sized(mmrec_cache_gather_config *cfg,
+size_t size);
+mmrec_status mmrec_cache_gather_layers(const mmrec_cache *cache, mmrec_tape *tape,
+const char *field, const int64_t *ids,
+size_t n, const mmrec_cache_gather_config *cfg,
+mmrec_tensor **out,
+mmrec_tensor **presence_out);
+mmrec_status mmrec_cache_gather_layers_into(const mmrec_cache *cache,
+const char *field, const int64_t *ids,
+size_t n,
+const mmrec_cache_gather_config *cfg,
+float *dst, float *presence);
+mmrec_status mmrec_cache_refresh(mmrec_cache *cache, const char *path);
 typedef struct mmrec_sequences mmrec_sequences;
- mmrec_status mmrec_interactions_create(const int64_t *users, const int64_t *items,
-                                                 size_t n, mmrec_interactions **out);
- mmrec_status mmrec_interactions_read_lightgcn(const char *path,
-                                                        mmrec_interactions **out);
- mmrec_status mmrec_interactions_read_inter(const char *path, int split,
-                                                     mmrec_interactions **out);
- mmrec_status mmrec_interactions_info(const mmrec_interactions *x, int64_t *num_users,
-                                               int64_t *num_items, size_t *count);
- mmrec_status mmrec_interactions_pairs(const mmrec_interactions *x,
-                                                const int64_t **users, const int64_t **items);
- void mmrec_interactions_destroy(mmrec_interactions *x);
+mmrec_status mmrec_interactions_create(const int64_t *users, const int64_t *items,
+size_t n, mmrec_interactions **out);
+mmrec_status mmrec_interactions_read_lightgcn(const char *path,
+mmrec_interactions **out);
+mmrec_status mmrec_interactions_read_inter(const char *path, int split,
+mmrec_interactions **out);
+mmrec_status mmrec_interactions_info(const mmrec_interactions *x, int64_t *num_users,
+int64_t *num_items, size_t *count);
+mmrec_status mmrec_interactions_pairs(const mmrec_interactions *x,
+const int64_t **users, const int64_t **items);
+void mmrec_interactions_destroy(mmrec_interactions *x);
 typedef struct mmrec_sequences_config {
-    size_t struct_size;
-    int64_t min_length;
-    int64_t max_length;
+size_t struct_size;
+int64_t min_length;
+int64_t max_length;
 } mmrec_sequences_config;
- mmrec_status mmrec_sequences_config_init_sized(mmrec_sequences_config *cfg,
-                                                         size_t size);
- mmrec_status mmrec_sequences_read_tsv(const char *items_path, const char *users_path,
-                                                const mmrec_sequences_config *cfg,
-                                                mmrec_sequences **out);
- mmrec_status mmrec_sequences_info(const mmrec_sequences *seqs, int64_t *num_users,
-                                            int64_t *num_items, size_t *count);
- mmrec_status mmrec_sequences_user(const mmrec_sequences *seqs, int64_t user,
-                                            const int64_t **items_out, size_t *length_out);
- mmrec_status mmrec_sequences_user_name(const mmrec_sequences *seqs, int64_t user,
-                                                 const char **name_out);
- mmrec_status mmrec_sequences_item(const mmrec_sequences *seqs, int64_t item,
-                                            const char **asin_out, const char **title_out);
- mmrec_status mmrec_sequences_train_counts(const mmrec_sequences *seqs,
-                                                    const int64_t **counts_out);
- mmrec_status mmrec_sequences_interactions(const mmrec_sequences *seqs, uint32_t parts,
-                                                    mmrec_interactions **out);
- void mmrec_sequences_destroy(mmrec_sequences *seqs);
+mmrec_status mmrec_sequences_config_init_sized(mmrec_sequences_config *cfg,
+size_t size);
+mmrec_status mmrec_sequences_read_tsv(const char *items_path, const char *users_path,
+const mmrec_sequences_config *cfg,
+mmrec_sequences **out);
+mmrec_status mmrec_sequences_info(const mmrec_sequences *seqs, int64_t *num_users,
+int64_t *num_items, size_t *count);
+mmrec_status mmrec_sequences_user(const mmrec_sequences *seqs, int64_t user,
+const int64_t **items_out, size_t *length_out);
+mmrec_status mmrec_sequences_user_name(const mmrec_sequences *seqs, int64_t user,
+const char **name_out);
+mmrec_status mmrec_sequences_item(const mmrec_sequences *seqs, int64_t item,
+const char **asin_out, const char **title_out);
+mmrec_status mmrec_sequences_train_counts(const mmrec_sequences *seqs,
+const int64_t **counts_out);
+mmrec_status mmrec_sequences_interactions(const mmrec_sequences *seqs, uint32_t parts,
+mmrec_interactions **out);
+void mmrec_sequences_destroy(mmrec_sequences *seqs);
 typedef struct mmrec_item_sampler mmrec_item_sampler;
 typedef struct mmrec_item_sampler_config {
-    size_t struct_size;
-    int64_t num_items;
-    const float *weights;
-    uint64_t seed;
+size_t struct_size;
+int64_t num_items;
+const float *weights;
+uint64_t seed;
 } mmrec_item_sampler_config;
- mmrec_status mmrec_item_sampler_config_init_sized(mmrec_item_sampler_config *cfg,
-                                                            size_t size);
- mmrec_status mmrec_item_sampler_create(const mmrec_item_sampler_config *cfg,
-                                                 mmrec_item_sampler **out);
- mmrec_status mmrec_item_sampler_draw(mmrec_item_sampler *sampler, int64_t *ids,
-                                               size_t n);
- mmrec_status mmrec_item_sampler_probability(const mmrec_item_sampler *sampler,
-                                                      const int64_t *ids, size_t n, float *out);
- void mmrec_item_sampler_destroy(mmrec_item_sampler *sampler);
- mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *items,
-                                                    size_t n, int64_t num_users,
-                                                    int64_t num_items, mmrec_graph **out);
+mmrec_status mmrec_item_sampler_config_init_sized(mmrec_item_sampler_config *cfg,
+size_t size);
+mmrec_status mmrec_item_sampler_create(const mmrec_item_sampler_config *cfg,
+mmrec_item_sampler **out);
+mmrec_status mmrec_item_sampler_draw(mmrec_item_sampler *sampler, int64_t *ids,
+size_t n);
+mmrec_status mmrec_item_sampler_probability(const mmrec_item_sampler *sampler,
+const int64_t *ids, size_t n, float *out);
+void mmrec_item_sampler_destroy(mmrec_item_sampler *sampler);
+mmrec_status mmrec_graph_create_bipartite(const int64_t *users, const int64_t *items,
+size_t n, int64_t num_users,
+int64_t num_items, mmrec_graph **out);
 typedef struct mmrec_knn_config {
-    size_t struct_size;
-    int k;
-    int binary;
+size_t struct_size;
+int k;
+int binary;
 } mmrec_knn_config;
- mmrec_status mmrec_knn_config_init_sized(mmrec_knn_config *cfg, size_t size);
- mmrec_status mmrec_graph_create_knn(const float *features, int64_t num_items,
-                                              int64_t dim, const mmrec_knn_config *cfg,
-                                              mmrec_graph **out);
- void mmrec_graph_destroy(mmrec_graph *graph);
- mmrec_status mmrec_graph_info(const mmrec_graph *graph, int64_t *num_nodes,
-                                        int64_t *num_users, int64_t *nnz);
- mmrec_status mmrec_graph_propagate(mmrec_tape *tape, const mmrec_graph *graph,
-                                             mmrec_tensor *x, mmrec_tensor **out);
- mmrec_status mmrec_lightgcn(mmrec_tape *tape, const mmrec_graph *graph,
-                                      mmrec_tensor *ego, int num_layers, const float *weights,
-                                      mmrec_tensor **out);
- mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph,
-                                           mmrec_tensor *ego, int num_layers,
-                                           const float *weights, const int64_t *rows,
-                                           size_t n_rows, mmrec_tensor **out);
- mmrec_status mmrec_graph_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
-                                                   mmrec_tensor *items, mmrec_tensor **out);
+mmrec_status mmrec_knn_config_init_sized(mmrec_knn_config *cfg, size_t size);
+mmrec_status mmrec_graph_create_knn(const float *features, int64_t num_items,
+int64_t dim, const mmrec_knn_config *cfg,
+mmrec_graph **out);
+void mmrec_graph_destroy(mmrec_graph *graph);
+mmrec_status mmrec_graph_info(const mmrec_graph *graph, int64_t *num_nodes,
+int64_t *num_users, int64_t *nnz);
+mmrec_status mmrec_graph_propagate(mmrec_tape *tape, const mmrec_graph *graph,
+mmrec_tensor *x, mmrec_tensor **out);
+mmrec_status mmrec_lightgcn(mmrec_tape *tape, const mmrec_graph *graph,
+mmrec_tensor *ego, int num_layers, const float *weights,
+mmrec_tensor **out);
+mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph,
+mmrec_tensor *ego, int num_layers,
+const float *weights, const int64_t *rows,
+size_t n_rows, mmrec_tensor **out);
+mmrec_status mmrec_graph_aggregate_users(mmrec_tape *tape, const mmrec_graph *graph,
+mmrec_tensor *items, mmrec_tensor **out);
 typedef struct mmrec_rank_metrics {
-    size_t struct_size;
-    int k;
-    int64_t users;
-    double recall, ndcg, precision, hit_rate, mrr;
+size_t struct_size;
+int k;
+int64_t users;
+double recall, ndcg, precision, hit_rate, mrr;
 } mmrec_rank_metrics;
- mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_emb,
-                                               int64_t num_users, int64_t num_items,
-                                               int64_t dim, const mmrec_interactions *train,
-                                               const mmrec_interactions *test, const int *ks,
-                                               int num_ks, mmrec_rank_metrics *out);
- mmrec_status mmrec_metric_auc(const float *scores, const float *labels, size_t n,
-                                        double *out);
- mmrec_status mmrec_metric_gauc(const float *scores, const float *labels,
-                                         const int64_t *groups, size_t n, double *gauc_out,
-                                         size_t *groups_out);
- mmrec_status mmrec_eval_full_auc(const float *user_emb, const float *item_emb,
-                                           int64_t num_users, int64_t num_items, int64_t dim,
-                                           const mmrec_interactions *train,
-                                           const mmrec_interactions *test, double *mean_out,
-                                           double *weighted_out, int64_t *users_out);
- mmrec_status mmrec_eval_zero_shot(const float *features, int64_t num_items,
-                                            int64_t feat_dim,
-                                            const mmrec_interactions *sequences, const int *ks,
-                                            int num_ks, mmrec_rank_metrics *out);
- mmrec_status mmrec_eval_item_cf(const float *features, int64_t num_items,
-                                          int64_t feat_dim,
-                                          const mmrec_interactions *interactions, const int *ks,
-                                          int num_ks, mmrec_rank_metrics *out);
- mmrec_status mmrec_eval_mask_modality(float *features, int64_t num_items, int64_t dim,
-                                                int64_t col_begin, int64_t col_end, double ratio,
-                                                uint64_t seed);
+mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_emb,
+int64_t num_users, int64_t num_items,
+int64_t dim, const mmrec_interactions *train,
+const mmrec_interactions *test, const int *ks,
+int num_ks, mmrec_rank_metrics *out);
+mmrec_status mmrec_metric_auc(const float *scores, const float *labels, size_t n,
+double *out);
+mmrec_status mmrec_metric_gauc(const float *scores, const float *labels,
+const int64_t *groups, size_t n, double *gauc_out,
+size_t *groups_out);
+mmrec_status mmrec_eval_full_auc(const float *user_emb, const float *item_emb,
+int64_t num_users, int64_t num_items, int64_t dim,
+const mmrec_interactions *train,
+const mmrec_interactions *test, double *mean_out,
+double *weighted_out, int64_t *users_out);
+mmrec_status mmrec_eval_zero_shot(const float *features, int64_t num_items,
+int64_t feat_dim,
+const mmrec_interactions *sequences, const int *ks,
+int num_ks, mmrec_rank_metrics *out);
+mmrec_status mmrec_eval_item_cf(const float *features, int64_t num_items,
+int64_t feat_dim,
+const mmrec_interactions *interactions, const int *ks,
+int num_ks, mmrec_rank_metrics *out);
+mmrec_status mmrec_eval_mask_modality(float *features, int64_t num_items, int64_t dim,
+int64_t col_begin, int64_t col_end, double ratio,
+uint64_t seed);
 typedef enum mmrec_index_metric {
-    MMREC_INDEX_INNER_PRODUCT = 0,
-    MMREC_INDEX_COSINE = 1
+MMREC_INDEX_INNER_PRODUCT = 0,
+MMREC_INDEX_COSINE = 1
 } mmrec_index_metric;
 typedef enum mmrec_index_storage {
-    MMREC_INDEX_F32 = 0,
-    MMREC_INDEX_F16 = 1,
-    MMREC_INDEX_BF16 = 2
+MMREC_INDEX_F32 = 0,
+MMREC_INDEX_F16 = 1,
+MMREC_INDEX_BF16 = 2
 } mmrec_index_storage;
 typedef enum mmrec_index_combine {
-    MMREC_INDEX_COMBINE_SUM = 0,
-    MMREC_INDEX_COMBINE_MAX = 1
+MMREC_INDEX_COMBINE_SUM = 0,
+MMREC_INDEX_COMBINE_MAX = 1
 } mmrec_index_combine;
 typedef struct mmrec_index_config {
-    size_t struct_size;
-    mmrec_index_metric metric;
-    mmrec_index_storage storage;
-    int64_t vectors_per_item;
-    mmrec_index_combine query_combine;
+size_t struct_size;
+mmrec_index_metric metric;
+mmrec_index_storage storage;
+int64_t vectors_per_item;
+mmrec_index_combine query_combine;
 } mmrec_index_config;
- mmrec_status mmrec_index_config_init_sized(mmrec_index_config *cfg, size_t size);
+mmrec_status mmrec_index_config_init_sized(mmrec_index_config *cfg, size_t size);
 typedef struct mmrec_index_filter {
-    size_t struct_size;
-    const int64_t *exclude;
-    size_t num_exclude;
-    const int64_t *allow;
-    size_t num_allow;
-    const uint64_t *allow_bitmap;
-    uint64_t allow_bitmap_bits;
+size_t struct_size;
+const int64_t *exclude;
+size_t num_exclude;
+const int64_t *allow;
+size_t num_allow;
+const uint64_t *allow_bitmap;
+uint64_t allow_bitmap_bits;
 } mmrec_index_filter;
- mmrec_status mmrec_index_filter_init_sized(mmrec_index_filter *cfg, size_t size);
- mmrec_status mmrec_index_create(const float *vectors, const int64_t *ids,
-                                          size_t num_items, int64_t dim,
-                                          const mmrec_index_config *cfg, mmrec_index **out);
- mmrec_status mmrec_index_create_from_cache(const mmrec_cache *cache, const char *field,
-                                                     const mmrec_index_config *cfg,
-                                                     mmrec_index **out);
- mmrec_status mmrec_index_save(const mmrec_index *index, const char *path);
- mmrec_status mmrec_index_open(const char *path, mmrec_index **out);
- void mmrec_index_destroy(mmrec_index *index);
- mmrec_status mmrec_index_refresh(mmrec_index *index, const mmrec_index *source);
- mmrec_status mmrec_index_info(const mmrec_index *index, int64_t *num_items_out,
-                                        int64_t *dim_out, int64_t *vectors_out,
-                                        mmrec_index_metric *metric_out,
-                                        mmrec_index_storage *storage_out);
- mmrec_status mmrec_index_search(const mmrec_index *index, const float *queries,
-                                          size_t num_queries, int64_t dim, int64_t k,
-                                          const mmrec_index_filter *filters, int64_t *ids_out,
-                                          float *scores_out, size_t *counts_out);
- mmrec_status mmrec_index_search_multi(const mmrec_index *index, const float *queries,
-                                                size_t num_queries, int64_t query_vectors,
-                                                int64_t dim, int64_t k,
-                                                const mmrec_index_filter *filters,
-                                                int64_t *ids_out, float *scores_out,
-                                                size_t *counts_out);
+mmrec_status mmrec_index_filter_init_sized(mmrec_index_filter *cfg, size_t size);
+mmrec_status mmrec_index_create(const float *vectors, const int64_t *ids,
+size_t num_items, int64_t dim,
+const mmrec_index_config *cfg, mmrec_index **out);
+mmrec_status mmrec_index_create_from_cache(const mmrec_cache *cache, const char *field,
+const mmrec_index_config *cfg,
+mmrec_index **out);
+mmrec_status mmrec_index_save(const mmrec_index *index, const char *path);
+mmrec_status mmrec_index_open(const char *path, mmrec_index **out);
+void mmrec_index_destroy(mmrec_index *index);
+mmrec_status mmrec_index_refresh(mmrec_index *index, const mmrec_index *source);
+mmrec_status mmrec_index_info(const mmrec_index *index, int64_t *num_items_out,
+int64_t *dim_out, int64_t *vectors_out,
+mmrec_index_metric *metric_out,
+mmrec_index_storage *storage_out);
+mmrec_status mmrec_index_search(const mmrec_index *index, const float *queries,
+size_t num_queries, int64_t dim, int64_t k,
+const mmrec_index_filter *filters, int64_t *ids_out,
+float *scores_out, size_t *counts_out);
+mmrec_status mmrec_index_search_multi(const mmrec_index *index, const float *queries,
+size_t num_queries, int64_t query_vectors,
+int64_t dim, int64_t k,
+const mmrec_index_filter *filters,
+int64_t *ids_out, float *scores_out,
+size_t *counts_out);
 #define MMREC_CACHE_MISSING_ZERO 1
 #define MMREC_INTTOWER_MAX_LAYERS 16
 #define MMREC_MAX_DIMS 4
