@@ -37,6 +37,7 @@ from ._ffi import ffi, lib
 from ._cdef import CDEF
 from .config import Config, enum_value, make_config, _NP_OF_C
 from .errors import check
+from .tensor import Tensor
 
 __all__ = ["call", "bind", "params_of"]
 
@@ -66,7 +67,7 @@ def params_of(fname):
 
 
 class _Plan:
-    __slots__ = ("fname", "func", "types", "decls", "names", "tape_index")
+    __slots__ = ("fname", "func", "types", "decls", "names", "tape_index", "outs")
 
     def __init__(self, fname):
         self.fname = fname
@@ -75,6 +76,27 @@ class _Plan:
         self.decls = [d for d, _ in _PARAMS[fname]]
         self.names = [n for _, n in _PARAMS[fname]]
         self.tape_index = next((i for i, t in enumerate(self.types) if t is _TAPE), None)
+        self.outs = {}  # number of inputs given -> [(ctype, kind)] of the outputs
+
+    def outputs(self, given):
+        """[(pointer ctype, kind)] of the parameters after `given` inputs."""
+        res = self.outs.get(given)
+        if res is None:
+            res = []
+            for i in range(given, len(self.types)):
+                t, decl = self.types[i], self.decls[i]
+                if t.kind != "pointer" or (decl.startswith("const") and "**" not in decl):
+                    raise TypeError("%s: missing argument %s" % (self.fname, self.names[i]))
+                item = t.item
+                if item is _TENSOR:
+                    kind = "tensor"
+                elif item.kind == "pointer" and item.item.cname == "char":
+                    kind = "string"
+                else:
+                    kind = "cdata"
+                res.append((t, kind))
+            self.outs[given] = res
+        return res
 
 
 def _plan(fname):
@@ -118,7 +140,6 @@ def _convert(plan, i, value, tape, keep):
             return ffi.NULL
         item = ctype.item
         if ctype is _TENSOR:
-            from .tensor import Tensor
             if isinstance(value, Tensor):
                 return value._cptr(tape)
             if isinstance(value, np.ndarray) and tape is not None:
@@ -168,7 +189,6 @@ def _convert(plan, i, value, tape, keep):
 
 
 def _convert_tensor(value, what, tape):
-    from .tensor import Tensor
     if isinstance(value, np.ndarray) and tape is not None:
         value = tape.wrap(value)
     if not isinstance(value, Tensor):
@@ -198,33 +218,26 @@ def call(fname, *args, owner=None):
     keep = []
     cargs = [_convert(plan, i, v, tape, keep) for i, v in enumerate(args)]
     outs = []
-    for i in range(len(args), len(types)):
-        t, decl = types[i], plan.decls[i]
-        if t.kind != "pointer" or (decl.startswith("const") and "**" not in decl):
-            raise TypeError("%s: missing argument %s" % (fname, plan.names[i]))
+    for t, kind in plan.outputs(len(args)):
         o = ffi.new(t)
-        outs.append(o)
+        outs.append((o, kind))
         cargs.append(o)
-    check(plan.func(*cargs))
+    status = plan.func(*cargs)
+    if status:
+        check(status)
     if tape is not None and keep:
         tape._step_keep.extend(keep)
     res = []
-    for o in outs:
-        t = ffi.typeof(o).item
+    for o, kind in outs:
         v = o[0]
-        if t is _TENSOR:
-            from .tensor import Tensor
+        if kind == "tensor":
             if v == ffi.NULL:
                 res.append(None)
             elif tape is not None:
                 res.append(Tensor._of_tape(v, tape))
             else:
                 res.append(Tensor._borrowed(v, owner))
-        elif t.kind == "primitive":
-            res.append(v)
-        elif t.kind == "enum":
-            res.append(int(v))
-        elif t.kind == "pointer" and t.item.cname == "char":
+        elif kind == "string":
             res.append(None if v == ffi.NULL else ffi.string(v).decode("utf-8"))
         else:
             res.append(v)

@@ -40,6 +40,7 @@ class Tape(Handle):
         self._step_keep = []      # arrays and configs the step may read
         self._step_pinned = []    # caller-owned tensors the step recorded
         self._gen_out = ffi.new("uint64_t *")
+        self._tensor_gen_out = ffi.new("uint64_t *")
         if mode != "train":
             self.mode = mode
         if seed is not None:
@@ -58,7 +59,7 @@ class Tape(Handle):
     def _generation_of(self, tensor_ptr):
         if _tensor_generation is None:
             return self._py_gen
-        out = ffi.new("uint64_t *")
+        out = self._tensor_gen_out
         check(_tensor_generation(tensor_ptr, out))
         return out[0]
 
