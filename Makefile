@@ -352,3 +352,28 @@ bench: $(BENCH_BINS)
 
 clean:
 	rm -rf build lib
+
+# ---- Python bindings (bindings/python: the mmrec package, cffi ABI mode) ----
+#   make python-test   the declarations against the headers, then pytest
+#   make python-cdef   regenerate bindings/python/mmrec/_cdef.py
+#   make install also installs the package into $(PYTHONDIR)
+PYTHON ?= /usr/bin/python3
+PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
+PY_DIR := bindings/python
+.PHONY: python-test python-cdef install-python uninstall-python
+python-cdef:
+	$(Q)$(PYTHON) $(PY_DIR)/gen_cdef.py
+
+python-test: lib/libmmrec.so build/examples/quickstart build/examples/lightgcn
+	$(Q)$(PYTHON) $(PY_DIR)/gen_cdef.py --check
+	$(Q)cd $(PY_DIR) && MMREC_ROOT=$(CURDIR) CC="$(CC)" $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+install: install-python
+install-python:
+	install -d $(DESTDIR)$(PYTHONDIR)/mmrec
+	install -m 644 $(PY_DIR)/mmrec/*.py $(DESTDIR)$(PYTHONDIR)/mmrec/
+
+uninstall: uninstall-python
+uninstall-python:
+	rm -f $(addprefix $(DESTDIR)$(PYTHONDIR)/mmrec/,$(notdir $(wildcard $(PY_DIR)/mmrec/*.py)))
+	-rmdir $(DESTDIR)$(PYTHONDIR)/mmrec

@@ -13,7 +13,9 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 packages="build-essential g++ make pkg-config binutils libopenblas-dev libblis-dev check
-libsubunit-dev abigail-tools doxygen $*"
+libsubunit-dev abigail-tools doxygen
+python3-cffi python3-numpy python3-pytest
+$*"
 wait_s=600
 
 missing=""
