@@ -24,6 +24,15 @@ class Handle:
         self._pins = 0
         self._free_pending = False
 
+    @classmethod
+    def _adopt(cls, ptr):
+        """An object of this class owning `ptr`, made by a library call
+        other than the class's constructor (a reader, an alternative
+        create), without running __init__."""
+        obj = cls.__new__(cls)
+        Handle.__init__(obj, ptr)
+        return obj
+
     @property
     def closed(self):
         """True once close() was called."""

@@ -25,12 +25,6 @@ class Interactions(Handle):
         super().__init__(call("mmrec_interactions_create", users, items, users.size))
 
     @classmethod
-    def _adopt(cls, ptr):
-        obj = cls.__new__(cls)
-        Handle.__init__(obj, ptr)
-        return obj
-
-    @classmethod
     def read_lightgcn(cls, path):
         """Reads a LightGCN text file ("user item item ..." lines)."""
         return cls._adopt(call("mmrec_interactions_read_lightgcn", str(path)))

@@ -16,12 +16,6 @@ class Graph(Handle):
     _kind = "Graph"
 
     @classmethod
-    def _adopt(cls, ptr):
-        obj = cls.__new__(cls)
-        Handle.__init__(obj, ptr)
-        return obj
-
-    @classmethod
     def bipartite(cls, users, items, num_users, num_items):
         """LightGCN's D^-1/2 A D^-1/2 over the user-item pairs (ids copied)."""
         users = np.ascontiguousarray(users, dtype=np.int64).reshape(-1)

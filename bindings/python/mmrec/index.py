@@ -35,12 +35,6 @@ class Index(Handle):
         super().__init__(call("mmrec_index_create", vectors, ids, num_items, dim, config))
 
     @classmethod
-    def _adopt(cls, ptr):
-        obj = cls.__new__(cls)
-        Handle.__init__(obj, ptr)
-        return obj
-
-    @classmethod
     def from_cache(cls, cache, field, cfg=None, **fields):
         """An index over one field of a Cache (ids are the cache's)."""
         config = make_config("mmrec_index_config", cfg)
