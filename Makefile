@@ -4,6 +4,7 @@
 #                       C++ layer's test and quickstart-cpp (test-cpp)
 #   make test-asan      the same suites under AddressSanitizer + UBSan
 #   make test-tsan      the threaded suites under ThreadSanitizer
+#   make test-valgrind  the suites under valgrind memcheck (VALGRIND_SUITES=...)
 #   make abi-check      abidiff against tests/abi/libmmrec.abi
 #   make check-symbols  exports vs version script, headers and frozen lists;
 #                       every exported function has its own doc block
@@ -74,7 +75,7 @@ TEST_SRCS := $(sort $(wildcard tests/*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all clean test test-asan test-tsan example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-serve example-inttower example-cascade example-distill abi-check abi-baseline check-symbols map install uninstall \
+.PHONY: all clean test test-asan test-tsan test-valgrind example-em3 example-lightgcn example-alignrec example-iisan example-twotower example-serve example-inttower example-cascade example-distill abi-check abi-baseline check-symbols map install uninstall \
         example bench examples api-params check-api-params
 all: $(SHARED) $(STATIC) lib/libmmrec.so examples
 
@@ -160,6 +161,22 @@ test-tsan: $(TSAN_BIN) lib/libmmrec.so
 	$(Q)for s in $(TSAN_SUITES); do \
 	    CK_FORK=no CK_RUN_SUITE=$$s MMREC_ROOT=$(CURDIR) TSAN_OPTIONS=halt_on_error=1 \
 	    $(TSAN_BIN) || exit 1; done
+
+# Valgrind memcheck over the Check suites (CK_FORK=no): no error and no
+# definite leak (the worker pool's threads live until exit: their stacks
+# are "possibly lost", not errors). VALGRIND_SUITES picks suites (default:
+# all of them, about 15 minutes here); CI runs the quick ones.
+VALGRIND_SUITES ?= $(shell sed -n 's/.*suite_create("\([a-z0-9_]*\)").*/\1/p' $(TEST_SRCS))
+VALGRIND_CI_SUITES := alignrec batch_softmax_logits cache compat config core distill \
+    distill_attn golden lora losses model numerics ops_elementwise ops_shape reliability \
+    sequence_softmax sequences twotower_scorer
+test-valgrind: $(TEST_BIN) lib/libmmrec.so
+	$(Q)for s in $(VALGRIND_SUITES); do \
+	    echo "valgrind: $$s"; \
+	    CK_FORK=no CK_RUN_SUITE=$$s MMREC_ROOT=$(CURDIR) MMREC_SKIP_INSTALL_TEST=1 \
+	    valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	    --show-leak-kinds=definite $(TEST_BIN) > build/valgrind-$$s.log 2>&1 || \
+	    { cat build/valgrind-$$s.log; exit 1; }; done; echo "valgrind: clean"
 
 # ---- ABI ----
 ABI_BASELINE := tests/abi/libmmrec.abi

@@ -93,6 +93,7 @@ static void mt_expect_ranks_any_threads(const char *what, mt_content_eval eval, 
     mmrec_rank_metrics out[4], first[4];
     ck_assert_int_le(num_ks, 4);
     size_t bytes = (size_t)num_ks * sizeof out[0];
+    memset(out, 0, sizeof out); /* the bytes are compared: padding included */
     out[0].struct_size = sizeof out[0];
     for (int threads = 1; threads <= 3; threads++) {
         MT_OK(mmrec_set_num_threads(threads));
@@ -403,6 +404,8 @@ START_TEST(test_mask_modality_then_evaluate) {
     mmrec_interactions *x = mt_sequences(30, I, 5);
     int ks[1] = {10};
     mmrec_rank_metrics a[1], b[1];
+    memset(a, 0, sizeof a); /* the bytes are compared: padding included */
+    memset(b, 0, sizeof b);
     a[0].struct_size = b[0].struct_size = sizeof a[0];
     memcpy(masked, f, sizeof f);
     MT_OK(mmrec_eval_mask_modality(masked, I, D, 0, 4, 0.0, 1));

@@ -94,9 +94,16 @@ static void mmrec__content_metrics(const int64_t *ranks, size_t n_queries, const
                 mrr += 1.0 / (double)ranks[i];
             }
         double den = n_queries ? (double)n_queries : 1.0;
-        mmrec_rank_metrics r = {stride,     ks[q],      (int64_t)n_queries,
-                                hit / den,  ndcg / den, hit / den / (double)ks[q],
-                                hit / den,  mrr / den};
+        mmrec_rank_metrics r;
+        memset(&r, 0, sizeof r); /* the padding is copied out too */
+        r.struct_size = stride;
+        r.k = ks[q];
+        r.users = (int64_t)n_queries;
+        r.recall = hit / den;
+        r.ndcg = ndcg / den;
+        r.precision = hit / den / (double)ks[q];
+        r.hit_rate = hit / den;
+        r.mrr = mrr / den;
         memcpy((unsigned char *)out + (size_t)q * stride, &r, min_size);
     }
 }

@@ -243,9 +243,16 @@ mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *i
                 for (int m = 0; m < MMREC__M_COUNT; m++)
                     t[m] += sums[(b * (size_t)num_ks + (size_t)q) * MMREC__M_COUNT + (size_t)m];
             double den = n_eval ? (double)n_eval : 1.0;
-            mmrec_rank_metrics r = {stride, ks[q], (int64_t)n_eval, t[MMREC__M_RECALL] / den,
-                                    t[MMREC__M_NDCG] / den, t[MMREC__M_PRECISION] / den,
-                                    t[MMREC__M_HIT] / den, t[MMREC__M_MRR] / den};
+            mmrec_rank_metrics r;
+            memset(&r, 0, sizeof r); /* the padding is copied out too */
+            r.struct_size = stride;
+            r.k = ks[q];
+            r.users = (int64_t)n_eval;
+            r.recall = t[MMREC__M_RECALL] / den;
+            r.ndcg = t[MMREC__M_NDCG] / den;
+            r.precision = t[MMREC__M_PRECISION] / den;
+            r.hit_rate = t[MMREC__M_HIT] / den;
+            r.mrr = t[MMREC__M_MRR] / den;
             unsigned char *dst = (unsigned char *)out + (size_t)q * stride;
             memcpy(dst, &r, min_size);
         }
