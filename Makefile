@@ -13,6 +13,8 @@
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
 #   make bench          run every benchmark (C and its PyTorch counterpart)
+#   make mpi            lib/libmmrec_mpi.so and its test (needs mpicc)
+#   make mpi-test       the data-parallel test on 2 ranks (mpirun -np 2)
 #   make V=1            show the commands
 
 VERSION := $(shell sed -n 's/^\#define MMREC_VERSION_STRING "\(.*\)"/\1/p' include/mmrec/core.h)
@@ -257,6 +259,41 @@ build/bench/%: bench/%.c bench/bench_util.h $(STATIC)
 
 bench: $(BENCH_BINS)
 	$(Q)for b in $(BENCH_BINS); do $$b || exit 1; done
+
+# ---- data-parallel training over MPI (optional: only these targets need
+# mpicc; libmmrec itself has no MPI dependency) ----
+MPICC ?= mpicc
+MPIRUN ?= mpirun
+# root may run Open MPI only when told so; ranks talk over loopback
+MPIRUN_FLAGS ?= --allow-run-as-root --oversubscribe --mca btl self,vader
+MPI_VERSION := 0
+MPI_SONAME := libmmrec_mpi.so.$(MPI_VERSION)
+MPI_SHARED := lib/$(MPI_SONAME)
+MPI_SRCS := $(sort $(wildcard mpi/src/*.c))
+MPI_CFLAGS := $(ALL_CFLAGS) -Impi/include
+MPI_LINK := -Llib -lmmrec_mpi -lmmrec -Wl,-rpath,$(CURDIR)/lib
+
+.PHONY: mpi mpi-test
+mpi: $(MPI_SHARED) lib/libmmrec_mpi.so build/mpi/test_mpi
+
+$(MPI_SHARED): $(MPI_SRCS) $(wildcard mpi/src/*.h) mpi/include/mmrec_mpi.h $(HEADERS) lib/libmmrec.so
+	@mkdir -p lib
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(MPICC) $(MPI_CFLAGS) -fPIC -fvisibility=hidden -shared -Wl,-soname,$(MPI_SONAME) \
+	    -Wl,--no-undefined -o $@ $(MPI_SRCS) -Llib -lmmrec -lm
+
+lib/libmmrec_mpi.so: $(MPI_SHARED)
+	$(Q)ln -sf $(MPI_SONAME) $@
+
+build/mpi/test_mpi: mpi/tests/test_mpi.c
+build/mpi/test_mpi: mpi/include/mmrec_mpi.h $(wildcard examples/*.h) \
+    lib/libmmrec_mpi.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $@")
+	$(Q)$(MPICC) $(MPI_CFLAGS) -o $@ $(filter %.c,$^) $(MPI_LINK) -lm
+
+mpi-test: build/mpi/test_mpi
+	$(Q)$(MPIRUN) $(MPIRUN_FLAGS) -np 2 build/mpi/test_mpi
 
 clean:
 	rm -rf build lib

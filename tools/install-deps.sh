@@ -12,8 +12,10 @@ set -eu
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# libopenmpi-dev and openmpi-bin: only for the optional MPI library (make mpi)
 packages="build-essential g++ make pkg-config binutils libopenblas-dev libblis-dev check
-libsubunit-dev abigail-tools $*"
+libsubunit-dev abigail-tools
+libopenmpi-dev openmpi-bin $*"
 wait_s=600
 
 missing=""
