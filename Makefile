@@ -13,7 +13,7 @@
 #   make install PREFIX=/usr/local   (DESTDIR supported); make uninstall
 #   make example        build and run examples/quickstart
 #   make bench          run every benchmark (C and its PyTorch counterpart)
-#   make mpi            lib/libmmrec_mpi.so and its test (needs mpicc)
+#   make mpi            lib/libmmrec_mpi.so and the MPI example (needs mpicc)
 #   make mpi-test       the data-parallel test on 2 ranks (mpirun -np 2)
 #   make V=1            show the commands
 
@@ -273,8 +273,8 @@ MPI_SRCS := $(sort $(wildcard mpi/src/*.c))
 MPI_CFLAGS := $(ALL_CFLAGS) -Impi/include
 MPI_LINK := -Llib -lmmrec_mpi -lmmrec -Wl,-rpath,$(CURDIR)/lib
 
-.PHONY: mpi mpi-test
-mpi: $(MPI_SHARED) lib/libmmrec_mpi.so build/mpi/test_mpi
+.PHONY: mpi mpi-test example-mpi-lightgcn
+mpi: $(MPI_SHARED) lib/libmmrec_mpi.so build/mpi/mpi_lightgcn build/mpi/test_mpi
 
 $(MPI_SHARED): $(MPI_SRCS) $(wildcard mpi/src/*.h) mpi/include/mmrec_mpi.h $(HEADERS) lib/libmmrec.so
 	@mkdir -p lib
@@ -285,8 +285,9 @@ $(MPI_SHARED): $(MPI_SRCS) $(wildcard mpi/src/*.h) mpi/include/mmrec_mpi.h $(HEA
 lib/libmmrec_mpi.so: $(MPI_SHARED)
 	$(Q)ln -sf $(MPI_SONAME) $@
 
+build/mpi/mpi_lightgcn: mpi/examples/mpi_lightgcn.c
 build/mpi/test_mpi: mpi/tests/test_mpi.c
-build/mpi/test_mpi: mpi/include/mmrec_mpi.h $(wildcard examples/*.h) \
+build/mpi/mpi_lightgcn build/mpi/test_mpi: mpi/include/mmrec_mpi.h $(wildcard examples/*.h) \
     lib/libmmrec_mpi.so
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $@")
@@ -294,6 +295,12 @@ build/mpi/test_mpi: mpi/include/mmrec_mpi.h $(wildcard examples/*.h) \
 
 mpi-test: build/mpi/test_mpi
 	$(Q)$(MPIRUN) $(MPIRUN_FLAGS) -np 2 build/mpi/test_mpi
+
+# LightGCN trained data-parallel; MPI_NP ranks, MPI_LIGHTGCN_ARGS="--epochs 2"
+MPI_NP ?= 2
+MPI_LIGHTGCN_ARGS ?=
+example-mpi-lightgcn: build/mpi/mpi_lightgcn
+	$(Q)$(MPIRUN) $(MPIRUN_FLAGS) -np $(MPI_NP) build/mpi/mpi_lightgcn $(GOWALLA) $(MPI_LIGHTGCN_ARGS)
 
 clean:
 	rm -rf build lib
