@@ -2,7 +2,7 @@
  * `make mpi-test` (mpirun -np 2; any number of ranks >= 2 works).
  *
  * The model has a dense part (an MLP 8 -> 16 -> 1) and a row-sparse table
- * (an Embedding of 50,000 rows of 8); the loss is the mean BCE of the MLP's
+ * (an Embedding of 50,000 rows of 8, or argv[1] rows); the loss is the mean BCE of the MLP's
  * logit of each gathered row. Over several Adam steps, with rank r on its
  * own batch b_r of 24 rows (half of the ids from a small range, so the
  * ranks share rows, half from the whole table):
@@ -23,7 +23,9 @@
 
 #include "mmrec_mpi.h"
 
-enum { ROWS = 50000, DIM = 8, HIDDEN = 16, BATCH = 24, STEPS = 6 };
+enum { DIM = 8, HIDDEN = 16, BATCH = 24, STEPS = 6 };
+
+static int64_t rows_ = 50000; /* the table's rows; argv[1] may set another count */
 
 static int rank_;
 
@@ -63,7 +65,7 @@ static void net_create(net *n, uint64_t seed) {
     CHECK(mmrec_model_seed(n->model, seed));
     mmrec_embedding_config ec;
     CHECK(mmrec_embedding_config_init(&ec));
-    ec.num_rows = ROWS;
+    ec.num_rows = rows_;
     ec.dim = DIM;
     ec.init_std = 0.1f;
     CHECK(mmrec_embedding_create(n->model, "item", &ec, &n->emb));
@@ -111,7 +113,7 @@ static void batch(int step, int r, int64_t *ids, float *targets) {
     for (int k = 0; k < BATCH; k++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t v = x >> 33;
-        ids[k] = k % 2 ? (int64_t)(v % 40) : (int64_t)(v % ROWS);
+        ids[k] = k % 2 ? (int64_t)(v % 40) : (int64_t)(v % (uint64_t)rows_);
         targets[k] = (float)((ids[k] * 7 + step) % 3 == 0);
     }
 }
@@ -148,6 +150,7 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size < 2) FAIL("run on 2 or more ranks (mpirun -np 2), not %d", size);
+    if (argc > 1 && (rows_ = atoll(argv[1])) < 40) FAIL("the table needs 40 rows or more");
     CHECK(mmrec_set_num_threads(1));
 
     net dp_net, ref;
@@ -189,7 +192,7 @@ int main(int argc, char **argv) {
             if (rank_ == 0 && step == 1)
                 printf("test_mpi: a step sends %zu dense bytes and %zu rows in %zu bytes per "
                        "rank (the table holds %zu bytes)\n",
-                       dense_bytes, rows, sparse_bytes, (size_t)ROWS * DIM * sizeof(float));
+                       dense_bytes, rows, sparse_bytes, (size_t)rows_ * DIM * sizeof(float));
         }
         /* (b) bit-identical on every rank, after the broadcast and every step */
         CHECK(mmrec_model_export_params(dp_net.model, mine, np));
