@@ -190,9 +190,10 @@ int main(int argc, char **argv) {
     double t_start = now(), recall = 0, ndcg = 0;
     for (int epoch = 1; epoch <= epochs; epoch++) {
         double t0 = now(), loss_sum = 0;
-        if (cosine)
+        if (cosine) /* lr * (1 + cos(pi t / T)) / 2 over the epochs */
             CHECK(mmrec_optimizer_set_lr(
-                opt, 0, lr * 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - 1) / (float)epochs))));
+                opt, 0,
+                lr * 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - 1) / (float)epochs))));
         for (size_t s = 0; s < steps; s++) {
             double ts = now();
             sample(&mine, &all, U, I, rng, batch, ids);

@@ -71,10 +71,12 @@ struct mmrec_mpi_dp {
     do {                                                                       \
         if (cond) return mmrec_mpi__set_error((status), __func__, __VA_ARGS__); \
     } while (0)
-#define MMREC_MPI__CALL(call)                                                  \
+/* An MPI call inside the public function `func`: MMREC_EIO on failure. */
+#define MMREC_MPI__CALL(func, call)                                            \
     do {                                                                       \
         int mpi_rc_ = (call);                                                  \
-        if (mpi_rc_ != MPI_SUCCESS) return mmrec_mpi__mpi_error(mpi_rc_, __func__, #call); \
+        if (mpi_rc_ != MPI_SUCCESS)                                            \
+            return mmrec_mpi__mpi_error(mpi_rc_, (func), #call);               \
     } while (0)
 
 static mmrec_status mmrec_mpi__check(const mmrec_mpi_dp *dp, const char *func) {
@@ -288,18 +290,26 @@ mmrec_status mmrec_mpi_dp_broadcast_params(mmrec_mpi_dp *dp) {
     return s;
 }
 
+/* A libmmrec call on the model failed inside a step: the model no longer
+ * has the layout create saw (a parameter frozen or unfrozen, the model
+ * destroyed). */
+static mmrec_status mmrec_mpi__changed(mmrec_status s, const char *func, const char *what) {
+    return mmrec_mpi__forward_error(s == MMREC_ENOMEM ? s : MMREC_ESTATE, func, what);
+}
+
 /* Phase 1, local: this rank's dense buffer and touched rows, times 1/size. */
 static mmrec_status mmrec_mpi__pack(mmrec_mpi_dp *dp, const char *func) {
     float scale = 1.0f / (float)dp->size;
     mmrec_status s = mmrec_model_export_dense_grads(dp->model, dp->dense_send, dp->dense_n);
-    if (s != MMREC_OK) return mmrec_mpi__forward_error(s, func, "exporting the dense gradients");
+    if (s != MMREC_OK)
+        return mmrec_mpi__changed(s, func, "the model changed since mmrec_mpi_dp_create");
     for (size_t i = 0; i < dp->dense_n; i++) dp->dense_send[i] *= scale;
     size_t vals = 0;
     for (size_t t = 0; t < dp->n_tables; t++) {
         mmrec_mpi__table *tb = &dp->tables[t];
         s = mmrec_model_grad_rows(dp->model, tb->index, dp->ids_send + tb->ids_off,
                                   (size_t)tb->rows, &tb->count);
-        if (s != MMREC_OK) return mmrec_mpi__forward_error(s, func, tb->name);
+        if (s != MMREC_OK) return mmrec_mpi__changed(s, func, tb->name);
         tb->vals_off = vals;
         vals += tb->count * tb->dim;
     }
@@ -308,8 +318,8 @@ static mmrec_status mmrec_mpi__pack(mmrec_mpi_dp *dp, const char *func) {
     for (size_t t = 0; t < dp->n_tables; t++) {
         const mmrec_mpi__table *tb = &dp->tables[t];
         const float *g;
-        if ((s = mmrec_tensor_grad(tb->tensor, &g)) != MMREC_OK)
-            return mmrec_mpi__forward_error(s, func, tb->name);
+        if ((s = mmrec_tensor_grad(tb->tensor, &g)) != MMREC_OK || g == NULL)
+            return mmrec_mpi__changed(s, func, tb->name);
         const int64_t *ids = dp->ids_send + tb->ids_off;
         for (size_t k = 0; k < tb->count; k++) {
             const float *row = g + (size_t)ids[k] * tb->dim;
@@ -363,9 +373,9 @@ static mmrec_status mmrec_mpi__prepare_recv(mmrec_mpi_dp *dp, const char *func) 
 static mmrec_status mmrec_mpi__exchange(mmrec_mpi_dp *dp, const char *func) {
     size_t stride = 1 + dp->n_tables;
     if (dp->dense_n > 0)
-        MMREC_MPI__CALL(MPI_Alltoallv(dp->dense_send, dp->chunk_counts, dp->chunk_displs,
-                                      MPI_FLOAT, dp->dense_recv, dp->own_counts,
-                                      dp->own_displs, MPI_FLOAT, dp->comm));
+        MMREC_MPI__CALL(func, MPI_Alltoallv(dp->dense_send, dp->chunk_counts, dp->chunk_displs,
+                                            MPI_FLOAT, dp->dense_recv, dp->own_counts,
+                                            dp->own_displs, MPI_FLOAT, dp->comm));
     for (size_t t = 0; t < dp->n_tables; t++) {
         mmrec_mpi__table *tb = &dp->tables[t];
         if (tb->total == 0) continue;
@@ -375,18 +385,18 @@ static mmrec_status mmrec_mpi__exchange(mmrec_mpi_dp *dp, const char *func) {
             dp->displs[r] = off;
             off += dp->counts[r];
         }
-        MMREC_MPI__CALL(MPI_Allgatherv(dp->ids_send + tb->ids_off, (int)tb->count, MPI_INT64_T,
-                                       tb->ids_recv, dp->counts, dp->displs, MPI_INT64_T,
-                                       dp->comm));
+        MMREC_MPI__CALL(func, MPI_Allgatherv(dp->ids_send + tb->ids_off, (int)tb->count,
+                                             MPI_INT64_T, tb->ids_recv, dp->counts, dp->displs,
+                                             MPI_INT64_T, dp->comm));
         for (int r = 0; r < dp->size; r++) {
             dp->counts[r] *= (int)tb->dim;
             dp->displs[r] *= (int)tb->dim;
         }
-        MMREC_MPI__CALL(MPI_Allgatherv(dp->vals_send + tb->vals_off, (int)(tb->count * tb->dim),
-                                       MPI_FLOAT, tb->vals_recv, dp->counts, dp->displs,
-                                       MPI_FLOAT, dp->comm));
+        MMREC_MPI__CALL(func, MPI_Allgatherv(dp->vals_send + tb->vals_off,
+                                             (int)(tb->count * tb->dim), MPI_FLOAT,
+                                             tb->vals_recv, dp->counts, dp->displs, MPI_FLOAT,
+                                             dp->comm));
     }
-    (void)func;
     return MMREC_OK;
 }
 
@@ -423,9 +433,9 @@ mmrec_status mmrec_mpi_dp_average_grads(mmrec_mpi_dp *dp) {
         for (size_t i = 0; i < own; i++) sum[i] += src[i];
     }
     if (n > 0) /* every rank's summed chunk, to every rank */
-        MMREC_MPI__CALL(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, dp->dense_send,
-                                       dp->chunk_counts, dp->chunk_displs, MPI_FLOAT,
-                                       dp->comm));
+        MMREC_MPI__CALL(__func__, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, dp->dense_send,
+                                                 dp->chunk_counts, dp->chunk_displs,
+                                                 MPI_FLOAT, dp->comm));
     for (size_t t = 0; t < dp->n_tables; t++) {
         const mmrec_mpi__table *tb = &dp->tables[t];
         for (size_t i = 0; i < tb->total * tb->dim; i++)

@@ -26,7 +26,8 @@ mmrec_status mmrec_mpi__forward_error(mmrec_status status, const char *func, con
 mmrec_status mmrec_mpi__mpi_error(int code, const char *func, const char *call) {
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
-    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", code);
+    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS)
+        snprintf(text, sizeof text, "code %d", code);
     return mmrec_mpi__set_error(MMREC_EIO, func, "%s failed: %s", call, text);
 }
 

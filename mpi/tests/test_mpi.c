@@ -13,7 +13,9 @@
  *       broadcast and after every step (memcmp);
  *   (c) each rank sends the dense part's bytes and only its touched rows
  *       (8 + 4 * dim bytes each), a few KB whatever the table's size;
- * and the calls reject bad arguments with a message naming them. */
+ * the calls reject bad arguments with a message naming them; and when one
+ * rank's model changed, every rank fails the step (that rank naming the
+ * change, the others naming the rank) and no gradient changes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +217,28 @@ int main(int argc, char **argv) {
                          step, i, (double)mine[i], (double)want[i]);
             }
         }
+    }
+    /* a rank whose model changed fails, and so do the others, naming it;
+     * the gradients stay as they were */
+    int64_t ids1[BATCH];
+    float t1[BATCH];
+    batch(1, rank_, ids1, t1);
+    net_backward(&dp_net, ids1, t1, BATCH);
+    float g_before[DIM * HIDDEN + HIDDEN + HIDDEN + 1], g_after[DIM * HIDDEN + HIDDEN + HIDDEN + 1];
+    CHECK(mmrec_model_export_dense_grads(dp_net.model, g_before, dense));
+    if (rank_ == 1) CHECK(mmrec_model_freeze(dp_net.model, "mlp", NULL));
+    if (rank_ == 1)
+        EXPECT(mmrec_mpi_dp_average_grads(dp), MMREC_ESTATE, "changed since mmrec_mpi_dp_create");
+    else
+        EXPECT(mmrec_mpi_dp_average_grads(dp), MMREC_ESTATE, "rank 1 failed");
+    if (rank_ == 0) {
+        size_t nr;
+        int64_t rows[BATCH];
+        CHECK(mmrec_model_grad_rows(dp_net.model, 0, rows, BATCH, &nr));
+        if (nr != distinct(ids1, BATCH)) FAIL("a failed average changed the table's rows");
+        CHECK(mmrec_model_export_dense_grads(dp_net.model, g_after, dense));
+        if (memcmp(g_before, g_after, sizeof g_before) != 0)
+            FAIL("a failed average changed the dense gradients");
     }
     if (rank_ == 0) {
         printf("test_mpi: %d Adam steps on %d ranks: bit-identical ranks, largest difference "
