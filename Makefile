@@ -264,8 +264,10 @@ bench: $(BENCH_BINS)
 # mpicc; libmmrec itself has no MPI dependency) ----
 MPICC ?= mpicc
 MPIRUN ?= mpirun
-# root may run Open MPI only when told so; ranks talk over loopback
-MPIRUN_FLAGS ?= --allow-run-as-root --oversubscribe --mca btl self,vader
+# root may run Open MPI only when told so; ranks talk over shared memory;
+# the ranks are not pinned to cores, which other jobs may be using (pinned,
+# 2 ranks of mpi_lightgcn took twice as long a step on this 2-core VM)
+MPIRUN_FLAGS ?= --allow-run-as-root --oversubscribe --mca btl self,vader --bind-to none
 MPI_VERSION := 0
 MPI_SONAME := libmmrec_mpi.so.$(MPI_VERSION)
 MPI_SHARED := lib/$(MPI_SONAME)
