@@ -199,13 +199,22 @@ mmrec_status mmrec_mpi_dp_create(mmrec_model *model, MPI_Comm comm, mmrec_mpi_dp
     mmrec_status s = mmrec_model_param_count(model, &trainable, NULL);
     if (s != MMREC_OK) return mmrec_mpi__forward_error(s, __func__, "argument 'model'");
 
+    int size = 0;
+    int rc = MPI_Comm_size(comm, &size);
+    if (rc != MPI_SUCCESS) return mmrec_mpi__mpi_error(rc, __func__, "MPI_Comm_size(comm)");
     mmrec_mpi_dp *dp = calloc(1, sizeof *dp);
-    MMREC_MPI__FAIL_IF(dp == NULL, MMREC_ENOMEM, "out of memory");
+    int64_t *all = malloc(4 * (size_t)size * sizeof *all); /* every rank's layout */
+    if (dp == NULL || all == NULL) {
+        free(dp);
+        free(all);
+        return mmrec_mpi__set_error(MMREC_ENOMEM, __func__, "out of memory");
+    }
     dp->magic = MMREC_MPI__MAGIC;
     dp->model = model;
-    int rc = MPI_Comm_dup(comm, &dp->comm);
+    rc = MPI_Comm_dup(comm, &dp->comm);
     if (rc != MPI_SUCCESS) {
         mmrec_mpi__free(dp);
+        free(all);
         return mmrec_mpi__mpi_error(rc, __func__, "MPI_Comm_dup(comm)");
     }
     MPI_Comm_set_errhandler(dp->comm, MPI_ERRORS_RETURN);
@@ -220,11 +229,6 @@ mmrec_status mmrec_mpi_dp_create(mmrec_model *model, MPI_Comm comm, mmrec_mpi_dp
         for (int k = 0; k < 3; k++) hash = (hash ^ v[k]) * 1099511628211ull;
     }
     int64_t mine[4] = {s, (int64_t)dp->dense_n, (int64_t)dp->n_tables, (int64_t)hash};
-    int64_t *all = malloc(4 * (size_t)dp->size * sizeof *all);
-    if (all == NULL) { /* cannot take part: the others wait in the gather */
-        mmrec_mpi__free(dp);
-        return mmrec_mpi__set_error(MMREC_ENOMEM, __func__, "out of memory");
-    }
     rc = MPI_Allgather(mine, 4, MPI_INT64_T, all, 4, MPI_INT64_T, dp->comm);
     if (rc != MPI_SUCCESS) s = mmrec_mpi__mpi_error(rc, __func__, "MPI_Allgather");
     for (int r = 0; s == MMREC_OK && r < dp->size; r++) {
