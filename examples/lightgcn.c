@@ -33,107 +33,19 @@
 
 #include <mmrec/mmrec.h>
 
+#include "example_util.h"
+#include "lightgcn_data.h"
+
 #define DIM 64
 #define LAYERS 3
 #define L2 1e-4f
 
-#define CHECK(call)                                                                   \
-    do {                                                                              \
-        mmrec_status s_ = (call);                                                     \
-        if (s_ != MMREC_OK) {                                                         \
-            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #call, \
-                    mmrec_status_name(s_), mmrec_last_error());                       \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void *xmalloc(size_t size) {
-    void *p = malloc(size ? size : 1);
-    if (p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-/* Each user's training items, sorted (for the negative sampler). */
-typedef struct user_lists {
-    int64_t *ptr, *items;
-    int64_t *active; /* users with at least one item */
-    size_t n_active;
-} user_lists;
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static void build_lists(const mmrec_interactions *train, int64_t U, user_lists *l) {
-    const int64_t *us, *is;
-    size_t n;
-    CHECK(mmrec_interactions_pairs(train, &us, &is));
-    CHECK(mmrec_interactions_info(train, NULL, NULL, &n));
-    l->ptr = xmalloc((size_t)(U + 1) * sizeof *l->ptr);
-    l->items = xmalloc(n * sizeof *l->items);
-    memset(l->ptr, 0, (size_t)(U + 1) * sizeof *l->ptr);
-    for (size_t k = 0; k < n; k++) l->ptr[us[k] + 1]++;
-    for (int64_t u = 0; u < U; u++) l->ptr[u + 1] += l->ptr[u];
-    int64_t *fill = xmalloc((size_t)U * sizeof *fill);
-    memcpy(fill, l->ptr, (size_t)U * sizeof *fill);
-    for (size_t k = 0; k < n; k++) l->items[fill[us[k]]++] = is[k];
-    free(fill);
-    l->active = xmalloc((size_t)U * sizeof *l->active);
-    l->n_active = 0;
-    for (int64_t u = 0; u < U; u++) {
-        qsort(l->items + l->ptr[u], (size_t)(l->ptr[u + 1] - l->ptr[u]), sizeof *l->items,
-              cmp_i64);
-        if (l->ptr[u + 1] > l->ptr[u]) l->active[l->n_active++] = u;
-    }
-}
-
-static int has_item(const user_lists *l, int64_t u, int64_t item) {
-    int64_t lo = l->ptr[u], hi = l->ptr[u + 1];
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (l->items[mid] < item) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < l->ptr[u + 1] && l->items[lo] == item;
-}
-
-static uint64_t below(mmrec_rng *rng, uint64_t n) {
-    uint64_t v;
-    CHECK(mmrec_rng_below(rng, n, &v));
-    return v;
-}
-
-/* One batch of triples: node ids users, U + positive, U + negative. */
-static void sample(const user_lists *l, int64_t U, int64_t I, mmrec_rng *rng, size_t b,
-                   int64_t *ids) {
-    for (size_t k = 0; k < b; k++) {
-        int64_t u = l->active[below(rng, l->n_active)];
-        int64_t n_pos = l->ptr[u + 1] - l->ptr[u];
-        int64_t pos = l->items[l->ptr[u] + (int64_t)below(rng, (uint64_t)n_pos)];
-        int64_t neg;
-        do neg = (int64_t)below(rng, (uint64_t)I);
-        while (has_item(l, u, neg));
-        ids[k] = u;
-        ids[b + k] = U + pos;
-        ids[2 * b + k] = U + neg;
-    }
-}
-
-static void progress(int epoch, size_t step, size_t steps, double loss, double t0, int tty) {
+static void epoch_progress(int epoch, size_t step, size_t steps, double loss, double t0,
+                           int tty) {
     if (!tty) {
         if (step == steps)
             fprintf(stderr, "  epoch %d: %zu batches, loss %.5f, %.1f s\n", epoch, steps, loss,
-                    now_s() - t0);
+                    now() - t0);
         return;
     }
     char bar[31];
@@ -141,27 +53,8 @@ static void progress(int epoch, size_t step, size_t steps, double loss, double t
     for (size_t k = 0; k < 30; k++) bar[k] = k < done ? '=' : k == done ? '>' : ' ';
     bar[30] = 0;
     fprintf(stderr, "\r  epoch %d [%s] %zu/%zu loss %.5f %.1f s", epoch, bar, step, steps, loss,
-            now_s() - t0);
+            now() - t0);
     if (step == steps) fputc('\n', stderr);
-}
-
-/* Recall@20 and NDCG@20 of the propagated embeddings. */
-static void evaluate(mmrec_tape *tape, const mmrec_graph *g, mmrec_tensor *ego, int64_t U,
-                     int64_t I, const mmrec_interactions *train, const mmrec_interactions *test,
-                     double *recall, double *ndcg) {
-    CHECK(mmrec_tape_set_mode(tape, MMREC_TAPE_INFERENCE));
-    mmrec_tensor *e;
-    float *data;
-    CHECK(mmrec_lightgcn(tape, g, ego, LAYERS, NULL, &e));
-    CHECK(mmrec_tensor_data(e, &data));
-    int ks[1] = {20};
-    mmrec_rank_metrics m[1];
-    m[0].struct_size = sizeof m[0];
-    CHECK(mmrec_eval_full_ranking(data, data + U * DIM, U, I, DIM, train, test, ks, 1, m));
-    *recall = m[0].recall;
-    *ndcg = m[0].ndcg;
-    mmrec_tape_reset(tape);
-    CHECK(mmrec_tape_set_mode(tape, MMREC_TAPE_TRAIN));
 }
 
 int main(int argc, char **argv) {
@@ -224,7 +117,7 @@ int main(int argc, char **argv) {
     mmrec_graph *g;
     CHECK(mmrec_graph_create_bipartite(pu, pi, n_train, U, I, &g));
     user_lists lists;
-    build_lists(train, U, &lists);
+    build_lists(pu, pi, n_train, U, &lists);
 
     mmrec_model *model;
     CHECK(mmrec_model_create(&model));
@@ -248,14 +141,14 @@ int main(int argc, char **argv) {
     int64_t *ids = xmalloc(3 * batch * sizeof *ids);
     size_t steps = (n_train + batch - 1) / batch;
     int tty = isatty(2);
-    double t_start = now_s(), recall = 0, ndcg = 0;
+    double t_start = now(), recall = 0, ndcg = 0;
     for (int epoch = 1; epoch <= epochs; epoch++) {
-        double t0 = now_s(), loss_sum = 0;
+        double t0 = now(), loss_sum = 0;
         if (cosine) /* lr * (1 + cos(pi t / T)) / 2 over the epochs */
             CHECK(mmrec_optimizer_set_lr(
                 opt, 0, lr * 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - 1) / (float)epochs))));
         for (size_t s = 0; s < steps; s++) {
-            sample(&lists, U, I, rng, batch, ids);
+            sample(&lists, &lists, U, I, rng, batch, ids);
             mmrec_tensor *rows, *ur, *pr, *nr, *ps, *ns, *prod, *bpr, *ego_rows, *sq, *reg,
                 *loss;
             CHECK(mmrec_lightgcn_rows(tape, g, ego, LAYERS, NULL, ids, 3 * batch, &rows));
@@ -280,25 +173,23 @@ int main(int argc, char **argv) {
             CHECK(mmrec_optimizer_step(opt));
             mmrec_tape_reset(tape);
             if (tty || s + 1 == steps)
-                progress(epoch, s + 1, steps, loss_sum / (double)(s + 1), t0, tty);
+                epoch_progress(epoch, s + 1, steps, loss_sum / (double)(s + 1), t0, tty);
         }
         if (epoch % eval_every == 0 || epoch == epochs) {
-            double te0 = now_s();
-            evaluate(tape, g, ego, U, I, train, test, &recall, &ndcg);
+            double te0 = now();
+            evaluate(tape, g, ego, LAYERS, U, I, DIM, train, test, &recall, &ndcg);
             printf("epoch %d  loss %.5f  recall@20 %.4f  ndcg@20 %.4f  (eval %.1f s, %.0f s "
                    "total)\n",
-                   epoch, loss_sum / (double)steps, recall, ndcg, now_s() - te0,
-                   now_s() - t_start);
+                   epoch, loss_sum / (double)steps, recall, ndcg, now() - te0,
+                   now() - t_start);
             fflush(stdout);
         }
     }
-    double seconds = now_s() - t_start;
+    double seconds = now() - t_start;
     printf("RESULT lightgcn recall@20=%.4f ndcg@20=%.4f epochs=%d seconds=%.0f\n", recall, ndcg,
            epochs, seconds);
     free(ids);
-    free(lists.ptr);
-    free(lists.items);
-    free(lists.active);
+    free_lists(&lists);
     mmrec_tape_destroy(tape);
     mmrec_optimizer_destroy(opt);
     mmrec_model_destroy(model);

@@ -668,6 +668,58 @@ FLAT_CALL(mmrec_model_export_params)
 FLAT_CALL(mmrec_model_import_params)
 FLAT_CALL(mmrec_model_export_grads)
 FLAT_CALL(mmrec_model_import_grads)
+/* The row-sparse calls act on the table of f->emb. */
+static size_t fx_emb_index(fx *f) {
+    size_t n;
+    MT_OK(mmrec_model_num_params(f->model, &n));
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        mmrec_tensor *t;
+        MT_OK(mmrec_model_param_at(f->model, i, &name, &t));
+        if (strcmp(name, "emb.weight") == 0) return i;
+    }
+    ck_abort_msg("no emb.weight");
+    return 0;
+}
+CALL(mmrec_model_param_row_sparse) {
+    int flag;
+    return mmrec_model_param_row_sparse(N(0, f->model), fx_emb_index(f), N(2, &flag));
+}
+CALL(mmrec_model_grad_rows) {
+    int64_t rows[10];
+    size_t count;
+    return mmrec_model_grad_rows(N(0, f->model), fx_emb_index(f), N(2, rows), 10, N(4, &count));
+}
+CALL(mmrec_model_set_grad_rows) {
+    static const int64_t rows[2] = {3, 1};
+    float src[2 * D] = {0};
+    return mmrec_model_set_grad_rows(N(0, f->model), fx_emb_index(f), N(2, rows), 2, N(4, src));
+}
+/* The dense flat buffer: the trainable elements without the tables'. */
+static int64_t fx_dense(fx *f) {
+    size_t n, tables = 0;
+    MT_OK(mmrec_model_num_params(f->model, &n));
+    for (size_t i = 0; i < n; i++) {
+        int row_sparse;
+        mmrec_tensor *t;
+        size_t numel;
+        MT_OK(mmrec_model_param_row_sparse(f->model, i, &row_sparse));
+        MT_OK(mmrec_model_param_at(f->model, i, NULL, &t));
+        MT_OK(mmrec_tensor_numel(t, &numel));
+        if (row_sparse) tables += numel;
+    }
+    return fx_trainable(f) - (int64_t)tables;
+}
+#define DENSE_CALL(fn)                                                                  \
+    CALL(fn) {                                                                          \
+        int64_t n = fx_dense(f);                                                        \
+        float *v = calloc((size_t)n, sizeof *v);                                        \
+        mmrec_status s = fn(N(0, f->model), N(1, v), (size_t)n);                        \
+        free(v);                                                                        \
+        return s;                                                                       \
+    }
+DENSE_CALL(mmrec_model_export_dense_grads)
+DENSE_CALL(mmrec_model_import_dense_grads)
 CALL(mmrec_model_save) { return mmrec_model_save(N(0, f->model), N(1, mt_file(3, "m.mmrc"))); }
 CALL(mmrec_model_load) {
     MT_OK(mmrec_model_save(f->model, mt_file(3, "m.mmrc")));
@@ -1497,6 +1549,11 @@ static const mt_entry mt_entries[] = {
     E(mmrec_model_import_params),
     E(mmrec_model_export_grads),
     E(mmrec_model_import_grads),
+    E(mmrec_model_param_row_sparse),
+    E(mmrec_model_grad_rows),
+    E(mmrec_model_set_grad_rows),
+    E(mmrec_model_export_dense_grads),
+    E(mmrec_model_import_dense_grads),
     E(mmrec_model_save),
     E(mmrec_model_load),
     /* index.h */

@@ -240,6 +240,162 @@ START_TEST(test_model_flat_buffers_round_trip) {
 }
 END_TEST
 
+/* A model of "lin" (Linear 3 -> 2: weight [2,3] index 0, bias [2] index 1)
+ * over "emb" (row-sparse [6,3] table, index 2), noise in every parameter. */
+static mmrec_model *mt_sparse_model(mmrec_module **lin, mmrec_module **emb) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    mmrec_embedding_config ec;
+    MT_OK(mmrec_embedding_config_init(&ec));
+    ec.num_rows = 6;
+    ec.dim = 3;
+    mmrec_linear_config lc;
+    MT_OK(mmrec_linear_config_init(&lc));
+    lc.in_dim = 3;
+    lc.out_dim = 2;
+    MT_OK(mmrec_linear_create(m, "lin", &lc, lin));
+    MT_OK(mmrec_embedding_create(m, "emb", &ec, emb));
+    mt_perturb_params(m, 11);
+    return m;
+}
+
+START_TEST(test_model_sparse_rows_and_dense_part) {
+    mmrec_module *lin, *emb;
+    mmrec_model *m = mt_sparse_model(&lin, &emb);
+    int flag;
+    MT_OK(mmrec_model_param_row_sparse(m, 0, &flag));
+    ck_assert_int_eq(flag, 0);
+    MT_OK(mmrec_model_param_row_sparse(m, 2, &flag));
+    ck_assert_int_eq(flag, 1);
+
+    /* one step: rows 4 and 1 gathered (4 twice) */
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    const int64_t ids[3] = {4, 1, 4};
+    mmrec_tensor *e, *y, *loss;
+    MT_OK(mmrec_embedding_forward(emb, t, ids, 3, &e));
+    MT_OK(mmrec_linear_forward(lin, t, e, &y));
+    MT_OK(mmrec_sum(t, y, MMREC_AXIS_ALL, &loss));
+    MT_OK(mmrec_tape_backward(t, loss));
+    int64_t rows[6];
+    size_t count;
+    MT_OK(mmrec_model_grad_rows(m, 2, rows, 6, &count));
+    ck_assert_uint_eq(count, 2);
+    ck_assert(rows[0] == 4 && rows[1] == 1); /* first-touch order */
+
+    /* the dense flat buffer is the flat buffer without the table */
+    float all[26], dense[8];
+    MT_OK(mmrec_model_export_grads(m, all, 26));
+    MT_OK(mmrec_model_export_dense_grads(m, dense, 8));
+    ck_assert(memcmp(all, dense, sizeof dense) == 0);
+    float d2[8];
+    for (int i = 0; i < 8; i++) d2[i] = 0.5f * (float)i - 1.0f;
+    MT_OK(mmrec_model_import_dense_grads(m, d2, 8));
+    MT_OK(mmrec_model_export_grads(m, all, 26));
+    ck_assert(memcmp(all, d2, sizeof d2) == 0);
+    MT_OK(mmrec_model_grad_rows(m, 2, rows, 6, &count)); /* the table kept its rows */
+    ck_assert_uint_eq(count, 2);
+
+    /* overwrite with rows 5, 1, 5: row 5 is the sum of its two, in order */
+    const int64_t set[3] = {5, 1, 5};
+    float src[9];
+    mt_fill_uniform(src, 9, -1, 1, 12);
+    MT_OK(mmrec_model_set_grad_rows(m, 2, set, 3, src));
+    MT_OK(mmrec_model_grad_rows(m, 2, rows, 6, &count));
+    ck_assert(count == 2 && rows[0] == 5 && rows[1] == 1);
+    mmrec_tensor *table;
+    const float *g;
+    MT_OK(mmrec_model_param(m, "emb.weight", &table));
+    MT_OK(mmrec_tensor_grad(table, &g));
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < 3; j++) {
+            float want = r == 5 ? src[j] + src[6 + j] : r == 1 ? src[3 + j] : 0.0f;
+            ck_assert_msg(g[r * 3 + j] == want, "grad[%d][%d] %g, want %g", r, j,
+                          (double)g[r * 3 + j], (double)want);
+        }
+
+    /* a failed call changes nothing */
+    float before[18];
+    memcpy(before, g, sizeof before);
+    const int64_t bad[2] = {1, 6};
+    MT_EXPECT(mmrec_model_set_grad_rows(m, 2, bad, 2, src), MMREC_ERANGE, "rows[1] is 6");
+    src[4] = NAN;
+    MT_EXPECT(mmrec_model_set_grad_rows(m, 2, set, 2, src), MMREC_ENUMERIC, "src[4] is nan");
+    ck_assert(memcmp(before, g, sizeof before) == 0);
+    MT_OK(mmrec_model_grad_rows(m, 2, rows, 6, &count));
+    ck_assert_uint_eq(count, 2);
+
+    /* the next step (SGD, lr 1) moves only the listed rows */
+    float p0[26], p1[26];
+    MT_OK(mmrec_model_export_params(m, p0, 26));
+    mmrec_optimizer_config oc;
+    MT_OK(mmrec_optimizer_config_init(&oc));
+    oc.type = MMREC_OPT_SGD;
+    oc.lr = 1.0f;
+    mmrec_optimizer *opt;
+    MT_OK(mmrec_optimizer_create(m, &oc, &opt));
+    MT_OK(mmrec_optimizer_step(opt));
+    MT_OK(mmrec_model_export_params(m, p1, 26));
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < 3; j++) {
+            int i = 8 + r * 3 + j;
+            ck_assert_msg(p1[i] == p0[i] - before[r * 3 + j], "row %d: %g -> %g", r,
+                          (double)p0[i], (double)p1[i]);
+        }
+    MT_OK(mmrec_model_grad_rows(m, 2, rows, 6, &count)); /* the step cleared them */
+    ck_assert_uint_eq(count, 0);
+    mmrec_tape_reset(t);
+
+    /* a dense write into the table lists every row */
+    MT_OK(mmrec_sum(t, table, MMREC_AXIS_ALL, &loss));
+    MT_OK(mmrec_tape_backward(t, loss));
+    MT_OK(mmrec_model_grad_rows(m, 2, rows, 6, &count));
+    ck_assert_uint_eq(count, 6);
+    for (int r = 0; r < 6; r++) ck_assert_int_eq(rows[r], r);
+    MT_OK(mmrec_model_set_grad_rows(m, 2, NULL, 0, NULL)); /* clears it, rows only again */
+    MT_OK(mmrec_model_grad_rows(m, 2, rows, 6, &count));
+    ck_assert_uint_eq(count, 0);
+    mmrec_tape_reset(t);
+
+    /* a frozen table is no row-sparse table; the dense part keeps its size */
+    MT_OK(mmrec_model_freeze(m, "emb", NULL));
+    MT_OK(mmrec_model_param_row_sparse(m, 2, &flag));
+    ck_assert_int_eq(flag, 0);
+    MT_OK(mmrec_model_export_dense_grads(m, dense, 8));
+    MT_EXPECT(mmrec_model_grad_rows(m, 2, rows, 6, &count), MMREC_EINVAL, "index 2");
+    mmrec_optimizer_destroy(opt);
+    mmrec_tape_destroy(t);
+    mmrec_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_model_sparse_rows_bad_input) {
+    mmrec_module *lin, *emb;
+    mmrec_model *m = mt_sparse_model(&lin, &emb);
+    int flag;
+    int64_t rows[6] = {0};
+    size_t count;
+    float buf[9] = {0};
+    MT_EXPECT(mmrec_model_param_row_sparse(m, 3, &flag), MMREC_ERANGE, "index 3");
+    MT_EXPECT(mmrec_model_grad_rows(m, 3, rows, 6, &count), MMREC_ERANGE, "index 3");
+    MT_EXPECT(mmrec_model_grad_rows(m, 1, rows, 6, &count), MMREC_EINVAL,
+              "index 1: parameter 'lin.bias' is not a row-sparse table");
+    MT_OK(mmrec_model_set_grad_rows(m, 2, rows, 3, buf)); /* row 0 touched */
+    MT_EXPECT(mmrec_model_grad_rows(m, 2, rows, 0, &count), MMREC_ERANGE, "capacity is 0");
+    MT_EXPECT(mmrec_model_set_grad_rows(m, 0, rows, 1, buf), MMREC_EINVAL, "index 0");
+    MT_EXPECT(mmrec_model_set_grad_rows(m, 2, NULL, 1, buf), MMREC_EINVAL,
+              "argument 'rows' is NULL");
+    rows[2] = -1;
+    MT_EXPECT(mmrec_model_set_grad_rows(m, 2, rows, 3, buf), MMREC_ERANGE, "rows[2] is -1");
+    MT_EXPECT(mmrec_model_export_dense_grads(m, buf, 9), MMREC_EINVAL,
+              "n is 9, expected 8 (the dense element count)");
+    MT_EXPECT(mmrec_model_import_dense_grads(m, buf, 26), MMREC_EINVAL, "n is 26, expected 8");
+    buf[7] = INFINITY;
+    MT_EXPECT(mmrec_model_import_dense_grads(m, buf, 8), MMREC_ENUMERIC, "src[7] is inf");
+    mmrec_model_destroy(m);
+}
+END_TEST
+
 /* ---- lifetime ---- */
 
 START_TEST(test_model_destroyed_before_optimizer_lives_on) {
@@ -478,6 +634,8 @@ static Suite *model_suite(void) {
     tcase_add_test(api, test_model_freeze_counts_and_frozen_get_no_gradient);
     tcase_add_test(api, test_prefix_matches_whole_name_components);
     tcase_add_test(api, test_model_flat_buffers_round_trip);
+    tcase_add_test(api, test_model_sparse_rows_and_dense_part);
+    tcase_add_test(api, test_model_sparse_rows_bad_input);
     suite_add_tcase(s, api);
     TCase *lc = tcase_create("lifecycle");
     tcase_add_test(lc, test_model_destroyed_before_optimizer_lives_on);

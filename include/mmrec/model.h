@@ -183,6 +183,91 @@ MMREC_API mmrec_status mmrec_model_export_grads(const mmrec_model *model, float 
  * Thread safety: per-handle (the model). Since 0.1. */
 MMREC_API mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n);
 
+/* Row-sparse tables and the dense part, for data-parallel training that
+ * sends only the rows a step touched of large embedding tables.
+ * A row-sparse table is a trainable parameter whose gradient is tracked by
+ * row: the table of an Embedding made without `dense` (modules.h). A step's
+ * row gathers touch its rows; only those rows' gradients may be non-zero,
+ * and the optimizer updates only them. The dense part is every other
+ * trainable parameter; its flat buffer (the "dense flat buffer") is the
+ * flat buffer above with the row-sparse tables left out, so its length is
+ * the trainable element count minus the tables' elements. */
+
+/* Whether the index-th parameter is a row-sparse table (see above).
+ *   index (in)  0 .. mmrec_model_num_params() - 1.
+ *   out   (out) 1 for a trainable row-sparse table, 0 otherwise (a dense
+ *               or frozen parameter).
+ * Returns MMREC_OK, MMREC_EINVAL (model or out NULL, not a model),
+ *         MMREC_ESTATE (the model was destroyed), MMREC_ERANGE (index >=
+ *         count; the message gives both).
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_model_param_row_sparse(const mmrec_model *model, size_t index,
+                                                    int *out);
+
+/* Lists the rows of a row-sparse table whose gradient may be non-zero: the
+ * rows touched since its gradient was last cleared, in the order first
+ * touched; every row, in order, when an op other than a row gather wrote
+ * into the table since then (its next step is then dense, modules.h).
+ *   index     (in)  a row-sparse table (mmrec_model_param_row_sparse()).
+ *   rows      (out) capacity row ids of caller memory; the first
+ *                   *count_out are written.
+ *   capacity  (in)  room in rows; the table's row count always suffices.
+ *   count_out (out) number of rows listed.
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, not a model, index not a row-sparse
+ *         table), MMREC_ESTATE (the model was destroyed), MMREC_ERANGE
+ *         (index >= count; capacity below the number of rows: the message
+ *         gives both, nothing is written).
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_model_grad_rows(const mmrec_model *model, size_t index,
+                                             int64_t *rows, size_t capacity, size_t *count_out);
+
+/* Overwrites a row-sparse table's gradient with rows given by id, e.g.
+ * after gathering every worker's touched rows: afterwards the gradient of
+ * row rows[k] is the sum of the src rows given for it, added in the order
+ * given; every other row's is zero; exactly the listed rows are touched
+ * (mmrec_model_grad_rows() lists them in the order first given), so the
+ * next mmrec_optimizer_step() updates those rows only.
+ *   index    (in) a row-sparse table (mmrec_model_param_row_sparse()).
+ *   rows     (in) num_rows ids in [0, table rows), repeats allowed;
+ *                 borrowed for the call. May be NULL when num_rows is 0.
+ *   num_rows (in) number of ids; 0 clears the gradient.
+ *   src      (in) [num_rows, dim] finite floats, row k for id rows[k];
+ *                 borrowed for the call. May be NULL when num_rows is 0.
+ * Returns MMREC_OK, MMREC_EINVAL (model NULL, rows or src NULL with
+ *         num_rows > 0, not a model, index not a row-sparse table),
+ *         MMREC_ESTATE (the model was destroyed), MMREC_ERANGE (index >=
+ *         count; an id out of range: the message names its position),
+ *         MMREC_ENUMERIC (a NaN or infinity in src: the message names its
+ *         index). A failed call changes nothing.
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_model_set_grad_rows(mmrec_model *model, size_t index,
+                                                 const int64_t *rows, size_t num_rows,
+                                                 const float *src);
+
+/* Copies the dense part's gradients into the dense flat buffer (layout
+ * above): with mmrec_model_grad_rows() for the tables, everything a worker
+ * contributes to a data-parallel step.
+ *   dst (out) n floats of caller memory.
+ *   n   (in)  must equal the dense element count.
+ * Returns MMREC_OK, MMREC_EINVAL (model or dst NULL, not a model, n not
+ *         the dense element count: the message gives both), MMREC_ESTATE
+ *         (the model was destroyed).
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_model_export_dense_grads(const mmrec_model *model, float *dst,
+                                                      size_t n);
+
+/* Overwrites the dense part's gradients from the dense flat buffer (layout
+ * above); the row-sparse tables' gradients are not touched.
+ *   src (in) n finite floats; borrowed for the call.
+ *   n   (in) must equal the dense element count.
+ * Returns MMREC_OK, MMREC_EINVAL (model or src NULL, not a model, n not
+ *         the dense element count: the message gives both),
+ *         MMREC_ESTATE (the model was destroyed), MMREC_ENUMERIC (a NaN or
+ *         infinity in src: the message names its index; nothing changed).
+ * Thread safety: per-handle (the model). Since 0.2. */
+MMREC_API mmrec_status mmrec_model_import_dense_grads(mmrec_model *model, const float *src,
+                                                      size_t n);
+
 /* Saves every parameter to `path` crash-safely (see above).
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_EIO (message names the path and the
  *         system error), MMREC_ENOMEM. Since 0.1. */

@@ -357,14 +357,20 @@ mmrec_status mmrec_model_zero_grad(mmrec_model *model) {
 
 /* ---- flat buffers ---- */
 
-static mmrec_status mmrec__flat_check(const mmrec_model *model, size_t n, const char *func) {
-    size_t trainable = 0;
+/* Whether a parameter is in a flat buffer: trainable, and not a row-sparse
+ * table when the buffer is the dense one. */
+static bool mmrec__flat_has(const mmrec__param *p, bool dense_only) {
+    return p->trainable && !(dense_only && p->sparse);
+}
+
+static mmrec_status mmrec__flat_check(const mmrec_model *model, size_t n, bool dense_only,
+                                      const char *func) {
+    size_t count = 0;
     for (size_t i = 0; i < model->n_params; i++)
-        if (model->params[i]->trainable) trainable += model->params[i]->tensor.numel;
-    if (n != trainable)
-        return mmrec__set_error(MMREC_EINVAL, func,
-                                "n is %zu, expected %zu (the trainable element count)", n,
-                                trainable);
+        if (mmrec__flat_has(model->params[i], dense_only)) count += model->params[i]->tensor.numel;
+    if (n != count)
+        return mmrec__set_error(MMREC_EINVAL, func, "n is %zu, expected %zu (the %s element count)",
+                                n, count, dense_only ? "dense" : "trainable");
     return MMREC_OK;
 }
 
@@ -376,12 +382,14 @@ static mmrec_status mmrec__flat_finite(const float *src, size_t n, const char *f
 }
 
 /* Copies between the flat buffer and each trainable parameter's data (or
- * gradient when `grads`); `to_flat` chooses the direction. */
-static void mmrec__flat_copy(const mmrec_model *model, float *flat, bool grads, bool to_flat) {
+ * gradient when `grads`); `to_flat` chooses the direction; `dense_only`
+ * leaves the row-sparse tables out. */
+static void mmrec__flat_copy(const mmrec_model *model, float *flat, bool grads, bool to_flat,
+                             bool dense_only) {
     size_t off = 0;
     for (size_t i = 0; i < model->n_params; i++) {
         mmrec__param *p = model->params[i];
-        if (!p->trainable) continue;
+        if (!mmrec__flat_has(p, dense_only)) continue;
         float *mine = grads ? p->tensor.grad : p->tensor.data;
         size_t n = p->tensor.numel;
         if (to_flat) {
@@ -407,34 +415,128 @@ static void mmrec__flat_copy(const mmrec_model *model, float *flat, bool grads, 
 mmrec_status mmrec_model_export_params(const mmrec_model *model, float *dst, size_t n) {
     MMREC_CHECK_MODEL(model);
     MMREC_CHECK_NULL(dst);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
-    mmrec__flat_copy(model, dst, false, true);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, false, __func__));
+    mmrec__flat_copy(model, dst, false, true, false);
     return MMREC_OK;
 }
 
 mmrec_status mmrec_model_export_grads(const mmrec_model *model, float *dst, size_t n) {
     MMREC_CHECK_MODEL(model);
     MMREC_CHECK_NULL(dst);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
-    mmrec__flat_copy(model, dst, true, true);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, false, __func__));
+    mmrec__flat_copy(model, dst, true, true, false);
     return MMREC_OK;
 }
 
 mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, size_t n) {
     MMREC_CHECK_MODEL(model);
     MMREC_CHECK_NULL(src);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, false, __func__));
     MMREC_FORWARD_IF(mmrec__flat_finite(src, n, __func__));
-    mmrec__flat_copy(model, (float *)src, false, false);
+    mmrec__flat_copy(model, (float *)src, false, false, false);
     return MMREC_OK;
 }
 
 mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n) {
     MMREC_CHECK_MODEL(model);
     MMREC_CHECK_NULL(src);
-    MMREC_FORWARD_IF(mmrec__flat_check(model, n, __func__));
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, false, __func__));
     MMREC_FORWARD_IF(mmrec__flat_finite(src, n, __func__));
-    mmrec__flat_copy(model, (float *)src, true, false);
+    mmrec__flat_copy(model, (float *)src, true, false, false);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_export_dense_grads(const mmrec_model *model, float *dst, size_t n) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(dst);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, true, __func__));
+    mmrec__flat_copy(model, dst, true, true, true);
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_import_dense_grads(mmrec_model *model, const float *src, size_t n) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(src);
+    MMREC_FORWARD_IF(mmrec__flat_check(model, n, true, __func__));
+    MMREC_FORWARD_IF(mmrec__flat_finite(src, n, __func__));
+    mmrec__flat_copy(model, (float *)src, true, false, true);
+    return MMREC_OK;
+}
+
+/* ---- row-sparse tables ---- */
+
+/* The index-th parameter, which must be a trainable row-sparse table. */
+static mmrec_status mmrec__sparse_param(const mmrec_model *model, size_t index, const char *func,
+                                        mmrec__param **out) {
+    if (index >= model->n_params)
+        return mmrec__set_error(MMREC_ERANGE, func, "index %zu, model has %zu parameters", index,
+                                model->n_params);
+    mmrec__param *p = model->params[index];
+    if (!p->sparse || !p->trainable)
+        return mmrec__set_error(MMREC_EINVAL, func,
+                                "index %zu: parameter '%s' is not a row-sparse table (%s)", index,
+                                p->name, p->sparse ? "frozen" : "a dense parameter");
+    *out = p;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_param_row_sparse(const mmrec_model *model, size_t index, int *out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(out);
+    MMREC_FAIL_IF(index >= model->n_params, MMREC_ERANGE, "index %zu, model has %zu parameters",
+                  index, model->n_params);
+    const mmrec__param *p = model->params[index];
+    *out = p->sparse && p->trainable;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_grad_rows(const mmrec_model *model, size_t index, int64_t *rows,
+                                   size_t capacity, size_t *count_out) {
+    MMREC_CHECK_MODEL(model);
+    MMREC_CHECK_NULL(rows);
+    MMREC_CHECK_NULL(count_out);
+    mmrec__param *p = NULL;
+    MMREC_FORWARD_IF(mmrec__sparse_param(model, index, __func__, &p));
+    bool rows_only = mmrec__param_rows_only(p);
+    size_t count = rows_only ? p->n_touched : (size_t)p->tensor.shape[0];
+    MMREC_FAIL_IF(capacity < count, MMREC_ERANGE,
+                  "capacity is %zu, parameter '%s' has %zu rows to list", capacity, p->name,
+                  count);
+    if (rows_only)
+        memcpy(rows, p->touched_rows, count * sizeof *rows);
+    else
+        for (size_t r = 0; r < count; r++) rows[r] = (int64_t)r;
+    *count_out = count;
+    return MMREC_OK;
+}
+
+mmrec_status mmrec_model_set_grad_rows(mmrec_model *model, size_t index, const int64_t *rows,
+                                       size_t num_rows, const float *src) {
+    MMREC_CHECK_MODEL(model);
+    if (num_rows > 0) {
+        MMREC_CHECK_NULL(rows);
+        MMREC_CHECK_NULL(src);
+    }
+    mmrec__param *p = NULL;
+    MMREC_FORWARD_IF(mmrec__sparse_param(model, index, __func__, &p));
+    int64_t n_rows = p->tensor.shape[0];
+    size_t dim = p->tensor.numel / (size_t)n_rows;
+    for (size_t k = 0; k < num_rows; k++)
+        MMREC_FAIL_IF(rows[k] < 0 || rows[k] >= n_rows, MMREC_ERANGE,
+                      "rows[%zu] is %lld, outside [0, %lld) (parameter '%s')", k,
+                      (long long)rows[k], (long long)n_rows, p->name);
+    if (num_rows > 0) MMREC_FORWARD_IF(mmrec__flat_finite(src, num_rows * dim, __func__));
+    mmrec__param_zero_grad(p);
+    for (size_t k = 0; k < num_rows; k++) {
+        float *g = p->tensor.grad + (size_t)rows[k] * dim;
+        const float *s = src + k * dim;
+        if (!p->row_touched[rows[k]]) {
+            memcpy(g, s, dim * sizeof *g);
+            mmrec__param_touch_row(p, rows[k]);
+        } else {
+            for (size_t j = 0; j < dim; j++) g[j] += s[j];
+        }
+    }
     return MMREC_OK;
 }
 

@@ -179,6 +179,17 @@ mmrec_status mmrec_model_export_params(const mmrec_model *model, float *dst, siz
 mmrec_status mmrec_model_import_params(mmrec_model *model, const float *src, size_t n);
 mmrec_status mmrec_model_export_grads(const mmrec_model *model, float *dst, size_t n);
 mmrec_status mmrec_model_import_grads(mmrec_model *model, const float *src, size_t n);
+mmrec_status mmrec_model_param_row_sparse(const mmrec_model *model, size_t index,
+int *out);
+mmrec_status mmrec_model_grad_rows(const mmrec_model *model, size_t index,
+int64_t *rows, size_t capacity, size_t *count_out);
+mmrec_status mmrec_model_set_grad_rows(mmrec_model *model, size_t index,
+const int64_t *rows, size_t num_rows,
+const float *src);
+mmrec_status mmrec_model_export_dense_grads(const mmrec_model *model, float *dst,
+size_t n);
+mmrec_status mmrec_model_import_dense_grads(mmrec_model *model, const float *src,
+size_t n);
 mmrec_status mmrec_model_save(const mmrec_model *model, const char *path);
 mmrec_status mmrec_model_load(mmrec_model *model, const char *path);
 typedef enum mmrec_activation {
