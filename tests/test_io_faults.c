@@ -11,10 +11,8 @@
  * Also: stale temporaries of dead writers are swept, live ones are not,
  * and two saves of one path in one process do not mix. */
 #define _DEFAULT_SOURCE
-#include "mt.h"
+#include "mt_savers.h"
 #include "io/syscalls.h"
-#include "model/model_internal.h"
-#include "optim/optim_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,13 +23,6 @@
 #include <unistd.h>
 
 MT_SUITE(io_faults_suite)
-
-/* A fresh directory on tmpfs when there is one (fsync costs nothing there;
- * the faults are injected above the file system anyway), else in /tmp. */
-static void mt_fast_tmp_dir(void) {
-    snprintf(mt_dir, sizeof mt_dir, "/dev/shm/mmrec-test-XXXXXX");
-    if (mkdtemp(mt_dir) == NULL) mt_tmp_dir();
-}
 
 /* Number of entries in the test directory. */
 static int mt_count_files(void) {
@@ -46,187 +37,6 @@ static int mt_count_files(void) {
 
 static void mt_fill(float *x, size_t n, float v) {
     for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
-static void mt_assert_all(const char *what, const float *x, size_t n, float v) {
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(x[i] == v, "%s[%zu] is %g, expected version %g", what, i, (double)x[i],
-                      (double)v);
-}
-
-/* ---- the savers: each writes "version v" (every value v) to a path and
- * checks that a path holds version v ---- */
-
-typedef struct mt_saver mt_saver;
-struct mt_saver {
-    const char *name; /* for messages */
-    const char *file; /* file name in the test directory */
-    mmrec_status (*save)(mt_saver *sv, const char *path, float v);
-    void (*expect)(mt_saver *sv, const char *path, float v);
-    mmrec_model *m, *m2;
-    mmrec_optimizer *o, *o2;
-    mmrec_index *idx[3]; /* by version */
-};
-
-static mmrec_model *mt_two_params(void) {
-    mmrec_model *m;
-    mmrec_tensor *t;
-    int64_t sa[2] = {3, 5}, sb[1] = {7};
-    MT_OK(mmrec_model_create(&m));
-    MT_OK(mmrec_model_add_param(m, "a", 2, sa, &t));
-    MT_OK(mmrec_model_add_param(m, "b", 1, sb, &t));
-    return m;
-}
-
-static void mt_set_params(mmrec_model *m, float v) {
-    for (size_t i = 0; i < m->n_params; i++)
-        mt_fill(m->params[i]->tensor.data, m->params[i]->tensor.numel, v);
-}
-
-static void mt_assert_params(const mmrec_model *m, float v) {
-    for (size_t i = 0; i < m->n_params; i++)
-        mt_assert_all(m->params[i]->name, m->params[i]->tensor.data, m->params[i]->tensor.numel,
-                      v);
-}
-
-static mmrec_status mt_model_save(mt_saver *sv, const char *path, float v) {
-    mt_set_params(sv->m, v);
-    return mmrec_model_save(sv->m, path);
-}
-
-static void mt_model_expect(mt_saver *sv, const char *path, float v) {
-    mt_set_params(sv->m2, -1.0f);
-    MT_OK(mmrec_model_load(sv->m2, path));
-    mt_assert_params(sv->m2, v);
-}
-
-/* A model and an Adam optimizer that has taken one step (so every
- * parameter has state). */
-static void mt_trained(mmrec_model **m_out, mmrec_optimizer **o_out) {
-    mmrec_model *m = mt_two_params();
-    mmrec_optimizer_config cfg;
-    MT_OK(mmrec_optimizer_config_init(&cfg));
-    MT_OK(mmrec_optimizer_create(m, &cfg, o_out));
-    for (size_t i = 0; i < m->n_params; i++)
-        mt_fill(m->params[i]->tensor.grad, m->params[i]->tensor.numel, 0.5f);
-    MT_OK(mmrec_optimizer_step(*o_out));
-    *m_out = m;
-}
-
-/* Sets every optimizer buffer to v as well. */
-static void mt_set_state(mmrec_optimizer *o, const mmrec_model *m, float v) {
-    for (size_t i = 0; i < m->n_params; i++) {
-        ck_assert(o->slots[i].ready);
-        for (int b = 0; b < MMREC__OPTIM_MAX_BUFFERS; b++)
-            if (o->slots[i].buf[b]) mt_fill(o->slots[i].buf[b], m->params[i]->tensor.numel, v);
-    }
-}
-
-static void mt_assert_state(const mmrec_optimizer *o, const mmrec_model *m, float v) {
-    for (size_t i = 0; i < m->n_params; i++)
-        for (int b = 0; b < MMREC__OPTIM_MAX_BUFFERS; b++)
-            if (o->slots[i].buf[b])
-                mt_assert_all("optimizer state", o->slots[i].buf[b],
-                              m->params[i]->tensor.numel, v);
-}
-
-static mmrec_status mt_ckpt_save(mt_saver *sv, const char *path, float v) {
-    mt_set_params(sv->m, v);
-    mt_set_state(sv->o, sv->m, v);
-    return mmrec_checkpoint_save(sv->m, sv->o, path);
-}
-
-static void mt_ckpt_expect(mt_saver *sv, const char *path, float v) {
-    mt_set_params(sv->m2, -1.0f);
-    mt_set_state(sv->o2, sv->m2, -1.0f);
-    MT_OK(mmrec_checkpoint_load(sv->m2, sv->o2, path));
-    mt_assert_params(sv->m2, v);
-    mt_assert_state(sv->o2, sv->m2, v);
-}
-
-/* The cache: 4 items in unsorted order, a float32 and a float16 field. */
-static const int64_t mt_cache_ids[4] = {5, 1, 9, 3};
-
-static mmrec_status mt_cache_save(mt_saver *sv, const char *path, float v) {
-    (void)sv;
-    float x[4 * 16], y[4 * 8];
-    mt_fill(x, 4 * 16, v);
-    mt_fill(y, 4 * 8, v);
-    mmrec_cache_writer *w;
-    mmrec_status s = mmrec_cache_writer_create(path, mt_cache_ids, 4, &w);
-    if (s != MMREC_OK) return s;
-    s = mmrec_cache_writer_add(w, "x", MMREC_CACHE_F32, x, 16);
-    if (s == MMREC_OK) s = mmrec_cache_writer_add(w, "y", MMREC_CACHE_F16, y, 8);
-    if (s == MMREC_OK) s = mmrec_cache_writer_commit(w);
-    mmrec_cache_writer_destroy(w);
-    return s;
-}
-
-static void mt_cache_expect(mt_saver *sv, const char *path, float v) {
-    (void)sv;
-    mmrec_cache *c;
-    float x[4 * 16], y[4 * 8];
-    MT_OK(mmrec_cache_open(path, &c));
-    MT_OK(mmrec_cache_gather_into(c, "x", mt_cache_ids, 4, 0, x, NULL));
-    MT_OK(mmrec_cache_gather_into(c, "y", mt_cache_ids, 4, 0, y, NULL));
-    mmrec_cache_close(c);
-    mt_assert_all("cache field x", x, 4 * 16, v);
-    mt_assert_all("cache field y", y, 4 * 8, v);
-}
-
-/* The index: 8 items of dim 4, one index handle per version. */
-static mmrec_status mt_index_save(mt_saver *sv, const char *path, float v) {
-    return mmrec_index_save(sv->idx[(int)v], path);
-}
-
-static void mt_index_expect(mt_saver *sv, const char *path, float v) {
-    (void)sv;
-    mmrec_index *ix;
-    float q[4] = {1, 1, 1, 1}, scores[8];
-    int64_t ids[8];
-    MT_OK(mmrec_index_open(path, &ix));
-    MT_OK(mmrec_index_search(ix, q, 1, 4, 8, NULL, ids, scores, NULL));
-    mmrec_index_destroy(ix);
-    mt_assert_all("index scores", scores, 8, 4 * v);
-}
-
-static void mt_saver_init(mt_saver *sv, const char *kind) {
-    memset(sv, 0, sizeof *sv);
-    sv->name = kind;
-    if (strcmp(kind, "model") == 0) {
-        sv->file = "m.mmrc";
-        sv->save = mt_model_save;
-        sv->expect = mt_model_expect;
-        sv->m = mt_two_params();
-        sv->m2 = mt_two_params();
-    } else if (strcmp(kind, "checkpoint") == 0) {
-        sv->file = "c.mmrc";
-        sv->save = mt_ckpt_save;
-        sv->expect = mt_ckpt_expect;
-        mt_trained(&sv->m, &sv->o);
-        mt_trained(&sv->m2, &sv->o2);
-    } else if (strcmp(kind, "cache") == 0) {
-        sv->file = "f.mmfc";
-        sv->save = mt_cache_save;
-        sv->expect = mt_cache_expect;
-    } else {
-        sv->file = "i.mmix";
-        sv->save = mt_index_save;
-        sv->expect = mt_index_expect;
-        for (int v = 1; v <= 2; v++) {
-            float vec[8 * 4];
-            mt_fill(vec, 8 * 4, (float)v);
-            MT_OK(mmrec_index_create(vec, NULL, 8, 4, NULL, &sv->idx[v]));
-        }
-    }
-}
-
-static void mt_saver_free(mt_saver *sv) {
-    mmrec_optimizer_destroy(sv->o);
-    mmrec_optimizer_destroy(sv->o2);
-    mmrec_model_destroy(sv->m);
-    mmrec_model_destroy(sv->m2);
-    for (int v = 0; v < 3; v++) mmrec_index_destroy(sv->idx[v]);
 }
 
 /* ---- the fault matrix ---- */
@@ -303,12 +113,12 @@ static void mt_fault_one(mt_saver *sv, const char *path, const uint8_t *trace, u
             now = 2.0f;
         }
     }
-    sv->expect(sv, path, now);
+    mt_saver_expect(sv, path, now);
     mt_assert_clean(sv, k, f->name);
     if (s != MMREC_OK && f->err == ENOSPC) {
         /* The same handles save again once the fault is gone. */
         MT_OK(sv->save(sv, path, 2.0f));
-        sv->expect(sv, path, 2.0f);
+        mt_saver_expect(sv, path, 2.0f);
         now = 2.0f;
     }
     if (now != 1.0f) MT_OK(sv->save(sv, path, 1.0f));
@@ -318,8 +128,8 @@ static void mt_fault_one(mt_saver *sv, const char *path, const uint8_t *trace, u
  * the number of calls K. */
 static uint64_t mt_fault_matrix(const char *kind) {
     mt_saver sv;
-    mt_saver_init(&sv, kind);
-    mt_fast_tmp_dir();
+    mt_saver_init(&sv, kind, 1);
+    mt_saver_tmp_dir();
     const char *path = mt_file(0, sv.file);
     MT_OK(sv.save(&sv, path, 1.0f));
 
@@ -332,7 +142,7 @@ static uint64_t mt_fault_matrix(const char *kind) {
     mmrec__io_fault_arm(NULL);
     ck_assert_msg(n_calls == n_trace, "%s: %llu calls, more than the trace holds", kind,
                   (unsigned long long)n_calls);
-    sv.expect(&sv, path, 2.0f);
+    mt_saver_expect(&sv, path, 2.0f);
 
     /* The protocol: the temporary is created, written and synced, renamed
      * over the path, then the directory is synced. */
@@ -355,7 +165,7 @@ static uint64_t mt_fault_matrix(const char *kind) {
     for (uint64_t k = 1; k <= n_calls; k++)
         for (size_t f = 0; f < sizeof mt_faults / sizeof mt_faults[0]; f++)
             mt_fault_one(&sv, path, trace, n_calls, rename_at, k, &mt_faults[f]);
-    sv.expect(&sv, path, 1.0f);
+    mt_saver_expect(&sv, path, 1.0f);
     mt_saver_free(&sv);
     mt_tmp_clean();
     return n_calls;
@@ -384,15 +194,15 @@ END_TEST
 /* A fault that repeats: EINTR three times in a row is retried through. */
 START_TEST(test_repeated_eintr_is_retried) {
     mt_saver sv;
-    mt_saver_init(&sv, "checkpoint");
-    mt_fast_tmp_dir();
+    mt_saver_init(&sv, "checkpoint", 1);
+    mt_saver_tmp_dir();
     const char *path = mt_file(0, sv.file);
     mmrec__io_fault plan = {.calls = 1u << MMREC__IO_WRITE, .nth = 2, .times = 3, .err = EINTR};
     mmrec__io_fault_arm(&plan);
     MT_OK(sv.save(&sv, path, 2.0f));
     ck_assert_uint_eq(mmrec__io_fault_fired(), 3);
     mmrec__io_fault_arm(NULL);
-    sv.expect(&sv, path, 2.0f);
+    mt_saver_expect(&sv, path, 2.0f);
     ck_assert_int_eq(mt_count_files(), 1);
     mt_saver_free(&sv);
     mt_tmp_clean();
@@ -403,8 +213,8 @@ END_TEST
 
 START_TEST(test_stale_temporaries_are_swept_live_ones_kept) {
     mt_saver sv;
-    mt_saver_init(&sv, "model");
-    mt_fast_tmp_dir();
+    mt_saver_init(&sv, "model", 1);
+    mt_saver_tmp_dir();
     const char *path = mt_file(0, sv.file);
     char stale[200], live[200], other[200], foreign[200];
     snprintf(stale, sizeof stale, "%s.tmp.999999999", path);
@@ -429,7 +239,7 @@ START_TEST(test_stale_temporaries_are_swept_live_ones_kept) {
     ck_assert_int_eq(access(stale, F_OK), 0);
 
     MT_OK(sv.save(&sv, path, 2.0f));
-    sv.expect(&sv, path, 2.0f);
+    mt_saver_expect(&sv, path, 2.0f);
     ck_assert_msg(access(stale, F_OK) != 0, "the dead writer's temporary is still there");
     ck_assert_int_eq(access(live, F_OK), 0);    /* locked: a live writer's */
     ck_assert_int_eq(access(other, F_OK), 0);   /* another path's */
@@ -447,21 +257,22 @@ END_TEST
  * of the same path meanwhile fails and disturbs nothing. */
 START_TEST(test_same_path_saves_do_not_mix) {
     mt_saver model, cache;
-    mt_saver_init(&model, "model");
-    mt_saver_init(&cache, "cache");
-    mt_fast_tmp_dir();
+    mt_saver_init(&model, "model", 1);
+    mt_saver_init(&cache, "cache", 1);
+    mt_saver_tmp_dir();
     const char *path = mt_file(0, "same.bin");
+    const int64_t ids[4] = {5, 1, 9, 3};
     float x[4 * 16], y[4 * 8];
     mt_fill(x, 4 * 16, 2.0f);
     mt_fill(y, 4 * 8, 2.0f);
     mmrec_cache_writer *w;
-    MT_OK(mmrec_cache_writer_create(path, mt_cache_ids, 4, &w));
+    MT_OK(mmrec_cache_writer_create(path, ids, 4, &w));
     MT_OK(mmrec_cache_writer_add(w, "x", MMREC_CACHE_F32, x, 16));
     MT_EXPECT(model.save(&model, path, 1.0f), MMREC_EIO, "another save");
     MT_OK(mmrec_cache_writer_add(w, "y", MMREC_CACHE_F16, y, 8));
     MT_OK(mmrec_cache_writer_commit(w));
     mmrec_cache_writer_destroy(w);
-    cache.expect(&cache, path, 2.0f);
+    mt_saver_expect(&cache, path, 2.0f);
     ck_assert_int_eq(mt_count_files(), 1);
     mt_saver_free(&model);
     mt_saver_free(&cache);
