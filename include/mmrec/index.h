@@ -216,7 +216,8 @@ MMREC_API mmrec_status mmrec_index_create_from_cache(const mmrec_cache *cache, c
  * Returns MMREC_OK, MMREC_EINVAL (NULL), MMREC_EIO (the message names the
  *         file and the system error), MMREC_ENOMEM.
  * Thread safety: thread-safe on an index, also during searches and
- * refreshes. Since 0.2. */
+ * refreshes; of two saves to the same path at the same time in one
+ * process, one may fail with MMREC_EIO (the file is never mixed). Since 0.2. */
 MMREC_API mmrec_status mmrec_index_save(const mmrec_index *index, const char *path);
 
 /* Opens an index file written by mmrec_index_save(): maps it read-only and
