@@ -82,10 +82,11 @@ static mmrec_status mmrec__atomic_create(mmrec__atomic_file *f, const char *func
         while ((r = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
         }
         if (r != 0 && errno == EWOULDBLOCK) {
+            /* Another save of this path in this process (or in a process of
+             * the same pid in another pid namespace) is writing it. */
             (void)mmrec__sys_close(fd);
             return mmrec__set_error(MMREC_EIO, func,
-                                    "cannot create '%s': another save of '%s' in this process "
-                                    "holds it",
+                                    "cannot create '%s': another save of '%s' is writing it",
                                     f->tmp_path, f->path);
         }
         /* r != 0 otherwise: a file system without flock; write unlocked. */
