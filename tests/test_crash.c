@@ -35,15 +35,25 @@ typedef struct mt_crash_stats {
     int kills, with_temporary, flips;
 } mt_crash_stats;
 
-/* Kills a saving child `kills` times; delays uniform in [0, max_delay_us). */
-static mt_crash_stats mt_crash_loop(const char *kind, size_t scale, int kills,
-                                    long max_delay_us, uint64_t seed) {
+static double mt_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* Kills a saving child `kills` times, after delays uniform in [0, 3 T + 1 ms)
+ * where T is the time one save takes here (measured first, so a slow build
+ * such as the sanitizers' still sees kills after completed saves). */
+static mt_crash_stats mt_crash_loop(const char *kind, size_t scale, int kills, uint64_t seed) {
     mt_crash_stats st = {0, 0, 0};
     mt_saver sv;
     mt_saver_init(&sv, kind, scale);
     mt_tmp_dir(); /* a real file system: kills also land in fsync */
     const char *path = mt_file(0, sv.file);
+    double t0 = mt_now_us();
+    MT_OK(sv.save(&sv, path, 2.0f));
     MT_OK(sv.save(&sv, path, 1.0f));
+    long max_delay_us = (long)(3 * (mt_now_us() - t0) / 2) + 1000;
     float on_disk = 1.0f;
     for (int i = 0; i < kills; i++) {
         pid_t pid = fork();
@@ -71,8 +81,8 @@ static mt_crash_stats mt_crash_loop(const char *kind, size_t scale, int kills,
     mt_saver_free(&sv);
     mt_tmp_clean();
     if (getenv("MT_CRASH_STATS"))
-        fprintf(stderr, "%s: %d kills, %d left a temporary, %d flips\n", kind, st.kills,
-                st.with_temporary, st.flips);
+        fprintf(stderr, "%s: %d kills, %d left a temporary, %d flips, delays < %ld us\n",
+                kind, st.kills, st.with_temporary, st.flips, max_delay_us);
     return st;
 }
 
@@ -88,19 +98,19 @@ static void mt_assert_spread(const char *kind, mt_crash_stats st) {
 
 START_TEST(test_killed_checkpoint_save_leaves_old_or_new) {
     /* 3 x 2048 x 5 floats of parameters, twice as much Adam state: 370 kB */
-    mt_assert_spread("checkpoint", mt_crash_loop("checkpoint", 2048, 100, 8000, 11));
+    mt_assert_spread("checkpoint", mt_crash_loop("checkpoint", 2048, 100, 11));
 }
 END_TEST
 
 START_TEST(test_killed_cache_commit_leaves_old_or_new) {
     /* 8192 items, 16 float32 + 8 float16 values each: 640 kB */
-    mt_assert_spread("cache", mt_crash_loop("cache", 2048, 50, 8000, 12));
+    mt_assert_spread("cache", mt_crash_loop("cache", 2048, 50, 12));
 }
 END_TEST
 
 START_TEST(test_killed_index_save_leaves_old_or_new) {
     /* 16384 items of 4 float32 and their ids: 384 kB */
-    mt_assert_spread("index", mt_crash_loop("index", 2048, 50, 8000, 13));
+    mt_assert_spread("index", mt_crash_loop("index", 2048, 50, 13));
 }
 END_TEST
 
