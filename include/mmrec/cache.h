@@ -19,7 +19,8 @@
  * file (mmrec_cache_writer_add_npy) and streamed to a temporary file;
  * mmrec_cache_writer_commit() makes it the cache file crash-safely (fsync,
  * rename over the old file, fsync of the directory): a crash leaves the old
- * file or the new one, never a torn one.
+ * file or the new one, never a torn one (model.h: what a crash or a failed
+ * save leaves, and who removes a killed writer's temporary).
  *
  * Reading: mmrec_cache_open() maps the file read-only and shared, so several
  * processes reading one cache share one page-cache copy, and validates all
@@ -69,7 +70,10 @@ typedef enum mmrec_cache_dtype {
 
 /* Starts a cache file at `path` for the given items. Nothing at `path`
  * changes before mmrec_cache_writer_commit(); the records go to a temporary
- * file "<path>.tmp.<pid>" in the same directory meanwhile.
+ * file "<path>.tmp.<pid>" in the same directory meanwhile, held under an
+ * exclusive flock until the commit (another save of `path` in this process
+ * fails with MMREC_EIO meanwhile). Temporaries of `path` left by killed
+ * writers are removed first.
  *   path      (in)  the cache file to write; copied.
  *   ids       (in)  num_items item ids, each >= 0, all different, in any
  *                   order; copied. Row i of every field added later belongs
@@ -149,9 +153,9 @@ MMREC_API mmrec_status mmrec_cache_writer_add_npy(mmrec_cache_writer *writer, co
  * crash-safely. A cache with no field is valid (ids only). Whether it
  * succeeds or fails, the writer is finished afterwards (further calls return
  * MMREC_ESTATE): destroy it. On failure no temporary file is left behind and
- * the old file at `path` is unchanged (except for MMREC_ENOMEM or MMREC_EIO
- * reported after the rename, while syncing the directory: the new file is
- * then in place but may not yet be durable).
+ * the old file at `path` is unchanged (except for MMREC_EIO reported after
+ * the rename, while syncing the directory: the new file is then in place
+ * but may not yet be durable, and the message says so).
  * Returns MMREC_OK, MMREC_EINVAL (NULL), MMREC_ESTATE (already finished),
  *         MMREC_EIO, MMREC_ENOMEM.
  * Thread safety: per-handle. Since 0.1. */

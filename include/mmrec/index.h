@@ -207,14 +207,17 @@ MMREC_API mmrec_status mmrec_index_create_from_cache(const mmrec_cache *cache, c
 
 /* Writes the index's current version to `path` crash-safely: a temporary
  * file "<path>.tmp.<pid>" in the same directory, fsync, rename over
- * `path`, fsync of the directory. On failure the old file at `path` is
- * unchanged and no temporary file is left.
+ * `path`, fsync of the directory (model.h: what a crash leaves). On failure
+ * the old file at `path` is unchanged and no temporary file is left, except
+ * for MMREC_EIO from syncing the directory after the rename: the new file
+ * is then in place but may not yet be durable, and the message says so.
  *   index (in) the index; borrowed.
  *   path  (in) the file to write.
  * Returns MMREC_OK, MMREC_EINVAL (NULL), MMREC_EIO (the message names the
  *         file and the system error), MMREC_ENOMEM.
  * Thread safety: thread-safe on an index, also during searches and
- * refreshes. Since 0.2. */
+ * refreshes; of two saves to the same path at the same time in one
+ * process, one may fail with MMREC_EIO (the file is never mixed). Since 0.2. */
 MMREC_API mmrec_status mmrec_index_save(const mmrec_index *index, const char *path);
 
 /* Opens an index file written by mmrec_index_save(): maps it read-only and

@@ -11,9 +11,21 @@
  * Checkpoints (mmrec_model_save / mmrec_model_load) hold every parameter and,
  * through optim.h, the optimizer state. The file format: little-endian,
  * magic "MMRECCKP", format version, a header and an index each with a CRC-32C,
- * 64-byte-aligned tensor data with a CRC-32C per tensor. Written to a
- * temporary file, fsync'ed, renamed over the target, directory fsync'ed: a
- * crash leaves the old file or the new one, never a torn one.
+ * 64-byte-aligned tensor data with a CRC-32C per tensor.
+ *
+ * Crash safety (checkpoints, caches and index files alike): a save writes
+ * the temporary file "<path>.tmp.<pid>" in the same directory, fsyncs it,
+ * renames it over `path` and fsyncs the directory, so a crash at any moment
+ * (a killed process, a power loss) leaves the old file or the new one,
+ * never a torn one. A failed save leaves the old file and removes its
+ * temporary, with one exception: MMREC_EIO from syncing the directory comes
+ * after the rename, so the new file is in place but may not survive a
+ * power loss (the message says so). A process killed mid-save leaves its
+ * temporary behind; the writer holds an exclusive flock on it while it
+ * writes, so the next save of the same path, by any process, removes the
+ * temporaries of that path nobody holds and never a live writer's. A save
+ * of a path whose temporary this process holds (a cache writer not yet
+ * committed) fails with MMREC_EIO and disturbs nothing.
  *
  * Lifetime: optimizers and tapes that refer to a model keep it alive; a
  * model destroyed while referenced is freed when the last reference goes.
@@ -270,7 +282,8 @@ MMREC_API mmrec_status mmrec_model_import_dense_grads(mmrec_model *model, const 
 
 /* Saves every parameter to `path` crash-safely (see above).
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_EIO (message names the path and the
- *         system error), MMREC_ENOMEM. Since 0.1. */
+ *         system error; the old file is intact unless the message says the
+ *         path is replaced), MMREC_ENOMEM. Since 0.1. */
 MMREC_API mmrec_status mmrec_model_save(const mmrec_model *model, const char *path);
 
 /* Loads parameters saved by mmrec_model_save into a model with the same

@@ -150,9 +150,11 @@ MMREC_API mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, ui
 MMREC_API mmrec_status mmrec_optimizer_last_grad_norm(const mmrec_optimizer *opt, float *out);
 
 /* Saves the model's parameters and, when opt is not NULL, the optimizer's
- * state into one checkpoint (format in model.h), crash-safely.
- * Returns MMREC_OK, MMREC_EINVAL (NULL, opt of another model), MMREC_EIO,
- *         MMREC_ENOMEM. Since 0.1. */
+ * state into one checkpoint (format in model.h), crash-safely (model.h says
+ * what a crash or a failed save leaves).
+ * Returns MMREC_OK, MMREC_EINVAL (NULL, opt of another model), MMREC_EIO
+ *         (message names the path and the system error), MMREC_ENOMEM.
+ *         Since 0.1. */
 MMREC_API mmrec_status mmrec_checkpoint_save(const mmrec_model *model,
                                              const mmrec_optimizer *opt, const char *path);
 

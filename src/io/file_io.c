@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "file_io.h"
 #include "io_internal.h"
+#include "syscalls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,12 +85,13 @@ mmrec_status mmrec__io_pwrite(int fd, const void *buf, size_t size, uint64_t off
                               const char *path, const char *func) {
     const unsigned char *p = buf;
     while (size > 0) {
-        ssize_t n = pwrite(fd, p, size > ((size_t)1 << 30) ? ((size_t)1 << 30) : size,
-                           (off_t)offset);
+        ssize_t n = mmrec__sys_pwrite(
+            fd, p, size > ((size_t)1 << 30) ? ((size_t)1 << 30) : size, (off_t)offset);
         if (n < 0) {
             if (errno == EINTR) continue;
             return mmrec__io_fail(func, "write", path, errno);
         }
+        if (n == 0) return mmrec__io_fail(func, "write", path, EIO); /* no progress */
         p += n;
         size -= (size_t)n;
         offset += (uint64_t)n;
@@ -98,7 +100,7 @@ mmrec_status mmrec__io_pwrite(int fd, const void *buf, size_t size, uint64_t off
 }
 
 mmrec_status mmrec__io_truncate(int fd, uint64_t size, const char *path, const char *func) {
-    while (ftruncate(fd, (off_t)size) != 0)
+    while (mmrec__sys_ftruncate(fd, (off_t)size) != 0)
         if (errno != EINTR) return mmrec__io_fail(func, "resize", path, errno);
     return MMREC_OK;
 }

@@ -33,14 +33,22 @@
 uint32_t mmrec__crc32c(uint32_t crc, const void *data, size_t size);
 
 /* ---- crash-safe replacement of a file ----
- * Writes go to "<path>.tmp.<pid>" in the same directory; commit fsyncs it,
- * renames it over `path` and fsyncs the directory. Any failure removes the
- * temporary file and leaves the old file as it was. Errors are MMREC_EIO
- * naming the path and the system error (MMREC_ENOMEM for memory). */
+ * Writes go to "<path>.tmp.<pid>" in the same directory, held under an
+ * exclusive flock until it is renamed; commit fsyncs it, renames it over
+ * `path`, closes it and fsyncs the directory. Any failure before the rename
+ * removes the temporary file and leaves the old file as it was; a failure
+ * while syncing the directory (after the rename) leaves the new file in
+ * place, and the message says so. Opening first removes the temporaries of
+ * `path` that no live writer holds (left by a crash). A second save of the
+ * same path while this process holds its temporary fails with MMREC_EIO and
+ * disturbs nothing. Errors are MMREC_EIO naming the path and the system
+ * error (MMREC_ENOMEM for memory, only ever from mmrec__atomic_open). The
+ * system calls go through syscalls.h. */
 typedef struct mmrec__atomic_file {
     int fd;
     const char *path; /* borrowed */
-    char *tmp_path;   /* owned */
+    char *tmp_path;   /* owned: one block holding tmp_path, dir_path, scratch */
+    char *dir_path;   /* in tmp_path's block */
 } mmrec__atomic_file;
 
 mmrec_status mmrec__atomic_open(mmrec__atomic_file *f, const char *path, const char *func)
