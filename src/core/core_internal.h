@@ -107,6 +107,18 @@ float mmrec__rng_uniform(mmrec__rng_state *rng);
 float mmrec__rng_normal(mmrec__rng_state *rng);
 uint64_t mmrec__rng_below(mmrec__rng_state *rng, uint64_t bound);
 
+/* ---- NaN and Inf (finite.c; the policy is in core.h) ---- */
+
+/* The index of the first NaN or infinite value of x[0 .. n), or n when
+ * all are finite. Vectorized; memory speed. */
+size_t mmrec__first_nonfinite(const float *x, size_t n);
+
+/* MMREC_ENUMERIC on behalf of `func`, "<name>[i] is <value> (must be
+ * finite)" for the first NaN or infinite value of x[0 .. n); MMREC_OK when
+ * there is none. The check of every loss and metric input. */
+mmrec_status mmrec__check_finite(const char *func, const char *name, const float *x, size_t n)
+    MMREC__WUR;
+
 /* Thread count used by heavy loops. */
 int mmrec__num_threads(void);
 

@@ -78,12 +78,8 @@ mmrec_status mmrec_distill_logits(mmrec_tape *tape, mmrec_tensor *student, mmrec
     if (!same) MMREC_FAIL_SHAPE2("the logits must have one shape", student, teacher);
     size_t n = student->numel;
     MMREC_FAIL_IF(n == 0, MMREC_ESHAPE, "student has no element");
-    for (size_t i = 0; i < n; i++) {
-        MMREC_FAIL_IF(!isfinite(student->data[i]), MMREC_ENUMERIC, "student[%zu] is %g", i,
-                      (double)student->data[i]);
-        MMREC_FAIL_IF(!isfinite(teacher->data[i]), MMREC_ENUMERIC, "teacher[%zu] is %g", i,
-                      (double)teacher->data[i]);
-    }
+    MMREC_CHECK_FINITE(student);
+    MMREC_CHECK_FINITE(teacher);
     mmrec__dl_ctx c = {.n = n,
                        .kind = cf.kind,
                        .inv_t = 1.0f / cf.temperature,

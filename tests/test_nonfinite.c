@@ -1,0 +1,362 @@
+/* The NaN and Inf policy (core.h): every loss and metric rejects a NaN or
+ * an infinity in its inputs with MMREC_ENUMERIC naming the function, the
+ * argument and the first bad index, leaving the tape as it was. */
+#include "mt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+MT_SUITE(nonfinite_suite)
+
+/* ---- losses: a table of calls over tape inputs ---- */
+
+enum { NF_B = 4, NF_N = 6, NF_D = 5, NF_MAX_IN = 4 };
+
+typedef mmrec_status (*nf_call_fn)(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out);
+
+typedef struct nf_case {
+    const char *func;             /* the public function, first in the message */
+    int n_in;
+    const char *names[NF_MAX_IN]; /* argument names, as in the header */
+    int ndim[NF_MAX_IN];
+    int64_t shape[NF_MAX_IN][3];
+    float low, high;              /* valid values */
+    int index_2d;                 /* message gives [row, col] (columns = shape[1]) */
+    nf_call_fn call;
+} nf_case;
+
+static mmrec_status nf_bce(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_bce_logits(t, in[0], in[1], out);
+}
+static mmrec_status nf_ce(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    static const int64_t labels[NF_B] = {0, 3, 5, 1};
+    return mmrec_loss_softmax_ce(t, in[0], labels, NF_B, out);
+}
+static mmrec_status nf_bpr(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_bpr(t, in[0], in[1], out);
+}
+static mmrec_status nf_mse(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_mse(t, in[0], in[1], out);
+}
+static mmrec_status nf_bsm(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_batch_softmax(t, in[0], in[1], NULL, out);
+}
+static mmrec_status nf_bsm_logits(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_batch_softmax_logits(t, in[0], NULL, out);
+}
+static mmrec_status nf_seq(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    /* B = 2 users, T = 2 positions: ids [2, 3] */
+    static const int64_t ids[6] = {1, 2, 3, 4, 5, 6};
+    static const float pop[8] = {0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.3f};
+    mmrec_sequence_softmax_config c;
+    MT_OK(mmrec_sequence_softmax_config_init(&c));
+    c.popularity = pop;
+    c.num_items = 8;
+    return mmrec_loss_sequence_softmax(t, in[0], in[1], ids, 6, &c, out);
+}
+static mmrec_status nf_kl(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_distill_kl(t, in[0], in[1], NULL, out);
+}
+static mmrec_status nf_dlogits(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_distill_logits(t, in[0], in[1], NULL, out);
+}
+static mmrec_status nf_gam(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_distill_gam(t, in[0], in[1], in[2], in[3], NULL, out);
+}
+static mmrec_status nf_dattn(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_distill_attn(t, in[0], in[1], NULL, out);
+}
+static mmrec_status nf_cic(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    mmrec_cic_config c;
+    MT_OK(mmrec_cic_config_init(&c));
+    return mmrec_loss_cic(t, in[0], in[1], &c, out);
+}
+static mmrec_status nf_infonce(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_infonce(t, in[0], in[1], 0.2f, out);
+}
+static mmrec_status nf_anti(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_anti_collapse(t, in[0], in[1], out);
+}
+static mmrec_status nf_ui(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    return mmrec_loss_ui_alignment(t, in[0], in[1], out);
+}
+static mmrec_status nf_cir(mmrec_tape *t, mmrec_tensor **in, mmrec_tensor **out) {
+    static const float labels[NF_B] = {1, 0, 1, 0};
+    return mmrec_loss_inttower_cir(t, in[0], in[1], labels, NF_B, NULL, out);
+}
+
+#define NF_2D(r, c) 2, {r, c}
+static const nf_case nf_cases[] = {
+    {"mmrec_loss_bce_logits", 2, {"logits", "targets"}, {2, 2}, {{NF_B, NF_N}, {NF_B, NF_N}},
+     0.1f, 0.9f, 0, nf_bce},
+    {"mmrec_loss_softmax_ce", 1, {"logits"}, {2}, {{NF_B, NF_N}}, -1, 1, 0, nf_ce},
+    {"mmrec_loss_bpr", 2, {"pos", "neg"}, {1, 1}, {{NF_N}, {NF_N}}, -1, 1, 0, nf_bpr},
+    {"mmrec_loss_mse", 2, {"pred", "target"}, {2, 2}, {{NF_B, NF_N}, {NF_B, NF_N}}, -1, 1, 0,
+     nf_mse},
+    {"mmrec_loss_batch_softmax", 2, {"queries", "candidates"}, {2, 2},
+     {{NF_B, NF_D}, {NF_N, NF_D}}, -1, 1, 0, nf_bsm},
+    {"mmrec_loss_batch_softmax_logits", 1, {"logits"}, {2}, {{NF_B, NF_N}}, -1, 1, 1,
+     nf_bsm_logits},
+    {"mmrec_loss_sequence_softmax", 2, {"states", "items"}, {3, 3}, {{2, 2, NF_D}, {2, 3, NF_D}},
+     -1, 1, 0, nf_seq},
+    {"mmrec_distill_kl", 2, {"student", "teacher"}, {2, 2}, {{NF_B, NF_N}, {NF_B, NF_N}}, -1, 1,
+     1, nf_kl},
+    {"mmrec_distill_logits", 2, {"student", "teacher"}, {1, 1}, {{NF_N}, {NF_N}}, -1, 1, 0,
+     nf_dlogits},
+    {"mmrec_distill_gam", 4, {"student_q", "student_a", "teacher_q", "teacher_a"}, {2, 2, 2, 2},
+     {{NF_B, NF_D}, {NF_B, NF_D}, {NF_B, NF_N}, {NF_B, NF_N}}, -1, 1, 0, nf_gam},
+    {"mmrec_distill_attn", 2, {"student", "teacher"}, {2, 2}, {{NF_B, NF_N}, {NF_B, NF_N}}, 0.05f,
+     0.3f, 0, nf_dattn},
+    {"mmrec_loss_cic", 2, {"content", "ids"}, {2, 2}, {{NF_B, NF_D}, {NF_B, NF_D}}, -1, 1, 0,
+     nf_cic},
+    {"mmrec_loss_infonce", 2, {"a", "b"}, {2, 2}, {{NF_B, NF_D}, {NF_B, NF_D}}, -1, 1, 0,
+     nf_infonce},
+    {"mmrec_loss_anti_collapse", 2, {"embeddings", "content"}, {2, 2},
+     {{NF_B, NF_D}, {NF_B, NF_N}}, -1, 1, 0, nf_anti},
+    {"mmrec_loss_ui_alignment", 2, {"users", "items"}, {2, 2}, {{NF_B, NF_D}, {NF_B, NF_D}}, -1,
+     1, 0, nf_ui},
+    {"mmrec_loss_inttower_cir", 2, {"user_vec", "item_vec"}, {2, 2},
+     {{NF_B, NF_D}, {NF_B, NF_D}}, -1, 1, 0, nf_cir},
+};
+
+static size_t nf_numel(const nf_case *c, int k) {
+    size_t n = 1;
+    for (int d = 0; d < c->ndim[k]; d++) n *= (size_t)c->shape[k][d];
+    return n;
+}
+
+/* The distance from a 1-float tape tensor made before `call` to one made
+ * after it: equal for a call that added nothing to the tape. */
+/* The distance between two 1-float tape tensors made one after the other. */
+static ptrdiff_t nf_tape_step(mmrec_tape *t) {
+    int64_t one = 1;
+    mmrec_tensor *a, *b;
+    float *pa, *pb;
+    MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &a));
+    MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &b));
+    MT_OK(mmrec_tensor_data(a, &pa));
+    MT_OK(mmrec_tensor_data(b, &pb));
+    return (char *)pb - (char *)pa;
+}
+
+static ptrdiff_t nf_tape_growth(mmrec_tape *t, const nf_case *c, mmrec_tensor **in,
+                                mmrec_tensor **out, mmrec_status *status) {
+    int64_t one = 1;
+    mmrec_tensor *a, *b;
+    float *pa, *pb;
+    MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &a));
+    *status = c->call(t, in, out);
+    MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &b));
+    MT_OK(mmrec_tensor_data(a, &pa));
+    MT_OK(mmrec_tensor_data(b, &pb));
+    return (char *)pb - (char *)pa;
+}
+
+/* Every input of every loss, a NaN then +Inf then -Inf at a chosen index:
+ * MMREC_ENUMERIC, the message "func: name[index] is <value>", *out untouched
+ * and the tape as it was. With finite inputs the call succeeds. */
+START_TEST(test_losses_reject_nan_and_inf_naming_op_and_index) {
+    const nf_case *c = &nf_cases[_i];
+    static float data[NF_MAX_IN][64];
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    static const float bad[3] = {NAN, INFINITY, -INFINITY};
+    static const char *const bad_text[3] = {"nan", "inf", "-inf"};
+    for (int k = -1; k < c->n_in; k++)
+        for (int v = 0; v < (k < 0 ? 1 : 3); v++) {
+            mmrec_tensor *in[NF_MAX_IN];
+            size_t idx = 0;
+            for (int j = 0; j < c->n_in; j++) {
+                size_t n = nf_numel(c, j);
+                ck_assert(n <= 64);
+                mt_fill_uniform(data[j], n, c->low, c->high, 11 + (uint64_t)j);
+                if (j == k) {
+                    idx = n / 2 + 1; /* not the first element */
+                    data[j][idx] = bad[v];
+                }
+                in[j] = mt_tape_tensor(t, c->ndim[j], c->shape[j], data[j],
+                                       MMREC_TENSOR_REQUIRES_GRAD);
+            }
+            mmrec_tensor *sentinel = (mmrec_tensor *)&data, *out = sentinel;
+            mmrec_status s;
+            ptrdiff_t grown = nf_tape_growth(t, c, in, &out, &s);
+            if (k < 0) {
+                ck_assert_msg(s == MMREC_OK, "%s: %s", c->func, mmrec_last_error());
+                ck_assert(out != sentinel);
+                continue;
+            }
+            ck_assert_msg(s == MMREC_ENUMERIC, "%s with %s in %s: %s (%s)", c->func,
+                          bad_text[v], c->names[k], mmrec_status_name(s), mmrec_last_error());
+            char needle[160];
+            if (c->index_2d)
+                snprintf(needle, sizeof needle, "%s: %s[%zu, %zu] is %s", c->func, c->names[k],
+                         idx / (size_t)c->shape[k][1], idx % (size_t)c->shape[k][1],
+                         bad_text[v]);
+            else
+                snprintf(needle, sizeof needle, "%s: %s[%zu] is %s", c->func, c->names[k], idx,
+                         bad_text[v]);
+            ck_assert_msg(strstr(mmrec_last_error(), needle) != NULL, "'%s' lacks '%s'",
+                          mmrec_last_error(), needle);
+            ck_assert(out == sentinel);
+            /* nothing left between the tensors made before and after */
+            ptrdiff_t step = nf_tape_step(t);
+            ck_assert_msg(grown == step, "%s left %td bytes on the tape", c->func, grown - step);
+        }
+    mmrec_tape_destroy(t);
+}
+END_TEST
+
+/* By name, for the bad-input inventory. */
+START_TEST(test_loss_bpr_names_the_bad_index) {
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    int64_t s = 4;
+    float p[4] = {1, 2, 3, 4}, n[4] = {0, 0, NAN, 0};
+    mmrec_tensor *pos = mt_tape_tensor(t, 1, &s, p, 0), *neg = mt_tape_tensor(t, 1, &s, n, 0);
+    mmrec_tensor *out;
+    MT_EXPECT(mmrec_loss_bpr(t, pos, neg, &out), MMREC_ENUMERIC, "neg[2] is nan");
+    mmrec_tape_destroy(t);
+}
+END_TEST
+
+/* MVKE's multi-task loss: experts, each task's tag and labels. */
+START_TEST(test_mvke_loss_rejects_nan_and_inf) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    mmrec_mvke_config c;
+    MT_OK(mmrec_mvke_config_init(&c));
+    c.dim = 3;
+    c.num_fields = 2;
+    mmrec_module *mv;
+    MT_OK(mmrec_mvke_create(m, "mvke", &c, &mv));
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    int64_t es[3] = {2, 5, 3}, ts[2] = {2, 3}, ls[1] = {2};
+    float e[30], tg[2][6], lb[2][2] = {{1, 0}, {0, 1}};
+    mt_fill_uniform(e, 30, -1, 1, 3);
+    mt_fill_uniform(tg[0], 6, -1, 1, 4);
+    mt_fill_uniform(tg[1], 6, -1, 1, 5);
+    for (int round = 0; round < 4; round++) {
+        float ee[30], tt[2][6], ll[2][2];
+        memcpy(ee, e, sizeof e);
+        memcpy(tt, tg, sizeof tt);
+        memcpy(ll, lb, sizeof ll);
+        const char *needle = NULL;
+        if (round == 1) ee[17] = NAN, needle = "mmrec_mvke_loss: experts[17] is nan";
+        if (round == 2) tt[1][4] = INFINITY, needle = "mmrec_mvke_loss: tags[1][4] is inf";
+        if (round == 3) ll[0][1] = NAN, needle = "mmrec_mvke_loss: labels[0][1] is nan";
+        mmrec_tensor *ex = mt_tape_tensor(t, 3, es, ee, 0);
+        mmrec_tensor *tags[2] = {mt_tape_tensor(t, 2, ts, tt[0], 0),
+                                 mt_tape_tensor(t, 2, ts, tt[1], 0)};
+        mmrec_tensor *labels[2] = {mt_tape_tensor(t, 1, ls, ll[0], 0),
+                                   mt_tape_tensor(t, 1, ls, ll[1], 0)};
+        mmrec_tensor *out = NULL;
+        MT_EXPECT(mmrec_mvke_loss(mv, t, ex, tags, labels, NULL, 2, &out),
+                  needle ? MMREC_ENUMERIC : MMREC_OK, needle);
+        ck_assert(needle == NULL || out == NULL);
+    }
+    mmrec_tape_destroy(t);
+    mmrec_model_destroy(m);
+}
+END_TEST
+
+/* ---- metrics ---- */
+
+enum { NF_U = 6, NF_I = 9, NF_E = 4 };
+
+static void nf_lists(mmrec_interactions **train, mmrec_interactions **test) {
+    int64_t tu[6] = {0, 1, 2, 3, 4, 5}, ti[6] = {0, 1, 2, 3, 4, 5};
+    int64_t su[6] = {0, 1, 2, 3, 4, 5}, si[6] = {6, 7, 8, 6, 7, 8};
+    MT_OK(mmrec_interactions_create(tu, ti, 6, train));
+    MT_OK(mmrec_interactions_create(su, si, 6, test));
+}
+
+/* Full ranking and full AUC: a NaN and an infinity in either embedding. */
+START_TEST(test_ranking_evaluations_reject_nan_and_inf) {
+    mmrec_interactions *train, *test;
+    nf_lists(&train, &test);
+    float ue[NF_U * NF_E], ie[NF_I * NF_E];
+    mt_fill_uniform(ue, NF_U * NF_E, -1, 1, 1);
+    mt_fill_uniform(ie, NF_I * NF_E, -1, 1, 2);
+    int ks[1] = {3};
+    mmrec_rank_metrics out[1];
+    out[0].struct_size = sizeof out[0];
+    double mean, w;
+    static const float bad[2] = {NAN, INFINITY};
+    static const char *const text[2] = {"nan", "inf"};
+    for (int v = 0; v < 2; v++)
+        for (int which = 0; which < 2; which++) {
+            float *x = which ? ie : ue;
+            size_t idx = which ? 13 : 7;
+            float keep = x[idx];
+            x[idx] = bad[v];
+            char needle[96];
+            snprintf(needle, sizeof needle, "mmrec_eval_full_ranking: %s[%zu] is %s",
+                     which ? "item_emb" : "user_emb", idx, text[v]);
+            MT_EXPECT(mmrec_eval_full_ranking(ue, ie, NF_U, NF_I, NF_E, train, test, ks, 1, out),
+                      MMREC_ENUMERIC, needle);
+            snprintf(needle, sizeof needle, "mmrec_eval_full_auc: %s[%zu] is %s",
+                     which ? "item_emb" : "user_emb", idx, text[v]);
+            MT_EXPECT(mmrec_eval_full_auc(ue, ie, NF_U, NF_I, NF_E, train, test, &mean, &w, NULL),
+                      MMREC_ENUMERIC, needle);
+            x[idx] = keep;
+        }
+    MT_OK(mmrec_eval_full_ranking(ue, ie, NF_U, NF_I, NF_E, train, test, ks, 1, out));
+    MT_OK(mmrec_eval_full_auc(ue, ie, NF_U, NF_I, NF_E, train, test, &mean, &w, NULL));
+    mmrec_interactions_destroy(train);
+    mmrec_interactions_destroy(test);
+}
+END_TEST
+
+/* AlignRec's content evaluations: a NaN and an infinity in the features. */
+START_TEST(test_content_evaluations_reject_nan_and_inf) {
+    mmrec_interactions *train, *test;
+    nf_lists(&train, &test);
+    float f[NF_I * NF_E];
+    mt_fill_uniform(f, NF_I * NF_E, -1, 1, 3);
+    int ks[1] = {3};
+    mmrec_rank_metrics out[1];
+    out[0].struct_size = sizeof out[0];
+    f[22] = NAN;
+    MT_EXPECT(mmrec_eval_zero_shot(f, NF_I, NF_E, test, ks, 1, out), MMREC_ENUMERIC,
+              "mmrec_eval_zero_shot: features[22] is nan");
+    MT_EXPECT(mmrec_eval_item_cf(f, NF_I, NF_E, train, ks, 1, out), MMREC_ENUMERIC,
+              "mmrec_eval_item_cf: features[22] is nan");
+    f[22] = -INFINITY;
+    MT_EXPECT(mmrec_eval_zero_shot(f, NF_I, NF_E, test, ks, 1, out), MMREC_ENUMERIC,
+              "mmrec_eval_zero_shot: features[22] is -inf");
+    MT_EXPECT(mmrec_eval_item_cf(f, NF_I, NF_E, train, ks, 1, out), MMREC_ENUMERIC,
+              "mmrec_eval_item_cf: features[22] is -inf");
+    mmrec_interactions_destroy(train);
+    mmrec_interactions_destroy(test);
+}
+END_TEST
+
+/* Pointwise AUC and GAUC: a NaN score is refused (infinite scores rank). */
+START_TEST(test_auc_rejects_nan_scores) {
+    float sc[6] = {0.1f, 0.9f, 0.4f, NAN, 0.3f, 0.2f}, lb[6] = {0, 1, 0, 1, 0, 1};
+    int64_t g[6] = {1, 1, 1, 2, 2, 2};
+    double out;
+    MT_EXPECT(mmrec_metric_auc(sc, lb, 6, &out), MMREC_ENUMERIC,
+              "mmrec_metric_auc: scores[3] is nan");
+    MT_EXPECT(mmrec_metric_gauc(sc, lb, g, 6, &out, NULL), MMREC_ENUMERIC,
+              "mmrec_metric_gauc: scores[3] is nan");
+}
+END_TEST
+
+static Suite *nonfinite_suite(void) {
+    Suite *s = suite_create("nonfinite");
+    TCase *tc = tcase_create("losses");
+    tcase_add_loop_test(tc, test_losses_reject_nan_and_inf_naming_op_and_index, 0,
+                        (int)(sizeof nf_cases / sizeof nf_cases[0]));
+    tcase_add_test(tc, test_loss_bpr_names_the_bad_index);
+    tcase_add_test(tc, test_mvke_loss_rejects_nan_and_inf);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("metrics");
+    tcase_add_test(tc, test_ranking_evaluations_reject_nan_and_inf);
+    tcase_add_test(tc, test_content_evaluations_reject_nan_and_inf);
+    tcase_add_test(tc, test_auc_rejects_nan_scores);
+    suite_add_tcase(s, tc);
+    return s;
+}
