@@ -41,6 +41,8 @@
     {"mmrec_max_dims", "int", "core.h", 0, {{NULL, NULL, 0}}},
     {"mmrec_set_num_threads", "mmrec_status", "core.h", 1, {{"num_threads", "int", 0}}},
     {"mmrec_get_num_threads", "int", "core.h", 0, {{NULL, NULL, 0}}},
+    {"mmrec_set_check_finite", "mmrec_status", "core.h", 1, {{"enabled", "int", 0}}},
+    {"mmrec_get_check_finite", "int", "core.h", 0, {{NULL, NULL, 0}}},
     {"mmrec_set_allocator", "mmrec_status", "core.h", 1, {{"allocator", "const mmrec_allocator *", 1}}},
     {"mmrec_rng_create", "mmrec_status", "core.h", 2, {{"seed", "uint64_t", 0}, {"out", "mmrec_rng **", 1}}},
     {"mmrec_rng_destroy", "void", "core.h", 1, {{"rng", "mmrec_rng *", 1}}},

@@ -1410,6 +1410,8 @@ static const mt_entry mt_entries[] = {
     EXEMPT(mmrec_max_dims, NO_POINTER "; never fails"),
     EXEMPT(mmrec_set_num_threads, NO_POINTER),
     EXEMPT(mmrec_get_num_threads, NO_POINTER "; never fails"),
+    EXEMPT(mmrec_set_check_finite, NO_POINTER),
+    EXEMPT(mmrec_get_check_finite, NO_POINTER "; never fails"),
     E_NULLABLE(mmrec_set_allocator, "allocator"),
     E(mmrec_rng_create),
     EXEMPT(mmrec_rng_destroy, DESTROYER),

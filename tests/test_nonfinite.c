@@ -1,6 +1,8 @@
 /* The NaN and Inf policy (core.h): every loss and metric rejects a NaN or
  * an infinity in its inputs with MMREC_ENUMERIC naming the function, the
- * argument and the first bad index, leaving the tape as it was. */
+ * argument and the first bad index, leaving the tape as it was; the
+ * check-finite mode makes ops, module forwards and backward nodes check
+ * their outputs. */
 #include "mt.h"
 
 #include <math.h>
@@ -345,6 +347,156 @@ START_TEST(test_auc_rejects_nan_scores) {
 }
 END_TEST
 
+/* ---- the check-finite mode ---- */
+
+START_TEST(test_check_finite_setting) {
+    ck_assert_int_eq(mmrec_get_check_finite(), 0);
+    MT_EXPECT(mmrec_set_check_finite(2), MMREC_EINVAL, "enabled is 2");
+    MT_EXPECT(mmrec_set_check_finite(-1), MMREC_EINVAL, "enabled is -1");
+    ck_assert_int_eq(mmrec_get_check_finite(), 0);
+    MT_OK(mmrec_set_check_finite(1));
+    ck_assert_int_eq(mmrec_get_check_finite(), 1);
+    MT_OK(mmrec_set_check_finite(0));
+    ck_assert_int_eq(mmrec_get_check_finite(), 0);
+}
+END_TEST
+
+/* Ops whose output overflows (finite inputs): off, the call succeeds with
+ * the infinity in its output; on, MMREC_ENUMERIC naming the function, the
+ * node and the index, *out untouched, the tape as it was. */
+START_TEST(test_check_finite_mode_on_ops) {
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    int64_t s[2] = {2, 3}, st[2] = {3, 2};
+    float a[6] = {1, 2, 3, 4, 3e38f, 3e38f}, b[6] = {1, 1, 1, 1, 1, 1};
+    mmrec_tensor *x = mt_tape_tensor(t, 2, s, a, MMREC_TENSOR_REQUIRES_GRAD);
+    mmrec_tensor *y = mt_tape_tensor(t, 2, s, b, 0), *yt = mt_tape_tensor(t, 2, st, b, 0);
+    for (int on = 0; on < 2; on++) {
+        MT_OK(mmrec_set_check_finite(on));
+        mmrec_tensor *out = NULL, *o1, *o2;
+        float *d;
+        int64_t one = 1;
+        MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &o1));
+        if (on) {
+            MT_EXPECT(mmrec_scale(t, x, 10.0f, &out), MMREC_ENUMERIC,
+                      "mmrec_scale: output of 'scale' has inf at index 4");
+            ck_assert(out == NULL);
+            MT_EXPECT(mmrec_add(t, x, x, &out), MMREC_ENUMERIC,
+                      "mmrec_add: output of 'add' has inf at index 4");
+            MT_EXPECT(mmrec_mul(t, x, x, &out), MMREC_ENUMERIC, "'mul' has inf at index 4");
+            MT_EXPECT(mmrec_matmul(t, x, yt, 0, &out), MMREC_ENUMERIC,
+                      "mmrec_matmul: output of 'matmul' has inf at index 2");
+            MT_EXPECT(mmrec_sum(t, x, MMREC_AXIS_ALL, &out), MMREC_ENUMERIC, "index 0");
+            ck_assert(out == NULL);
+            MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &o2));
+            float *p1, *p2;
+            MT_OK(mmrec_tensor_data(o1, &p1));
+            MT_OK(mmrec_tensor_data(o2, &p2));
+            /* the failures left nothing between o1 and o2 */
+            ck_assert(p2 - p1 == nf_tape_step(t) / (ptrdiff_t)sizeof(float));
+            /* a finite result still passes */
+            MT_OK(mmrec_add(t, y, y, &out));
+        } else {
+            MT_OK(mmrec_scale(t, x, 10.0f, &out));
+            MT_OK(mmrec_tensor_data(out, &d));
+            ck_assert(isinf(d[4]));
+            MT_OK(mmrec_matmul(t, x, yt, 0, &out));
+            MT_OK(mmrec_mul(t, x, x, &out));
+        }
+    }
+    MT_OK(mmrec_set_check_finite(0));
+    mmrec_tape_destroy(t);
+}
+END_TEST
+
+/* A masked log-softmax's -inf at removed positions is a value, not an
+ * error, in the check mode too. */
+START_TEST(test_check_finite_mode_keeps_masked_log_softmax) {
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    int64_t s[2] = {2, 3};
+    float a[6] = {1, 2, 3, 4, 5, 6}, mk[6] = {1, 0, 1, 1, 1, 0};
+    mmrec_tensor *x = mt_tape_tensor(t, 2, s, a, 0), *mask = mt_tape_tensor(t, 2, s, mk, 0);
+    MT_OK(mmrec_set_check_finite(1));
+    mmrec_tensor *out;
+    MT_OK(mmrec_log_softmax(t, x, mask, &out));
+    float *d;
+    MT_OK(mmrec_tensor_data(out, &d));
+    ck_assert(d[1] == -INFINITY && d[5] == -INFINITY);
+    MT_OK(mmrec_set_check_finite(0));
+    mmrec_tape_destroy(t);
+}
+END_TEST
+
+/* A module forward (Linear, an MLP) whose weights make its output
+ * overflow; a loss whose finite inputs overflow its value. */
+START_TEST(test_check_finite_mode_on_module_forward_and_loss) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    mmrec_linear_config lc;
+    MT_OK(mmrec_linear_config_init(&lc));
+    lc.in_dim = 3;
+    lc.out_dim = 2;
+    mmrec_module *lin;
+    MT_OK(mmrec_linear_create(m, "lin", &lc, &lin));
+    mmrec_tensor *w;
+    MT_OK(mmrec_model_param(m, "lin.weight", &w));
+    float big[6] = {3e38f, 3e38f, 0, 0, 0, 0};
+    MT_OK(mmrec_tensor_copy_from(w, big, 6));
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    int64_t s[2] = {2, 3};
+    float a[6] = {1, 1, 1, 1, 1, 1};
+    mmrec_tensor *x = mt_tape_tensor(t, 2, s, a, 0), *out = NULL;
+    MT_OK(mmrec_linear_forward(lin, t, x, &out));
+    MT_OK(mmrec_set_check_finite(1));
+    out = NULL;
+    MT_EXPECT(mmrec_linear_forward(lin, t, x, &out), MMREC_ENUMERIC,
+              "mmrec_linear_forward: output of 'linear' has inf at index 0");
+    ck_assert(out == NULL);
+    int64_t p = 2;
+    float pr[2] = {3e38f, 0}, tg[2] = {-3e38f, 0};
+    mmrec_tensor *pred = mt_tape_tensor(t, 1, &p, pr, 0), *target = mt_tape_tensor(t, 1, &p, tg, 0);
+    MT_EXPECT(mmrec_loss_mse(t, pred, target, &out), MMREC_ENUMERIC,
+              "mmrec_loss_mse: output of 'mse' has inf at index 0");
+    MT_OK(mmrec_set_check_finite(0));
+    MT_OK(mmrec_loss_mse(t, pred, target, &out));
+    mmrec_tape_destroy(t);
+    mmrec_model_destroy(m);
+}
+END_TEST
+
+/* Backward: finite forward values whose gradient overflows. Off, the walk
+ * succeeds with the infinity in the gradient; on, it names the node. */
+START_TEST(test_check_finite_mode_on_backward) {
+    for (int on = 0; on < 2; on++) {
+        mmrec_tape *t;
+        MT_OK(mmrec_tape_create(&t));
+        int64_t s = 2;
+        float a[2] = {1e30f, 1e30f};
+        mmrec_tensor *x = mt_tape_tensor(t, 1, &s, a, MMREC_TENSOR_REQUIRES_GRAD), *sq, *loss;
+        MT_OK(mmrec_scale(t, x, 1e-30f, &sq)); /* finite: [1, 1] */
+        MT_OK(mmrec_mul(t, sq, x, &sq));        /* finite: [1e30, 1e30] */
+        MT_OK(mmrec_mean(t, sq, MMREC_AXIS_ALL, &loss));
+        MT_OK(mmrec_set_check_finite(on));
+        /* d(mul)/d(scale's output) = x: fine; d(scale)/dx = 1e-30 * ..., the
+         * gradient of x from mul is sq = 1 each: fine. Seed 1e10 overflows. */
+        float seed[1] = {1e10f};
+        if (on)
+            MT_EXPECT(mmrec_tape_backward_from(t, loss, seed), MMREC_ENUMERIC,
+                      "backward of 'mul' gave inf at index 0");
+        else {
+            MT_OK(mmrec_tape_backward_from(t, loss, seed));
+            const float *g;
+            MT_OK(mmrec_tensor_grad(x, &g));
+            ck_assert(!isfinite(g[0]));
+        }
+        MT_OK(mmrec_set_check_finite(0));
+        mmrec_tape_destroy(t);
+    }
+}
+END_TEST
+
 static Suite *nonfinite_suite(void) {
     Suite *s = suite_create("nonfinite");
     TCase *tc = tcase_create("losses");
@@ -357,6 +509,13 @@ static Suite *nonfinite_suite(void) {
     tcase_add_test(tc, test_ranking_evaluations_reject_nan_and_inf);
     tcase_add_test(tc, test_content_evaluations_reject_nan_and_inf);
     tcase_add_test(tc, test_auc_rejects_nan_scores);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("check_mode");
+    tcase_add_test(tc, test_check_finite_setting);
+    tcase_add_test(tc, test_check_finite_mode_on_ops);
+    tcase_add_test(tc, test_check_finite_mode_keeps_masked_log_softmax);
+    tcase_add_test(tc, test_check_finite_mode_on_module_forward_and_loss);
+    tcase_add_test(tc, test_check_finite_mode_on_backward);
     suite_add_tcase(s, tc);
     return s;
 }

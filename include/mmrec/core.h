@@ -26,7 +26,10 @@
  * gradients at mmrec_optimizer_step. Not checked: the outputs of matrix
  * products, element-wise ops, modules and backward nodes, where a scan is
  * one more pass over every intermediate of a step; a NaN born there
- * reaches a loss's inputs or the optimizer's gradients, both checked. */
+ * reaches a loss's inputs or the optimizer's gradients, both checked. To
+ * find where it was born, turn on the check-finite mode
+ * (mmrec_set_check_finite): then every op and module forward checks its
+ * output, and backward every gradient a node wrote. */
 #ifndef MMREC_CORE_H
 #define MMREC_CORE_H
 
@@ -153,6 +156,31 @@ MMREC_API mmrec_status mmrec_set_num_threads(int num_threads);
 /* The current thread count (default: the number of online CPUs).
  * Thread-safe. Since 0.1. */
 MMREC_API int mmrec_get_num_threads(void);
+
+/* Turns the check-finite mode on (1) or off (0, the default). When on,
+ * every op and module forward that records into a tape (ops.h, modules.h,
+ * losses, graph products, the systems' blocks) scans its output after
+ * computing it; a NaN or infinity makes the call return MMREC_ENUMERIC,
+ * the message naming the function, the node and the first bad flat index,
+ * with the tape rolled back (the call changed nothing). Backward
+ * (mmrec_tape_backward, mmrec_tape_backward_from) scans the gradients each
+ * node wrote right after the node ran and stops at the first node whose
+ * backward produced a non-finite gradient, returning MMREC_ENUMERIC naming
+ * that node's op and the input; gradients already accumulated by the walk
+ * stay (as on any failed backward), and mmrec_optimizer_step refuses them.
+ * The scans cost one read of every output and gradient: a debugging mode,
+ * not one to train with. Views that copy nothing (reshape) and wrapped
+ * caller memory are not scanned.
+ *   enabled (in) 0 or 1.
+ * Returns MMREC_OK or MMREC_EINVAL (enabled neither 0 nor 1).
+ * Thread safety: not thread-safe in intent (a process-wide setting, stored
+ * atomically: ops already running on other threads see the change at
+ * their next call). Since 0.2. */
+MMREC_API mmrec_status mmrec_set_check_finite(int enabled);
+
+/* The check-finite mode: 1 when on, 0 when off (the default). Never fails.
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API int mmrec_get_check_finite(void);
 
 /* Allocator hook. Every allocation the library makes for its own objects
  * (tensors, tape arenas, models, optimizer state, file buffers) goes through

@@ -81,6 +81,7 @@ mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings
     c.norm = (float)sqrt(ss);
     y->data[0] = (float)(sqrt(ss) / (double)batch);
     if (node) *(mmrec__anti_ctx *)node->ctx = c;
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -6,6 +6,7 @@
 #include "mmrec/core.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,6 +119,12 @@ size_t mmrec__first_nonfinite(const float *x, size_t n);
  * there is none. The check of every loss and metric input. */
 mmrec_status mmrec__check_finite(const char *func, const char *name, const float *x, size_t n)
     MMREC__WUR;
+
+/* The check-finite mode (mmrec_set_check_finite): read once per op. */
+extern atomic_int mmrec__check_finite_mode;
+static inline bool mmrec__check_finite_on(void) {
+    return atomic_load_explicit(&mmrec__check_finite_mode, memory_order_relaxed) != 0;
+}
 
 /* Thread count used by heavy loops. */
 int mmrec__num_threads(void);

@@ -1,9 +1,21 @@
-/* The NaN and Inf policy's shared piece (core.h): the scan every check
- * uses. */
+/* The NaN and Inf policy's shared pieces: the scan every check uses and the
+ * process-wide check-finite mode (core.h). */
 #include "core_internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
+
+atomic_int mmrec__check_finite_mode = 0;
+
+mmrec_status mmrec_set_check_finite(int enabled) {
+    MMREC_FAIL_IF(enabled != 0 && enabled != 1, MMREC_EINVAL, "enabled is %d, expected 0 or 1",
+                  enabled);
+    atomic_store_explicit(&mmrec__check_finite_mode, enabled, memory_order_relaxed);
+    return MMREC_OK;
+}
+
+int mmrec_get_check_finite(void) { return mmrec__check_finite_on() ? 1 : 0; }
 
 /* A float is NaN or infinite exactly when its exponent bits are all ones:
  * the integer test vectorizes (a float compare chain would not, without

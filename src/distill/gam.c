@@ -197,6 +197,7 @@ mmrec_status mmrec_distill_gam(mmrec_tape *tape, mmrec_tensor *student_q, mmrec_
         for (int m = 0; m < 4; m++) c.dhat[m] = scratch + B * B + (size_t)m * B * dmax;
         *(mmrec__gam_ctx *)node->ctx = c;
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -668,6 +668,7 @@ mmrec_status mmrec__loss_batch_softmax(mmrec_tape *tape, const char *func, mmrec
     } else {
         mmrec__bsm_release(tape, work);
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

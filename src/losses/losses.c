@@ -132,11 +132,15 @@ static mmrec_status mmrec__loss_begin(const char *func, mmrec__loss_kind kind, m
     return MMREC_OK;
 }
 
-/* Stores the mean into the output. */
+/* Stores the mean into the output and, in check-finite mode, checks it
+ * (a loss of finite inputs may still overflow). */
 static mmrec_status mmrec__loss_end(const char *func, mmrec_tape *tape, mmrec_tensor *y,
                                     double sum, size_t n, mmrec__tape_mark mark,
                                     const mmrec__loss_ctx *c, mmrec_tensor **out) {
+    static const char *const names[] = {"bce_logits", "softmax_ce", "bpr", "mse"};
     y->data[0] = (float)(sum / (double)n);
+    if (mmrec__check_finite_on())
+        MMREC_FORWARD_IF(mmrec__op_end_check(tape, func, names[c->kind], y, mark, false));
     *out = y;
     return MMREC_OK;
 }

@@ -43,6 +43,8 @@ const char *mmrec_version_string(void);
 int mmrec_max_dims(void);
 mmrec_status mmrec_set_num_threads(int num_threads);
 int mmrec_get_num_threads(void);
+mmrec_status mmrec_set_check_finite(int enabled);
+int mmrec_get_check_finite(void);
 typedef struct mmrec_allocator {
 size_t struct_size;
 void *(*alloc)(void *user, size_t size);
