@@ -225,6 +225,7 @@
     {"mmrec_optimizer_set_lr", "mmrec_status", "optim.h", 3, {{"opt", "mmrec_optimizer *", 1}, {"group", "int", 0}, {"lr", "float", 0}}},
     {"mmrec_optimizer_get_lr", "mmrec_status", "optim.h", 3, {{"opt", "const mmrec_optimizer *", 1}, {"group", "int", 0}, {"out", "float *", 1}}},
     {"mmrec_optimizer_step_count", "mmrec_status", "optim.h", 2, {{"opt", "const mmrec_optimizer *", 1}, {"out", "uint64_t *", 1}}},
+    {"mmrec_optimizer_skipped_steps", "mmrec_status", "optim.h", 2, {{"opt", "const mmrec_optimizer *", 1}, {"out", "uint64_t *", 1}}},
     {"mmrec_optimizer_last_grad_norm", "mmrec_status", "optim.h", 2, {{"opt", "const mmrec_optimizer *", 1}, {"out", "float *", 1}}},
     {"mmrec_checkpoint_save", "mmrec_status", "optim.h", 3, {{"model", "const mmrec_model *", 1}, {"opt", "const mmrec_optimizer *", 1}, {"path", "const char *", 1}}},
     {"mmrec_checkpoint_load", "mmrec_status", "optim.h", 3, {{"model", "mmrec_model *", 1}, {"opt", "mmrec_optimizer *", 1}, {"path", "const char *", 1}}},

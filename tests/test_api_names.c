@@ -1266,6 +1266,10 @@ CALL(mmrec_optimizer_step_count) {
     uint64_t n;
     return mmrec_optimizer_step_count(N(0, f->opt), N(1, &n));
 }
+CALL(mmrec_optimizer_skipped_steps) {
+    uint64_t n;
+    return mmrec_optimizer_skipped_steps(N(0, f->opt), N(1, &n));
+}
 CALL(mmrec_optimizer_last_grad_norm) {
     float g;
     return mmrec_optimizer_last_grad_norm(N(0, f->opt), N(1, &g));
@@ -1580,6 +1584,7 @@ static const mt_entry mt_entries[] = {
     E(mmrec_optimizer_set_lr),
     E(mmrec_optimizer_get_lr),
     E(mmrec_optimizer_step_count),
+    E(mmrec_optimizer_skipped_steps),
     E(mmrec_optimizer_last_grad_norm),
     E_NULLABLE(mmrec_checkpoint_save, "opt"),
     E_NULLABLE(mmrec_checkpoint_load, "opt"),

@@ -2,8 +2,10 @@
  * an infinity in its inputs with MMREC_ENUMERIC naming the function, the
  * argument and the first bad index, leaving the tape as it was; the
  * check-finite mode makes ops, module forwards and backward nodes check
- * their outputs. */
+ * their outputs; the optimizer refuses, or skips, a step on non-finite
+ * gradients. */
 #include "mt.h"
+#include "model/model_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -497,6 +499,99 @@ START_TEST(test_check_finite_mode_on_backward) {
 }
 END_TEST
 
+/* ---- the optimizer ---- */
+
+static mmrec_optimizer *nf_opt(mmrec_model *m, int policy) {
+    mmrec_optimizer_config cfg;
+    MT_OK(mmrec_optimizer_config_init(&cfg));
+    ck_assert_int_eq(cfg.nonfinite_grads, MMREC_NONFINITE_ERROR);
+    cfg.type = MMREC_OPT_ADAM;
+    cfg.lr = 0.1f;
+    cfg.nonfinite_grads = policy;
+    mmrec_optimizer *o;
+    MT_OK(mmrec_optimizer_create(m, &cfg, &o));
+    return o;
+}
+
+START_TEST(test_optimizer_refuses_then_skips_nonfinite_gradients) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    int64_t s3 = 3;
+    mmrec_tensor *a, *emb;
+    MT_OK(mmrec_model_add_param(m, "a", 1, &s3, &a));
+    mmrec_embedding_config ec;
+    MT_OK(mmrec_embedding_config_init(&ec));
+    ec.num_rows = 4;
+    ec.dim = 2;
+    mmrec_module *e;
+    MT_OK(mmrec_embedding_create(m, "emb", &ec, &e));
+    MT_OK(mmrec_model_param(m, "emb.weight", &emb));
+    for (int policy = 0; policy < 2; policy++) {
+        mmrec_optimizer *o = nf_opt(m, policy);
+        float before[11], after[11], g[11] = {1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0};
+        MT_OK(mmrec_model_export_params(m, before, 11));
+        /* a row-sparse step: row 2 of the table, through a gather */
+        mmrec_tape *t;
+        MT_OK(mmrec_tape_create(&t));
+        int64_t id = 2;
+        mmrec_tensor *rows, *loss;
+        MT_OK(mmrec_embedding_forward(e, t, &id, 1, &rows));
+        MT_OK(mmrec_sum(t, rows, MMREC_AXIS_ALL, &loss));
+        MT_OK(mmrec_tape_backward(t, loss));
+        for (int i = 0; i < 3; i++) a->grad[i] = g[i];
+        emb->grad[2 * 2 + 1] = NAN; /* row 2, column 1: a touched row */
+        uint64_t steps, skipped;
+        if (policy == MMREC_NONFINITE_ERROR) {
+            MT_EXPECT(mmrec_optimizer_step(o), MMREC_ENUMERIC,
+                      "gradient of parameter 'emb.weight' has nan at element 5");
+            ck_assert(a->grad[1] == 2.0f); /* gradients kept */
+            emb->grad[5] = 1.0f;
+            a->grad[2] = -INFINITY;
+            MT_EXPECT(mmrec_optimizer_step(o), MMREC_ENUMERIC,
+                      "gradient of parameter 'a' has -inf at element 2");
+            MT_OK(mmrec_optimizer_skipped_steps(o, &skipped));
+            ck_assert_uint_eq(skipped, 0);
+        } else {
+            MT_OK(mmrec_optimizer_step(o));
+            ck_assert(a->grad[0] == 0.0f && a->grad[1] == 0.0f); /* cleared */
+            ck_assert(emb->grad[5] == 0.0f);
+            MT_OK(mmrec_optimizer_skipped_steps(o, &skipped));
+            ck_assert_uint_eq(skipped, 1);
+        }
+        MT_OK(mmrec_model_export_params(m, after, 11));
+        ck_assert(memcmp(before, after, sizeof before) == 0);
+        MT_OK(mmrec_optimizer_step_count(o, &steps));
+        ck_assert_uint_eq(steps, 0);
+        /* the optimizer's state is untouched: the next good step is the first */
+        MT_OK(mmrec_model_zero_grad(m));
+        for (int i = 0; i < 3; i++) a->grad[i] = 1.0f;
+        MT_OK(mmrec_optimizer_step(o));
+        MT_OK(mmrec_model_export_params(m, after, 11));
+        for (int i = 0; i < 3; i++) /* Adam's first step moves by lr */
+            ck_assert_msg(fabsf(after[i] - (before[i] - 0.1f)) < 1e-6f, "a[%d]", i);
+        MT_OK(mmrec_optimizer_step_count(o, &steps));
+        ck_assert_uint_eq(steps, 1);
+        /* restore for the next policy */
+        MT_OK(mmrec_model_import_params(m, before, 11));
+        mmrec_tape_destroy(t);
+        mmrec_optimizer_destroy(o);
+    }
+    mmrec_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_optimizer_config_nonfinite_grads_range) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    mmrec_optimizer_config cfg;
+    MT_OK(mmrec_optimizer_config_init(&cfg));
+    cfg.nonfinite_grads = 2;
+    mmrec_optimizer *o;
+    MT_EXPECT(mmrec_optimizer_create(m, &cfg, &o), MMREC_EINVAL, "cfg->nonfinite_grads is 2");
+    mmrec_model_destroy(m);
+}
+END_TEST
+
 static Suite *nonfinite_suite(void) {
     Suite *s = suite_create("nonfinite");
     TCase *tc = tcase_create("losses");
@@ -516,6 +611,10 @@ static Suite *nonfinite_suite(void) {
     tcase_add_test(tc, test_check_finite_mode_keeps_masked_log_softmax);
     tcase_add_test(tc, test_check_finite_mode_on_module_forward_and_loss);
     tcase_add_test(tc, test_check_finite_mode_on_backward);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("optimizer");
+    tcase_add_test(tc, test_optimizer_refuses_then_skips_nonfinite_gradients);
+    tcase_add_test(tc, test_optimizer_config_nonfinite_grads_range);
     suite_add_tcase(s, tc);
     return s;
 }

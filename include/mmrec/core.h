@@ -23,9 +23,10 @@
  * embeddings, features, scores; the AUCs rank infinite scores and refuse
  * NaN only), data entering the library's state (parameter imports, cache
  * writers, index builds, the seed of mmrec_tape_backward_from) and the
- * gradients at mmrec_optimizer_step. Not checked: the outputs of matrix
- * products, element-wise ops, modules and backward nodes, where a scan is
- * one more pass over every intermediate of a step; a NaN born there
+ * gradients at mmrec_optimizer_step (refused, or the step skipped: see
+ * mmrec_optimizer_config.nonfinite_grads). Not checked: the outputs of
+ * matrix products, element-wise ops, modules and backward nodes, where a
+ * scan is one more pass over every intermediate of a step; a NaN born there
  * reaches a loss's inputs or the optimizer's gradients, both checked. To
  * find where it was born, turn on the check-finite mode
  * (mmrec_set_check_finite): then every op and module forward checks its
