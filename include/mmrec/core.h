@@ -168,15 +168,18 @@ MMREC_API int mmrec_get_num_threads(void);
  * node wrote right after the node ran and stops at the first node whose
  * backward produced a non-finite gradient, returning MMREC_ENUMERIC naming
  * that node's op and the input; gradients already accumulated by the walk
- * stay (as on any failed backward), and mmrec_optimizer_step refuses them.
- * The scans cost one read of every output and gradient: a debugging mode,
- * not one to train with. Views that copy nothing (reshape) and wrapped
- * caller memory are not scanned.
+ * stay (as on any failed backward), and mmrec_optimizer_step then refuses
+ * or skips the step. The scans read every output and gradient once more
+ * (a parameter's whole gradient after each node that writes it, so a
+ * large embedding table costs most): a mode for finding where a NaN is
+ * born. Views that copy nothing (reshape) and wrapped caller memory are
+ * not scanned.
  *   enabled (in) 0 or 1.
  * Returns MMREC_OK or MMREC_EINVAL (enabled neither 0 nor 1).
- * Thread safety: not thread-safe in intent (a process-wide setting, stored
- * atomically: ops already running on other threads see the change at
- * their next call). Since 0.2. */
+ * Thread safety: a process-wide setting, stored atomically: safe to call
+ * from any thread, and ops running on other threads see the change at
+ * their next call; set it before training, as mmrec_set_num_threads.
+ * Since 0.2. */
 MMREC_API mmrec_status mmrec_set_check_finite(int enabled);
 
 /* The check-finite mode: 1 when on, 0 when off (the default). Never fails.
