@@ -13,9 +13,10 @@
  * NaN and Inf. One status for a non-finite number found in data:
  * MMREC_ENUMERIC, its message naming the function (the op), the array or
  * tensor and the first bad index ("mmrec_loss_bpr: neg[17] is nan (must
- * be finite)"); MMREC_EINVAL stays for a non-finite scalar argument or
- * config field (a temperature, a learning rate): a wrong call rather than
- * bad numbers. Checked always: every input tensor of every loss
+ * be finite)"); MMREC_EINVAL stays for a non-finite option: a scalar
+ * argument, a config field or a config array (a temperature, a learning
+ * rate, row weights, a column bias, popularities): a wrong call rather
+ * than bad numbers. Checked always: every input tensor of every loss
  * (losses.h, distill.h and the losses of em3.h, alignrec.h, inttower.h,
  * mvke.h; B x N logits or B x d embeddings, so the scan costs about 0.2%
  * of a batch softmax at B 256, N 512, d 64; a failing loss leaves the
