@@ -468,6 +468,47 @@ START_TEST(test_check_finite_mode_on_module_forward_and_loss) {
 }
 END_TEST
 
+/* A composite module (an MLP): its second layer overflows; the message
+ * names the MLP and its 'linear' node, and the first layer's nodes are
+ * rolled back too. */
+START_TEST(test_check_finite_mode_on_composite_module) {
+    mmrec_model *m;
+    MT_OK(mmrec_model_create(&m));
+    int64_t sizes[3] = {2, 2, 1};
+    mmrec_mlp_config mc;
+    MT_OK(mmrec_mlp_config_init(&mc));
+    mc.sizes = sizes;
+    mc.num_sizes = 3;
+    mmrec_module *mlp;
+    MT_OK(mmrec_mlp_create(m, "mlp", &mc, &mlp));
+    mmrec_tensor *w0, *w1;
+    MT_OK(mmrec_model_param(m, "mlp.0.weight", &w0));
+    MT_OK(mmrec_model_param(m, "mlp.1.weight", &w1));
+    float id[4] = {1, 0, 0, 1}, big[2] = {3e38f, 3e38f};
+    MT_OK(mmrec_tensor_copy_from(w0, id, 4));
+    MT_OK(mmrec_tensor_copy_from(w1, big, 2));
+    mmrec_tape *t;
+    MT_OK(mmrec_tape_create(&t));
+    int64_t s[2] = {1, 2}, one = 1;
+    float a[2] = {1, 1};
+    mmrec_tensor *x = mt_tape_tensor(t, 2, s, a, 0), *out = NULL, *o1, *o2;
+    MT_OK(mmrec_set_check_finite(1));
+    MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &o1));
+    MT_EXPECT(mmrec_mlp_forward(mlp, t, x, &out), MMREC_ENUMERIC,
+              "mmrec_mlp_forward: output of 'linear' has inf at index 0");
+    MT_OK(mmrec_tape_tensor(t, 1, &one, 0, &o2));
+    ck_assert(out == NULL);
+    float *p1, *p2;
+    MT_OK(mmrec_tensor_data(o1, &p1));
+    MT_OK(mmrec_tensor_data(o2, &p2));
+    ck_assert(p2 - p1 == nf_tape_step(t) / (ptrdiff_t)sizeof(float));
+    MT_OK(mmrec_set_check_finite(0));
+    MT_OK(mmrec_mlp_forward(mlp, t, x, &out));
+    mmrec_tape_destroy(t);
+    mmrec_model_destroy(m);
+}
+END_TEST
+
 /* Backward: finite forward values whose gradient overflows. Off, the walk
  * succeeds with the infinity in the gradient; on, it names the node. */
 START_TEST(test_check_finite_mode_on_backward) {
@@ -610,6 +651,7 @@ static Suite *nonfinite_suite(void) {
     tcase_add_test(tc, test_check_finite_mode_on_ops);
     tcase_add_test(tc, test_check_finite_mode_keeps_masked_log_softmax);
     tcase_add_test(tc, test_check_finite_mode_on_module_forward_and_loss);
+    tcase_add_test(tc, test_check_finite_mode_on_composite_module);
     tcase_add_test(tc, test_check_finite_mode_on_backward);
     suite_add_tcase(s, tc);
     tc = tcase_create("optimizer");

@@ -163,8 +163,10 @@ MMREC_API int mmrec_get_num_threads(void);
  * every op and module forward that records into a tape (ops.h, modules.h,
  * losses, graph products, the systems' blocks) scans its output after
  * computing it; a NaN or infinity makes the call return MMREC_ENUMERIC,
- * the message naming the function, the node and the first bad flat index,
- * with the tape rolled back (the call changed nothing). Backward
+ * the message naming the function, the node and the first bad flat index
+ * (for a module built of ops, the op inside it that made the value), with
+ * the tape rolled back (the call changed nothing, the module's earlier
+ * nodes included). Backward
  * (mmrec_tape_backward, mmrec_tape_backward_from) scans the gradients each
  * node wrote right after the node ran and stops at the first node whose
  * backward produced a non-finite gradient, returning MMREC_ENUMERIC naming
