@@ -1318,6 +1318,10 @@ CALL(mmrec_optimizer_step_count) {
     uint64_t n;
     return mmrec_optimizer_step_count(N(0, f->opt), N(1, &n));
 }
+CALL(mmrec_optimizer_skipped_steps) {
+    uint64_t n;
+    return mmrec_optimizer_skipped_steps(N(0, f->opt), N(1, &n));
+}
 CALL(mmrec_optimizer_last_grad_norm) {
     float g;
     return mmrec_optimizer_last_grad_norm(N(0, f->opt), N(1, &g));
@@ -1462,6 +1466,8 @@ static const mt_entry mt_entries[] = {
     EXEMPT(mmrec_max_dims, NO_POINTER "; never fails"),
     EXEMPT(mmrec_set_num_threads, NO_POINTER),
     EXEMPT(mmrec_get_num_threads, NO_POINTER "; never fails"),
+    EXEMPT(mmrec_set_check_finite, NO_POINTER),
+    EXEMPT(mmrec_get_check_finite, NO_POINTER "; never fails"),
     E_NULLABLE(mmrec_set_allocator, "allocator"),
     E(mmrec_rng_create),
     EXEMPT(mmrec_rng_destroy, DESTROYER),
@@ -1635,6 +1641,7 @@ static const mt_entry mt_entries[] = {
     E(mmrec_optimizer_set_lr),
     E(mmrec_optimizer_get_lr),
     E(mmrec_optimizer_step_count),
+    E(mmrec_optimizer_skipped_steps),
     E(mmrec_optimizer_last_grad_norm),
     E_NULLABLE(mmrec_checkpoint_save, "opt"),
     E_NULLABLE(mmrec_checkpoint_load, "opt"),

@@ -329,7 +329,7 @@ START_TEST(test_twotower_bad_input) {
     MT_EXPECT(mmrec_twotower_serving_vectors(NULL, MMREC_TOWER_USER, x, 2, 0, y), MMREC_EINVAL,
               "dim 0");
     MT_EXPECT(mmrec_twotower_serving_vectors(NULL, 7, x, 1, 3, y), MMREC_EINVAL, "side");
-    MT_EXPECT(mmrec_twotower_serving_vectors(NULL, MMREC_TOWER_ITEM, x, 2, 3, y), MMREC_EINVAL,
+    MT_EXPECT(mmrec_twotower_serving_vectors(NULL, MMREC_TOWER_ITEM, x, 2, 3, y), MMREC_ENUMERIC,
               "x[1, 1]");
     MT_EXPECT(mmrec_twotower_config_init_sized(NULL, sizeof cfg), MMREC_EINVAL, "cfg");
     MT_EXPECT(mmrec_twotower_config_init_sized(&cfg, 2), MMREC_EINVAL, "size");

@@ -52,6 +52,7 @@ mmrec_model_save only a model and a path: its errors are of I/O
 mmrec_model_zero_grad only a model
 mmrec_optimizer_step_count only an optimizer and an output
 mmrec_optimizer_last_grad_norm only an optimizer and an output
+mmrec_optimizer_skipped_steps only an optimizer and an output
 mmrec_tape_create only an output
 mmrec_tape_get_mode only a tape and an output
 mmrec_tape_seed any seed is valid

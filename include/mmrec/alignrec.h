@@ -83,7 +83,9 @@ extern "C" {
  *   temperature (in)  > 0, finite.
  *   out         (out) [1], owned by `tape`.
  * Returns MMREC_OK, MMREC_EINVAL (NULL, temperature), MMREC_ESHAPE,
- *         MMREC_ESTALE, MMREC_ENOMEM. Since 0.1. */
+ *         MMREC_ENUMERIC (a NaN or infinity in a or b: the message names
+ *         the tensor and the first bad index), MMREC_ESTALE, MMREC_ENOMEM.
+ *         Since 0.1. */
 MMREC_API mmrec_status mmrec_loss_infonce(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b,
                                           float temperature, mmrec_tensor **out);
 
@@ -105,8 +107,9 @@ MMREC_API mmrec_status mmrec_loss_infonce(mmrec_tape *tape, mmrec_tensor *a, mmr
  *   content    (in)  [batch, content_dim], same batch; a zero row has
  *                    similarity 0 to every row (the reference: NaN).
  *   out        (out) [1], owned by `tape`.
- * Returns MMREC_OK, MMREC_EINVAL, MMREC_ESHAPE, MMREC_ESTALE,
- *         MMREC_ENOMEM. Since 0.1. */
+ * Returns MMREC_OK, MMREC_EINVAL, MMREC_ESHAPE, MMREC_ENUMERIC (a NaN or
+ *         infinity in an input: the message names the tensor and the
+ *         first bad index), MMREC_ESTALE, MMREC_ENOMEM. Since 0.1. */
 MMREC_API mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings,
                                                 mmrec_tensor *content, mmrec_tensor **out);
 
@@ -116,8 +119,9 @@ MMREC_API mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *
  * embeddings of the batch's users and positive items, weight 0.1.
  *   users, items (in) [batch, dim] each, same shape.
  *   out          (out) [1], owned by `tape`.
- * Returns MMREC_OK, MMREC_EINVAL, MMREC_ESHAPE, MMREC_ESTALE,
- *         MMREC_ENOMEM. Since 0.1. */
+ * Returns MMREC_OK, MMREC_EINVAL, MMREC_ESHAPE, MMREC_ENUMERIC (a NaN or
+ *         infinity in an input: the message names the tensor and the
+ *         first bad index), MMREC_ESTALE, MMREC_ENOMEM. Since 0.1. */
 MMREC_API mmrec_status mmrec_loss_ui_alignment(mmrec_tape *tape, mmrec_tensor *users,
                                                mmrec_tensor *items, mmrec_tensor **out);
 

@@ -8,7 +8,30 @@
  * what was expected. Callers branch on the status, never on the text.
  *
  * Thread safety: functions here are thread-safe unless their block says
- * otherwise ("not thread-safe" = global, call before starting threads). */
+ * otherwise ("not thread-safe" = global, call before starting threads).
+ *
+ * NaN and Inf. One status for a non-finite number found in data:
+ * MMREC_ENUMERIC, its message naming the function (the op), the array or
+ * tensor and the first bad index ("mmrec_loss_bpr: neg[17] is nan (must
+ * be finite)"); MMREC_EINVAL stays for a non-finite option: a scalar
+ * argument, a config field or a config array (a temperature, a learning
+ * rate, row weights, a column bias, popularities): a wrong call rather
+ * than bad numbers. Checked always: every input tensor of every loss
+ * (losses.h, distill.h and the losses of em3.h, alignrec.h, inttower.h,
+ * mvke.h; B x N logits or B x d embeddings, so the scan costs about 0.2%
+ * of a batch softmax at B 256, N 512, d 64; a failing loss leaves the
+ * tape as it was), the float inputs of the metrics (metrics.h:
+ * embeddings, features, scores; the AUCs rank infinite scores and refuse
+ * NaN only), data entering the library's state (parameter imports, cache
+ * writers, index builds, the seed of mmrec_tape_backward_from) and the
+ * gradients at mmrec_optimizer_step (refused, or the step skipped: see
+ * mmrec_optimizer_config.nonfinite_grads). Not checked: the outputs of
+ * matrix products, element-wise ops, modules and backward nodes, where a
+ * scan is one more pass over every intermediate of a step; a NaN born there
+ * reaches a loss's inputs or the optimizer's gradients, both checked. To
+ * find where it was born, turn on the check-finite mode
+ * (mmrec_set_check_finite): then every op and module forward checks its
+ * output, and backward every gradient a node wrote. */
 #ifndef MMREC_CORE_H
 #define MMREC_CORE_H
 
@@ -135,6 +158,36 @@ MMREC_API mmrec_status mmrec_set_num_threads(int num_threads);
 /* The current thread count (default: the number of online CPUs).
  * Thread-safe. Since 0.1. */
 MMREC_API int mmrec_get_num_threads(void);
+
+/* Turns the check-finite mode on (1) or off (0, the default). When on,
+ * every op and module forward that records into a tape (ops.h, modules.h,
+ * losses, graph products, the systems' blocks) scans its output after
+ * computing it; a NaN or infinity makes the call return MMREC_ENUMERIC,
+ * the message naming the function, the node and the first bad flat index
+ * (for a module built of ops, the op inside it that made the value), with
+ * the tape rolled back (the call changed nothing, the module's earlier
+ * nodes included). Backward
+ * (mmrec_tape_backward, mmrec_tape_backward_from) scans the gradients each
+ * node wrote right after the node ran and stops at the first node whose
+ * backward produced a non-finite gradient, returning MMREC_ENUMERIC naming
+ * that node's op and the input; gradients already accumulated by the walk
+ * stay (as on any failed backward), and mmrec_optimizer_step then refuses
+ * or skips the step. The scans read every output and gradient once more
+ * (a parameter's whole gradient after each node that writes it, so a
+ * large embedding table costs most): a mode for finding where a NaN is
+ * born. Views that copy nothing (reshape) and wrapped caller memory are
+ * not scanned.
+ *   enabled (in) 0 or 1.
+ * Returns MMREC_OK or MMREC_EINVAL (enabled neither 0 nor 1).
+ * Thread safety: a process-wide setting, stored atomically: safe to call
+ * from any thread, and ops running on other threads see the change at
+ * their next call; set it before training, as mmrec_set_num_threads.
+ * Since 0.2. */
+MMREC_API mmrec_status mmrec_set_check_finite(int enabled);
+
+/* The check-finite mode: 1 when on, 0 when off (the default). Never fails.
+ * Thread safety: thread-safe. Since 0.2. */
+MMREC_API int mmrec_get_check_finite(void);
 
 /* Allocator hook. Every allocation the library makes for its own objects
  * (tensors, tape arenas, models, optimizer state, file buffers) goes through

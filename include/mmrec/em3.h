@@ -243,9 +243,10 @@ MMREC_API mmrec_status mmrec_cic_config_init_sized(mmrec_cic_config *cfg, size_t
  *         cfg->struct_size or a config from a newer libmmrec),
  *         MMREC_ESHAPE (content and ids not both [B, e]; B < 2),
  *         MMREC_ERANGE (a given negative outside [0, B) or equal to its
- *         row; the message names its index), MMREC_ESTALE, MMREC_ENOMEM.
- *         A failed call leaves the tape, its generator included, as it
- *         was.
+ *         row; the message names its index), MMREC_ENUMERIC (a NaN or
+ *         infinity in content or ids: the message names the tensor and
+ *         the first bad index), MMREC_ESTALE, MMREC_ENOMEM. A failed call
+ *         leaves the tape, its generator included, as it was.
  * Thread safety: per-handle (the tape). Since 0.1. */
 MMREC_API mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content,
                                       mmrec_tensor *ids, const mmrec_cic_config *cfg,

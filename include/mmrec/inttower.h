@@ -304,8 +304,10 @@ MMREC_API mmrec_status mmrec_inttower_cir_config_init_sized(mmrec_inttower_cir_c
  *         out of range, label_indexed not 0 or 1, a config from a newer
  *         libmmrec: the message names the field), MMREC_ESHAPE (user_vec
  *         or item_vec not 2-D, their shapes differ, n not B, B < 2 with
- *         label_indexed: the message gives the shapes), MMREC_ESTALE,
- *         MMREC_ENOMEM. A failed call changes nothing.
+ *         label_indexed: the message gives the shapes), MMREC_ENUMERIC (a
+ *         NaN or infinity in user_vec or item_vec: the message names the
+ *         tensor and the first bad index), MMREC_ESTALE, MMREC_ENOMEM. A
+ *         failed call changes nothing.
  * Thread safety: per-handle (the tape). Since 0.2. */
 MMREC_API mmrec_status mmrec_loss_inttower_cir(mmrec_tape *tape, mmrec_tensor *user_vec,
                                                mmrec_tensor *item_vec, const float *labels,

@@ -5,7 +5,9 @@
  *
  * Errors: MMREC_EINVAL (NULL, tensor of another tape), MMREC_ESHAPE (the
  * message gives both shapes), MMREC_ERANGE (a label out of range: the
- * message names its index), MMREC_ESTALE, MMREC_ENOMEM.
+ * message names its index), MMREC_ENUMERIC (a NaN or infinity in an input
+ * tensor: the message names the tensor and its first bad index; core.h),
+ * MMREC_ESTALE, MMREC_ENOMEM. A failed call leaves the tape as it was.
  * Thread safety: per-handle (the tape). */
 #ifndef MMREC_LOSSES_H
 #define MMREC_LOSSES_H
@@ -142,8 +144,10 @@ MMREC_API mmrec_status mmrec_batch_softmax_config_init_sized(mmrec_batch_softmax
  * Returns MMREC_OK, MMREC_EINVAL (NULL, a config value: the message names
  *         the field and, for arrays, the first bad index; config from a
  *         newer libmmrec), MMREC_ESHAPE (both shapes in the message),
- *         MMREC_ERANGE (a positive out of range), MMREC_ESTALE, MMREC_ENOMEM.
- *         A failed call changes nothing.
+ *         MMREC_ERANGE (a positive out of range), MMREC_ENUMERIC (a NaN or
+ *         infinity in queries or candidates: the message names the tensor
+ *         and the first bad index), MMREC_ESTALE, MMREC_ENOMEM. A failed
+ *         call changes nothing.
  * Thread safety: per-handle (the tape). Since 0.2. */
 MMREC_API mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *queries,
                                                 mmrec_tensor *candidates,
@@ -261,8 +265,9 @@ mmrec_sequence_softmax_config_init_sized(mmrec_sequence_softmax_config *cfg, siz
  *         MMREC_ESHAPE (states not [B, T, d], items not [B, T + 1, d],
  *         num_ids not B (T + 1): the message gives the shapes),
  *         MMREC_ERANGE (an id < 0 or >= num_items: the message names its
- *         index), MMREC_ESTALE, MMREC_ENOMEM. A failed call changes
- *         nothing.
+ *         index), MMREC_ENUMERIC (a NaN or infinity in states or items:
+ *         the message names the tensor and the first bad index),
+ *         MMREC_ESTALE, MMREC_ENOMEM. A failed call changes nothing.
  * Thread safety: per-handle (the tape). Since 0.2. */
 MMREC_API mmrec_status mmrec_loss_sequence_softmax(mmrec_tape *tape, mmrec_tensor *states,
                                                    mmrec_tensor *items, const int64_t *item_ids,

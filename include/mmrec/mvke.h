@@ -216,8 +216,10 @@ MMREC_API mmrec_status mmrec_mvke_score(mmrec_module *mvke, mmrec_tape *tape,
  *         not the module's, a NULL entry of tags or labels, a weight not
  *         finite, a tensor of another tape: the message names it),
  *         MMREC_ESHAPE (a tag or label of the wrong shape: the message
- *         names its task), MMREC_ESTATE, MMREC_ESTALE, MMREC_ENOMEM. A
- *         failed call leaves the tape as it was.
+ *         names its task), MMREC_ENUMERIC (a NaN or infinity in experts, a
+ *         tag or a label: the message names it and the first bad index),
+ *         MMREC_ESTATE, MMREC_ESTALE, MMREC_ENOMEM. A failed call leaves
+ *         the tape as it was.
  * Thread safety: per-handle (the tape). Since 0.2. */
 MMREC_API mmrec_status mmrec_mvke_loss(mmrec_module *mvke, mmrec_tape *tape,
                                        mmrec_tensor *experts, mmrec_tensor *const *tags,

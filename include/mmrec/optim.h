@@ -58,6 +58,14 @@ typedef enum mmrec_optimizer_type {
     MMREC_OPT_ADAGRAD = 3
 } mmrec_optimizer_type;
 
+/* What mmrec_optimizer_step() does with a gradient holding a NaN or an
+ * infinity (mmrec_optimizer_config.nonfinite_grads). */
+typedef enum mmrec_nonfinite_policy {
+    MMREC_NONFINITE_ERROR = 0, /* refuse: MMREC_ENUMERIC, nothing changed, gradients kept */
+    MMREC_NONFINITE_SKIP = 1   /* skip the step: gradients cleared, nothing updated,
+                                  counted (mmrec_optimizer_skipped_steps) */
+} mmrec_nonfinite_policy;
+
 typedef struct mmrec_optimizer_config {
     size_t struct_size;
     mmrec_optimizer_type type;  /* default MMREC_OPT_ADAM */
@@ -70,6 +78,8 @@ typedef struct mmrec_optimizer_config {
     float eps;                  /* Adam/AdamW 1e-8, Adagrad 1e-10 by default */
     float initial_accumulator;  /* Adagrad; default 0 */
     float clip_norm;            /* global-norm clipping; default 0 = off */
+    int nonfinite_grads;        /* an mmrec_nonfinite_policy; default 0 =
+                                   MMREC_NONFINITE_ERROR (since 0.2) */
 } mmrec_optimizer_config;
 
 /* Fills the defaults above (type MMREC_OPT_ADAM); set cfg.type and the
@@ -93,10 +103,18 @@ MMREC_API mmrec_status mmrec_optimizer_create(mmrec_model *model,
 MMREC_API void mmrec_optimizer_destroy(mmrec_optimizer *opt);
 
 /* One update of every trainable parameter, then clears the gradients.
+ * Every gradient it reads is checked for NaN and infinity first, in the
+ * same pass that sums the squares for the global norm (dense parameters
+ * whole, row-sparse tables at their touched rows only). With one found the
+ * step changes no parameter, no optimizer state and not the step count:
+ * under MMREC_NONFINITE_ERROR (the default) it returns MMREC_ENUMERIC and
+ * keeps the gradients; under MMREC_NONFINITE_SKIP it clears the gradients,
+ * counts the skip (mmrec_optimizer_skipped_steps) and returns MMREC_OK.
  * Returns MMREC_OK, MMREC_EINVAL, MMREC_ENUMERIC (a NaN/Inf gradient: the
- *         message names the parameter; nothing was updated and the gradients
- *         are kept), MMREC_ENOMEM (state for a parameter unfrozen later),
- *         MMREC_ESTATE (the model was destroyed; the optimizer kept it alive).
+ *         message names the parameter and the first bad flat index; nothing
+ *         was updated and the gradients are kept), MMREC_ENOMEM (state for
+ *         a parameter unfrozen later), MMREC_ESTATE (the model was
+ *         destroyed; the optimizer kept it alive).
  * Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt);
 
@@ -139,6 +157,15 @@ MMREC_API mmrec_status mmrec_optimizer_get_lr(const mmrec_optimizer *opt, int gr
  * Returns MMREC_OK or MMREC_EINVAL (opt or out NULL, not an optimizer).
  * Thread safety: per-handle (the optimizer). Since 0.1. */
 MMREC_API mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, uint64_t *out);
+
+/* Number of steps skipped for a NaN or infinite gradient under
+ * MMREC_NONFINITE_SKIP since the optimizer was created (not saved in
+ * checkpoints: a loaded optimizer keeps its own count).
+ *   opt (in)  the optimizer; borrowed.
+ *   out (out) the count; 0 for a new optimizer.
+ * Returns MMREC_OK or MMREC_EINVAL (opt or out NULL, not an optimizer).
+ * Thread safety: per-handle (the optimizer). Since 0.2. */
+MMREC_API mmrec_status mmrec_optimizer_skipped_steps(const mmrec_optimizer *opt, uint64_t *out);
 
 /* The global L2 norm of the trainable parameters' gradients seen by the
  * last successful step, before clipping (what clip_norm is compared with;

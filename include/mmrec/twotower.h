@@ -197,9 +197,9 @@ MMREC_API mmrec_status mmrec_twotower_score_paired(mmrec_tape *tape, mmrec_tenso
  *   dim  (in)  >= 1.
  *   out  (out) [n, dim] in caller memory; may be x itself (in place).
  * Returns MMREC_OK, MMREC_EINVAL (NULL x or out; n or dim 0; side not an
- *         mmrec_tower_side; a non-finite value in x: the message gives its
- *         row and column; a bad config as for mmrec_twotower_score). A
- *         failed call leaves out untouched.
+ *         mmrec_tower_side; a bad config as for mmrec_twotower_score),
+ *         MMREC_ENUMERIC (a NaN or infinity in x: the message gives its
+ *         row and column). A failed call leaves out untouched.
  * Thread safety: thread-safe. Since 0.2. */
 MMREC_API mmrec_status mmrec_twotower_serving_vectors(const mmrec_twotower_config *cfg,
                                                       int side, const float *x, size_t n,

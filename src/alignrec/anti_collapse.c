@@ -57,6 +57,8 @@ mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings
         embeddings->shape[0] != content->shape[0])
         MMREC_FAIL_SHAPE2("embeddings must be [batch, dim] and content [batch, content_dim]",
                           embeddings, content);
+    MMREC_CHECK_FINITE(embeddings);
+    MMREC_CHECK_FINITE(content);
     size_t batch = (size_t)embeddings->shape[0], dim = (size_t)embeddings->shape[1], bb;
     MMREC_FAIL_IF(!mmrec__mul_size(batch, batch * sizeof(float), &bb), MMREC_EINVAL,
                   "batch %zu is too large", batch);
@@ -79,6 +81,7 @@ mmrec_status mmrec_loss_anti_collapse(mmrec_tape *tape, mmrec_tensor *embeddings
     c.norm = (float)sqrt(ss);
     y->data[0] = (float)(sqrt(ss) / (double)batch);
     if (node) *(mmrec__anti_ctx *)node->ctx = c;
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

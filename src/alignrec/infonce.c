@@ -17,6 +17,8 @@ mmrec_status mmrec_loss_infonce(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor 
                       !isfinite(1.0f / temperature),
                   MMREC_EINVAL, "temperature is %g, must be > 0 with a finite inverse",
                   (double)temperature);
+    MMREC_CHECK_FINITE(a);
+    MMREC_CHECK_FINITE(b);
     mmrec__batch_softmax_args args = {.temperature = temperature, .normalize = true};
     return mmrec__loss_batch_softmax(tape, __func__, a, b, &args, out);
 }

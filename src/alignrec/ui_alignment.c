@@ -23,6 +23,8 @@ mmrec_status mmrec_loss_ui_alignment(mmrec_tape *tape, mmrec_tensor *users, mmre
     if (users->ndim != 2 || items->ndim != 2 || users->shape[0] != items->shape[0] ||
         users->shape[1] != items->shape[1])
         MMREC_FAIL_SHAPE2("users and items must both be [batch, dim]", users, items);
+    MMREC_CHECK_FINITE(users);
+    MMREC_CHECK_FINITE(items);
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec_status s = mmrec__ui_align_run(tape, users, items, out);
     if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);

@@ -126,6 +126,29 @@ mmrec_status mmrec__op_begin(mmrec_tape *tape, const mmrec__op *op, int ndim,
                              const int64_t *shape, bool zero, mmrec_tensor **y_out,
                              mmrec__node **node_out, mmrec__tape_mark *mark_out) MMREC__WUR;
 
+/* The end of an op, after it computed its output `y`: in check-finite
+ * mode (core.h), a NaN or infinity in y rolls the tape back to `mark` (the
+ * one mmrec__op_begin returned) and gives MMREC_ENUMERIC naming op->func,
+ * the node and the first bad index. MMREC_OK otherwise; free when the mode
+ * is off. */
+mmrec_status mmrec__op_end_check(mmrec_tape *tape, const char *func, const char *name,
+                                 const mmrec_tensor *y, mmrec__tape_mark mark,
+                                 bool allow_minus_inf) MMREC__WUR;
+static inline mmrec_status mmrec__op_end(mmrec_tape *tape, const mmrec__op *op,
+                                         const mmrec_tensor *y, mmrec__tape_mark mark) {
+    if (MMREC__UNLIKELY(mmrec__check_finite_on()))
+        return mmrec__op_end_check(tape, op->func, op->name, y, mark, false);
+    return MMREC_OK;
+}
+/* The same for an output where -inf is a value (a masked log-softmax's
+ * removed positions): only NaN and +inf fail. */
+static inline mmrec_status mmrec__op_end_masked(mmrec_tape *tape, const mmrec__op *op,
+                                                const mmrec_tensor *y, mmrec__tape_mark mark) {
+    if (MMREC__UNLIKELY(mmrec__check_finite_on()))
+        return mmrec__op_end_check(tape, op->func, op->name, y, mark, true);
+    return MMREC_OK;
+}
+
 /* The argument checks an op starts with: the tape, its input tensors (each
  * of the tape or of none; named in messages as in the source), and the
  * output pointer. */

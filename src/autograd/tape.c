@@ -151,6 +151,22 @@ mmrec_status mmrec__op_begin(mmrec_tape *tape, const mmrec__op *op, int ndim,
     return MMREC_OK;
 }
 
+mmrec_status mmrec__op_end_check(mmrec_tape *tape, const char *func, const char *name,
+                                 const mmrec_tensor *y, mmrec__tape_mark mark,
+                                 bool allow_minus_inf) {
+    size_t i = mmrec__first_nonfinite(y->data, y->numel);
+    while (allow_minus_inf && i < y->numel && y->data[i] == -INFINITY) {
+        size_t next = mmrec__first_nonfinite(y->data + i + 1, y->numel - i - 1);
+        i += 1 + next;
+    }
+    if (i == y->numel) return MMREC_OK;
+    float v = y->data[i];
+    mmrec__tape_rollback(tape, mark);
+    return mmrec__set_error(MMREC_ENUMERIC, func,
+                            "output of '%s' has %g at index %zu (check-finite mode)", name,
+                            (double)v, i);
+}
+
 bool mmrec__tape_wants_grad(const mmrec_tape *tape, mmrec_tensor *const *in, int n_in) {
     if (tape->mode != MMREC_TAPE_TRAIN) return false;
     for (int i = 0; i < n_in; i++)
@@ -251,6 +267,25 @@ float *mmrec__grad(mmrec_tape *tape, mmrec_tensor *t) {
 
 /* ---- backward ---- */
 
+/* Check-finite mode: the gradients node `n`'s backward wrote (those of its
+ * inputs; a parameter's whole buffer, accumulated over the walk so far)
+ * must be finite, else MMREC_ENUMERIC naming the node and the input. */
+static mmrec_status mmrec__backward_check(const mmrec__node *n, const char *func) {
+    for (int k = 0; k < n->n_in; k++) {
+        const mmrec_tensor *t = n->in[k];
+        if (t == NULL || t->grad == NULL) continue;
+        size_t i = mmrec__first_nonfinite(t->grad, t->numel);
+        if (i < t->numel)
+            return mmrec__set_error(MMREC_ENUMERIC, func,
+                                    "backward of '%s' gave %g at index %zu of the gradient of "
+                                    "its input %d%s%s%s (check-finite mode)",
+                                    n->name, (double)t->grad[i], i, k,
+                                    t->param ? " (parameter '" : "",
+                                    t->param ? t->param->name : "", t->param ? "')" : "");
+    }
+    return MMREC_OK;
+}
+
 static mmrec_status mmrec__backward_run(mmrec_tape *tape, mmrec_tensor *out, const float *seed,
                                         const char *func) {
     if (tape->mode != MMREC_TAPE_TRAIN)
@@ -266,12 +301,14 @@ static mmrec_status mmrec__backward_run(mmrec_tape *tape, mmrec_tensor *out, con
     float *g = mmrec__grad(tape, out);
     if (g == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
     for (size_t i = 0; i < out->numel; i++) g[i] += seed ? seed[i] : 1.0f;
+    bool check = mmrec__check_finite_on();
     for (mmrec__node *n = tape->tail; n; n = n->prev) {
         if (n->out->grad == NULL) continue;
         mmrec_status s = n->backward(n, tape);
         if (s != MMREC_OK)
             return mmrec__set_error(s, func, "backward of '%s' failed: %s", n->name,
                                     mmrec_status_str(s));
+        if (check) MMREC_FORWARD_IF(mmrec__backward_check(n, func));
     }
     return MMREC_OK;
 }

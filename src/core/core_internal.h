@@ -6,6 +6,7 @@
 #include "mmrec/core.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -106,6 +107,24 @@ float mmrec__rng_uniform(mmrec__rng_state *rng);
  * the stream position is a pure function of the number of calls). */
 float mmrec__rng_normal(mmrec__rng_state *rng);
 uint64_t mmrec__rng_below(mmrec__rng_state *rng, uint64_t bound);
+
+/* ---- NaN and Inf (finite.c; the policy is in core.h) ---- */
+
+/* The index of the first NaN or infinite value of x[0 .. n), or n when
+ * all are finite. Vectorized; memory speed. */
+size_t mmrec__first_nonfinite(const float *x, size_t n);
+
+/* MMREC_ENUMERIC on behalf of `func`, "<name>[i] is <value> (must be
+ * finite)" for the first NaN or infinite value of x[0 .. n); MMREC_OK when
+ * there is none. The check of every loss and metric input. */
+mmrec_status mmrec__check_finite(const char *func, const char *name, const float *x, size_t n)
+    MMREC__WUR;
+
+/* The check-finite mode (mmrec_set_check_finite): read once per op. */
+extern atomic_int mmrec__check_finite_mode;
+static inline bool mmrec__check_finite_on(void) {
+    return atomic_load_explicit(&mmrec__check_finite_mode, memory_order_relaxed) != 0;
+}
 
 /* Thread count used by heavy loops. */
 int mmrec__num_threads(void);

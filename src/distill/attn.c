@@ -94,7 +94,8 @@ mmrec_status mmrec_distill_attn(mmrec_tape *tape, mmrec_tensor *student, mmrec_t
     mmrec_tensor *in[2] = {student, teacher}, *y;
     const mmrec__op op = {__func__, "distill_attn", mmrec__da_backward, in, 2,
                           c.detach ? 1 : 2, &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, NULL, &mark));
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
         double s = student->data[i], t = teacher->data[i];
@@ -106,6 +107,7 @@ mmrec_status mmrec_distill_attn(mmrec_tape *tape, mmrec_tensor *student, mmrec_t
         }
     }
     y->data[0] = (float)(sum / (double)(c.kind == MMREC_DISTILL_ATTN_L2 ? n : c.rows));
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -95,11 +95,7 @@ static mmrec_status mmrec__gam_backward(mmrec__node *node, mmrec_tape *tape) {
 /* Checks one embedding on behalf of mmrec_distill_gam. */
 static mmrec_status mmrec__gam_check_finite(const char *func, const char *name,
                                             const mmrec_tensor *t) {
-    for (size_t i = 0; i < t->numel; i++)
-        if (!isfinite(t->data[i]))
-            return mmrec__set_error(MMREC_ENUMERIC, func, "%s[%zu] is %g", name, i,
-                                    (double)t->data[i]);
-    return MMREC_OK;
+    return mmrec__check_finite(func, name, t->data, t->numel);
 }
 
 mmrec_status mmrec_distill_gam(mmrec_tape *tape, mmrec_tensor *student_q, mmrec_tensor *student_a,
@@ -201,6 +197,7 @@ mmrec_status mmrec_distill_gam(mmrec_tape *tape, mmrec_tensor *student_q, mmrec_
         for (int m = 0; m < 4; m++) c.dhat[m] = scratch + B * B + (size_t)m * B * dmax;
         *(mmrec__gam_ctx *)node->ctx = c;
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

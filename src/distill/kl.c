@@ -178,6 +178,7 @@ mmrec_status mmrec_distill_kl(mmrec_tape *tape, mmrec_tensor *student, mmrec_ten
         }
         *(mmrec__kl_ctx *)node->ctx = c;
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

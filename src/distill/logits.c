@@ -78,12 +78,8 @@ mmrec_status mmrec_distill_logits(mmrec_tape *tape, mmrec_tensor *student, mmrec
     if (!same) MMREC_FAIL_SHAPE2("the logits must have one shape", student, teacher);
     size_t n = student->numel;
     MMREC_FAIL_IF(n == 0, MMREC_ESHAPE, "student has no element");
-    for (size_t i = 0; i < n; i++) {
-        MMREC_FAIL_IF(!isfinite(student->data[i]), MMREC_ENUMERIC, "student[%zu] is %g", i,
-                      (double)student->data[i]);
-        MMREC_FAIL_IF(!isfinite(teacher->data[i]), MMREC_ENUMERIC, "teacher[%zu] is %g", i,
-                      (double)teacher->data[i]);
-    }
+    MMREC_CHECK_FINITE(student);
+    MMREC_CHECK_FINITE(teacher);
     mmrec__dl_ctx c = {.n = n,
                        .kind = cf.kind,
                        .inv_t = 1.0f / cf.temperature,
@@ -92,7 +88,8 @@ mmrec_status mmrec_distill_logits(mmrec_tape *tape, mmrec_tensor *student, mmrec
     mmrec_tensor *in[2] = {student, teacher}, *y;
     const mmrec__op op = {__func__, "distill_logits", mmrec__dl_backward, in, 2,
                           c.detach ? 1 : 2, &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 1, one, false, &y, NULL, &mark));
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
         float s = student->data[i], t = teacher->data[i];
@@ -106,6 +103,7 @@ mmrec_status mmrec_distill_logits(mmrec_tape *tape, mmrec_tensor *student, mmrec
         }
     }
     y->data[0] = (float)(sum / (double)n);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

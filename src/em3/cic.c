@@ -115,6 +115,8 @@ mmrec_status mmrec_loss_cic(mmrec_tape *tape, mmrec_tensor *content, mmrec_tenso
     if (content->ndim != 2 || ids->ndim != 2 || content->shape[0] != ids->shape[0] ||
         content->shape[1] != ids->shape[1])
         MMREC_FAIL_SHAPE2("content and ids must both be [batch, dim]", content, ids);
+    MMREC_CHECK_FINITE(content);
+    MMREC_CHECK_FINITE(ids);
     int64_t B = content->shape[0];
     MMREC_FAIL_IF(B < 2, MMREC_ESHAPE, "batch is %lld, needs at least 2 rows", (long long)B);
     MMREC_FAIL_IF(!(c.temperature > 0.0f) || !isfinite(c.temperature) ||

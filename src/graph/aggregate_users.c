@@ -79,9 +79,11 @@ mmrec_status mmrec__graph_aggregate_users(const char *func, mmrec_tape *tape,
     mmrec_tensor *y;
     const mmrec__op op = {func, "graph_aggregate_users", mmrec__agg_backward, &items, 1, 0,
                           &graph, sizeof graph};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 2, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 2, shape, false, &y, NULL, &mark));
     mmrec__agg_run(graph, items->data, y->data, (size_t)items->shape[1], 0, (size_t)users, users,
                    false);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

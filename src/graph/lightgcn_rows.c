@@ -213,6 +213,7 @@ mmrec_status mmrec_lightgcn_rows(mmrec_tape *tape, const mmrec_graph *graph, mmr
             for (size_t c = 0; c < d; c++) o[c] += w[num_layers] * hr[c];
         }
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

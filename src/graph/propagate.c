@@ -201,8 +201,10 @@ mmrec_status mmrec_graph_propagate(mmrec_tape *tape, const mmrec_graph *graph, m
     const mmrec__prop_ctx c = {graph};
     const mmrec__op op = {__func__, "graph_propagate", mmrec__prop_backward, &x, 1, 0, &c,
                           sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, &mark));
     mmrec__graph_spmm(graph, x->data, (size_t)x->shape[1], y->data, 0.0f, NULL);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -274,6 +276,7 @@ mmrec_status mmrec_lightgcn(mmrec_tape *tape, const mmrec_graph *graph, mmrec_te
         mmrec__graph_spmm(graph, cur, d, next, w[k], y->data);
         cur = next;
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

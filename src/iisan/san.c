@@ -298,6 +298,7 @@ mmrec_status mmrec__san_forward(const mmrec__san *san, mmrec_tape *tape, const c
         size_t off = node ? (size_t)k * small : 0;
         mmrec__adapter_rows(&san->adapter[k], rows, dst, pre + off, hid + off, dst);
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -668,6 +668,7 @@ mmrec_status mmrec__loss_batch_softmax(mmrec_tape *tape, const char *func, mmrec
     } else {
         mmrec__bsm_release(tape, work);
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -752,6 +753,8 @@ mmrec_status mmrec_loss_batch_softmax(mmrec_tape *tape, mmrec_tensor *queries,
     if (queries->ndim != 2 || candidates->ndim != 2 || queries->shape[1] != candidates->shape[1])
         MMREC_FAIL_SHAPE2("queries must be [batch, dim] and candidates [candidates, dim]",
                           queries, candidates);
+    MMREC_CHECK_FINITE(queries);
+    MMREC_CHECK_FINITE(candidates);
     size_t B = (size_t)queries->shape[0], n = (size_t)candidates->shape[0];
     mmrec_batch_softmax_config c;
     MMREC_FORWARD_IF(mmrec__batch_softmax_config(__func__, cfg, B, n, &c));

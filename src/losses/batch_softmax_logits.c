@@ -167,6 +167,7 @@ mmrec_status mmrec_loss_batch_softmax_logits(mmrec_tape *tape, mmrec_tensor *log
         if (!mmrec__bsl_keep_copies(tape, &c, &cf)) return mmrec__tape_oom(tape, mark, __func__);
         *(mmrec__bsl_ctx *)node->ctx = c;
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -74,7 +74,8 @@ static bool mmrec__same_shape(const mmrec_tensor *a, const mmrec_tensor *b) {
 /* Validates, makes the [1] output and records; `labels` only for CE. */
 static mmrec_status mmrec__loss_begin(const char *func, mmrec__loss_kind kind, mmrec_tape *tape,
                                       mmrec_tensor *a, mmrec_tensor *b, const int64_t *labels,
-                                      size_t n_labels, mmrec_tensor **out, mmrec__loss_ctx **ctx) {
+                                      size_t n_labels, mmrec_tensor **out, mmrec_tensor **y_out,
+                                      mmrec__loss_ctx **ctx, mmrec__tape_mark *mark_out) {
     static const char *const names[] = {"bce_logits", "softmax_ce", "bpr", "mse"};
     static const char *const first[] = {"logits", "logits", "pos", "pred"};
     static const char *const second[] = {"targets", "", "neg", "target"};
@@ -105,6 +106,10 @@ static mmrec_status mmrec__loss_begin(const char *func, mmrec__loss_kind kind, m
                                 first[kind], mmrec__shape_str(a, sa, sizeof sa), second[kind],
                                 mmrec__shape_str(b, sb, sizeof sb));
     }
+    /* The NaN and Inf policy (core.h): a loss's inputs are checked. */
+    MMREC_FORWARD_IF(mmrec__check_finite(func, first[kind], a->data, a->numel));
+    if (kind != MMREC__CE)
+        MMREC_FORWARD_IF(mmrec__check_finite(func, second[kind], b->data, b->numel));
     int64_t one[1] = {1};
     mmrec_tensor *in[2] = {a, b}, *y;
     mmrec__node *node;
@@ -122,6 +127,20 @@ static mmrec_status mmrec__loss_begin(const char *func, mmrec__loss_kind kind, m
     }
     *cp = c;
     *ctx = cp;
+    *y_out = y;
+    *mark_out = mark;
+    return MMREC_OK;
+}
+
+/* Stores the mean into the output and, in check-finite mode, checks it
+ * (a loss of finite inputs may still overflow). */
+static mmrec_status mmrec__loss_end(const char *func, mmrec_tape *tape, mmrec_tensor *y,
+                                    double sum, size_t n, mmrec__tape_mark mark,
+                                    const mmrec__loss_ctx *c, mmrec_tensor **out) {
+    static const char *const names[] = {"bce_logits", "softmax_ce", "bpr", "mse"};
+    y->data[0] = (float)(sum / (double)n);
+    if (mmrec__check_finite_on())
+        MMREC_FORWARD_IF(mmrec__op_end_check(tape, func, names[c->kind], y, mark, false));
     *out = y;
     return MMREC_OK;
 }
@@ -129,22 +148,26 @@ static mmrec_status mmrec__loss_begin(const char *func, mmrec__loss_kind kind, m
 mmrec_status mmrec_loss_bce_logits(mmrec_tape *tape, mmrec_tensor *logits, mmrec_tensor *targets,
                                    mmrec_tensor **out) {
     mmrec__loss_ctx *c;
+    mmrec_tensor *y;
+    mmrec__tape_mark mark;
     MMREC_FORWARD_IF(
-        mmrec__loss_begin(__func__, MMREC__BCE, tape, logits, targets, NULL, 0, out, &c));
+        mmrec__loss_begin(__func__, MMREC__BCE, tape, logits, targets, NULL, 0, out, &y, &c,
+                          &mark));
     double sum = 0.0;
     for (size_t i = 0; i < c->n; i++) {
-        float x = logits->data[i], y = targets->data[i];
-        sum += (x > 0.0f ? x : 0.0f) - x * y + log1pf(expf(-fabsf(x)));
+        float x = logits->data[i], t = targets->data[i];
+        sum += (x > 0.0f ? x : 0.0f) - x * t + log1pf(expf(-fabsf(x)));
     }
-    (*out)->data[0] = (float)(sum / (double)c->n);
-    return MMREC_OK;
+    return mmrec__loss_end(__func__, tape, y, sum, c->n, mark, c, out);
 }
 
 mmrec_status mmrec_loss_softmax_ce(mmrec_tape *tape, mmrec_tensor *logits, const int64_t *labels,
                                    size_t n, mmrec_tensor **out) {
     mmrec__loss_ctx *c;
+    mmrec_tensor *y;
+    mmrec__tape_mark mark;
     MMREC_FORWARD_IF(
-        mmrec__loss_begin(__func__, MMREC__CE, tape, logits, NULL, labels, n, out, &c));
+        mmrec__loss_begin(__func__, MMREC__CE, tape, logits, NULL, labels, n, out, &y, &c, &mark));
     double sum = 0.0;
     for (size_t r = 0; r < c->n; r++) {
         const float *x = logits->data + r * c->classes;
@@ -152,29 +175,32 @@ mmrec_status mmrec_loss_softmax_ce(mmrec_tape *tape, mmrec_tensor *logits, const
         mmrec__row_lse lse = mmrec__softmax_row(x, NULL, 0, p, c->classes, false);
         sum -= mmrec__log_softmax_at(lse, x[c->labels[r]]);
     }
-    (*out)->data[0] = (float)(sum / (double)c->n);
-    return MMREC_OK;
+    return mmrec__loss_end(__func__, tape, y, sum, c->n, mark, c, out);
 }
 
 mmrec_status mmrec_loss_bpr(mmrec_tape *tape, mmrec_tensor *pos, mmrec_tensor *neg,
                             mmrec_tensor **out) {
     mmrec__loss_ctx *c;
-    MMREC_FORWARD_IF(mmrec__loss_begin(__func__, MMREC__BPR, tape, pos, neg, NULL, 0, out, &c));
+    mmrec_tensor *y;
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(
+        mmrec__loss_begin(__func__, MMREC__BPR, tape, pos, neg, NULL, 0, out, &y, &c, &mark));
     double sum = 0.0;
     for (size_t i = 0; i < c->n; i++) sum += mmrec__softplus(neg->data[i] - pos->data[i]);
-    (*out)->data[0] = (float)(sum / (double)c->n);
-    return MMREC_OK;
+    return mmrec__loss_end(__func__, tape, y, sum, c->n, mark, c, out);
 }
 
 mmrec_status mmrec_loss_mse(mmrec_tape *tape, mmrec_tensor *pred, mmrec_tensor *target,
                             mmrec_tensor **out) {
     mmrec__loss_ctx *c;
-    MMREC_FORWARD_IF(mmrec__loss_begin(__func__, MMREC__MSE, tape, pred, target, NULL, 0, out, &c));
+    mmrec_tensor *y;
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(
+        mmrec__loss_begin(__func__, MMREC__MSE, tape, pred, target, NULL, 0, out, &y, &c, &mark));
     double sum = 0.0;
     for (size_t i = 0; i < c->n; i++) {
         float d = pred->data[i] - target->data[i];
         sum += d * d;
     }
-    (*out)->data[0] = (float)(sum / (double)c->n);
-    return MMREC_OK;
+    return mmrec__loss_end(__func__, tape, y, sum, c->n, mark, c, out);
 }

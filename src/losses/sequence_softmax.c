@@ -151,6 +151,8 @@ mmrec_status mmrec_loss_sequence_softmax(mmrec_tape *tape, mmrec_tensor *states,
     if (states->ndim != 3 || items->ndim != 3 || items->shape[0] != states->shape[0] ||
         items->shape[1] != states->shape[1] + 1 || items->shape[2] != states->shape[2])
         MMREC_FAIL_SHAPE2("states must be [B, T, d] and items [B, T + 1, d]", states, items);
+    MMREC_CHECK_FINITE(states);
+    MMREC_CHECK_FINITE(items);
     size_t B = (size_t)states->shape[0], L = (size_t)items->shape[1], n, pairs;
     MMREC_FAIL_IF(!mmrec__mul_size(B, L, &n) || !mmrec__mul_size(n, n, &pairs), MMREC_EINVAL,
                   "%zu users of %zu items each are too many for one batch", B, L);

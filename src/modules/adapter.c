@@ -231,6 +231,7 @@ mmrec_status mmrec_adapter_forward(mmrec_module *adapter, mmrec_tape *tape, mmre
         nc->hid = hid;
     }
     mmrec__adapter_rows(a, rows, x->data, pre, hid, y->data);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

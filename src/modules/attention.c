@@ -213,6 +213,7 @@ mmrec_status mmrec__attention(mmrec_tape *tape, const char *func, mmrec_tensor *
     mmrec__attn_job job = {&c, qkv->data, key_mask ? key_mask->data : NULL, NULL, y->data, NULL,
                            scratch, scratch_len};
     mmrec__parallel_for(c.batch, parts, mmrec__attn_forward_chunk, &job);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -401,6 +402,8 @@ mmrec_status mmrec__attention_probs(mmrec_tape *tape, const char *func, mmrec_te
     job.probs = p->data;
     job.out = y->data;
     mmrec__parallel_for(c.batch, parts, mmrec__attn_apply_chunk, &job);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &pop, p, mark));
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &aop, y, mark));
     *out = y;
     *probs_out = p;
     return MMREC_OK;

@@ -70,7 +70,8 @@ mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const c
     mmrec_tensor *in[3] = {x, lin->w, lin->b}, *y;
     const mmrec__op op = {func, "linear", mmrec__lin_backward, in, lin->b ? 3 : 2, 0, &c,
                           sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, &mark));
     float beta = 0.0f;
     if (lin->b) {
         for (size_t r = 0; r < c.rows; r++) memcpy(y->data + r * c.out, lin->b->data, c.out * 4);
@@ -78,6 +79,7 @@ mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const c
     }
     mmrec__sgemm(false, true, c.rows, c.out, c.in, 1.0f, x->data, c.in, lin->w->data, c.in, beta,
                  y->data, c.out);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -183,6 +185,7 @@ mmrec_status mmrec__lin2_forward(const mmrec__lin *lin1, const mmrec__lin *lin2,
     }
     for (size_t r = 1; r < rows; r++) memcpy(y->data + r * o, bias, o * sizeof(float));
     mmrec__sgemm(false, true, rows, o, in, 1.0f, x->data, in, m, in, 1.0f, y->data, o);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -103,10 +103,12 @@ static mmrec_status mmrec__act_op(const char *func, const char *name, mmrec__act
     if (out == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'out' is NULL");
     mmrec_tensor *y;
     const mmrec__op op = {func, name, mmrec__act_node_backward, &x, 1, 0, &act, sizeof act};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, &mark));
     mmrec__act_job job = {act, x->data, NULL, NULL, y->data};
     mmrec__parallel_for(x->numel, mmrec__parallel_parts(x->numel, MMREC__ACT_GRAIN),
                         mmrec__act_forward_chunk, &job);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

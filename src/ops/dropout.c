@@ -38,6 +38,7 @@ mmrec_status mmrec_dropout(mmrec_tape *tape, mmrec_tensor *x, float p, mmrec_ten
     if (mask == NULL) return mmrec__tape_oom(tape, mark, __func__);
     if (node) *(float **)node->ctx = mask;
     for (size_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] * mask[i];
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -104,8 +104,10 @@ static mmrec_status mmrec__arith_op(const char *func, mmrec__arith op, mmrec_tap
     static const char *const names[] = {"add", "sub", "mul"};
     mmrec_tensor *in[2] = {a, b}, *y;
     const mmrec__op spec = {func, names[op], mmrec__arith_backward, in, 2, 0, &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &spec, c.bc.ndim, c.bc.shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &spec, c.bc.ndim, c.bc.shape, false, &y, NULL, &mark));
     mmrec__arith_forward(&c, a->data, b->data, y->data);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &spec, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -151,8 +153,10 @@ mmrec_status mmrec_scale(mmrec_tape *tape, mmrec_tensor *x, float alpha, mmrec_t
     mmrec_tensor *y;
     const mmrec__scale_ctx c = {alpha};
     const mmrec__op op = {__func__, "scale", mmrec__scale_backward, &x, 1, 0, &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, &mark));
     for (size_t i = 0; i < x->numel; i++) y->data[i] = alpha * x->data[i];
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

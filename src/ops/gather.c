@@ -59,6 +59,7 @@ mmrec_status mmrec__gather_rows(const char *func, mmrec_tape *tape, mmrec_tensor
     }
     for (size_t i = 0; i < n; i++)
         memcpy(y->data + i * dim, table->data + (size_t)ids[i] * dim, dim * sizeof(float));
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -177,6 +177,7 @@ mmrec_status mmrec__layer_norm(const char *func, mmrec_tape *tape, mmrec_tensor 
                          NULL, eps, (size_t)n, y->data, rstd, NULL, mean};
     mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain((size_t)n, MMREC__LN_GRAIN)),
                         mmrec__ln_forward_chunk, &job);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -87,7 +87,8 @@ mmrec_status mmrec_matmul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b, ui
 
     mmrec_tensor *in[2] = {a, b}, *y;
     const mmrec__op op = {__func__, "matmul", mmrec__matmul_backward, in, 2, 0, &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, lead->ndim, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, lead->ndim, shape, false, &y, NULL, &mark));
     size_t lda = c.ta ? c.m : c.k, ldb = c.tb ? c.k : c.n;
     if (c.stride_b == 0 && !c.ta) {
         /* Shared right operand: stack every batch's rows into one product. */
@@ -98,6 +99,7 @@ mmrec_status mmrec_matmul(mmrec_tape *tape, mmrec_tensor *a, mmrec_tensor *b, ui
             mmrec__sgemm(c.ta, c.tb, c.m, c.n, c.k, 1.0f, a->data + i * c.stride_a, lda,
                          b->data + i * c.stride_b, ldb, 0.0f, y->data + i * c.m * c.n, c.n);
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

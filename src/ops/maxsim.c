@@ -316,6 +316,7 @@ static mmrec_status mmrec__maxsim(mmrec_tape *tape, const char *func, mmrec_tens
     mmrec__parallel_for(units, parts,
                         paired ? mmrec__maxsim_forward_chunk : mmrec__maxsim_forward_groups,
                         &job);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

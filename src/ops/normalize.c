@@ -54,8 +54,10 @@ mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
     mmrec_tensor *y;
     const mmrec__l2n_ctx c = {eps};
     const mmrec__op op = {__func__, "l2_normalize", mmrec__l2n_backward, &x, 1, 0, &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, &mark));
     mmrec__l2n_rows(x->data, mmrec__rows(x), (size_t)mmrec__last_dim(x), eps, y->data);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -118,12 +120,14 @@ mmrec_status mmrec_cosine_similarity(mmrec_tape *tape, mmrec_tensor *a, mmrec_te
     const mmrec__cos_ctx c = {eps};
     const mmrec__op op = {__func__, "cosine_similarity", mmrec__cos_backward, in, 2, 0, &c,
                           sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ndim, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ndim, shape, false, &y, NULL, &mark));
     size_t n = (size_t)mmrec__last_dim(a), rows = mmrec__rows(a);
     for (size_t r = 0; r < rows; r++) {
         mmrec__cos_row s = mmrec__cos_stats(a->data + r * n, b->data + r * n, n, eps);
         y->data[r] = (float)(s.dot / (s.ca * s.cb));
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -58,7 +58,8 @@ static mmrec_status mmrec__reduce(const char *func, bool mean, mmrec_tape *tape,
     mmrec_tensor *y;
     const mmrec__op op = {func, mean ? "mean" : "sum", mmrec__reduce_backward, &x, 1, 0,
                           &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ndim, shape, true, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, ndim, shape, true, &y, NULL, &mark));
     double div = mean ? (double)c.len : 1.0;
     for (size_t o = 0; o < c.outer; o++) {
         float *yo = y->data + o * c.inner;
@@ -78,6 +79,7 @@ static mmrec_status mmrec__reduce(const char *func, bool mean, mmrec_tape *tape,
             for (size_t i = 0; i < m; i++) yo[i0 + i] = (float)(acc[i] / div);
         }
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

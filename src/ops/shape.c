@@ -74,7 +74,8 @@ mmrec_status mmrec_concat(mmrec_tape *tape, mmrec_tensor *const *xs, size_t n, i
     const mmrec__concat_ctx c = {ax};
     const mmrec__op op = {__func__, "concat", mmrec__concat_backward, xs, (int)n, 0, &c,
                           sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x0->ndim, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x0->ndim, shape, false, &y, NULL, &mark));
     mmrec__split so = mmrec__split_at(y, ax);
     size_t offset = 0;
     for (size_t i = 0; i < n; i++) {
@@ -85,6 +86,7 @@ mmrec_status mmrec_concat(mmrec_tape *tape, mmrec_tensor *const *xs, size_t n, i
                    chunk * sizeof(float));
         offset += chunk;
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -126,12 +128,14 @@ mmrec_status mmrec_slice(mmrec_tape *tape, mmrec_tensor *x, int axis, int64_t st
     mmrec_tensor *y;
     const mmrec__slice_ctx c = {.axis = ax, .start = (size_t)start};
     const mmrec__op op = {__func__, "slice", mmrec__slice_backward, &x, 1, 0, &c, sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, &mark));
     mmrec__split sx = mmrec__split_at(x, ax);
     size_t chunk = (size_t)length * sx.inner;
     for (size_t o = 0; o < sx.outer; o++)
         memcpy(y->data + o * chunk, x->data + o * sx.len * sx.inner + (size_t)start * sx.inner,
                chunk * sizeof(float));
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }
@@ -230,9 +234,11 @@ mmrec_status mmrec_transpose(mmrec_tape *tape, mmrec_tensor *x, mmrec_tensor **o
     shape[x->ndim - 1] = x->shape[x->ndim - 2];
     mmrec_tensor *y;
     const mmrec__op op = {__func__, "transpose", mmrec__transpose_backward, &x, 1, 0, NULL, 0};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, &mark));
     size_t rows = (size_t)x->shape[x->ndim - 2], cols = (size_t)x->shape[x->ndim - 1];
     mmrec__transpose_add(x->data, y->data, x->numel / (rows * cols), rows, cols, false);
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -82,7 +82,8 @@ static mmrec_status mmrec__softmax_op(const char *func, bool log, mmrec_tape *ta
     mmrec_tensor *y;
     const mmrec__op op = {func, log ? "log_softmax" : "softmax", mmrec__softmax_backward, &x, 1,
                           0, &log, sizeof log};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, &mark));
     if (mask == NULL) {
         size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
         for (size_t r = 0; r < rows; r++)
@@ -92,6 +93,10 @@ static mmrec_status mmrec__softmax_op(const char *func, bool log, mmrec_tape *ta
         float *yd = y->data;
         MMREC__BCAST_LOOP(&bc, mmrec__softmax_row(xd + oa, md + ob, s3b, yd + oy, n3, log));
     }
+    if (log && mask != NULL)
+        MMREC_FORWARD_IF(mmrec__op_end_masked(tape, &op, y, mark));
+    else
+        MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

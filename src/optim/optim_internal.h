@@ -35,6 +35,7 @@ struct mmrec_optimizer {
     size_t n_slots;
     uint64_t step;
     float last_grad_norm;
+    uint64_t skipped;            /* steps skipped for a non-finite gradient */
 };
 
 /* What a kernel needs for one parameter in one step. */

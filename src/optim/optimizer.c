@@ -16,7 +16,8 @@ static const mmrec_optimizer_config mmrec__opt_defaults = {
     0.9f, 0.999f,                   /* beta1, beta2 */
     0.0f,                           /* eps: the type's */
     0.0f,                           /* initial_accumulator */
-    0.0f                            /* clip_norm: off */
+    0.0f,                           /* clip_norm: off */
+    MMREC_NONFINITE_ERROR           /* nonfinite_grads */
 };
 
 mmrec_status mmrec_optimizer_config_init_sized(mmrec_optimizer_config *cfg, size_t size) {
@@ -86,6 +87,10 @@ static mmrec_status mmrec__opt_config_resolve(mmrec_optimizer_config *c, const c
     MMREC__CFG_FAIL(!mmrec__ok_nonneg(c->clip_norm),
                     "cfg->clip_norm is %g, expected finite and >= 0 (0 = off)",
                     (double)c->clip_norm);
+    MMREC__CFG_FAIL(c->nonfinite_grads != MMREC_NONFINITE_ERROR &&
+                        c->nonfinite_grads != MMREC_NONFINITE_SKIP,
+                    "cfg->nonfinite_grads is %d, expected MMREC_NONFINITE_ERROR or _SKIP",
+                    c->nonfinite_grads);
 #undef MMREC__CFG_FAIL
     if (c->weight_decay < 0.0f) c->weight_decay = c->type == MMREC_OPT_ADAMW ? 0.01f : 0.0f;
     if (c->eps == 0.0f) c->eps = c->type == MMREC_OPT_ADAGRAD ? 1e-10f : 1e-8f;
@@ -240,6 +245,13 @@ mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, uint64_t *ou
     return MMREC_OK;
 }
 
+mmrec_status mmrec_optimizer_skipped_steps(const mmrec_optimizer *opt, uint64_t *out) {
+    MMREC_CHECK_OPTIM(opt);
+    MMREC_CHECK_NULL(out);
+    *out = opt->skipped;
+    return MMREC_OK;
+}
+
 mmrec_status mmrec_optimizer_last_grad_norm(const mmrec_optimizer *opt, float *out) {
     MMREC_CHECK_OPTIM(opt);
     MMREC_CHECK_NULL(out);
@@ -281,12 +293,12 @@ static double mmrec__grad_sumsq(const mmrec__param *p) {
 }
 
 static mmrec_status mmrec__grad_report_bad(const mmrec__param *p, const char *func) {
-    for (size_t i = 0; i < p->tensor.numel; i++)
-        if (!isfinite(p->tensor.grad[i]))
-            return mmrec__set_error(MMREC_ENUMERIC, func,
-                                    "gradient of parameter '%s' has %g at element %zu; nothing "
-                                    "was updated",
-                                    p->name, (double)p->tensor.grad[i], i);
+    size_t i = mmrec__first_nonfinite(p->tensor.grad, p->tensor.numel);
+    if (i < p->tensor.numel)
+        return mmrec__set_error(MMREC_ENUMERIC, func,
+                                "gradient of parameter '%s' has %g at element %zu; nothing "
+                                "was updated",
+                                p->name, (double)p->tensor.grad[i], i);
     return mmrec__set_error(MMREC_ENUMERIC, func, "gradient of parameter '%s' is not finite",
                             p->name);
 }
@@ -316,7 +328,17 @@ mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt) {
         const mmrec__param *p = model->params[i];
         if (!p->trainable) continue;
         double s = mmrec__grad_sumsq(p);
-        if (!isfinite(s)) return mmrec__grad_report_bad(p, __func__);
+        if (!isfinite(s)) {
+            /* A sum of squares in double is finite exactly when every
+             * element is: the check costs nothing beyond the norm. */
+            if (opt->cfg.nonfinite_grads == MMREC_NONFINITE_SKIP) {
+                for (size_t k = 0; k < model->n_params; k++)
+                    if (model->params[k]->trainable) mmrec__param_zero_grad(model->params[k]);
+                opt->skipped++;
+                return MMREC_OK;
+            }
+            return mmrec__grad_report_bad(p, __func__);
+        }
         total += s;
     }
     /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied if < 1. */

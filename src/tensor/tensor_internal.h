@@ -67,6 +67,11 @@ const char *mmrec__shape_str(const mmrec_tensor *t, char *buf, size_t size);
 #define MMREC_CHECK_TENSOR_ON(t, tape) \
     MMREC_FORWARD_IF(mmrec__tensor_check_on(__func__, #t, (t), (tape)))
 
+/* The NaN and Inf check of a tensor argument (core.h's policy): MMREC_ENUMERIC
+ * naming the argument by its C name and the first bad flat index. */
+#define MMREC_CHECK_FINITE(t) \
+    MMREC_FORWARD_IF(mmrec__check_finite(__func__, #t, (t)->data, (t)->numel))
+
 /* Last-dimension size and the product of the others ("rows"). */
 static inline int64_t mmrec__last_dim(const mmrec_tensor *t) { return t->shape[t->ndim - 1]; }
 static inline size_t mmrec__rows(const mmrec_tensor *t) {

@@ -305,7 +305,8 @@ static mmrec_status mmrec__inttower_fe(const mmrec__inttower *m, mmrec_tape *tap
     int64_t shape[3] = {(int64_t)B, (int64_t)L * m->cfg.user_heads, m->cfg.field_dim};
     const mmrec__op op = {func, "inttower_fe", mmrec__fe_backward, in, (int)(3 * L), 0, &c,
                           sizeof c};
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 3, shape, false, &y, NULL, NULL));
+    mmrec__tape_mark mark;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, 3, shape, false, &y, NULL, &mark));
     for (size_t r = 0; r < B; r++)
         for (size_t l = 0; l < L; l++)
             memcpy(y->data + (r * L + l) * n, m->user_fe[l].b->data, n * sizeof(float));
@@ -314,6 +315,7 @@ static mmrec_status mmrec__inttower_fe(const mmrec__inttower *m, mmrec_tape *tap
         mmrec__sgemm(false, true, B, n, d, 1.0f, h[l]->data, d, m->user_fe[l].w->data, d, 1.0f,
                      y->data + l * n, L * n);
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -62,6 +62,8 @@ mmrec_status mmrec_loss_inttower_cir(mmrec_tape *tape, mmrec_tensor *user_vec,
         user_vec->shape[1] != item_vec->shape[1])
         MMREC_FAIL_SHAPE2("user_vec and item_vec must both be [B, d] (H_u f = H_i f)", user_vec,
                           item_vec);
+    MMREC_CHECK_FINITE(user_vec);
+    MMREC_CHECK_FINITE(item_vec);
     size_t B = (size_t)user_vec->shape[0];
     MMREC_FAIL_IF(n != B, MMREC_ESHAPE, "n is %zu, user_vec has %zu rows", n, B);
     MMREC_FAIL_IF(c.label_indexed && B < 2, MMREC_ESHAPE,

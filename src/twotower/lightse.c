@@ -115,6 +115,7 @@ mmrec_status mmrec__lightse_forward(mmrec_tape *tape, const char *func, mmrec_te
         nc->z = za;
         nc->a = za + B * F;
     }
+    MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
 }

@@ -327,6 +327,7 @@ mmrec_status mmrec_mvke_loss(mmrec_module *mvke, mmrec_tape *tape, mmrec_tensor 
         snprintf(what, sizeof what, "tags[%d]", t);
         MMREC_FORWARD_IF(mmrec__tensor_check_on(__func__, what, tags[t], tape));
         MMREC_FORWARD_IF(mmrec__mvke_check_pair(__func__, m, experts, tags[t], what));
+        MMREC_FORWARD_IF(mmrec__check_finite(__func__, what, tags[t]->data, tags[t]->numel));
         snprintf(what, sizeof what, "labels[%d]", t);
         MMREC_FORWARD_IF(mmrec__tensor_check_on(__func__, what, labels[t], tape));
         if (labels[t]->ndim != 1 || labels[t]->shape[0] != experts->shape[0]) {
@@ -334,9 +335,12 @@ mmrec_status mmrec_mvke_loss(mmrec_module *mvke, mmrec_tape *tape, mmrec_tensor 
             MMREC_FAIL(MMREC_ESHAPE, "labels[%d] is %s, expected [%lld] (the batch)", t,
                        mmrec__shape_str(labels[t], s, sizeof s), (long long)experts->shape[0]);
         }
+        MMREC_FORWARD_IF(
+            mmrec__check_finite(__func__, what, labels[t]->data, labels[t]->numel));
         MMREC_FAIL_IF(weights && !isfinite(weights[t]), MMREC_EINVAL,
                       "weights[%d] is %g, must be finite", t, (double)(weights ? weights[t] : 0));
     }
+    MMREC_CHECK_FINITE(experts);
     mmrec__tape_mark mark = mmrec__tape_mark_get(tape);
     mmrec_status s = mmrec__mvke_loss_run(m, tape, experts, tags, labels, weights, out);
     if (s != MMREC_OK) mmrec__tape_rollback(tape, mark);

@@ -118,7 +118,7 @@ mmrec_status mmrec_twotower_serving_vectors(const mmrec_twotower_config *cfg, in
                   "side is %d, expected MMREC_TOWER_USER or MMREC_TOWER_ITEM", side);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < dim; j++)
-            MMREC_FAIL_IF(!isfinite(x[i * dim + j]), MMREC_EINVAL,
+            MMREC_FAIL_IF(!isfinite(x[i * dim + j]), MMREC_ENUMERIC,
                           "x[%zu, %zu] is %g, expected a finite value", i, j,
                           (double)x[i * dim + j]);
     bool cosine = c.score == MMREC_SCORE_COSINE;

@@ -54,3 +54,16 @@ def set_num_threads(n):
 def get_num_threads():
     """The library's thread count."""
     return lib.mmrec_get_num_threads()
+
+
+def set_check_finite(enabled):
+    """Turns the check-finite mode on or off (process-wide): every op then
+    checks its output and backward every gradient a node wrote, raising
+    the MMREC_ENUMERIC error that names the op and the first bad index."""
+    from .errors import check
+    check(lib.mmrec_set_check_finite(1 if enabled else 0))
+
+
+def get_check_finite():
+    """Whether the check-finite mode is on."""
+    return bool(lib.mmrec_get_check_finite())

@@ -43,6 +43,8 @@ const char *mmrec_version_string(void);
 int mmrec_max_dims(void);
 mmrec_status mmrec_set_num_threads(int num_threads);
 int mmrec_get_num_threads(void);
+mmrec_status mmrec_set_check_finite(int enabled);
+int mmrec_get_check_finite(void);
 typedef struct mmrec_allocator {
 size_t struct_size;
 void *(*alloc)(void *user, size_t size);
@@ -402,6 +404,10 @@ MMREC_OPT_ADAM = 1,
 MMREC_OPT_ADAMW = 2,
 MMREC_OPT_ADAGRAD = 3
 } mmrec_optimizer_type;
+typedef enum mmrec_nonfinite_policy {
+MMREC_NONFINITE_ERROR = 0,
+MMREC_NONFINITE_SKIP = 1
+} mmrec_nonfinite_policy;
 typedef struct mmrec_optimizer_config {
 size_t struct_size;
 mmrec_optimizer_type type;
@@ -414,6 +420,7 @@ float beta1, beta2;
 float eps;
 float initial_accumulator;
 float clip_norm;
+int nonfinite_grads;
 } mmrec_optimizer_config;
 mmrec_status mmrec_optimizer_config_init_sized(mmrec_optimizer_config *cfg,
 size_t size);
@@ -428,6 +435,7 @@ mmrec_status mmrec_optimizer_set_lr(mmrec_optimizer *opt, int group, float lr);
 mmrec_status mmrec_optimizer_get_lr(const mmrec_optimizer *opt, int group,
 float *out);
 mmrec_status mmrec_optimizer_step_count(const mmrec_optimizer *opt, uint64_t *out);
+mmrec_status mmrec_optimizer_skipped_steps(const mmrec_optimizer *opt, uint64_t *out);
 mmrec_status mmrec_optimizer_last_grad_norm(const mmrec_optimizer *opt, float *out);
 mmrec_status mmrec_checkpoint_save(const mmrec_model *model,
 const mmrec_optimizer *opt, const char *path);

@@ -58,6 +58,13 @@ class Optimizer(Handle):
         return out[0]
 
     @property
+    def skipped_steps(self):
+        """Steps skipped for a NaN or infinite gradient (nonfinite_grads=MMREC_NONFINITE_SKIP)."""
+        out = ffi.new("uint64_t *")
+        check(lib.mmrec_optimizer_skipped_steps(self._handle(), out))
+        return out[0]
+
+    @property
     def last_grad_norm(self):
         """The global gradient norm seen by the last step, before clipping."""
         out = ffi.new("float *")
