@@ -14,7 +14,7 @@ sudo=""
 export DEBIAN_FRONTEND=noninteractive
 # libopenmpi-dev and openmpi-bin: only for the optional MPI library (make mpi)
 packages="build-essential g++ make pkg-config binutils libopenblas-dev libblis-dev check
-libsubunit-dev abigail-tools doxygen
+libsubunit-dev abigail-tools doxygen valgrind
 python3-cffi python3-numpy python3-pytest
 libopenmpi-dev openmpi-bin
 $*"
