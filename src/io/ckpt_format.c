@@ -176,7 +176,7 @@ static mmrec_status mmrec__ckpt_parse_entry(mmrec__ckpt_reader *r, const unsigne
                           r->size);
     out->data = r->base + off;
     out->size = (size_t)bytes;
-    if (mmrec__crc32c(0, out->data, out->size) != mmrec__le_get32(e + 56))
+    if (mmrec__crc_mismatch(out->data, out->size, mmrec__le_get32(e + 56)))
         return MMREC__BAD("'%s': checksum mismatch in the data of entry '%.*s' (corrupt file)",
                           path, nl, name);
     *prev_end = off + bytes;
@@ -208,7 +208,7 @@ static mmrec_status mmrec__ckpt_validate(mmrec__ckpt_reader *r, const char *func
         return MMREC__BAD("'%s': %llu entries cannot fit in a %llu-byte index", path,
                           (unsigned long long)n, (unsigned long long)index_size);
     const unsigned char *index = h + index_off;
-    if (mmrec__crc32c(0, index, (size_t)index_size) != mmrec__le_get32(h + 56))
+    if (mmrec__crc_mismatch(index, (size_t)index_size, mmrec__le_get32(h + 56)))
         return MMREC__BAD("'%s': index checksum mismatch (corrupt file)", path);
     r->entries = mmrec__calloc(n ? (size_t)n : 1, sizeof *r->entries);
     if (r->entries == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");

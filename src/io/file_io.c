@@ -148,7 +148,7 @@ mmrec_status mmrec__io_check_prologue(const unsigned char *base, size_t size, si
     if (memcmp(base, magic, 8) != 0)
         return mmrec__set_error(MMREC_EFORMAT, func, "'%s' is not a libmmrec %s (bad magic)", path,
                                 kind);
-    if (mmrec__crc32c(0, base, 60) != mmrec__le_get32(base + 60))
+    if (mmrec__crc_mismatch(base, 60, mmrec__le_get32(base + 60)))
         return mmrec__set_error(MMREC_EFORMAT, func,
                                 "'%s': header checksum mismatch (corrupt file)", path);
     uint32_t found = mmrec__le_get32(base + 8);
