@@ -137,13 +137,26 @@ $(ASAN_PROBE): tests/probe/asan_overflow.c $(SRCS) $(HEADERS) $(wildcard src/*/*
 	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FPFLAGS) -Iinclude $(BLAS_CFLAGS) \
 	    $(ASAN_FLAGS) -o $@ $< $(SRCS) $(LDLIBS)
 
-test-asan: $(ASAN_BIN) $(ASAN_PROBE) lib/libmmrec.so
+# The second probe reads 1 byte past a 10-byte file served by the readers'
+# file mapping: a sanitizer build reads files into exact-size heap blocks,
+# so that read must be reported too (a mapping would hide it in the page).
+ASAN_MAP_PROBE := build/tests/asan/asan_map_overflow
+$(ASAN_MAP_PROBE): tests/probe/asan_map_overflow.c $(SRCS) $(HEADERS) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FPFLAGS) -Iinclude -Isrc $(BLAS_CFLAGS) \
+	    $(ASAN_FLAGS) -o $@ $< $(SRCS) $(LDLIBS)
+
+test-asan: $(ASAN_BIN) $(ASAN_PROBE) $(ASAN_MAP_PROBE) lib/libmmrec.so
 	$(Q)CK_FORK=no MMREC_ROOT=$(CURDIR) MMREC_SKIP_INSTALL_TEST=1 \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(ASAN_BIN)
 	$(Q)if ASAN_OPTIONS=detect_leaks=0 $(ASAN_PROBE) > build/tests/asan/probe.log 2>&1; then \
 	    cat build/tests/asan/probe.log; exit 1; fi; \
 	    grep -q "heap-buffer-overflow" build/tests/asan/probe.log && \
 	    echo "asan probe: a 4-byte overflow past a 12-byte tensor is reported"
+	$(Q)if ASAN_OPTIONS=detect_leaks=0 $(ASAN_MAP_PROBE) > build/tests/asan/map-probe.log 2>&1; \
+	    then cat build/tests/asan/map-probe.log; exit 1; fi; \
+	    grep -q "heap-buffer-overflow" build/tests/asan/map-probe.log && \
+	    echo "asan probe: a 1-byte read past a 10-byte mapped file is reported"
 	$(Q)$(MAKE) --no-print-directory test-cpp-asan
 
 # ThreadSanitizer: the suites that run threads (serving from 8 threads,
@@ -446,3 +459,57 @@ uninstall: uninstall-python
 uninstall-python:
 	rm -f $(addprefix $(DESTDIR)$(PYTHONDIR)/mmrec/,$(notdir $(wildcard $(PY_DIR)/mmrec/*.py)))
 	-rmdir $(DESTDIR)$(PYTHONDIR)/mmrec
+
+# ---- fuzzing (tests/fuzz: one libFuzzer harness per file parser) ----
+#   make fuzz FUZZ_SECONDS=60   build every harness and run each for N seconds
+#                               from a copy of its corpus (build/fuzz/corpus-<name>);
+#                               fails on a crash, a leak or a sanitizer report
+#   make fuzz-build             only build them (build/fuzz/fuzz_<name>)
+#   make fuzz-corpus            rewrite the writer-made seeds in tests/fuzz/corpus
+# The library is compiled in with clang's fuzzer instrumentation, ASan and
+# UBSan, without the ifunc clones (their resolvers run before the sanitizer
+# runtime), and as a fuzzing build (stored checksums not enforced, see
+# src/io/io_internal.h). A crash input lands in build/fuzz/<name>-crash-*.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES := checkpoint cache index npy lightgcn inter sequences
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FPFLAGS) -Iinclude $(BLAS_CFLAGS) \
+    -O1 -g -fno-omit-frame-pointer -DMMREC_NO_CLONES -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+FUZZ_OBJS := $(SRCS:src/%.c=build/fuzz/obj/%.o)
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+.PHONY: fuzz fuzz-build fuzz-corpus
+build/fuzz/obj/%.o: src/%.c $(HEADERS) $(wildcard src/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $< (fuzz)")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+
+FUZZ_LIB := build/fuzz/libmmrec-fuzz.a
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $(FUZZ_OBJS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	$(Q)for n in $(FUZZ_NAMES); do \
+	    rm -rf build/fuzz/corpus-$$n && cp -r tests/fuzz/corpus/$$n build/fuzz/corpus-$$n && \
+	    echo "  FUZZ $$n ($(FUZZ_SECONDS) s)" && \
+	    if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	        build/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+	        -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n \
+	        > build/fuzz/$$n.log 2>&1; then \
+	        tail -n 60 build/fuzz/$$n.log; echo "fuzz $$n: failed (build/fuzz/$$n.log)"; \
+	        exit 1; fi; \
+	    grep -h '^#[0-9].*\(DONE\|pulse\|NEW\|REDUCE\)' build/fuzz/$$n.log | tail -n 1; \
+	done
+
+build/fuzz/fuzz_corpus: tests/fuzz/fuzz_corpus.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+fuzz-corpus: build/fuzz/fuzz_corpus
+	$(Q)build/fuzz/fuzz_corpus tests/fuzz/corpus

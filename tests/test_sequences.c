@@ -283,6 +283,30 @@ START_TEST(test_sequences_malformed_lines_name_file_and_line) {
 }
 END_TEST
 
+/* A users line whose item shares a hash slot with a short item id stored
+ * at the very end of the reader's text arena: the comparison of the two
+ * must not read past that id (a fuzzer found it; make test-asan reports
+ * the overread). The input is the fuzz harness's: the items file, a NUL,
+ * the users file. */
+START_TEST(test_sequences_key_compare_stays_inside_the_arena) {
+    mt_tmp_dir();
+    size_t size = 0;
+    unsigned char *data = mt_read_file(mt_path("fuzz/regressions/sequences/key-past-arena"),
+                                       &size);
+    const unsigned char *nul = memchr(data, 0, size);
+    ck_assert_ptr_nonnull(nul);
+    size_t n = (size_t)(nul - data);
+    const char *ip = mt_file(0, "items.tsv"), *up = mt_file(1, "users.tsv");
+    mt_write_file(ip, data, n);
+    mt_write_file(up, nul + 1, size - n - 1);
+    free(data);
+    mmrec_sequences *s = NULL;
+    MT_EXPECT(mmrec_sequences_read_tsv(ip, up, NULL, &s), MMREC_EFORMAT, "users.tsv' line 1");
+    ck_assert_ptr_null(s);
+    mt_tmp_clean();
+}
+END_TEST
+
 /* ---- bad arguments ---- */
 
 START_TEST(test_sequences_bad_arguments_name_the_argument) {
@@ -476,6 +500,7 @@ static Suite *sequences_suite(void) {
     suite_add_tcase(s, read);
     TCase *files = tcase_create("files");
     tcase_add_test(files, test_sequences_malformed_lines_name_file_and_line);
+    tcase_add_test(files, test_sequences_key_compare_stays_inside_the_arena);
     suite_add_tcase(s, files);
     TCase *api = tcase_create("api");
     tcase_add_test(api, test_sequences_bad_arguments_name_the_argument);

@@ -2,7 +2,8 @@
 # Installs what libmmrec needs to build and test on Debian/Ubuntu (as root,
 # or through sudo); extra packages may be named as arguments (benchmarks
 # need python3-torch and python3-faiss: tools/install-deps.sh python3-torch
-# python3-faiss).
+# python3-faiss). clang and libclang-rt-14-dev (its libFuzzer runtime, only
+# recommended by clang-14 on Debian 12) build make fuzz.
 #
 # Nothing is done when every package is installed. Otherwise the package
 # lists are refreshed only when apt does not know a missing package, and
@@ -17,6 +18,7 @@ packages="build-essential g++ make pkg-config binutils libopenblas-dev libblis-d
 libsubunit-dev abigail-tools doxygen valgrind
 python3-cffi python3-numpy python3-pytest
 libopenmpi-dev openmpi-bin
+clang libclang-rt-14-dev
 $*"
 wait_s=600
 

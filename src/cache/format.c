@@ -93,7 +93,7 @@ static mmrec_status mmrec__cache_parse_entry(mmrec__cache_version *v, const char
         return MMREC__BAD("'%s': field '%s' data [%llu, +%llu) lies outside the data area",
                           path, name, (unsigned long long)off, (unsigned long long)bytes);
     const unsigned char *data = v->base + off;
-    if (mmrec__crc32c(0, data, (size_t)bytes) != mmrec__le_get32(e + 32))
+    if (mmrec__crc_mismatch(data, (size_t)bytes, mmrec__le_get32(e + 32)))
         return MMREC__BAD("'%s': checksum mismatch in the data of field '%s' (corrupt file)",
                           path, name);
     mmrec__cache_field *f = &v->fields[i];
@@ -113,7 +113,7 @@ static mmrec_status mmrec__cache_parse_entry(mmrec__cache_version *v, const char
 static mmrec_status mmrec__cache_parse_ids(mmrec__cache_version *v, const char *path,
                                            uint32_t crc, const char *func) {
     const unsigned char *table = v->base + MMREC__CACHE_HEADER_SIZE;
-    if (mmrec__crc32c(0, table, v->n_items * 8) != crc)
+    if (mmrec__crc_mismatch(table, v->n_items * 8, crc))
         return MMREC__BAD("'%s': id table checksum mismatch (corrupt file)", path);
     v->ids = (const int64_t *)(const void *)table; /* 64-byte aligned in the mapping */
     if (v->ids[0] < 0)
@@ -153,7 +153,7 @@ static mmrec_status mmrec__cache_validate(mmrec__cache_version *v, const char *p
         return MMREC__BAD("'%s': %u fields cannot fit in a %llu-byte index", path, n_fields,
                           (unsigned long long)index_size);
     const unsigned char *index = h + index_off;
-    if (mmrec__crc32c(0, index, (size_t)index_size) != mmrec__le_get32(h + 52))
+    if (mmrec__crc_mismatch(index, (size_t)index_size, mmrec__le_get32(h + 52)))
         return MMREC__BAD("'%s': index checksum mismatch (corrupt file)", path);
     v->n_items = (size_t)n_items;
     MMREC_FORWARD_IF(mmrec__cache_parse_ids(v, path, mmrec__le_get32(h + 48), func));

@@ -134,7 +134,7 @@ static void mmrec__cache_widen_bf16_avx2(const uint16_t *src, float *dst, size_t
 
 bool mmrec__cache_f16c_usable(void) {
 #ifdef MMREC__CACHE_F16C
-    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx") && mmrec__cpu_has_f16c();
 #else
     return false;
 #endif

@@ -41,6 +41,11 @@
 #define MMREC__SIMD_CLONES
 #endif
 
+/* Whether the CPU converts half floats (x86-64 F16C; CPUID leaf 1, ECX bit
+ * 29): clang's __builtin_cpu_supports does not know "f16c". Thread-safe.
+ * (cpu.c) */
+bool mmrec__cpu_has_f16c(void);
+
 /* Writes "func: message" into the thread-local buffer and returns `status`.
  * Never allocates. */
 mmrec_status mmrec__set_error(mmrec_status status, const char *func, const char *fmt, ...)

@@ -8,7 +8,12 @@
 #include "data_internal.h"
 
 /* Bytes read at a time (and the line buffer's first size). */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+/* a fuzzing build (make fuzz): small inputs cross refills and doublings */
+#define MMREC__DATA_CHUNK ((size_t)64)
+#else
 #define MMREC__DATA_CHUNK ((size_t)1 << 20)
+#endif
 
 typedef struct mmrec__lines {
     const char *path; /* borrowed */

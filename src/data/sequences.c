@@ -92,9 +92,11 @@ typedef struct mmrec__seq_reader {
     size_t line_items_cap;
 } mmrec__seq_reader;
 
-/* The key at offset `off` of the arena equals s[0, len). */
+/* The key at offset `off` of the arena equals s[0, len) (which holds no
+ * NUL). strncmp stops at the key's NUL: a key shorter than len is never
+ * read past its end, which may be the end of the arena. */
 static bool mmrec__seq_key_is(const mmrec__seq_reader *r, size_t off, const char *s, size_t len) {
-    return memcmp(r->text + off, s, len) == 0 && r->text[off + len] == '\0';
+    return strncmp(r->text + off, s, len) == 0 && r->text[off + len] == '\0';
 }
 
 /* Looks s up in table t whose keys are at offsets[stride * k]; returns

@@ -87,12 +87,12 @@ static mmrec_status mmrec__index_validate(mmrec__index_version *v, const char *p
     v->combine = (mmrec_index_combine)combine;
     v->storage = (mmrec_index_storage)storage;
     const unsigned char *table = h + MMREC__INDEX_HEADER_SIZE;
-    if (mmrec__crc32c(0, table, v->n_items * 8) != mmrec__le_get32(h + 48))
+    if (mmrec__crc_mismatch(table, v->n_items * 8, mmrec__le_get32(h + 48)))
         return MMREC__BAD("'%s': id table checksum mismatch (corrupt file)", path);
     size_t off = mmrec__index_vectors_offset(v->n_items);
     for (size_t p = MMREC__INDEX_HEADER_SIZE + v->n_items * 8; p < off; p++)
         if (h[p] != 0) return MMREC__BAD("'%s': non-zero padding after the id table", path);
-    if (mmrec__crc32c(0, h + off, bytes) != mmrec__le_get32(h + 52))
+    if (mmrec__crc_mismatch(h + off, bytes, mmrec__le_get32(h + 52)))
         return MMREC__BAD("'%s': vector checksum mismatch (corrupt file)", path);
     v->ids = (const int64_t *)(const void *)table; /* 64-byte aligned in the mapping */
     v->vectors = h + off;

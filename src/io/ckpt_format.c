@@ -1,18 +1,11 @@
 /* The checkpoint container: writer and validating reader (layout in
- * io_internal.h). The reader maps the file and checks every size, offset
- * and checksum before anyone looks at an entry, so it never reads past the
- * end of the mapping. */
-#define _XOPEN_SOURCE 700
+ * io_internal.h). The reader maps the file (mmrec__io_map_read) and checks
+ * every size, offset and checksum before anyone looks at an entry, so it
+ * never reads past the end of the mapping. */
 #include "io_internal.h"
 #include "file_io.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the checkpoint writer stores tensor data in host order: little-endian hosts only"
@@ -183,7 +176,7 @@ static mmrec_status mmrec__ckpt_parse_entry(mmrec__ckpt_reader *r, const unsigne
                           r->size);
     out->data = r->base + off;
     out->size = (size_t)bytes;
-    if (mmrec__crc32c(0, out->data, out->size) != mmrec__le_get32(e + 56))
+    if (mmrec__crc_mismatch(out->data, out->size, mmrec__le_get32(e + 56)))
         return MMREC__BAD("'%s': checksum mismatch in the data of entry '%.*s' (corrupt file)",
                           path, nl, name);
     *prev_end = off + bytes;
@@ -215,7 +208,7 @@ static mmrec_status mmrec__ckpt_validate(mmrec__ckpt_reader *r, const char *func
         return MMREC__BAD("'%s': %llu entries cannot fit in a %llu-byte index", path,
                           (unsigned long long)n, (unsigned long long)index_size);
     const unsigned char *index = h + index_off;
-    if (mmrec__crc32c(0, index, (size_t)index_size) != mmrec__le_get32(h + 56))
+    if (mmrec__crc_mismatch(index, (size_t)index_size, mmrec__le_get32(h + 56)))
         return MMREC__BAD("'%s': index checksum mismatch (corrupt file)", path);
     r->entries = mmrec__calloc(n ? (size_t)n : 1, sizeof *r->entries);
     if (r->entries == NULL) return mmrec__set_error(MMREC_ENOMEM, func, "out of memory");
@@ -237,44 +230,14 @@ static mmrec_status mmrec__ckpt_validate(mmrec__ckpt_reader *r, const char *func
 mmrec_status mmrec__ckpt_open(mmrec__ckpt_reader *r, const char *path, const char *func) {
     memset(r, 0, sizeof *r);
     r->path = path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char msg[128];
-    if (fd < 0) {
-        int err = errno;
-        if (strerror_r(err, msg, sizeof msg) != 0) snprintf(msg, sizeof msg, "errno %d", err);
-        return mmrec__set_error(MMREC_EIO, func, "cannot open '%s': %s", path, msg);
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = errno;
-        close(fd);
-        if (strerror_r(err, msg, sizeof msg) != 0) snprintf(msg, sizeof msg, "errno %d", err);
-        return mmrec__set_error(MMREC_EIO, func, "cannot stat '%s': %s", path, msg);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return mmrec__set_error(MMREC_EIO, func, "cannot read '%s': not a regular file", path);
-    }
-    r->size = (size_t)st.st_size;
-    if (r->size < MMREC__CKPT_HEADER_SIZE) {
-        close(fd);
-        return mmrec__ckpt_validate(r, func); /* reports the short file */
-    }
-    void *map = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int err = errno;
-    close(fd);
-    if (map == MAP_FAILED) {
-        if (strerror_r(err, msg, sizeof msg) != 0) snprintf(msg, sizeof msg, "errno %d", err);
-        return mmrec__set_error(MMREC_EIO, func, "cannot map '%s': %s", path, msg);
-    }
-    r->base = map;
+    MMREC_FORWARD_IF(mmrec__io_map_read(path, &r->base, &r->size, func));
     mmrec_status s = mmrec__ckpt_validate(r, func);
     if (s != MMREC_OK) mmrec__ckpt_close(r);
     return s;
 }
 
 void mmrec__ckpt_close(mmrec__ckpt_reader *r) {
-    if (r->base) munmap((void *)r->base, r->size);
+    mmrec__io_unmap(r->base, r->size);
     mmrec__free(r->entries);
     r->base = NULL;
     r->entries = NULL;

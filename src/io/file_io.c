@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -37,28 +38,61 @@ mmrec_status mmrec__io_open_read(const char *path, int *fd_out, size_t *size_out
     return MMREC_OK;
 }
 
+#ifdef MMREC__ASAN
+/* Sanitizer builds serve the file from a heap block of exactly its size
+ * instead of a mapping: a read past the end of the file that stays inside
+ * its last page is then reported, not silently served by the page. */
+static mmrec_status mmrec__io_read_whole(int fd, size_t size, const unsigned char **base_out,
+                                         const char *path, const char *func) {
+    void *buf = NULL;
+    if (posix_memalign(&buf, 64, size) != 0)
+        return mmrec__set_error(MMREC_ENOMEM, func, "out of memory reading '%s'", path);
+    mmrec_status s = mmrec__io_pread(fd, buf, size, 0, path, func);
+    if (s != MMREC_OK) {
+        free(buf);
+        return s;
+    }
+    *base_out = buf;
+    return MMREC_OK;
+}
+#endif
+
 mmrec_status mmrec__io_map_read(const char *path, const unsigned char **base_out,
                                 size_t *size_out, const char *func) {
     int fd = -1;
     size_t size = 0;
     MMREC_FORWARD_IF(mmrec__io_open_read(path, &fd, &size, func));
-    void *map = NULL;
+    const unsigned char *base = NULL;
     if (size > 0) {
-        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+#ifdef MMREC__ASAN
+        mmrec_status s = mmrec__io_read_whole(fd, size, &base, path, func);
+        if (s != MMREC_OK) {
+            close(fd);
+            return s;
+        }
+#else
+        void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
         if (map == MAP_FAILED) {
             int err = errno;
             close(fd);
             return mmrec__io_fail(func, "map", path, err);
         }
+        base = map;
+#endif
     }
     close(fd); /* the mapping keeps the file */
-    *base_out = map;
+    *base_out = base;
     *size_out = size;
     return MMREC_OK;
 }
 
 void mmrec__io_unmap(const unsigned char *base, size_t size) {
+#ifdef MMREC__ASAN
+    (void)size;
+    free((void *)base);
+#else
     if (base) munmap((void *)base, size);
+#endif
 }
 
 mmrec_status mmrec__io_pread(int fd, void *buf, size_t size, uint64_t offset, const char *path,
@@ -116,7 +150,7 @@ mmrec_status mmrec__io_check_prologue(const unsigned char *base, size_t size, si
     if (memcmp(base, magic, 8) != 0)
         return mmrec__set_error(MMREC_EFORMAT, func, "'%s' is not a libmmrec %s (bad magic)", path,
                                 kind);
-    if (mmrec__crc32c(0, base, 60) != mmrec__le_get32(base + 60))
+    if (mmrec__crc_mismatch(base, 60, mmrec__le_get32(base + 60)))
         return mmrec__set_error(MMREC_EFORMAT, func,
                                 "'%s': header checksum mismatch (corrupt file)", path);
     uint32_t found = mmrec__le_get32(base + 8);

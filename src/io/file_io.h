@@ -14,7 +14,10 @@ mmrec_status mmrec__io_open_read(const char *path, int *fd_out, size_t *size_out
 
 /* Maps a whole regular file read-only and shared (PROT_READ, MAP_SHARED), so
  * every process mapping it shares one page-cache copy. An empty file gives
- * *base_out NULL and *size_out 0. Release with mmrec__io_unmap. */
+ * *base_out NULL and *size_out 0. Release with mmrec__io_unmap. Sanitizer
+ * builds (MMREC__ASAN) read the file into a heap block of exactly its size
+ * instead, so a read past its end is reported even inside its last page;
+ * callers see the same bytes and the same ownership either way. */
 mmrec_status mmrec__io_map_read(const char *path, const unsigned char **base_out,
                                 size_t *size_out, const char *func) MMREC__WUR;
 void mmrec__io_unmap(const unsigned char *base, size_t size);

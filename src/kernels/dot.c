@@ -130,7 +130,7 @@ __attribute__((target("avx512f"))) static void mmrec__dot_bf16(const float *quer
 }
 
 static bool mmrec__dot_avx512_usable(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx512f") && mmrec__cpu_has_f16c();
 }
 #endif
 
