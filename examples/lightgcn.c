@@ -149,23 +149,8 @@ int main(int argc, char **argv) {
                 opt, 0, lr * 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - 1) / (float)epochs))));
         for (size_t s = 0; s < steps; s++) {
             sample(&lists, &lists, U, I, rng, batch, ids);
-            mmrec_tensor *rows, *ur, *pr, *nr, *ps, *ns, *prod, *bpr, *ego_rows, *sq, *reg,
-                *loss;
-            CHECK(mmrec_lightgcn_rows(tape, g, ego, LAYERS, NULL, ids, 3 * batch, &rows));
-            CHECK(mmrec_slice(tape, rows, 0, 0, (int64_t)batch, &ur));
-            CHECK(mmrec_slice(tape, rows, 0, (int64_t)batch, (int64_t)batch, &pr));
-            CHECK(mmrec_slice(tape, rows, 0, (int64_t)(2 * batch), (int64_t)batch, &nr));
-            CHECK(mmrec_mul(tape, ur, pr, &prod));
-            CHECK(mmrec_sum(tape, prod, 1, &ps));
-            CHECK(mmrec_mul(tape, ur, nr, &prod));
-            CHECK(mmrec_sum(tape, prod, 1, &ns));
-            CHECK(mmrec_loss_bpr(tape, ps, ns, &bpr));
-            /* L2 on the ego rows of the batch: lambda / 2 * sum of squares / batch */
-            CHECK(mmrec_gather_rows(tape, ego, ids, 3 * batch, &ego_rows));
-            CHECK(mmrec_mul(tape, ego_rows, ego_rows, &sq));
-            CHECK(mmrec_sum(tape, sq, MMREC_AXIS_ALL, &reg));
-            CHECK(mmrec_scale(tape, reg, 0.5f * L2 / (float)batch, &reg));
-            CHECK(mmrec_add(tape, bpr, reg, &loss));
+            mmrec_tensor *bpr, *loss;
+            bpr_step_loss(tape, g, ego, LAYERS, ids, batch, L2, &bpr, &loss);
             float value;
             CHECK(mmrec_tensor_copy_to(bpr, &value, 1));
             loss_sum += value;

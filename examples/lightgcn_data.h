@@ -88,6 +88,30 @@ static inline void sample(const user_lists *from, const user_lists *all, int64_t
     }
 }
 
+/* One BPR step's loss on the batch's triples ids = [users | positives |
+ * negatives] (3 * batch rows of ego [U + I, dim]): the mean BPR loss of the
+ * K-layer rows, plus l2 / 2 * the sum of squares of the ego rows / batch.
+ * *bpr is the BPR term alone (for the log). */
+static inline void bpr_step_loss(mmrec_tape *tape, const mmrec_graph *g, mmrec_tensor *ego,
+                                 int layers, const int64_t *ids, size_t batch, float l2,
+                                 mmrec_tensor **bpr, mmrec_tensor **loss) {
+    mmrec_tensor *rows, *ur, *pr, *nr, *ps, *ns, *prod, *ego_rows, *sq, *reg;
+    CHECK(mmrec_lightgcn_rows(tape, g, ego, layers, NULL, ids, 3 * batch, &rows));
+    CHECK(mmrec_slice(tape, rows, 0, 0, (int64_t)batch, &ur));
+    CHECK(mmrec_slice(tape, rows, 0, (int64_t)batch, (int64_t)batch, &pr));
+    CHECK(mmrec_slice(tape, rows, 0, (int64_t)(2 * batch), (int64_t)batch, &nr));
+    CHECK(mmrec_mul(tape, ur, pr, &prod));
+    CHECK(mmrec_sum(tape, prod, 1, &ps));
+    CHECK(mmrec_mul(tape, ur, nr, &prod));
+    CHECK(mmrec_sum(tape, prod, 1, &ns));
+    CHECK(mmrec_loss_bpr(tape, ps, ns, bpr));
+    CHECK(mmrec_gather_rows(tape, ego, ids, 3 * batch, &ego_rows));
+    CHECK(mmrec_mul(tape, ego_rows, ego_rows, &sq));
+    CHECK(mmrec_sum(tape, sq, MMREC_AXIS_ALL, &reg));
+    CHECK(mmrec_scale(tape, reg, 0.5f * l2 / (float)batch, &reg));
+    CHECK(mmrec_add(tape, *bpr, reg, loss));
+}
+
 /* Recall@20 and NDCG@20 of the K-layer propagation of ego [U + I, dim]. */
 static inline void evaluate(mmrec_tape *tape, const mmrec_graph *g, mmrec_tensor *ego, int layers,
                             int64_t U, int64_t I, int64_t dim, const mmrec_interactions *train,
