@@ -17,6 +17,13 @@ int main(void) {
         fprintf(stderr, "no suites registered\n");
         return 1;
     }
+    /* MMREC_TEST_THREADS=n runs the suites on n threads (the machine's
+     * cores by default; suites that test threading set their own). */
+    const char *threads = getenv("MMREC_TEST_THREADS");
+    if (threads && mmrec_set_num_threads(atoi(threads)) != MMREC_OK) {
+        fprintf(stderr, "MMREC_TEST_THREADS=%s: %s\n", threads, mmrec_last_error());
+        return 1;
+    }
     SRunner *sr = srunner_create(mt_suites[0]());
     for (int i = 1; i < mt_n_suites; i++) srunner_add_suite(sr, mt_suites[i]());
     srunner_run_all(sr, CK_NORMAL);

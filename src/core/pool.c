@@ -12,11 +12,13 @@
 #include "core_internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #define MMREC__POOL_MAX 64    /* threads of one region, caller included */
 #define MMREC__POOL_SPIN 20000 /* pause iterations before a worker sleeps */
+#define MMREC__WAIT_SPIN 2000  /* pause iterations before a caller yields */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define MMREC__PAUSE() __builtin_ia32_pause()
@@ -167,6 +169,14 @@ void mmrec__parallel_for(size_t n, int parts, mmrec__chunk_fn fn, void *ctx) {
     mmrec__in_region = true;
     mmrec__run_chunk(fn, ctx, n, parts, 0);
     mmrec__in_region = false;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) MMREC__PAUSE();
+    /* A worker that is not running (more threads than cores, a debugger,
+     * valgrind's one-thread-at-a-time scheduler) cannot finish while the
+     * caller spins on its core: after a short spin, yield it. */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0;) {
+        if (++spins < MMREC__WAIT_SPIN)
+            MMREC__PAUSE();
+        else
+            sched_yield();
+    }
     atomic_flag_clear_explicit(&p->busy, memory_order_release);
 }
