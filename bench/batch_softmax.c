@@ -145,7 +145,7 @@ int main(int argc, char **argv) {
 
     static const int64_t batches[2] = {1024, 4096};
     static const int negatives[2] = {0, 16};
-    for (int b = 0; b < 2; b++)
+    for (int b = 0; b < 2 && !bench_c_only(); b++)
         for (int h = 0; h < 2; h++) {
             double ms[2], mib[2];
             int cic_runs = batches[b] > 2048 ? 5 : 20;

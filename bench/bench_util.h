@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mmrec/mmrec.h>
 
@@ -59,6 +61,149 @@ static inline double bench_peak_rss_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0;
+}
+
+/* Thread count for a benchmark: MMREC_BENCH_THREADS, default 2. */
+static inline int bench_threads(void) {
+    const char *th = getenv("MMREC_BENCH_THREADS");
+    return th ? atoi(th) : 2;
+}
+
+/* Whether this run times the C side only (MMREC_BENCH_C_ONLY set): the
+ * benchmark runs itself that way on one thread to fill c_ms_1t=. A
+ * benchmark skips its references and side measurements then. */
+static inline int bench_c_only(void) { return getenv("MMREC_BENCH_C_ONLY") != NULL; }
+
+/* The CPU's model name from /proc/cpuinfo without spaces ("unknown" when
+ * there is none), and the widest vector instructions it has. */
+static inline const char *bench_cpu(void) {
+    static char name[128];
+    if (name[0]) return name;
+    snprintf(name, sizeof name, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *v = strchr(line, ':');
+        if (v == NULL) continue;
+        size_t n = 0;
+        for (v++; *v && *v != '\n' && n + 1 < sizeof name; v++)
+            if (*v != ' ' && *v != '\t') name[n++] = *v;
+        if (n) name[n] = '\0';
+        break;
+    }
+    if (f) fclose(f);
+    return name;
+}
+
+static inline const char *bench_isa(void) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512";
+    if (__builtin_cpu_supports("avx2")) return "avx2";
+    return "x86-64";
+#else
+    return "other";
+#endif
+}
+
+/* OpenBLAS picks its kernels by CPU model, once, when it loads; a release
+ * older than the CPU falls back to its generic SSE3 ("Prescott") kernels
+ * (OpenBLAS 0.3.21 on Emerald Rapids, for one) and every product of both
+ * sides runs several times slower than the CPU allows. Both sides are
+ * compared at their best: when the environment names no core type and
+ * OpenBLAS chose Prescott on a CPU with AVX2, the benchmark runs itself
+ * again under OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2),
+ * which its references inherit; the BENCH line names the kernels
+ * (blas_core=). Weak: a BLIS build has no such function. */
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+static inline const char *bench_blas_core(void) {
+    return openblas_get_corename ? openblas_get_corename() : "blis";
+}
+
+__attribute__((constructor)) static void bench_blas_best_core(void) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (getenv("OPENBLAS_CORETYPE") || !openblas_get_corename ||
+        strcasecmp(openblas_get_corename(), "prescott") != 0)
+        return;
+    __builtin_cpu_init();
+    const char *core = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") ? "Haswell"
+                                                        : NULL;
+    if (core == NULL) return;
+    static char buf[4096];
+    char *args[64];
+    int n = 0;
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    for (size_t i = 0; i < len && n < 63; i += strlen(buf + i) + 1) args[n++] = buf + i;
+    args[n] = NULL;
+    if (n == 0 || setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+    execv("/proc/self/exe", args);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: go on as we are */
+#endif
+}
+
+/* The C time of workload `name` on one thread, in ms, or NAN: the first
+ * call runs this program again (its own command line, read from
+ * /proc/self/cmdline) with MMREC_BENCH_C_ONLY=1 MMREC_BENCH_THREADS=1 and
+ * keeps the c_ms of every workload it reports. */
+static inline double bench_c_ms_1t(const char *name) {
+    static struct {
+        char name[64];
+        double ms;
+    } seen[16];
+    static int n_seen = -1;
+    if (n_seen < 0) {
+        n_seen = 0;
+        char cmd[2048] = "MMREC_BENCH_C_ONLY=1 MMREC_BENCH_THREADS=1", arg[1024];
+        size_t len = strlen(cmd), n = 0;
+        FILE *f = fopen("/proc/self/cmdline", "r");
+        int c;
+        while (f && (c = fgetc(f)) != EOF) {
+            if (c != 0 && n + 1 < sizeof arg) {
+                arg[n++] = (char)c;
+                continue;
+            }
+            arg[n] = '\0';
+            len += (size_t)snprintf(cmd + len, len < sizeof cmd ? sizeof cmd - len : 0, " '%s'",
+                                    arg);
+            n = 0;
+        }
+        if (f) fclose(f);
+        FILE *p = len < sizeof cmd ? popen(cmd, "r") : NULL;
+        char line[1024];
+        while (p && fgets(line, sizeof line, p)) {
+            char w[64];
+            double ms;
+            if (sscanf(line, "BENCH1T %63s c_ms=%lf", w, &ms) == 2 && n_seen < 16) {
+                snprintf(seen[n_seen].name, sizeof seen[n_seen].name, "%s", w);
+                seen[n_seen++].ms = ms;
+            }
+        }
+        if (p && pclose(p) != 0) n_seen = 0;
+    }
+    for (int i = 0; i < n_seen; i++)
+        if (strcmp(seen[i].name, name) == 0) return seen[i].ms;
+    return NAN;
+}
+
+/* The fields every BENCH line carries after its speedup: the C time on one
+ * thread, c_ms_1t / c_ms (scaling=), the CPU and its vector width. In a
+ * C-only run, prints the workload's one-thread line instead and returns
+ * 1 (the caller then reports nothing else). */
+static inline int bench_c_fields(const char *name, double c_ms, char *out, size_t size) {
+    if (bench_c_only()) {
+        printf("BENCH1T %s c_ms=%.4f\n", name, c_ms);
+        fflush(stdout);
+        return 1;
+    }
+    double one = bench_c_ms_1t(name);
+    snprintf(out, size, "c_ms_1t=%.3f scaling=%.2f cpu=%s isa=%s blas_core=%s", one, one / c_ms,
+             bench_cpu(), bench_isa(), bench_blas_core());
+    return 0;
 }
 
 /* Runs `bench/<script> <args>` with the PyTorch interpreter (MMREC_PYTHON,
@@ -114,6 +259,8 @@ static inline int bench_report_settings(const char *name, double c_ms, int runs,
                                         const char *extra, const char *ref_keys,
                                         const char *const *envs, const char *const *labels,
                                         int n_envs) {
+    char cfields[256];
+    if (bench_c_fields(name, c_ms, cfields, sizeof cfields)) return 0;
     double c_rss = bench_peak_rss_mib();
     char line[2][1024], best_line[1024] = "", args[32], script[128], per_env[256] = "";
     snprintf(args, sizeof args, "%d", runs);
@@ -128,8 +275,8 @@ static inline int bench_report_settings(const char *name, double c_ms, int runs,
             if (bench_run_reference_env(script, args, env, line[s], sizeof line[s]) != 0) {
                 fprintf(stderr, "%s: PyTorch reference failed (python3-torch installed?)\n",
                         name);
-                printf("BENCH %s c_ms=%.3f ref_ms=nan speedup=nan%s%s\n", name, c_ms,
-                       extra ? " " : "", extra ? extra : "");
+                printf("BENCH %s c_ms=%.3f ref_ms=nan speedup=nan %s%s%s\n", name, c_ms,
+                       cfields, extra ? " " : "", extra ? extra : "");
                 return 1;
             }
             double ms = bench_field(line[s], "ref_ms");
@@ -154,10 +301,10 @@ static inline int bench_report_settings(const char *name, double c_ms, int runs,
             snprintf(fields + len, sizeof fields - len, " %s=%.3f", k, bench_field(best_line, k));
         }
     }
-    printf("BENCH %s c_ms=%.3f ref_ms=%.3f speedup=%.2f threads=%d runs=%d "
+    printf("BENCH %s c_ms=%.3f ref_ms=%.3f speedup=%.2f %s threads=%d runs=%d "
            "c_peak_rss_mib=%.1f ref_peak_rss_mib=%.1f ref_ms_blas1=%.3f ref_ms_blas_default=%.3f "
            "ref_setting=%s%s%s%s%s%s%s\n",
-           name, c_ms, best, best / c_ms, mmrec_get_num_threads(), runs, c_rss,
+           name, c_ms, best, best / c_ms, cfields, mmrec_get_num_threads(), runs, c_rss,
            bench_field(best_line, "peak_rss_mib"), by_blas[0], by_blas[1],
            best_blas ? "blas_default" : "blas1", n_envs > 1 ? "_" : "",
            n_envs > 1 ? labels[best_env] : "", per_env, extra ? " " : "", extra ? extra : "",
@@ -175,12 +322,6 @@ static inline int bench_report_fields(const char *name, double c_ms, int runs, c
 /* bench_report_fields() without extra fields. */
 static inline int bench_report(const char *name, double c_ms, int runs) {
     return bench_report_fields(name, c_ms, runs, NULL, NULL);
-}
-
-/* Thread count for a benchmark: MMREC_BENCH_THREADS, default 2. */
-static inline int bench_threads(void) {
-    const char *th = getenv("MMREC_BENCH_THREADS");
-    return th ? atoi(th) : 2;
 }
 
 #endif

@@ -166,6 +166,18 @@ int main(int argc, char **argv) {
     mmrec_index_destroy(mx);
     free(mqueries);
     double c_rss = bench_peak_rss_mib();
+    char f_batch[256], f_single[256], f_single16[256], f_maxsim[256];
+    if (bench_c_fields("retrieval_batch100", c_batch, f_batch, sizeof f_batch) |
+        bench_c_fields("retrieval_single", c_single, f_single, sizeof f_single) |
+        bench_c_fields("retrieval_single_f16", c_single16, f_single16, sizeof f_single16) |
+        bench_c_fields("retrieval_maxsim", c_maxsim, f_maxsim, sizeof f_maxsim)) {
+        unlink(path);
+        mmrec_rng_destroy(rng);
+        free(queries);
+        free(ids);
+        free(scores);
+        return 0;
+    }
     double bw = copy_bandwidth();
 
     /* the reference at each setting: 1 thread, 2 threads, 2 threads with
@@ -202,7 +214,8 @@ int main(int argc, char **argv) {
     }
     unlink(path);
     if (!ok) {
-        printf("BENCH retrieval_batch100 c_ms=%.3f ref_ms=nan speedup=nan\n", c_batch);
+        printf("BENCH retrieval_batch100 c_ms=%.3f ref_ms=nan speedup=nan %s\n", c_batch,
+               f_batch);
         return 1;
     }
     int bb = 0, bs = 0;
@@ -217,27 +230,27 @@ int main(int argc, char **argv) {
     }
     double floor32 = (double)NUM_ITEMS * DIM * 4 / bw, floor16 = floor32 / 2;
     const char *l = line[bb];
-    printf("BENCH retrieval_batch100 c_ms=%.3f ref_ms=%.3f speedup=%.2f ref_setting=%s "
+    printf("BENCH retrieval_batch100 c_ms=%.3f ref_ms=%.3f speedup=%.2f %s ref_setting=%s "
            "c_qps=%.0f ref_qps=%.0f torch_ms=%.3f faiss1_ms=%.3f faiss2_ms=%.3f "
            "ids_mismatched=%.0f max_score_rel_diff=%.2e threads=%d runs=%d c_runs=%d "
            "c_peak_rss_mib=%.1f ref_peak_rss_mib=%.1f\n",
-           c_batch, batch[bb], batch[bb] / c_batch, names[bb], NUM_QUERIES * 1e3 / c_batch,
+           c_batch, batch[bb], batch[bb] / c_batch, f_batch, names[bb], NUM_QUERIES * 1e3 / c_batch,
            NUM_QUERIES * 1e3 / batch[bb], bench_field(l, "torch_batch_ms"),
            faiss1, faiss2,
            bench_field(l, "ids_mismatched"), bench_field(l, "max_score_rel_diff"),
            mmrec_get_num_threads(), runs, c_runs, c_rss, bench_field(l, "peak_rss_mib"));
     l = line[bs];
-    printf("BENCH retrieval_single c_ms=%.4f ref_ms=%.4f speedup=%.2f ref_setting=%s "
+    printf("BENCH retrieval_single c_ms=%.4f ref_ms=%.4f speedup=%.2f %s ref_setting=%s "
            "torch_ms=%.4f floor_ms=%.4f floor_ratio=%.2f copy_gbs=%.2f storage=f32\n",
-           c_single, single[bs], single[bs] / c_single, names[bs],
+           c_single, single[bs], single[bs] / c_single, f_single, names[bs],
            bench_field(l, "torch_single_ms"), floor32, c_single / floor32, bw / 1e6);
-    printf("BENCH retrieval_single_f16 c_ms=%.4f ref_ms=%.4f speedup=%.2f ref_setting=%s "
+    printf("BENCH retrieval_single_f16 c_ms=%.4f ref_ms=%.4f speedup=%.2f %s ref_setting=%s "
            "floor_ms=%.4f floor_ratio=%.2f copy_gbs=%.2f storage=f16 ref_storage=f32\n",
-           c_single16, single[bs], single[bs] / c_single16, names[bs], floor16,
+           c_single16, single[bs], single[bs] / c_single16, f_single16, names[bs], floor16,
            c_single16 / floor16, bw / 1e6);
-    printf("BENCH retrieval_maxsim c_ms=%.4f ref_ms=nan speedup=nan items=%d vectors=%d "
+    printf("BENCH retrieval_maxsim c_ms=%.4f ref_ms=nan speedup=nan %s items=%d vectors=%d "
            "query_vectors=%d\n",
-           c_maxsim, MAXSIM_ITEMS, MAXSIM_VECTORS, MAXSIM_VECTORS);
+           c_maxsim, f_maxsim, MAXSIM_ITEMS, MAXSIM_VECTORS, MAXSIM_VECTORS);
     mmrec_rng_destroy(rng);
     free(queries);
     free(ids);
