@@ -1,7 +1,9 @@
 /* Packaging: the installed library works through pkg-config alone; each
  * public header compiles by itself as C99 and as C++; the examples of the
  * README and of mmrec.h build, run and learn as written; an example's
- * results and progress keep their order in one file. */
+ * results and progress keep their order in one file; the LightGCN example
+ * tells its data layouts apart, masks held-out validation items at test,
+ * stops early and refuses a validation file that overlaps training. */
 #include "mt.h"
 
 #include <stdio.h>
@@ -36,6 +38,12 @@ START_TEST(test_example_output_keeps_its_order) {
 }
 END_TEST
 
+START_TEST(test_lightgcn_example_layouts_masks_and_early_stop) {
+    ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
+    ck_assert_int_eq(mt_run("lightgcn_layouts.sh"), 0);
+}
+END_TEST
+
 START_TEST(test_each_header_compiles_alone) {
     ck_assert_msg(getenv("MMREC_ROOT") != NULL, "run through make test (MMREC_ROOT unset)");
     ck_assert_int_eq(mt_run("header_alone.sh"), 0);
@@ -51,6 +59,7 @@ static Suite *install_suite(void) {
         tcase_add_test(tc, test_each_header_compiles_alone);
         tcase_add_test(tc, test_doc_examples_build_run_and_learn);
         tcase_add_test(tc, test_example_output_keeps_its_order);
+        tcase_add_test(tc, test_lightgcn_example_layouts_masks_and_early_stop);
     }
     suite_add_tcase(s, tc);
     return s;

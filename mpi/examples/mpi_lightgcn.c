@@ -18,14 +18,18 @@
  * read by row gathers would travel as rows.
  *
  * Usage: mpirun -np N mpi_lightgcn <data dir> [--epochs N] [--batch B]
- *            [--lr LR] [--constant-lr] [--eval-every N] [--valid] [--seed S]
+ *            [--lr LR] [--constant-lr | --cosine] [--eval-every N]
+ *            [--patience P] [--no-early-stop] [--valid] [--seed S]
  *            [--threads T]
+ *   The data layouts, masks, early stopping and schedules are
+ *   examples/lightgcn's (rank 0 evaluates and decides when to stop);
  *   --batch is per rank (default 8192 / N, at least 1024); --threads is
  *   the library's thread count per rank (default: the online cores divided
  *   by the ranks on this machine, at least 1). With -np 1 it trains exactly
  *   as examples/lightgcn with --batch 8192.
  * Progress on stderr; the last line on stdout is
  * RESULT mpi_lightgcn ranks=... recall@20=... ndcg@20=... step_ms=...
+ * ... best_epoch=... split=test|valid
  * with step_ms the median wall time of a training step on rank 0
  * (sampling, forward, backward, gradient exchange, Adam), wait_ms the
  * median wait for the slowest rank (a barrier before the exchange, for the
@@ -80,14 +84,16 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         if (rank == 0)
             fprintf(stderr, "usage: mpirun -np N %s <data dir> [--epochs N] [--batch B] "
-                            "[--lr LR] [--constant-lr] [--eval-every N] [--valid] [--seed S] "
+                            "[--lr LR] [--constant-lr | --cosine] [--eval-every N] "
+                            "[--patience P] [--no-early-stop] [--valid] [--seed S] "
                             "[--threads T]\n",
                     argv[0]);
         MPI_Finalize();
         return 2;
     }
     const char *dir = argv[1];
-    int epochs = 350, eval_every = 10, use_valid = 0, cosine = 1;
+    int epochs = 350, eval_every = 10, patience = 5, use_valid = 0, no_early_stop = 0;
+    int cosine = -1; /* -1: by the schedule */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cores / local_ranks >= 1 ? (int)(cores / local_ranks) : 1;
     size_t batch = 8192 / (size_t)ranks >= 1024 ? 8192 / (size_t)ranks : 1024;
@@ -99,39 +105,38 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[a], "--batch") == 0) batch = (size_t)atol(v), a++;
         else if (strcmp(argv[a], "--lr") == 0) lr = (float)atof(v), a++;
         else if (strcmp(argv[a], "--eval-every") == 0) eval_every = atoi(v), a++;
+        else if (strcmp(argv[a], "--patience") == 0) patience = atoi(v), a++;
         else if (strcmp(argv[a], "--seed") == 0) seed = strtoull(v, NULL, 10), a++;
         else if (strcmp(argv[a], "--threads") == 0) threads = atoi(v), a++;
         else if (strcmp(argv[a], "--valid") == 0) use_valid = 1;
+        else if (strcmp(argv[a], "--no-early-stop") == 0) no_early_stop = 1;
         else if (strcmp(argv[a], "--constant-lr") == 0) cosine = 0;
+        else if (strcmp(argv[a], "--cosine") == 0) cosine = 1;
         else {
             if (rank == 0) fprintf(stderr, "unknown option '%s'\n", argv[a]);
             MPI_Finalize();
             return 2;
         }
     }
-    if (epochs < 1 || batch < 1 || !(lr > 0) || eval_every < 1 || threads < 1) {
+    if (epochs < 1 || batch < 1 || !(lr > 0) || eval_every < 1 || patience < 1 || threads < 1) {
         if (rank == 0)
-            fprintf(stderr, "epochs, batch, lr, eval-every and threads must be positive\n");
+            fprintf(stderr,
+                    "epochs, batch, lr, eval-every, patience and threads must be positive\n");
         MPI_Finalize();
         return 2;
     }
     CHECK(mmrec_set_num_threads(threads));
 
-    char train_path[1024], test_path[1024];
-    snprintf(train_path, sizeof train_path, "%s/%s", dir,
-             use_valid ? "train_minus_valid.txt" : "train.txt");
-    snprintf(test_path, sizeof test_path, "%s/%s", dir, use_valid ? "valid.txt" : "test.txt");
-    mmrec_interactions *train, *test;
-    CHECK(mmrec_interactions_read_lightgcn(train_path, &train));
-    CHECK(mmrec_interactions_read_lightgcn(test_path, &test));
-    int64_t U, I, tu, ti;
-    size_t n_train, n_test;
-    CHECK(mmrec_interactions_info(train, &U, &I, &n_train));
-    CHECK(mmrec_interactions_info(test, &tu, &ti, &n_test));
-    if (tu > U) U = tu;
-    if (ti > I) I = ti;
+    lgcn_data d;
+    lgcn_data_open(dir, use_valid, rank == 0 ? stderr : NULL, &d);
+    int early = d.valid != NULL && !no_early_stop;
+    if (cosine < 0) cosine = !early;
+    const char *split = d.report == d.valid ? "valid" : "test";
+    int64_t U = d.num_users, I = d.num_items;
+    size_t n_train = d.n_train, n_report;
+    CHECK(mmrec_interactions_info(d.report, NULL, NULL, &n_report));
     const int64_t *pu, *pi;
-    CHECK(mmrec_interactions_pairs(train, &pu, &pi));
+    CHECK(mmrec_interactions_pairs(d.train, &pu, &pi));
     mmrec_graph *g;
     CHECK(mmrec_graph_create_bipartite(pu, pi, n_train, U, I, &g));
     user_lists all, mine;
@@ -148,12 +153,17 @@ int main(int argc, char **argv) {
     free(mi);
     if (rank == 0) {
         printf("mpi_lightgcn: %s, %lld users, %lld items, %zu train / %zu %s interactions\n",
-               dir, (long long)U, (long long)I, n_train, n_test, use_valid ? "valid" : "test");
+               dir, (long long)U, (long long)I, n_train, n_report, split);
+        lgcn_data_describe(&d, stdout);
         printf("ranks=%d d=%d layers=%d batch=%zu per rank (%zu per step) lr=%g (%s) l2=%g "
                "epochs=%d seed=%llu threads=%d per rank\n",
                ranks, DIM, LAYERS, batch, batch * (size_t)ranks, (double)lr,
                cosine ? "cosine decay" : "constant", (double)L2, epochs,
                (unsigned long long)seed, mmrec_get_num_threads());
+        if (early)
+            printf("early stopping on %s Recall@20: every %d epochs, patience %d evaluations, "
+                   "at most %d epochs\n",
+                   d.valid_file, eval_every, patience, epochs);
     }
 
     mmrec_model *model;
@@ -180,6 +190,9 @@ int main(int argc, char **argv) {
     mmrec_mpi_dp *dp;
     CHECK_MPI(mmrec_mpi_dp_create(model, MPI_COMM_WORLD, &dp));
     CHECK_MPI(mmrec_mpi_dp_broadcast_params(dp));
+    early_stop es, *selection = NULL; /* rank 0's; NULL: a fixed schedule */
+    if (rank == 0 && early) early_stop_init(selection = &es, model, patience);
+    lgcn_run run = {model, tape, g, ego, LAYERS, DIM};
 
     int64_t *ids = xmalloc(3 * batch * sizeof *ids);
     size_t steps = (n_train + batch * (size_t)ranks - 1) / (batch * (size_t)ranks);
@@ -188,7 +201,9 @@ int main(int argc, char **argv) {
     double *wait_s = xmalloc((size_t)epochs * steps * sizeof *wait_s);
     size_t n_timed = 0;
     double t_start = now(), recall = 0, ndcg = 0;
-    for (int epoch = 1; epoch <= epochs; epoch++) {
+    int epoch = 0, stop = 0;
+    while (epoch < epochs && !stop) {
+        epoch++;
         double t0 = now(), loss_sum = 0;
         if (cosine) /* lr * (1 + cos(pi t / T)) / 2 over the epochs */
             CHECK(mmrec_optimizer_set_lr(
@@ -237,15 +252,14 @@ int main(int argc, char **argv) {
                     epoch, steps, total_loss / (double)(steps * (size_t)ranks), now() - t0,
                     (double)dense_bytes / 1e6, sparse_rows);
         }
-        if (rank == 0 && (epoch % eval_every == 0 || epoch == epochs)) {
-            double te0 = now();
-            evaluate(tape, g, ego, LAYERS, U, I, DIM, train, test, &recall, &ndcg);
-            printf("epoch %d  loss %.5f  recall@20 %.4f  ndcg@20 %.4f  (eval %.1f s, %.0f s "
-                   "total)\n",
-                   epoch, total_loss / (double)(steps * (size_t)ranks), recall, ndcg,
-                   now() - te0, now() - t_start);
-        }
+        if (rank == 0 && (epoch % eval_every == 0 || epoch == epochs))
+            stop = lgcn_eval_epoch(&d, &run, selection, epoch,
+                                   total_loss / (double)(steps * (size_t)ranks), t_start, &recall,
+                                   &ndcg);
+        if (early) MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD);
     }
+    int best_epoch = epoch;
+    if (rank == 0) best_epoch = lgcn_report(&d, &run, selection, epoch, &recall, &ndcg);
     double step_ms = 1e3 * median(step_s, n_timed), sync_ms = 1e3 * median(sync_s, n_timed);
     double wait_ms = 1e3 * median(wait_s, n_timed);
     if (rank == 0) {
@@ -253,15 +267,17 @@ int main(int argc, char **argv) {
                         "exchanging gradients\n",
                 step_ms, wait_ms, sync_ms);
         printf("RESULT mpi_lightgcn ranks=%d recall@20=%.4f ndcg@20=%.4f step_ms=%.1f "
-               "wait_ms=%.1f exchange_ms=%.1f batch=%zu threads=%d epochs=%d seconds=%.0f\n",
+               "wait_ms=%.1f exchange_ms=%.1f batch=%zu threads=%d epochs=%d seconds=%.0f "
+               "best_epoch=%d split=%s\n",
                ranks, recall, ndcg, step_ms, wait_ms, sync_ms, batch, mmrec_get_num_threads(),
-               epochs, now() - t_start);
+               epoch, now() - t_start, best_epoch, split);
     }
     mmrec_mpi_dp_destroy(dp);
     free(ids);
     free(step_s);
     free(sync_s);
     free(wait_s);
+    if (selection) early_stop_free(selection);
     free_lists(&all);
     free_lists(&mine);
     mmrec_tape_destroy(tape);
@@ -269,8 +285,7 @@ int main(int argc, char **argv) {
     mmrec_model_destroy(model);
     mmrec_rng_destroy(rng);
     mmrec_graph_destroy(g);
-    mmrec_interactions_destroy(train);
-    mmrec_interactions_destroy(test);
+    lgcn_data_close(&d);
     MPI_Finalize();
     return 0;
 }
