@@ -65,7 +65,8 @@ size_t mmrec__score_find(const float *users, const float *items, size_t dim, siz
  * FMA, dim <= 256. */
 bool mmrec__score_avx2_usable(size_t dim);
 /* mmrec__score_find with AVX2 + FMA (8 lanes): the same scores, bit for
- * bit, and the same contract, for x86-64 CPUs without AVX-512F. Only when
+ * bit, and the same contract, for x86-64 CPUs without AVX-512F, except
+ * that only the scores of set mask bits are written. Only when
  * mmrec__score_avx2_usable(dim). */
 size_t mmrec__score_find_avx2(const float *users, const float *items, size_t dim, size_t first,
                               size_t end, const float *thr, float *scores, uint64_t *masks);

@@ -173,13 +173,13 @@ size_t mmrec__score_find48(const float *users, const float *items, size_t dim, s
         c##j##0 = _mm256_fmadd_ps(u0, v, c##j##0);                                         \
         c##j##1 = _mm256_fmadd_ps(u1, v, c##j##1);                                         \
     }
+#define MMREC__ABOVE2(j)                                                                   \
+    unsigned a##j = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c##j##0, t0, _CMP_GT_OQ)) |  \
+                    (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c##j##1, t1, _CMP_GT_OQ)) << 8;
 #define MMREC__SAVE2(j)                                                                    \
     _mm256_storeu_ps(acc + j * 64 + g, c##j##0);                                           \
     _mm256_storeu_ps(acc + j * 64 + g + 8, c##j##1);                                       \
-    bits[j] |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c##j##0, t0, _CMP_GT_OQ)) \
-                   << g |                                                                  \
-               (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(c##j##1, t1, _CMP_GT_OQ)) \
-                   << (g + 8);
+    bits[j] |= (uint64_t)a##j << g;
 
 __attribute__((target("avx2,fma")))
 size_t mmrec__score_find_avx2(const float *users, const float *items, size_t dim, size_t first,
@@ -201,10 +201,18 @@ size_t mmrec__score_find_avx2(const float *users, const float *items, size_t dim
                 MMREC__EACH_ITEM(MMREC__FMA2)
             }
             __m256 t0 = _mm256_loadu_ps(thr + g), t1 = _mm256_loadu_ps(thr + g + 8);
+            MMREC__EACH_ITEM(MMREC__ABOVE2)
+            /* the caller reads only the scores of set bits: a quarter
+             * without any is not stored */
+            if ((a0 | a1 | a2 | a3 | a4 | a5) == 0) continue;
             MMREC__EACH_ITEM(MMREC__SAVE2)
         }
         if ((bits[0] | bits[1] | bits[2] | bits[3] | bits[4] | bits[5]) == 0) continue;
-        memcpy(scores, acc, sizeof acc);
+        for (size_t j = 0; j < 6; j++)
+            for (uint64_t m = bits[j]; m != 0; m &= m - 1) {
+                size_t r = (size_t)__builtin_ctzll(m);
+                scores[j * 64 + r] = acc[j * 64 + r];
+            }
         memcpy(masks, bits, sizeof bits);
         return i;
     }
