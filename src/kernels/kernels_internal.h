@@ -129,6 +129,18 @@ size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32
                           const float *scale, const float *norm, size_t dim, size_t first,
                           size_t end, const float *bound, const float *low, uint64_t *masks);
 
+/* For the run of 6 items at i (all before the table's end): out[r] = the
+ * largest fl(P - M n) of user r over the run, P and M n being the
+ * estimate and the bound of mmrec__screen_find (64 floats). */
+void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_t *corr,
+                         const float *scale, const float *norm, size_t dim, size_t i,
+                         const float *bound, float *out);
+/* A screen threshold from t, the K-th largest out[r] of mmrec__screen_lower
+ * over K or more distinct runs: a pair below it cannot have an exact score
+ * as high as the user's K-th best, so it cannot enter the user's top K
+ * (-inf when t is -inf or the user is not screened). */
+float mmrec__screen_floor(float t, const mmrec__screen_user *par);
+
 /* out[p] = the exact score of rows u[p] and v[p] (dim floats each): one
  * fused multiply-add chain over the dimensions in order from zero, the
  * bits of mmrec__score_find's scores. */

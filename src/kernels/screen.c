@@ -177,6 +177,19 @@ float mmrec__screen_low(float thr, const mmrec__screen_user *par) {
     return mmrec__round_down(low);
 }
 
+float mmrec__screen_floor(float t, const mmrec__screen_user *par) {
+    if (par->abs == INFINITY || !(t > -INFINITY)) return -INFINITY;
+    /* K runs hold a pair whose fl(P - M n) >= t, so K distinct items have
+     * P - M n >= t - 2^-24 |t| - 2^-150 (one rounding), hence an exact
+     * score s with s / a >= t - 2^-24 |t| - 2^-150 - abs (the derivation
+     * above read the other way): the user's K-th best score is at least
+     * that, and a pair can enter only if its own score is, so only if
+     * fl(M n + P) >= that - abs. */
+    double low = (double)t - fabs((double)t) * 0x1p-24 - 0x1p-150 - 2.0 * par->abs;
+    low -= (fabs(low) + fabs((double)t)) * 0x1p-50;
+    return mmrec__round_down(low);
+}
+
 #ifdef MMREC__SCREEN_X86
 #define MMREC__EACH_ITEM(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define MMREC__INIT(j)                                                                     \
@@ -242,6 +255,41 @@ size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32
     return end;
 }
 
+#define MMREC__LOWER(j, qq)                                                                \
+    _mm512_fnmadd_ps(m##qq, n##j, _mm512_mul_ps(_mm512_cvtepi32_ps(c##j##qq), b##j))
+#define MMREC__MAXLOW(j)                                                                   \
+    {                                                                                      \
+        __m512 b##j = _mm512_set1_ps(scale[i + j]), n##j = _mm512_set1_ps(norm[i + j]);    \
+        x0 = _mm512_max_ps(x0, MMREC__LOWER(j, 0));                                        \
+        x1 = _mm512_max_ps(x1, MMREC__LOWER(j, 1));                                        \
+        x2 = _mm512_max_ps(x2, MMREC__LOWER(j, 2));                                        \
+        x3 = _mm512_max_ps(x3, MMREC__LOWER(j, 3));                                        \
+    }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_t *corr,
+                         const float *scale, const float *norm, size_t dim, size_t i,
+                         const float *bound, float *out) {
+    size_t stride = mmrec__screen_stride(dim), groups = stride / 4, end = i + 6;
+    __m512 m0 = _mm512_loadu_ps(bound), m1 = _mm512_loadu_ps(bound + 16);
+    __m512 m2 = _mm512_loadu_ps(bound + 32), m3 = _mm512_loadu_ps(bound + 48);
+    const int8_t *row[6];
+    for (size_t j = 0; j < 6; j++) row[j] = items + (i + j) * stride;
+    MMREC__EACH_ITEM(MMREC__INIT)
+    for (size_t g = 0; g < groups; g++) {
+        const uint8_t *u = users + g * 256;
+        __m512i u0 = _mm512_loadu_si512(u), u1 = _mm512_loadu_si512(u + 64);
+        __m512i u2 = _mm512_loadu_si512(u + 128), u3 = _mm512_loadu_si512(u + 192);
+        MMREC__EACH_ITEM(MMREC__DOT)
+    }
+    __m512 x0 = _mm512_set1_ps(-INFINITY), x1 = x0, x2 = x0, x3 = x0;
+    MMREC__EACH_ITEM(MMREC__MAXLOW)
+    _mm512_storeu_ps(out, x0);
+    _mm512_storeu_ps(out + 16, x1);
+    _mm512_storeu_ps(out + 32, x2);
+    _mm512_storeu_ps(out + 48, x3);
+}
+
 /* Eight chains at a time, so the latency of one fused multiply-add hides
  * behind the others. */
 __attribute__((target("fma")))
@@ -270,6 +318,14 @@ size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32
     (void)bound, (void)low, (void)masks;
     assert(0 && "mmrec__screen_usable is false here");
     return end;
+}
+
+void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_t *corr,
+                         const float *scale, const float *norm, size_t dim, size_t i,
+                         const float *bound, float *out) {
+    (void)users, (void)items, (void)corr, (void)scale, (void)norm, (void)dim, (void)i;
+    (void)bound, (void)out;
+    assert(0 && "mmrec__screen_usable is false here");
 }
 
 void mmrec__score_pairs(const float *const *u, const float *const *v, size_t n, size_t dim,

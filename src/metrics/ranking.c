@@ -65,9 +65,47 @@ typedef struct mmrec__eval_items {
 /* The screen's per-part scratch. */
 typedef struct mmrec__eval_screen {
     uint8_t *packed;
-    float *bound, *low;
+    float *bound, *low, *floor;
     mmrec__screen_user *par;
+    float *lower, *column; /* [samples, 64] and [samples] */
 } mmrec__eval_screen;
+
+/* One run in MMREC__EVAL_SAMPLE is estimated first, the lower bounds of
+ * its pairs giving each user a floor under its K-th best score: the
+ * sampled runs are split into G groups (G = min(samples, 4 K)), and if t
+ * is the (K + T)-th largest of the groups' maxima, T being the number of
+ * the user's train items in the sampled runs, then at least K groups have
+ * their maximum on an item that is not a train item, so K candidates have
+ * a lower bound at least t (mmrec__screen_floor). The screen then skips
+ * from the start most of the pairs that the rising threshold would let
+ * through. */
+#define MMREC__EVAL_SAMPLE 8
+
+/* The k-th largest of a[0 .. n) (1 <= k <= n), reordering a. */
+static float mmrec__kth_largest(float *a, size_t n, size_t k) {
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, want = (ptrdiff_t)k - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    return a[want];
+}
+
+static size_t mmrec__eval_samples(size_t I) {
+    return (I / MMREC__SCORE_RUN + MMREC__EVAL_SAMPLE - 1) / MMREC__EVAL_SAMPLE;
+}
 
 typedef struct mmrec__eval_job {
     const float *user_emb, *item_emb;
@@ -173,7 +211,8 @@ static void mmrec__eval_flush(const mmrec__eval_job *j, const int64_t *users,
     }
     for (; rose != 0; rose &= rose - 1) {
         size_t r = (size_t)__builtin_ctzll(rose);
-        sc->low[r] = mmrec__screen_low(thr[r], &sc->par[r]);
+        float low = mmrec__screen_low(thr[r], &sc->par[r]);
+        sc->low[r] = low > sc->floor[r] ? low : sc->floor[r];
     }
 }
 
@@ -191,9 +230,36 @@ static void mmrec__eval_block_screen(const mmrec__eval_job *j, const int64_t *us
     size_t pending = 0, rescored = 0;
     mmrec__screen_pack_users(sc->packed, sc->bound, sc->par, j->user_emb, j->dim, users, n,
                              t->rho);
+    size_t samples = 0, K = j->kmax;
+    if (mmrec__eval_samples(j->I) >= K) /* else fewer groups than K: no floor */
+        for (size_t i = 0; i + RUN <= j->I; i += RUN * MMREC__EVAL_SAMPLE)
+            mmrec__screen_lower(sc->packed, t->q, t->corr, t->scale, t->norm, j->dim, i,
+                                sc->bound, sc->lower + USERS * samples++);
+    size_t G = samples < 4 * K ? samples : 4 * K;
+    for (size_t m = G; m < samples; m++) /* group m % G's maximum, in place */
+        for (size_t r = 0; r < USERS; r++) {
+            float x = sc->lower[m * USERS + r], *y = &sc->lower[(m % G) * USERS + r];
+            *y = x > *y ? x : *y;
+        }
+    size_t sampled_end = j->I / RUN * RUN; /* items of whole runs */
+    for (size_t r = 0; r < USERS; r++) {
+        sc->floor[r] = -INFINITY;
+        if (r >= n || G < K) continue;
+        size_t T = 0; /* the user's train items in the sampled runs */
+        if (j->train)
+            for (int64_t p = j->train->ptr[users[r]]; p < j->train->ptr[users[r] + 1]; p++) {
+                size_t item = (size_t)j->train->items[p];
+                T += item < sampled_end && item / RUN % MMREC__EVAL_SAMPLE == 0;
+            }
+        if (K + T > G) continue;
+        for (size_t g = 0; g < G; g++) sc->column[g] = sc->lower[g * USERS + r];
+        sc->floor[r] = mmrec__screen_floor(mmrec__kth_largest(sc->column, G, K + T),
+                                           &sc->par[r]);
+    }
     for (size_t r = 0; r < USERS; r++) {
         thr[r] = r < n ? -INFINITY : INFINITY;
-        sc->low[r] = mmrec__screen_low(thr[r], &sc->par[r]);
+        float low = mmrec__screen_low(thr[r], &sc->par[r]);
+        sc->low[r] = low > sc->floor[r] ? low : sc->floor[r];
     }
     for (size_t i = 0; (i = mmrec__screen_find(sc->packed, t->q, t->corr, t->scale, t->norm,
                                                j->dim, i, j->I, sc->bound, sc->low, masks)) <
@@ -262,11 +328,16 @@ static void mmrec__eval_chunk(void *ctx, size_t lo, size_t hi, int part) {
         }
         if (j->scorer == MMREC__EVAL_SCREEN) {
             unsigned char *base = j->screen + (size_t)part * j->screen_len;
-            size_t pk = MMREC__SCORE_USERS * mmrec__screen_stride(j->dim);
-            mmrec__eval_screen sc = {base, (float *)(base + pk),
-                                     (float *)(base + pk) + MMREC__SCORE_USERS,
-                                     (mmrec__screen_user *)(base + pk + 2 * MMREC__SCORE_USERS *
-                                                                           sizeof(float))};
+            float *f = (float *)(base + MMREC__SCORE_USERS * mmrec__screen_stride(j->dim));
+            mmrec__screen_user *par = (mmrec__screen_user *)(f + 3 * MMREC__SCORE_USERS);
+            float *lower = (float *)(par + MMREC__SCORE_USERS);
+            mmrec__eval_screen sc = {base,
+                                     f,
+                                     f + MMREC__SCORE_USERS,
+                                     f + 2 * MMREC__SCORE_USERS,
+                                     par,
+                                     lower,
+                                     lower + MMREC__SCORE_USERS * mmrec__eval_samples(j->I)};
             mmrec__eval_block_screen(j, users, n, &sc, thr, heap_s, heap_i, kept, cursor);
         } else if (j->scorer != MMREC__EVAL_BLAS) {
             mmrec__eval_block_kernel(j, users, n, ub, thr, heap_s, heap_i, kept, cursor);
@@ -400,8 +471,10 @@ mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *i
      * thresholds stay aligned */
     size_t scratch_len = (block * (d + 1 + kmax + (blas ? tile : 0)) + 15) & ~(size_t)15;
     size_t qstride = mmrec__screen_stride(d);
-    size_t screen_len = (MMREC__SCORE_USERS * (qstride + 2 * sizeof(float) +
-                                               sizeof(mmrec__screen_user)) + 63) & ~(size_t)63;
+    size_t screen_len = (MMREC__SCORE_USERS * (qstride + 3 * sizeof(float) +
+                                               sizeof(mmrec__screen_user)) +
+                         (MMREC__SCORE_USERS + 1) * mmrec__eval_samples(I) * sizeof(float) +
+                         63) & ~(size_t)63;
     mmrec__eval_items items = {NULL, NULL, NULL, NULL, 0.0};
     unsigned char *screen_scratch = NULL;
     int64_t *users = mmrec__alloc((n_eval ? n_eval : 1) * sizeof *users);
