@@ -47,9 +47,11 @@
 enum { MMREC__M_RECALL, MMREC__M_NDCG, MMREC__M_PRECISION, MMREC__M_HIT, MMREC__M_MRR,
        MMREC__M_COUNT };
 
-/* Pairs the screen collects before scoring them exactly: at least one
- * run's worth past the flush point. */
-#define MMREC__EVAL_FLUSH 64
+/* Pairs the screen collects before scoring them exactly (room for one
+ * run's worth past the flush point): the more, the longer their float rows
+ * have to arrive after their prefetch (measured on Gowalla, one core: 32,
+ * 64, 256, 512 pairs: 815, 806, 785-793, 787 ms). */
+#define MMREC__EVAL_FLUSH 256
 #define MMREC__EVAL_PENDING (MMREC__EVAL_FLUSH + MMREC__SCORE_RUN * MMREC__SCORE_USERS)
 
 atomic_ullong mmrec__eval_rescored;
