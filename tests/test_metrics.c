@@ -1,14 +1,16 @@
 /* Ranking metrics: full ranking against a brute-force reference (integer
- * or dyadic embeddings, so scores are exact and ties frequent), both
- * scorers (AVX-512 and BLAS) on the same data, scores a unit in the last
- * place apart at the K-th place, thread independence, PyTorch golden
+ * or dyadic embeddings, so scores are exact and ties frequent), every
+ * scorer (the int8 screen, AVX-512, AVX2, BLAS) on the same data, scores a
+ * unit in the last place apart at the K-th place, thread independence, PyTorch golden
  * values, bad input. */
 #include "mt.h"
 #include "metrics/metrics_internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 MT_SUITE(metrics_suite)
 
@@ -110,20 +112,37 @@ static void mt_reference(const float *ue, const float *ie, int64_t U, int64_t I,
     free(flags);
 }
 
-/* Both scorers (the AVX-512 one where this CPU has it) with 1 and 2
- * threads: bitwise the same metrics, and the brute force's. */
+/* The scorers, fastest first (those this CPU lacks are skipped). */
+static const mmrec__eval_scorer mt_scorers[4] = {MMREC__EVAL_SCREEN, MMREC__EVAL_AVX512,
+                                                 MMREC__EVAL_AVX2, MMREC__EVAL_BLAS};
+static const char *const mt_scorer_names[4] = {"screen", "AVX-512", "AVX2", "BLAS"};
+
+/* Every scorer this CPU has, with 1 and 2 threads: byte-identical metrics
+ * and top-K lists, and the brute force's metrics. */
 static void mt_check_scorers(const char *what, const float *ue, const float *ie, int64_t U,
                              int64_t I, int64_t D, const mmrec_interactions *train,
                              const mmrec_interactions *test, const int *ks, int nk) {
     mmrec_rank_metrics first[8], out[8];
     ck_assert_int_le(nk, 8);
-    for (int run = 0; run < 4; run++) {
-        bool kernel = run < 2;
+    int kmax = 0;
+    for (int q = 0; q < nk; q++) kmax = ks[q] > kmax ? ks[q] : kmax;
+    size_t top_len = (size_t)U * (size_t)kmax;
+    int32_t *top0 = malloc(top_len * sizeof *top0), *top = malloc(top_len * sizeof *top);
+    bool have_first = false;
+    for (int run = 0; run < 8; run++) {
+        int sc = run / 2;
+        if (!mmrec__eval_scorer_usable(mt_scorers[sc], (size_t)D)) continue;
         MT_OK(mmrec_set_num_threads(1 + run % 2));
+        memset(out, 0xAB, sizeof out);
+        memset(top, 0xAB, top_len * sizeof *top);
         out[0].struct_size = sizeof out[0];
-        MT_OK(mmrec__eval_full_ranking_with(ue, ie, U, I, D, train, test, ks, nk, out, kernel,
-                                            "test"));
-        if (run == 0) memcpy(first, out, sizeof out);
+        MT_OK(mmrec__eval_full_ranking_with(ue, ie, U, I, D, train, test, ks, nk, out,
+                                            mt_scorers[sc], top, "test"));
+        if (!have_first) {
+            memcpy(first, out, sizeof out);
+            memcpy(top0, top, top_len * sizeof *top);
+            have_first = true;
+        }
         for (int q = 0; q < nk; q++) {
             double a[5] = {out[q].recall, out[q].ndcg, out[q].precision, out[q].hit_rate,
                            out[q].mrr};
@@ -132,11 +151,22 @@ static void mt_check_scorers(const char *what, const float *ue, const float *ie,
             for (int j = 0; j < 5; j++)
                 ck_assert_msg(a[j] == b[j],
                               "%s, K %d metric %d: %s scorer, %d threads: %.17g, "
-                              "AVX-512 scorer, 1 thread: %.17g",
-                              what, ks[q], j, kernel ? "AVX-512" : "BLAS", 1 + run % 2, a[j],
-                              b[j]);
+                              "first scorer, 1 thread: %.17g",
+                              what, ks[q], j, mt_scorer_names[sc], 1 + run % 2, a[j], b[j]);
         }
+        ck_assert_msg(memcmp(out, first, (size_t)nk * sizeof *out) == 0,
+                      "%s: %s scorer, %d threads: metric structs differ in their bytes", what,
+                      mt_scorer_names[sc], 1 + run % 2);
+        int64_t n_eval = out[0].users;
+        for (int64_t p = 0; p < n_eval * kmax; p++)
+            ck_assert_msg(top[p] == top0[p],
+                          "%s: %s scorer, %d threads: user %lld place %lld has item %d, "
+                          "first scorer %d",
+                          what, mt_scorer_names[sc], 1 + run % 2, (long long)(p / kmax),
+                          (long long)(p % kmax), top[p], top0[p]);
     }
+    free(top0);
+    free(top);
     MT_OK(mmrec_set_num_threads(2));
     for (int q = 0; q < nk; q++) {
         double m[6];
@@ -347,16 +377,17 @@ START_TEST(test_full_ranking_overflow_scores) {
     /* BLAS: user 2 alone, top 1 = item 5; AVX-512: all users rank items 0-9
      * first, by id */
     double want[2][3] = {{0.5 / 3, 1.0 / 3, 1.0 / 3}, {0.5 / 3, 1.0 / 3, 2.0 / 3}};
-    for (int kernel = 0; kernel < 2; kernel++) {
-        if (kernel && !mmrec__score_kernel_usable(D)) break;
+    for (int sc = 0; sc < 4; sc++) {
+        if (!mmrec__eval_scorer_usable(mt_scorers[sc], D)) continue;
+        int kernel = mt_scorers[sc] != MMREC__EVAL_BLAS;
         mmrec_rank_metrics out[3];
         out[0].struct_size = sizeof out[0];
         MT_OK(mmrec__eval_full_ranking_with(ue, ie, U, I, D, NULL, test, ks, 3, out,
-                                            kernel == 1, "test"));
+                                            mt_scorers[sc], NULL, "test"));
         for (int q = 0; q < 3; q++)
             ck_assert_msg(fabs(out[q].recall - want[kernel][q]) < 1e-15,
                           "%s scorer, K %d: recall %.17g, expected %.17g",
-                          kernel ? "AVX-512" : "BLAS", ks[q], out[q].recall, want[kernel][q]);
+                          mt_scorer_names[sc], ks[q], out[q].recall, want[kernel][q]);
     }
     mmrec_interactions_destroy(test);
 }
@@ -396,7 +427,7 @@ START_TEST(test_full_ranking_golden_pytorch) {
             MT_OK(mmrec_eval_full_ranking(ue->data, ie->data, U, I, D, x[0], x[1], ks, nk, out));
         else
             MT_OK(mmrec__eval_full_ranking_with(ue->data, ie->data, U, I, D, x[0], x[1], ks, nk,
-                                                out, false, "test"));
+                                                out, MMREC__EVAL_BLAS, NULL, "test"));
         for (int q = 0; q < nk; q++) {
             float got[5] = {(float)out[q].recall, (float)out[q].ndcg, (float)out[q].precision,
                             (float)out[q].hit_rate, (float)out[q].mrr};
@@ -442,6 +473,270 @@ START_TEST(test_full_ranking_bad_input) {
 }
 END_TEST
 
+/* ---- the exact scorers on general data ----
+ * The screen, AVX-512 and AVX2 scorers score with one fused multiply-add
+ * chain per pair, so on any data they agree bit for bit with each other and
+ * with the brute force below (fmaf in dimension order from zero), whatever
+ * the screen rules out. */
+
+/* Brute-force top lists: tops[e * kmax ..] for the e-th user with a test
+ * item, best first (score desc, id asc), -1 past the items kept; NaN and
+ * -inf scores never enter, train items are skipped. */
+static void mt_reference_tops(const float *ue, const float *ie, int64_t U, int64_t I, int64_t D,
+                              const mmrec_interactions *train,
+                              const mmrec_interactions *test, int kmax, int32_t *tops) {
+    unsigned char *flags = mt_pair_flags(train, test, U, I);
+    mt_scored *order = malloc((size_t)I * sizeof *order);
+    int64_t e = 0;
+    for (int64_t u = 0; u < U; u++) {
+        const unsigned char *f = flags + u * I;
+        bool tested = false;
+        for (int64_t i = 0; i < I; i++) tested |= (f[i] & 2) != 0;
+        if (!tested) continue;
+        int n = 0;
+        for (int64_t i = 0; i < I; i++) {
+            if (f[i] & 1) continue;
+            float sc = 0.0f;
+            for (int64_t c = 0; c < D; c++) sc = fmaf(ue[u * D + c], ie[i * D + c], sc);
+            if (!(sc > -INFINITY)) continue;
+            order[n++] = (mt_scored){sc, (int)i};
+        }
+        qsort(order, (size_t)n, sizeof *order, mt_rank_cmp);
+        for (int p = 0; p < kmax; p++) tops[e * kmax + p] = p < n ? order[p].id : -1;
+        e++;
+    }
+    free(order);
+    free(flags);
+}
+
+/* The exact scorers this CPU has, with 1 and 2 threads: byte-identical
+ * metric structs, and top lists equal to the brute force's. Returns the
+ * pairs the screen scored exactly (0 without the screen). */
+static unsigned long long mt_check_exact(const char *what, const float *ue, const float *ie,
+                                         int64_t U, int64_t I, int64_t D,
+                                         const mmrec_interactions *train,
+                                         const mmrec_interactions *test, const int *ks,
+                                         int nk) {
+    int kmax = 0;
+    for (int q = 0; q < nk; q++) kmax = ks[q] > kmax ? ks[q] : kmax;
+    size_t len = (size_t)U * (size_t)kmax;
+    int32_t *want = malloc(len * sizeof *want), *top = malloc(len * sizeof *top);
+    mt_reference_tops(ue, ie, U, I, D, train, test, kmax, want);
+    mmrec_rank_metrics first[4], out[4];
+    ck_assert_int_le(nk, 4);
+    bool have_first = false;
+    unsigned long long rescored = 0;
+    for (int run = 0; run < 6; run++) {
+        int sc = run / 2; /* screen, AVX-512, AVX2 */
+        if (!mmrec__eval_scorer_usable(mt_scorers[sc], (size_t)D)) continue;
+        MT_OK(mmrec_set_num_threads(1 + run % 2));
+        memset(out, 0xAB, sizeof out);
+        out[0].struct_size = sizeof out[0];
+        unsigned long long before = atomic_load(&mmrec__eval_rescored);
+        MT_OK(mmrec__eval_full_ranking_with(ue, ie, U, I, D, train, test, ks, nk, out,
+                                            mt_scorers[sc], top, "test"));
+        if (run == 0) rescored = atomic_load(&mmrec__eval_rescored) - before;
+        if (!have_first) memcpy(first, out, sizeof out);
+        have_first = true;
+        ck_assert_msg(memcmp(out, first, (size_t)nk * sizeof *out) == 0,
+                      "%s: %s scorer, %d threads: the metric structs differ", what,
+                      mt_scorer_names[sc], 1 + run % 2);
+        for (int64_t p = 0; p < out[0].users * kmax; p++)
+            ck_assert_msg(top[p] == want[p],
+                          "%s: %s scorer, %d threads: user %lld place %lld has item %d, "
+                          "the brute force %d",
+                          what, mt_scorer_names[sc], 1 + run % 2, (long long)(p / kmax),
+                          (long long)(p % kmax), top[p], want[p]);
+    }
+    MT_OK(mmrec_set_num_threads(2));
+    free(want);
+    free(top);
+    return rescored;
+}
+
+static float mt_gauss(uint64_t *s) {
+    double a = ((double)mt_lcg(s) + 0.5) * 0x1p-31; /* mt_lcg gives 31 bits */
+    double b = ((double)mt_lcg(s) + 0.5) * 0x1p-31;
+    return (float)(sqrt(-2.0 * log(a)) * cos(6.283185307179586 * b));
+}
+
+/* Random and adversarial embeddings, each case through mt_check_exact:
+ * Gaussian at several dims (1, not a multiple of 4, 16 or 32, the largest
+ * 256), item counts not a multiple of the run of 6, few items (users with
+ * fewer candidates than K), many exact ties, all-equal embeddings, scores a
+ * few units in the last place apart around the K-th place, zero rows, tiny
+ * (subnormal products) and huge scales, users and items too large to
+ * screen. */
+START_TEST(test_full_ranking_exact_scorers_adversarial) {
+    enum { GAUSS, TIES, EQUAL, CLUSTER, ZEROS, N_KINDS };
+    static const struct {
+        int kind;
+        int64_t U, I, D;
+        float user_scale, item_scale;
+    } cases[] = {
+        {GAUSS, 70, 1000, 64, 1.0f, 1.0f},     {GAUSS, 65, 997, 1, 1.0f, 1.0f},
+        {GAUSS, 40, 601, 3, 1.0f, 1.0f},       {GAUSS, 40, 500, 17, 1.0f, 1.0f},
+        {GAUSS, 40, 500, 33, 0.1f, 3.0f},      {GAUSS, 20, 301, 256, 1.0f, 1.0f},
+        {GAUSS, 30, 13, 8, 1.0f, 1.0f},        {GAUSS, 30, 7, 5, 1.0f, 1.0f},
+        {TIES, 70, 800, 16, 0.5f, 0.25f},      {TIES, 70, 800, 1, 1.0f, 1.0f},
+        {EQUAL, 70, 500, 12, 1.0f, 1.0f},      {CLUSTER, 70, 2000, 9, 1.0f, 1.0f},
+        {CLUSTER, 64, 1500, 32, 1e-3f, 1e3f},  {ZEROS, 70, 700, 20, 1.0f, 1.0f},
+        {GAUSS, 40, 500, 24, 1e-20f, 1e-20f},  {GAUSS, 40, 500, 24, 1e-25f, 1e-22f},
+        {GAUSS, 40, 500, 24, 1e-44f, 1.0f},    {GAUSS, 40, 500, 24, 1e15f, 1e14f},
+        {GAUSS, 40, 500, 24, 1e20f, 1.0f},     {GAUSS, 40, 500, 24, 1.0f, 1e19f},
+        {GAUSS, 40, 500, 24, 1e19f, 1e19f},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int64_t U = cases[c].U, I = cases[c].I, D = cases[c].D;
+        float *ue = malloc((size_t)(U * D) * sizeof *ue);
+        float *ie = malloc((size_t)(I * D) * sizeof *ie);
+        uint64_t s = 100 + c;
+        for (int64_t i = 0; i < U * D; i++) ue[i] = mt_gauss(&s) * cases[c].user_scale;
+        for (int64_t i = 0; i < I * D; i++) ie[i] = mt_gauss(&s) * cases[c].item_scale;
+        switch (cases[c].kind) {
+        case TIES: /* a few levels: many exactly equal scores */
+            for (int64_t i = 0; i < U * D; i++)
+                ue[i] = (float)((int)(mt_lcg(&s) % 3) - 1) * cases[c].user_scale;
+            for (int64_t i = 0; i < I * D; i++)
+                ie[i] = (float)((int)(mt_lcg(&s) % 3) - 1) * cases[c].item_scale;
+            break;
+        case EQUAL: /* every item the same row: every score of a user ties */
+            for (int64_t i = 0; i < I * D; i++) ie[i] = ie[i % D];
+            break;
+        case CLUSTER: /* one row times 1 + a few units of 2^-22: the scores
+                       * of a user sit within a few ulps of each other */
+            for (int64_t i = 0; i < I; i++) {
+                float f = 1.0f + ldexpf((float)(mt_lcg(&s) % 8), -22);
+                for (int64_t k = 0; k < D; k++) ie[i * D + k] = ie[k] * f;
+            }
+            break;
+        case ZEROS: /* every third user and fifth item all zero */
+            for (int64_t u = 0; u < U; u += 3)
+                for (int64_t k = 0; k < D; k++) ue[u * D + k] = 0.0f;
+            for (int64_t i = 0; i < I; i += 5)
+                for (int64_t k = 0; k < D; k++) ie[i * D + k] = 0.0f;
+            break;
+        default: break;
+        }
+        int per = I < 60 ? 2 : (int)(I / 30);
+        mmrec_interactions *train = mt_random_pairs(U, I, per, 7 + c, NULL);
+        mmrec_interactions *test = mt_random_pairs(U, I, (int)(I / 8 + 1), 9 + c, train);
+        /* a large K, then a small one: with K <= num_items / 48 the
+         * screen also takes a floor from its sample of runs */
+        int ks[2][3] = {{1, 10, 50}, {1, 3, 5}};
+        for (int set = 0; set < 2; set++) {
+            for (int q = 0; q < 3; q++) ks[set][q] = ks[set][q] < I ? ks[set][q] : (int)I;
+            char what[112];
+            snprintf(what, sizeof what, "case %zu: U %lld I %lld D %lld scales %g %g K <= %d",
+                     c, (long long)U, (long long)I, (long long)D, (double)cases[c].user_scale,
+                     (double)cases[c].item_scale, ks[set][2]);
+            mt_check_exact(what, ue, ie, U, I, D, train, test, ks[set], 3);
+        }
+        mmrec_interactions_destroy(train);
+        mmrec_interactions_destroy(test);
+        free(ue);
+        free(ie);
+    }
+}
+END_TEST
+
+/* Train items among each user's best: user u's train items are its 150
+ * best-scoring items, which the screen's sample of runs also sees; its
+ * floor under the K-th best must count only candidates. */
+START_TEST(test_full_ranking_screen_train_items_best) {
+    enum { U = 64, I = 3000, D = 16, TRAIN = 150 };
+    float *ue = malloc((size_t)U * D * sizeof *ue), *ie = malloc((size_t)I * D * sizeof *ie);
+    uint64_t s = 31;
+    for (size_t i = 0; i < (size_t)U * D; i++) ue[i] = mt_gauss(&s);
+    for (size_t i = 0; i < (size_t)I * D; i++) ie[i] = mt_gauss(&s);
+    int64_t *tu = malloc((size_t)U * TRAIN * sizeof *tu), *ti = malloc((size_t)U * TRAIN * sizeof *ti);
+    mt_scored *order = malloc((size_t)I * sizeof *order);
+    for (int u = 0; u < U; u++) {
+        for (int i = 0; i < I; i++) {
+            float sc = 0.0f;
+            for (int c = 0; c < D; c++) sc = fmaf(ue[u * D + c], ie[i * D + c], sc);
+            order[i] = (mt_scored){sc, i};
+        }
+        qsort(order, I, sizeof *order, mt_rank_cmp);
+        for (int p = 0; p < TRAIN; p++) tu[u * TRAIN + p] = u, ti[u * TRAIN + p] = order[p].id;
+    }
+    mmrec_interactions *train, *test;
+    MT_OK(mmrec_interactions_create(tu, ti, (size_t)U * TRAIN, &train));
+    test = mt_random_pairs(U, I, 40, 12, train);
+    int ks[3] = {1, 3, 5};
+    mt_check_exact("train items best", ue, ie, U, I, D, train, test, ks, 3);
+    mmrec_interactions_destroy(train);
+    mmrec_interactions_destroy(test);
+    free(order);
+    free(tu);
+    free(ti);
+    free(ue);
+    free(ie);
+}
+END_TEST
+
+/* The screen screens: on Gaussian embeddings it scores exactly little more
+ * than the pairs that enter a user's running top K (about K (1 +
+ * ln(num_items / K)) without the floor, fewer with it), 1.2% of the pairs
+ * here, not all of them. */
+START_TEST(test_full_ranking_screen_screens) {
+    enum { U = 128, I = 10000, D = 64 };
+    if (!mmrec__eval_scorer_usable(MMREC__EVAL_SCREEN, D)) return;
+    float *ue = malloc((size_t)U * D * sizeof *ue), *ie = malloc((size_t)I * D * sizeof *ie);
+    uint64_t s = 77;
+    for (size_t i = 0; i < (size_t)U * D; i++) ue[i] = 0.1f * mt_gauss(&s);
+    for (size_t i = 0; i < (size_t)I * D; i++) ie[i] = 0.1f * mt_gauss(&s);
+    mmrec_interactions *train = mt_random_pairs(U, I, 30, 3, NULL);
+    mmrec_interactions *test = mt_random_pairs(U, I, 5, 4, train);
+    int ks[2] = {10, 20};
+    unsigned long long rescored =
+        mt_check_exact("screen rate", ue, ie, U, I, D, train, test, ks, 2);
+    double pairs = (double)U * (U - U / 5) / U * I; /* users with test items */
+    ck_assert_msg(rescored > 0 && (double)rescored < 0.02 * pairs,
+                  "the screen scored %llu of %.0f pairs exactly", rescored, pairs);
+    mmrec_interactions_destroy(train);
+    mmrec_interactions_destroy(test);
+    free(ue);
+    free(ie);
+}
+END_TEST
+
+/* Every allocation of the screened call failing in turn: MMREC_ENOMEM,
+ * nothing leaked (mt_oom_loop), the output untouched. */
+typedef struct mt_oom_eval {
+    const float *ue, *ie;
+    mmrec_interactions *train, *test;
+} mt_oom_eval;
+
+static mmrec_status mt_oom_eval_run(void *ctx) {
+    const mt_oom_eval *c = ctx;
+    int ks[2] = {5, 20};
+    mmrec_rank_metrics out[2];
+    memset(out, 0x5A, sizeof out);
+    out[0].struct_size = sizeof out[0];
+    mmrec_rank_metrics before[2];
+    memcpy(before, out, sizeof out);
+    mmrec_status st = mmrec_eval_full_ranking(c->ue, c->ie, 90, 700, 40, c->train, c->test,
+                                              ks, 2, out);
+    if (st != MMREC_OK) ck_assert(memcmp(out, before, sizeof out) == 0);
+    return st;
+}
+
+START_TEST(test_full_ranking_out_of_memory) {
+    float *ue = malloc(90 * 40 * sizeof *ue), *ie = malloc(700 * 40 * sizeof *ie);
+    uint64_t s = 5;
+    for (int i = 0; i < 90 * 40; i++) ue[i] = mt_gauss(&s);
+    for (int i = 0; i < 700 * 40; i++) ie[i] = mt_gauss(&s);
+    mt_oom_eval c = {ue, ie, mt_random_pairs(90, 700, 20, 1, NULL), NULL};
+    c.test = mt_random_pairs(90, 700, 4, 2, c.train);
+    ck_assert_int_gt(mt_oom_loop("screened evaluation", mt_oom_eval_run, &c), 0);
+    mmrec_interactions_destroy(c.train);
+    mmrec_interactions_destroy(c.test);
+    free(ue);
+    free(ie);
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("ranking");
@@ -452,6 +747,10 @@ static Suite *metrics_suite(void) {
     tcase_add_test(tc, test_full_ranking_overflow_scores);
     tcase_add_test(tc, test_full_ranking_golden_pytorch);
     tcase_add_test(tc, test_full_ranking_bad_input);
+    tcase_add_test(tc, test_full_ranking_exact_scorers_adversarial);
+    tcase_add_test(tc, test_full_ranking_screen_train_items_best);
+    tcase_add_test(tc, test_full_ranking_screen_screens);
+    tcase_add_test(tc, test_full_ranking_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,6 +61,16 @@ void mmrec__score_pack_users(float *dst, const float *user_emb, size_t dim, cons
 size_t mmrec__score_find(const float *users, const float *items, size_t dim, size_t first,
                          size_t end, const float *thr, float *scores, uint64_t *masks);
 
+/* Whether mmrec__score_find_avx2 runs here: an x86-64 CPU with AVX2 and
+ * FMA, dim <= 256. */
+bool mmrec__score_avx2_usable(size_t dim);
+/* mmrec__score_find with AVX2 + FMA (8 lanes): the same scores, bit for
+ * bit, and the same contract, for x86-64 CPUs without AVX-512F, except
+ * that only the scores of set mask bits are written. Only when
+ * mmrec__score_avx2_usable(dim). */
+size_t mmrec__score_find_avx2(const float *users, const float *items, size_t dim, size_t first,
+                              size_t end, const float *thr, float *scores, uint64_t *masks);
+
 /* mmrec__score_find for the first 48 users of the packed block only (the
  * rest are not read; their mask bits are 0), runs of MMREC__SCORE_RUN48 =
  * 8 items: scores[j * 64 + r] and masks[j] for j < 8, the same sums. For
@@ -68,6 +78,74 @@ size_t mmrec__score_find(const float *users, const float *items, size_t dim, siz
 #define MMREC__SCORE_RUN48 8
 size_t mmrec__score_find48(const float *users, const float *items, size_t dim, size_t first,
                            size_t end, const float *thr, float *scores, uint64_t *masks);
+
+/* ---- the exact int8 screen of full ranking (screen.c) ----
+ * Estimates of the 64 x 6 scores of a run from int8 copies of the users
+ * and items (AVX-512 VNNI), with a proven bound on their error (the
+ * derivation heads screen.c): a pair whose estimate cannot reach its
+ * user's threshold cannot have an exact score above it. */
+
+/* Whether the screen runs here: an x86-64 CPU with AVX-512F, BW and VNNI,
+ * dim <= 256. */
+bool mmrec__screen_usable(size_t dim);
+/* Bytes of a quantized row: dim rounded up to a multiple of 4. */
+size_t mmrec__screen_stride(size_t dim);
+
+/* Quantizes items first .. first + n - 1 of `items` ([*, dim]): codes
+ * q[i * stride ..] (zero past dim), corr[i] = -128 * sum of the codes,
+ * scale[i] and norm[i] (||item i|| rounded up); *rho_out = the largest
+ * residual-to-row norm ratio among them (rounded up), *max_norm_out the
+ * largest norm. Rows of different calls do not interact: the table can be
+ * quantized in parts, rho and max_norm then being the parts' maxima. */
+void mmrec__screen_items(const float *items, size_t first, size_t n, size_t dim, int8_t *q,
+                         int32_t *corr, float *scale, float *norm, double *rho_out,
+                         double *max_norm_out);
+/* Whether a table whose largest norm is max_norm can be screened (< 2^62). */
+bool mmrec__screen_items_ok(double max_norm);
+
+/* A user's terms of the threshold conversion (mmrec__screen_low). */
+typedef struct mmrec__screen_user {
+    double scale, abs; /* abs = inf: not screened, every pair passes */
+} mmrec__screen_user;
+
+/* Packs the users ids[0 .. n) of user_emb ([*, dim]) for mmrec__screen_find:
+ * codes + 128 as dst[(k / 4) * 256 + r * 4 + k % 4] (stride bytes per user,
+ * rows r >= n all zero codes), bound[r] (the factor M of the derivation,
+ * 0 for r >= n) and par[r]; rho from mmrec__screen_items. */
+void mmrec__screen_pack_users(uint8_t *dst, float *bound, mmrec__screen_user *par,
+                              const float *user_emb, size_t dim, const int64_t *ids, size_t n,
+                              double rho);
+/* The screen threshold L of a user whose exact threshold is thr (-inf:
+ * every pair passes, +inf: none does). */
+float mmrec__screen_low(float thr, const mmrec__screen_user *par);
+
+/* Screens the packed users against the runs of items first, first + 6, ...
+ * before `end` (codes, corr, scale and norm from mmrec__screen_items) and
+ * returns the start i of the first run with a pair passing, bit r of
+ * masks[j] set when pair (r, i + j) passes (j < 6; rows j with i + j >= end
+ * repeat item end - 1); `end` when none does. low[r]: the users'
+ * thresholds from mmrec__screen_low. Only when mmrec__screen_usable(dim). */
+size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32_t *corr,
+                          const float *scale, const float *norm, size_t dim, size_t first,
+                          size_t end, const float *bound, const float *low, uint64_t *masks);
+
+/* For the run of 6 items at i (all before the table's end): out[r] = the
+ * largest fl(P - M n) of user r over the run, P and M n being the
+ * estimate and the bound of mmrec__screen_find (64 floats). */
+void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_t *corr,
+                         const float *scale, const float *norm, size_t dim, size_t i,
+                         const float *bound, float *out);
+/* A screen threshold from t, the K-th largest out[r] of mmrec__screen_lower
+ * over K or more distinct runs: a pair below it cannot have an exact score
+ * as high as the user's K-th best, so it cannot enter the user's top K
+ * (-inf when t is -inf or the user is not screened). */
+float mmrec__screen_floor(float t, const mmrec__screen_user *par);
+
+/* out[p] = the exact score of rows u[p] and v[p] (dim floats each): one
+ * fused multiply-add chain over the dimensions in order from zero, the
+ * bits of mmrec__score_find's scores. */
+void mmrec__score_pairs(const float *const *u, const float *const *v, size_t n, size_t dim,
+                        float *out);
 
 /* ---- the row scorer (dot.c) ---- */
 

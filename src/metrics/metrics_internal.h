@@ -47,16 +47,38 @@ mmrec_status mmrec__metrics_eval_inputs(const float *user_emb, const float *item
                                         const mmrec_interactions *test, mmrec__lists *tr,
                                         mmrec__lists *te, const char *func) MMREC__WUR;
 
+/* The scorers of full ranking (ranking.c), fastest last. The exact ones
+ * (AVX2, AVX-512 and the screen, which scores exactly every pair its int8
+ * estimate cannot rule out) give the same scores, bit for bit, so the same
+ * metrics and top-K lists; BLAS's may differ in the last bit. */
+typedef enum mmrec__eval_scorer {
+    MMREC__EVAL_BLAS = 0,
+    MMREC__EVAL_AVX2 = 1,   /* mmrec__score_find_avx2 */
+    MMREC__EVAL_AVX512 = 2, /* mmrec__score_find */
+    MMREC__EVAL_SCREEN = 3, /* mmrec__screen_find, then mmrec__score_pairs */
+    MMREC__EVAL_AUTO = 4    /* the fastest usable here */
+} mmrec__eval_scorer;
+
+/* Whether `scorer` runs here for embeddings of dim floats (the screen also
+ * needs item norms below 2^62, else the call takes the AVX-512 scorer). */
+bool mmrec__eval_scorer_usable(mmrec__eval_scorer scorer, size_t dim);
+
+/* Pairs scored exactly by the screen since the start of the process (the
+ * tests read it to see that the screen screens). */
+extern atomic_ullong mmrec__eval_rescored;
+
 /* mmrec_eval_full_ranking after its argument checks (sizes, num_ks,
  * struct_size, ks), which the caller has made; messages name `func`.
- * Scores with the AVX-512 kernel when `kernel` and
- * mmrec__score_kernel_usable(dim), else with BLAS (the public call passes
- * true; the tests run both). */
+ * Scores with `scorer`, or the next slower one usable here when it is not
+ * (the public call passes MMREC__EVAL_AUTO; the tests run each). top, when
+ * not NULL, receives each evaluated user's top list, [users with a test
+ * item, max K] item ids best first, -1 past the items kept. */
 mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *item_emb,
                                            int64_t num_users, int64_t num_items, int64_t dim,
                                            const mmrec_interactions *train,
                                            const mmrec_interactions *test, const int *ks,
-                                           int num_ks, mmrec_rank_metrics *out, bool kernel,
+                                           int num_ks, mmrec_rank_metrics *out,
+                                           mmrec__eval_scorer scorer, int32_t *top,
                                            const char *func) MMREC__WUR;
 
 /* ---- the full-row scorer (rows.c) ----
