@@ -3,6 +3,7 @@
 #include "mt.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "ops/fastmath.h"
 
@@ -45,6 +46,62 @@ START_TEST(test_arith_broadcast_values) {
     MT_OK(mmrec_tensor_data_const(y, &d));
     ck_assert_float_eq(d[4], 2 * 20);
     mmrec_tape_destroy(tape);
+}
+END_TEST
+
+/* Large operands of one shape take the split path: the same values and
+ * gradients as the element-wise formulas, for 1 and 2 threads, with an
+ * operand used twice (x * x) as well. */
+START_TEST(test_arith_large_same_shape) {
+    enum { R = 300, C = 512, N = R * C };
+    float *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b), *dy = malloc(N * sizeof *dy);
+    float *got = malloc(N * sizeof *got);
+    mt_fill_uniform(a, N, -2, 2, 71);
+    mt_fill_uniform(b, N, -2, 2, 72);
+    mt_fill_uniform(dy, N, -1, 1, 73);
+    int64_t shape[2] = {R, C};
+    for (int threads = 1; threads <= 2; threads++) {
+        MT_OK(mmrec_set_num_threads(threads));
+        for (int op = 0; op < 4; op++) { /* add, sub, mul, mul of a by itself */
+            mmrec_tape *tape;
+            MT_OK(mmrec_tape_create(&tape));
+            mmrec_tensor *ta = mt_tape_tensor(tape, 2, shape, a, MMREC_TENSOR_REQUIRES_GRAD),
+                         *tb = op == 3 ? ta
+                                       : mt_tape_tensor(tape, 2, shape, b,
+                                                        MMREC_TENSOR_REQUIRES_GRAD),
+                         *y;
+            if (op == 0) MT_OK(mmrec_add(tape, ta, tb, &y));
+            else if (op == 1) MT_OK(mmrec_sub(tape, ta, tb, &y));
+            else MT_OK(mmrec_mul(tape, ta, tb, &y));
+            MT_OK(mmrec_tensor_copy_to(y, got, N));
+            for (size_t i = 0; i < N; i++) {
+                float bi = op == 3 ? a[i] : b[i];
+                float want = op == 0 ? a[i] + bi : op == 1 ? a[i] - bi : a[i] * bi;
+                ck_assert_msg(got[i] == want, "op %d, %d threads: y[%zu]", op, threads, i);
+            }
+            MT_OK(mmrec_tape_backward_from(tape, y, dy));
+            const float *g;
+            MT_OK(mmrec_tensor_grad(ta, &g));
+            for (size_t i = 0; i < N; i++) {
+                float want = op == 3 ? 0.0f + dy[i] * a[i] + dy[i] * a[i]
+                             : op == 2 ? dy[i] * b[i] : dy[i];
+                ck_assert_msg(g[i] == want, "op %d, %d threads: da[%zu]", op, threads, i);
+            }
+            if (op < 3) {
+                MT_OK(mmrec_tensor_grad(tb, &g));
+                for (size_t i = 0; i < N; i++) {
+                    float want = op == 0 ? dy[i] : op == 1 ? -dy[i] : dy[i] * a[i];
+                    ck_assert_msg(g[i] == want, "op %d, %d threads: db[%zu]", op, threads, i);
+                }
+            }
+            mmrec_tape_destroy(tape);
+        }
+    }
+    MT_OK(mmrec_set_num_threads(2));
+    free(a);
+    free(b);
+    free(dy);
+    free(got);
 }
 END_TEST
 
@@ -497,6 +554,7 @@ static Suite *ops_elementwise_suite(void) {
     TCase *tc = tcase_create("ops");
     tcase_add_test(tc, test_arith_broadcast_values);
     tcase_add_test(tc, test_arith_gradcheck);
+    tcase_add_test(tc, test_arith_large_same_shape);
     tcase_add_test(tc, test_arith_bad_input);
     tcase_add_test(tc, test_scale);
     tcase_add_test(tc, test_activation_values);

@@ -183,7 +183,9 @@ END_TEST
  * the small one), and the parameters and the gradient norm are the same
  * bits for 1 and 2 threads. */
 START_TEST(test_large_parameter_same_update_any_thread_count) {
-    enum { BIG = 50003 }; /* several blocks, and a partial one */
+    /* several blocks of the split update and of the gradient's sum of
+     * squares, and a partial one of each */
+    enum { BIG = 300007 };
     static const struct {
         mmrec_optimizer_type type;
         float momentum;
@@ -221,6 +223,11 @@ START_TEST(test_large_parameter_same_update_any_thread_count) {
                 MT_OK(mmrec_optimizer_step(os));
             }
             MT_OK(mmrec_optimizer_last_grad_norm(o, &norm[threads - 1]));
+            /* the step leaves the gradient zeroed, however it did it */
+            MT_OK(mmrec_model_export_grads(m, got[threads - 1], BIG));
+            for (size_t i = 0; i < BIG; i++)
+                ck_assert_msg(got[threads - 1][i] == 0.0f, "type %d: gradient %zu is %g",
+                              (int)kinds[k].type, i, (double)got[threads - 1][i]);
             MT_OK(mmrec_tensor_copy_to(w, got[threads - 1], BIG));
             MT_OK(mmrec_tensor_copy_to(ws, small, MT_N));
             for (size_t i = 0; i < BIG; i++)

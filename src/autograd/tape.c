@@ -178,9 +178,23 @@ void *mmrec__tape_alloc(mmrec_tape *tape, size_t size) {
     return mmrec__arena_alloc(&tape->data, size);
 }
 
+/* Zero-fills of at least this many bytes are split over the pool (the
+ * gradient buffers of a step's large activations). */
+#define MMREC__CALLOC_SPLIT ((size_t)1 << 20)
+
+static void mmrec__zero_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    memset((char *)ctx + lo, 0, hi - lo);
+}
+
 void *mmrec__tape_calloc(mmrec_tape *tape, size_t size) {
     void *p = mmrec__arena_alloc(&tape->data, size);
-    if (p) memset(p, 0, size);
+    if (p == NULL) return NULL;
+    if (size >= MMREC__CALLOC_SPLIT)
+        mmrec__parallel_for(size, mmrec__parallel_parts(size, MMREC__CALLOC_SPLIT / 2),
+                            mmrec__zero_chunk, p);
+    else
+        memset(p, 0, size);
     return p;
 }
 

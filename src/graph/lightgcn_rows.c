@@ -65,7 +65,7 @@ typedef struct mmrec__scatter_job {
     const int64_t *set; /* distinct rows */
     size_t n_set, d;
     const float *h; /* [n_set, d], row q belongs to node set[q] */
-    float *t;       /* [num_nodes, d], zero on entry */
+    float *t;       /* [num_nodes, d]: each part zeroes its own nodes first */
     size_t parts;
 } mmrec__scatter_job;
 
@@ -92,12 +92,33 @@ static void mmrec__scatter_part(const mmrec_graph *g, const int64_t *set, size_t
 
 static void mmrec__scatter_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__scatter_job *j = ctx;
+    (void)part;
     int64_t n = j->g->num_nodes;
-    for (size_t p = lo; p < hi; p++)
-        mmrec__scatter_part(j->g, j->set, j->n_set, j->d, j->h, j->t,
-                            n * (int64_t)p / (int64_t)j->parts,
-                            n * (int64_t)(p + 1) / (int64_t)j->parts);
+    for (size_t p = lo; p < hi; p++) {
+        int64_t first = n * (int64_t)p / (int64_t)j->parts,
+                end = n * (int64_t)(p + 1) / (int64_t)j->parts;
+        memset(j->t + (size_t)first * j->d, 0, (size_t)(end - first) * j->d * sizeof *j->t);
+        mmrec__scatter_part(j->g, j->set, j->n_set, j->d, j->h, j->t, first, end);
+    }
 }
+
+/* dx += t over the pool (element-wise: the same bits for any split). */
+typedef struct mmrec__acc_job {
+    float *dx;
+    const float *t;
+} mmrec__acc_job;
+
+static void mmrec__acc_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__acc_job *j = ctx;
+    (void)part;
+    float *restrict dx = j->dx;
+    const float *restrict t = j->t;
+    for (size_t i = lo; i < hi; i++) dx[i] += t[i];
+}
+
+/* Element-wise work is split over the pool in chunks of at least this many
+ * elements. */
+#define MMREC__LGROWS_GRAIN 65536
 
 /* dE0 = sum_k w_k (A^T)^k S g, S scattering the rows' gradients onto nodes;
  * Horner from the innermost term, whose product is a scatter. */
@@ -129,7 +150,6 @@ static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) 
         for (size_t k = 0; k < d; k++) hr[k] += c->w[K] * gp[k];
     }
     float *t = buf;
-    memset(t, 0, n * sizeof *t);
     int parts = mmrec__parallel_parts((size_t)g->num_nodes, 1);
     mmrec__scatter_job job = {g, set, n_set, d, h, t, (size_t)parts};
     mmrec__parallel_for((size_t)parts, parts, mmrec__scatter_chunk, &job);
@@ -140,7 +160,8 @@ static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) 
         mmrec__graph_spmm_t(g, t, d, u, 0.0f, NULL);
         t = u;
     }
-    for (size_t i = 0; i < n; i++) dx[i] += t[i];
+    mmrec__acc_job acc = {dx, t};
+    mmrec__parallel_for(n, mmrec__parallel_parts(n, MMREC__LGROWS_GRAIN), mmrec__acc_chunk, &acc);
     return MMREC_OK;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <stdatomic.h>
+#include <string.h>
 #if defined(MMREC_BLAS_BLIS)
 #include <blis.h>
 #endif
@@ -65,10 +66,24 @@ typedef struct mmrec__gemm_job {
     float alpha, beta;
     const float *a, *b;
     float *c;
+    const float *bias; /* [n], copied into every row of the part's C first */
 } mmrec__gemm_job;
+
+/* C[r, j] = bias[j] for the rows [r0, r1) and columns [j0, j1). */
+static void mmrec__fill_rows(float *c, size_t ldc, const float *bias, size_t r0, size_t r1,
+                             size_t j0, size_t j1) {
+    for (size_t r = r0; r < r1; r++) memcpy(c + r * ldc + j0, bias + j0, (j1 - j0) * sizeof *c);
+}
 
 static void mmrec__gemm_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__gemm_job *j = ctx;
+    (void)part;
+    if (j->bias) {
+        if (j->by_rows)
+            mmrec__fill_rows(j->c, j->ldc, j->bias, lo, hi, 0, j->n);
+        else
+            mmrec__fill_rows(j->c, j->ldc, j->bias, 0, j->m, lo, hi);
+    }
     if (j->by_rows)
         mmrec__sgemm_blas(j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha,
                           j->trans_a ? j->a + lo : j->a + lo * j->lda, j->lda, j->b, j->ldb,
@@ -95,20 +110,37 @@ void mmrec__sgemm_serial(bool trans_a, bool trans_b, size_t m, size_t n, size_t 
     mmrec__sgemm_blas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
-                  const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-                  size_t ldc) {
+/* mmrec__sgemm, or with `bias` C = bias (in every row) + alpha op(A) op(B),
+ * each part filling its own rows or columns first (beta is then 1). */
+static void mmrec__sgemm_split(bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+                               float alpha, const float *a, size_t lda, const float *b,
+                               size_t ldb, float beta, float *c, size_t ldc, const float *bias) {
+    if (m == 0 || n == 0) return;
     size_t macs = m * n * k;
     if (macs < MMREC__SPLIT_GEMM) {
+        if (bias) mmrec__fill_rows(c, ldc, bias, 0, m, 0, n);
         mmrec__sgemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     mmrec__blas_threads_sync();
-    mmrec__gemm_job j = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    mmrec__gemm_job j = {trans_a, trans_b, m >= n, m, n, k, lda, ldb, ldc, alpha, beta,
+                         a,       b,       c,      bias};
     size_t len = j.by_rows ? m : n, other = macs / len;
     size_t grain = (MMREC__SPLIT_GEMM / 2 + other - 1) / other;
     mmrec__parallel_for(len, mmrec__parallel_parts(len, grain < 16 ? 16 : grain), mmrec__gemm_chunk,
                         &j);
+}
+
+void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                  const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                  size_t ldc) {
+    mmrec__sgemm_split(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+}
+
+void mmrec__sgemm_bias(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                       const float *a, size_t lda, const float *b, size_t ldb, const float *bias,
+                       float *c, size_t ldc) {
+    mmrec__sgemm_split(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 1.0f, c, ldc, bias);
 }
 
 

@@ -22,6 +22,13 @@ void mmrec__sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, floa
                   const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                   size_t ldc);
 
+/* C = bias + alpha * op(A) op(B), bias [n] in every row of C: the same
+ * bits as filling C's rows with bias and calling mmrec__sgemm with beta 1,
+ * but each part of a split product fills its own part of C. */
+void mmrec__sgemm_bias(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                       const float *a, size_t lda, const float *b, size_t ldb, const float *bias,
+                       float *c, size_t ldc);
+
 /* The same product in one call on the calling thread, never split over the
  * pool: BLAS's blocking, and so the last bits, change with a split, so a
  * caller that splits its own work over the pool uses this to get results

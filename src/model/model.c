@@ -333,7 +333,7 @@ mmrec_status mmrec__model_check_unheld(const mmrec_model *model, const char *fun
     return MMREC_OK;
 }
 
-void mmrec__param_zero_grad(mmrec__param *p) {
+static void mmrec__param_clear_grad(mmrec__param *p, bool dense_done) {
     if (p->tensor.grad == NULL) return;
     bool rows_only = mmrec__param_rows_only(p);
     if (p->sparse) {
@@ -346,7 +346,14 @@ void mmrec__param_zero_grad(mmrec__param *p) {
         p->n_touched = 0;
         p->dense_grad = false;
     }
-    if (!rows_only) memset(p->tensor.grad, 0, p->tensor.numel * sizeof(float));
+    if (!rows_only && !dense_done) memset(p->tensor.grad, 0, p->tensor.numel * sizeof(float));
+}
+
+void mmrec__param_zero_grad(mmrec__param *p) { mmrec__param_clear_grad(p, false); }
+
+void mmrec__param_grad_zeroed(mmrec__param *p) {
+    assert(!mmrec__param_rows_only(p));
+    mmrec__param_clear_grad(p, true);
 }
 
 mmrec_status mmrec_model_zero_grad(mmrec_model *model) {

@@ -128,6 +128,9 @@ static inline bool mmrec__param_rows_only(const mmrec__param *p) {
 
 /* Zeroes a parameter's gradient (only the touched rows when rows-only). */
 void mmrec__param_zero_grad(mmrec__param *p);
+/* The same for a gradient a dense pass already zeroed (not rows-only):
+ * resets the row bookkeeping only. */
+void mmrec__param_grad_zeroed(mmrec__param *p);
 
 /* Parameter initializers drawing from the model's generator. */
 void mmrec__init_xavier_uniform(mmrec_model *model, mmrec_tensor *weight, int64_t fan_in,

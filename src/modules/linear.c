@@ -72,13 +72,12 @@ mmrec_status mmrec__lin_forward(const mmrec__lin *lin, mmrec_tape *tape, const c
                           sizeof c};
     mmrec__tape_mark mark;
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, shape, false, &y, NULL, &mark));
-    float beta = 0.0f;
-    if (lin->b) {
-        for (size_t r = 0; r < c.rows; r++) memcpy(y->data + r * c.out, lin->b->data, c.out * 4);
-        beta = 1.0f;
-    }
-    mmrec__sgemm(false, true, c.rows, c.out, c.in, 1.0f, x->data, c.in, lin->w->data, c.in, beta,
-                 y->data, c.out);
+    if (lin->b)
+        mmrec__sgemm_bias(false, true, c.rows, c.out, c.in, 1.0f, x->data, c.in, lin->w->data,
+                          c.in, lin->b->data, y->data, c.out);
+    else
+        mmrec__sgemm(false, true, c.rows, c.out, c.in, 1.0f, x->data, c.in, lin->w->data, c.in,
+                     0.0f, y->data, c.out);
     MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;
@@ -175,7 +174,8 @@ mmrec_status mmrec__lin2_forward(const mmrec__lin *lin1, const mmrec__lin *lin2,
     /* M = W2 W1; the bias row W2 b1 + b2 in double */
     mmrec__sgemm(false, false, o, in, mid, 1.0f, lin2->w->data, mid, lin1->w->data, in, 0.0f, m,
                  in);
-    float *bias = y->data;
+    float *bias = mmrec__tape_alloc(tape, o * sizeof *bias);
+    if (bias == NULL) return mmrec__tape_oom(tape, mark, func);
     for (size_t j = 0; j < o; j++) {
         double acc = lin2->b ? (double)lin2->b->data[j] : 0.0;
         if (lin1->b)
@@ -183,8 +183,7 @@ mmrec_status mmrec__lin2_forward(const mmrec__lin *lin1, const mmrec__lin *lin2,
                 acc += (double)lin2->w->data[j * mid + k] * (double)lin1->b->data[k];
         bias[j] = (float)acc;
     }
-    for (size_t r = 1; r < rows; r++) memcpy(y->data + r * o, bias, o * sizeof(float));
-    mmrec__sgemm(false, true, rows, o, in, 1.0f, x->data, in, m, in, 1.0f, y->data, o);
+    mmrec__sgemm_bias(false, true, rows, o, in, 1.0f, x->data, in, m, in, bias, y->data, o);
     MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;

@@ -65,32 +65,71 @@ void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const f
     }
 }
 
+/* The erf GELU of a recorded node: y = x Phi(x), keeping Phi(x) in cdf for
+ * the backward, which then needs only the density (one exp instead of the
+ * CDF's polynomial, division and exp). The same Phi values as recomputing
+ * them: the same bits. */
+MMREC__SIMD_CLONES
+static void mmrec__gelu_forward_keep(const float *x, float *y, float *cdf, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float c = mmrec__normal_cdf(x[i]);
+        cdf[i] = c;
+        y[i] = x[i] * c;
+    }
+}
+
+MMREC__SIMD_CLONES
+static void mmrec__gelu_backward_kept(const float *x, const float *cdf, const float *dy,
+                                      float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float pdf = MMREC__INV_SQRT_2PI * mmrec__exp(-0.5f * v * v);
+        dx[i] += dy[i] * (cdf[i] + v * pdf);
+    }
+}
+
 /* Element-wise work is split over the pool in chunks of at least this many
  * elements. */
 #define MMREC__ACT_GRAIN 16384
+
+/* A node's workspace: the activation, and for the erf GELU the CDF its
+ * forward kept (NULL otherwise). */
+typedef struct mmrec__act_ctx {
+    mmrec__act act;
+    float *cdf;
+} mmrec__act_ctx;
 
 typedef struct mmrec__act_job {
     mmrec__act act;
     const float *x, *y, *dy;
     float *out; /* y for forward, dx for backward */
+    float *cdf; /* the kept CDF (erf GELU of a recorded node), or NULL */
 } mmrec__act_job;
 
 static void mmrec__act_forward_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__act_job *j = ctx;
-    mmrec__act_forward(j->act, j->x + lo, j->out + lo, hi - lo);
+    (void)part;
+    if (j->cdf)
+        mmrec__gelu_forward_keep(j->x + lo, j->out + lo, j->cdf + lo, hi - lo);
+    else
+        mmrec__act_forward(j->act, j->x + lo, j->out + lo, hi - lo);
 }
 
 static void mmrec__act_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
     const mmrec__act_job *j = ctx;
-    mmrec__act_backward(j->act, j->x + lo, j->y + lo, j->dy + lo, j->out + lo, hi - lo);
+    (void)part;
+    if (j->cdf)
+        mmrec__gelu_backward_kept(j->x + lo, j->cdf + lo, j->dy + lo, j->out + lo, hi - lo);
+    else
+        mmrec__act_backward(j->act, j->x + lo, j->y + lo, j->dy + lo, j->out + lo, hi - lo);
 }
 
 static mmrec_status mmrec__act_node_backward(mmrec__node *node, mmrec_tape *tape) {
-    mmrec__act act = *(const mmrec__act *)node->ctx;
+    const mmrec__act_ctx *c = node->ctx;
     mmrec_tensor *x = node->in[0];
     float *dx = mmrec__grad(tape, x);
     if (dx == NULL) return MMREC_ENOMEM;
-    mmrec__act_job job = {act, x->data, node->out->data, node->out->grad, dx};
+    mmrec__act_job job = {c->act, x->data, node->out->data, node->out->grad, dx, c->cdf};
     mmrec__parallel_for(x->numel, mmrec__parallel_parts(x->numel, MMREC__ACT_GRAIN),
                         mmrec__act_backward_chunk, &job);
     return MMREC_OK;
@@ -102,10 +141,18 @@ static mmrec_status mmrec__act_op(const char *func, const char *name, mmrec__act
     MMREC_FORWARD_IF(mmrec__tensor_check_on(func, "x", x, tape));
     if (out == NULL) return mmrec__set_error(MMREC_EINVAL, func, "argument 'out' is NULL");
     mmrec_tensor *y;
-    const mmrec__op op = {func, name, mmrec__act_node_backward, &x, 1, 0, &act, sizeof act};
+    mmrec__act_ctx ctx = {act, NULL};
+    const mmrec__op op = {func, name, mmrec__act_node_backward, &x, 1, 0, &ctx, sizeof ctx};
     mmrec__tape_mark mark;
-    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, &mark));
-    mmrec__act_job job = {act, x->data, NULL, NULL, y->data};
+    mmrec__node *node;
+    MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, &node, &mark));
+    if (node && act == MMREC__ACT_GELU_ERF && x->numel > 0) {
+        float *cdf = mmrec__tape_alloc(tape, x->numel * sizeof *cdf);
+        if (cdf == NULL) return mmrec__tape_oom(tape, mark, func);
+        ((mmrec__act_ctx *)node->ctx)->cdf = cdf;
+    }
+    mmrec__act_job job = {act, x->data, NULL, NULL, y->data,
+                          node ? ((mmrec__act_ctx *)node->ctx)->cdf : NULL};
     mmrec__parallel_for(x->numel, mmrec__parallel_parts(x->numel, MMREC__ACT_GRAIN),
                         mmrec__act_forward_chunk, &job);
     MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));

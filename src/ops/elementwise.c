@@ -39,11 +39,69 @@ bool mmrec__bcast_init(mmrec__bcast *bc, const mmrec_tensor *a, const mmrec_tens
     return true;
 }
 
+/* Operands of one shape (no broadcasting, the residual adds of a
+ * Transformer) are split over the pool in chunks of at least this many
+ * elements: element-wise, the same bits for any split. */
+#define MMREC__ARITH_GRAIN 32768
+
+/* One same-shape pass: the forward (y = a op b) or one operand's gradient
+ * (g += dy, or g += dy * other for a product; g -= dy for sub's b). */
+typedef struct mmrec__arith_job {
+    mmrec__arith op;
+    bool forward, negate;
+    const float *a, *b, *dy; /* forward: a, b; backward: dy and the other operand as b */
+    float *out;
+} mmrec__arith_job;
+
+static void mmrec__arith_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__arith_job *j = ctx;
+    (void)part;
+    const float *restrict a = j->a, *restrict b = j->b, *restrict dy = j->dy;
+    float *restrict y = j->out;
+    if (j->forward) {
+        switch (j->op) {
+        case MMREC__ADD: for (size_t i = lo; i < hi; i++) y[i] = a[i] + b[i]; break;
+        case MMREC__SUB: for (size_t i = lo; i < hi; i++) y[i] = a[i] - b[i]; break;
+        case MMREC__MUL: for (size_t i = lo; i < hi; i++) y[i] = a[i] * b[i]; break;
+        }
+    } else if (j->op == MMREC__MUL) {
+        for (size_t i = lo; i < hi; i++) y[i] += dy[i] * b[i];
+    } else if (j->negate) {
+        for (size_t i = lo; i < hi; i++) y[i] -= dy[i];
+    } else {
+        for (size_t i = lo; i < hi; i++) y[i] += dy[i];
+    }
+}
+
+static bool mmrec__same_shape(const mmrec_tensor *a, const mmrec_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
+static void mmrec__arith_run(const mmrec__arith_job *j, size_t n) {
+    mmrec__parallel_for(n, mmrec__parallel_parts(n, MMREC__ARITH_GRAIN), mmrec__arith_chunk,
+                        (void *)j);
+}
+
 static mmrec_status mmrec__arith_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__arith_ctx *c = node->ctx;
     const mmrec__bcast *bc = &c->bc;
     mmrec_tensor *a = node->in[0], *b = node->in[1];
     const float *dy = node->out->grad;
+    if (mmrec__same_shape(a, b) && a->numel >= 2 * MMREC__ARITH_GRAIN) {
+        for (int k = 0; k < 2; k++) {
+            mmrec_tensor *t = node->in[k], *other = node->in[1 - k];
+            if (!mmrec__requires_grad(t)) continue;
+            float *g = mmrec__grad(tape, t);
+            if (g == NULL) return MMREC_ENOMEM;
+            mmrec__arith_job j = {c->op, false, k == 1 && c->op == MMREC__SUB, NULL,
+                                  other->data, dy, g};
+            mmrec__arith_run(&j, t->numel);
+        }
+        return MMREC_OK;
+    }
     if (mmrec__requires_grad(a)) {
         float *da = mmrec__grad(tape, a);
         if (da == NULL) return MMREC_ENOMEM;
@@ -106,7 +164,12 @@ static mmrec_status mmrec__arith_op(const char *func, mmrec__arith op, mmrec_tap
     const mmrec__op spec = {func, names[op], mmrec__arith_backward, in, 2, 0, &c, sizeof c};
     mmrec__tape_mark mark;
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &spec, c.bc.ndim, c.bc.shape, false, &y, NULL, &mark));
-    mmrec__arith_forward(&c, a->data, b->data, y->data);
+    if (mmrec__same_shape(a, b) && a->numel >= 2 * MMREC__ARITH_GRAIN) {
+        mmrec__arith_job j = {op, true, false, a->data, b->data, NULL, y->data};
+        mmrec__arith_run(&j, a->numel);
+    } else {
+        mmrec__arith_forward(&c, a->data, b->data, y->data);
+    }
     MMREC_FORWARD_IF(mmrec__op_end(tape, &spec, y, mark));
     *out = y;
     return MMREC_OK;

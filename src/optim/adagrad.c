@@ -29,14 +29,15 @@ static void mmrec__adagrad_range(float *restrict p, const float *restrict g, flo
     }
 }
 
-static void mmrec__adagrad_update(const mmrec__opt_update *u, mmrec__opt_slot *slot,
-                                  float *param, const float *grad) {
+static bool mmrec__adagrad_update(const mmrec__opt_update *u, mmrec__opt_slot *slot,
+                                  float *param, float *grad) {
     const float neg_lr = -u->lr;
     for (size_t r = 0; r < u->n_rows; r++) {
         size_t off = u->rows ? (size_t)u->rows[r] * u->dim : 0;
         mmrec__adagrad_range(param + off, grad + off, slot->buf[0] + off, u->dim, u->clip_coef,
                              u->weight_decay, neg_lr, u->cfg->eps);
     }
+    return false;
 }
 
 const mmrec__opt_kind mmrec__opt_adagrad = {

@@ -57,8 +57,11 @@ typedef struct mmrec__opt_kind {
     const char *buffer_names[MMREC__OPTIM_MAX_BUFFERS];
     /* Initial value of buffer `i` (e.g. Adagrad's initial accumulator). */
     float (*initial)(const mmrec_optimizer_config *cfg, int i);
-    void (*update)(const mmrec__opt_update *u, mmrec__opt_slot *slot, float *param,
-                   const float *grad);
+    /* Updates the parameter from its gradient; returns true when it also
+     * zeroed the whole gradient on the way (a dense pass that reads each
+     * block once), false when the caller still has to. */
+    bool (*update)(const mmrec__opt_update *u, mmrec__opt_slot *slot, float *param,
+                   float *grad);
 } mmrec__opt_kind;
 
 extern const mmrec__opt_kind mmrec__opt_sgd, mmrec__opt_adam, mmrec__opt_adagrad;

@@ -280,11 +280,46 @@ static double mmrec__sumsq_range(const float *g, size_t n) {
     return s;
 }
 
+/* A gradient of at least two blocks is summed block by block over the
+ * pool: each block's sum in double, the sums added in block order. The
+ * blocks depend only on the size (at most MMREC__SUMSQ_MAX_BLOCKS, larger
+ * blocks past that), so neither does the norm on the thread count. */
+#define MMREC__SUMSQ_BLOCK ((size_t)1 << 16)
+#define MMREC__SUMSQ_MAX_BLOCKS 1024
+
+typedef struct mmrec__sumsq_job {
+    const float *g;
+    size_t n, block;
+    double *sums;
+} mmrec__sumsq_job;
+
+static void mmrec__sumsq_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__sumsq_job *j = ctx;
+    for (size_t b = lo; b < hi; b++) {
+        size_t start = b * j->block, len = j->n - start < j->block ? j->n - start : j->block;
+        j->sums[b] = mmrec__sumsq_range(j->g + start, len);
+    }
+}
+
+static double mmrec__sumsq_dense(const float *g, size_t n) {
+    if (n < 2 * MMREC__SUMSQ_BLOCK) return mmrec__sumsq_range(g, n);
+    size_t block = MMREC__SUMSQ_BLOCK;
+    while ((n + block - 1) / block > MMREC__SUMSQ_MAX_BLOCKS) block *= 2;
+    size_t n_blocks = (n + block - 1) / block;
+    double sums[MMREC__SUMSQ_MAX_BLOCKS];
+    mmrec__sumsq_job j = {g, n, block, sums};
+    mmrec__parallel_for(n_blocks, mmrec__parallel_parts(n_blocks, 1), mmrec__sumsq_chunk, &j);
+    double s = 0.0;
+    for (size_t b = 0; b < n_blocks; b++) s += sums[b];
+    return s;
+}
+
 /* Sum of squares of a gradient in double (touched rows only when rows-only):
  * finite exactly when every element is. */
 static double mmrec__grad_sumsq(const mmrec__param *p) {
     const float *g = p->tensor.grad;
-    if (!mmrec__param_rows_only(p)) return mmrec__sumsq_range(g, p->tensor.numel);
+    if (!mmrec__param_rows_only(p)) return mmrec__sumsq_dense(g, p->tensor.numel);
     size_t dim = mmrec__param_row_dim(p);
     double s = 0.0;
     for (size_t r = 0; r < p->n_touched; r++)
@@ -365,8 +400,10 @@ mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt) {
             u.rows = p->touched_rows;
             u.n_rows = p->n_touched;
         }
-        kind->update(&u, slot, p->tensor.data, p->tensor.grad);
-        mmrec__param_zero_grad(p);
+        if (kind->update(&u, slot, p->tensor.data, p->tensor.grad))
+            mmrec__param_grad_zeroed(p);
+        else
+            mmrec__param_zero_grad(p);
     }
     return MMREC_OK;
 }

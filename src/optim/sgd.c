@@ -39,8 +39,8 @@ static void mmrec__sgd_momentum(float *restrict p, const float *restrict g, floa
     }
 }
 
-static void mmrec__sgd_update(const mmrec__opt_update *u, mmrec__opt_slot *slot, float *param,
-                              const float *grad) {
+static bool mmrec__sgd_update(const mmrec__opt_update *u, mmrec__opt_slot *slot, float *param,
+                              float *grad) {
     const mmrec_optimizer_config *cfg = u->cfg;
     const float neg_lr = -u->lr, keep = (float)(1.0 - (double)cfg->dampening);
     for (size_t r = 0; r < u->n_rows; r++) {
@@ -54,6 +54,7 @@ static void mmrec__sgd_update(const mmrec__opt_update *u, mmrec__opt_slot *slot,
                                 !slot->momentum_set, cfg->nesterov != 0);
     }
     if (cfg->momentum != 0.0f) slot->momentum_set = true;
+    return false;
 }
 
 const mmrec__opt_kind mmrec__opt_sgd = {
