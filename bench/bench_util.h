@@ -115,18 +115,18 @@ static inline const char *bench_isa(void) {
  * OpenBLAS chose Prescott on a CPU with AVX2, the benchmark runs itself
  * again under OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2),
  * which its references inherit; the BENCH line names the kernels
- * (blas_core=). Weak: a BLIS build has no such function. */
-extern char *openblas_get_corename(void) __attribute__((weak));
-
-static inline const char *bench_blas_core(void) {
-    return openblas_get_corename ? openblas_get_corename() : "blis";
-}
+ * (blas_core=). A strong reference, so that OpenBLAS is loaded even by a
+ * benchmark whose C side makes no product (its reference still does). */
+#if defined(MMREC_BLAS_OPENBLAS)
+extern char *openblas_get_corename(void);
+static inline const char *bench_blas_core(void) { return openblas_get_corename(); }
+#else
+static inline const char *bench_blas_core(void) { return "blis"; }
+#endif
 
 __attribute__((constructor)) static void bench_blas_best_core(void) {
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (getenv("OPENBLAS_CORETYPE") || !openblas_get_corename ||
-        strcasecmp(openblas_get_corename(), "prescott") != 0)
-        return;
+#if defined(__GNUC__) && defined(__x86_64__) && defined(MMREC_BLAS_OPENBLAS)
+    if (getenv("OPENBLAS_CORETYPE") || strcasecmp(bench_blas_core(), "prescott") != 0) return;
     __builtin_cpu_init();
     const char *core = __builtin_cpu_supports("avx512f") ? "SkylakeX"
                        : __builtin_cpu_supports("avx2") ? "Haswell"

@@ -38,14 +38,35 @@ static size_t mmrec__row_set(const int64_t *rows, size_t n_rows, size_t nodes, i
     return n_set;
 }
 
-/* out[p] += w * x[rows[p]] */
+/* out[p] += w * x[rows[p]]: gathers of scattered rows, latency-bound, split
+ * over the pool by output rows (each row is written by one part). */
+typedef struct mmrec__add_rows_job {
+    float *out;
+    const float *x;
+    const int64_t *rows;
+    size_t d;
+    float w;
+} mmrec__add_rows_job;
+
+static void mmrec__add_rows_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__add_rows_job *j = ctx;
+    (void)part;
+    size_t d = j->d;
+    for (size_t p = lo; p < hi; p++) {
+        const float *xr = j->x + (size_t)j->rows[p] * d;
+        float *o = j->out + p * d;
+        for (size_t c = 0; c < d; c++) o[c] += j->w * xr[c];
+    }
+}
+
+/* Rows per part of the pool at least. */
+#define MMREC__ADD_ROWS_GRAIN 1024
+
 static void mmrec__add_rows(float *out, const float *x, const int64_t *rows, size_t n, size_t d,
                             float w) {
-    for (size_t p = 0; p < n; p++) {
-        const float *xr = x + (size_t)rows[p] * d;
-        float *o = out + p * d;
-        for (size_t c = 0; c < d; c++) o[c] += w * xr[c];
-    }
+    mmrec__add_rows_job j = {out, x, rows, d, w};
+    mmrec__parallel_for(n, mmrec__parallel_parts(n, MMREC__ADD_ROWS_GRAIN), mmrec__add_rows_chunk,
+                        &j);
 }
 
 /* t[rows[p]] += w * g[p] */
@@ -156,11 +177,16 @@ static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) 
     for (int k = K - 1;; k--) {
         mmrec__scatter_rows(t, gy, rows, c->n_rows, d, c->w[k]); /* + w_k S g */
         if (k == 0) break;
+        if (k == 1) { /* the last product adds straight into dx, then w_0 S g */
+            mmrec__graph_spmm_t(g, t, d, NULL, 1.0f, dx);
+            mmrec__scatter_rows(dx, gy, rows, c->n_rows, d, c->w[0]);
+            return MMREC_OK;
+        }
         float *u = t == buf ? buf + n : buf;
         mmrec__graph_spmm_t(g, t, d, u, 0.0f, NULL);
         t = u;
     }
-    mmrec__acc_job acc = {dx, t};
+    mmrec__acc_job acc = {dx, t}; /* K = 1: the scatter was the only product */
     mmrec__parallel_for(n, mmrec__parallel_parts(n, MMREC__LGROWS_GRAIN), mmrec__acc_chunk, &acc);
     return MMREC_OK;
 }
