@@ -70,7 +70,8 @@ void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const f
  * CDF's polynomial, division and exp). The same Phi values as recomputing
  * them: the same bits. */
 MMREC__SIMD_CLONES
-static void mmrec__gelu_forward_keep(const float *x, float *y, float *cdf, size_t n) {
+static void mmrec__gelu_forward_keep(const float *restrict x, float *restrict y,
+                                     float *restrict cdf, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float c = mmrec__normal_cdf(x[i]);
         cdf[i] = c;
@@ -79,8 +80,8 @@ static void mmrec__gelu_forward_keep(const float *x, float *y, float *cdf, size_
 }
 
 MMREC__SIMD_CLONES
-static void mmrec__gelu_backward_kept(const float *x, const float *cdf, const float *dy,
-                                      float *dx, size_t n) {
+static void mmrec__gelu_backward_kept(const float *restrict x, const float *restrict cdf,
+                                      const float *restrict dy, float *restrict dx, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float pdf = MMREC__INV_SQRT_2PI * mmrec__exp(-0.5f * v * v);
