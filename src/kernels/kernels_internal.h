@@ -49,6 +49,20 @@ void mmrec__blas_threads_sync(void);
 #define MMREC__SCORE_USERS 64
 #define MMREC__SCORE_RUN 6
 
+/* For the scorers' runs of n items from item i: row[j] = the row of item
+ * i + j (`stride` elements of items per row), or of item end - 1 past the
+ * end (a short last run repeats it, its scores already known), and a
+ * prefetch of the whole run `ahead` items later when it exists. */
+#define MMREC__RUN_ROWS(row, items, stride, i, end, n, ahead)                              \
+    do {                                                                                   \
+        for (size_t j_ = 0; j_ < (n); j_++)                                                \
+            (row)[j_] = (items) + ((i) + j_ < (end) ? (i) + j_ : (end) - 1) * (stride);     \
+        if ((i) + (ahead) + (n) <= (end))                                                  \
+            for (size_t o_ = 0; o_ < (n) * (stride) * sizeof *(items); o_ += 64)           \
+                _mm_prefetch((const char *)((row)[0] + (ahead) * (stride)) + o_,            \
+                             _MM_HINT_T0);                                                 \
+    } while (0)
+
 /* Whether the scorer runs here: an x86-64 CPU with AVX-512F, dim <= 256. */
 bool mmrec__score_kernel_usable(size_t dim);
 

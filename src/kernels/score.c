@@ -92,10 +92,7 @@ size_t mmrec__score_find(const float *users, const float *items, size_t dim, siz
     for (size_t i = first; i < end; i += 6) {
         /* a short last run repeats its last item, whose scores it already has */
         const float *row[6];
-        for (size_t j = 0; j < 6; j++) row[j] = items + (i + j < end ? i + j : end - 1) * dim;
-        if (i + ahead + 6 <= end)
-            for (size_t o = 0; o < 6 * dim; o += 16)
-                _mm_prefetch((const char *)(row[0] + ahead * dim + o), _MM_HINT_T0);
+        MMREC__RUN_ROWS(row, items, dim, i, end, 6, ahead);
         MMREC__EACH_ITEM(MMREC__ZERO)
         for (size_t k = 0; k < dim; k++) {
             const float *u = users + k * 64;
@@ -139,10 +136,7 @@ size_t mmrec__score_find48(const float *users, const float *items, size_t dim, s
     const size_t ahead = MMREC__SCORE_PREFETCH * 8;
     for (size_t i = first; i < end; i += 8) {
         const float *row[8];
-        for (size_t j = 0; j < 8; j++) row[j] = items + (i + j < end ? i + j : end - 1) * dim;
-        if (i + ahead + 8 <= end)
-            for (size_t o = 0; o < 8 * dim; o += 16)
-                _mm_prefetch((const char *)(row[0] + ahead * dim + o), _MM_HINT_T0);
+        MMREC__RUN_ROWS(row, items, dim, i, end, 8, ahead);
         MMREC__EACH_ITEM8(MMREC__ZERO3)
         for (size_t k = 0; k < dim; k++) {
             const float *u = users + k * 64;
@@ -188,10 +182,7 @@ size_t mmrec__score_find_avx2(const float *users, const float *items, size_t dim
     const size_t ahead = MMREC__SCORE_PREFETCH * 6;
     for (size_t i = first; i < end; i += 6) {
         const float *row[6];
-        for (size_t j = 0; j < 6; j++) row[j] = items + (i + j < end ? i + j : end - 1) * dim;
-        if (i + ahead + 6 <= end)
-            for (size_t o = 0; o < 6 * dim; o += 16)
-                _mm_prefetch((const char *)(row[0] + ahead * dim + o), _MM_HINT_T0);
+        MMREC__RUN_ROWS(row, items, dim, i, end, 6, ahead);
         uint64_t bits[6] = {0};
         for (size_t g = 0; g < 64; g += 16) {
             MMREC__EACH_ITEM(MMREC__ZERO2)

@@ -205,6 +205,16 @@ float mmrec__screen_floor(float t, const mmrec__screen_user *par) {
         MMREC__DPBUSD(c##j##2, u2, v);                                                     \
         MMREC__DPBUSD(c##j##3, u3, v);                                                     \
     }
+/* The integer dot products of the 64 users with the run's 6 items, in
+ * c<item><quarter of the users>. */
+#define MMREC__DOTS()                                                                      \
+    MMREC__EACH_ITEM(MMREC__INIT)                                                          \
+    for (size_t g = 0; g < groups; g++) {                                                  \
+        const uint8_t *u = users + g * 256;                                                \
+        __m512i u0 = _mm512_loadu_si512(u), u1 = _mm512_loadu_si512(u + 64);               \
+        __m512i u2 = _mm512_loadu_si512(u + 128), u3 = _mm512_loadu_si512(u + 192);         \
+        MMREC__EACH_ITEM(MMREC__DOT)                                                       \
+    }
 /* acc += the byte products of u (unsigned) and v (signed), four per lane.
  * In assembly: GCC 12 copies the accumulator of _mm512_dpbusd_epi32 through
  * a spare register and the stack on every step (measured on Gowalla, one
@@ -233,17 +243,8 @@ size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32
     __m512 m2 = _mm512_loadu_ps(bound + 32), m3 = _mm512_loadu_ps(bound + 48);
     for (size_t i = first; i < end; i += 6) {
         const int8_t *row[6];
-        for (size_t j = 0; j < 6; j++) row[j] = items + (i + j < end ? i + j : end - 1) * stride;
-        if (i + ahead + 6 <= end)
-            for (size_t o = 0; o < 6 * stride; o += 64)
-                _mm_prefetch((const char *)(row[0] + ahead * stride + o), _MM_HINT_T0);
-        MMREC__EACH_ITEM(MMREC__INIT)
-        for (size_t g = 0; g < groups; g++) {
-            const uint8_t *u = users + g * 256;
-            __m512i u0 = _mm512_loadu_si512(u), u1 = _mm512_loadu_si512(u + 64);
-            __m512i u2 = _mm512_loadu_si512(u + 128), u3 = _mm512_loadu_si512(u + 192);
-            MMREC__EACH_ITEM(MMREC__DOT)
-        }
+        MMREC__RUN_ROWS(row, items, stride, i, end, 6, ahead);
+        MMREC__DOTS();
         __m512 l0 = _mm512_loadu_ps(low), l1 = _mm512_loadu_ps(low + 16);
         __m512 l2 = _mm512_loadu_ps(low + 32), l3 = _mm512_loadu_ps(low + 48);
         uint64_t bits[6], any = 0;
@@ -275,13 +276,7 @@ void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_
     __m512 m2 = _mm512_loadu_ps(bound + 32), m3 = _mm512_loadu_ps(bound + 48);
     const int8_t *row[6];
     for (size_t j = 0; j < 6; j++) row[j] = items + (i + j) * stride;
-    MMREC__EACH_ITEM(MMREC__INIT)
-    for (size_t g = 0; g < groups; g++) {
-        const uint8_t *u = users + g * 256;
-        __m512i u0 = _mm512_loadu_si512(u), u1 = _mm512_loadu_si512(u + 64);
-        __m512i u2 = _mm512_loadu_si512(u + 128), u3 = _mm512_loadu_si512(u + 192);
-        MMREC__EACH_ITEM(MMREC__DOT)
-    }
+    MMREC__DOTS();
     __m512 x0 = _mm512_set1_ps(-INFINITY), x1 = x0, x2 = x0, x3 = x0;
     MMREC__EACH_ITEM(MMREC__MAXLOW)
     _mm512_storeu_ps(out, x0);
