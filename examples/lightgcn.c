@@ -49,7 +49,6 @@
  * best_epoch=... split=test|valid
  * with epochs the epochs trained, best_epoch the one reported (the last
  * under a fixed schedule) and split the file the figures are on. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,40 +93,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1];
-    int epochs = 350, eval_every = 10, patience = 5, use_valid = 0, no_early_stop = 0;
-    size_t batch = 8192;
-    float lr = 2e-2f;
-    uint64_t seed = 2020;
-    int threads = 2, cosine = -1; /* -1: by the schedule */
-    for (int a = 2; a < argc; a++) {
-        const char *v = a + 1 < argc ? argv[a + 1] : "";
-        if (strcmp(argv[a], "--epochs") == 0) epochs = atoi(v), a++;
-        else if (strcmp(argv[a], "--batch") == 0) batch = (size_t)atol(v), a++;
-        else if (strcmp(argv[a], "--lr") == 0) lr = (float)atof(v), a++;
-        else if (strcmp(argv[a], "--eval-every") == 0) eval_every = atoi(v), a++;
-        else if (strcmp(argv[a], "--patience") == 0) patience = atoi(v), a++;
-        else if (strcmp(argv[a], "--seed") == 0) seed = strtoull(v, NULL, 10), a++;
-        else if (strcmp(argv[a], "--threads") == 0) threads = atoi(v), a++;
-        else if (strcmp(argv[a], "--valid") == 0) use_valid = 1;
-        else if (strcmp(argv[a], "--no-early-stop") == 0) no_early_stop = 1;
-        else if (strcmp(argv[a], "--constant-lr") == 0) cosine = 0;
-        else if (strcmp(argv[a], "--cosine") == 0) cosine = 1;
-        else {
-            fprintf(stderr, "unknown option '%s'\nusage: %s <data dir> %s\n", argv[a], argv[0],
-                    usage);
-            return 2;
-        }
-    }
-    if (epochs < 1 || batch < 1 || !(lr > 0) || eval_every < 1 || patience < 1 || threads < 1) {
-        fprintf(stderr, "epochs, batch, lr, eval-every, patience and threads must be positive\n");
-        return 2;
-    }
-    CHECK(mmrec_set_num_threads(threads));
+    lgcn_options o = {.epochs = 350, .eval_every = 10, .patience = 5, .threads = 2,
+                      .cosine = -1, .batch = 8192, .lr = 2e-2f, .seed = 2020};
+    if (lgcn_parse_options(argc, argv, &o, usage, stderr) != 0) return 2;
+    CHECK(mmrec_set_num_threads(o.threads));
     lgcn_data d;
-    lgcn_data_open(dir, use_valid, stderr, &d);
+    lgcn_data_open(dir, o.use_valid, stderr, &d);
     /* early stopping whenever a held-out file selects; then a constant rate */
-    int early = d.valid != NULL && !no_early_stop;
-    if (cosine < 0) cosine = !early;
+    int early = d.valid != NULL && !o.no_early_stop;
+    if (o.cosine < 0) o.cosine = !early;
     const char *split = d.report == d.valid ? "valid" : "test";
     int64_t U = d.num_users, I = d.num_items;
     size_t n_train = d.n_train, n_valid = 0, n_report;
@@ -142,12 +116,9 @@ int main(int argc, char **argv) {
                (long long)U, (long long)I, n_train, n_report, split);
     lgcn_data_describe(&d, stdout);
     printf("d=%d layers=%d batch=%zu lr=%g (%s) l2=%g epochs=%d seed=%llu threads=%d\n", DIM,
-           LAYERS, batch, (double)lr, cosine ? "cosine decay" : "constant", (double)L2, epochs,
-           (unsigned long long)seed, mmrec_get_num_threads());
-    if (early)
-        printf("early stopping on %s Recall@20: every %d epochs, patience %d evaluations, at "
-               "most %d epochs\n",
-               d.valid_file, eval_every, patience, epochs);
+           LAYERS, o.batch, (double)o.lr, o.cosine ? "cosine decay" : "constant", (double)L2,
+           o.epochs, (unsigned long long)o.seed, mmrec_get_num_threads());
+    lgcn_describe_early_stop(&d, &o, early);
 
     const int64_t *pu, *pi;
     CHECK(mmrec_interactions_pairs(d.train, &pu, &pi));
@@ -157,38 +128,26 @@ int main(int argc, char **argv) {
     build_lists(pu, pi, n_train, U, &lists);
 
     mmrec_model *model;
-    CHECK(mmrec_model_create(&model));
-    int64_t shape[2] = {U + I, DIM};
     mmrec_tensor *ego;
-    CHECK(mmrec_model_add_param(model, "embedding", 2, shape, &ego));
-    float *ego_data;
-    CHECK(mmrec_tensor_data(ego, &ego_data));
     mmrec_rng *rng;
-    CHECK(mmrec_rng_create(seed, &rng));
-    CHECK(mmrec_rng_normal(rng, 0.0f, 0.1f, ego_data, (size_t)((U + I) * DIM)));
-    mmrec_optimizer_config oc;
-    CHECK(mmrec_optimizer_config_init(&oc));
-    oc.type = MMREC_OPT_ADAM;
-    oc.lr = lr;
     mmrec_optimizer *opt;
-    CHECK(mmrec_optimizer_create(model, &oc, &opt));
+    lgcn_model_create(U + I, DIM, o.seed, o.lr, &model, &ego, &rng, &opt);
     mmrec_tape *tape;
     CHECK(mmrec_tape_create(&tape));
     early_stop es, *selection = NULL; /* NULL: a fixed schedule */
-    if (early) early_stop_init(selection = &es, model, patience);
+    if (early) early_stop_init(selection = &es, model, o.patience);
     lgcn_run run = {model, tape, g, ego, LAYERS, DIM};
 
+    size_t batch = o.batch;
     int64_t *ids = xmalloc(3 * batch * sizeof *ids);
     size_t steps = (n_train + batch - 1) / batch;
     int tty = isatty(2);
     double t_start = now(), recall = 0, ndcg = 0;
     int epoch = 0;
-    while (epoch < epochs) {
+    while (epoch < o.epochs) {
         epoch++;
         double t0 = now(), loss_sum = 0;
-        if (cosine) /* lr * (1 + cos(pi t / T)) / 2 over the epochs */
-            CHECK(mmrec_optimizer_set_lr(
-                opt, 0, lr * 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - 1) / (float)epochs))));
+        lgcn_schedule(opt, &o, epoch);
         for (size_t s = 0; s < steps; s++) {
             sample(&lists, &lists, U, I, rng, batch, ids);
             mmrec_tensor *bpr, *loss;
@@ -202,7 +161,7 @@ int main(int argc, char **argv) {
             if (tty || s + 1 == steps)
                 epoch_progress(epoch, s + 1, steps, loss_sum / (double)(s + 1), t0, tty);
         }
-        if ((epoch % eval_every == 0 || epoch == epochs) &&
+        if ((epoch % o.eval_every == 0 || epoch == o.epochs) &&
             lgcn_eval_epoch(&d, &run, selection, epoch, loss_sum / (double)steps, t_start,
                             &recall, &ndcg))
             break;

@@ -9,6 +9,7 @@
 #ifndef MMREC_LIGHTGCN_DATA_H
 #define MMREC_LIGHTGCN_DATA_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,6 +379,87 @@ static inline void early_stop_restore(const early_stop *es, mmrec_model *model) 
 static inline void early_stop_free(early_stop *es) {
     free(es->best);
     es->best = NULL;
+}
+
+/* ---- options, model and schedule ---- */
+
+/* The options both programs take; the caller sets the defaults. */
+typedef struct lgcn_options {
+    int epochs, eval_every, patience, use_valid, no_early_stop, threads;
+    int cosine; /* 1 cosine decay, 0 constant rate, -1 by the schedule */
+    size_t batch;
+    float lr;
+    uint64_t seed;
+} lgcn_options;
+
+/* Reads the options argv[2 ..] into o. Returns 0, or 2 after telling
+ * `err` (NULL: nobody) what was wrong: an unknown option (followed by
+ * "usage: <program> <data dir> <usage>" when usage is not NULL), or a
+ * count or rate that is not positive. */
+static inline int lgcn_parse_options(int argc, char **argv, lgcn_options *o, const char *usage,
+                                     FILE *err) {
+    for (int a = 2; a < argc; a++) {
+        const char *v = a + 1 < argc ? argv[a + 1] : "";
+        if (strcmp(argv[a], "--epochs") == 0) o->epochs = atoi(v), a++;
+        else if (strcmp(argv[a], "--batch") == 0) o->batch = (size_t)atol(v), a++;
+        else if (strcmp(argv[a], "--lr") == 0) o->lr = (float)atof(v), a++;
+        else if (strcmp(argv[a], "--eval-every") == 0) o->eval_every = atoi(v), a++;
+        else if (strcmp(argv[a], "--patience") == 0) o->patience = atoi(v), a++;
+        else if (strcmp(argv[a], "--seed") == 0) o->seed = strtoull(v, NULL, 10), a++;
+        else if (strcmp(argv[a], "--threads") == 0) o->threads = atoi(v), a++;
+        else if (strcmp(argv[a], "--valid") == 0) o->use_valid = 1;
+        else if (strcmp(argv[a], "--no-early-stop") == 0) o->no_early_stop = 1;
+        else if (strcmp(argv[a], "--constant-lr") == 0) o->cosine = 0;
+        else if (strcmp(argv[a], "--cosine") == 0) o->cosine = 1;
+        else {
+            if (err) fprintf(err, "unknown option '%s'\n", argv[a]);
+            if (err && usage) fprintf(err, "usage: %s <data dir> %s\n", argv[0], usage);
+            return 2;
+        }
+    }
+    if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0) || o->eval_every < 1 || o->patience < 1 ||
+        o->threads < 1) {
+        if (err)
+            fprintf(err, "epochs, batch, lr, eval-every, patience and threads must be positive\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* LightGCN's model: a rows x dim ego table drawn from N(0, 0.1) by a
+ * generator seeded `seed` (which then draws the triples), and Adam at lr. */
+static inline void lgcn_model_create(int64_t rows, int64_t dim, uint64_t seed, float lr,
+                                     mmrec_model **model, mmrec_tensor **ego, mmrec_rng **rng,
+                                     mmrec_optimizer **opt) {
+    CHECK(mmrec_model_create(model));
+    int64_t shape[2] = {rows, dim};
+    CHECK(mmrec_model_add_param(*model, "embedding", 2, shape, ego));
+    float *ego_data;
+    CHECK(mmrec_tensor_data(*ego, &ego_data));
+    CHECK(mmrec_rng_create(seed, rng));
+    CHECK(mmrec_rng_normal(*rng, 0.0f, 0.1f, ego_data, (size_t)(rows * dim)));
+    mmrec_optimizer_config oc;
+    CHECK(mmrec_optimizer_config_init(&oc));
+    oc.type = MMREC_OPT_ADAM;
+    oc.lr = lr;
+    CHECK(mmrec_optimizer_create(*model, &oc, opt));
+}
+
+/* The rate of epoch `epoch` (from 1) under cosine decay, lr (1 + cos(pi
+ * (epoch - 1) / epochs)) / 2; nothing to set at a constant rate. */
+static inline void lgcn_schedule(mmrec_optimizer *opt, const lgcn_options *o, int epoch) {
+    if (o->cosine)
+        CHECK(mmrec_optimizer_set_lr(
+            opt, 0,
+            o->lr * 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - 1) / (float)o->epochs))));
+}
+
+/* The line announcing early stopping, when there is any. */
+static inline void lgcn_describe_early_stop(const lgcn_data *d, const lgcn_options *o, int early) {
+    if (early)
+        printf("early stopping on %s Recall@20: every %d epochs, patience %d evaluations, at "
+               "most %d epochs\n",
+               d->valid_file, o->eval_every, o->patience, o->epochs);
 }
 
 /* ---- evaluation during and after training ---- */

@@ -34,7 +34,6 @@
  * (sampling, forward, backward, gradient exchange, Adam), wait_ms the
  * median wait for the slowest rank (a barrier before the exchange, for the
  * measurement) and exchange_ms the median mmrec_mpi_dp_average_grads(). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,45 +91,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1];
-    int epochs = 350, eval_every = 10, patience = 5, use_valid = 0, no_early_stop = 0;
-    int cosine = -1; /* -1: by the schedule */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = cores / local_ranks >= 1 ? (int)(cores / local_ranks) : 1;
-    size_t batch = 8192 / (size_t)ranks >= 1024 ? 8192 / (size_t)ranks : 1024;
-    float lr = 2e-2f;
-    uint64_t seed = 2020;
-    for (int a = 2; a < argc; a++) {
-        const char *v = a + 1 < argc ? argv[a + 1] : "";
-        if (strcmp(argv[a], "--epochs") == 0) epochs = atoi(v), a++;
-        else if (strcmp(argv[a], "--batch") == 0) batch = (size_t)atol(v), a++;
-        else if (strcmp(argv[a], "--lr") == 0) lr = (float)atof(v), a++;
-        else if (strcmp(argv[a], "--eval-every") == 0) eval_every = atoi(v), a++;
-        else if (strcmp(argv[a], "--patience") == 0) patience = atoi(v), a++;
-        else if (strcmp(argv[a], "--seed") == 0) seed = strtoull(v, NULL, 10), a++;
-        else if (strcmp(argv[a], "--threads") == 0) threads = atoi(v), a++;
-        else if (strcmp(argv[a], "--valid") == 0) use_valid = 1;
-        else if (strcmp(argv[a], "--no-early-stop") == 0) no_early_stop = 1;
-        else if (strcmp(argv[a], "--constant-lr") == 0) cosine = 0;
-        else if (strcmp(argv[a], "--cosine") == 0) cosine = 1;
-        else {
-            if (rank == 0) fprintf(stderr, "unknown option '%s'\n", argv[a]);
-            MPI_Finalize();
-            return 2;
-        }
-    }
-    if (epochs < 1 || batch < 1 || !(lr > 0) || eval_every < 1 || patience < 1 || threads < 1) {
-        if (rank == 0)
-            fprintf(stderr,
-                    "epochs, batch, lr, eval-every, patience and threads must be positive\n");
+    lgcn_options o = {.epochs = 350, .eval_every = 10, .patience = 5, .cosine = -1,
+                      .lr = 2e-2f, .seed = 2020};
+    o.threads = cores / local_ranks >= 1 ? (int)(cores / local_ranks) : 1;
+    o.batch = 8192 / (size_t)ranks >= 1024 ? 8192 / (size_t)ranks : 1024;
+    if (lgcn_parse_options(argc, argv, &o, NULL, rank == 0 ? stderr : NULL) != 0) {
         MPI_Finalize();
         return 2;
     }
-    CHECK(mmrec_set_num_threads(threads));
+    CHECK(mmrec_set_num_threads(o.threads));
 
     lgcn_data d;
-    lgcn_data_open(dir, use_valid, rank == 0 ? stderr : NULL, &d);
-    int early = d.valid != NULL && !no_early_stop;
-    if (cosine < 0) cosine = !early;
+    lgcn_data_open(dir, o.use_valid, rank == 0 ? stderr : NULL, &d);
+    int early = d.valid != NULL && !o.no_early_stop;
+    if (o.cosine < 0) o.cosine = !early;
+    size_t batch = o.batch;
     const char *split = d.report == d.valid ? "valid" : "test";
     int64_t U = d.num_users, I = d.num_items;
     size_t n_train = d.n_train, n_report;
@@ -157,58 +133,41 @@ int main(int argc, char **argv) {
         lgcn_data_describe(&d, stdout);
         printf("ranks=%d d=%d layers=%d batch=%zu per rank (%zu per step) lr=%g (%s) l2=%g "
                "epochs=%d seed=%llu threads=%d per rank\n",
-               ranks, DIM, LAYERS, batch, batch * (size_t)ranks, (double)lr,
-               cosine ? "cosine decay" : "constant", (double)L2, epochs,
-               (unsigned long long)seed, mmrec_get_num_threads());
-        if (early)
-            printf("early stopping on %s Recall@20: every %d epochs, patience %d evaluations, "
-                   "at most %d epochs\n",
-                   d.valid_file, eval_every, patience, epochs);
+               ranks, DIM, LAYERS, batch, batch * (size_t)ranks, (double)o.lr,
+               o.cosine ? "cosine decay" : "constant", (double)L2, o.epochs,
+               (unsigned long long)o.seed, mmrec_get_num_threads());
+        lgcn_describe_early_stop(&d, &o, early);
     }
 
     mmrec_model *model;
-    CHECK(mmrec_model_create(&model));
-    int64_t shape[2] = {U + I, DIM};
     mmrec_tensor *ego;
-    CHECK(mmrec_model_add_param(model, "embedding", 2, shape, &ego));
-    float *ego_data;
-    CHECK(mmrec_tensor_data(ego, &ego_data));
     mmrec_rng *rng;
-    CHECK(mmrec_rng_create(seed, &rng));
-    CHECK(mmrec_rng_normal(rng, 0.0f, 0.1f, ego_data, (size_t)((U + I) * DIM)));
+    mmrec_optimizer *opt;
+    lgcn_model_create(U + I, DIM, o.seed, o.lr, &model, &ego, &rng, &opt);
     /* rank 0 samples on from there (as examples/lightgcn does), the others
      * from their own seeds */
-    if (rank > 0) CHECK(mmrec_rng_seed(rng, seed + 0x9e3779b97f4a7c15ull * (uint64_t)rank));
-    mmrec_optimizer_config oc;
-    CHECK(mmrec_optimizer_config_init(&oc));
-    oc.type = MMREC_OPT_ADAM;
-    oc.lr = lr;
-    mmrec_optimizer *opt;
-    CHECK(mmrec_optimizer_create(model, &oc, &opt));
+    if (rank > 0) CHECK(mmrec_rng_seed(rng, o.seed + 0x9e3779b97f4a7c15ull * (uint64_t)rank));
     mmrec_tape *tape;
     CHECK(mmrec_tape_create(&tape));
     mmrec_mpi_dp *dp;
     CHECK_MPI(mmrec_mpi_dp_create(model, MPI_COMM_WORLD, &dp));
     CHECK_MPI(mmrec_mpi_dp_broadcast_params(dp));
     early_stop es, *selection = NULL; /* rank 0's; NULL: a fixed schedule */
-    if (rank == 0 && early) early_stop_init(selection = &es, model, patience);
+    if (rank == 0 && early) early_stop_init(selection = &es, model, o.patience);
     lgcn_run run = {model, tape, g, ego, LAYERS, DIM};
 
     int64_t *ids = xmalloc(3 * batch * sizeof *ids);
     size_t steps = (n_train + batch * (size_t)ranks - 1) / (batch * (size_t)ranks);
-    double *step_s = xmalloc((size_t)epochs * steps * sizeof *step_s);
-    double *sync_s = xmalloc((size_t)epochs * steps * sizeof *sync_s);
-    double *wait_s = xmalloc((size_t)epochs * steps * sizeof *wait_s);
+    double *step_s = xmalloc((size_t)o.epochs * steps * sizeof *step_s);
+    double *sync_s = xmalloc((size_t)o.epochs * steps * sizeof *sync_s);
+    double *wait_s = xmalloc((size_t)o.epochs * steps * sizeof *wait_s);
     size_t n_timed = 0;
     double t_start = now(), recall = 0, ndcg = 0;
     int epoch = 0, stop = 0;
-    while (epoch < epochs && !stop) {
+    while (epoch < o.epochs && !stop) {
         epoch++;
         double t0 = now(), loss_sum = 0;
-        if (cosine) /* lr * (1 + cos(pi t / T)) / 2 over the epochs */
-            CHECK(mmrec_optimizer_set_lr(
-                opt, 0,
-                lr * 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - 1) / (float)epochs))));
+        lgcn_schedule(opt, &o, epoch);
         for (size_t s = 0; s < steps; s++) {
             double ts = now();
             sample(&mine, &all, U, I, rng, batch, ids);
@@ -252,7 +211,7 @@ int main(int argc, char **argv) {
                     epoch, steps, total_loss / (double)(steps * (size_t)ranks), now() - t0,
                     (double)dense_bytes / 1e6, sparse_rows);
         }
-        if (rank == 0 && (epoch % eval_every == 0 || epoch == epochs))
+        if (rank == 0 && (epoch % o.eval_every == 0 || epoch == o.epochs))
             stop = lgcn_eval_epoch(&d, &run, selection, epoch,
                                    total_loss / (double)(steps * (size_t)ranks), t_start, &recall,
                                    &ndcg);
