@@ -507,7 +507,7 @@ fuzz: $(FUZZ_BINS)
 	    grep -h '^#[0-9].*\(DONE\|pulse\|NEW\|REDUCE\)' build/fuzz/$$n.log | tail -n 1; \
 	done
 
-build/fuzz/fuzz_corpus: tests/fuzz/fuzz_corpus.c $(STATIC)
+build/fuzz/fuzz_corpus: tests/fuzz/fuzz_corpus.c tests/fuzz/fuzz_model.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 

@@ -6,6 +6,7 @@
  * with its status), every failure comes with a message, and nothing
  * crashes or leaks (make test-asan replays them with exact-size reads). */
 #include "mt.h"
+#include "fuzz/fuzz_model.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -16,12 +17,8 @@ MT_SUITE(fuzz_corpus_suite)
 /* ---- one parser per harness; each returns the status of the parse ---- */
 
 static mmrec_status mt_fz_checkpoint(const char *path) {
-    static const int64_t w_shape[2] = {2, 3}, b_shape[1] = {3}, e_shape[2] = {4, 2};
     mmrec_model *m;
-    MT_OK(mmrec_model_create(&m));
-    MT_OK(mmrec_model_add_param(m, "layer.weight", 2, w_shape, NULL));
-    MT_OK(mmrec_model_add_param(m, "layer.bias", 1, b_shape, NULL));
-    MT_OK(mmrec_model_add_param(m, "emb.weight", 2, e_shape, NULL));
+    MT_OK(fuzz_checkpoint_model(&m));
     mmrec_optimizer_config cfg;
     MT_OK(mmrec_optimizer_config_init(&cfg));
     mmrec_optimizer *opt;

@@ -4,20 +4,14 @@
  * (the parameters and the step count are compared with copies taken
  * before); after a successful one the optimizer takes a step. Seeds: tests/fuzz/corpus/checkpoint (make fuzz-corpus). */
 #include "fuzz_common.h"
-
-#define FUZZ_CKPT_PARAMS (2 * 3 + 3 + 4 * 2)
+#include "fuzz_model.h"
 
 static mmrec_model *model;
 static mmrec_optimizer *opt;
 static fuzz_file file;
 
-/* The model the seeds are written from: fuzz_corpus.c builds the same. */
 static void fuzz_setup(void) {
-    static const int64_t w_shape[2] = {2, 3}, b_shape[1] = {3}, e_shape[2] = {4, 2};
-    FUZZ_MUST(mmrec_model_create(&model));
-    FUZZ_MUST(mmrec_model_add_param(model, "layer.weight", 2, w_shape, NULL));
-    FUZZ_MUST(mmrec_model_add_param(model, "layer.bias", 1, b_shape, NULL));
-    FUZZ_MUST(mmrec_model_add_param(model, "emb.weight", 2, e_shape, NULL));
+    FUZZ_MUST(fuzz_checkpoint_model(&model));
     mmrec_optimizer_config cfg;
     FUZZ_MUST(mmrec_optimizer_config_init(&cfg));
     FUZZ_MUST(mmrec_optimizer_create(model, &cfg, &opt));

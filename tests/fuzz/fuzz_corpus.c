@@ -16,6 +16,8 @@
 
 #include "mmrec/mmrec.h"
 
+#include "fuzz_model.h"
+
 static const char *root;
 
 #define CHECK(call)                                                                      \
@@ -107,15 +109,11 @@ static void adopt(const char *harness, const char *tmp, const char *name, size_t
 /* ---- checkpoint: the model of fuzz_checkpoint.c ---- */
 
 static void corpus_checkpoint(void) {
-    static const int64_t w_shape[2] = {2, 3}, b_shape[1] = {3}, e_shape[2] = {4, 2};
     mmrec_model *m;
-    CHECK(mmrec_model_create(&m));
-    CHECK(mmrec_model_add_param(m, "layer.weight", 2, w_shape, NULL));
-    CHECK(mmrec_model_add_param(m, "layer.bias", 1, b_shape, NULL));
-    CHECK(mmrec_model_add_param(m, "emb.weight", 2, e_shape, NULL));
-    float values[17];
-    for (int i = 0; i < 17; i++) values[i] = (float)(i - 8) * 0.125f;
-    CHECK(mmrec_model_import_params(m, values, 17));
+    CHECK(fuzz_checkpoint_model(&m));
+    float values[FUZZ_CKPT_PARAMS];
+    for (int i = 0; i < FUZZ_CKPT_PARAMS; i++) values[i] = (float)(i - 8) * 0.125f;
+    CHECK(mmrec_model_import_params(m, values, FUZZ_CKPT_PARAMS));
     char tmp[1024];
     path_of(tmp, sizeof tmp, "checkpoint", "tmp");
     CHECK(mmrec_model_save(m, tmp));
@@ -125,8 +123,8 @@ static void corpus_checkpoint(void) {
     CHECK(mmrec_optimizer_config_init(&cfg));
     mmrec_optimizer *opt;
     CHECK(mmrec_optimizer_create(m, &cfg, &opt));
-    for (int i = 0; i < 17; i++) values[i] = (float)(i % 5) * 0.5f - 1.0f;
-    CHECK(mmrec_model_import_grads(m, values, 17));
+    for (int i = 0; i < FUZZ_CKPT_PARAMS; i++) values[i] = (float)(i % 5) * 0.5f - 1.0f;
+    CHECK(mmrec_model_import_grads(m, values, FUZZ_CKPT_PARAMS));
     CHECK(mmrec_optimizer_step(opt));
     CHECK(mmrec_checkpoint_save(m, opt, tmp));
     adopt("checkpoint", tmp, "adam-step1", 16, 1);
@@ -136,7 +134,7 @@ static void corpus_checkpoint(void) {
     cfg.type = MMREC_OPT_SGD;
     cfg.momentum = 0.9f;
     CHECK(mmrec_optimizer_create(m, &cfg, &opt));
-    CHECK(mmrec_model_import_grads(m, values, 17));
+    CHECK(mmrec_model_import_grads(m, values, FUZZ_CKPT_PARAMS));
     CHECK(mmrec_optimizer_step(opt));
     CHECK(mmrec_checkpoint_save(m, opt, tmp));
     adopt("checkpoint", tmp, "sgd-step1", 16, 0);
