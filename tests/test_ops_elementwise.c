@@ -300,6 +300,47 @@ START_TEST(test_fastmath_accuracy) {
 }
 END_TEST
 
+/* The erf GELU past the normal tails: Phi saturates to exactly 0 or 1
+ * (torch's erf saturates as well), so y is x or 0 and dx is dy or 0, and
+ * nothing along the way is subnormal (subnormal arithmetic is a microcode
+ * assist per vector on x86). Up to the cut the tail keeps its accuracy. */
+START_TEST(test_gelu_tails_saturate) {
+    enum { N = 64 };
+    float x[N], ones[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (i % 2 ? 1.0f : -1.0f) * (12.8f + 0.5f * (float)i);
+        ones[i] = 1.0f;
+    }
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    int64_t s[1] = {N};
+    mmrec_tensor *t = mt_tape_tensor(tape, 1, s, x, MMREC_TENSOR_REQUIRES_GRAD), *y;
+    MT_OK(mmrec_gelu(tape, t, MMREC_GELU_ERF, &y));
+    const float *d, *g;
+    MT_OK(mmrec_tensor_data_const(y, &d));
+    MT_OK(mmrec_tape_backward_from(tape, y, ones));
+    MT_OK(mmrec_tensor_grad(t, &g));
+    for (int i = 0; i < N; i++) {
+        float want = x[i] > 0 ? x[i] : 0.0f, dwant = x[i] > 0 ? 1.0f : 0.0f;
+        ck_assert_msg(d[i] == want && g[i] == dwant, "gelu(%g) = %g, dx %g", (double)x[i],
+                      (double)d[i], (double)g[i]);
+    }
+    for (float v = -40.0f; v <= 40.0f; v += 1e-3f) {
+        float c = mmrec__normal_cdf(v), p = mmrec__normal_pdf(v);
+        ck_assert_msg(fpclassify(c) != FP_SUBNORMAL && fpclassify(p) != FP_SUBNORMAL &&
+                          fpclassify(v * c) != FP_SUBNORMAL,
+                      "subnormal at x = %g: cdf %g, pdf %g", (double)v, (double)c, (double)p);
+        double want = exp(-0.5 * (double)v * (double)v) / sqrt(2 * 3.14159265358979323846);
+        if (fabsf(v) < 12.72f)
+            ck_assert_msg(fabs(p - want) <= (1e-6 + 1e-7 * v * v) * want, "pdf(%g)", (double)v);
+        else if (fabsf(v) > 12.73f)
+            ck_assert_msg(p == 0.0f && (c == 0.0f || c == 1.0f), "tail at %g", (double)v);
+    }
+    ck_assert(mmrec__normal_cdf(-12.7f) > 0.0f && mmrec__normal_cdf(-12.8f) == 0.0f);
+    mmrec_tape_destroy(tape);
+}
+END_TEST
+
 /* ---- softmax ---- */
 
 typedef struct mt_sm {
@@ -561,6 +602,7 @@ static Suite *ops_elementwise_suite(void) {
     tcase_add_test(tc, test_activation_gradcheck);
     tcase_add_test(tc, test_activations_propagate_nan);
     tcase_add_test(tc, test_fastmath_accuracy);
+    tcase_add_test(tc, test_gelu_tails_saturate);
     tcase_add_test(tc, test_softmax_values_and_mask);
     tcase_add_test(tc, test_softmax_gradcheck);
     tcase_add_test(tc, test_softmax_nan_row_is_nan);

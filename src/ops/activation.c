@@ -5,7 +5,6 @@
 
 #include <math.h>
 
-#define MMREC__INV_SQRT_2PI 0.39894228040143267794f
 #define MMREC__SQRT_2_OVER_PI 0.79788456080286535588f
 #define MMREC__GELU_C 0.044715f
 
@@ -43,7 +42,7 @@ void mmrec__act_backward(mmrec__act act, const float *x, const float *y, const f
     case MMREC__ACT_GELU_ERF: /* Phi(x) + x phi(x) */
         for (size_t i = 0; i < n; i++) {
             float v = x[i];
-            float pdf = MMREC__INV_SQRT_2PI * mmrec__exp(-0.5f * v * v);
+            float pdf = mmrec__normal_pdf(v);
             dx[i] += dy[i] * (mmrec__normal_cdf(v) + v * pdf);
         }
         break;
@@ -84,7 +83,7 @@ static void mmrec__gelu_backward_kept(const float *restrict x, const float *rest
                                       const float *restrict dy, float *restrict dx, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        float pdf = MMREC__INV_SQRT_2PI * mmrec__exp(-0.5f * v * v);
+        float pdf = mmrec__normal_pdf(v);
         dx[i] += dy[i] * (cdf[i] + v * pdf);
     }
 }
