@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/fastmath.h"
 
@@ -74,25 +75,29 @@ START_TEST(test_arith_large_same_shape) {
             else if (op == 1) MT_OK(mmrec_sub(tape, ta, tb, &y));
             else MT_OK(mmrec_mul(tape, ta, tb, &y));
             MT_OK(mmrec_tensor_copy_to(y, got, N));
-            for (size_t i = 0; i < N; i++) {
+            size_t bad = N; /* the first wrong element (one assertion per check) */
+            for (size_t i = N; i-- > 0;) {
                 float bi = op == 3 ? a[i] : b[i];
                 float want = op == 0 ? a[i] + bi : op == 1 ? a[i] - bi : a[i] * bi;
-                ck_assert_msg(got[i] == want, "op %d, %d threads: y[%zu]", op, threads, i);
+                if (got[i] != want) bad = i;
             }
+            ck_assert_msg(bad == N, "op %d, %d threads: y[%zu]", op, threads, bad);
             MT_OK(mmrec_tape_backward_from(tape, y, dy));
             const float *g;
             MT_OK(mmrec_tensor_grad(ta, &g));
-            for (size_t i = 0; i < N; i++) {
+            for (size_t i = N; i-- > 0;) {
                 float want = op == 3 ? 0.0f + dy[i] * a[i] + dy[i] * a[i]
                              : op == 2 ? dy[i] * b[i] : dy[i];
-                ck_assert_msg(g[i] == want, "op %d, %d threads: da[%zu]", op, threads, i);
+                if (g[i] != want) bad = i;
             }
+            ck_assert_msg(bad == N, "op %d, %d threads: da[%zu]", op, threads, bad);
             if (op < 3) {
                 MT_OK(mmrec_tensor_grad(tb, &g));
-                for (size_t i = 0; i < N; i++) {
+                for (size_t i = N; i-- > 0;) {
                     float want = op == 0 ? dy[i] : op == 1 ? -dy[i] : dy[i] * a[i];
-                    ck_assert_msg(g[i] == want, "op %d, %d threads: db[%zu]", op, threads, i);
+                    if (g[i] != want) bad = i;
                 }
+                ck_assert_msg(bad == N, "op %d, %d threads: db[%zu]", op, threads, bad);
             }
             mmrec_tape_destroy(tape);
         }
@@ -102,6 +107,76 @@ START_TEST(test_arith_large_same_shape) {
     free(b);
     free(dy);
     free(got);
+}
+END_TEST
+
+/* Broadcasting operands large enough to split over the pool: the output
+ * and the full-size operand's gradient are split by runs, the broadcast
+ * operand's gradient is summed on one thread in output order. Every value
+ * equals the plain loop's, at 1 and 2 threads; the operands swap places. */
+START_TEST(test_arith_large_broadcast) {
+    enum { R = 300, T = 7, C = 64, N = R * T * C };
+    static const int64_t small_shapes[3][3] = {{1, T, C}, {R, 1, C}, {R, T, 1}};
+    float *a = malloc(N * sizeof *a), *dy = malloc(N * sizeof *dy), *got = malloc(N * sizeof *got);
+    float *b = malloc(R * T * C * sizeof *b), *want = malloc(N * sizeof *want);
+    ck_assert(a && dy && got && b && want);
+    mt_fill_uniform(a, N, -2, 2, 91);
+    mt_fill_uniform(b, R * T * C, -2, 2, 92);
+    mt_fill_uniform(dy, N, -1, 1, 93);
+    int64_t big[3] = {R, T, C};
+    mmrec_tape *tape;
+    MT_OK(mmrec_tape_create(&tape));
+    for (int threads = 1; threads <= 2; threads++) {
+        MT_OK(mmrec_set_num_threads(threads));
+        for (int sh = 0; sh < 3; sh++)
+            for (int op = 0; op < 3; op++)
+                for (int swap = 0; swap < 2; swap++) {
+                    const int64_t *ss = small_shapes[sh];
+                    size_t nb = (size_t)(ss[0] * ss[1] * ss[2]);
+                    mmrec_tensor *ta = mt_tape_tensor(tape, 3, big, a, MMREC_TENSOR_REQUIRES_GRAD);
+                    mmrec_tensor *tb = mt_tape_tensor(tape, sh == 0 ? 2 : 3, sh == 0 ? ss + 1 : ss,
+                                                      b, MMREC_TENSOR_REQUIRES_GRAD);
+                    mmrec_tensor *l = swap ? tb : ta, *r = swap ? ta : tb, *y;
+                    if (op == 0) MT_OK(mmrec_add(tape, l, r, &y));
+                    else if (op == 1) MT_OK(mmrec_sub(tape, l, r, &y));
+                    else MT_OK(mmrec_mul(tape, l, r, &y));
+                    MT_OK(mmrec_tensor_copy_to(y, got, N));
+                    /* the plain loops: y, da, and db summed in output order */
+                    float *db = calloc(nb, sizeof *db);
+                    ck_assert(db != NULL);
+                    size_t bad = N;
+                    for (size_t i = 0; i < N; i++) {
+                        size_t t = i / C % T, c = i % C, o = i / (T * C);
+                        size_t j = sh == 0 ? t * C + c : sh == 1 ? o * C + c : o * T + t;
+                        float x = swap ? b[j] : a[i], z = swap ? a[i] : b[j];
+                        float v = op == 0 ? x + z : op == 1 ? x - z : x * z;
+                        if (got[i] != v && bad == N) bad = i;
+                        float gb = op == 2 ? dy[i] * a[i] : (op == 1 && !swap) ? -dy[i] : dy[i];
+                        float ga = op == 2 ? dy[i] * b[j] : (op == 1 && swap) ? -dy[i] : dy[i];
+                        want[i] = 0.0f + ga;
+                        db[j] += gb;
+                    }
+                    ck_assert_msg(bad == N, "shape %d op %d swap %d, %d threads: y[%zu]", sh,
+                                  op, swap, threads, bad);
+                    MT_OK(mmrec_tape_backward_from(tape, y, dy));
+                    const float *g;
+                    MT_OK(mmrec_tensor_grad(ta, &g));
+                    ck_assert_msg(memcmp(g, want, N * sizeof *g) == 0,
+                                  "shape %d op %d swap %d, %d threads: da", sh, op, swap, threads);
+                    MT_OK(mmrec_tensor_grad(tb, &g));
+                    ck_assert_msg(memcmp(g, db, nb * sizeof *g) == 0,
+                                  "shape %d op %d swap %d, %d threads: db", sh, op, swap, threads);
+                    free(db);
+                    mmrec_tape_reset(tape);
+                }
+    }
+    mmrec_tape_destroy(tape);
+    MT_OK(mmrec_set_num_threads(2));
+    free(a);
+    free(b);
+    free(dy);
+    free(got);
+    free(want);
 }
 END_TEST
 
@@ -596,6 +671,7 @@ static Suite *ops_elementwise_suite(void) {
     tcase_add_test(tc, test_arith_broadcast_values);
     tcase_add_test(tc, test_arith_gradcheck);
     tcase_add_test(tc, test_arith_large_same_shape);
+    tcase_add_test(tc, test_arith_large_broadcast);
     tcase_add_test(tc, test_arith_bad_input);
     tcase_add_test(tc, test_scale);
     tcase_add_test(tc, test_activation_values);

@@ -3,6 +3,8 @@
 #include "mt.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "model/model_internal.h"
 
@@ -284,6 +286,78 @@ START_TEST(test_gather_rows_sparse_touch) {
 }
 END_TEST
 
+/* Reductions' backward, L2 normalization and row gather are split over
+ * the pool when large: every value and gradient is the same at 1 and 2
+ * threads, and the copies and broadcast gradients equal the plain loop's. */
+START_TEST(test_split_ops_same_bits_any_thread_count) {
+    enum { R = 3000, D = 64, N = R * D, TABLE = 5000 };
+    float *x = malloc(N * sizeof *x), *dy = malloc(N * sizeof *dy);
+    float *table = malloc((size_t)TABLE * D * sizeof *table);
+    float *got[2][4];
+    int64_t *ids = malloc(R * sizeof *ids);
+    ck_assert(x && dy && table && ids);
+    mt_fill_uniform(x, N, -2, 2, 101);
+    mt_fill_uniform(dy, N, -1, 1, 102);
+    mt_fill_uniform(table, (size_t)TABLE * D, -1, 1, 103);
+    for (size_t i = 0; i < R; i++) ids[i] = (int64_t)((i * 7919) % TABLE);
+    int64_t shape[2] = {R, D}, shape3[3] = {R / 10, 10, D}, tshape[2] = {TABLE, D};
+    for (int threads = 1; threads <= 2; threads++) {
+        MT_OK(mmrec_set_num_threads(threads));
+        for (int k = 0; k < 4; k++) got[threads - 1][k] = malloc(N * sizeof(float));
+        float **out = got[threads - 1];
+        mmrec_tape *tape;
+        MT_OK(mmrec_tape_create(&tape));
+        /* l2_normalize: y and dx */
+        mmrec_tensor *t = mt_tape_tensor(tape, 2, shape, x, MMREC_TENSOR_REQUIRES_GRAD), *y;
+        MT_OK(mmrec_l2_normalize(tape, t, 1e-12f, &y));
+        MT_OK(mmrec_tensor_copy_to(y, out[0], N));
+        MT_OK(mmrec_tape_backward_from(tape, y, dy));
+        const float *g;
+        MT_OK(mmrec_tensor_grad(t, &g));
+        memcpy(out[1], g, N * sizeof *g);
+        mmrec_tape_reset(tape);
+        /* sum over the middle axis and mean over everything: dx is dy broadcast */
+        t = mt_tape_tensor(tape, 3, shape3, x, MMREC_TENSOR_REQUIRES_GRAD);
+        MT_OK(mmrec_sum(tape, t, 1, &y));
+        MT_OK(mmrec_tape_backward_from(tape, y, dy));
+        MT_OK(mmrec_tensor_grad(t, &g));
+        memcpy(out[2], g, N * sizeof *g);
+        size_t bad = N;
+        for (size_t i = N; i-- > 0;)
+            if (g[i] != 0.0f + dy[i / (10 * D) * D + i % D]) bad = i;
+        ck_assert_msg(bad == N, "%d threads: sum backward at %zu", threads, bad);
+        mmrec_tape_reset(tape);
+        t = mt_tape_tensor(tape, 2, shape, x, MMREC_TENSOR_REQUIRES_GRAD);
+        MT_OK(mmrec_mean(tape, t, MMREC_AXIS_ALL, &y));
+        MT_OK(mmrec_tape_backward(tape, y));
+        MT_OK(mmrec_tensor_grad(t, &g));
+        for (size_t i = N; i-- > 0;)
+            if (g[i] != 1.0f / (float)N) bad = i;
+        ck_assert_msg(bad == N, "%d threads: mean backward at %zu", threads, bad);
+        mmrec_tape_reset(tape);
+        /* gather_rows: the table's rows, in order */
+        t = mt_tape_tensor(tape, 2, tshape, table, 0);
+        MT_OK(mmrec_gather_rows(tape, t, ids, R, &y));
+        MT_OK(mmrec_tensor_copy_to(y, out[3], N));
+        for (size_t i = 0; i < R; i++)
+            if (memcmp(out[3] + i * D, table + (size_t)ids[i] * D, D * sizeof(float)) != 0 &&
+                bad == N)
+                bad = i;
+        ck_assert_msg(bad == N, "%d threads: gathered row %zu", threads, bad);
+        mmrec_tape_destroy(tape);
+    }
+    for (int k = 0; k < 4; k++)
+        ck_assert_msg(memcmp(got[0][k], got[1][k], N * sizeof(float)) == 0, "output %d", k);
+    MT_OK(mmrec_set_num_threads(2));
+    for (int th = 0; th < 2; th++)
+        for (int k = 0; k < 4; k++) free(got[th][k]);
+    free(x);
+    free(dy);
+    free(table);
+    free(ids);
+}
+END_TEST
+
 static Suite *ops_shape_suite(void) {
     Suite *s = suite_create("ops_shape");
     TCase *tc = tcase_create("ops");
@@ -293,6 +367,7 @@ static Suite *ops_shape_suite(void) {
     tcase_add_test(tc, test_normalize);
     tcase_add_test(tc, test_gather_rows);
     tcase_add_test(tc, test_gather_rows_sparse_touch);
+    tcase_add_test(tc, test_split_ops_same_bits_any_thread_count);
     suite_add_tcase(s, tc);
     return s;
 }

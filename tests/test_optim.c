@@ -224,17 +224,19 @@ START_TEST(test_large_parameter_same_update_any_thread_count) {
             }
             MT_OK(mmrec_optimizer_last_grad_norm(o, &norm[threads - 1]));
             /* the step leaves the gradient zeroed, however it did it */
-            MT_OK(mmrec_model_export_grads(m, got[threads - 1], BIG));
-            for (size_t i = 0; i < BIG; i++)
-                ck_assert_msg(got[threads - 1][i] == 0.0f, "type %d: gradient %zu is %g",
-                              (int)kinds[k].type, i, (double)got[threads - 1][i]);
-            MT_OK(mmrec_tensor_copy_to(w, got[threads - 1], BIG));
+            /* the first wrong element, one assertion per check */
+            float *gt = got[threads - 1];
+            size_t bad = 0;
+            MT_OK(mmrec_model_export_grads(m, gt, BIG));
+            while (bad < BIG && gt[bad] == 0.0f) bad++;
+            ck_assert_msg(bad == BIG, "type %d: gradient %zu is %g", (int)kinds[k].type, bad,
+                          (double)gt[bad % BIG]);
+            MT_OK(mmrec_tensor_copy_to(w, gt, BIG));
             MT_OK(mmrec_tensor_copy_to(ws, small, MT_N));
-            for (size_t i = 0; i < BIG; i++)
-                ck_assert_msg(got[threads - 1][i] == small[i % MT_N],
-                              "type %d, %d threads: element %zu is %.9g, expected %.9g",
-                              (int)kinds[k].type, threads, i, (double)got[threads - 1][i],
-                              (double)small[i % MT_N]);
+            for (bad = 0; bad < BIG && gt[bad] == small[bad % MT_N];) bad++;
+            ck_assert_msg(bad == BIG, "type %d, %d threads: element %zu is %.9g, expected %.9g",
+                          (int)kinds[k].type, threads, bad, (double)gt[bad % BIG],
+                          (double)small[bad % MT_N]);
             mmrec_optimizer_destroy(o);
             mmrec_optimizer_destroy(os);
             mmrec_model_destroy(m);
@@ -247,6 +249,81 @@ START_TEST(test_large_parameter_same_update_any_thread_count) {
     free(grads);
     free(got[0]);
     free(got[1]);
+}
+END_TEST
+
+/* Small dense parameters are updated whole, several at once over the
+ * pool: each of 40 (1 to 3,901 elements, 78,430 in all) ends where it
+ * does alone in a model of its own, at 1 and 2 threads, for every kind. */
+START_TEST(test_small_parameters_updated_once_each_over_the_pool) {
+    enum { P = 40 };
+    static const mmrec_optimizer_type types[] = {MMREC_OPT_SGD, MMREC_OPT_ADAM, MMREC_OPT_ADAMW,
+                                                 MMREC_OPT_ADAGRAD};
+    int64_t size[P];
+    size_t total = 0;
+    for (int k = 0; k < P; k++) total += (size_t)(size[k] = 1 + (k * 97) % 3901 + (k == 7) * 3800);
+    float *init = malloc(total * sizeof *init), *grads = malloc(3 * total * sizeof *grads);
+    float *got = malloc(total * sizeof *got), *alone = malloc(total * sizeof *alone);
+    ck_assert(init && grads && got && alone);
+    mt_fill_uniform(init, total, -1, 1, 81);
+    mt_fill_uniform(grads, 3 * total, -1, 1, 82);
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        /* each parameter alone, one thread */
+        MT_OK(mmrec_set_num_threads(1));
+        size_t off = 0;
+        for (int k = 0; k < P; k++) {
+            mmrec_tensor *w;
+            mmrec_model *m = mt_model_1(init + off, size[k], &w);
+            mmrec_optimizer *o = mt_opt(m, types[t], 0.05f);
+            for (int step = 0; step < 3; step++) {
+                float *g = malloc((size_t)size[k] * sizeof *g);
+                ck_assert(g != NULL);
+                memcpy(g, grads + (size_t)step * total + off, (size_t)size[k] * sizeof *g);
+                MT_OK(mmrec_model_import_grads(m, g, (size_t)size[k]));
+                free(g);
+                MT_OK(mmrec_optimizer_step(o));
+            }
+            MT_OK(mmrec_tensor_copy_to(w, alone + off, (size_t)size[k]));
+            mmrec_optimizer_destroy(o);
+            mmrec_model_destroy(m);
+            off += (size_t)size[k];
+        }
+        for (int threads = 1; threads <= 2; threads++) {
+            MT_OK(mmrec_set_num_threads(threads));
+            mmrec_model *m;
+            MT_OK(mmrec_model_create(&m));
+            off = 0;
+            for (int k = 0; k < P; k++) {
+                char name[16];
+                snprintf(name, sizeof name, "p%d", k);
+                mmrec_tensor *w;
+                MT_OK(mmrec_model_add_param(m, name, 1, &size[k], &w));
+                MT_OK(mmrec_tensor_copy_from(w, init + off, (size_t)size[k]));
+                off += (size_t)size[k];
+            }
+            mmrec_optimizer *o = mt_opt(m, types[t], 0.05f);
+            for (int step = 0; step < 3; step++) {
+                MT_OK(mmrec_model_import_grads(m, grads + (size_t)step * total, total));
+                MT_OK(mmrec_optimizer_step(o));
+            }
+            MT_OK(mmrec_model_export_params(m, got, total));
+            size_t bad = 0;
+            while (bad < total && got[bad] == alone[bad]) bad++;
+            ck_assert_msg(bad == total, "type %d, %d threads: element %zu is %.9g, %.9g alone",
+                          (int)types[t], threads, bad, (double)got[bad % total],
+                          (double)alone[bad % total]);
+            MT_OK(mmrec_model_export_grads(m, got, total));
+            for (bad = 0; bad < total && got[bad] == 0.0f;) bad++;
+            ck_assert_msg(bad == total, "gradient %zu not zeroed", bad);
+            mmrec_optimizer_destroy(o);
+            mmrec_model_destroy(m);
+        }
+    }
+    MT_OK(mmrec_set_num_threads(2));
+    free(init);
+    free(grads);
+    free(got);
+    free(alone);
 }
 END_TEST
 
@@ -526,46 +603,59 @@ START_TEST(test_sparse_rows_only_touched_rows_and_state_change) {
 }
 END_TEST
 
+/* Every row of a row-sparse table touched: the same updates as a dense
+ * table, for a small table and for one whose rows are split over the pool
+ * (1,200 x 64), at 1 and 2 threads. */
 START_TEST(test_sparse_all_rows_touched_equals_dense) {
     mmrec_optimizer_type types[4] = {MMREC_OPT_SGD, MMREC_OPT_ADAM, MMREC_OPT_ADAMW,
                                      MMREC_OPT_ADAGRAD};
-    for (int k = 0; k < 4; k++) {
-        mmrec_model *ms, *md;
-        MT_OK(mmrec_model_create(&ms));
-        MT_OK(mmrec_model_create(&md));
-        int64_t shape[2] = {6, 3};
-        mmrec_tensor *ts, *td;
-        MT_OK(mmrec__model_add_param(ms, "t", NULL, "table", 2, shape, true, &ts));
-        MT_OK(mmrec_model_add_param(md, "table", 2, shape, &td));
-        float init[18];
-        mt_fill_uniform(init, 18, -1, 1, 6);
-        MT_OK(mmrec_tensor_copy_from(ts, init, 18));
-        MT_OK(mmrec_tensor_copy_from(td, init, 18));
-        mmrec_optimizer_config cfg;
-        MT_OK(mmrec_optimizer_config_init(&cfg));
-        cfg.type = types[k];
-        cfg.lr = 0.05f;
-        cfg.momentum = 0.9f;
-        cfg.nesterov = 1;
-        cfg.weight_decay = 0.01f;
-        cfg.initial_accumulator = 0.1f;
-        mmrec_optimizer *os, *od;
-        MT_OK(mmrec_optimizer_create(ms, &cfg, &os));
-        MT_OK(mmrec_optimizer_create(md, &cfg, &od));
-        for (int step = 0; step < 4; step++) {
-            for (int r = 5; r >= 0; r--) {
-                mt_touch(ts, r, 0.1f * (float)(r + step) - 0.3f);
-                mt_touch(td, r, 0.1f * (float)(r + step) - 0.3f);
+    static const int64_t shapes[2][2] = {{6, 3}, {1200, 64}};
+    for (int k = 0; k < 4; k++)
+        for (int sh = 0; sh < 2; sh++)
+            for (int threads = 1; threads <= 2; threads++) {
+                MT_OK(mmrec_set_num_threads(threads));
+                mmrec_model *ms, *md;
+                MT_OK(mmrec_model_create(&ms));
+                MT_OK(mmrec_model_create(&md));
+                const int64_t *shape = shapes[sh];
+                size_t n = (size_t)(shape[0] * shape[1]);
+                mmrec_tensor *ts, *td;
+                MT_OK(mmrec__model_add_param(ms, "t", NULL, "table", 2, shape, true, &ts));
+                MT_OK(mmrec_model_add_param(md, "table", 2, shape, &td));
+                float *init = malloc(n * sizeof *init);
+                ck_assert(init != NULL);
+                mt_fill_uniform(init, n, -1, 1, 6);
+                MT_OK(mmrec_tensor_copy_from(ts, init, n));
+                MT_OK(mmrec_tensor_copy_from(td, init, n));
+                free(init);
+                mmrec_optimizer_config cfg;
+                MT_OK(mmrec_optimizer_config_init(&cfg));
+                cfg.type = types[k];
+                cfg.lr = 0.05f;
+                cfg.momentum = 0.9f;
+                cfg.nesterov = 1;
+                cfg.weight_decay = 0.01f;
+                cfg.initial_accumulator = 0.1f;
+                mmrec_optimizer *os, *od;
+                MT_OK(mmrec_optimizer_create(ms, &cfg, &os));
+                MT_OK(mmrec_optimizer_create(md, &cfg, &od));
+                for (int step = 0; step < 4; step++) {
+                    for (int64_t r = shape[0] - 1; r >= 0; r--) {
+                        float v = 0.1f * (float)(r % 6 + step) - 0.3f;
+                        mt_touch(ts, r, v);
+                        mt_touch(td, r, v);
+                    }
+                    MT_OK(mmrec_optimizer_step(os));
+                    MT_OK(mmrec_optimizer_step(od));
+                }
+                ck_assert_msg(memcmp(ts->data, td->data, n * sizeof(float)) == 0,
+                              "type %d, %lld rows, %d threads", k, (long long)shape[0], threads);
+                mmrec_optimizer_destroy(os);
+                mmrec_optimizer_destroy(od);
+                mmrec_model_destroy(ms);
+                mmrec_model_destroy(md);
             }
-            MT_OK(mmrec_optimizer_step(os));
-            MT_OK(mmrec_optimizer_step(od));
-        }
-        ck_assert_msg(memcmp(ts->data, td->data, 18 * sizeof(float)) == 0, "type %d", k);
-        mmrec_optimizer_destroy(os);
-        mmrec_optimizer_destroy(od);
-        mmrec_model_destroy(ms);
-        mmrec_model_destroy(md);
-    }
+    MT_OK(mmrec_set_num_threads(2));
 }
 END_TEST
 
@@ -1020,6 +1110,7 @@ static Suite *optim_suite(void) {
     tcase_add_test(rules, test_adagrad_matches_formula);
     tcase_add_test(rules, test_clip_grad_norm_scales_all_gradients);
     tcase_add_test(rules, test_large_parameter_same_update_any_thread_count);
+    tcase_add_test(rules, test_small_parameters_updated_once_each_over_the_pool);
     tcase_add_test(rules, test_groups_have_their_own_lr_and_weight_decay);
     tcase_add_test(rules, test_frozen_skipped_and_unfrozen_gets_state_later);
     tcase_add_test(rules, test_sparse_rows_only_touched_rows_and_state_change);

@@ -73,6 +73,74 @@ static void mmrec__arith_chunk(void *ctx, size_t lo, size_t hi, int part) {
     }
 }
 
+/* A broadcast pass over runs of the output (MMREC__BCAST_RANGE): the
+ * forward (which = -1, y = a op b) or operand `which`'s gradient (g += dy,
+ * dy * other for a product, -dy for sub's b). */
+typedef struct mmrec__bcast_job {
+    const mmrec__bcast *bc;
+    mmrec__arith op;
+    int which;
+    const float *a, *b, *dy;
+    float *out;
+} mmrec__bcast_job;
+
+static void mmrec__bcast_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__bcast_job *jb = ctx;
+    const mmrec__bcast *bc = jb->bc;
+    const float *ad = jb->a, *bd = jb->b, *dy = jb->dy;
+    float *y = jb->out;
+    (void)part;
+    if (jb->which < 0) {
+        switch (jb->op) {
+        case MMREC__ADD:
+            MMREC__BCAST_RANGE(bc, lo, hi, for (size_t j = 0; j < n3; j++) y[oy + j] =
+                                   ad[oa + j * s3a] + bd[ob + j * s3b]);
+            break;
+        case MMREC__SUB:
+            MMREC__BCAST_RANGE(bc, lo, hi, for (size_t j = 0; j < n3; j++) y[oy + j] =
+                                   ad[oa + j * s3a] - bd[ob + j * s3b]);
+            break;
+        case MMREC__MUL:
+            MMREC__BCAST_RANGE(bc, lo, hi, for (size_t j = 0; j < n3; j++) y[oy + j] =
+                                   ad[oa + j * s3a] * bd[ob + j * s3b]);
+            break;
+        }
+    } else if (jb->which == 0) {
+        if (jb->op == MMREC__MUL)
+            MMREC__BCAST_RANGE(bc, lo, hi, for (size_t j = 0; j < n3; j++) y[oa + j * s3a] +=
+                                   dy[oy + j] * bd[ob + j * s3b]);
+        else
+            MMREC__BCAST_RANGE(bc, lo, hi,
+                               for (size_t j = 0; j < n3; j++) y[oa + j * s3a] += dy[oy + j]);
+    } else {
+        if (jb->op == MMREC__MUL)
+            MMREC__BCAST_RANGE(bc, lo, hi, for (size_t j = 0; j < n3; j++) y[ob + j * s3b] +=
+                                   dy[oy + j] * ad[oa + j * s3a]);
+        else if (jb->op == MMREC__SUB)
+            MMREC__BCAST_RANGE(bc, lo, hi,
+                               for (size_t j = 0; j < n3; j++) y[ob + j * s3b] -= dy[oy + j]);
+        else
+            MMREC__BCAST_RANGE(bc, lo, hi,
+                               for (size_t j = 0; j < n3; j++) y[ob + j * s3b] += dy[oy + j]);
+    }
+}
+
+/* Runs a broadcast pass, over the pool when `split` (each output element
+ * written by one run: the forward, or the gradient of an operand as large
+ * as the output) and the output is large; in order on this thread
+ * otherwise (a gradient summed over broadcast dims keeps its order). */
+static void mmrec__bcast_run(const mmrec__bcast_job *j, bool split) {
+    const mmrec__bcast *bc = j->bc;
+    size_t runs = (size_t)(bc->n[0] * bc->n[1] * bc->n[2]), n3 = (size_t)bc->n[3];
+    int parts = split && runs * n3 >= 2 * MMREC__ARITH_GRAIN
+                    ? mmrec__parallel_parts(runs, mmrec__grain(n3, MMREC__ARITH_GRAIN))
+                    : 1;
+    if (parts > 1)
+        mmrec__parallel_for(runs, parts, mmrec__bcast_chunk, (void *)j);
+    else
+        mmrec__bcast_chunk((void *)j, 0, runs, 0);
+}
+
 static bool mmrec__same_shape(const mmrec_tensor *a, const mmrec_tensor *b) {
     if (a->ndim != b->ndim) return false;
     for (int d = 0; d < a->ndim; d++)
@@ -102,48 +170,15 @@ static mmrec_status mmrec__arith_backward(mmrec__node *node, mmrec_tape *tape) {
         }
         return MMREC_OK;
     }
-    if (mmrec__requires_grad(a)) {
-        float *da = mmrec__grad(tape, a);
-        if (da == NULL) return MMREC_ENOMEM;
-        const float *bd = b->data;
-        if (c->op == MMREC__MUL)
-            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) da[oa + j * s3a] +=
-                                  dy[oy + j] * bd[ob + j * s3b]);
-        else
-            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) da[oa + j * s3a] += dy[oy + j]);
-    }
-    if (mmrec__requires_grad(b)) {
-        float *db = mmrec__grad(tape, b);
-        if (db == NULL) return MMREC_ENOMEM;
-        const float *ad = a->data;
-        if (c->op == MMREC__MUL)
-            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) db[ob + j * s3b] +=
-                                  dy[oy + j] * ad[oa + j * s3a]);
-        else if (c->op == MMREC__SUB)
-            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) db[ob + j * s3b] -= dy[oy + j]);
-        else
-            MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) db[ob + j * s3b] += dy[oy + j]);
+    for (int k = 0; k < 2; k++) {
+        mmrec_tensor *t = node->in[k];
+        if (!mmrec__requires_grad(t)) continue;
+        float *g = mmrec__grad(tape, t);
+        if (g == NULL) return MMREC_ENOMEM;
+        mmrec__bcast_job j = {bc, c->op, k, a->data, b->data, dy, g};
+        mmrec__bcast_run(&j, t->numel == node->out->numel);
     }
     return MMREC_OK;
-}
-
-static void mmrec__arith_forward(const mmrec__arith_ctx *c, const float *ad, const float *bd,
-                                 float *y) {
-    const mmrec__bcast *bc = &c->bc;
-    switch (c->op) {
-    case MMREC__ADD:
-        MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) y[oy + j] =
-                              ad[oa + j * s3a] + bd[ob + j * s3b]);
-        break;
-    case MMREC__SUB:
-        MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) y[oy + j] =
-                              ad[oa + j * s3a] - bd[ob + j * s3b]);
-        break;
-    case MMREC__MUL:
-        MMREC__BCAST_LOOP(bc, for (size_t j = 0; j < n3; j++) y[oy + j] =
-                              ad[oa + j * s3a] * bd[ob + j * s3b]);
-        break;
-    }
 }
 
 static mmrec_status mmrec__arith_op(const char *func, mmrec__arith op, mmrec_tape *tape,
@@ -168,7 +203,8 @@ static mmrec_status mmrec__arith_op(const char *func, mmrec__arith op, mmrec_tap
         mmrec__arith_job j = {op, true, false, a->data, b->data, NULL, y->data};
         mmrec__arith_run(&j, a->numel);
     } else {
-        mmrec__arith_forward(&c, a->data, b->data, y->data);
+        mmrec__bcast_job j = {&c.bc, op, -1, a->data, b->data, NULL, y->data};
+        mmrec__bcast_run(&j, true);
     }
     MMREC_FORWARD_IF(mmrec__op_end(tape, &spec, y, mark));
     *out = y;

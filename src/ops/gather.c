@@ -28,6 +28,24 @@ static mmrec_status mmrec__gather_backward(mmrec__node *node, mmrec_tape *tape) 
     return MMREC_OK;
 }
 
+/* The forward's copies are split over the pool in parts of at least this
+ * many floats. */
+#define MMREC__GATHER_GRAIN 65536
+
+typedef struct mmrec__gather_job {
+    const float *table;
+    const int64_t *ids;
+    size_t dim;
+    float *y;
+} mmrec__gather_job;
+
+static void mmrec__gather_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__gather_job *j = ctx;
+    (void)part;
+    for (size_t i = lo; i < hi; i++)
+        memcpy(j->y + i * j->dim, j->table + (size_t)j->ids[i] * j->dim, j->dim * sizeof(float));
+}
+
 mmrec_status mmrec__gather_rows(const char *func, mmrec_tape *tape, mmrec_tensor *table,
                                 const int64_t *ids, size_t n, mmrec_tensor **out) {
     MMREC_FORWARD_IF(mmrec__tape_check(func, tape));
@@ -57,8 +75,9 @@ mmrec_status mmrec__gather_rows(const char *func, mmrec_tape *tape, mmrec_tensor
         c->n = n;
         if (c->ids == NULL) return mmrec__tape_oom(tape, mark, func);
     }
-    for (size_t i = 0; i < n; i++)
-        memcpy(y->data + i * dim, table->data + (size_t)ids[i] * dim, dim * sizeof(float));
+    mmrec__gather_job j = {table->data, ids, dim, y->data};
+    mmrec__parallel_for(n, mmrec__parallel_parts(n, mmrec__grain(dim, MMREC__GATHER_GRAIN)),
+                        mmrec__gather_chunk, &j);
     MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;

@@ -35,14 +35,40 @@ void mmrec__l2n_row_backward(const float *x, const float *g, size_t n, float eps
     for (size_t j = 0; j < n; j++) dx[j] += (float)(((double)g[j] - (double)x[j] * inv * gy) * inv);
 }
 
+/* Rows are split over the pool in parts of at least this many elements
+ * (each row on its own: the same bits for any split). */
+#define MMREC__L2N_GRAIN 16384
+
+typedef struct mmrec__l2n_job {
+    const float *x, *g; /* g NULL: the forward */
+    float *out;         /* y, or dx */
+    size_t n;
+    float eps;
+} mmrec__l2n_job;
+
+static void mmrec__l2n_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__l2n_job *j = ctx;
+    size_t n = j->n;
+    (void)part;
+    if (j->g == NULL)
+        mmrec__l2n_rows(j->x + lo * n, hi - lo, n, j->eps, j->out + lo * n);
+    else
+        for (size_t r = lo; r < hi; r++)
+            mmrec__l2n_row_backward(j->x + r * n, j->g + r * n, n, j->eps, j->out + r * n);
+}
+
+static void mmrec__l2n_run(const mmrec__l2n_job *j, size_t rows) {
+    mmrec__parallel_for(rows, mmrec__parallel_parts(rows, mmrec__grain(j->n, MMREC__L2N_GRAIN)),
+                        mmrec__l2n_chunk, (void *)j);
+}
+
 static mmrec_status mmrec__l2n_backward(mmrec__node *node, mmrec_tape *tape) {
     float eps = ((const mmrec__l2n_ctx *)node->ctx)->eps;
     mmrec_tensor *x = node->in[0], *y = node->out;
     float *dx = mmrec__grad(tape, x);
     if (dx == NULL) return MMREC_ENOMEM;
-    size_t n = (size_t)mmrec__last_dim(x), rows = mmrec__rows(x);
-    for (size_t r = 0; r < rows; r++)
-        mmrec__l2n_row_backward(x->data + r * n, y->grad + r * n, n, eps, dx + r * n);
+    mmrec__l2n_job j = {x->data, y->grad, dx, (size_t)mmrec__last_dim(x), eps};
+    mmrec__l2n_run(&j, mmrec__rows(x));
     return MMREC_OK;
 }
 
@@ -56,7 +82,8 @@ mmrec_status mmrec_l2_normalize(mmrec_tape *tape, mmrec_tensor *x, float eps,
     const mmrec__op op = {__func__, "l2_normalize", mmrec__l2n_backward, &x, 1, 0, &c, sizeof c};
     mmrec__tape_mark mark;
     MMREC_FORWARD_IF(mmrec__op_begin(tape, &op, x->ndim, x->shape, false, &y, NULL, &mark));
-    mmrec__l2n_rows(x->data, mmrec__rows(x), (size_t)mmrec__last_dim(x), eps, y->data);
+    mmrec__l2n_job j = {x->data, NULL, y->data, (size_t)mmrec__last_dim(x), eps};
+    mmrec__l2n_run(&j, mmrec__rows(x));
     MMREC_FORWARD_IF(mmrec__op_end(tape, &op, y, mark));
     *out = y;
     return MMREC_OK;

@@ -143,21 +143,29 @@ bool mmrec__bcast_init(mmrec__bcast *bc, const mmrec_tensor *a, const mmrec_tens
 /* Visits the output in order; the innermost dim runs `n[3]` elements with
  * strides sa[3], sb[3] from offsets oa, ob at output offset oy. */
 #define MMREC__BCAST_LOOP(bc, BODY)                                                     \
+    MMREC__BCAST_RANGE(bc, 0, (size_t)((bc)->n[0] * (bc)->n[1] * (bc)->n[2]), BODY)
+
+/* The same over the runs [lo, hi) of the n[0] * n[1] * n[2] runs of n[3]
+ * output elements, in order: a part of the loop for the pool. */
+#define MMREC__BCAST_RANGE(bc, lo, hi, BODY)                                            \
     do {                                                                                \
-        size_t oy = 0;                                                                  \
-        for (int64_t i0 = 0; i0 < (bc)->n[0]; i0++)                                     \
-            for (int64_t i1 = 0; i1 < (bc)->n[1]; i1++)                                 \
-                for (int64_t i2 = 0; i2 < (bc)->n[2]; i2++) {                           \
-                    size_t oa = (size_t)(i0 * (bc)->sa[0] + i1 * (bc)->sa[1] +          \
-                                         i2 * (bc)->sa[2]);                             \
-                    size_t ob = (size_t)(i0 * (bc)->sb[0] + i1 * (bc)->sb[1] +          \
-                                         i2 * (bc)->sb[2]);                             \
-                    size_t n3 = (size_t)(bc)->n[3];                                     \
-                    size_t s3a = (size_t)(bc)->sa[3], s3b = (size_t)(bc)->sb[3];        \
-                    (void)oa, (void)ob, (void)s3a, (void)s3b;                           \
-                    BODY;                                                               \
-                    oy += n3;                                                           \
-                }                                                                       \
+        size_t first = (lo), n3 = (size_t)(bc)->n[3];                                   \
+        size_t s3a = (size_t)(bc)->sa[3], s3b = (size_t)(bc)->sb[3];                    \
+        if (first >= (hi)) break; /* no runs (n[2] may be 0) */                         \
+        size_t oy = first * n3, n2 = (size_t)(bc)->n[2], n1 = (size_t)(bc)->n[1];      \
+        int64_t i2 = (int64_t)(first % n2), i1 = (int64_t)(first / n2 % n1);            \
+        int64_t i0 = (int64_t)(first / n2 / n1);                                        \
+        for (size_t run = first; run < (hi); run++) {                                   \
+            size_t oa = (size_t)(i0 * (bc)->sa[0] + i1 * (bc)->sa[1] + i2 * (bc)->sa[2]); \
+            size_t ob = (size_t)(i0 * (bc)->sb[0] + i1 * (bc)->sb[1] + i2 * (bc)->sb[2]); \
+            (void)oa, (void)ob, (void)s3a, (void)s3b;                                   \
+            BODY;                                                                       \
+            oy += n3;                                                                   \
+            if (++i2 == (int64_t)n2) {                                                  \
+                i2 = 0;                                                                 \
+                if (++i1 == (int64_t)n1) i1 = 0, i0++;                                  \
+            }                                                                           \
+        }                                                                               \
     } while (0)
 
 #endif

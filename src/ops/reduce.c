@@ -12,17 +12,38 @@ typedef struct mmrec__reduce_ctx {
     float scale; /* 1 for sum, 1/len for mean */
 } mmrec__reduce_ctx;
 
+/* The backward writes each of x's outer * len rows of `inner` elements
+ * once: rows are split over the pool in parts of at least this many
+ * elements. */
+#define MMREC__REDUCE_GRAIN 32768
+
+typedef struct mmrec__reduce_job {
+    const mmrec__reduce_ctx *c;
+    const float *dy;
+    float *dx;
+} mmrec__reduce_job;
+
+static void mmrec__reduce_backward_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__reduce_job *j = ctx;
+    const mmrec__reduce_ctx *c = j->c;
+    (void)part;
+    size_t o = lo / c->len, l = lo % c->len;
+    for (size_t r = lo; r < hi; r++) {
+        float *d = j->dx + r * c->inner;
+        const float *g = j->dy + o * c->inner;
+        for (size_t i = 0; i < c->inner; i++) d[i] += c->scale * g[i];
+        if (++l == c->len) l = 0, o++;
+    }
+}
+
 static mmrec_status mmrec__reduce_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__reduce_ctx *c = node->ctx;
     float *dx = mmrec__grad(tape, node->in[0]);
     if (dx == NULL) return MMREC_ENOMEM;
-    const float *dy = node->out->grad;
-    for (size_t o = 0; o < c->outer; o++)
-        for (size_t l = 0; l < c->len; l++) {
-            float *d = dx + (o * c->len + l) * c->inner;
-            const float *g = dy + o * c->inner;
-            for (size_t i = 0; i < c->inner; i++) d[i] += c->scale * g[i];
-        }
+    mmrec__reduce_job j = {c, node->out->grad, dx};
+    size_t rows = c->outer * c->len;
+    int parts = mmrec__parallel_parts(rows, mmrec__grain(c->inner, MMREC__REDUCE_GRAIN));
+    mmrec__parallel_for(rows, parts, mmrec__reduce_backward_chunk, &j);
     return MMREC_OK;
 }
 

@@ -76,6 +76,25 @@ static void mmrec__adam_chunk(void *ctx, size_t lo, size_t hi, int part) {
     }
 }
 
+/* The listed rows of a row-sparse table (distinct rows: each is updated
+ * once, so a large list is split over the pool), or the whole of a small
+ * dense parameter. */
+typedef struct mmrec__adam_rows_job {
+    const mmrec__adam_consts *k;
+    const mmrec__opt_update *u;
+    float *p, *g, *m, *v;
+} mmrec__adam_rows_job;
+
+static void mmrec__adam_rows_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    (void)part;
+    const mmrec__adam_rows_job *j = ctx;
+    size_t dim = j->u->dim;
+    for (size_t r = lo; r < hi; r++) {
+        size_t off = j->u->rows ? (size_t)j->u->rows[r] * dim : 0;
+        mmrec__adam_range(j->k, j->p + off, j->g + off, j->m + off, j->v + off, dim);
+    }
+}
+
 static bool mmrec__adam_update(const mmrec__opt_update *u, mmrec__opt_slot *slot, float *param,
                                float *grad) {
     const mmrec_optimizer_config *cfg = u->cfg;
@@ -99,11 +118,12 @@ static bool mmrec__adam_update(const mmrec__opt_update *u, mmrec__opt_slot *slot
                             mmrec__adam_chunk, &j);
         return true;
     }
-    for (size_t r = 0; r < u->n_rows; r++) {
-        size_t off = u->rows ? (size_t)u->rows[r] * u->dim : 0;
-        mmrec__adam_range(&k, param + off, grad + off, slot->buf[0] + off, slot->buf[1] + off,
-                          u->dim);
-    }
+    mmrec__adam_rows_job j = {&k, u, param, grad, slot->buf[0], slot->buf[1]};
+    size_t n = u->n_rows;
+    int parts = u->rows && n * u->dim >= MMREC__ADAM_SPLIT
+                    ? mmrec__parallel_parts(n, mmrec__grain(u->dim, MMREC__ADAM_SPLIT / 2))
+                    : 1;
+    mmrec__parallel_for(n, parts, mmrec__adam_rows_chunk, &j);
     return false;
 }
 

@@ -349,6 +349,57 @@ static void mmrec__slot_init(const mmrec_optimizer *opt, const mmrec__opt_kind *
     slot->ready = true;
 }
 
+/* Dense parameters below this many elements are updated whole, several
+ * at once over the pool. */
+#define MMREC__OPT_SMALL ((size_t)1 << 15)
+
+static bool mmrec__optim_small(const mmrec__param *p) {
+    return p->trainable && !mmrec__param_rows_only(p) && p->tensor.numel > 0 &&
+           p->tensor.numel < MMREC__OPT_SMALL;
+}
+
+/* One parameter's update, then its gradient zeroed. */
+static void mmrec__optim_update_param(mmrec_optimizer *opt, size_t i, float coef) {
+    mmrec__param *p = opt->model->params[i];
+    const mmrec__opt_kind *kind = mmrec__opt_kind_of(opt->cfg.type);
+    mmrec__opt_slot *slot = &opt->slots[i];
+    if (!slot->ready) mmrec__slot_init(opt, kind, slot, p->tensor.numel);
+    slot->step++;
+    const mmrec__opt_group *g = &opt->groups[slot->group];
+    mmrec__opt_update u = {&opt->cfg, g->lr, g->weight_decay, coef, slot->step,
+                           p->tensor.numel, NULL, 1};
+    if (mmrec__param_rows_only(p)) {
+        u.dim = mmrec__param_row_dim(p);
+        u.rows = p->touched_rows;
+        u.n_rows = p->n_touched;
+    }
+    if (kind->update(&u, slot, p->tensor.data, p->tensor.grad))
+        mmrec__param_grad_zeroed(p);
+    else
+        mmrec__param_zero_grad(p);
+}
+
+/* The small dense parameters laid end to end, total elements: a part
+ * [lo, hi) of them updates each parameter that starts inside it. */
+typedef struct mmrec__optim_small_job {
+    mmrec_optimizer *opt;
+    float coef;
+    size_t total;
+} mmrec__optim_small_job;
+
+static void mmrec__optim_small_chunk(void *ctx, size_t lo, size_t hi, int part) {
+    const mmrec__optim_small_job *j = ctx;
+    const mmrec_model *model = j->opt->model;
+    (void)part;
+    size_t at = 0;
+    for (size_t i = 0; i < model->n_params && at < hi; i++) {
+        const mmrec__param *p = model->params[i];
+        if (!mmrec__optim_small(p)) continue;
+        if (at >= lo) mmrec__optim_update_param(j->opt, i, j->coef);
+        at += p->tensor.numel;
+    }
+}
+
 mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt) {
     MMREC_CHECK_OPTIM(opt);
     mmrec_model *model = opt->model;
@@ -385,25 +436,19 @@ mmrec_status mmrec_optimizer_step(mmrec_optimizer *opt) {
     opt->last_grad_norm = norm;
     opt->step++;
 
-    const mmrec__opt_kind *kind = mmrec__opt_kind_of(opt->cfg.type);
+    /* Large or row-sparse parameters one by one (a large one splits its
+     * own update over the pool), then the small dense ones spread over the
+     * pool, whole parameters per part: each update is element-wise, so
+     * the results are the same. */
+    mmrec__optim_small_job job = {opt, coef, 0};
     for (size_t i = 0; i < model->n_params; i++) {
-        mmrec__param *p = model->params[i];
+        const mmrec__param *p = model->params[i];
         if (!p->trainable) continue;
-        mmrec__opt_slot *slot = &opt->slots[i];
-        if (!slot->ready) mmrec__slot_init(opt, kind, slot, p->tensor.numel);
-        slot->step++;
-        const mmrec__opt_group *g = &opt->groups[slot->group];
-        mmrec__opt_update u = {&opt->cfg, g->lr, g->weight_decay, coef, slot->step,
-                               p->tensor.numel, NULL, 1};
-        if (mmrec__param_rows_only(p)) {
-            u.dim = mmrec__param_row_dim(p);
-            u.rows = p->touched_rows;
-            u.n_rows = p->n_touched;
-        }
-        if (kind->update(&u, slot, p->tensor.data, p->tensor.grad))
-            mmrec__param_grad_zeroed(p);
-        else
-            mmrec__param_zero_grad(p);
+        if (mmrec__optim_small(p)) job.total += p->tensor.numel;
+        else mmrec__optim_update_param(opt, i, coef);
     }
+    if (job.total > 0)
+        mmrec__parallel_for(job.total, mmrec__parallel_parts(job.total, MMREC__OPT_SMALL / 2),
+                            mmrec__optim_small_chunk, &job);
     return MMREC_OK;
 }
