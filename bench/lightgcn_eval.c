@@ -1,7 +1,8 @@
 /* Benchmark lightgcn_eval: full-ranking evaluation on Gowalla (29,858 test
  * users x 40,981 items, d = 64, Recall@20 / NDCG@20 with training items
  * masked) by mmrec_eval_full_ranking (its int8 screen where the CPU has
- * AVX-512 VNNI, else its AVX-512 or AVX2 scorer, else BLAS: metrics.h);
+ * AVX-512 VNNI or AVX-VNNI, else its AVX-512 or AVX2 scorer, else BLAS:
+ * metrics.h);
  * bench/lightgcn_eval.py has the PyTorch counterpart
  * (scores in user batches, torch.topk). Embeddings: N(0, 0.1) from a seeded
  * generator. The time depends on them only through the number of scores

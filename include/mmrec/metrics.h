@@ -57,8 +57,9 @@ typedef struct mmrec_rank_metrics {
  * Scores: on x86-64 CPUs with AVX2 and FMA, for dim <= 256, each score is
  * one fused multiply-add chain over the dimensions in order, so the top
  * lists and metrics are the same, bit for bit, on every such CPU; with
- * AVX-512 VNNI most pairs are first ruled out exactly, from int8 estimates
- * with a proven error bound. Elsewhere one BLAS product per block of users,
+ * AVX-512 VNNI, or AVX-VNNI on CPUs without AVX-512, most pairs are first
+ * ruled out exactly, from int8 estimates with a proven error bound.
+ * Elsewhere one BLAS product per block of users,
  * whose scores may differ in the last bit.
  * Memory: per thread a block of 64 users and their top K (with BLAS, a
  * 64 x 2048 block of scores), with the int8 screen a quantized copy of the

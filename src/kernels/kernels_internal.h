@@ -102,25 +102,30 @@ size_t mmrec__score_find48(const float *users, const float *items, size_t dim, s
 
 /* ---- the exact int8 screen of full ranking (screen.c) ----
  * Estimates of the 64 x 6 scores of a run from int8 copies of the users
- * and items (AVX-512 VNNI), with a proven bound on their error (the
- * derivation heads screen.c): a pair whose estimate cannot reach its
+ * and items (AVX-512 VNNI or AVX-VNNI), with a proven bound on their error
+ * (the derivation heads screen.c): a pair whose estimate cannot reach its
  * user's threshold cannot have an exact score above it. */
 
-/* Whether the screen runs here: an x86-64 CPU with AVX-512F, BW and VNNI,
- * dim <= 256. */
-bool mmrec__screen_usable(size_t dim);
+/* The screen's kernels: AVX-512 VNNI (64-byte vpdpbusd), or AVX-VNNI
+ * (32-byte, for AVX2 CPUs without AVX-512). */
+typedef enum mmrec__screen_isa { MMREC__SCREEN_AVX512, MMREC__SCREEN_VNNI256 } mmrec__screen_isa;
+
+/* Whether the screen runs here with `isa`'s kernels: an x86-64 CPU with
+ * AVX-512F, BW and VNNI, or with AVX2, FMA and AVX-VNNI; dim <= 256. */
+bool mmrec__screen_usable(mmrec__screen_isa isa, size_t dim);
 /* Bytes of a quantized row: dim rounded up to a multiple of 4. */
 size_t mmrec__screen_stride(size_t dim);
 
-/* Quantizes items first .. first + n - 1 of `items` ([*, dim]): codes
- * q[i * stride ..] (zero past dim), corr[i] = -128 * sum of the codes,
+/* Quantizes items first .. first + n - 1 of `items` ([*, dim]) for isa's
+ * kernels: codes q[i * stride ..] (zero past dim; for AVX-VNNI stored as
+ * code + 128, unsigned bytes), corr[i] = -128 * sum of the codes,
  * scale[i] and norm[i] (||item i|| rounded up); *rho_out = the largest
  * residual-to-row norm ratio among them (rounded up), *max_norm_out the
  * largest norm. Rows of different calls do not interact: the table can be
  * quantized in parts, rho and max_norm then being the parts' maxima. */
-void mmrec__screen_items(const float *items, size_t first, size_t n, size_t dim, int8_t *q,
-                         int32_t *corr, float *scale, float *norm, double *rho_out,
-                         double *max_norm_out);
+void mmrec__screen_items(mmrec__screen_isa isa, const float *items, size_t first, size_t n,
+                         size_t dim, int8_t *q, int32_t *corr, float *scale, float *norm,
+                         double *rho_out, double *max_norm_out);
 /* Whether a table whose largest norm is max_norm can be screened (< 2^62). */
 bool mmrec__screen_items_ok(double max_norm);
 
@@ -129,13 +134,20 @@ typedef struct mmrec__screen_user {
     double scale, abs; /* abs = inf: not screened, every pair passes */
 } mmrec__screen_user;
 
-/* Packs the users ids[0 .. n) of user_emb ([*, dim]) for mmrec__screen_find:
- * codes + 128 as dst[(k / 4) * 256 + r * 4 + k % 4] (stride bytes per user,
- * rows r >= n all zero codes), bound[r] (the factor M of the derivation,
- * 0 for r >= n) and par[r]; rho from mmrec__screen_items. */
-void mmrec__screen_pack_users(uint8_t *dst, float *bound, mmrec__screen_user *par,
-                              const float *user_emb, size_t dim, const int64_t *ids, size_t n,
-                              double rho);
+/* Bytes of a block's packed users (mmrec__screen_pack_users): 64 rows of
+ * stride codes, then 64 int32 corrections. */
+size_t mmrec__screen_packed_bytes(size_t dim);
+
+/* Packs the users ids[0 .. n) of user_emb ([*, dim]) for isa's
+ * mmrec__screen_find: codes as dst[(k / 4) * 256 + r * 4 + k % 4] (stride
+ * bytes per user, rows r >= n all zero codes), for AVX-512 as code + 128
+ * (unsigned), for AVX-VNNI as the signed code, followed by 64 int32 user
+ * corrections (-128 * the sum of the user's codes, used by AVX-VNNI);
+ * bound[r] (the factor M of the derivation, 0 for r >= n) and par[r]; rho
+ * from mmrec__screen_items. */
+void mmrec__screen_pack_users(mmrec__screen_isa isa, uint8_t *dst, float *bound,
+                              mmrec__screen_user *par, const float *user_emb, size_t dim,
+                              const int64_t *ids, size_t n, double rho);
 /* The screen threshold L of a user whose exact threshold is thr (-inf:
  * every pair passes, +inf: none does). */
 float mmrec__screen_low(float thr, const mmrec__screen_user *par);
@@ -145,17 +157,18 @@ float mmrec__screen_low(float thr, const mmrec__screen_user *par);
  * returns the start i of the first run with a pair passing, bit r of
  * masks[j] set when pair (r, i + j) passes (j < 6; rows j with i + j >= end
  * repeat item end - 1); `end` when none does. low[r]: the users'
- * thresholds from mmrec__screen_low. Only when mmrec__screen_usable(dim). */
-size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32_t *corr,
-                          const float *scale, const float *norm, size_t dim, size_t first,
-                          size_t end, const float *bound, const float *low, uint64_t *masks);
+ * thresholds from mmrec__screen_low. Only when mmrec__screen_usable(isa, dim). */
+size_t mmrec__screen_find(mmrec__screen_isa isa, const uint8_t *users, const int8_t *items,
+                          const int32_t *corr, const float *scale, const float *norm, size_t dim,
+                          size_t first, size_t end, const float *bound, const float *low,
+                          uint64_t *masks);
 
 /* For the run of 6 items at i (all before the table's end): out[r] = the
  * largest fl(P - M n) of user r over the run, P and M n being the
  * estimate and the bound of mmrec__screen_find (64 floats). */
-void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_t *corr,
-                         const float *scale, const float *norm, size_t dim, size_t i,
-                         const float *bound, float *out);
+void mmrec__screen_lower(mmrec__screen_isa isa, const uint8_t *users, const int8_t *items,
+                         const int32_t *corr, const float *scale, const float *norm, size_t dim,
+                         size_t i, const float *bound, float *out);
 /* A screen threshold from t, the K-th largest out[r] of mmrec__screen_lower
  * over K or more distinct runs: a pair below it cannot have an exact score
  * as high as the user's K-th best, so it cannot enter the user's top K

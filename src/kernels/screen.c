@@ -1,8 +1,9 @@
 /* The exact int8 screen of full ranking (kernels_internal.h, used by
  * metrics/ranking.c). Every (user, item) score is first estimated from
  * int8 copies of the embeddings with AVX-512 VNNI (vpdpbusd: 64 byte
- * products per instruction, four times the products of a float FMA), and
- * the exact float score, the one fused multiply-add chain of
+ * products per instruction, four times the products of a float FMA), or
+ * with AVX-VNNI on AVX2 CPUs without AVX-512 (32 bytes per instruction),
+ * and the exact float score, the one fused multiply-add chain of
  * kernels/score.c, is computed only for the pairs whose estimate plus a
  * proven error bound reaches the user's threshold; the rest provably
  * cannot enter the user's top K, so the kept items and their scores are
@@ -60,12 +61,16 @@
 #define MMREC__SCREEN_MAX_NORM 4611686018427387904.0
 #define MMREC__SCREEN_SLACK (1.0 + 0x1p-40)
 
-bool mmrec__screen_usable(size_t dim) {
+bool mmrec__screen_usable(mmrec__screen_isa isa, size_t dim) {
 #ifdef MMREC__SCREEN_X86
-    return dim <= MMREC__SCREEN_MAX_DIM && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    if (dim > MMREC__SCREEN_MAX_DIM) return false;
+    if (isa == MMREC__SCREEN_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("avxvnni");
 #else
-    (void)dim;
+    (void)isa, (void)dim;
     return false;
 #endif
 }
@@ -107,9 +112,9 @@ static float mmrec__screen_quantize(const float *x, size_t dim, size_t stride, i
     return scale;
 }
 
-void mmrec__screen_items(const float *items, size_t first, size_t n, size_t dim, int8_t *q,
-                         int32_t *corr, float *scale, float *norm, double *rho_out,
-                         double *max_norm_out) {
+void mmrec__screen_items(mmrec__screen_isa isa, const float *items, size_t first, size_t n,
+                         size_t dim, int8_t *q, int32_t *corr, float *scale, float *norm,
+                         double *rho_out, double *max_norm_out) {
     size_t stride = mmrec__screen_stride(dim);
     double rho = 0.0, max_norm = 0.0;
     for (size_t i = first; i < first + n; i++) {
@@ -119,6 +124,8 @@ void mmrec__screen_items(const float *items, size_t first, size_t n, size_t dim,
         int32_t sum = 0;
         for (size_t k = 0; k < dim; k++) sum += row[k];
         corr[i] = -128 * sum;
+        if (isa == MMREC__SCREEN_VNNI256) /* code + 128 as an unsigned byte */
+            for (size_t k = 0; k < stride; k++) row[k] = (int8_t)((uint8_t)row[k] ^ 0x80u);
         double nv = sqrt(x2) * MMREC__SCREEN_SLACK;
         norm[i] = mmrec__round_up(nv);
         if (x2 > 0.0) {
@@ -135,9 +142,13 @@ bool mmrec__screen_items_ok(double max_norm) {
     return max_norm < MMREC__SCREEN_MAX_NORM;
 }
 
-void mmrec__screen_pack_users(uint8_t *dst, float *bound, mmrec__screen_user *par,
-                              const float *user_emb, size_t dim, const int64_t *ids, size_t n,
-                              double rho) {
+size_t mmrec__screen_packed_bytes(size_t dim) {
+    return MMREC__SCORE_USERS * (mmrec__screen_stride(dim) + sizeof(int32_t));
+}
+
+void mmrec__screen_pack_users(mmrec__screen_isa isa, uint8_t *dst, float *bound,
+                              mmrec__screen_user *par, const float *user_emb, size_t dim,
+                              const int64_t *ids, size_t n, double rho) {
     assert(n <= MMREC__SCORE_USERS);
     size_t stride = mmrec__screen_stride(dim);
     const double eps = 0x1p-24, gamma = (double)dim * eps / (1.0 - (double)dim * eps);
@@ -164,8 +175,14 @@ void mmrec__screen_pack_users(uint8_t *dst, float *bound, mmrec__screen_user *pa
                 par[r].abs = INFINITY; /* not screened: every pair passes */
             }
         }
-        for (size_t k = 0; k < stride; k++)
-            dst[(k / 4) * 4 * MMREC__SCORE_USERS + r * 4 + k % 4] = (uint8_t)(q[k] + 128);
+        int32_t sum = 0;
+        for (size_t k = 0; k < stride; k++) {
+            sum += q[k];
+            dst[(k / 4) * 4 * MMREC__SCORE_USERS + r * 4 + k % 4] =
+                (uint8_t)(isa == MMREC__SCREEN_AVX512 ? q[k] + 128 : q[k]);
+        }
+        int32_t corr = -128 * sum;
+        memcpy(dst + MMREC__SCORE_USERS * stride + r * sizeof corr, &corr, sizeof corr);
     }
 }
 
@@ -234,7 +251,7 @@ float mmrec__screen_floor(float t, const mmrec__screen_user *par) {
     }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32_t *corr,
+static size_t mmrec__screen_find512(const uint8_t *users, const int8_t *items, const int32_t *corr,
                           const float *scale, const float *norm, size_t dim, size_t first,
                           size_t end, const float *bound, const float *low, uint64_t *masks) {
     size_t stride = mmrec__screen_stride(dim), groups = stride / 4;
@@ -268,7 +285,7 @@ size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32
     }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_t *corr,
+static void mmrec__screen_lower512(const uint8_t *users, const int8_t *items, const int32_t *corr,
                          const float *scale, const float *norm, size_t dim, size_t i,
                          const float *bound, float *out) {
     size_t stride = mmrec__screen_stride(dim), groups = stride / 4, end = i + 6;
@@ -283,6 +300,132 @@ void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_
     _mm512_storeu_ps(out + 16, x1);
     _mm512_storeu_ps(out + 32, x2);
     _mm512_storeu_ps(out + 48, x3);
+}
+
+/* The same with AVX-VNNI, for AVX2 CPUs without AVX-512 (Alder Lake and
+ * later clients, Sierra Forest): 32-byte vpdpbusd, 8 users per vector, 16
+ * vector registers, no broadcast operand. The roles of the bytes swap: the
+ * users' codes are signed and read straight from memory by vpdpbusd, the
+ * items' codes are stored unsigned (p + 128) and broadcast 4 at a time,
+ * so a sum is Q + 128 sum_k q_k, and it starts from the user's correction
+ * -128 sum_k q_k. The 6 x 64 sums of a run are formed in four
+ * passes of 3 items x 32 users (12 accumulators, 3 broadcasts), kept in
+ * memory, then tested as above: the same integers Q, the same float test,
+ * so the same pairs pass. */
+#define MMREC__DPBUSD256M(acc, u, m)                                                       \
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "m"(*(m)))
+
+__attribute__((target("avx2,fma,avxvnni"))) static inline void
+mmrec__screen_dots256(const uint8_t *users, const int8_t *const *row, size_t stride,
+                      int32_t (*c)[MMREC__SCORE_USERS]) {
+    const int32_t *ucorr = (const int32_t *)(users + MMREC__SCORE_USERS * stride);
+    size_t groups = stride / 4;
+    for (int third = 0; third < 2; third++)
+        for (int half = 0; half < 2; half++) {
+            const int8_t *r0 = row[3 * third], *r1 = row[3 * third + 1], *r2 = row[3 * third + 2];
+            __m256i a[3][4];
+            for (int h = 0; h < 4; h++)
+                a[0][h] = a[1][h] = a[2][h] =
+                    _mm256_loadu_si256((const __m256i *)(ucorr + 32 * half + 8 * h));
+            const uint8_t *u = users + 128 * half;
+            for (size_t g = 0; g < groups; g++, u += 256) {
+                int32_t w0, w1, w2;
+                memcpy(&w0, r0 + 4 * g, 4);
+                memcpy(&w1, r1 + 4 * g, 4);
+                memcpy(&w2, r2 + 4 * g, 4);
+                __m256i v0 = _mm256_set1_epi32(w0), v1 = _mm256_set1_epi32(w1);
+                __m256i v2 = _mm256_set1_epi32(w2);
+                for (int h = 0; h < 4; h++) {
+                    const __m256i *m = (const __m256i *)(u + 32 * h);
+                    MMREC__DPBUSD256M(a[0][h], v0, m);
+                    MMREC__DPBUSD256M(a[1][h], v1, m);
+                    MMREC__DPBUSD256M(a[2][h], v2, m);
+                }
+            }
+            for (int k = 0; k < 3; k++)
+                for (int h = 0; h < 4; h++)
+                    _mm256_storeu_si256((__m256i *)(c[3 * third + k] + 32 * half + 8 * h),
+                                        a[k][h]);
+        }
+}
+
+__attribute__((target("avx2,fma,avxvnni")))
+static size_t mmrec__screen_find256(const uint8_t *users, const int8_t *items,
+                                    const int32_t *corr, const float *scale, const float *norm,
+                                    size_t dim, size_t first, size_t end, const float *bound,
+                                    const float *low, uint64_t *masks) {
+    enum { RUN = 6, USERS = MMREC__SCORE_USERS };
+    size_t stride = mmrec__screen_stride(dim);
+    const size_t ahead = 2 * RUN;
+    int32_t c[RUN][USERS];
+    (void)corr; /* the users carry the correction here */
+    for (size_t i = first; i < end; i += RUN) {
+        const int8_t *row[RUN];
+        MMREC__RUN_ROWS(row, items, stride, i, end, RUN, ahead);
+        mmrec__screen_dots256(users, row, stride, c);
+        uint64_t bits[RUN], any = 0;
+        for (size_t j = 0; j < RUN; j++) {
+            size_t at = i + j < end ? i + j : end - 1;
+            __m256 b = _mm256_set1_ps(scale[at]), nv = _mm256_set1_ps(norm[at]);
+            bits[j] = 0;
+            for (size_t h = 0; h < USERS / 8; h++) {
+                __m256 p = _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(c[j] + 8 * h))), b);
+                __m256 t = _mm256_fmadd_ps(_mm256_loadu_ps(bound + 8 * h), nv, p);
+                unsigned m = (unsigned)_mm256_movemask_ps(
+                    _mm256_cmp_ps(t, _mm256_loadu_ps(low + 8 * h), _CMP_GE_OQ));
+                bits[j] |= (uint64_t)m << (8 * h);
+            }
+            any |= bits[j];
+        }
+        if (any == 0) continue;
+        memcpy(masks, bits, sizeof bits);
+        return i;
+    }
+    return end;
+}
+
+__attribute__((target("avx2,fma,avxvnni")))
+static void mmrec__screen_lower256(const uint8_t *users, const int8_t *items,
+                                   const int32_t *corr, const float *scale, const float *norm,
+                                   size_t dim, size_t i, const float *bound, float *out) {
+    enum { RUN = 6, USERS = MMREC__SCORE_USERS };
+    size_t stride = mmrec__screen_stride(dim);
+    int32_t c[RUN][USERS];
+    const int8_t *row[RUN];
+    (void)corr;
+    for (size_t j = 0; j < RUN; j++) row[j] = items + (i + j) * stride;
+    mmrec__screen_dots256(users, row, stride, c);
+    for (size_t h = 0; h < USERS / 8; h++) {
+        __m256 m = _mm256_loadu_ps(bound + 8 * h), x = _mm256_set1_ps(-INFINITY);
+        for (size_t j = 0; j < RUN; j++) {
+            __m256 p = _mm256_mul_ps(
+                _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(c[j] + 8 * h))),
+                _mm256_set1_ps(scale[i + j]));
+            x = _mm256_max_ps(x, _mm256_fnmadd_ps(m, _mm256_set1_ps(norm[i + j]), p));
+        }
+        _mm256_storeu_ps(out + 8 * h, x);
+    }
+}
+
+size_t mmrec__screen_find(mmrec__screen_isa isa, const uint8_t *users, const int8_t *items,
+                          const int32_t *corr, const float *scale, const float *norm, size_t dim,
+                          size_t first, size_t end, const float *bound, const float *low,
+                          uint64_t *masks) {
+    return isa == MMREC__SCREEN_AVX512
+               ? mmrec__screen_find512(users, items, corr, scale, norm, dim, first, end, bound,
+                                       low, masks)
+               : mmrec__screen_find256(users, items, corr, scale, norm, dim, first, end, bound,
+                                       low, masks);
+}
+
+void mmrec__screen_lower(mmrec__screen_isa isa, const uint8_t *users, const int8_t *items,
+                         const int32_t *corr, const float *scale, const float *norm, size_t dim,
+                         size_t i, const float *bound, float *out) {
+    if (isa == MMREC__SCREEN_AVX512)
+        mmrec__screen_lower512(users, items, corr, scale, norm, dim, i, bound, out);
+    else
+        mmrec__screen_lower256(users, items, corr, scale, norm, dim, i, bound, out);
 }
 
 /* Eight chains at a time, so the latency of one fused multiply-add hides
@@ -306,19 +449,21 @@ void mmrec__score_pairs(const float *const *u, const float *const *v, size_t n, 
     }
 }
 #else
-size_t mmrec__screen_find(const uint8_t *users, const int8_t *items, const int32_t *corr,
-                          const float *scale, const float *norm, size_t dim, size_t first,
-                          size_t end, const float *bound, const float *low, uint64_t *masks) {
-    (void)users, (void)items, (void)corr, (void)scale, (void)norm, (void)dim, (void)first;
+size_t mmrec__screen_find(mmrec__screen_isa isa, const uint8_t *users, const int8_t *items,
+                          const int32_t *corr, const float *scale, const float *norm, size_t dim,
+                          size_t first, size_t end, const float *bound, const float *low,
+                          uint64_t *masks) {
+    (void)isa, (void)users, (void)items, (void)corr, (void)scale, (void)norm, (void)dim;
+    (void)first;
     (void)bound, (void)low, (void)masks;
     assert(0 && "mmrec__screen_usable is false here");
     return end;
 }
 
-void mmrec__screen_lower(const uint8_t *users, const int8_t *items, const int32_t *corr,
-                         const float *scale, const float *norm, size_t dim, size_t i,
-                         const float *bound, float *out) {
-    (void)users, (void)items, (void)corr, (void)scale, (void)norm, (void)dim, (void)i;
+void mmrec__screen_lower(mmrec__screen_isa isa, const uint8_t *users, const int8_t *items,
+                         const int32_t *corr, const float *scale, const float *norm, size_t dim,
+                         size_t i, const float *bound, float *out) {
+    (void)isa, (void)users, (void)items, (void)corr, (void)scale, (void)norm, (void)dim, (void)i;
     (void)bound, (void)out;
     assert(0 && "mmrec__screen_usable is false here");
 }

@@ -48,15 +48,16 @@ mmrec_status mmrec__metrics_eval_inputs(const float *user_emb, const float *item
                                         mmrec__lists *te, const char *func) MMREC__WUR;
 
 /* The scorers of full ranking (ranking.c), fastest last. The exact ones
- * (AVX2, AVX-512 and the screen, which scores exactly every pair its int8
- * estimate cannot rule out) give the same scores, bit for bit, so the same
- * metrics and top-K lists; BLAS's may differ in the last bit. */
+ * (AVX2, AVX-512 and the two screens, which score exactly every pair their
+ * int8 estimate cannot rule out) give the same scores, bit for bit, so the
+ * same metrics and top-K lists; BLAS's may differ in the last bit. */
 typedef enum mmrec__eval_scorer {
     MMREC__EVAL_BLAS = 0,
-    MMREC__EVAL_AVX2 = 1,   /* mmrec__score_find_avx2 */
-    MMREC__EVAL_AVX512 = 2, /* mmrec__score_find */
-    MMREC__EVAL_SCREEN = 3, /* mmrec__screen_find, then mmrec__score_pairs */
-    MMREC__EVAL_AUTO = 4    /* the fastest usable here */
+    MMREC__EVAL_AVX2 = 1,          /* mmrec__score_find_avx2 */
+    MMREC__EVAL_SCREEN_VNNI256 = 2, /* the screen with AVX-VNNI (AVX2 CPUs) */
+    MMREC__EVAL_AVX512 = 3,        /* mmrec__score_find */
+    MMREC__EVAL_SCREEN = 4,        /* mmrec__screen_find (AVX-512), then mmrec__score_pairs */
+    MMREC__EVAL_AUTO = 5           /* the fastest usable here */
 } mmrec__eval_scorer;
 
 /* Whether `scorer` runs here for embeddings of dim floats (the screen also

@@ -4,7 +4,9 @@
  * item kept first, the lower id, stays ahead); the metrics are summed per
  * block. The scorers, chosen per call (the first usable):
  *   - the int8 screen (kernels/screen.c), on x86-64 CPUs with AVX-512 VNNI
- *     (Ice Lake, Sapphire Rapids, Zen 4 and later) and dim <= 256: every
+ *     (Ice Lake, Sapphire Rapids, Zen 4 and later) and dim <= 256, or with
+ *     its AVX-VNNI kernels on AVX2 CPUs that have AVX-VNNI but not AVX-512
+ *     (Alder Lake and later clients, Sierra Forest): every
  *     score of the block estimated from int8 copies of the users and of the
  *     item table (quantized once per call), and a run of 6 items stopped at
  *     when a pair's estimate plus its proven error bound reaches the user's
@@ -14,13 +16,15 @@
  *     threshold that rises meanwhile only lets more pairs through, never
  *     fewer. The exact scores above the threshold are those of the AVX-512
  *     scorer, so are the kept items.
- *   - AVX-512 (kernels/score.c), AVX-512F and dim <= 256: the block against
- *     runs of 6 items, the scores compared in registers with each user's
- *     threshold; only the runs holding a score above it come back here,
+ *   - AVX-512 (kernels/score.c), AVX-512F and dim <= 256 (also where item
+ *     norms are too large to screen): the block against runs of 6 items,
+ *     the scores compared in registers with each user's threshold; only
+ *     the runs holding a score above it come back here,
  *     and only those scores are offered. Items in random order give a user
  *     about K (1 + ln(num_items / K)) such scores, not num_items.
  *   - AVX2 + FMA (kernels/score.c), x86-64 CPUs without AVX-512F, dim <=
- *     256: the same, with the same scores bit for bit.
+ *     256 (also the AVX-VNNI screen's fallback): the same, with the same
+ *     scores bit for bit.
  *   - BLAS, elsewhere (other CPUs, dim > 256): the block against tiles of
  *     2048 items, one sgemm per tile, so the scores stay in cache for the
  *     scan that follows (a vectorized count skips 64 items at a time that
@@ -66,6 +70,7 @@ typedef struct mmrec__eval_items {
 
 /* The screen's per-part scratch. */
 typedef struct mmrec__eval_screen {
+    mmrec__screen_isa isa; /* the kernels */
     uint8_t *packed;
     float *bound, *low, *floor;
     mmrec__screen_user *par;
@@ -103,6 +108,15 @@ static float mmrec__kth_largest(float *a, size_t n, size_t k) {
         else break;
     }
     return a[want];
+}
+
+static bool mmrec__eval_is_screen(mmrec__eval_scorer scorer) {
+    return scorer == MMREC__EVAL_SCREEN || scorer == MMREC__EVAL_SCREEN_VNNI256;
+}
+
+/* A screen scorer's kernels. */
+static mmrec__screen_isa mmrec__eval_screen_isa(mmrec__eval_scorer scorer) {
+    return scorer == MMREC__EVAL_SCREEN ? MMREC__SCREEN_AVX512 : MMREC__SCREEN_VNNI256;
 }
 
 static size_t mmrec__eval_samples(size_t I) {
@@ -230,12 +244,12 @@ static void mmrec__eval_block_screen(const mmrec__eval_job *j, const int64_t *us
     int32_t it[MMREC__EVAL_PENDING];
     uint64_t masks[RUN];
     size_t pending = 0, rescored = 0;
-    mmrec__screen_pack_users(sc->packed, sc->bound, sc->par, j->user_emb, j->dim, users, n,
+    mmrec__screen_pack_users(sc->isa, sc->packed, sc->bound, sc->par, j->user_emb, j->dim, users, n,
                              t->rho);
     size_t samples = 0, K = j->kmax;
     if (mmrec__eval_samples(j->I) >= K) /* else fewer groups than K: no floor */
         for (size_t i = 0; i + RUN <= j->I; i += RUN * MMREC__EVAL_SAMPLE)
-            mmrec__screen_lower(sc->packed, t->q, t->corr, t->scale, t->norm, j->dim, i,
+            mmrec__screen_lower(sc->isa, sc->packed, t->q, t->corr, t->scale, t->norm, j->dim, i,
                                 sc->bound, sc->lower + USERS * samples++);
     size_t G = samples < 4 * K ? samples : 4 * K;
     for (size_t m = G; m < samples; m++) /* group m % G's maximum, in place */
@@ -263,9 +277,9 @@ static void mmrec__eval_block_screen(const mmrec__eval_job *j, const int64_t *us
         float low = mmrec__screen_low(thr[r], &sc->par[r]);
         sc->low[r] = low > sc->floor[r] ? low : sc->floor[r];
     }
-    for (size_t i = 0; (i = mmrec__screen_find(sc->packed, t->q, t->corr, t->scale, t->norm,
-                                               j->dim, i, j->I, sc->bound, sc->low, masks)) <
-                       j->I;
+    for (size_t i = 0; (i = mmrec__screen_find(sc->isa, sc->packed, t->q, t->corr, t->scale,
+                                               t->norm, j->dim, i, j->I, sc->bound, sc->low,
+                                               masks)) < j->I;
          i += RUN) {
         for (size_t q = 0; q < RUN && i + q < j->I; q++) {
             if (masks[q] == 0) continue;
@@ -328,12 +342,13 @@ static void mmrec__eval_chunk(void *ctx, size_t lo, size_t hi, int part) {
             kept[r] = 0;
             cursor[r] = j->train ? (size_t)j->train->ptr[users[r]] : 0;
         }
-        if (j->scorer == MMREC__EVAL_SCREEN) {
+        if (mmrec__eval_is_screen(j->scorer)) {
             unsigned char *base = j->screen + (size_t)part * j->screen_len;
-            float *f = (float *)(base + MMREC__SCORE_USERS * mmrec__screen_stride(j->dim));
+            float *f = (float *)(base + mmrec__screen_packed_bytes(j->dim));
             mmrec__screen_user *par = (mmrec__screen_user *)(f + 3 * MMREC__SCORE_USERS);
             float *lower = (float *)(par + MMREC__SCORE_USERS);
-            mmrec__eval_screen sc = {base,
+            mmrec__eval_screen sc = {mmrec__eval_screen_isa(j->scorer),
+                                     base,
                                      f,
                                      f + MMREC__SCORE_USERS,
                                      f + 2 * MMREC__SCORE_USERS,
@@ -409,7 +424,8 @@ mmrec_status mmrec_eval_full_ranking(const float *user_emb, const float *item_em
 
 bool mmrec__eval_scorer_usable(mmrec__eval_scorer scorer, size_t dim) {
     switch (scorer) {
-    case MMREC__EVAL_SCREEN: return mmrec__screen_usable(dim);
+    case MMREC__EVAL_SCREEN: return mmrec__screen_usable(MMREC__SCREEN_AVX512, dim);
+    case MMREC__EVAL_SCREEN_VNNI256: return mmrec__screen_usable(MMREC__SCREEN_VNNI256, dim);
     case MMREC__EVAL_AVX512: return mmrec__score_kernel_usable(dim);
     case MMREC__EVAL_AVX2: return mmrec__score_avx2_usable(dim);
     default: return true;
@@ -418,6 +434,7 @@ bool mmrec__eval_scorer_usable(mmrec__eval_scorer scorer, size_t dim) {
 
 /* The item table's quantization, split over the pool. */
 typedef struct mmrec__eval_quant {
+    mmrec__screen_isa isa;
     const float *items;
     size_t dim;
     mmrec__eval_items *t;
@@ -426,14 +443,15 @@ typedef struct mmrec__eval_quant {
 
 static void mmrec__eval_quant_chunk(void *ctx, size_t lo, size_t hi, int part) {
     mmrec__eval_quant *c = ctx;
-    mmrec__screen_items(c->items, lo, hi - lo, c->dim, c->t->q, c->t->corr, c->t->scale,
-                        c->t->norm, &c->rho[part], &c->max_norm[part]);
+    mmrec__screen_items(c->isa, c->items, lo, hi - lo, c->dim, c->t->q, c->t->corr,
+                        c->t->scale, c->t->norm, &c->rho[part], &c->max_norm[part]);
 }
 
 /* Quantizes the item table for the screen; false when its norms are too
  * large to screen. */
-static bool mmrec__eval_quantize(const float *items, size_t I, size_t dim, mmrec__eval_items *t) {
-    mmrec__eval_quant c = {items, dim, t, {0}, {0}};
+static bool mmrec__eval_quantize(mmrec__screen_isa isa, const float *items, size_t I, size_t dim,
+                                 mmrec__eval_items *t) {
+    mmrec__eval_quant c = {isa, items, dim, t, {0}, {0}};
     int parts = mmrec__parallel_parts(I, 1024);
     mmrec__parallel_for(I, parts, mmrec__eval_quant_chunk, &c);
     double rho = 0.0, max_norm = 0.0;
@@ -468,13 +486,13 @@ mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *i
     size_t block = MMREC__EVAL_BLOCK, tile = I < MMREC__EVAL_TILE ? I : MMREC__EVAL_TILE;
     size_t n_blocks = n_eval ? (n_eval + block - 1) / block : 0;
     int parts = n_blocks ? mmrec__parallel_parts(n_blocks, 1) : 1;
-    bool blas = scorer == MMREC__EVAL_BLAS, screen = scorer == MMREC__EVAL_SCREEN;
+    bool blas = scorer == MMREC__EVAL_BLAS, screen = mmrec__eval_is_screen(scorer);
     /* whole 64-byte lines per part, so the kernel's vectors of users and
      * thresholds stay aligned */
     size_t scratch_len = (block * (d + 1 + kmax + (blas ? tile : 0)) + 15) & ~(size_t)15;
     size_t qstride = mmrec__screen_stride(d);
-    size_t screen_len = (MMREC__SCORE_USERS * (qstride + 3 * sizeof(float) +
-                                               sizeof(mmrec__screen_user)) +
+    size_t screen_len = (mmrec__screen_packed_bytes(d) +
+                         MMREC__SCORE_USERS * (3 * sizeof(float) + sizeof(mmrec__screen_user)) +
                          (MMREC__SCORE_USERS + 1) * mmrec__eval_samples(I) * sizeof(float) +
                          63) & ~(size_t)63;
     mmrec__eval_items items = {NULL, NULL, NULL, NULL, 0.0};
@@ -492,7 +510,9 @@ mmrec_status mmrec__eval_full_ranking_with(const float *user_emb, const float *i
         items.norm = mmrec__alloc(I * sizeof *items.norm);
         screen_scratch = mmrec__alloc((size_t)parts * screen_len);
         ok = items.q && items.corr && items.scale && items.norm && screen_scratch;
-        if (ok && !mmrec__eval_quantize(item_emb, I, d, &items)) scorer = MMREC__EVAL_AVX512;
+        /* norms too large to screen: the exact scorer of the same CPUs */
+        if (ok && !mmrec__eval_quantize(mmrec__eval_screen_isa(scorer), item_emb, I, d, &items))
+            scorer = scorer == MMREC__EVAL_SCREEN ? MMREC__EVAL_AVX512 : MMREC__EVAL_AVX2;
     }
     if (!ok) {
         s = mmrec__set_error(MMREC_ENOMEM, func, "out of memory for the evaluation");
