@@ -52,6 +52,7 @@
 #include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define MMREC__SCREEN_X86 1
 #endif
@@ -67,8 +68,11 @@ bool mmrec__screen_usable(mmrec__screen_isa isa, size_t dim) {
     if (isa == MMREC__SCREEN_AVX512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vnni");
+    /* AVX-VNNI: CPUID leaf 7, subleaf 1, EAX bit 4 (read directly: not
+     * every compiler's __builtin_cpu_supports knows it) */
+    unsigned a, b, c, d;
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("avxvnni");
+           __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1u);
 #else
     (void)isa, (void)dim;
     return false;
