@@ -255,9 +255,10 @@ float mmrec__screen_floor(float t, const mmrec__screen_user *par) {
     }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static size_t mmrec__screen_find512(const uint8_t *users, const int8_t *items, const int32_t *corr,
-                          const float *scale, const float *norm, size_t dim, size_t first,
-                          size_t end, const float *bound, const float *low, uint64_t *masks) {
+static size_t mmrec__screen_find512(const uint8_t *users, const int8_t *items,
+                                    const int32_t *corr, const float *scale, const float *norm,
+                                    size_t dim, size_t first, size_t end, const float *bound,
+                                    const float *low, uint64_t *masks) {
     size_t stride = mmrec__screen_stride(dim), groups = stride / 4;
     const size_t ahead = 2 * 6;
     __m512 m0 = _mm512_loadu_ps(bound), m1 = _mm512_loadu_ps(bound + 16);
@@ -289,9 +290,9 @@ static size_t mmrec__screen_find512(const uint8_t *users, const int8_t *items, c
     }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void mmrec__screen_lower512(const uint8_t *users, const int8_t *items, const int32_t *corr,
-                         const float *scale, const float *norm, size_t dim, size_t i,
-                         const float *bound, float *out) {
+static void mmrec__screen_lower512(const uint8_t *users, const int8_t *items,
+                                   const int32_t *corr, const float *scale, const float *norm,
+                                   size_t dim, size_t i, const float *bound, float *out) {
     size_t stride = mmrec__screen_stride(dim), groups = stride / 4, end = i + 6;
     __m512 m0 = _mm512_loadu_ps(bound), m1 = _mm512_loadu_ps(bound + 16);
     __m512 m2 = _mm512_loadu_ps(bound + 32), m3 = _mm512_loadu_ps(bound + 48);
