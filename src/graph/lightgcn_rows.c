@@ -6,6 +6,7 @@
  * K layers that is K - 1 full sparse products each way instead of K. */
 #include "graph_internal.h"
 #include "../autograd/autograd_internal.h"
+#include "../ops/ops_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -123,24 +124,6 @@ static void mmrec__scatter_chunk(void *ctx, size_t lo, size_t hi, int part) {
     }
 }
 
-/* dx += t over the pool (element-wise: the same bits for any split). */
-typedef struct mmrec__acc_job {
-    float *dx;
-    const float *t;
-} mmrec__acc_job;
-
-static void mmrec__acc_chunk(void *ctx, size_t lo, size_t hi, int part) {
-    const mmrec__acc_job *j = ctx;
-    (void)part;
-    float *restrict dx = j->dx;
-    const float *restrict t = j->t;
-    for (size_t i = lo; i < hi; i++) dx[i] += t[i];
-}
-
-/* Element-wise work is split over the pool in chunks of at least this many
- * elements. */
-#define MMREC__LGROWS_GRAIN 65536
-
 /* dE0 = sum_k w_k (A^T)^k S g, S scattering the rows' gradients onto nodes;
  * Horner from the innermost term, whose product is a scatter. */
 static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) {
@@ -186,8 +169,7 @@ static mmrec_status mmrec__lgrows_backward(mmrec__node *node, mmrec_tape *tape) 
         mmrec__graph_spmm_t(g, t, d, u, 0.0f, NULL);
         t = u;
     }
-    mmrec__acc_job acc = {dx, t}; /* K = 1: the scatter was the only product */
-    mmrec__parallel_for(n, mmrec__parallel_parts(n, MMREC__LGROWS_GRAIN), mmrec__acc_chunk, &acc);
+    mmrec__add_into(dx, t, n); /* K = 1: the scatter was the only product */
     return MMREC_OK;
 }
 

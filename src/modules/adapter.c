@@ -196,8 +196,7 @@ static mmrec_status mmrec__adapter_node_backward(mmrec__node *node, mmrec_tape *
     float *dx = mmrec__requires_grad(x) ? mmrec__grad(tape, x) : NULL;
     if (scratch == NULL || (mmrec__requires_grad(x) && dx == NULL)) return MMREC_ENOMEM;
     const float *dy = node->out->grad;
-    if (dx)
-        for (size_t i = 0; i < x->numel; i++) dx[i] += dy[i]; /* the skip connection */
+    if (dx) mmrec__add_into(dx, dy, x->numel); /* the skip connection */
     mmrec__adapter_rows_backward(&c->a, tape, c->rows, x->data, c->pre, c->hid, dy, 1.0f, dx,
                                  scratch);
     return MMREC_OK;

@@ -153,6 +153,11 @@ static void mmrec__arith_run(const mmrec__arith_job *j, size_t n) {
                         (void *)j);
 }
 
+void mmrec__add_into(float *dst, const float *src, size_t n) {
+    mmrec__arith_job j = {MMREC__ADD, false, false, NULL, NULL, src, dst};
+    mmrec__arith_run(&j, n);
+}
+
 static mmrec_status mmrec__arith_backward(mmrec__node *node, mmrec_tape *tape) {
     const mmrec__arith_ctx *c = node->ctx;
     const mmrec__bcast *bc = &c->bc;

@@ -137,6 +137,10 @@ typedef struct mmrec__bcast {
     int64_t sa[MMREC_MAX_DIMS], sb[MMREC_MAX_DIMS];
 } mmrec__bcast;
 
+/* dst += src over n floats (distinct buffers), split over the pool:
+ * element-wise, so the same bits for any split. */
+void mmrec__add_into(float *dst, const float *src, size_t n);
+
 /* Fills `bc` for a op b; false when the shapes do not broadcast. */
 bool mmrec__bcast_init(mmrec__bcast *bc, const mmrec_tensor *a, const mmrec_tensor *b);
 

@@ -145,8 +145,7 @@ mmrec_status mmrec_slice(mmrec_tape *tape, mmrec_tensor *x, int axis, int64_t st
 static mmrec_status mmrec__reshape_backward(mmrec__node *node, mmrec_tape *tape) {
     float *dx = mmrec__grad(tape, node->in[0]);
     if (dx == NULL) return MMREC_ENOMEM;
-    const float *dy = node->out->grad;
-    for (size_t i = 0; i < node->out->numel; i++) dx[i] += dy[i];
+    mmrec__add_into(dx, node->out->grad, node->out->numel);
     return MMREC_OK;
 }
 
